@@ -1,0 +1,37 @@
+"""Build the audited classifier oracle a config asks for."""
+
+from __future__ import annotations
+
+from bridges.classifier import ClassifierOracle
+from bridges.weights import ModelLoadError, build_from_import_path, build_vision_model, load_into
+
+
+def build_classifier_oracle(model_config, train_set, held_out, data_config, progress: bool = True) -> tuple[ClassifierOracle, dict]:
+    """``(oracle, info)`` for ``model_config`` (a :class:`fadejax.config.ModelConfig`).
+
+    For the embedded model, ``train_set`` trains it (once; cached) and ``held_out``
+    measures it; ``info`` reports where the weights are and the clean accuracy.
+    """
+    num_classes = model_config.num_classes or held_out.num_classes
+    if model_config.source == "embedded":
+        from bridges import digits_cnn
+
+        if model_config.architecture != "digits_cnn":
+            raise ModelLoadError(f"model.architecture '{model_config.architecture}' is not an embedded model; the embedded one is 'digits_cnn'")
+        if train_set is None:
+            raise ModelLoadError("the embedded model trains on the digits data; set data.source: digits")
+        recipe = {
+            **model_config.embedded.model_dump(),
+            "image_size": data_config.image_size,
+            "held_out_fraction": data_config.held_out_fraction,
+            "split_seed": data_config.split_seed,
+        }
+        model, info = digits_cnn.load_or_train(train_set, held_out, recipe, progress=progress)
+    elif model_config.source == "file":
+        model = load_into(build_from_import_path(model_config.architecture, model_config.architecture_kwargs), model_config.weights)
+        info = {"weights": model_config.weights}
+    else:
+        model = build_vision_model(model_config.source, model_config.architecture, model_config.weights, model_config.architecture_kwargs)
+        info = {"weights": model_config.weights or "(library cache)"}
+    oracle = ClassifierOracle(model, num_classes, model_config.device, model_config.normalize_mean, model_config.normalize_std)
+    return oracle, info

@@ -1,0 +1,87 @@
+"""Loading audited models from local files without executing pickled code."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class ModelLoadError(ValueError):
+    """A model file or architecture could not be loaded; the message names which and why."""
+
+
+def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read weights from ``.safetensors`` or a ``.pt``/``.pth``/``.bin`` state dict (``weights_only=True``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelLoadError(f"model weights file '{path}' does not exist")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        if path.suffix in (".pt", ".pth", ".bin"):
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        else:
+            raise ModelLoadError(f"model weights file '{path}': suffix '{path.suffix}' is not one of .safetensors, .pt, .pth, .bin")
+    except ModelLoadError:
+        raise
+    except Exception as exc:
+        raise ModelLoadError(f"model weights file '{path}' could not be read: {exc}") from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelLoadError(f"model weights file '{path}' does not hold a state dict of tensors")
+    return state
+
+
+def load_into(model: nn.Module, path: str | Path) -> nn.Module:
+    """Load a weights file into ``model`` strictly; mismatched keys or shapes name the file."""
+    state = load_state_dict(path)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[:4]
+        raise ModelLoadError(f"model weights file '{path}' does not fit the architecture: {' '.join(first)}") from None
+    return model.eval()
+
+
+def build_from_import_path(architecture: str, kwargs: dict[str, Any]) -> nn.Module:
+    """Instantiate ``'package.module:Class'`` with ``kwargs``."""
+    module_name, _, attr = architecture.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ModelLoadError(f"model.architecture '{architecture}' cannot be imported: {exc}") from None
+    try:
+        return factory(**kwargs)
+    except TypeError as exc:
+        raise ModelLoadError(f"model.architecture '{architecture}' rejected architecture_kwargs {kwargs}: {exc}") from None
+
+
+def build_vision_model(source: str, name: str, weights: str | None, kwargs: dict[str, Any]) -> nn.Module:
+    """A torchvision or timm model (optional ``vision`` extra), weights from a local file or cache only."""
+    try:
+        if source == "torchvision":
+            import torchvision
+
+            model = torchvision.models.get_model(name, weights=None, **kwargs)
+        else:
+            import timm
+
+            # pretrained=True would reach the hub; with no local file we rely on timm's cache only.
+            model = timm.create_model(name, pretrained=weights is None, **kwargs)
+    except ImportError as exc:
+        raise ModelLoadError(
+            f"model.source '{source}' needs the optional extra: pip install 'fadejax[vision]' with a torch build that "
+            f"matches it ({exc})"
+        ) from None
+    except Exception as exc:
+        raise ModelLoadError(f"model '{source}:{name}' could not be built offline: {exc}") from None
+    if weights:
+        load_into(model, weights)
+    return model.eval()

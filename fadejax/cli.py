@@ -1,0 +1,75 @@
+"""The ``fadejax`` command line.
+
+    fadejax discover --config configs/digits.yaml [--out DIR] [--resume] [--set field.path=value ...]
+
+Bad input (config, data, model, output directory) prints one clear ``error:`` line and
+exits with status 2, leaving existing results untouched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+EXIT_BAD_INPUT = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fadejax", description="Find, summarize and fade the failure modes of trained models.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    discover = commands.add_parser("discover", help="run RL failure discovery into a run directory")
+    discover.add_argument("--config", required=True, help="experiment YAML file (see configs/)")
+    discover.add_argument("--out", help="run directory (default: runs/<config name>)")
+    discover.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    discover.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                          help="override a config field, e.g. --set run.iterations=50 (repeatable)")
+    discover.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def _bad_input_errors() -> tuple[type[BaseException], ...]:
+    from fadejax.config import ConfigError
+    from fadejax.data import DataError
+    from fadejax.perturbations import PerturbationError
+    from fadejax.rundir import RunDirError
+    from fadejax.spaces import SpaceError
+
+    errors: list[type[BaseException]] = [ConfigError, DataError, PerturbationError, RunDirError, SpaceError]
+    if "bridges.weights" in sys.modules:
+        errors.append(sys.modules["bridges.weights"].ModelLoadError)
+    if "bridges.classifier" in sys.modules:
+        errors.append(sys.modules["bridges.classifier"].OracleError)
+    return tuple(errors)
+
+
+def _discover(args: argparse.Namespace) -> int:
+    from fadejax.config import load_config
+    from fadejax.run import discover
+
+    config = load_config(args.config, args.overrides)
+    out = Path(args.out) if args.out else Path("runs") / config.name
+    summary = discover(config, out, resume=args.resume, progress=not args.quiet)
+    print(summary.render())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "discover":
+            return _discover(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - only known bad-input errors are reported briefly
+        if isinstance(exc, _bad_input_errors()):
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        raise
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""The discovery loop: one batched audited-model call per iteration, everything else jitted.
+
+One iteration over ``B`` parallel environments::
+
+    state, images, pending = propose(state)        # jit: samples, actions, perturbation
+    logits                 = task.oracle(images)   # the audited model, one batched call
+    outcome                = score(pending, logits)       # jit: eq. 4 / eq. 5
+    state, metrics         = learn(state, pending, outcome)  # jit: searcher update, resets
+
+``learn`` is dispatched asynchronously, so the host writes the iteration's records
+while the device learns. In macroscopic mode every episode is one step; in
+microscopic mode each environment walks the concept grid from the start cell until
+the model fails or ``max_steps`` moves are made.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+
+from fadejax.rewards import classification_reward, micro_reward
+from fadejax.searchers.base import Searcher, Transition
+from fadejax.spaces import MicroSpace
+from fadejax.task import ClassificationTask
+
+
+@flax.struct.dataclass
+class LoopState:
+    """Everything that changes during a run; a pytree that orbax checkpoints."""
+
+    searcher: Any
+    key: jax.Array  # uint32[2] raw PRNG key
+    iteration: jax.Array  # int32, iterations completed
+    queries: jax.Array  # int32, audited-model queries made
+    failures: jax.Array  # int32, queries on which the model failed
+    sample: jax.Array  # (B,) int32, dataset row per environment (microscopic episodes)
+    cell: jax.Array  # (B, num_axes) int32, current concept cell per environment
+    steps: jax.Array  # (B,) int32, moves made in the current episode
+
+
+class Discovery:
+    """Binds a task, a searcher and a mode into jitted ``propose`` / ``score`` / ``learn`` steps.
+
+    Args:
+      task: what is audited.
+      searcher: chooses samples and actions, learns from transitions.
+      mode: ``"macro"`` (actions are cells) or ``"micro"`` (actions are moves).
+      num_envs: ``B``, parallel environments = queries per iteration.
+      reward: the :class:`fadejax.config.RewardConfig`.
+      micro: the :class:`MicroSpace` (required in micro mode); ``max_steps`` and ``alpha`` its episode settings.
+    """
+
+    def __init__(self, task: ClassificationTask, searcher: Searcher, *, mode: Literal["macro", "micro"], num_envs: int, reward, micro: MicroSpace | None = None, max_steps: int = 8, alpha: float = 5.0):
+        if mode == "micro" and micro is None:
+            raise ValueError("micro mode needs a MicroSpace")
+        self.task = task
+        self.searcher = searcher
+        self.mode = mode
+        self.num_envs = num_envs
+        self.reward = reward
+        self.micro = micro
+        self.max_steps = max_steps
+        self.alpha = alpha
+        self.propose = jax.jit(self._propose)
+        self.score = jax.jit(self._score)
+        self.learn = jax.jit(self._learn)
+
+    # -- shapes -----------------------------------------------------------------------
+    @property
+    def num_actions(self) -> int:
+        return self.micro.num_actions if self.mode == "micro" else self.task.space.num_actions
+
+    @property
+    def obs_dim(self) -> int:
+        extra = self.task.space.num_axes if self.mode == "micro" else 0
+        return int(self.task.observations.shape[1]) + extra
+
+    def observe(self, sample: jax.Array, cell: jax.Array) -> jax.Array:
+        """Observation ``(B, D)``: the sample's features, plus the normalised cell in micro mode."""
+        obs = self.task.observations[sample]
+        if self.mode == "micro":
+            obs = jnp.concatenate([obs, self.task.space.normalized_cell(cell)], axis=-1)
+        return obs
+
+    # -- state --------------------------------------------------------------------------
+    def init(self, seed: int) -> LoopState:
+        key = jax.random.PRNGKey(seed)
+        key, k_searcher, k_samples = jax.random.split(key, 3)
+        searcher_state = self.searcher.init(k_searcher)
+        b, a = self.num_envs, self.task.space.num_axes
+        start = self.micro.start_cells(b) if self.micro is not None else jnp.zeros((b, a), jnp.int32)
+        return LoopState(
+            searcher=searcher_state,
+            key=key,
+            iteration=jnp.int32(0),
+            queries=jnp.int32(0),
+            failures=jnp.int32(0),
+            sample=self.searcher.select_samples(searcher_state, k_samples, b),
+            cell=jnp.asarray(start, jnp.int32),
+            steps=jnp.zeros((b,), jnp.int32),
+        )
+
+    # -- the three jitted steps ---------------------------------------------------------
+    def _propose(self, state: LoopState) -> tuple[LoopState, jax.Array, dict[str, jax.Array]]:
+        key, k_select, k_act, k_perturb, k_update, k_reset = jax.random.split(state.key, 6)
+        if self.mode == "macro":
+            sample = self.searcher.select_samples(state.searcher, k_select, self.num_envs)
+            obs = self.observe(sample, state.cell)
+            action = self.searcher.act(state.searcher, obs, k_act)
+            cell = self.task.space.cell_of(action)
+        else:
+            sample = state.sample
+            obs = self.observe(sample, state.cell)
+            action = self.searcher.act(state.searcher, obs, k_act)
+            cell = self.micro.move(state.cell, action)
+        values = self.task.space.values_of_cell(cell)
+        images = self.task.perturb(self.task.images[sample], values, k_perturb)
+        pending = dict(
+            obs=obs, action=action, sample=sample, cell=cell, steps=state.steps + 1,
+            k_update=k_update, k_reset=k_reset,
+        )
+        return state.replace(key=key), images, pending
+
+    def _score(self, pending: dict[str, jax.Array], logits: jax.Array) -> dict[str, jax.Array]:
+        r = self.reward
+        labels = self.task.labels[pending["sample"]]
+        outcome = classification_reward(logits, labels, scale=r.scale, const=r.const, form=r.form)
+        reward = outcome.reward
+        if self.mode == "micro":
+            reward = micro_reward(reward, pending["steps"], self.alpha)
+        done = jnp.ones_like(outcome.failed) if self.mode == "macro" else outcome.failed | (pending["steps"] >= self.max_steps)
+        return dict(
+            reward=reward, failed=outcome.failed, predicted=outcome.predicted, score=outcome.score,
+            label=labels, done=done, action=pending["action"], sample=pending["sample"],
+            cell=self.task.space.action_of(pending["cell"]), step=pending["steps"],
+        )
+
+    def _learn(self, state: LoopState, pending: dict[str, jax.Array], outcome: dict[str, jax.Array]) -> tuple[LoopState, dict[str, jax.Array]]:
+        sample, cell = pending["sample"], pending["cell"]
+        failed = outcome["failed"]
+        terminal = jnp.ones_like(failed) if self.mode == "macro" else failed
+        transition = Transition(
+            obs=pending["obs"], action=pending["action"], reward=outcome["reward"],
+            next_obs=self.observe(sample, cell), terminal=terminal, sample=sample, failed=failed,
+        )
+        searcher_state, metrics = self.searcher.update(state.searcher, transition, pending["k_update"])
+        steps = pending["steps"]
+        if self.mode == "micro":
+            done = outcome["done"]
+            fresh = self.searcher.select_samples(searcher_state, pending["k_reset"], self.num_envs)
+            sample = jnp.where(done, fresh, sample)
+            cell = jnp.where(done[:, None], self.micro.start_cells(self.num_envs), cell)
+            steps = jnp.where(done, 0, steps)
+        n_fail = jnp.sum(failed.astype(jnp.int32))
+        new_state = state.replace(
+            searcher=searcher_state,
+            iteration=state.iteration + 1,
+            queries=state.queries + self.num_envs,
+            failures=state.failures + n_fail,
+            sample=sample, cell=cell, steps=steps,
+        )
+        return new_state, metrics
+
+    def step(self, state: LoopState) -> tuple[LoopState, dict[str, jax.Array], dict[str, jax.Array]]:
+        """One iteration; returns ``(new state, outcome arrays (B,) each, learner metrics)``."""
+        state, images, pending = self.propose(state)
+        logits = self.task.oracle(images)
+        outcome = self.score(pending, logits)
+        state, metrics = self.learn(state, pending, outcome)
+        return state, outcome, metrics

@@ -1,0 +1,86 @@
+"""Durable per-query failure records: one JSON object per line in ``records.jsonl``.
+
+Each iteration's lines are appended and flushed before the next iteration starts, so a
+killed process loses nothing it reported (the OS keeps flushed data). Checkpoints store
+the file's byte length; resuming truncates the file to that length and replays the
+iterations after it deterministically, so no record is lost or duplicated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from fadejax.spaces import ConceptSpace
+
+RECORDS_FILE = "records.jsonl"
+
+
+class RecordWriter:
+    """Appends query records; ``offset`` is the byte length of complete records written."""
+
+    def __init__(self, path: Path, space: ConceptSpace, mode: str, truncate_to: int = 0):
+        self.path = Path(path)
+        self.space = space
+        self.mode = mode
+        self._names = [json.dumps(n) for n in space.names]
+        self._values = [np.asarray(a.values, dtype=np.float64) for a in space.axes]
+        self._file = open(self.path, "a+b")
+        self._file.truncate(truncate_to)
+        self._file.seek(truncate_to)
+
+    @property
+    def offset(self) -> int:
+        return self._file.tell()
+
+    def write(self, iteration: int, outcome: dict[str, np.ndarray]) -> None:
+        """Append one iteration's records; ``outcome`` holds ``(B,)`` host arrays."""
+        cells = np.asarray(outcome["cell"])
+        per_axis = self.space.cell_of(cells)
+        per_axis = np.asarray(per_axis)
+        values = [vals[per_axis[:, i]] for i, vals in enumerate(self._values)]
+        lines = []
+        for env in range(cells.shape[0]):
+            concepts = ", ".join(f"{n}: {float(v[env])!r}" for n, v in zip(self._names, values))
+            line = (
+                f'{{"iteration": {iteration}, "env": {env}, "sample": {int(outcome["sample"][env])}, '
+                f'"label": {int(outcome["label"][env])}, "action": {int(outcome["action"][env])}, '
+                f'"cell": {int(cells[env])}, "concepts": {{{concepts}}}, '
+                f'"reward": {float(outcome["reward"][env])!r}, "failed": {"true" if outcome["failed"][env] else "false"}, '
+                f'"predicted": {int(outcome["predicted"][env])}, "score": {float(outcome["score"][env])!r}'
+            )
+            if self.mode == "micro":
+                line += f', "step": {int(outcome["step"][env])}, "done": {"true" if outcome["done"][env] else "false"}'
+            lines.append(line + "}\n")
+        self._file.write("".join(lines).encode())
+        self._file.flush()
+
+    def sync(self) -> None:
+        """Flush to stable storage (called at checkpoints)."""
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def read_records(path: Path) -> Iterator[dict]:
+    """Yield every complete record of a run's ``records.jsonl``."""
+    with open(path, "rb") as f:
+        for line in f:
+            if line.endswith(b"\n"):
+                yield json.loads(line)
+
+
+def cell_statistics(path: Path, num_actions: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-cell ``(visits, failures)``, each ``(num_actions,)`` int64, from a records file."""
+    visits = np.zeros(num_actions, np.int64)
+    failures = np.zeros(num_actions, np.int64)
+    for record in read_records(path):
+        visits[record["cell"]] += 1
+        failures[record["cell"]] += record["failed"]
+    return visits, failures

@@ -1,0 +1,188 @@
+"""``fadejax discover``: run discovery into a run directory, with checkpoints and resume."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+from tqdm import tqdm
+
+from fadejax import __version__
+from fadejax.config import ExperimentConfig
+from fadejax.discovery import Discovery, LoopState
+from fadejax.records import RECORDS_FILE, RecordWriter, cell_statistics
+from fadejax.rundir import STATUS_FILE, SUMMARY_FILE, prepare, read_status, write_json_atomic
+from fadejax.searchers import REGISTRY as SEARCHERS
+from fadejax.task import ClassificationTask, Oracle, build_task
+
+
+def build_discovery(config: ExperimentConfig, task: ClassificationTask) -> Discovery:
+    """The searcher and loop a config describes, over an already built task."""
+    micro = config.micro_space() if config.mode == "micro" else None
+    num_actions = micro.num_actions if micro is not None else task.space.num_actions
+    obs_dim = int(task.observations.shape[1]) + (task.space.num_axes if micro is not None else 0)
+    _, searcher_cls = SEARCHERS[config.searcher["kind"]]
+    searcher = searcher_cls(
+        config.searcher_config(), num_actions=num_actions, obs_dim=obs_dim,
+        num_samples=task.num_samples, total_iterations=config.run.iterations,
+    )
+    return Discovery(
+        task, searcher, mode=config.mode, num_envs=config.run.num_envs, reward=config.reward,
+        micro=micro, max_steps=config.micro.max_steps, alpha=config.micro.alpha,
+    )
+
+
+def _checkpoint_manager(run_dir: Path) -> ocp.CheckpointManager:
+    options = ocp.CheckpointManagerOptions(max_to_keep=2, create=True)
+    return ocp.CheckpointManager((run_dir / "checkpoints").absolute(), options=options)
+
+
+def _restore(manager: ocp.CheckpointManager, template: LoopState) -> tuple[LoopState, int] | None:
+    step = manager.latest_step()
+    if step is None:
+        return None
+    target = {"loop": template, "records_bytes": np.zeros((), np.int64)}
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+    restored = manager.restore(step, args=ocp.args.StandardRestore(abstract))
+    return restored["loop"], int(restored["records_bytes"])
+
+
+def _save(manager: ocp.CheckpointManager, state: LoopState, writer: RecordWriter, force: bool = False) -> None:
+    writer.sync()
+    tree = {"loop": state, "records_bytes": np.asarray(writer.offset, np.int64)}
+    manager.save(int(state.iteration), args=ocp.args.StandardSave(tree), force=force)
+
+
+def _save_policy(run_dir: Path, searcher_state: Any) -> None:
+    """The final policy: the searcher's network parameters (its whole state if it has none)."""
+    policy = {"params": searcher_state.params} if hasattr(searcher_state, "params") else searcher_state
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save((run_dir / "policy").absolute(), policy, force=True)
+    checkpointer.wait_until_finished()
+
+
+@dataclass
+class RunSummary:
+    run_dir: Path
+    iterations: int
+    queries: int
+    failures: int
+    top_cells: list[dict[str, Any]]
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "iterations": self.iterations, "queries": self.queries, "failures": self.failures,
+            "failure_rate": self.failures / max(self.queries, 1), "top_cells": self.top_cells,
+        }
+
+    def render(self) -> str:
+        lines = [
+            f"run {self.run_dir}: {self.iterations} iterations, {self.queries} queries, "
+            f"{self.failures} failures ({100 * self.failures / max(self.queries, 1):.1f}%)",
+            "top failure cells (observed failure rate over visits):",
+        ]
+        for row in self.top_cells:
+            concepts = ", ".join(f"{k}={v:g}" for k, v in row["concepts"].items())
+            lines.append(f"  cell {row['cell']:>7}  {concepts:<45} {row['failure_rate']:6.1%}  ({row['failures']}/{row['visits']})")
+        return "\n".join(lines)
+
+
+def top_cells(run_dir: Path, config: ExperimentConfig, k: int = 5, min_visits: int = 5) -> list[dict[str, Any]]:
+    """The ``k`` cells with the highest observed failure rate among those visited ``>= min_visits`` times."""
+    space = config.concept_space()
+    visits, failures = cell_statistics(run_dir / RECORDS_FILE, space.num_actions)
+    visited = np.flatnonzero(visits >= min(min_visits, max(int(visits.max(initial=0)), 1)))
+    rate = failures[visited] / np.maximum(visits[visited], 1)
+    order = visited[np.lexsort((-visits[visited], -rate))][:k]
+    return [
+        {
+            "cell": int(c), "concepts": space.describe(int(c)), "visits": int(visits[c]),
+            "failures": int(failures[c]), "failure_rate": float(failures[c] / visits[c]),
+        }
+        for c in order
+    ]
+
+
+def discover(config: ExperimentConfig, run_dir: str | Path, *, resume: bool = False, oracle: Oracle | None = None, progress: bool = True, stop_after: int | None = None) -> RunSummary:
+    """Run (or continue) discovery into ``run_dir``.
+
+    Args:
+      config: the validated experiment.
+      run_dir: output directory (created; must not hold another run).
+      resume: continue the run already in ``run_dir`` from its latest checkpoint.
+      oracle: audit this callable instead of building the configured torch model.
+      progress: show a progress bar and messages.
+      stop_after: stop (without completing) after this many iterations of this call;
+        used to simulate interruptions in tests.
+    """
+    run_dir = Path(run_dir)
+    resuming = prepare(run_dir, config, resume)
+    status = read_status(run_dir)
+    if resuming and status.get("status") == "complete":
+        summary = RunSummary(run_dir, status["iterations"], status["queries"], status["failures"], top_cells(run_dir, config), 0.0)
+        if progress:
+            print(f"run '{run_dir}' is already complete.")
+        return summary
+
+    task = build_task(config, oracle=oracle, progress=progress)
+    discovery = build_discovery(config, task)
+    state = discovery.init(config.run.seed)
+    manager = _checkpoint_manager(run_dir)
+    records_bytes = 0
+    restored = _restore(manager, state) if resuming else None
+    if restored is not None:
+        state, records_bytes = restored
+    elif resuming and progress:
+        print(f"no checkpoint in '{run_dir}' yet; starting it from the beginning")
+    writer = RecordWriter(run_dir / RECORDS_FILE, task.space, config.mode, truncate_to=records_bytes)
+
+    total = config.run.iterations
+    start = int(state.iteration)
+    status.update({"status": "running", "fadejax_version": __version__, "model": task.info, "iterations_planned": total})
+    write_json_atomic(run_dir / STATUS_FILE, status)
+    bar = tqdm(total=total, initial=start, disable=not progress, unit="it", dynamic_ncols=True, desc="discover")
+    began = time.perf_counter()
+    queries_this_call = 0
+    failures = int(state.failures)
+    try:
+        for done_here, iteration in enumerate(range(start, total)):
+            if stop_after is not None and done_here >= stop_after:
+                break
+            state, outcome, _ = discovery.step(state)
+            host = jax.device_get(outcome)  # waits for the scoring only; learning runs on
+            writer.write(iteration, host)
+            failures += int(np.sum(host["failed"]))
+            queries_this_call += discovery.num_envs
+            if (iteration + 1) % config.run.checkpoint_every == 0:
+                _save(manager, state, writer)
+            elapsed = time.perf_counter() - began
+            bar.set_postfix(queries_per_s=f"{queries_this_call / max(elapsed, 1e-9):.0f}", failures=failures, refresh=False)
+            bar.update(1)
+    except KeyboardInterrupt:
+        bar.close()
+        _save(manager, state, writer, force=True)
+        manager.wait_until_finished()
+        writer.close()
+        print(f"\ninterrupted at iteration {int(state.iteration)}; continue with: fadejax discover --config ... --out {run_dir} --resume")
+        raise
+    bar.close()
+    finished = int(state.iteration) >= total
+    _save(manager, state, writer, force=True)
+    manager.wait_until_finished()
+    manager.close()
+    writer.close()
+    seconds = time.perf_counter() - began
+    summary = RunSummary(run_dir, int(state.iteration), int(state.queries), int(state.failures), top_cells(run_dir, config), seconds)
+    status.update({"iterations": summary.iterations, "queries": summary.queries, "failures": summary.failures})
+    if finished:
+        _save_policy(run_dir, state.searcher)
+        write_json_atomic(run_dir / SUMMARY_FILE, summary.as_dict())
+        status["status"] = "complete"
+    write_json_atomic(run_dir / STATUS_FILE, status)
+    return summary

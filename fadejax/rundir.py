@@ -1,0 +1,87 @@
+"""Run directories: everything needed to summarise, resume or reproduce a run.
+
+Layout::
+
+    RUN_DIR/
+      config.yaml      the resolved config (every field, defaults filled in)
+      run.json         status ("running" / "complete"), progress, model facts
+      records.jsonl    one line per audited-model query (see fadejax.records)
+      checkpoints/     orbax snapshots of the loop state (agent, optimiser, replay, rng, counters)
+      policy/          orbax snapshot of the final policy (the Q-network parameters)
+      summary.json     top failure cells, totals (written at the end)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fadejax.config import ExperimentConfig
+
+
+class RunDirError(ValueError):
+    """A run directory cannot be used as asked (it holds another run, or is not a run)."""
+
+
+CONFIG_FILE = "config.yaml"
+STATUS_FILE = "run.json"
+SUMMARY_FILE = "summary.json"
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON via a temporary file and rename, so readers never see half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=float))
+    os.replace(tmp, path)
+
+
+def read_status(run_dir: Path) -> dict[str, Any]:
+    path = Path(run_dir) / STATUS_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: list[str] = []
+        for key in sorted(set(a) | set(b)):
+            out += _differences(a.get(key), b.get(key), f"{prefix}{key}.")
+        return out
+    return [] if a == b else [prefix.rstrip(".")]
+
+
+def prepare(run_dir: Path, config: ExperimentConfig, resume: bool) -> bool:
+    """Check ``run_dir`` can take this run, create it if needed; return True if resuming.
+
+    Raises :class:`RunDirError` (and touches nothing) when the directory holds a run
+    with a different config, holds a run and ``resume`` is False, or is a non-empty
+    directory that is not a fadejax run.
+    """
+    run_dir = Path(run_dir)
+    config_path = run_dir / CONFIG_FILE
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDirError(f"output path '{run_dir}' exists and is not a directory")
+    if config_path.is_file():
+        stored = yaml.safe_load(config_path.read_text())
+        wanted = config.model_dump(mode="json")
+        if stored != wanted:
+            fields = _differences(stored, wanted)
+            raise RunDirError(
+                f"output directory '{run_dir}' holds another run (its config differs in: {', '.join(fields[:8])}); "
+                "choose another --out"
+            )
+        if not resume:
+            raise RunDirError(
+                f"output directory '{run_dir}' already holds this run; pass --resume to continue it or choose another --out"
+            )
+        return True
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        raise RunDirError(f"output directory '{run_dir}' is not empty and is not a fadejax run; choose another --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tmp = config_path.with_name(CONFIG_FILE + ".tmp")
+    tmp.write_text(config.to_yaml())
+    os.replace(tmp, config_path)
+    return False
