@@ -110,10 +110,12 @@ class DQN(Searcher):
         return self.network.apply(state.params, obs)
 
     def act(self, state: DQNState, obs: jax.Array, key: jax.Array) -> jax.Array:
-        q = self.action_scores(state, obs)
-        epsilon = self.epsilon(state.iteration)
-        keys = jax.random.split(key, obs.shape[0])
-        return jax.vmap(lambda k, qs: rlax.epsilon_greedy(epsilon).sample(k, qs))(keys, q).astype(jnp.int32)
+        # epsilon-greedy without building a probability vector over the actions.
+        greedy = self.greedy(state, obs)
+        k_explore, k_random = jax.random.split(key)
+        explore = jax.random.uniform(k_explore, greedy.shape) < self.epsilon(state.iteration)
+        random = jax.random.randint(k_random, greedy.shape, 0, self.num_actions, dtype=jnp.int32)
+        return jnp.where(explore, random, greedy)
 
     def _loss(self, params: dict, target_params: dict, batch: dict) -> jax.Array:
         c = self.config

@@ -1,0 +1,58 @@
+"""The exhaustive failure landscape: failure rate of every action over every held-out sample.
+
+This is the truth a searcher is scored against. It costs ``num_actions x N`` audited-model
+queries, run in batches of about ``batch_size`` images.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm import tqdm
+
+from fadejax.task import ClassificationTask
+
+
+def failure_landscape(task: ClassificationTask, batch_size: int = 1024, seed: int = 0, progress: bool = False) -> np.ndarray:
+    """Failure rate per action, ``(num_actions,)`` float64 in [0, 1].
+
+    Every held-out sample is perturbed under every action (keyed perturbations such as
+    noise use one fixed key per action) and scored by the audited model.
+    """
+    n = task.num_samples
+    per_call = max(1, batch_size // n)  # whole actions per oracle call
+    space = task.space
+
+    @jax.jit
+    def perturb(actions: jax.Array, key: jax.Array) -> jax.Array:
+        values = jnp.repeat(space.decode(actions), n, axis=0)  # (len(actions) * n, axes)
+        images = jnp.tile(task.images, (actions.shape[0], 1, 1, 1))
+        return task.perturb(images, values, key)
+
+    rates = np.zeros(space.num_actions, np.float64)
+    labels = np.asarray(task.labels)
+    key = jax.random.PRNGKey(seed)
+    starts = range(0, space.num_actions, per_call)
+    for start in tqdm(starts, disable=not progress, desc="ground truth", unit="call"):
+        actions = jnp.arange(start, min(start + per_call, space.num_actions), dtype=jnp.int32)
+        if actions.shape[0] < per_call:  # keep one compiled shape: pad with the last action
+            actions = jnp.concatenate([actions, jnp.full(per_call - actions.shape[0], actions[-1])])
+        logits = task.oracle(perturb(actions, jax.random.fold_in(key, start)))
+        wrong = np.asarray(jnp.argmax(logits, -1)).reshape(per_call, n) != labels
+        count = min(per_call, space.num_actions - start)
+        rates[start : start + count] = wrong[:count].mean(axis=1)
+    return rates
+
+
+def landscape_statistics(rates: np.ndarray, space) -> dict:
+    """Headline figures of a landscape: worst cell, mean, share of cells failing > 50%."""
+    worst = int(np.argmax(rates))
+    return {
+        "num_actions": int(rates.size),
+        "mean_failure_rate": float(rates.mean()),
+        "worst_cell": worst,
+        "worst_concepts": space.describe(worst),
+        "worst_failure_rate": float(rates[worst]),
+        "share_of_cells_above_50pct": float((rates > 0.5).mean()),
+    }

@@ -1,0 +1,53 @@
+"""Shared fixtures. The embedded model is trained once and cached (see bridges/digits_cnn.py)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pytest
+from PIL import Image
+from sklearn.datasets import load_digits
+
+
+@pytest.fixture(scope="session")
+def digit_images() -> np.ndarray:
+    """Eight real handwritten digits, 32x32 grey, ``(8, 32, 32, 1)`` float32 in [0, 1]."""
+    small = load_digits().images[:8] / 16.0
+    big = [np.asarray(Image.fromarray((d * 255).astype(np.uint8)).resize((32, 32), Image.BILINEAR)) / 255.0 for d in small]
+    return np.stack(big)[..., None].astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def photo_images() -> np.ndarray:
+    """Three real colour photographs shipped with scikit-image, 64x64 RGB, ``(3, 64, 64, 3)``."""
+    from skimage import data
+
+    photos = [data.astronaut(), data.chelsea(), data.coffee()]
+    small = [np.asarray(Image.fromarray(p).resize((64, 64), Image.BILINEAR)) for p in photos]
+    return (np.stack(small).astype(np.float32) / 255.0)
+
+
+@pytest.fixture(scope="session")
+def default_config():
+    from fadejax.config import parse_config
+
+    return parse_config({})
+
+
+@pytest.fixture(scope="session")
+def digits_task(default_config):
+    """The embedded default task: held-out digits, the trained CNN through the torch bridge."""
+    from fadejax.task import build_task
+
+    return build_task(default_config, progress=False)
+
+
+@pytest.fixture(scope="session")
+def ground_truth(digits_task) -> np.ndarray:
+    """Exhaustive failure rate of each of the 125 default actions over the held-out digits."""
+    from fadejax.ground_truth import failure_landscape
+
+    return failure_landscape(digits_task)
