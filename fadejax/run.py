@@ -16,7 +16,7 @@ from fadejax import __version__
 from fadejax.config import ExperimentConfig
 from fadejax.discovery import Discovery, LoopState
 from fadejax.records import RECORDS_FILE, RecordWriter, cell_statistics
-from fadejax.rundir import STATUS_FILE, SUMMARY_FILE, prepare, read_status, write_json_atomic
+from fadejax.rundir import STATUS_FILE, SUMMARY_FILE, check, create, read_status, write_json_atomic
 from fadejax.searchers import REGISTRY as SEARCHERS
 from fadejax.task import ClassificationTask, Oracle, build_task
 
@@ -54,6 +54,8 @@ def _restore(manager: ocp.CheckpointManager, template: LoopState) -> tuple[LoopS
 
 def _save(manager: ocp.CheckpointManager, state: LoopState, writer: RecordWriter, force: bool = False) -> None:
     writer.sync()
+    if int(state.iteration) in manager.all_steps():  # e.g. the final save right after a periodic one
+        return
     tree = {"loop": state, "records_bytes": np.asarray(writer.offset, np.int64)}
     manager.save(int(state.iteration), args=ocp.args.StandardSave(tree), force=force)
 
@@ -122,7 +124,7 @@ def discover(config: ExperimentConfig, run_dir: str | Path, *, resume: bool = Fa
         used to simulate interruptions in tests.
     """
     run_dir = Path(run_dir)
-    resuming = prepare(run_dir, config, resume)
+    resuming = check(run_dir, config, resume)
     status = read_status(run_dir)
     if resuming and status.get("status") == "complete":
         summary = RunSummary(run_dir, status["iterations"], status["queries"], status["failures"], top_cells(run_dir, config), 0.0)
@@ -130,7 +132,9 @@ def discover(config: ExperimentConfig, run_dir: str | Path, *, resume: bool = Fa
             print(f"run '{run_dir}' is already complete.")
         return summary
 
-    task = build_task(config, oracle=oracle, progress=progress)
+    task = build_task(config, oracle=oracle, progress=progress)  # bad data or model fail here, before any write
+    if not resuming:
+        create(run_dir, config)
     discovery = build_discovery(config, task)
     state = discovery.init(config.run.seed)
     manager = _checkpoint_manager(run_dir)

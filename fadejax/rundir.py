@@ -53,12 +53,12 @@ def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
     return [] if a == b else [prefix.rstrip(".")]
 
 
-def prepare(run_dir: Path, config: ExperimentConfig, resume: bool) -> bool:
-    """Check ``run_dir`` can take this run, create it if needed; return True if resuming.
+def check(run_dir: Path, config: ExperimentConfig, resume: bool) -> bool:
+    """Check, touching nothing, that ``run_dir`` can take this run; return True if it resumes one.
 
-    Raises :class:`RunDirError` (and touches nothing) when the directory holds a run
-    with a different config, holds a run and ``resume`` is False, or is a non-empty
-    directory that is not a fadejax run.
+    Raises :class:`RunDirError` when the directory holds a run with a different
+    config, holds a run and ``resume`` is False, or is a non-empty directory that is
+    not a fadejax run.
     """
     run_dir = Path(run_dir)
     config_path = run_dir / CONFIG_FILE
@@ -80,8 +80,14 @@ def prepare(run_dir: Path, config: ExperimentConfig, resume: bool) -> bool:
         return True
     if run_dir.is_dir() and any(run_dir.iterdir()):
         raise RunDirError(f"output directory '{run_dir}' is not empty and is not a fadejax run; choose another --out")
+    return False
+
+
+def create(run_dir: Path, config: ExperimentConfig) -> None:
+    """Make a new run directory holding the resolved config (after :func:`check` passed)."""
+    run_dir = Path(run_dir)
+    config_path = run_dir / CONFIG_FILE
     run_dir.mkdir(parents=True, exist_ok=True)
     tmp = config_path.with_name(CONFIG_FILE + ".tmp")
     tmp.write_text(config.to_yaml())
     os.replace(tmp, config_path)
-    return False

@@ -96,7 +96,7 @@ def build_task(config: ExperimentConfig, oracle: Oracle | None = None, progress:
     )
     images = jnp.asarray(held_out.images)
     observations = make_observations(config.observation, images, oracle)
-    return ClassificationTask(
+    task = ClassificationTask(
         images=images,
         labels=jnp.asarray(held_out.labels),
         observations=jnp.asarray(observations, jnp.float32),
@@ -105,6 +105,10 @@ def build_task(config: ExperimentConfig, oracle: Oracle | None = None, progress:
         oracle=oracle,
         info=info,
     )
+    # One pass over the clean held-out set: checks the model's output (classes, NaN)
+    # before any run directory is written, and gives the clean accuracy for reports.
+    info["clean_accuracy"] = clean_accuracy(task)
+    return task
 
 
 def clean_accuracy(task: ClassificationTask, batch: int = 512) -> float:

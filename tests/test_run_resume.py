@@ -1,0 +1,124 @@
+"""Run directories: durable records, checkpoints, resume after kill -9 with nothing lost or duplicated."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from fadejax.config import parse_config
+from fadejax.records import read_records
+from fadejax.run import discover
+
+SMALL = {
+    "name": "small",
+    "searcher": {"hidden_sizes": [32], "batch_size": 64, "min_replay": 64, "replay_capacity": 4096},
+    "run": {"iterations": 30, "num_envs": 32, "checkpoint_every": 4, "seed": 3},
+}
+
+
+def _config(**changes):
+    data = json.loads(json.dumps(SMALL))
+    for section, values in changes.items():
+        if isinstance(values, dict):
+            data.setdefault(section, {}).update(values)
+        else:
+            data[section] = values
+    return parse_config(data)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """An uninterrupted run of the small config."""
+    out = tmp_path_factory.mktemp("reference") / "run"
+    summary = discover(_config(), out, progress=False)
+    return out, summary
+
+
+def test_a_run_directory_holds_config_records_checkpoints_policy_and_summary(reference):
+    out, summary = reference
+    assert {"config.yaml", "run.json", "records.jsonl", "checkpoints", "policy", "summary.json"} <= {p.name for p in out.iterdir()}
+    assert parse_config(yaml.safe_load((out / "config.yaml").read_text())) == _config()
+    records = list(read_records(out / "records.jsonl"))
+    assert len(records) == 30 * 32 == summary.queries
+    assert [r["iteration"] for r in records[::32]] == list(range(30))
+    first = records[0]
+    assert set(first) == {"iteration", "env", "sample", "label", "action", "cell", "concepts", "reward", "failed", "predicted", "score"}
+    assert set(first["concepts"]) == {"rotation", "darkness", "blur"}
+    assert sum(r["failed"] for r in records) == summary.failures
+    assert all((r["predicted"] != r["label"]) == r["failed"] for r in records)
+    status = json.loads((out / "run.json").read_text())
+    assert status["status"] == "complete" and status["iterations"] == 30
+    top = json.loads((out / "summary.json").read_text())["top_cells"]
+    assert top and all(0.0 <= row["failure_rate"] <= 1.0 for row in top)
+
+
+def test_stopping_and_resuming_in_process_reproduces_the_uninterrupted_run(reference, tmp_path):
+    ref_out, ref_summary = reference
+    out = tmp_path / "run"
+    discover(_config(), out, progress=False, stop_after=10)  # stops between checkpoints 8 and 12
+    assert json.loads((out / "run.json").read_text())["status"] == "running"
+    summary = discover(_config(), out, resume=True, progress=False)
+    assert (out / "records.jsonl").read_bytes() == (ref_out / "records.jsonl").read_bytes()
+    assert (summary.iterations, summary.queries, summary.failures) == (ref_summary.iterations, ref_summary.queries, ref_summary.failures)
+
+
+def test_kill_minus_9_mid_run_then_resume_loses_and_duplicates_nothing(reference, tmp_path):
+    ref_out, ref_summary = reference
+    config_path = tmp_path / "small.yaml"
+    config_path.write_text(yaml.safe_dump(SMALL))
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "fadejax.cli", "discover", "--config", str(config_path), "--out", str(out), "--quiet"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    records = out / "records.jsonl"
+    deadline = time.time() + 240
+    while time.time() < deadline:  # wait until it is past a checkpoint, then kill it hard
+        if records.exists() and records.stat().st_size and sum(1 for _ in open(records)) >= 32 * 14:
+            break
+        if process.poll() is not None:
+            pytest.fail("the run finished before it could be killed")
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_lines = sum(1 for _ in open(records))
+    assert 32 * 14 <= killed_lines < 30 * 32
+    result = subprocess.run(command + ["--resume"], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert records.read_bytes() == (ref_out / "records.jsonl").read_bytes()
+    status = json.loads((out / "run.json").read_text())
+    assert (status["iterations"], status["queries"], status["failures"]) == (ref_summary.iterations, ref_summary.queries, ref_summary.failures)
+
+
+def test_resuming_a_complete_run_changes_nothing(reference):
+    out, summary = reference
+    before = (out / "records.jsonl").read_bytes()
+    again = discover(_config(), out, resume=True, progress=False)
+    assert (out / "records.jsonl").read_bytes() == before
+    assert again.queries == summary.queries
+
+
+def test_microscopic_episodes_walk_one_notch_per_step_and_end_at_failure_or_the_step_limit(tmp_path):
+    config = _config(mode="micro", micro={"start": [2, 0, 0], "max_steps": 4, "alpha": 5.0}, run={"iterations": 12})
+    space = config.concept_space()
+    discover(config, tmp_path / "micro", progress=False)
+    by_env: dict[int, list[dict]] = {}
+    for record in read_records(tmp_path / "micro" / "records.jsonl"):
+        by_env.setdefault(record["env"], []).append(record)
+    start = np.array([2, 0, 0])
+    for trail in by_env.values():
+        previous = start
+        for record in trail:
+            cell = np.asarray(space.cell_of(record["cell"]))
+            assert np.abs(cell - previous).sum() <= 1  # one notch on one axis (or clipped at an edge)
+            assert record["done"] == (record["failed"] or record["step"] == 4)
+            assert record["reward"] == pytest.approx((-1.0 if not record["failed"] else record["reward"] + 5.0 * record["step"]) - 5.0 * record["step"])
+            previous = start if record["done"] else cell
+        steps = [r["step"] for r in trail]
+        assert steps[0] == 1 and all(b == (1 if a_done else a + 1) for a, b, a_done in zip(steps, steps[1:], [r["done"] for r in trail]))
