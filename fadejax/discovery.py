@@ -2,13 +2,15 @@
 
 One iteration over ``B`` parallel environments::
 
-    state, images, pending = propose(state)        # jit: samples, actions, perturbation
-    logits                 = task.oracle(images)   # the audited model, one batched call
-    outcome                = score(pending, logits)       # jit: eq. 4 / eq. 5
-    state, metrics         = learn(state, pending, outcome)  # jit: searcher update, resets
+    images, pending = propose(state)               # jit: samples, actions, perturbation
+    logits          = task.oracle(images)          # the audited model, one batched call
+    outcome         = score(pending, logits)       # jit: eq. 4 / eq. 5
+    state, metrics  = learn(state, pending, outcome)  # jit: searcher update, resets
 
 ``learn`` is dispatched asynchronously, so the host writes the iteration's records
-while the device learns. In macroscopic mode every episode is one step; in
+while the device learns. ``learn`` donates the old state's buffers (the replay buffer
+is updated in place, not copied), so a state passed to it must not be used again;
+``propose`` leaves the state alone for the same reason. In macroscopic mode every episode is one step; in
 microscopic mode each environment walks the concept grid from the start cell until
 the model fails or ``max_steps`` moves are made.
 """
@@ -66,7 +68,7 @@ class Discovery:
         self.alpha = alpha
         self.propose = jax.jit(self._propose)
         self.score = jax.jit(self._score)
-        self.learn = jax.jit(self._learn)
+        self.learn = jax.jit(self._learn, donate_argnums=0)
 
     # -- shapes -----------------------------------------------------------------------
     @property
@@ -104,7 +106,7 @@ class Discovery:
         )
 
     # -- the three jitted steps ---------------------------------------------------------
-    def _propose(self, state: LoopState) -> tuple[LoopState, jax.Array, dict[str, jax.Array]]:
+    def _propose(self, state: LoopState) -> tuple[jax.Array, dict[str, jax.Array]]:
         key, k_select, k_act, k_perturb, k_update, k_reset = jax.random.split(state.key, 6)
         if self.mode == "macro":
             sample = self.searcher.select_samples(state.searcher, k_select, self.num_envs)
@@ -120,9 +122,9 @@ class Discovery:
         images = self.task.perturb(self.task.images[sample], values, k_perturb)
         pending = dict(
             obs=obs, action=action, sample=sample, cell=cell, steps=state.steps + 1,
-            k_update=k_update, k_reset=k_reset,
+            key=key, k_update=k_update, k_reset=k_reset,
         )
-        return state.replace(key=key), images, pending
+        return images, pending
 
     def _score(self, pending: dict[str, jax.Array], logits: jax.Array) -> dict[str, jax.Array]:
         r = self.reward
@@ -157,6 +159,7 @@ class Discovery:
         n_fail = jnp.sum(failed.astype(jnp.int32))
         new_state = state.replace(
             searcher=searcher_state,
+            key=pending["key"],
             iteration=state.iteration + 1,
             queries=state.queries + self.num_envs,
             failures=state.failures + n_fail,
@@ -166,7 +169,7 @@ class Discovery:
 
     def step(self, state: LoopState) -> tuple[LoopState, dict[str, jax.Array], dict[str, jax.Array]]:
         """One iteration; returns ``(new state, outcome arrays (B,) each, learner metrics)``."""
-        state, images, pending = self.propose(state)
+        images, pending = self.propose(state)
         logits = self.task.oracle(images)
         outcome = self.score(pending, logits)
         state, metrics = self.learn(state, pending, outcome)

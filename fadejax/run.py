@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 from tqdm import tqdm
@@ -52,11 +53,25 @@ def _restore(manager: ocp.CheckpointManager, template: LoopState) -> tuple[LoopS
     return restored["loop"], int(restored["records_bytes"])
 
 
+def load_latest_state(run_dir: str | Path, discovery: Discovery) -> LoopState:
+    """The loop state (searcher included) of a run directory's latest checkpoint."""
+    manager = _checkpoint_manager(Path(run_dir))
+    try:
+        restored = _restore(manager, discovery.init(0))
+    finally:
+        manager.close()
+    if restored is None:
+        raise FileNotFoundError(f"run directory '{run_dir}' has no checkpoint")
+    return restored[0]
+
+
 def _save(manager: ocp.CheckpointManager, state: LoopState, writer: RecordWriter, force: bool = False) -> None:
     writer.sync()
     if int(state.iteration) in manager.all_steps():  # e.g. the final save right after a periodic one
         return
-    tree = {"loop": state, "records_bytes": np.asarray(writer.offset, np.int64)}
+    # Save a copy: the next iteration donates the live state's buffers while orbax may still be writing.
+    snapshot = jax.tree.map(jnp.copy, state)
+    tree = {"loop": snapshot, "records_bytes": np.asarray(writer.offset, np.int64)}
     manager.save(int(state.iteration), args=ocp.args.StandardSave(tree), force=force)
 
 
@@ -66,6 +81,20 @@ def _save_policy(run_dir: Path, searcher_state: Any) -> None:
     checkpointer = ocp.StandardCheckpointer()
     checkpointer.save((run_dir / "policy").absolute(), policy, force=True)
     checkpointer.wait_until_finished()
+
+
+def iterate(discovery: Discovery, state: LoopState, writer: RecordWriter, stop: int) -> Iterator[tuple[int, LoopState, dict[str, np.ndarray]]]:
+    """Run iterations until ``state.iteration == stop``, writing each one's records.
+
+    Yields ``(iteration, state after it, its outcome as host arrays)``. The host copy
+    waits only for the scoring; the searcher's update keeps running on the device
+    while the records are written.
+    """
+    for iteration in range(int(state.iteration), stop):
+        state, outcome, _ = discovery.step(state)
+        host = jax.device_get(outcome)
+        writer.write(iteration, host)
+        yield iteration, state, host
 
 
 @dataclass
@@ -155,12 +184,8 @@ def discover(config: ExperimentConfig, run_dir: str | Path, *, resume: bool = Fa
     queries_this_call = 0
     failures = int(state.failures)
     try:
-        for done_here, iteration in enumerate(range(start, total)):
-            if stop_after is not None and done_here >= stop_after:
-                break
-            state, outcome, _ = discovery.step(state)
-            host = jax.device_get(outcome)  # waits for the scoring only; learning runs on
-            writer.write(iteration, host)
+        stop = total if stop_after is None else min(total, start + stop_after)
+        for iteration, state, host in iterate(discovery, state, writer, stop):
             failures += int(np.sum(host["failed"]))
             queries_this_call += discovery.num_envs
             if (iteration + 1) % config.run.checkpoint_every == 0:
@@ -169,11 +194,12 @@ def discover(config: ExperimentConfig, run_dir: str | Path, *, resume: bool = Fa
             bar.set_postfix(queries_per_s=f"{queries_this_call / max(elapsed, 1e-9):.0f}", failures=failures, refresh=False)
             bar.update(1)
     except KeyboardInterrupt:
+        # No checkpoint here: the interrupt may fall between an iteration's records and
+        # its state. Resume restarts from the last periodic checkpoint and replays the rest.
         bar.close()
-        _save(manager, state, writer, force=True)
         manager.wait_until_finished()
         writer.close()
-        print(f"\ninterrupted at iteration {int(state.iteration)}; continue with: fadejax discover --config ... --out {run_dir} --resume")
+        print(f"\ninterrupted; continue with: fadejax discover --config ... --out {run_dir} --resume")
         raise
     bar.close()
     finished = int(state.iteration) >= total

@@ -99,7 +99,7 @@ class DQN(Searcher):
         )
         return DQNState(
             params=params,
-            target_params=params,
+            target_params=jax.tree.map(jnp.copy, params),  # distinct buffers: the loop donates state
             opt_state=self.optimizer.init(params),
             replay=self.replay.init(item),
             iteration=jnp.int32(0),
