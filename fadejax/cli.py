@@ -1,6 +1,7 @@
 """The ``fadejax`` command line.
 
     fadejax discover --config configs/digits.yaml [--out DIR] [--resume] [--set field.path=value ...]
+    fadejax landscape --config configs/digits.yaml [--out DIR]
 
 Bad input (config, data, model, output directory) prints one clear ``error:`` line and
 exits with status 2, leaving existing results untouched.
@@ -26,6 +27,11 @@ def _parser() -> argparse.ArgumentParser:
     discover.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                           help="override a config field, e.g. --set run.iterations=50 (repeatable)")
     discover.add_argument("--quiet", action="store_true", help="no progress bar")
+    landscape = commands.add_parser("landscape", help="exhaustive ground-truth failure landscape (every action x every held-out sample)")
+    landscape.add_argument("--config", required=True, help="experiment YAML file (its data, model and space are used)")
+    landscape.add_argument("--out", help="directory to save ground_truth.json in (default: runs/<config name>)")
+    landscape.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE")
+    landscape.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
@@ -55,12 +61,30 @@ def _discover(args: argparse.Namespace) -> int:
     return 0
 
 
+def _landscape(args: argparse.Namespace) -> int:
+    from fadejax.config import load_config
+    from fadejax.ground_truth import load_or_compute
+    from fadejax.task import build_task
+
+    config = load_config(args.config, args.overrides)
+    out = Path(args.out) if args.out else Path("runs") / config.name
+    _, stats, reused = load_or_compute(config, out, lambda: build_task(config, progress=not args.quiet), progress=not args.quiet)
+    worst = ", ".join(f"{k}={v:g}" for k, v in stats["worst_concepts"].items())
+    print(f"ground truth ({'reused' if reused else 'computed'}): {out / 'ground_truth.json'}")
+    print(f"  {stats['num_actions']} actions x {stats['held_out_samples']} held-out samples; clean accuracy {stats['clean_accuracy']:.1%}")
+    print(f"  mean failure rate {stats['mean_failure_rate']:.1%}; worst cell {stats['worst_cell']} ({worst}) {stats['worst_failure_rate']:.1%}; "
+          f"cells above 50%: {stats['share_of_cells_above_50pct']:.1%}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = _parser().parse_args(argv)
     try:
         if args.command == "discover":
             return _discover(args)
+        if args.command == "landscape":
+            return _landscape(args)
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # noqa: BLE001 - only known bad-input errors are reported briefly

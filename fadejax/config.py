@@ -52,8 +52,8 @@ def _default_axes() -> list[AxisConfig]:
     # while the worst cells fail most of the time; see README "The embedded default".
     return [
         AxisConfig(name="rotation", values=[-20.0, -10.0, 0.0, 10.0, 20.0]),
-        AxisConfig(name="darkness", values=[0.0, 0.2, 0.4, 0.55, 0.7]),
-        AxisConfig(name="blur", values=[0.0, 0.75, 1.5, 2.25, 3.0]),
+        AxisConfig(name="darkness", values=[0.0, 0.15, 0.3, 0.45, 0.7]),
+        AxisConfig(name="blur", values=[0.0, 0.5, 1.0, 2.0, 3.0]),
     ]
 
 

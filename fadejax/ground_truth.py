@@ -6,6 +6,10 @@ queries, run in batches of about ``batch_size`` images.
 
 from __future__ import annotations
 
+import hashlib
+import json
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -56,3 +60,36 @@ def landscape_statistics(rates: np.ndarray, space) -> dict:
         "worst_failure_rate": float(rates[worst]),
         "share_of_cells_above_50pct": float((rates > 0.5).mean()),
     }
+
+
+GROUND_TRUTH_FILE = "ground_truth.json"
+
+
+def landscape_key(config) -> str:
+    """Hash of what the landscape depends on: data, model and concept space."""
+    relevant = config.model_dump(mode="json", include={"data", "model", "space"})
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load_or_compute(config, run_dir: Path, task_factory, progress: bool = True) -> tuple[np.ndarray, dict, bool]:
+    """The landscape of ``config`` from ``run_dir/ground_truth.json`` if it is there for the
+    same data, model and space; else computed (``task_factory()`` builds the task) and saved.
+
+    Returns ``(rates (num_actions,), statistics, reused)``.
+    """
+    path = Path(run_dir) / GROUND_TRUTH_FILE
+    key = landscape_key(config)
+    if path.is_file():
+        stored = json.loads(path.read_text())
+        if stored.get("key") == key:
+            return np.asarray(stored["failure_rates"]), stored["statistics"], True
+    task = task_factory()
+    rates = failure_landscape(task, progress=progress)
+    stats = landscape_statistics(rates, task.space)
+    stats["clean_accuracy"] = task.info.get("clean_accuracy")
+    stats["held_out_samples"] = task.num_samples
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"key": key, "statistics": stats, "failure_rates": rates.tolist()}))
+    tmp.replace(path)
+    return rates, stats, False

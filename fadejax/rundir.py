@@ -9,6 +9,7 @@ Layout::
       checkpoints/     orbax snapshots of the loop state (agent, optimiser, replay, rng, counters)
       policy/          orbax snapshot of the final policy (the Q-network parameters)
       summary.json     top failure cells, totals (written at the end)
+      ground_truth.json  exhaustive failure landscape, if `fadejax landscape` was run
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ class RunDirError(ValueError):
 CONFIG_FILE = "config.yaml"
 STATUS_FILE = "run.json"
 SUMMARY_FILE = "summary.json"
+# Files that may sit in a run directory before its first discovery (e.g. `fadejax landscape`).
+PRE_RUN_FILES = {"ground_truth.json"}
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -78,7 +81,7 @@ def check(run_dir: Path, config: ExperimentConfig, resume: bool) -> bool:
                 f"output directory '{run_dir}' already holds this run; pass --resume to continue it or choose another --out"
             )
         return True
-    if run_dir.is_dir() and any(run_dir.iterdir()):
+    if run_dir.is_dir() and any(p.name not in PRE_RUN_FILES for p in run_dir.iterdir()):
         raise RunDirError(f"output directory '{run_dir}' is not empty and is not a fadejax run; choose another --out")
     return False
 
