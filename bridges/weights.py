@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -64,17 +65,34 @@ def build_from_import_path(architecture: str, kwargs: dict[str, Any]) -> nn.Modu
 
 
 def build_vision_model(source: str, name: str, weights: str | None, kwargs: dict[str, Any]) -> nn.Module:
-    """A torchvision or timm model (optional ``vision`` extra), weights from a local file or cache only."""
+    """A torchvision or timm model (optional ``vision`` extra), weights from a local file or an
+    already-filled cache only: nothing is downloaded.
+
+    With ``weights`` unset, torchvision's default weights must already sit in torch's hub
+    cache (``torch.hub.get_dir()/checkpoints``), and timm's in the Hugging Face cache
+    (read with ``HF_HUB_OFFLINE=1``).
+    """
     try:
         if source == "torchvision":
             import torchvision
 
             model = torchvision.models.get_model(name, weights=None, **kwargs)
+            if weights is None:
+                default = torchvision.models.get_model_weights(name).DEFAULT
+                cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(default.url).name
+                if not cached.is_file():
+                    raise ModelLoadError(
+                        f"torchvision '{name}' default weights are not in the local cache ({cached}); "
+                        "set model.weights to a local file (fadejax never downloads)"
+                    )
+                weights = str(cached)
         else:
+            os.environ["HF_HUB_OFFLINE"] = "1"  # timm reads its cache and never reaches the hub
             import timm
 
-            # pretrained=True would reach the hub; with no local file we rely on timm's cache only.
             model = timm.create_model(name, pretrained=weights is None, **kwargs)
+    except ModelLoadError:
+        raise
     except ImportError as exc:
         raise ModelLoadError(
             f"model.source '{source}' needs the optional extra: pip install 'fadejax[vision]' with a torch build that "

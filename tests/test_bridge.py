@@ -122,3 +122,23 @@ def test_importing_the_engine_does_not_import_torch():
     code = "import sys, fadejax.run, fadejax.cli, fadejax.task, fadejax.ground_truth; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_vision_sources_without_the_optional_extra_explain_how_to_get_it():
+    import importlib.util
+
+    if importlib.util.find_spec("torchvision") is not None:
+        pytest.skip("torchvision is installed here; this checks the message shown without it")
+    from bridges.weights import build_vision_model
+
+    with pytest.raises(ModelLoadError, match=r"fadejax\[vision\]"):
+        build_vision_model("torchvision", "resnet18", None, {})
+
+
+def test_feature_observations_are_the_standardised_penultimate_activations(digits_task):
+    from fadejax.task import feature_observations
+
+    feats = np.asarray(feature_observations(digits_task.oracle, digits_task.images))
+    assert feats.shape == (digits_task.num_samples, 128)
+    np.testing.assert_allclose(feats.mean(0), 0.0, atol=1e-4)
+    assert np.all((feats.std(0) < 1.01))

@@ -1,7 +1,7 @@
 """The honest end-to-end check on the embedded default, scored against the exhaustive truth.
 
 Criterion: after a short discovery run (60 iterations x 256 queries = 15,360 queries,
-12% of the 67,500 an exhaustive sweep costs), the DQN's greedy choice for every held-out
+23% of the 67,500 an exhaustive sweep costs), the DQN's greedy choice for every held-out
 sample is taken, and
   (a) at least half of those choices lie in the true top-10% cells (the 13 worst of 125;
       any cell as bad as the 13th counts), and
