@@ -33,7 +33,10 @@ class ClassifierOracle:
             self.device = torch.device(device)
         except RuntimeError as exc:
             raise OracleError(f"model.device '{device}' is not a torch device: {exc}") from None
-        self.model = model.to(self.device).eval()
+        try:
+            self.model = model.to(self.device).eval()
+        except (RuntimeError, AssertionError) as exc:  # e.g. a CUDA device on a CPU-only torch
+            raise OracleError(f"model.device '{device}' cannot be used here: {exc}") from None
         self.num_classes = num_classes
         shape = (1, -1, 1, 1)
         self.mean = None if mean is None else torch.tensor(mean, dtype=torch.float32, device=self.device).view(shape)

@@ -39,10 +39,11 @@ def _bad_input_errors() -> tuple[type[BaseException], ...]:
     from fadejax.config import ConfigError
     from fadejax.data import DataError
     from fadejax.perturbations import PerturbationError
+    from fadejax.records import RecordsError
     from fadejax.rundir import RunDirError
     from fadejax.spaces import SpaceError
 
-    errors: list[type[BaseException]] = [ConfigError, DataError, PerturbationError, RunDirError, SpaceError]
+    errors: list[type[BaseException]] = [ConfigError, DataError, PerturbationError, RecordsError, RunDirError, SpaceError]
     if "bridges.weights" in sys.modules:
         errors.append(sys.modules["bridges.weights"].ModelLoadError)
     if "bridges.classifier" in sys.modules:

@@ -13,8 +13,10 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import yaml
 from tqdm import tqdm
 
+from fadejax.rundir import CONFIG_FILE, RunDirError
 from fadejax.task import ClassificationTask
 
 
@@ -79,6 +81,15 @@ def load_or_compute(config, run_dir: Path, task_factory, progress: bool = True) 
     """
     path = Path(run_dir) / GROUND_TRUTH_FILE
     key = landscape_key(config)
+    run_config = Path(run_dir) / CONFIG_FILE
+    if run_config.is_file():
+        from fadejax.config import parse_config
+
+        if landscape_key(parse_config(yaml.safe_load(run_config.read_text()))) != key:
+            raise RunDirError(
+                f"'{run_dir}' holds a run with different data, model or concept space; "
+                "choose another --out for this landscape"
+            )
     if path.is_file():
         stored = json.loads(path.read_text())
         if stored.get("key") == key:

@@ -20,6 +20,10 @@ from fadejax.spaces import ConceptSpace
 RECORDS_FILE = "records.jsonl"
 
 
+class RecordsError(ValueError):
+    """A run's records file does not match its checkpoint."""
+
+
 class RecordWriter:
     """Appends query records; ``offset`` is the byte length of complete records written."""
 
@@ -29,6 +33,12 @@ class RecordWriter:
         self.mode = mode
         self._names = [json.dumps(n) for n in space.names]
         self._values = [np.asarray(a.values, dtype=np.float64) for a in space.axes]
+        size = self.path.stat().st_size if self.path.exists() else 0
+        if size < truncate_to:
+            raise RecordsError(
+                f"'{self.path}' holds {size} bytes but the checkpoint recorded {truncate_to}; "
+                "the records were shortened outside fadejax, so this run cannot resume exactly"
+            )
         self._file = open(self.path, "a+b")
         self._file.truncate(truncate_to)
         self._file.seek(truncate_to)

@@ -133,3 +133,30 @@ def test_the_installed_command_exits_non_zero_with_one_line(tmp_path):
     assert result.returncode == EXIT_BAD_INPUT
     assert result.stderr.startswith("error: ") and "mode: Input should be 'macro' or 'micro'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_cuda_device_on_a_cpu_only_torch_is_a_clear_error(capsys, tmp_path):
+    if __import__("torch").cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    config = _write(tmp_path, {"model": {"device": "cuda:0"}, "run": TINY_RUN})
+    _expect_bad_input(capsys, ["discover", "--config", str(config), "--out", str(tmp_path / "run")], "model.device 'cuda:0' cannot be used here")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_landscape_is_not_written_into_a_run_of_another_space(capsys, tmp_path, existing_run):
+    run_dir, _ = existing_run
+    before = _tree_digest(run_dir)
+    other = _write(tmp_path, {"space": {"axes": [{"name": "rotation", "values": [0, 45]}]}})
+    _expect_bad_input(capsys, ["landscape", "--config", str(other), "--out", str(run_dir)], "different data, model or concept space")
+    assert _tree_digest(run_dir) == before
+
+
+def test_records_shortened_behind_fadejax_are_refused_on_resume(capsys, tmp_path, existing_run):
+    import shutil
+
+    _, config = existing_run
+    copy = tmp_path / "copy"
+    shutil.copytree(existing_run[0], copy)
+    (copy / "run.json").write_text('{"status": "running"}')
+    (copy / "records.jsonl").write_text("")
+    _expect_bad_input(capsys, ["discover", "--config", str(config), "--out", str(copy), "--resume"], "records were shortened outside fadejax")
