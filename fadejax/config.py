@@ -188,6 +188,10 @@ class ExperimentConfig(_Strict):
     def _micro_start_fits(self) -> "ExperimentConfig":
         if self.mode == "micro":
             self.micro_space()  # raises SpaceError with the axis at fault
+            _, searcher_cls = SEARCHERS[self.searcher["kind"]]
+            if not searcher_cls.supports_micro:
+                micro_ready = sorted(k for k, (_, cls) in SEARCHERS.items() if cls.supports_micro)
+                raise ValueError(f"searcher '{self.searcher['kind']}' works on macroscopic cells only; for mode 'micro' use one of {micro_ready}")
         return self
 
     # -- derived objects ------------------------------------------------------------

@@ -30,7 +30,8 @@ def build_discovery(config: ExperimentConfig, task: ClassificationTask) -> Disco
     _, searcher_cls = SEARCHERS[config.searcher["kind"]]
     searcher = searcher_cls(
         config.searcher_config(), num_actions=num_actions, obs_dim=obs_dim,
-        num_samples=task.num_samples, total_iterations=config.run.iterations,
+        num_samples=task.num_samples, total_iterations=config.run.iterations, num_envs=config.run.num_envs,
+        sizes=task.space.sizes,
     )
     return Discovery(
         task, searcher, mode=config.mode, num_envs=config.run.num_envs, reward=config.reward,

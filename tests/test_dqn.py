@@ -11,7 +11,7 @@ from fadejax.searchers import DQN, DQNConfig, Transition
 def _train_bandit(config: DQNConfig, iterations: int = 300):
     """Two contexts (one-hot observations); the failing action is 1 in context 0 and 3 in context 1."""
     payoff = jnp.array([[-1.0, 2.0, -1.0, 0.5], [0.5, -1.0, -1.0, 2.0]])
-    agent = DQN(config, num_actions=4, obs_dim=2, num_samples=2, total_iterations=iterations)
+    agent = DQN(config, num_actions=4, obs_dim=2, num_samples=2, total_iterations=iterations, num_envs=32)
     state = agent.init(jax.random.PRNGKey(0))
     act, update = jax.jit(agent.act), jax.jit(agent.update)
     key = jax.random.PRNGKey(1)
@@ -41,14 +41,14 @@ def test_dqn_learns_a_contextual_bandit(options):
 
 
 def test_epsilon_follows_the_papers_schedule_by_default():
-    agent = DQN(DQNConfig(), num_actions=3, obs_dim=1, num_samples=1, total_iterations=100)
+    agent = DQN(DQNConfig(), num_actions=3, obs_dim=1, num_samples=1, total_iterations=100, num_envs=1)
     assert float(agent.epsilon(0)) == pytest.approx(1.0)
     assert float(agent.epsilon(50)) == pytest.approx(0.8)
     assert float(agent.epsilon(100)) == pytest.approx(0.6)
 
 
 def test_no_learning_until_the_replay_holds_a_batch():
-    agent = DQN(DQNConfig(batch_size=64, min_replay=64), num_actions=2, obs_dim=1, num_samples=1, total_iterations=10)
+    agent = DQN(DQNConfig(batch_size=64, min_replay=64), num_actions=2, obs_dim=1, num_samples=1, total_iterations=10, num_envs=16)
     state = agent.init(jax.random.PRNGKey(0))
     obs = jnp.zeros((16, 1))
     t = Transition(obs, jnp.zeros(16, jnp.int32), jnp.ones(16), obs, jnp.ones(16, bool), jnp.zeros(16, jnp.int32), jnp.ones(16, bool))
@@ -60,7 +60,7 @@ def test_no_learning_until_the_replay_holds_a_batch():
 
 
 def test_replay_takes_a_batch_of_envs_per_add_and_wraps_at_capacity():
-    agent = DQN(DQNConfig(batch_size=8, min_replay=8, replay_capacity=40), num_actions=2, obs_dim=1, num_samples=1, total_iterations=10)
+    agent = DQN(DQNConfig(batch_size=8, min_replay=8, replay_capacity=40), num_actions=2, obs_dim=1, num_samples=1, total_iterations=10, num_envs=16)
     state = agent.init(jax.random.PRNGKey(0))
     for i in range(3):  # 3 x 16 = 48 items into a buffer of 40
         obs = jnp.full((16, 1), float(i))
@@ -76,7 +76,7 @@ def test_microscopic_targets_bootstrap_through_gamma():
     """Chain s0 -(a=1, r=0)-> s1 -(a=1, r=10, terminal)->; a=0 always ends with -1. Q(s0, 1) -> gamma * 10."""
     gamma = 0.9
     config = DQNConfig(batch_size=64, min_replay=64, replay_capacity=4096, hidden_sizes=(32,), gamma=gamma, epsilon_start=1.0, epsilon_end=1.0)
-    agent = DQN(config, num_actions=2, obs_dim=2, num_samples=1, total_iterations=600)
+    agent = DQN(config, num_actions=2, obs_dim=2, num_samples=1, total_iterations=600, num_envs=4)
     state = agent.init(jax.random.PRNGKey(0))
     update = jax.jit(agent.update)
     s0, s1 = jnp.array([1.0, 0.0]), jnp.array([0.0, 1.0])

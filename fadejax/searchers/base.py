@@ -55,14 +55,21 @@ class Searcher:
       obs_dim: observation length ``D``.
       num_samples: number of dataset rows it may pick from.
       total_iterations: planned length of the run (for schedules).
+      num_envs: ``B``, environments (queries) per iteration.
+      sizes: the concept space's axis sizes (macroscopic actions are cells of this grid).
     """
 
-    def __init__(self, config: SearcherConfig, *, num_actions: int, obs_dim: int, num_samples: int, total_iterations: int):
+    #: False for searchers defined only over macroscopic cells (the baselines).
+    supports_micro: bool = True
+
+    def __init__(self, config: SearcherConfig, *, num_actions: int, obs_dim: int, num_samples: int, total_iterations: int, num_envs: int, sizes: tuple[int, ...] = ()):
         self.config = config
         self.num_actions = num_actions
         self.obs_dim = obs_dim
         self.num_samples = num_samples
         self.total_iterations = total_iterations
+        self.num_envs = num_envs
+        self.sizes = tuple(sizes) or (num_actions,)
 
     def init(self, key: jax.Array) -> SearcherState:
         raise NotImplementedError

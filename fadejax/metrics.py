@@ -1,0 +1,75 @@
+"""How good a search was: counts, concentration, and agreement with the true landscape.
+
+All functions are pure, take NumPy arrays over the macroscopic action space
+(``num_actions`` cells) and return Python floats.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import ot
+from scipy.stats import spearmanr
+
+
+def failures_found(failed: np.ndarray) -> int:
+    """Number of queries on which the audited model failed (higher is better)."""
+    return int(np.sum(failed))
+
+
+def failure_distribution(failed_cells: np.ndarray, num_actions: int) -> np.ndarray:
+    """Share of the failures that fell in each cell, ``(num_actions,)``; zeros if there were none."""
+    counts = np.bincount(np.asarray(failed_cells, np.int64), minlength=num_actions).astype(np.float64)
+    total = counts.sum()
+    return counts / total if total else counts
+
+
+def failure_entropy(failed_cells: np.ndarray, num_actions: int) -> float:
+    """Shannon entropy (nats) of the failures' distribution over cells (lower = more concentrated).
+
+    ``0`` when every failure is in one cell; ``ln(num_actions)`` when spread evenly.
+    """
+    p = failure_distribution(failed_cells, num_actions)
+    p = p[p > 0]
+    return float(-np.sum(p * np.log(p)))
+
+
+def true_top_cells(truth: np.ndarray, k: int) -> np.ndarray:
+    """Cells at least as bad as the ``k``-th worst true cell (ties included, so possibly more than k)."""
+    kth = np.sort(truth)[::-1][k - 1]
+    return np.flatnonzero(truth >= kth)
+
+
+def recall_at_k(estimate: np.ndarray, truth: np.ndarray, k: int = 10) -> float:
+    """Share of the searcher's top-``k`` cells (by ``estimate``) that are truly top-``k``.
+
+    Any cell whose true rate equals the ``k``-th worst counts as top-``k``. Ties in the
+    estimate are broken by cell index, so the result is deterministic.
+    """
+    if not 1 <= k <= truth.size:
+        raise ValueError(f"k={k} must be in 1..{truth.size}")
+    order = np.lexsort((np.arange(estimate.size), -np.asarray(estimate, np.float64)))
+    chosen = order[:k]
+    return float(np.isin(chosen, true_top_cells(truth, k)).sum() / k)
+
+
+def spearman(estimate: np.ndarray, truth: np.ndarray) -> float:
+    """Spearman rank correlation of estimated and true per-cell failure rates (``nan`` if either is constant)."""
+    if np.ptp(estimate) == 0 or np.ptp(truth) == 0:
+        return float("nan")
+    return float(spearmanr(estimate, truth).statistic)
+
+
+def grid_cost(sizes: tuple[int, ...]) -> np.ndarray:
+    """Euclidean distance between cells on the concept grid (value indices), ``(A, A)``."""
+    coords = np.stack(np.unravel_index(np.arange(int(np.prod(sizes))), sizes), axis=1).astype(np.float64)
+    return ot.dist(coords, coords, metric="euclidean")
+
+
+def wasserstein_to_truth(failed_cells: np.ndarray, truth: np.ndarray, sizes: tuple[int, ...]) -> float:
+    """Earth mover's distance (POT, exact) between the searcher's failure distribution and the
+    true one (true rates normalised), with the grid distance as ground cost. Lower is closer."""
+    p = failure_distribution(failed_cells, truth.size)
+    q = truth / truth.sum()
+    if p.sum() == 0:
+        return float("nan")
+    return float(ot.emd2(p, q, grid_cost(sizes)))
