@@ -44,30 +44,33 @@ class BayesOpt(Searcher):
     def __init__(self, config: BayesConfig, **kwargs):
         super().__init__(config, **kwargs)
         self._optimizer = None
+        self._proposal: list[float] = []
 
     def _new_optimizer(self):
         from skopt import Optimizer
-        from skopt.space import Integer
+        from skopt.space import Real
 
+        # Each axis as a continuous interval around its value indices, rounded to a cell:
+        # skopt swaps a re-proposed *identical* point for a random one (right for
+        # deterministic objectives, wrong for our noisy one, where revisiting the worst
+        # cell is the point), and continuous proposals are never identical.
         return Optimizer(
-            [Integer(0, n - 1) for n in self.sizes], base_estimator="GP", acq_func="gp_hedge",
+            [Real(-0.5, n - 0.5) for n in self.sizes], base_estimator="GP", acq_func="gp_hedge",
             acq_optimizer="sampling", n_initial_points=self.config.n_initial_points,
-            random_state=self.config.seed, acq_optimizer_kwargs={"n_points": min(self.num_actions, 10_000)},
+            random_state=self.config.seed, acq_optimizer_kwargs={"n_points": 1000},
         )
 
     def _ask(self) -> np.ndarray:
         if self._optimizer is None:
             self._optimizer = self._new_optimizer()
-        with warnings.catch_warnings():  # skopt warns when a noisy objective revisits a point
-            warnings.simplefilter("ignore")
-            cell = self._optimizer.ask()
-        return np.asarray(np.ravel_multi_index(tuple(int(c) for c in cell), self.sizes), np.int32)
+        self._proposal = self._optimizer.ask()
+        cell = tuple(int(np.clip(np.rint(x), 0, n - 1)) for x, n in zip(self._proposal, self.sizes))
+        return np.asarray(np.ravel_multi_index(cell, self.sizes), np.int32)
 
     def _tell(self, action: np.ndarray, failure_rate: np.ndarray) -> None:
-        cell = [int(i) for i in np.unravel_index(int(action), self.sizes)]
-        with warnings.catch_warnings():
+        with warnings.catch_warnings():  # GP fitting may warn about converging length scales
             warnings.simplefilter("ignore")
-            self._optimizer.tell(cell, -float(failure_rate))  # skopt minimises
+            self._optimizer.tell(self._proposal, -float(failure_rate))  # skopt minimises
 
     def init(self, key: jax.Array) -> CellCounts:
         self._optimizer = None
