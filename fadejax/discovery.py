@@ -94,7 +94,7 @@ class Discovery:
         searcher_state = self.searcher.init(k_searcher)
         b, a = self.num_envs, self.task.space.num_axes
         start = self.micro.start_cells(b) if self.micro is not None else jnp.zeros((b, a), jnp.int32)
-        return LoopState(
+        state = LoopState(
             searcher=searcher_state,
             key=key,
             iteration=jnp.int32(0),
@@ -104,6 +104,11 @@ class Discovery:
             cell=jnp.asarray(start, jnp.int32),
             steps=jnp.zeros((b,), jnp.int32),
         )
+        # Make the initial state look exactly like learn's output: strong dtypes (a
+        # library may init a counter as a weak-typed Python int) and committed to a
+        # device. Otherwise the second iteration recompiles every step (~2 s here).
+        state = jax.tree.map(lambda x: jnp.asarray(x, x.dtype), state)
+        return jax.device_put(state, jax.devices()[0])
 
     # -- the three jitted steps ---------------------------------------------------------
     def _propose(self, state: LoopState) -> tuple[jax.Array, dict[str, jax.Array]]:

@@ -50,9 +50,8 @@ class RecordWriter:
     def write(self, iteration: int, outcome: dict[str, np.ndarray]) -> None:
         """Append one iteration's records; ``outcome`` holds ``(B,)`` host arrays."""
         cells = np.asarray(outcome["cell"])
-        per_axis = self.space.cell_of(cells)
-        per_axis = np.asarray(per_axis)
-        values = [vals[per_axis[:, i]] for i, vals in enumerate(self._values)]
+        per_axis = np.unravel_index(cells, self.space.sizes)  # row-major, as ConceptSpace numbers cells
+        values = [vals[per_axis[i]] for i, vals in enumerate(self._values)]
         lines = []
         for env in range(cells.shape[0]):
             concepts = ", ".join(f"{n}: {float(v[env])!r}" for n, v in zip(self._names, values))

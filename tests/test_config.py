@@ -27,7 +27,7 @@ def test_the_shipped_config_loads_and_resolves_every_field():
         ({"space": {"axes": [{"name": "rotation", "values": [0, 200]}]}}, "rotation values [200.0] are outside the allowed range [-180.0, 180.0]"),
         ({"space": {"axes": [{"name": "blur", "values": [1.0]}]}}, "space.axes.0.values: List should have at least 2 items"),
         ({"space": {"axes": [{"name": "blur", "values": [1, 2]}, {"name": "blur", "values": [1, 3]}]}}, "repeated: ['blur']"),
-        ({"searcher": {"kind": "ppo"}}, "unknown searcher kind 'ppo'; registered: ['dqn']"),
+        ({"searcher": {"kind": "ppo"}}, "unknown searcher kind 'ppo'; registered: ['bayes', 'dqn', 'greedy', 'random', 'threshold']"),
         ({"searcher": {"kind": "dqn", "learning_rte": 0.1}}, "learning_rte"),
         ({"searcher": {"learning_rate": -1}}, "learning_rate"),
         ({"run": {"num_envs": 0}}, "run.num_envs: Input should be greater than 0"),

@@ -34,7 +34,6 @@ from fadejax.searchers.counting import CellCounts
 class BayesConfig(SearcherConfig):
     kind: Literal["bayes"] = "bayes"
     n_initial_points: pydantic.PositiveInt = 10
-    seed: int = 0
 
 
 class BayesOpt(Searcher):
@@ -46,7 +45,7 @@ class BayesOpt(Searcher):
         self._optimizer = None
         self._proposal: list[float] = []
 
-    def _new_optimizer(self):
+    def _new_optimizer(self, seed: int):
         from skopt import Optimizer
         from skopt.space import Real
 
@@ -57,12 +56,10 @@ class BayesOpt(Searcher):
         return Optimizer(
             [Real(-0.5, n - 0.5) for n in self.sizes], base_estimator="GP", acq_func="gp_hedge",
             acq_optimizer="sampling", n_initial_points=self.config.n_initial_points,
-            random_state=self.config.seed, acq_optimizer_kwargs={"n_points": 1000},
+            random_state=seed, acq_optimizer_kwargs={"n_points": 1000},
         )
 
     def _ask(self) -> np.ndarray:
-        if self._optimizer is None:
-            self._optimizer = self._new_optimizer()
         self._proposal = self._optimizer.ask()
         cell = tuple(int(np.clip(np.rint(x), 0, n - 1)) for x, n in zip(self._proposal, self.sizes))
         return np.asarray(np.ravel_multi_index(cell, self.sizes), np.int32)
@@ -73,7 +70,8 @@ class BayesOpt(Searcher):
             self._optimizer.tell(self._proposal, -float(failure_rate))  # skopt minimises
 
     def init(self, key: jax.Array) -> CellCounts:
-        self._optimizer = None
+        """A fresh optimiser seeded from ``key`` (init runs on the host, outside jit)."""
+        self._optimizer = self._new_optimizer(int(jax.random.randint(key, (), 0, 2**31 - 1)))
         return CellCounts.zeros(self.num_actions)
 
     def act(self, state: CellCounts, obs: jax.Array, key: jax.Array) -> jax.Array:

@@ -1,0 +1,103 @@
+"""An audit as a gymnasium environment, so stable-baselines3, CleanRL or any agent can drive it.
+
+Optional: needs ``pip install 'fadejax[bench]'`` (gymnasium). Macroscopic by default: an
+episode is one step — observe a randomly drawn held-out sample, choose a cell, get eq. 4's
+reward — as in the paper's reference code. With ``micro`` set, an episode walks the
+concept grid one notch per step from the start cell until the model fails or
+``max_steps`` moves are made (eq. 5). One ``step`` = one audited-model query; for
+throughput prefer fadejax's own batched loop (``fadejax discover``), which makes the
+same queries hundreds at a time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fadejax.rewards import classification_reward, micro_reward
+from fadejax.spaces import MicroSpace
+from fadejax.task import ClassificationTask
+
+
+class AuditEnv(gym.Env):
+    """One audit (a :class:`ClassificationTask`) as a gymnasium ``Env``.
+
+    Observation: the sample's observation vector ``(D,)`` float32 (plus the normalised
+    cell in micro mode). Action: ``Discrete(num_actions)``. ``info`` of each step holds
+    ``sample, label, cell, concepts, failed, predicted, score``.
+
+    Args:
+      task: what is audited (data, perturbations, oracle, concept space).
+      reward: a :class:`fadejax.config.RewardConfig`.
+      micro: a :class:`MicroSpace` for microscopic episodes, else macroscopic.
+      max_steps, alpha: microscopic episode length and step penalty.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}
+
+    def __init__(self, task: ClassificationTask, reward, micro: MicroSpace | None = None, max_steps: int = 8, alpha: float = 5.0):
+        self.task = task
+        self.reward_config = reward
+        self.micro = micro
+        self.max_steps = max_steps
+        self.alpha = alpha
+        extra = task.space.num_axes if micro is not None else 0
+        dim = int(task.observations.shape[1]) + extra
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (dim,), np.float32)
+        self.action_space = gym.spaces.Discrete(micro.num_actions if micro is not None else task.space.num_actions)
+        self._observations = np.asarray(task.observations, np.float32)
+        self._labels = np.asarray(task.labels)
+        self._perturb = jax.jit(task.perturb)
+        self._sample = 0
+        self._cell = np.zeros(task.space.num_axes, np.int32)
+        self._steps = 0
+        self._key = jax.random.PRNGKey(0)
+
+    def _obs(self) -> np.ndarray:
+        obs = self._observations[self._sample].copy()  # gymnasium: every call returns new data
+        if self.micro is not None:
+            obs = np.concatenate([obs, np.asarray(self.task.space.normalized_cell(self._cell), np.float32)])
+        return obs
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        if seed is not None:
+            self._key = jax.random.PRNGKey(seed)
+        self._sample = int(self.np_random.integers(self.task.num_samples))
+        self._cell = np.asarray(self.micro.start if self.micro is not None else np.zeros(self.task.space.num_axes), np.int32)
+        self._steps = 0
+        return self._obs(), {}
+
+    def perturbed_image(self, cell: np.ndarray) -> jax.Array:
+        """The current sample under ``cell``, ``(1, H, W, C)``."""
+        self._key, key = jax.random.split(self._key)
+        values = self.task.space.values_of_cell(jnp.asarray(cell)[None])
+        return self._perturb(self.task.images[self._sample][None], values, key)
+
+    def step(self, action: int):
+        action = int(action)
+        if self.micro is not None:
+            self._cell = np.asarray(self.micro.move(jnp.asarray(self._cell), jnp.int32(action)))
+        else:
+            self._cell = np.asarray(self.task.space.cell_of(jnp.int32(action)))
+        self._steps += 1
+        logits = self.task.oracle(self.perturbed_image(self._cell))
+        r = self.reward_config
+        outcome = classification_reward(logits, jnp.asarray(self._labels[self._sample])[None], scale=r.scale, const=r.const, form=r.form)
+        failed = bool(outcome.failed[0])
+        reward = float(outcome.reward[0])
+        if self.micro is not None:
+            reward = float(micro_reward(jnp.float32(reward), jnp.int32(self._steps), self.alpha))
+        terminated = self.micro is None or failed
+        truncated = self.micro is not None and not failed and self._steps >= self.max_steps
+        cell_index = int(self.task.space.action_of(jnp.asarray(self._cell)))
+        info = {
+            "sample": self._sample, "label": int(self._labels[self._sample]), "cell": cell_index,
+            "concepts": self.task.space.describe(cell_index), "failed": failed,
+            "predicted": int(outcome.predicted[0]), "score": float(outcome.score[0]),
+        }
+        return self._obs(), reward, terminated, truncated, info
