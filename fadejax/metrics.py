@@ -10,6 +10,8 @@ import numpy as np
 import ot
 from scipy.stats import spearmanr
 
+from fadejax.barycenters import grid_coordinates
+
 
 def failures_found(failed: np.ndarray) -> int:
     """Number of queries on which the audited model failed (higher is better)."""
@@ -61,7 +63,7 @@ def spearman(estimate: np.ndarray, truth: np.ndarray) -> float:
 
 def grid_cost(sizes: tuple[int, ...]) -> np.ndarray:
     """Euclidean distance between cells on the concept grid (value indices), ``(A, A)``."""
-    coords = np.stack(np.unravel_index(np.arange(int(np.prod(sizes))), sizes), axis=1).astype(np.float64)
+    coords = grid_coordinates(sizes)
     return ot.dist(coords, coords, metric="euclidean")
 
 
