@@ -2,6 +2,7 @@
 
     fadejax discover --config configs/digits.yaml [--out DIR] [--resume] [--set field.path=value ...]
     fadejax landscape --config configs/digits.yaml [--out DIR]
+    fadejax summarize RUN_DIR [--axes a,b,c] [--top 10] [--choose MODE ...]
 
 Bad input (config, data, model, output directory) prints one clear ``error:`` line and
 exits with status 2, leaving existing results untouched.
@@ -27,6 +28,15 @@ def _parser() -> argparse.ArgumentParser:
     discover.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                           help="override a config field, e.g. --set run.iterations=50 (repeatable)")
     discover.add_argument("--quiet", action="store_true", help="no progress bar")
+    summarize = commands.add_parser("summarize", help="write the interactive HTML report, figures and numbers of a run")
+    summarize.add_argument("run_dir", help="a run directory written by fadejax discover (complete or interrupted)")
+    summarize.add_argument("--axes", help="three axis names for the 3-D view, comma-separated (default: the first three)")
+    summarize.add_argument("--top", type=int, default=10, help="failure modes in the ranked table (default 10)")
+    summarize.add_argument("--margin", type=float, default=0.1,
+                           help="an axis is part of a mode's minimal description if resetting it lowers the true failure rate by more than this")
+    summarize.add_argument("--choose", action="append", default=[], metavar="MODE",
+                           help="mark a failure mode to fade, as a cell index or axis=value pairs (repeatable); writes modes.json")
+    summarize.add_argument("--out", help="output directory (default: RUN_DIR/report)")
     landscape = commands.add_parser("landscape", help="exhaustive ground-truth failure landscape (every action x every held-out sample)")
     landscape.add_argument("--config", required=True, help="experiment YAML file (its data, model and space are used)")
     landscape.add_argument("--out", help="directory to save ground_truth.json in (default: runs/<config name>)")
@@ -42,8 +52,9 @@ def _bad_input_errors() -> tuple[type[BaseException], ...]:
     from fadejax.records import RecordsError
     from fadejax.rundir import RunDirError
     from fadejax.spaces import SpaceError
+    from fadejax.summarize import SummarizeError
 
-    errors: list[type[BaseException]] = [ConfigError, DataError, PerturbationError, RecordsError, RunDirError, SpaceError]
+    errors: list[type[BaseException]] = [ConfigError, DataError, PerturbationError, RecordsError, RunDirError, SpaceError, SummarizeError]
     if "bridges.weights" in sys.modules:
         errors.append(sys.modules["bridges.weights"].ModelLoadError)
     if "bridges.classifier" in sys.modules:
@@ -78,6 +89,36 @@ def _landscape(args: argparse.Namespace) -> int:
     return 0
 
 
+def _summarize(args: argparse.Namespace) -> int:
+    import json
+
+    from fadejax.figures import write_figures
+    from fadejax.report import write_report
+    from fadejax.summarize import SummarizeError, load_summary, modes_document, parse_mode
+
+    run_dir = Path(args.run_dir)
+    summary = load_summary(run_dir, top=args.top, margin=args.margin, progress=True)
+    names = list(summary.config.concept_space().names)
+    wanted = args.axes.split(",") if args.axes else names[:3]
+    unknown = [a for a in wanted if a not in names]
+    if unknown or len(set(wanted)) != len(wanted) or not 1 <= len(wanted) <= 3:
+        raise SummarizeError(f"--axes must name one to three distinct axes of {names}; got {wanted}")
+    keep = [names.index(a) for a in wanted]
+    out = Path(args.out) if args.out else run_dir / "report"
+    files = write_report(summary, out, keep)
+    figures = write_figures(summary, out, keep)
+    for note in summary.notes:
+        print(f"note: {note}")
+    print(f"report: {files['html']}")
+    print(f"numbers: {files['json']}, {files['csv']}; figures: {', '.join(Path(f).name for f in figures)}")
+    if args.choose:
+        cells = [parse_mode(text, summary.config) for text in args.choose]
+        path = out / "modes.json"
+        path.write_text(json.dumps(modes_document(run_dir, summary.config, cells), indent=2))
+        print(f"chosen modes: {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = _parser().parse_args(argv)
@@ -86,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
             return _discover(args)
         if args.command == "landscape":
             return _landscape(args)
+        if args.command == "summarize":
+            return _summarize(args)
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # noqa: BLE001 - only known bad-input errors are reported briefly

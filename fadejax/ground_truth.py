@@ -20,35 +20,41 @@ from fadejax.rundir import CONFIG_FILE, RunDirError
 from fadejax.task import ClassificationTask
 
 
-def failure_landscape(task: ClassificationTask, batch_size: int = 1024, seed: int = 0, progress: bool = False) -> np.ndarray:
-    """Failure rate per action, ``(num_actions,)`` float64 in [0, 1].
+def failure_rates(task: ClassificationTask, actions: np.ndarray, batch_size: int = 1024, seed: int = 0, progress: bool = False) -> np.ndarray:
+    """Failure rate of each of ``actions`` over every held-out sample, ``(len(actions),)`` float64.
 
-    Every held-out sample is perturbed under every action (keyed perturbations such as
-    noise use one fixed key per action) and scored by the audited model.
+    Keyed perturbations such as noise use one fixed key per call.
     """
     n = task.num_samples
     per_call = max(1, batch_size // n)  # whole actions per oracle call
     space = task.space
 
     @jax.jit
-    def perturb(actions: jax.Array, key: jax.Array) -> jax.Array:
-        values = jnp.repeat(space.decode(actions), n, axis=0)  # (len(actions) * n, axes)
-        images = jnp.tile(task.images, (actions.shape[0], 1, 1, 1))
+    def perturb(chunk: jax.Array, key: jax.Array) -> jax.Array:
+        values = jnp.repeat(space.decode(chunk), n, axis=0)  # (len(chunk) * n, axes)
+        images = jnp.tile(task.images, (chunk.shape[0], 1, 1, 1))
         return task.perturb(images, values, key)
 
-    rates = np.zeros(space.num_actions, np.float64)
+    actions = np.asarray(actions, np.int32)
+    rates = np.zeros(actions.size, np.float64)
     labels = np.asarray(task.labels)
     key = jax.random.PRNGKey(seed)
-    starts = range(0, space.num_actions, per_call)
+    starts = range(0, actions.size, per_call)
     for start in tqdm(starts, disable=not progress, desc="ground truth", unit="call"):
-        actions = jnp.arange(start, min(start + per_call, space.num_actions), dtype=jnp.int32)
-        if actions.shape[0] < per_call:  # keep one compiled shape: pad with the last action
-            actions = jnp.concatenate([actions, jnp.full(per_call - actions.shape[0], actions[-1])])
-        logits = task.oracle(perturb(actions, jax.random.fold_in(key, start)))
+        chunk = actions[start : start + per_call]
+        count = chunk.size
+        if count < per_call:  # keep one compiled shape: pad with the last action
+            chunk = np.concatenate([chunk, np.full(per_call - count, chunk[-1], np.int32)])
+        logits = task.oracle(perturb(jnp.asarray(chunk), jax.random.fold_in(key, start)))
         wrong = np.asarray(jnp.argmax(logits, -1)).reshape(per_call, n) != labels
-        count = min(per_call, space.num_actions - start)
         rates[start : start + count] = wrong[:count].mean(axis=1)
     return rates
+
+
+def failure_landscape(task: ClassificationTask, batch_size: int = 1024, seed: int = 0, progress: bool = False) -> np.ndarray:
+    """Failure rate per action, ``(num_actions,)`` float64 in [0, 1]: every held-out sample
+    perturbed under every action and scored by the audited model."""
+    return failure_rates(task, np.arange(task.space.num_actions), batch_size, seed, progress)
 
 
 def landscape_statistics(rates: np.ndarray, space) -> dict:

@@ -144,6 +144,7 @@ class Perturbation:
     high: float
     unit: str
     build: Callable[[Sequence[float]], ApplyFn]
+    identity: float | None = None  # the strength that leaves an image unchanged, if any
 
     def check(self, values: Sequence[float], where: str) -> None:
         bad = [v for v in values if not (self.low <= float(v) <= self.high)]
@@ -167,13 +168,13 @@ def _fixed(fn: ApplyFn) -> Callable[[Sequence[float]], ApplyFn]:
     return lambda values: fn
 
 
-register(Perturbation("rotation", -180.0, 180.0, "degrees, counter-clockwise", _fixed(rotate)))
-register(Perturbation("darkness", 0.0, 1.0, "fraction of brightness removed", _fixed(darkness)))
-register(Perturbation("brightness", 0.0, 10.0, "brightness factor, 1 = unchanged", _fixed(brightness)))
-register(Perturbation("saturation", 0.0, 10.0, "colour factor, 1 = unchanged", _fixed(saturation)))
-register(Perturbation("contrast", 0.0, 10.0, "contrast factor, 1 = unchanged", _fixed(contrast)))
-register(Perturbation("blur", 0.0, 16.0, "Gaussian sigma in pixels", lambda values: make_gaussian_blur(max(values))))
-register(Perturbation("noise", 0.0, 1.0, "Gaussian noise std in intensity units", _fixed(noise)))
+register(Perturbation("rotation", -180.0, 180.0, "degrees, counter-clockwise", _fixed(rotate), identity=0.0))
+register(Perturbation("darkness", 0.0, 1.0, "fraction of brightness removed", _fixed(darkness), identity=0.0))
+register(Perturbation("brightness", 0.0, 10.0, "brightness factor, 1 = unchanged", _fixed(brightness), identity=1.0))
+register(Perturbation("saturation", 0.0, 10.0, "colour factor, 1 = unchanged", _fixed(saturation), identity=1.0))
+register(Perturbation("contrast", 0.0, 10.0, "contrast factor, 1 = unchanged", _fixed(contrast), identity=1.0))
+register(Perturbation("blur", 0.0, 16.0, "Gaussian sigma in pixels", lambda values: make_gaussian_blur(max(values)), identity=0.0))
+register(Perturbation("noise", 0.0, 1.0, "Gaussian noise std in intensity units", _fixed(noise), identity=0.0))
 
 
 def get(name: str) -> Perturbation:

@@ -3,4 +3,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# The report test opens the HTML report in a real headless browser: Debian's chromium.
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "installing chromium (Debian package, once) for the report's browser test ..."
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 exec .venv/bin/python -m pytest -q "$@"

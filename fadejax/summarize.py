@@ -1,0 +1,267 @@
+"""Stage 2: turn a run directory into the numbers a person needs to judge its failure modes.
+
+:func:`load_summary` reads a run (complete or interrupted), rebuilds the task and the
+searcher's latest state, and assembles: the empirical landscape (records), the policy
+landscape (eq. 10 over the held-out observations), the ground truth when
+``ground_truth.json`` exists, the ranked failure modes with their minimal descriptions
+(after PRIME), the barycenters by radius (eq. 11) and sample failures per cell. The
+report and figures (``fadejax.report``, ``fadejax.figures``) only render this.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import yaml
+
+from fadejax import metrics, perturbations
+from fadejax.barycenters import barycenter
+from fadejax.config import ConfigError, ExperimentConfig, parse_config
+from fadejax.ground_truth import GROUND_TRUTH_FILE, failure_rates, landscape_key
+from fadejax.landscapes import empirical_landscape, policy_landscape
+from fadejax.records import RECORDS_FILE
+from fadejax.rundir import CONFIG_FILE, read_status
+from fadejax.task import ClassificationTask, build_task
+
+
+class SummarizeError(ValueError):
+    """A run directory is missing, unreadable or corrupt; the message says which file."""
+
+
+@dataclass
+class RunSummaryData:
+    run_dir: Path
+    config: ExperimentConfig
+    partial: bool
+    iterations: int
+    planned: int
+    queries: int
+    visits: np.ndarray  # (A,)
+    failures: np.ndarray  # (A,)
+    rate: np.ndarray  # (A,) observed failure rate, nan where unvisited
+    policy_mean: np.ndarray | None  # (A,) mean P(a|s)
+    policy_confidence: np.ndarray | None  # (A,) 1/std
+    truth: np.ndarray | None  # (A,)
+    modes: list[dict[str, Any]]
+    barycenters: dict[int, list[float]]  # radius -> grid coordinates
+    examples: dict[int, list[dict[str, Any]]]  # cell -> failures with images
+    entropy: float
+    notes: list[str] = field(default_factory=list)
+
+
+def _read_config(run_dir: Path) -> ExperimentConfig:
+    if not run_dir.is_dir():
+        raise SummarizeError(f"run directory '{run_dir}' does not exist")
+    path = run_dir / CONFIG_FILE
+    if not path.is_file():
+        raise SummarizeError(f"'{run_dir}' is not a fadejax run directory (no {CONFIG_FILE})")
+    try:
+        return parse_config(yaml.safe_load(path.read_text()), source=str(path))
+    except (yaml.YAMLError, ConfigError) as exc:
+        raise SummarizeError(f"'{path}' is corrupt: {exc}") from None
+
+
+def _read_records(run_dir: Path, num_actions: int, per_cell: int) -> tuple[np.ndarray, np.ndarray, dict[int, list[dict]], int, np.ndarray]:
+    """Per-cell visits and failures, up to ``per_cell`` failure records per cell, the
+    number of queries, and every failure's cell."""
+    path = run_dir / RECORDS_FILE
+    if not path.is_file():
+        raise SummarizeError(f"'{run_dir}' has no {RECORDS_FILE}: the run never made a query")
+    visits = np.zeros(num_actions, np.int64)
+    failures = np.zeros(num_actions, np.int64)
+    examples: dict[int, list[dict]] = {}
+    failed_cells = []
+    queries = 0
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, 1):
+            if not line.endswith(b"\n"):
+                break  # a final line cut off by a kill: the checkpointed part is complete
+            try:
+                record = json.loads(line)
+                cell = int(record["cell"])
+                failed = bool(record["failed"])
+            except (ValueError, KeyError, TypeError):
+                raise SummarizeError(f"'{path}' line {number} is corrupt: {line[:80]!r}") from None
+            if not 0 <= cell < num_actions:
+                raise SummarizeError(f"'{path}' line {number} names cell {cell}, outside this run's {num_actions} cells")
+            queries += 1
+            visits[cell] += 1
+            if failed:
+                failures[cell] += 1
+                failed_cells.append(cell)
+                bucket = examples.setdefault(cell, [])
+                if len(bucket) < per_cell:
+                    bucket.append(record)
+    if queries == 0:
+        raise SummarizeError(f"'{path}' holds no records yet")
+    return visits, failures, examples, queries, np.asarray(failed_cells, np.int64)
+
+
+def _png(image: np.ndarray) -> str:
+    from PIL import Image
+
+    pixels = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
+    pil = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
+    buffer = io.BytesIO()
+    pil.resize((pil.width * 2, pil.height * 2), Image.NEAREST).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _attach_images(task: ClassificationTask, examples: dict[int, list[dict]]) -> None:
+    """Regenerate each example's perturbed image (keyed perturbations are re-drawn)."""
+    flat = [(cell, r) for cell, rows in examples.items() for r in rows]
+    if not flat:
+        return
+    samples = jnp.asarray([r["sample"] for _, r in flat], jnp.int32)
+    values = task.space.decode(jnp.asarray([c for c, _ in flat], jnp.int32))
+    images = np.asarray(jax.jit(task.perturb)(task.images[samples], values, jax.random.PRNGKey(0)))
+    for (_, record), image in zip(flat, images):
+        record["image"] = _png(image)
+
+
+def neutral_index(axis_config, marginal: np.ndarray) -> int:
+    """The value of an axis that perturbs least: its identity value if it has one, else
+    the value with the lowest failure rate in ``marginal``."""
+    identity = perturbations.get(axis_config.perturbation_name).identity
+    if identity is not None and identity in axis_config.values:
+        return axis_config.values.index(identity)
+    return int(np.nanargmin(marginal))
+
+
+def minimal_description(cell: int, rate_of, config: ExperimentConfig, neutral: list[int], margin: float) -> dict[str, Any]:
+    """PRIME's test: an axis is necessary for the mode iff resetting it to neutral lowers
+    the failure rate by more than ``margin``. ``rate_of(cells)`` gives true rates."""
+    space = config.concept_space()
+    index = np.asarray(space.cell_of(jnp.int32(cell)))
+    probes, names = [], []
+    for axis, a in enumerate(config.space.axes):
+        if index[axis] == neutral[axis]:
+            continue  # already neutral: trivially not needed
+        changed = index.copy()
+        changed[axis] = neutral[axis]
+        probes.append(int(space.action_of(jnp.asarray(changed))))
+        names.append(a.name)
+    rates = rate_of(np.asarray([cell] + probes, np.int32))
+    base = float(rates[0])
+    checks = [{"axis": n, "rate_without": float(r), "needed": base - float(r) > margin} for n, r in zip(names, rates[1:])]
+    needed = [c["axis"] for c in checks if c["needed"]]
+    concepts = space.describe(cell)
+    text = " + ".join(f"{n} {concepts[n]:g}" for n in needed) or "(no single axis is necessary)"
+    dropped = [c["axis"] for c in checks if not c["needed"]]
+    if dropped:
+        text += " — " + ", ".join(dropped) + " not needed"
+    return {"rate": base, "checks": checks, "needed": needed, "text": text}
+
+
+def load_summary(run_dir: str | Path, *, top: int = 10, margin: float = 0.1, per_cell: int = 6, radii: int = 3, task: ClassificationTask | None = None, progress: bool = False) -> RunSummaryData:
+    """Everything the report shows, from ``run_dir``; see the module docstring."""
+    run_dir = Path(run_dir)
+    config = _read_config(run_dir)
+    space = config.concept_space()
+    status = read_status(run_dir)
+    visits, failures, examples, queries, failed_cells = _read_records(run_dir, space.num_actions, per_cell)
+    notes: list[str] = []
+    partial = status.get("status") != "complete"
+    if partial:
+        notes.append(f"partial run: summarised from the {queries} queries recorded so far (of {config.run.iterations * config.run.num_envs} planned)")
+    task = task or build_task(config, progress=progress)
+
+    policy_mean = policy_conf = None
+    if config.mode == "macro":
+        from fadejax.run import build_discovery, load_latest_state
+
+        try:
+            discovery = build_discovery(config, task)
+            state = load_latest_state(run_dir, discovery)
+            land = policy_landscape(discovery.searcher.action_scores(state.searcher, task.observations))
+            policy_mean, policy_conf = np.asarray(land.mean), np.asarray(land.confidence)
+        except FileNotFoundError:
+            notes.append("no checkpoint yet: the policy landscape (eq. 10) is not available, only the observed one")
+    else:
+        notes.append("microscopic run: the policy chooses moves, not cells, so only the observed landscape is shown")
+
+    truth = None
+    truth_path = run_dir / GROUND_TRUTH_FILE
+    if truth_path.is_file():
+        stored = json.loads(truth_path.read_text())
+        if stored.get("key") == landscape_key(config):
+            truth = np.asarray(stored["failure_rates"])
+
+    rate = empirical_landscape(visits, failures)
+    min_visits = min(5, int(visits.max()))
+    ranked = [int(c) for c in np.lexsort((-visits, -np.nan_to_num(rate, nan=-1.0))) if visits[c] >= min_visits][:top]
+    cache: dict[int, float] = {}
+
+    def rate_of(cells: np.ndarray) -> np.ndarray:
+        missing = [int(c) for c in cells if int(c) not in cache]
+        if missing:
+            cache.update(zip(missing, failure_rates(task, np.asarray(missing, np.int32))))
+        return np.asarray([cache[int(c)] for c in cells])
+
+    grid_rates = np.nan_to_num(rate.reshape(space.sizes), nan=np.nanmax(rate))
+    neutral = [
+        neutral_index(a, np.nanmean(grid_rates, axis=tuple(j for j in range(space.num_axes) if j != i)))
+        for i, a in enumerate(config.space.axes)
+    ]
+    modes = []
+    for rank, cell in enumerate(ranked, 1):
+        modes.append({
+            "rank": rank, "cell": cell, "concepts": space.describe(cell), "failure_rate": float(rate[cell]),
+            "visits": int(visits[cell]), "failures": int(failures[cell]),
+            "mean_p": None if policy_mean is None else float(policy_mean[cell]),
+            "true_rate": None if truth is None else float(truth[cell]),
+            "minimal": minimal_description(cell, rate_of, config, neutral, margin),
+        })
+
+    mass = policy_mean if policy_mean is not None else np.nan_to_num(rate)
+    center = int(np.argmax(mass))
+    centers = {r: barycenter(mass, space.sizes, center, r).tolist() for r in range(1, radii + 1)}
+    shown = {c: examples[c] for c in sorted(examples, key=lambda c: -failures[c])[:200]}
+    _attach_images(task, shown)
+    return RunSummaryData(
+        run_dir=run_dir, config=config, partial=partial, iterations=int(status.get("iterations", queries // config.run.num_envs)),
+        planned=config.run.iterations, queries=queries, visits=visits, failures=failures, rate=rate,
+        policy_mean=policy_mean, policy_confidence=policy_conf, truth=truth, modes=modes, barycenters=centers,
+        examples=shown, entropy=metrics.failure_entropy(failed_cells, space.num_actions), notes=notes,
+    )
+
+
+def parse_mode(text: str, config: ExperimentConfig) -> int:
+    """A failure mode given on the command line: a cell index (``24``) or concept values
+    (``rotation=-20,darkness=0.7,blur=3``; every axis, values from the space)."""
+    space = config.concept_space()
+    if text.strip().isdigit():
+        cell = int(text)
+        if not 0 <= cell < space.num_actions:
+            raise SummarizeError(f"mode '{text}': cell index must be in 0..{space.num_actions - 1}")
+        return cell
+    given = {}
+    for part in text.split(","):
+        name, _, value = part.partition("=")
+        given[name.strip()] = value.strip()
+    if set(given) != set(space.names):
+        raise SummarizeError(f"mode '{text}' must give a value for every axis {list(space.names)}, or a cell index")
+    index = []
+    for axis in space.axes:
+        try:
+            value = float(given[axis.name])
+        except ValueError:
+            raise SummarizeError(f"mode '{text}': '{given[axis.name]}' is not a number") from None
+        if value not in axis.values:
+            raise SummarizeError(f"mode '{text}': {axis.name} takes one of {list(axis.values)}, not {value:g}")
+        index.append(axis.values.index(value))
+    return int(space.action_of(jnp.asarray(index)))
+
+
+def modes_document(run_dir: Path, config: ExperimentConfig, cells: list[int]) -> dict[str, Any]:
+    """The small JSON the restructure stage reads (the report's export writes the same)."""
+    space = config.concept_space()
+    return {"run": str(run_dir), "modes": [{"cell": int(c), "concepts": space.describe(int(c))} for c in cells]}
