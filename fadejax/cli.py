@@ -31,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     summarize = commands.add_parser("summarize", help="write the interactive HTML report, figures and numbers of a run")
     summarize.add_argument("run_dir", help="a run directory written by fadejax discover (complete or interrupted)")
     summarize.add_argument("--axes", help="three axis names for the 3-D view, comma-separated (default: the first three)")
+    summarize.add_argument("--fix", action="append", default=[], metavar="AXIS=VALUE",
+                           help="slice the views at this value of an axis not shown (repeatable); other hidden axes are averaged")
     summarize.add_argument("--top", type=int, default=10, help="failure modes in the ranked table (default 10)")
     summarize.add_argument("--margin", type=float, default=0.1,
                            help="an axis is part of a mode's minimal description if resetting it lowers the true failure rate by more than this")
@@ -104,9 +106,20 @@ def _summarize(args: argparse.Namespace) -> int:
     if unknown or len(set(wanted)) != len(wanted) or not 1 <= len(wanted) <= 3:
         raise SummarizeError(f"--axes must name one to three distinct axes of {names}; got {wanted}")
     keep = [names.index(a) for a in wanted]
+    fixed = {}
+    space = summary.config.concept_space()
+    for text in args.fix:
+        name, _, value = text.partition("=")
+        if name not in names or names.index(name) in keep:
+            raise SummarizeError(f"--fix '{text}': the axis must be one of {names} and not among the shown axes {wanted}")
+        axis = space.axes[names.index(name)]
+        try:
+            fixed[names.index(name)] = axis.values.index(float(value))
+        except ValueError:
+            raise SummarizeError(f"--fix '{text}': {name} takes one of {list(axis.values)}") from None
     out = Path(args.out) if args.out else run_dir / "report"
-    files = write_report(summary, out, keep)
-    figures = write_figures(summary, out, keep)
+    files = write_report(summary, out, keep, fixed)
+    figures = write_figures(summary, out, keep, fixed)
     for note in summary.notes:
         print(f"note: {note}")
     print(f"report: {files['html']}")

@@ -5,15 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+import jax.numpy as jnp
 import numpy as np
 
+from fadejax.landscapes import on_grid, view
 from fadejax.report import points_3d
 from fadejax.summarize import RunSummaryData
 
 
-def write_figures(summary: RunSummaryData, out_dir, keep: Sequence[int]) -> list[str]:
-    """``landscape.{png,pdf}`` (3-D scatter, colour = mean P or failure rate, size = confidence)
-    and ``modes.{png,pdf}`` (top failure modes with observed and true rates)."""
+def write_figures(summary: RunSummaryData, out_dir, keep: Sequence[int], fixed: dict[int, int] | None = None) -> list[str]:
+    """``landscape.{png,pdf}`` (3-D scatter, colour = mean P or failure rate, size = confidence),
+    ``landscapes_side_by_side.{png,pdf}`` (policy, observed and true landscapes as heat maps
+    of the first two kept axes, the others marginalised) and ``modes.{png,pdf}`` (top failure
+    modes with observed and true rates)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -22,7 +26,7 @@ def write_figures(summary: RunSummaryData, out_dir, keep: Sequence[int]) -> list
     out = Path(out_dir)
     space = summary.config.concept_space()
     names = [space.names[a] for a in keep]
-    points = points_3d(summary, keep)
+    points = points_3d(summary, keep, fixed)
     colour = np.asarray([p["mean_p"] if p["mean_p"] is not None else (p["rate"] or 0.0) for p in points])
     raw = np.asarray([p["confidence"] if p["confidence"] is not None else p["visits"] for p in points], float)
     size = 15 + 150 * (raw - raw.min()) / (np.ptp(raw) or 1.0)
@@ -46,6 +50,27 @@ def write_figures(summary: RunSummaryData, out_dir, keep: Sequence[int]) -> list
         fig.savefig(out / f"landscape.{suffix}", dpi=130, bbox_inches="tight")
         written.append(str(out / f"landscape.{suffix}"))
     plt.close(fig)
+
+    layers = [("mean P(a|s) (eq. 10)", summary.policy_mean), ("observed failure rate", summary.rate), ("true failure rate", summary.truth)]
+    layers = [(title, values) for title, values in layers if values is not None]
+    pair = list(keep[:2]) if len(keep) >= 2 else [keep[0], keep[0]]
+    if len(set(pair)) == 2:
+        fig, axs = plt.subplots(1, len(layers), figsize=(4.2 * len(layers), 3.6), squeeze=False)
+        for ax, (title, values) in zip(axs[0], layers):
+            grid = view(on_grid(jnp.asarray(values, jnp.float32), space.sizes), keep=pair, fixed=fixed)
+            im = ax.imshow(np.asarray(grid).T, origin="lower", cmap="viridis", aspect="auto")
+            ax.set_xticks(range(space.sizes[pair[0]]), [f"{v:g}" for v in space.axes[pair[0]].values])
+            ax.set_yticks(range(space.sizes[pair[1]]), [f"{v:g}" for v in space.axes[pair[1]].values])
+            ax.set_xlabel(space.names[pair[0]])
+            ax.set_ylabel(space.names[pair[1]])
+            ax.set_title(title, fontsize=10)
+            fig.colorbar(im, ax=ax, shrink=0.8)
+        fig.suptitle("Landscapes side by side (other axes averaged)")
+        fig.tight_layout()
+        for suffix in ("png", "pdf"):
+            fig.savefig(out / f"landscapes_side_by_side.{suffix}", dpi=130, bbox_inches="tight")
+            written.append(str(out / f"landscapes_side_by_side.{suffix}"))
+        plt.close(fig)
 
     if summary.modes:
         fig, ax = plt.subplots(figsize=(7, 0.45 * len(summary.modes) + 1.2))

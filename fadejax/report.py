@@ -19,14 +19,17 @@ def _finite(x: Any) -> Any:
     return x
 
 
-def points_3d(summary: RunSummaryData, keep: Sequence[int]) -> list[dict[str, Any]]:
-    """One point per combination of the kept axes' values; other axes marginalised
-    (mean of P and confidence, summed visits and failures, pooled examples)."""
+def points_3d(summary: RunSummaryData, keep: Sequence[int], fixed: dict[int, int] | None = None) -> list[dict[str, Any]]:
+    """One point per combination of the kept axes' values. Axes in ``fixed`` are sliced at
+    that value index; the rest are marginalised (mean of P and confidence, summed visits
+    and failures, pooled examples)."""
     space = summary.config.concept_space()
+    fixed = fixed or {}
     coords = np.stack(np.unravel_index(np.arange(space.num_actions), space.sizes), axis=1)
     groups: dict[tuple[int, ...], list[int]] = {}
     for cell, c in enumerate(coords):
-        groups.setdefault(tuple(int(c[a]) for a in keep), []).append(cell)
+        if all(c[axis] == index for axis, index in fixed.items()):
+            groups.setdefault(tuple(int(c[a]) for a in keep), []).append(cell)
     points = []
     for key, cells in groups.items():
         visits = int(summary.visits[cells].sum())
@@ -56,18 +59,20 @@ def _barycenter_values(summary: RunSummaryData, keep: Sequence[int]) -> dict[str
     return out
 
 
-def report_data(summary: RunSummaryData, keep: Sequence[int]) -> dict[str, Any]:
+def report_data(summary: RunSummaryData, keep: Sequence[int], fixed: dict[int, int] | None = None) -> dict[str, Any]:
     space = summary.config.concept_space()
+    fixed = fixed or {}
     return {
         "run": str(summary.run_dir),
         "axes": [space.names[a] for a in keep],
+        "sliced": {space.names[a]: space.axes[a].values[i] for a, i in fixed.items()},
         "notes": summary.notes,
         "counts": {
             "queries": summary.queries, "failures": int(summary.failures.sum()), "entropy": summary.entropy,
             "iterations": summary.iterations, "planned": summary.planned, "partial": summary.partial,
         },
         "colour": "mean P(a|s)" if summary.policy_mean is not None else "observed failure rate",
-        "points": points_3d(summary, keep),
+        "points": points_3d(summary, keep, fixed),
         "barycenters": _barycenter_values(summary, keep),
         "modes": [{k: _finite(v) for k, v in m.items()} for m in summary.modes],
     }
@@ -76,7 +81,10 @@ def report_data(summary: RunSummaryData, keep: Sequence[int]) -> dict[str, Any]:
 _SCRIPT = r"""
 const D = JSON.parse(document.getElementById('fadejax-data').textContent);
 const P = D.points;
-const colour = P.map(p => (p.mean_p !== null ? p.mean_p : (p.rate === null ? 0 : p.rate)));
+const LAYERS = {mean_p: 'mean P(a|s) (eq. 10)', rate: 'observed failure rate', truth: 'true failure rate'};
+const available = Object.keys(LAYERS).filter(k => P.some(p => p[k] !== null));
+const layer = k => P.map(p => (p[k] === null ? 0 : p[k]));
+const colour = layer(available[0]);
 const raw = P.map(p => (p.confidence !== null ? p.confidence : p.visits));
 const lo = Math.min(...raw), hi = Math.max(...raw);
 const size = raw.map(v => 6 + 18 * (hi > lo ? (v - lo) / (hi - lo) : 0.5));
@@ -96,6 +104,9 @@ Plotly.newPlot('landscape', [
    marker: {symbol: 'diamond', size: 14, color: '#e4572e', line: {color: '#000', width: 1}}, hoverinfo: 'name'}
 ], {margin: {l: 0, r: 0, t: 10, b: 0}, scene: {xaxis: {title: {text: D.axes[0]}}, yaxis: {title: {text: D.axes[1] || ''}},
    zaxis: {title: {text: D.axes[2] || ''}}}, legend: {x: 0, y: 1}}, {displaylogo: false});
+const by = document.getElementById('colour-by');
+available.forEach(k => { const o = document.createElement('option'); o.value = k; o.textContent = LAYERS[k]; by.appendChild(o); });
+by.addEventListener('change', () => Plotly.restyle('landscape', {'marker.color': [layer(by.value)], 'marker.colorbar.title.text': LAYERS[by.value]}, [0]));
 const sel = document.getElementById('radius');
 radii.forEach(r => { const o = document.createElement('option'); o.value = r; o.textContent = 'radius ' + r; sel.appendChild(o); });
 sel.addEventListener('change', () => { const b = bary(sel.value); Plotly.restyle('landscape', {x: [b.x], y: [b.y], z: [b.z]}, [1]); });
@@ -133,10 +144,11 @@ pre{background:#f6f6f6;padding:.6rem;max-height:12rem;overflow:auto}
 """
 
 
-def render(summary: RunSummaryData, keep: Sequence[int], plotly_js: str) -> str:
+def render(summary: RunSummaryData, keep: Sequence[int], plotly_js: str, fixed: dict[int, int] | None = None) -> str:
     """The report as one HTML string (``plotly_js``: plotly's bundle, embedded inline)."""
-    data = report_data(summary, keep)
+    data = report_data(summary, keep, fixed)
     c = data["counts"]
+    sliced = "".join(f" Sliced at {html.escape(k)} = {v:g}." for k, v in data["sliced"].items())
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in data["notes"])
     rows = []
     for i, m in enumerate(data["modes"]):
@@ -156,9 +168,10 @@ def render(summary: RunSummaryData, keep: Sequence[int], plotly_js: str) -> str:
 <h1>Failure landscape of {html.escape(data['run'])}</h1>
 <p>{c['queries']} queries, {c['failures']} failures ({c['failures'] / max(c['queries'], 1):.1%}); entropy of failures over cells
 {c['entropy']:.2f} nats; {c['iterations']} of {c['planned']} iterations. Colour: {html.escape(data['colour'])}; size: confidence (1/std).
-Click a point to see the failures behind it.</p>
+Click a point to see the failures behind it.{sliced}</p>
 <ul class="notes">{notes}</ul>
 <div class="row"><div><div id="landscape"></div>
+<label>Colour: <select id="colour-by"></select></label>
 <label>Barycenter (eq. 11) around the highest-mass cell: <select id="radius"></select></label></div>
 <div id="failures"><p class="muted">Click a point of the landscape.</p></div></div>
 <h2>Failure modes</h2>
@@ -174,7 +187,7 @@ does not lower the true failure rate by the margin are not needed (after PRIME).
 """
 
 
-def write_report(summary: RunSummaryData, out_dir, keep: Sequence[int]) -> dict[str, str]:
+def write_report(summary: RunSummaryData, out_dir, keep: Sequence[int], fixed: dict[int, int] | None = None) -> dict[str, str]:
     """Write ``report.html``, ``summary.json`` (every figure's numbers) and ``landscape.csv``."""
     import csv
     from pathlib import Path
@@ -183,8 +196,8 @@ def write_report(summary: RunSummaryData, out_dir, keep: Sequence[int]) -> dict[
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "report.html").write_text(render(summary, keep, get_plotlyjs()))
-    data = report_data(summary, keep)
+    (out / "report.html").write_text(render(summary, keep, get_plotlyjs(), fixed))
+    data = report_data(summary, keep, fixed)
     for point in data["points"]:
         point.pop("examples")  # images stay in the HTML; the JSON keeps the numbers
     (out / "summary.json").write_text(json.dumps(data, indent=1, default=_finite))

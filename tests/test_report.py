@@ -129,6 +129,10 @@ def test_the_report_works_in_a_headless_browser(report, run_dir, tmp_path):
         page.evaluate(f"document.getElementById('landscape').emit('plotly_click', {{points: [{{customdata: {with_failures}}}]}})")
         assert page.locator("#failures img").count() == min(6, data["points"][with_failures]["failures"])
 
+        page.select_option("#colour-by", "rate")  # the observed landscape, in the same view
+        colours = page.evaluate("document.getElementById('landscape')._fullData[0].marker.color")
+        assert colours == pytest.approx([p["rate"] or 0 for p in data["points"]])
+
         page.select_option("#radius", "2")  # the barycenter moves with the radius
         assert page.evaluate("document.getElementById('landscape')._fullData[1].x[0]") == pytest.approx(data["barycenters"]["2"][0])
 
@@ -142,3 +146,14 @@ def test_the_report_works_in_a_headless_browser(report, run_dir, tmp_path):
         browser.close()
     assert errors == []
     assert [r for r in requests if not r.startswith(("file:", "data:", "blob:"))] == []
+
+
+def test_views_can_be_sliced_at_a_hidden_axis(run_dir, capsys):
+    out = run_dir / "sliced"
+    assert main(["summarize", str(run_dir), "--axes", "rotation,darkness", "--fix", "blur=3", "--out", str(out)]) == 0
+    data = json.loads((out / "summary.json").read_text())
+    assert data["sliced"] == {"blur": 3.0} and len(data["points"]) == 25
+    assert all(len(p["cells"]) == 1 for p in data["points"])  # sliced, not averaged
+    assert (out / "landscapes_side_by_side.png").stat().st_size > 0
+    assert main(["summarize", str(run_dir), "--axes", "rotation,darkness", "--fix", "blur=2.5"]) == EXIT_BAD_INPUT
+    assert "blur takes one of" in capsys.readouterr().err
