@@ -71,7 +71,6 @@ def report_data(summary: RunSummaryData, keep: Sequence[int], fixed: dict[int, i
             "queries": summary.queries, "failures": int(summary.failures.sum()), "entropy": summary.entropy,
             "iterations": summary.iterations, "planned": summary.planned, "partial": summary.partial,
         },
-        "colour": "mean P(a|s)" if summary.policy_mean is not None else "observed failure rate",
         "points": points_3d(summary, keep, fixed),
         "barycenters": _barycenter_values(summary, keep),
         "modes": [{k: _finite(v) for k, v in m.items()} for m in summary.modes],
@@ -90,7 +89,7 @@ const lo = Math.min(...raw), hi = Math.max(...raw);
 const size = raw.map(v => 6 + 18 * (hi > lo ? (v - lo) / (hi - lo) : 0.5));
 const fmt = v => (v === null || v === undefined ? '—' : (Math.abs(v) < 1 ? v.toFixed(3) : v.toFixed(2)));
 const hover = P.map(p => D.axes.map((a, i) => a + ' = ' + p.values[i]).join('<br>') +
-  '<br>' + D.colour + ': ' + fmt(colour[P.indexOf(p)]) + '<br>failures ' + p.failures + ' / ' + p.visits +
+  '<br>mean P(a|s): ' + fmt(p.mean_p) + '<br>failures ' + p.failures + ' / ' + p.visits +
   (p.truth !== null ? '<br>true rate ' + fmt(p.truth) : ''));
 const xyz = i => P.map(p => p.values[i] === undefined ? 0 : p.values[i]);
 const radii = Object.keys(D.barycenters);
@@ -99,7 +98,7 @@ const b0 = radii.length ? bary(radii[0]) : {x: [], y: [], z: []};
 Plotly.newPlot('landscape', [
   {type: 'scatter3d', mode: 'markers', x: xyz(0), y: xyz(1), z: xyz(2), customdata: P.map((p, i) => i),
    text: hover, hoverinfo: 'text', marker: {size: size, color: colour, colorscale: 'Viridis', showscale: true,
-   colorbar: {title: D.colour}, opacity: 0.9}, name: 'cells'},
+   colorbar: {title: {text: LAYERS[available[0]]}}, opacity: 0.9}, name: 'cells'},
   {type: 'scatter3d', mode: 'markers', x: b0.x, y: b0.y, z: b0.z, name: 'barycenter',
    marker: {symbol: 'diamond', size: 14, color: '#e4572e', line: {color: '#000', width: 1}}, hoverinfo: 'name'}
 ], {margin: {l: 0, r: 0, t: 10, b: 0}, scene: {xaxis: {title: {text: D.axes[0]}}, yaxis: {title: {text: D.axes[1] || ''}},
@@ -167,7 +166,7 @@ def render(summary: RunSummaryData, keep: Sequence[int], plotly_js: str, fixed: 
 <body>
 <h1>Failure landscape of {html.escape(data['run'])}</h1>
 <p>{c['queries']} queries, {c['failures']} failures ({c['failures'] / max(c['queries'], 1):.1%}); entropy of failures over cells
-{c['entropy']:.2f} nats; {c['iterations']} of {c['planned']} iterations. Colour: {html.escape(data['colour'])}; size: confidence (1/std).
+{c['entropy']:.2f} nats; {c['iterations']} of {c['planned']} iterations. Size: confidence (1/std of P(a|s); visits where no policy is available).
 Click a point to see the failures behind it.{sliced}</p>
 <ul class="notes">{notes}</ul>
 <div class="row"><div><div id="landscape"></div>
