@@ -96,18 +96,18 @@ def _summarize(args: argparse.Namespace) -> int:
 
     from fadejax.figures import write_figures
     from fadejax.report import write_report
-    from fadejax.summarize import SummarizeError, load_summary, modes_document, parse_mode
+    from fadejax.summarize import SummarizeError, load_summary, modes_document, parse_mode, read_run_config
 
     run_dir = Path(args.run_dir)
-    summary = load_summary(run_dir, top=args.top, margin=args.margin, progress=True)
-    names = list(summary.config.concept_space().names)
+    config = read_run_config(run_dir)  # check every flag before the slow part
+    space = config.concept_space()
+    names = list(space.names)
     wanted = args.axes.split(",") if args.axes else names[:3]
     unknown = [a for a in wanted if a not in names]
     if unknown or len(set(wanted)) != len(wanted) or not 1 <= len(wanted) <= 3:
         raise SummarizeError(f"--axes must name one to three distinct axes of {names}; got {wanted}")
     keep = [names.index(a) for a in wanted]
     fixed = {}
-    space = summary.config.concept_space()
     for text in args.fix:
         name, _, value = text.partition("=")
         if name not in names or names.index(name) in keep:
@@ -117,6 +117,8 @@ def _summarize(args: argparse.Namespace) -> int:
             fixed[names.index(name)] = axis.values.index(float(value))
         except ValueError:
             raise SummarizeError(f"--fix '{text}': {name} takes one of {list(axis.values)}") from None
+    cells = [parse_mode(text, config) for text in args.choose]
+    summary = load_summary(run_dir, top=args.top, margin=args.margin, progress=True)
     out = Path(args.out) if args.out else run_dir / "report"
     files = write_report(summary, out, keep, fixed)
     figures = write_figures(summary, out, keep, fixed)
@@ -124,10 +126,9 @@ def _summarize(args: argparse.Namespace) -> int:
         print(f"note: {note}")
     print(f"report: {files['html']}")
     print(f"numbers: {files['json']}, {files['csv']}; figures: {', '.join(Path(f).name for f in figures)}")
-    if args.choose:
-        cells = [parse_mode(text, summary.config) for text in args.choose]
+    if cells:
         path = out / "modes.json"
-        path.write_text(json.dumps(modes_document(run_dir, summary.config, cells), indent=2))
+        path.write_text(json.dumps(modes_document(run_dir, config, cells), indent=2))
         print(f"chosen modes: {path}")
     return 0
 

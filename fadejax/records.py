@@ -93,3 +93,15 @@ def cell_statistics(path: Path, num_actions: int) -> tuple[np.ndarray, np.ndarra
         visits[record["cell"]] += 1
         failures[record["cell"]] += record["failed"]
     return visits, failures
+
+
+def rank_cells(visits: np.ndarray, failures: np.ndarray, k: int, min_visits: int = 5) -> list[int]:
+    """The ``k`` cells with the highest observed failure rate, ties broken by more visits.
+
+    Only cells visited at least ``min_visits`` times compete (fewer if no cell has that
+    many), so a single lucky query does not top the list.
+    """
+    threshold = min(min_visits, max(int(visits.max(initial=0)), 1))
+    eligible = np.flatnonzero(visits >= threshold)
+    rate = failures[eligible] / visits[eligible]
+    return [int(c) for c in eligible[np.lexsort((-visits[eligible], -rate))][:k]]

@@ -16,7 +16,7 @@ from tqdm import tqdm
 from fadejax import __version__
 from fadejax.config import ExperimentConfig
 from fadejax.discovery import Discovery, LoopState
-from fadejax.records import RECORDS_FILE, RecordWriter, cell_statistics
+from fadejax.records import RECORDS_FILE, RecordWriter, cell_statistics, rank_cells
 from fadejax.rundir import STATUS_FILE, SUMMARY_FILE, check, create, read_status, write_json_atomic
 from fadejax.searchers import REGISTRY as SEARCHERS
 from fadejax.task import ClassificationTask, Oracle, build_task
@@ -129,15 +129,12 @@ def top_cells(run_dir: Path, config: ExperimentConfig, k: int = 5, min_visits: i
     """The ``k`` cells with the highest observed failure rate among those visited ``>= min_visits`` times."""
     space = config.concept_space()
     visits, failures = cell_statistics(run_dir / RECORDS_FILE, space.num_actions)
-    visited = np.flatnonzero(visits >= min(min_visits, max(int(visits.max(initial=0)), 1)))
-    rate = failures[visited] / np.maximum(visits[visited], 1)
-    order = visited[np.lexsort((-visits[visited], -rate))][:k]
     return [
         {
             "cell": int(c), "concepts": space.describe(int(c)), "visits": int(visits[c]),
             "failures": int(failures[c]), "failure_rate": float(failures[c] / visits[c]),
         }
-        for c in order
+        for c in rank_cells(visits, failures, k, min_visits)
     ]
 
 

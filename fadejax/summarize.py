@@ -27,7 +27,7 @@ from fadejax.barycenters import barycenter
 from fadejax.config import ConfigError, ExperimentConfig, parse_config
 from fadejax.ground_truth import GROUND_TRUTH_FILE, failure_rates, landscape_key
 from fadejax.landscapes import empirical_landscape, policy_landscape
-from fadejax.records import RECORDS_FILE
+from fadejax.records import RECORDS_FILE, rank_cells
 from fadejax.rundir import CONFIG_FILE, read_status
 from fadejax.task import ClassificationTask, build_task
 
@@ -57,7 +57,8 @@ class RunSummaryData:
     notes: list[str] = field(default_factory=list)
 
 
-def _read_config(run_dir: Path) -> ExperimentConfig:
+def read_run_config(run_dir: Path) -> ExperimentConfig:
+    """The config of a run directory, with a clear error if it is missing or corrupt."""
     if not run_dir.is_dir():
         raise SummarizeError(f"run directory '{run_dir}' does not exist")
     path = run_dir / CONFIG_FILE
@@ -164,7 +165,7 @@ def minimal_description(cell: int, rate_of, config: ExperimentConfig, neutral: l
 def load_summary(run_dir: str | Path, *, top: int = 10, margin: float = 0.1, per_cell: int = 6, radii: int = 3, task: ClassificationTask | None = None, progress: bool = False) -> RunSummaryData:
     """Everything the report shows, from ``run_dir``; see the module docstring."""
     run_dir = Path(run_dir)
-    config = _read_config(run_dir)
+    config = read_run_config(run_dir)
     space = config.concept_space()
     status = read_status(run_dir)
     visits, failures, examples, queries, failed_cells = _read_records(run_dir, space.num_actions, per_cell)
@@ -196,8 +197,7 @@ def load_summary(run_dir: str | Path, *, top: int = 10, margin: float = 0.1, per
             truth = np.asarray(stored["failure_rates"])
 
     rate = empirical_landscape(visits, failures)
-    min_visits = min(5, int(visits.max()))
-    ranked = [int(c) for c in np.lexsort((-visits, -np.nan_to_num(rate, nan=-1.0))) if visits[c] >= min_visits][:top]
+    ranked = rank_cells(visits, failures, top)
     cache: dict[int, float] = {}
 
     def rate_of(cells: np.ndarray) -> np.ndarray:
