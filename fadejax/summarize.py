@@ -159,6 +159,8 @@ def minimal_description(cell: int, rate_of, config: ExperimentConfig, neutral: l
     dropped = [c["axis"] for c in checks if not c["needed"]]
     if dropped:
         text += " — " + ", ".join(dropped) + " not needed"
+    evidence = "; ".join(f"without {c['axis']} {c['rate_without']:.0%}" for c in checks)
+    text += f" (true rate {base:.0%}" + (f"; {evidence})" if evidence else ")")
     return {"rate": base, "checks": checks, "needed": needed, "text": text}
 
 
