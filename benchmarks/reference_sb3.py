@@ -29,7 +29,6 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -37,10 +36,10 @@ from PIL import Image, ImageEnhance, ImageFilter  # noqa: E402
 
 from fadejax.config import load_config  # noqa: E402
 from fadejax.gym_env import AuditEnv  # noqa: E402
-from fadejax.records import RecordWriter  # noqa: E402
 from fadejax.rewards import classification_reward  # noqa: E402
-from fadejax.run import build_discovery, iterate  # noqa: E402
+from fadejax.run import build_discovery  # noqa: E402
 from fadejax.task import build_task  # noqa: E402
+from table1 import run_searcher, warm_up  # noqa: E402  (the sibling benchmark's measurement)
 
 PIL_OPS = {
     "rotation": lambda img, v: img.rotate(v, resample=Image.BILINEAR),
@@ -93,20 +92,12 @@ def run_reference(task, config, queries: int, seed: int) -> tuple[float, int]:
 
 
 def run_fadejax(task, config, iterations: int, seed: int) -> tuple[float, int]:
+    """fadejax's own loop, measured exactly as in table1.py (compilation excluded)."""
     discovery = build_discovery(config, task)
-    state, _, _ = discovery.step(discovery.init(2**30))  # compile outside the timer
-    jax.block_until_ready(state)
-    state = discovery.init(seed)
-    failures = 0
+    warm_up(discovery)
     with tempfile.TemporaryDirectory() as tmp:
-        writer = RecordWriter(Path(tmp) / "records.jsonl", task.space, config.mode)
-        began = time.perf_counter()
-        for _, state, host in iterate(discovery, state, writer, iterations):
-            failures += int(host["failed"].sum())
-        jax.block_until_ready(state)
-        seconds = time.perf_counter() - began
-        writer.close()
-    return iterations * config.run.num_envs / seconds, failures
+        run, _ = run_searcher(discovery, seed, iterations, Path(tmp))
+    return iterations * config.run.num_envs / run.seconds, int(run.failed_cells.size)
 
 
 def main() -> None:
