@@ -16,10 +16,11 @@ from fadejax.config import parse_config
 from fadejax.records import read_records
 from fadejax.run import discover
 
+ITERATIONS = 80  # long enough that the kill -9 test reliably catches the run mid-way
 SMALL = {
     "name": "small",
     "searcher": {"hidden_sizes": [32], "batch_size": 64, "min_replay": 64, "replay_capacity": 4096},
-    "run": {"iterations": 30, "num_envs": 32, "checkpoint_every": 4, "seed": 3},
+    "run": {"iterations": ITERATIONS, "num_envs": 32, "checkpoint_every": 4, "seed": 3},
 }
 
 
@@ -46,15 +47,15 @@ def test_a_run_directory_holds_config_records_checkpoints_policy_and_summary(ref
     assert {"config.yaml", "run.json", "records.jsonl", "checkpoints", "policy", "summary.json"} <= {p.name for p in out.iterdir()}
     assert parse_config(yaml.safe_load((out / "config.yaml").read_text())) == _config()
     records = list(read_records(out / "records.jsonl"))
-    assert len(records) == 30 * 32 == summary.queries
-    assert [r["iteration"] for r in records[::32]] == list(range(30))
+    assert len(records) == ITERATIONS * 32 == summary.queries
+    assert [r["iteration"] for r in records[::32]] == list(range(ITERATIONS))
     first = records[0]
     assert set(first) == {"iteration", "env", "sample", "label", "action", "cell", "concepts", "reward", "failed", "predicted", "score"}
     assert set(first["concepts"]) == {"rotation", "darkness", "blur"}
     assert sum(r["failed"] for r in records) == summary.failures
     assert all((r["predicted"] != r["label"]) == r["failed"] for r in records)
     status = json.loads((out / "run.json").read_text())
-    assert status["status"] == "complete" and status["iterations"] == 30
+    assert status["status"] == "complete" and status["iterations"] == ITERATIONS
     top = json.loads((out / "summary.json").read_text())["top_cells"]
     assert top and all(0.0 <= row["failure_rate"] <= 1.0 for row in top)
 
@@ -88,7 +89,7 @@ def test_kill_minus_9_mid_run_then_resume_loses_and_duplicates_nothing(reference
     process.send_signal(signal.SIGKILL)
     process.wait()
     killed_lines = sum(1 for _ in open(records))
-    assert 32 * 14 <= killed_lines < 30 * 32
+    assert 32 * 14 <= killed_lines < ITERATIONS * 32
     result = subprocess.run(command + ["--resume"], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert records.read_bytes() == (ref_out / "records.jsonl").read_bytes()
