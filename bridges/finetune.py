@@ -1,0 +1,30 @@
+"""Entry point of the fine-tuning process: ``python -m bridges.finetune SPEC.json``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m bridges.finetune SPEC.json", file=sys.stderr)
+        return 2
+    from fadejax.finetune import FineTuneError, validate_spec
+
+    try:
+        spec = validate_spec(json.loads(Path(argv[0]).read_text()))
+    except (OSError, ValueError, FineTuneError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if spec.kind == "classifier":
+        from bridges.finetune_classifier import run
+
+        run(spec)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""Fine-tune a classifier's final linear layer (the paper's stage 3 for image classifiers).
+
+Every other parameter is frozen. SGD with the spec's learning rate and momentum over
+``epochs`` passes of the failure data (and, if given, the clean data, weighted
+``L_clean + lambda * L_failure``). A checkpoint (head, optimiser, epoch, RNG) is written
+after every epoch, so a killed process resumes at the next epoch with the same result.
+Writes ``model.safetensors`` (the whole fine-tuned model) and ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+from torch import nn
+from tqdm import tqdm
+
+from bridges.weights import build_from_import_path, load_into
+
+
+def _load_npz(path: str) -> tuple[torch.Tensor, torch.Tensor]:
+    with np.load(path, allow_pickle=False) as archive:
+        images = archive["images"].astype(np.float32)
+        labels = archive["labels"].astype(np.int64)
+    return torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))), torch.from_numpy(labels)
+
+
+def final_linear(model: nn.Module) -> nn.Linear:
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ValueError("the model has no nn.Linear layer to fine-tune")
+    return linears[-1]
+
+
+def run(spec) -> dict:
+    out = Path(spec.output_dir)
+    h = spec.hyper
+    torch.manual_seed(h.seed)
+    model = load_into(build_from_import_path(spec.architecture, spec.architecture_kwargs), spec.weights)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    head = final_linear(model)
+    for p in head.parameters():
+        p.requires_grad_(True)
+    optimizer = torch.optim.SGD(head.parameters(), lr=h.learning_rate, momentum=h.momentum)
+    generator = torch.Generator().manual_seed(h.seed)
+    fail_x, fail_y = _load_npz(spec.failure_data)
+    clean = _load_npz(spec.clean_data) if spec.clean_data else None
+
+    checkpoint = out / "checkpoint.pt"
+    start, history = 0, []
+    if checkpoint.is_file():
+        state = torch.load(checkpoint, weights_only=True)
+        head.load_state_dict(state["head"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        start, history = int(state["epoch"]), json.loads(state["history"])
+        print(f"resuming fine-tune at epoch {start + 1}/{h.epochs}", flush=True)
+
+    model.eval()  # frozen layers keep inference behaviour (no dropout / batch-norm updates)
+    for epoch in range(start, h.epochs):
+        order = torch.randperm(len(fail_y), generator=generator)
+        clean_order = torch.randperm(len(clean[1]), generator=generator) if clean else None
+        total = 0.0
+        steps = range(0, len(fail_y), h.batch_size)
+        for i, s in enumerate(tqdm(steps, desc=f"fine-tune epoch {epoch + 1}/{h.epochs}", unit="batch", leave=False)):
+            batch = order[s : s + h.batch_size]
+            loss_failure = nn.functional.cross_entropy(model(fail_x[batch]), fail_y[batch])
+            if clean:
+                cb = clean_order[(i * h.batch_size) % len(clean_order) :][: h.batch_size]
+                loss = nn.functional.cross_entropy(model(clean[0][cb]), clean[1][cb]) + h.failure_weight * loss_failure
+            else:
+                loss = loss_failure
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(batch)
+        history.append(total / len(fail_y))
+        print(f"fine-tune epoch {epoch + 1}/{h.epochs}: loss {history[-1]:.4f}", flush=True)
+        tmp = checkpoint.with_suffix(".tmp")
+        torch.save({"head": head.state_dict(), "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
+                    "epoch": epoch + 1, "history": json.dumps(history)}, tmp)
+        os.replace(tmp, checkpoint)
+
+    with torch.inference_mode():
+        fail_acc = float((model(fail_x).argmax(-1) == fail_y).float().mean())
+        clean_acc = float((model(clean[0]).argmax(-1) == clean[1]).float().mean()) if clean else None
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "model.safetensors"))
+    metrics = {"epochs": h.epochs, "loss_per_epoch": history, "train_failure_accuracy": fail_acc, "train_clean_accuracy": clean_acc,
+               "model": str(out / "model.safetensors")}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics

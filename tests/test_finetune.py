@@ -1,0 +1,91 @@
+"""The fine-tuner: a separate process that changes only the final layer, resumes after kill -9,
+and refuses a bad spec before doing any work."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from safetensors.torch import load_file
+
+from fadejax.data import load_digits_split
+from fadejax.finetune import FineTuneError, launch, validate_spec
+from fadejax.perturbations import compose
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory, digits_task):
+    """Training-split digits darkened and blurred (a top failure mode), and the clean ones."""
+    root = tmp_path_factory.mktemp("finetune")
+    train, _ = load_digits_split()
+    perturb = compose(["darkness", "blur"], [[0.0, 0.7], [0.0, 3.0]])
+    values = jnp.broadcast_to(jnp.array([0.7, 3.0]), (len(train), 2))
+    failing = np.asarray(perturb(jnp.asarray(train.images), values, jax.random.PRNGKey(0)))
+    np.savez(root / "failures.npz", images=failing, labels=train.labels)
+    np.savez(root / "clean.npz", images=train.images, labels=train.labels)
+    return root, digits_task.info["weights"]
+
+
+def _spec(root, weights, out, **hyper):
+    return {
+        "architecture": "bridges.digits_cnn:DigitsCNN", "weights": weights,
+        "failure_data": str(root / "failures.npz"), "clean_data": str(root / "clean.npz"),
+        "output_dir": str(out), "hyper": {"epochs": 3, **hyper},
+    }
+
+
+def test_only_the_final_layer_changes_and_the_failures_are_learned(data, tmp_path):
+    root, weights = data
+    metrics = launch(_spec(root, weights, tmp_path / "ft", learning_rate=0.01), quiet=True)
+    before, after = load_file(weights), load_file(metrics["model"])
+    changed = sorted(k for k in before if not np.array_equal(before[k].numpy(), after[k].numpy()))
+    assert changed == ["head.bias", "head.weight"]
+    assert metrics["loss_per_epoch"][-1] < metrics["loss_per_epoch"][0]
+    assert json.loads((tmp_path / "ft" / "spec.json").read_text())["hyper"]["learning_rate"] == 0.01
+
+
+def test_a_killed_fine_tune_resumes_to_the_same_model(data, tmp_path):
+    root, weights = data
+    reference = launch(_spec(root, weights, tmp_path / "whole", epochs=6), quiet=True)
+    spec = validate_spec(_spec(root, weights, tmp_path / "killed", epochs=6))
+    (tmp_path / "killed").mkdir()
+    spec_path = tmp_path / "killed" / "spec.json"
+    spec_path.write_text(json.dumps(spec.model_dump(mode="json")))
+    process = subprocess.Popen([sys.executable, "-m", "bridges.finetune", str(spec_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = tmp_path / "killed" / "checkpoint.pt"
+    deadline = time.time() + 120
+    while not checkpoint.exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert checkpoint.exists() and not (tmp_path / "killed" / "metrics.json").exists()
+    resumed = launch(spec, quiet=True)
+    whole, again = load_file(reference["model"]), load_file(resumed["model"])
+    for key in whole:
+        np.testing.assert_array_equal(whole[key].numpy(), again[key].numpy())
+    assert resumed["loss_per_epoch"] == reference["loss_per_epoch"]
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"weights": "/nonexistent/model.safetensors"}, "weights '/nonexistent/model.safetensors' does not exist"),
+        ({"hyper": {"learning_rate": -1.0}}, "hyper.learning_rate: Input should be greater than 0"),
+        ({"hyper": {"momentum": 1.5}}, "hyper.momentum"),
+        ({"optimiser": "adam"}, "optimiser: Extra inputs are not permitted"),
+        ({"architecture": "DigitsCNN"}, "must be 'package.module:Class'"),
+    ],
+)
+def test_a_bad_spec_fails_clearly_before_any_work(data, tmp_path, change, message):
+    root, weights = data
+    spec = {**_spec(root, weights, tmp_path / "never"), **change}
+    with pytest.raises(FineTuneError) as info:
+        launch(spec, quiet=True)
+    assert message in str(info.value)
+    assert not (tmp_path / "never").exists()
