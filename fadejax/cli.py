@@ -3,6 +3,7 @@
     fadejax discover --config configs/digits.yaml [--out DIR] [--resume] [--set field.path=value ...]
     fadejax landscape --config configs/digits.yaml [--out DIR]
     fadejax summarize RUN_DIR [--axes a,b,c] [--top 10] [--choose MODE ...]
+    fadejax restructure RUN_DIR (--modes MODE ... | --modes-file modes.json | --top N)
 
 Bad input (config, data, model, output directory) prints one clear ``error:`` line and
 exits with status 2, leaving existing results untouched.
@@ -39,6 +40,16 @@ def _parser() -> argparse.ArgumentParser:
     summarize.add_argument("--choose", action="append", default=[], metavar="MODE",
                            help="mark a failure mode to fade, as a cell index or axis=value pairs (repeatable); writes modes.json")
     summarize.add_argument("--out", help="output directory (default: RUN_DIR/report)")
+    restructure = commands.add_parser("restructure", help="fine-tune the audited classifier away from chosen modes, rediscover, write the shift report")
+    restructure.add_argument("run_dir", help="a complete macroscopic run directory")
+    restructure.add_argument("--modes", action="append", default=[], metavar="MODE",
+                             help="a mode to fade: cell index or axis=value pairs (repeatable)")
+    restructure.add_argument("--modes-file", help="a modes.json exported by the report or by summarize --choose")
+    restructure.add_argument("--top", type=int, default=0, help="fade the run's N top observed failure modes (if no --modes given)")
+    restructure.add_argument("--failure-weight", type=float, default=0.5, help="lambda in L_clean + lambda * L_failure (default 0.5)")
+    restructure.add_argument("--no-clean", action="store_true", help="train on the failure data alone (no clean-data term)")
+    restructure.add_argument("--epochs", type=int, default=5)
+    restructure.add_argument("--out", help="output directory (default: RUN_DIR-restructured)")
     landscape = commands.add_parser("landscape", help="exhaustive ground-truth failure landscape (every action x every held-out sample)")
     landscape.add_argument("--config", required=True, help="experiment YAML file (its data, model and space are used)")
     landscape.add_argument("--out", help="directory to save ground_truth.json in (default: runs/<config name>)")
@@ -50,13 +61,14 @@ def _parser() -> argparse.ArgumentParser:
 def _bad_input_errors() -> tuple[type[BaseException], ...]:
     from fadejax.config import ConfigError
     from fadejax.data import DataError
+    from fadejax.finetune import FineTuneError
     from fadejax.perturbations import PerturbationError
     from fadejax.records import RecordsError
     from fadejax.rundir import RunDirError
     from fadejax.spaces import SpaceError
     from fadejax.summarize import SummarizeError
 
-    errors: list[type[BaseException]] = [ConfigError, DataError, PerturbationError, RecordsError, RunDirError, SpaceError, SummarizeError]
+    errors: list[type[BaseException]] = [ConfigError, DataError, FineTuneError, PerturbationError, RecordsError, RunDirError, SpaceError, SummarizeError]
     if "bridges.weights" in sys.modules:
         errors.append(sys.modules["bridges.weights"].ModelLoadError)
     if "bridges.classifier" in sys.modules:
@@ -133,6 +145,36 @@ def _summarize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _restructure(args: argparse.Namespace) -> int:
+    import json
+
+    from fadejax.records import RECORDS_FILE, cell_statistics, rank_cells
+    from fadejax.restructure import restructure
+    from fadejax.summarize import SummarizeError, parse_mode, read_run_config
+
+    run_dir = Path(args.run_dir)
+    config = read_run_config(run_dir)
+    cells = [parse_mode(text, config) for text in args.modes]
+    if args.modes_file:
+        try:
+            chosen = json.loads(Path(args.modes_file).read_text())["modes"]
+            cells += [parse_mode(str(int(m["cell"])), config) for m in chosen]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise SummarizeError(f"--modes-file '{args.modes_file}' is not a modes.json export: {exc}") from None
+    if not cells and args.top > 0:
+        visits, failures = cell_statistics(run_dir / RECORDS_FILE, config.concept_space().num_actions)
+        cells = rank_cells(visits, failures, args.top)
+    if not cells:
+        raise SummarizeError("choose the modes to fade: --modes, --modes-file or --top N")
+    out = Path(args.out) if args.out else None
+    report = restructure(run_dir, cells, out, failure_weight=args.failure_weight, use_clean=not args.no_clean, epochs=args.epochs)
+    from fadejax.restructure import render_markdown
+
+    print(render_markdown(report))
+    print(f"shift report: {Path(report['rediscovery']).parent / 'shift_report.md'} (and .json)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = _parser().parse_args(argv)
@@ -143,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
             return _landscape(args)
         if args.command == "summarize":
             return _summarize(args)
+        if args.command == "restructure":
+            return _restructure(args)
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # noqa: BLE001 - only known bad-input errors are reported briefly

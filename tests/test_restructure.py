@@ -1,0 +1,79 @@
+"""`fadejax restructure`: the shift report's numbers match a direct evaluation of both models."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from bridges.digits_cnn import DigitsCNN
+from fadejax.cli import EXIT_BAD_INPUT, main
+from fadejax.config import parse_config
+from fadejax.data import load_digits_split
+from fadejax.perturbations import compose
+from fadejax.run import discover
+
+CONFIG = {"searcher": {"hidden_sizes": [64], "batch_size": 64, "min_replay": 64}, "run": {"iterations": 6, "num_envs": 64}}
+MODE = 24  # rotation -20, darkness 0.7, blur 3: the embedded model's worst cell
+
+
+@pytest.fixture(scope="module")
+def shifted(tmp_path_factory, digits_task):
+    root = tmp_path_factory.mktemp("restructure")
+    discover(parse_config(CONFIG), root / "run", oracle=digits_task.oracle, progress=False)
+    assert main(["restructure", str(root / "run"), "--modes", str(MODE), "--epochs", "2", "--out", str(root / "out")]) == 0
+    return root, json.loads((root / "out" / "shift_report.json").read_text())
+
+
+def _direct_rates(weights: str, cells: list[int]) -> tuple[float, list[float]]:
+    """Clean accuracy and per-cell failure rates on the held-out split, straight through torch."""
+    _, held = load_digits_split()
+    model = DigitsCNN()
+    model.load_state_dict(load_file(weights))
+    model.eval()
+    space = parse_config({}).concept_space()
+    perturb = compose(["rotation", "darkness", "blur"], [a.values for a in space.axes])
+
+    def predict(images):
+        with torch.inference_mode():
+            return model(torch.from_numpy(np.ascontiguousarray(np.asarray(images).transpose(0, 3, 1, 2)))).argmax(-1).numpy()
+
+    clean = float((predict(held.images) == held.labels).mean())
+    rates = []
+    for cell in cells:
+        values = jnp.broadcast_to(space.decode(jnp.int32(cell)), (len(held), 3))
+        rates.append(float((predict(perturb(jnp.asarray(held.images), values, jax.random.PRNGKey(0))) != held.labels).mean()))
+    return clean, rates
+
+
+def test_shift_report_matches_a_direct_evaluation_of_both_models(shifted, digits_task):
+    root, report = shifted
+    before_clean, (before,) = _direct_rates(digits_task.info["weights"], [MODE])
+    after_clean, (after,) = _direct_rates(report["fine_tune"]["model"], [MODE])
+    mode = report["modes"][0]
+    assert mode["cell"] == MODE
+    assert mode["held_out_failure_rate_before"] == pytest.approx(before)
+    assert mode["held_out_failure_rate_after"] == pytest.approx(after)
+    assert report["clean_held_out_accuracy_before"] == pytest.approx(before_clean)
+    assert report["clean_held_out_accuracy_after"] == pytest.approx(after_clean)
+    assert mode["reduced"] == (after < before) and after < before  # the chosen mode is faded
+    assert len(mode["wasserstein_by_radius"]) == 3
+
+
+def test_fine_tuning_saw_only_the_training_split_and_the_rediscovery_is_linked(shifted):
+    root, report = shifted
+    train, _ = load_digits_split()
+    with np.load(root / "out" / "finetune" / "failures.npz") as data:
+        assert data["images"].shape[0] == len(train) and np.array_equal(data["labels"], train.labels)
+    status = json.loads((root / "out" / "rediscovery" / "run.json").read_text())
+    assert status["status"] == "complete" and status["restructured_from"] == str(root / "run")
+    assert "held-out split it never saw" in (root / "out" / "shift_report.md").read_text()
+
+
+def test_restructure_needs_modes(tmp_path, shifted, capsys):
+    root, _ = shifted
+    assert main(["restructure", str(root / "run")]) == EXIT_BAD_INPUT
+    assert "choose the modes to fade" in capsys.readouterr().err
