@@ -74,6 +74,15 @@ def restructure(run_dir: str | Path, modes: list[int], out_dir: str | Path | Non
     if not modes:
         raise SummarizeError("choose at least one failure mode to fade")
     out = Path(out_dir) if out_dir else run_dir.parent / f"{run_dir.name}-restructured"
+    done = out / SHIFT_REPORT
+    if done.is_file():
+        previous = json.loads(done.read_text())
+        same = [m["cell"] for m in previous["modes"]] == list(modes) and previous["settings"] == _settings(failure_weight, use_clean, epochs, learning_rate)
+        if not same:
+            raise SummarizeError(f"'{out}' holds a restructure of other modes or settings; choose another --out")
+        if progress:
+            print(f"'{out}' already holds this restructure; its shift report is reused")
+        return previous
     old_task = build_task(config, progress=progress)
     architecture, kwargs = _architecture(config)
     failures, clean = finetune_data(config, modes, out / "finetune")
@@ -115,20 +124,55 @@ def restructure(run_dir: str | Path, modes: list[int], out_dir: str | Path | Non
         "note": "fine-tuning used only the training split; every figure here is measured on the held-out split it never saw",
         "clean_held_out_accuracy_before": old_task.info["clean_accuracy"],
         "clean_held_out_accuracy_after": new_task.info["clean_accuracy"],
-        "failure_weight": failure_weight if use_clean else None,
+        "settings": _settings(failure_weight, use_clean, epochs, learning_rate),
         "modes": rows,
         "landscape_mean_before": float(old_land.mean()), "landscape_mean_after": float(new_land.mean()),
         "new_top_modes": [{"cell": c, "concepts": space.describe(c), "held_out_failure_rate": float(new_land[c])} for c in top_new],
         "landscape_before": old_land.tolist(), "landscape_after": new_land.tolist(),
     }
-    write_json_atomic(out / SHIFT_REPORT, report)
     (out / "shift_report.md").write_text(render_markdown(report))
+    _figure(old_land, new_land, config, out / "landscapes_before_after.png")
+    write_json_atomic(out / SHIFT_REPORT, report)  # last: its presence means the restructure is complete
     return report
 
 
+def _settings(failure_weight: float, use_clean: bool, epochs: int, learning_rate: float) -> dict[str, Any]:
+    return {"failure_weight": failure_weight if use_clean else None, "epochs": epochs, "learning_rate": learning_rate}
+
+
+def _figure(before: np.ndarray, after: np.ndarray, config: ExperimentConfig, path: Path) -> None:
+    """Old and new exhaustive landscapes side by side (first two axes; the others averaged)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from fadejax.landscapes import on_grid, view
+
+    space = config.concept_space()
+    keep = [0, 1] if space.num_axes > 1 else [0]
+    fig, axs = plt.subplots(1, 2, figsize=(9, 3.8), squeeze=False)
+    for ax, title, values in zip(axs[0], ("before fine-tuning", "after fine-tuning"), (before, after)):
+        grid = np.asarray(view(on_grid(jnp.asarray(values, jnp.float32), space.sizes), keep=keep))
+        grid = grid.reshape(grid.shape[0], -1)
+        im = ax.imshow(grid.T, origin="lower", cmap="viridis", vmin=0, vmax=1, aspect="auto")
+        ax.set_xticks(range(space.sizes[0]), [f"{v:g}" for v in space.axes[0].values])
+        ax.set_xlabel(space.names[0])
+        if len(keep) > 1:
+            ax.set_yticks(range(space.sizes[1]), [f"{v:g}" for v in space.axes[1].values])
+            ax.set_ylabel(space.names[1])
+        ax.set_title(f"held-out failure rate, {title}", fontsize=10)
+    fig.colorbar(im, ax=axs[0].tolist(), shrink=0.8)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
 def render_markdown(report: dict[str, Any]) -> str:
+    weight = report["settings"]["failure_weight"]
     lines = [
         f"# Shift report for {report['run']}", "", f"_{report['note']}._", "",
+        "Fine-tuning loss: " + ("failure data alone" if weight is None else f"L_clean + {weight:g} · L_failure")
+        + f", {report['settings']['epochs']} epochs, final layer only.", "",
         f"Clean held-out accuracy: {report['clean_held_out_accuracy_before']:.1%} → {report['clean_held_out_accuracy_after']:.1%}",
         f"Mean failure rate over all cells: {report['landscape_mean_before']:.1%} → {report['landscape_mean_after']:.1%}", "",
         "| mode | concepts | failure rate before | after | reduced (Def. 4.1) | W1 by radius 1..R |", "|---|---|---|---|---|---|",
@@ -137,7 +181,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         concepts = ", ".join(f"{k}={v:g}" for k, v in m["concepts"].items())
         w = ", ".join(f"{x:.3f}" for x in m["wasserstein_by_radius"])
         lines.append(f"| {m['cell']} | {concepts} | {m['held_out_failure_rate_before']:.1%} | {m['held_out_failure_rate_after']:.1%} | {'yes' if m['reduced'] else 'no'} | {w} |")
-    lines += ["", "New top failure modes (held-out):", ""]
+    lines += ["", "Old and new landscapes side by side: `landscapes_before_after.png`.", "", "New top failure modes (held-out):", ""]
     for m in report["new_top_modes"]:
         lines.append(f"- cell {m['cell']} ({', '.join(f'{k}={v:g}' for k, v in m['concepts'].items())}): {m['held_out_failure_rate']:.1%}")
     return "\n".join(lines) + "\n"

@@ -77,3 +77,13 @@ def test_restructure_needs_modes(tmp_path, shifted, capsys):
     root, _ = shifted
     assert main(["restructure", str(root / "run")]) == EXIT_BAD_INPUT
     assert "choose the modes to fade" in capsys.readouterr().err
+
+
+def test_a_finished_restructure_is_reused_and_other_modes_are_refused(shifted, capsys):
+    root, report = shifted
+    assert main(["restructure", str(root / "run"), "--modes", str(MODE), "--epochs", "2", "--out", str(root / "out")]) == 0
+    assert "already holds this restructure" in capsys.readouterr().out
+    assert json.loads((root / "out" / "shift_report.json").read_text()) == report
+    assert main(["restructure", str(root / "run"), "--modes", "0", "--epochs", "2", "--out", str(root / "out")]) == EXIT_BAD_INPUT
+    assert "other modes or settings" in capsys.readouterr().err
+    assert (root / "out" / "landscapes_before_after.png").stat().st_size > 0
