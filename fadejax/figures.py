@@ -13,6 +13,19 @@ from fadejax.report import points_3d
 from fadejax.summarize import RunSummaryData
 
 
+def heatmap(ax, values, space, axes: Sequence[int], fixed: dict[int, int] | None = None, **imshow):
+    """Draw per-cell ``values`` on one or two grid ``axes`` (others sliced at ``fixed`` or
+    averaged) with the axis values as tick labels; returns the image for a colour bar."""
+    grid = np.asarray(view(on_grid(jnp.asarray(values, jnp.float32), space.sizes), keep=list(axes), fixed=fixed))
+    im = ax.imshow(grid.reshape(grid.shape[0], -1).T, origin="lower", cmap="viridis", aspect="auto", **imshow)
+    ax.set_xticks(range(space.sizes[axes[0]]), [f"{v:g}" for v in space.axes[axes[0]].values])
+    ax.set_xlabel(space.names[axes[0]])
+    if len(axes) > 1:
+        ax.set_yticks(range(space.sizes[axes[1]]), [f"{v:g}" for v in space.axes[axes[1]].values])
+        ax.set_ylabel(space.names[axes[1]])
+    return im
+
+
 def write_figures(summary: RunSummaryData, out_dir, keep: Sequence[int], fixed: dict[int, int] | None = None) -> list[str]:
     """``landscape.{png,pdf}`` (3-D scatter, colour = mean P or failure rate, size = confidence),
     ``landscapes_side_by_side.{png,pdf}`` (policy, observed and true landscapes as heat maps
@@ -57,12 +70,7 @@ def write_figures(summary: RunSummaryData, out_dir, keep: Sequence[int], fixed: 
     if len(set(pair)) == 2:
         fig, axs = plt.subplots(1, len(layers), figsize=(4.2 * len(layers), 3.6), squeeze=False)
         for ax, (title, values) in zip(axs[0], layers):
-            grid = view(on_grid(jnp.asarray(values, jnp.float32), space.sizes), keep=pair, fixed=fixed)
-            im = ax.imshow(np.asarray(grid).T, origin="lower", cmap="viridis", aspect="auto")
-            ax.set_xticks(range(space.sizes[pair[0]]), [f"{v:g}" for v in space.axes[pair[0]].values])
-            ax.set_yticks(range(space.sizes[pair[1]]), [f"{v:g}" for v in space.axes[pair[1]].values])
-            ax.set_xlabel(space.names[pair[0]])
-            ax.set_ylabel(space.names[pair[1]])
+            im = heatmap(ax, values, space, pair, fixed)
             ax.set_title(title, fontsize=10)
             fig.colorbar(im, ax=ax, shrink=0.8)
         fig.suptitle("Landscapes side by side (other axes averaged)")

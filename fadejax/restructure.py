@@ -32,7 +32,7 @@ from fadejax.ground_truth import failure_landscape
 from fadejax.run import discover
 from fadejax.rundir import STATUS_FILE, read_status, write_json_atomic
 from fadejax.summarize import SummarizeError, read_run_config
-from fadejax.task import build_task, load_data
+from fadejax.task import ClassificationTask, build_task, load_data
 
 SHIFT_REPORT = "shift_report.json"
 
@@ -45,15 +45,13 @@ def _architecture(config: ExperimentConfig) -> tuple[str, dict[str, Any]]:
     raise SummarizeError(f"restructure fine-tunes 'embedded' or 'file' models; this run audits a '{config.model.source}' model")
 
 
-def finetune_data(config: ExperimentConfig, modes: list[int], out: Path) -> tuple[Path, Path]:
-    """``failures.npz`` (training images under each mode, true labels) and ``clean.npz``."""
+def finetune_data(config: ExperimentConfig, task: ClassificationTask, modes: list[int], out: Path) -> tuple[Path, Path]:
+    """``failures.npz`` (training images under each mode, true labels) and ``clean.npz``;
+    ``task`` supplies the run's concept space and perturbations."""
     train, _ = load_data(config)
     if train is None:
         raise SummarizeError("restructure needs a training split the audit never used; data.source 'npz' has none")
-    from fadejax.perturbations import compose
-
-    space = config.concept_space()
-    perturb = jax.jit(compose([a.perturbation_name for a in config.space.axes], [a.values for a in config.space.axes]))
+    space, perturb = task.space, jax.jit(task.perturb)
     parts = []
     for mode in modes:
         values = jnp.broadcast_to(space.decode(jnp.int32(mode)), (len(train), space.num_axes))
@@ -85,7 +83,7 @@ def restructure(run_dir: str | Path, modes: list[int], out_dir: str | Path | Non
         return previous
     old_task = build_task(config, progress=progress)
     architecture, kwargs = _architecture(config)
-    failures, clean = finetune_data(config, modes, out / "finetune")
+    failures, clean = finetune_data(config, old_task, modes, out / "finetune")
     spec = {
         "architecture": architecture, "architecture_kwargs": kwargs, "weights": old_task.info["weights"],
         "failure_data": str(failures), "clean_data": str(clean) if use_clean else None,
@@ -147,20 +145,13 @@ def _figure(before: np.ndarray, after: np.ndarray, config: ExperimentConfig, pat
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from fadejax.landscapes import on_grid, view
+    from fadejax.figures import heatmap
 
     space = config.concept_space()
     keep = [0, 1] if space.num_axes > 1 else [0]
     fig, axs = plt.subplots(1, 2, figsize=(9, 3.8), squeeze=False)
     for ax, title, values in zip(axs[0], ("before fine-tuning", "after fine-tuning"), (before, after)):
-        grid = np.asarray(view(on_grid(jnp.asarray(values, jnp.float32), space.sizes), keep=keep))
-        grid = grid.reshape(grid.shape[0], -1)
-        im = ax.imshow(grid.T, origin="lower", cmap="viridis", vmin=0, vmax=1, aspect="auto")
-        ax.set_xticks(range(space.sizes[0]), [f"{v:g}" for v in space.axes[0].values])
-        ax.set_xlabel(space.names[0])
-        if len(keep) > 1:
-            ax.set_yticks(range(space.sizes[1]), [f"{v:g}" for v in space.axes[1].values])
-            ax.set_ylabel(space.names[1])
+        im = heatmap(ax, values, space, keep, vmin=0, vmax=1)
         ax.set_title(f"held-out failure rate, {title}", fontsize=10)
     fig.colorbar(im, ax=axs[0].tolist(), shrink=0.8)
     fig.savefig(path, dpi=120, bbox_inches="tight")
