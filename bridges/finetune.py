@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from pathlib import Path
+
+#: fine-tuner kind -> module with ``run(spec) -> metrics``; the spec models are in fadejax.finetune.SPEC_KINDS.
+RUNNERS: dict[str, str] = {
+    "classifier": "bridges.finetune_classifier",
+    "seq2seq": "bridges.finetune_seq2seq",
+    "lora": "bridges.finetune_lora",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,10 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, FineTuneError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if spec.kind == "classifier":
-        from bridges.finetune_classifier import run
-
-        run(spec)
+    importlib.import_module(RUNNERS[spec.kind]).run(spec)
     return 0
 
 

@@ -5,12 +5,18 @@ engine. ``launch(spec)`` validates the spec here — a missing model or data fil
 hyper-parameter fails before any work — writes it to ``output_dir/spec.json`` and runs
 ``python -m bridges.finetune output_dir/spec.json``. The process shows progress,
 checkpoints every epoch, resumes after being killed (launch the same spec again), and
-reports its metrics in ``output_dir/metrics.json``. Later fine-tuners (seq2seq, LoRA)
-plug in as new ``kind`` values.
+reports its metrics in ``output_dir/metrics.json``.
+
+Each fine-tuner is a *kind*: a pydantic spec model (validated here, in the engine's
+process, without importing torch) and a ``run(spec)`` function in ``bridges/`` (run in
+the child process). ``SPEC_KINDS`` maps a kind to its spec model's import path and
+``bridges.finetune`` maps it to its runner, so a new fine-tuner is one spec model, one
+bridge module and a line in each table.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
@@ -69,18 +75,40 @@ class ClassifierSpec(_Strict):
         return self
 
 
-def validate_spec(data: dict[str, Any]) -> ClassifierSpec:
-    """The spec as a typed model; :class:`FineTuneError` names every wrong field."""
+#: kind -> "module:SpecModel"; the models are imported only when a spec of that kind is used.
+SPEC_KINDS: dict[str, str] = {
+    "classifier": "fadejax.finetune:ClassifierSpec",
+    "seq2seq": "fadejax.text.finetune_spec:Seq2SeqSpec",
+    "lora": "fadejax.diffusion.finetune_spec:LoraSpec",
+}
+
+
+def spec_model(kind: str) -> type[pydantic.BaseModel]:
+    """The spec model of a fine-tuner kind; :class:`FineTuneError` lists the kinds if unknown."""
+    if kind not in SPEC_KINDS:
+        raise FineTuneError(f"unknown fine-tuner kind '{kind}'; known: {sorted(SPEC_KINDS)}")
+    module, _, name = SPEC_KINDS[kind].partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def validate_spec(data: dict[str, Any]) -> pydantic.BaseModel:
+    """The spec as a typed model of its ``kind`` (default ``classifier``); :class:`FineTuneError` names every wrong field."""
+    if not isinstance(data, dict):
+        raise FineTuneError(f"a fine-tune spec must be a mapping, got {type(data).__name__}")
+    model = spec_model(str(data.get("kind", "classifier")))
     try:
-        return ClassifierSpec.model_validate(data)
+        return model.model_validate(data)
     except pydantic.ValidationError as exc:
         lines = [f"{'.'.join(str(p) for p in e['loc']) or '(spec)'}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()]
         raise FineTuneError("invalid fine-tune spec\n  " + "\n  ".join(lines)) from None
 
 
-def launch(spec: ClassifierSpec | dict[str, Any], *, quiet: bool = False) -> dict[str, Any]:
-    """Run (or resume) the fine-tune in its own process; return its ``metrics.json``."""
-    spec = spec if isinstance(spec, ClassifierSpec) else validate_spec(spec)
+def launch(spec: pydantic.BaseModel | dict[str, Any], *, quiet: bool = False) -> dict[str, Any]:
+    """Run (or resume) the fine-tune in its own process; return its ``metrics.json``.
+
+    ``spec`` is a validated spec model or a mapping with a ``kind``; it needs an ``output_dir``.
+    """
+    spec = spec if isinstance(spec, pydantic.BaseModel) else validate_spec(spec)
     out = Path(spec.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     spec_path = out / "spec.json"
