@@ -1,0 +1,1 @@
+"""Text-audit building blocks: text edits (``fadejax.text.edits``) and their helpers."""
