@@ -140,6 +140,8 @@ def load_pipeline(path: str, device: str = "cpu", dtype: str = "float32", lora: 
 
     dev = _device(device)
     torch_dtype = _torch_dtype(dtype, dev)
+    if lora is not None and not Path(lora).expanduser().exists():
+        raise ModelLoadError(f"LoRA adapter '{lora}' does not exist")
     local = Path(path).expanduser()
     if local.exists() and not (local / "model_index.json").is_file():
         raise ModelLoadError(f"diffusion pipeline '{path}' is not a diffusers pipeline directory (no model_index.json)")
@@ -155,8 +157,6 @@ def load_pipeline(path: str, device: str = "cpu", dtype: str = "float32", lora: 
 
 def _load_lora(pipeline: Any, lora: str) -> None:
     lora_path = Path(lora).expanduser()
-    if not lora_path.exists():
-        raise ModelLoadError(f"LoRA adapter '{lora}' does not exist")
     if not hasattr(pipeline, "load_lora_weights"):
         raise ModelLoadError(f"{type(pipeline).__name__} cannot load LoRA adapters")
     folder, name = (lora_path.parent, lora_path.name) if lora_path.is_file() else (lora_path, None)

@@ -166,6 +166,7 @@ def _metadata_without_text(data: Path, tmp: Path) -> Path:
         (lambda p, d, t: {"pipeline": str(d)}, "pipeline: '{d}' is not a local diffusers pipeline directory"),
         (lambda p, d, t: {"hyper": {"mixed_precision": "fp16", "device": "cpu"}}, "hyper: mixed_precision 'fp16' needs a GPU"),
         (lambda p, d, t: {"hyper": {"resolution": 500}}, "hyper.resolution: Input should be a multiple of 8"),
+        (lambda p, d, t: {"hyper": {"device": "tpu"}}, "hyper.device: String should match pattern"),
         (lambda p, d, t: {"hyper": {"optimizer": "sgd"}}, "hyper.optimizer: Input should be 'adamw'"),
         (lambda p, d, t: {"rank": 8}, "rank: Extra inputs are not permitted"),
     ],

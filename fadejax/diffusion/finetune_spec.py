@@ -22,6 +22,7 @@ from typing import Literal
 import pydantic
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+PIPELINE_COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 
 
 class CaptionError(ValueError):
@@ -97,7 +98,7 @@ class LoraHyper(_Strict):
     resolution: int = pydantic.Field(512, ge=8, multiple_of=8)
     mixed_precision: Literal["auto", "no", "fp16"] = "auto"
     max_grad_norm: pydantic.PositiveFloat = 1.0
-    device: str = "auto"
+    device: str = pydantic.Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$")
     seed: int = 0
 
     @pydantic.model_validator(mode="after")
@@ -124,8 +125,16 @@ class LoraSpec(_Strict):
     @pydantic.field_validator("pipeline")
     @classmethod
     def _pipeline_dir(cls, value: str) -> str:
-        if not (Path(value) / "model_index.json").is_file():
+        index = Path(value) / "model_index.json"
+        if not index.is_file():
             raise ValueError(f"'{value}' is not a local diffusers pipeline directory (no model_index.json)")
+        try:
+            components = json.loads(index.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"'{index}' cannot be read: {exc}") from None
+        missing = [c for c in PIPELINE_COMPONENTS if not isinstance(components, dict) or c not in components]
+        if missing:
+            raise ValueError(f"'{value}' is not a UNet text-to-image pipeline: model_index.json has no {', '.join(missing)}")
         return value
 
     @pydantic.field_validator("data_dir")
