@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Sequence
 
 import jax
@@ -25,7 +26,10 @@ class ClassifierOracle:
       mean, std: optional per-channel input normalisation applied before the model.
 
     Calling it takes JAX images ``(B, H, W, C)`` in [0, 1] and returns JAX logits
-    ``(B, num_classes)`` float32; the arrays cross by DLPack.
+    ``(B, num_classes)`` float32; the arrays cross by DLPack. A batch sharded over several
+    JAX devices (multi-device discovery) is run shard by shard, each on the torch device
+    matching its JAX device (a model replica per GPU; the one model on a CPU), and the
+    logits come back sharded the same way.
     """
 
     def __init__(self, model: nn.Module, num_classes: int, device: str = "cpu", mean: Sequence[float] | None = None, std: Sequence[float] | None = None):
@@ -42,14 +46,17 @@ class ClassifierOracle:
         self.mean = None if mean is None else torch.tensor(mean, dtype=torch.float32, device=self.device).view(shape)
         self.std = None if std is None else torch.tensor(std, dtype=torch.float32, device=self.device).view(shape)
         self._penultimate = _last_linear(self.model)
+        self._replicas: dict[torch.device, nn.Module] = {}
         self._captured: torch.Tensor | None = None
 
-    def _prepare(self, images: jax.Array) -> torch.Tensor:
-        x = jax_to_torch(images, self.device).permute(0, 3, 1, 2)
+    def _prepare(self, images: jax.Array, device: torch.device | None = None) -> torch.Tensor:
+        """JAX ``(B, H, W, C)`` -> normalised torch ``(B, C, H, W)`` on ``device`` (default the model's)."""
+        device = device or self.device
+        x = jax_to_torch(images, device).permute(0, 3, 1, 2)
         if self.mean is not None:
-            x = x - self.mean
+            x = x - self.mean.to(device)
         if self.std is not None:
-            x = x / self.std
+            x = x / self.std.to(device)
         return x
 
     def _check(self, logits: torch.Tensor, batch: int) -> None:
@@ -65,9 +72,35 @@ class ClassifierOracle:
 
     @torch.inference_mode()
     def __call__(self, images: jax.Array) -> jax.Array:
+        if isinstance(images, jax.Array) and len(images.sharding.device_set) > 1:
+            return self._call_sharded(images)
         logits = self.model(self._prepare(images)).float()
         self._check(logits, images.shape[0])
         return torch_to_jax(logits)
+
+    def _replica(self, device: jax.Device) -> tuple[nn.Module, torch.device]:
+        """The model on the torch device that matches a JAX device (copied there once)."""
+        if device.platform != "gpu" or self.device.type != "cuda":
+            return self.model, self.device
+        target = torch.device("cuda", device.local_hardware_id)
+        if target == self.device:
+            return self.model, self.device
+        if target not in self._replicas:
+            self._replicas[target] = copy.deepcopy(self.model).to(target).eval()
+        return self._replicas[target], target
+
+    def _call_sharded(self, images: jax.Array) -> jax.Array:
+        spec = getattr(images.sharding, "spec", None)
+        if spec is None or len(spec) == 0 or any(axis is not None for axis in spec[1:]):
+            raise OracleError(f"a sharded batch must be split along its first (batch) axis only; got sharding {images.sharding}")
+        parts = []
+        for shard in sorted(images.addressable_shards, key=lambda s: s.index[0].start or 0):
+            model, device = self._replica(shard.device)
+            logits = model(self._prepare(shard.data, device)).float()
+            self._check(logits, shard.data.shape[0])
+            parts.append(jax.device_put(torch_to_jax(logits), shard.device))
+        sharding = jax.sharding.NamedSharding(images.sharding.mesh, jax.sharding.PartitionSpec(spec[0]))
+        return jax.make_array_from_single_device_arrays((images.shape[0], self.num_classes), sharding, parts)
 
     @torch.inference_mode()
     def features(self, images: jax.Array) -> jax.Array:

@@ -126,14 +126,14 @@ def _summarize(args: argparse.Namespace) -> int:
             raise SummarizeError(f"--fix '{text}': the axis must be one of {names} and not among the shown axes {wanted}")
         axis = space.axes[names.index(name)]
         try:
-            fixed[names.index(name)] = axis.values.index(float(value))
+            fixed[names.index(name)] = axis.values.index(float(value) if all(isinstance(v, float) for v in axis.values) else value)
         except ValueError:
             raise SummarizeError(f"--fix '{text}': {name} takes one of {list(axis.values)}") from None
     cells = [parse_mode(text, config) for text in args.choose]
-    summary = load_summary(run_dir, top=args.top, margin=args.margin, progress=True)
+    summary = load_summary(run_dir, keep=keep, fixed=fixed, top=args.top, margin=args.margin, progress=True)
     out = Path(args.out) if args.out else run_dir / "report"
-    files = write_report(summary, out, keep, fixed)
-    figures = write_figures(summary, out, keep, fixed)
+    files = write_report(summary, out)
+    figures = write_figures(summary, out)
     for note in summary.notes:
         print(f"note: {note}")
     print(f"report: {files['html']}")

@@ -155,10 +155,36 @@ class MicroConfig(_Strict):
 
 
 class RunConfig(_Strict):
+    """Budget and placement. ``devices``: how many of the local devices (``jax.devices()``)
+    to shard the parallel environments over, or ``all``; ``num_envs`` must divide evenly."""
+
     iterations: pydantic.PositiveInt = 200
     num_envs: pydantic.PositiveInt = 256
     checkpoint_every: pydantic.PositiveInt = 25
     seed: int = 0
+    devices: pydantic.PositiveInt | Literal["all"] = 1
+
+    @pydantic.model_validator(mode="after")
+    def _envs_split_evenly(self) -> "RunConfig":
+        if isinstance(self.devices, int) and self.num_envs % self.devices:
+            raise ValueError(f"run.num_envs ({self.num_envs}) must be a multiple of run.devices ({self.devices})")
+        return self
+
+    def device_list(self) -> list:
+        """The devices this run uses; a clear error if fewer are available than asked for."""
+        import jax
+
+        available = jax.devices()
+        if self.devices == "all":
+            if self.num_envs % len(available):
+                raise ConfigError(f"run.num_envs ({self.num_envs}) must be a multiple of the {len(available)} devices that run.devices 'all' uses")
+            return available
+        if self.devices > len(available):
+            raise ConfigError(
+                f"run.devices is {self.devices} but only {len(available)} {available[0].platform} device(s) are available "
+                "(on a CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N makes N host devices)"
+            )
+        return available[: self.devices]
 
 
 class ExperimentConfig(_Strict):

@@ -13,15 +13,23 @@ is updated in place, not copied), so a state passed to it must not be used again
 ``propose`` leaves the state alone for the same reason. In macroscopic mode every episode is one step; in
 microscopic mode each environment walks the concept grid from the start cell until
 the model fails or ``max_steps`` moves are made.
+
+On several devices (``devices``), a 1-D :class:`jax.sharding.Mesh` with a ``data`` axis
+splits the ``B`` environments, their perturbed images and the replay buffer's storage
+across the devices; network parameters and optimiser state are replicated, and the
+compiler inserts the gradient all-reduce (the loss is a mean over a sharded batch). The
+audited-model bridge receives a sharded batch and runs each shard on its own device.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Sequence
 
 import flax.struct
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from fadejax.rewards import classification_reward, micro_reward
 from fadejax.searchers.base import Searcher, Transition
@@ -53,11 +61,21 @@ class Discovery:
       num_envs: ``B``, parallel environments = queries per iteration.
       reward: the :class:`fadejax.config.RewardConfig`.
       micro: the :class:`MicroSpace` (required in micro mode); ``max_steps`` and ``alpha`` its episode settings.
+      devices: the devices to shard the environments over (default: the first device only).
     """
 
-    def __init__(self, task: ClassificationTask, searcher: Searcher, *, mode: Literal["macro", "micro"], num_envs: int, reward, micro: MicroSpace | None = None, max_steps: int = 8, alpha: float = 5.0):
+    def __init__(self, task: ClassificationTask, searcher: Searcher, *, mode: Literal["macro", "micro"], num_envs: int, reward, micro: MicroSpace | None = None, max_steps: int = 8, alpha: float = 5.0, devices: Sequence[jax.Device] | None = None):
         if mode == "micro" and micro is None:
             raise ValueError("micro mode needs a MicroSpace")
+        devices = list(devices) if devices else jax.devices()[:1]
+        if num_envs % len(devices):
+            raise ValueError(f"run.num_envs ({num_envs}) must be a multiple of the number of devices ({len(devices)})")
+        self.mesh = Mesh(np.asarray(devices), ("data",))
+        self.sharded = len(devices) > 1
+        self._replicated = NamedSharding(self.mesh, PartitionSpec())
+        self._by_env = NamedSharding(self.mesh, PartitionSpec("data"))
+        if self.sharded:  # the data set and observations: one copy per device
+            task.images, task.labels, task.observations = jax.device_put((task.images, task.labels, task.observations), self._replicated)
         self.task = task
         self.searcher = searcher
         self.mode = mode
@@ -108,7 +126,27 @@ class Discovery:
         # library may init a counter as a weak-typed Python int) and committed to a
         # device. Otherwise the second iteration recompiles every step (~2 s here).
         state = jax.tree.map(lambda x: jnp.asarray(x, x.dtype), state)
-        return jax.device_put(state, jax.devices()[0])
+        return jax.device_put(state, self.state_sharding(state))
+
+    # -- sharding -------------------------------------------------------------------------
+    def state_sharding(self, state: LoopState) -> Any:
+        """Per-leaf shardings of a loop state: per-environment arrays and the replay buffer's
+        storage split along the ``data`` axis, everything else replicated."""
+
+        def place(path, leaf) -> NamedSharding:
+            names = [getattr(p, "name", getattr(p, "key", None)) for p in path]
+            if not self.sharded or not hasattr(leaf, "ndim") or leaf.ndim == 0:
+                return self._replicated
+            if names and names[0] in ("sample", "cell", "steps"):
+                return self._by_env
+            if "experience" in names and leaf.ndim >= 2 and leaf.shape[1] % len(self.mesh.devices) == 0:
+                return NamedSharding(self.mesh, PartitionSpec(None, "data"))  # (1, capacity, ...): split capacity
+            return self._replicated
+
+        return jax.tree_util.tree_map_with_path(place, state)
+
+    def _constrain(self, tree: Any, sharding: Any) -> Any:
+        return jax.lax.with_sharding_constraint(tree, sharding) if self.sharded else tree
 
     # -- the three jitted steps ---------------------------------------------------------
     def _propose(self, state: LoopState) -> tuple[jax.Array, dict[str, jax.Array]]:
@@ -125,6 +163,7 @@ class Discovery:
             cell = self.micro.move(state.cell, action)
         values = self.task.space.values_of_cell(cell)
         images = self.task.perturb(self.task.images[sample], values, k_perturb)
+        images = self._constrain(images, self._by_env)  # the oracle runs each shard on its device
         pending = dict(
             obs=obs, action=action, sample=sample, cell=cell, steps=state.steps + 1,
             key=key, k_update=k_update, k_reset=k_reset,
@@ -170,7 +209,7 @@ class Discovery:
             failures=state.failures + n_fail,
             sample=sample, cell=cell, steps=steps,
         )
-        return new_state, metrics
+        return self._constrain(new_state, self.state_sharding(new_state)), metrics
 
     def step(self, state: LoopState) -> tuple[LoopState, dict[str, jax.Array], dict[str, jax.Array]]:
         """One iteration; returns ``(new state, outcome arrays (B,) each, learner metrics)``."""

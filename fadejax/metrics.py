@@ -30,8 +30,10 @@ def failure_entropy(failed_cells: np.ndarray, num_actions: int) -> float:
 
     ``0`` when every failure is in one cell; ``ln(num_actions)`` when spread evenly.
     """
-    p = failure_distribution(failed_cells, num_actions)
-    p = p[p > 0]
+    _, counts = np.unique(np.asarray(failed_cells, np.int64), return_counts=True)  # sparse: any space size
+    if counts.size == 0:
+        return 0.0
+    p = counts / counts.sum()
     return float(-np.sum(p * np.log(p)))
 
 

@@ -19,61 +19,71 @@ def _finite(x: Any) -> Any:
     return x
 
 
-def points_3d(summary: RunSummaryData, keep: Sequence[int], fixed: dict[int, int] | None = None) -> list[dict[str, Any]]:
-    """One point per combination of the kept axes' values. Axes in ``fixed`` are sliced at
-    that value index; the rest are marginalised (mean of P and confidence, summed visits
-    and failures, pooled examples)."""
+def points_3d(summary: RunSummaryData) -> list[dict[str, Any]]:
+    """One point per combination of the view's kept axes' values (``summary.keep``); axes in
+    ``summary.fixed`` are sliced, the rest pooled: visits and failures summed, P(a|s) summed
+    into the point's probability (eq. 10), the true rate averaged, examples pooled."""
     space = summary.config.concept_space()
-    fixed = fixed or {}
-    coords = np.stack(np.unravel_index(np.arange(space.num_actions), space.sizes), axis=1)
-    groups: dict[tuple[int, ...], list[int]] = {}
-    for cell, c in enumerate(coords):
-        if all(c[axis] == index for axis, index in fixed.items()):
-            groups.setdefault(tuple(int(c[a]) for a in keep), []).append(cell)
+    keep = summary.keep
+    rate = summary.view_rate
+    coords = np.unravel_index(np.asarray(list(summary.examples), np.int64), space.sizes) if summary.examples else None
+    by_key: dict[tuple[int, ...], list[dict]] = {}
+    for j, cell in enumerate(summary.examples):
+        if all(coords[a][j] == i for a, i in summary.fixed.items()):
+            by_key.setdefault(tuple(int(coords[a][j]) for a in keep), []).extend(summary.examples[cell])
     points = []
-    for key, cells in groups.items():
-        visits = int(summary.visits[cells].sum())
-        failures = int(summary.failures[cells].sum())
-        point = {
-            "key": list(key),
+    for key in np.ndindex(*summary.view_visits.shape):
+        cell = None
+        if summary.pooled == 1:  # the point is one cell
+            index = [0] * space.num_axes
+            for a, i in zip(keep, key):
+                index[a] = i
+            for a, i in summary.fixed.items():
+                index[a] = i
+            cell = int(np.ravel_multi_index(index, space.sizes))
+        points.append({
+            "key": [int(i) for i in key],
             "values": [space.axes[a].values[i] for a, i in zip(keep, key)],
-            "cells": cells,
-            "visits": visits,
-            "failures": failures,
-            "rate": failures / visits if visits else None,
-            "mean_p": None if summary.policy_mean is None else float(np.mean(summary.policy_mean[cells])),
-            "confidence": None if summary.policy_confidence is None else float(np.mean(summary.policy_confidence[cells])),
-            "truth": None if summary.truth is None else float(np.mean(summary.truth[cells])),
-            "examples": [e for c in cells for e in summary.examples.get(c, [])][:6],
-        }
-        points.append(point)
+            "cell": cell,
+            "pooled": summary.pooled,
+            "visits": int(summary.view_visits[key]),
+            "failures": int(summary.view_failures[key]),
+            "rate": None if not np.isfinite(rate[key]) else float(rate[key]),
+            "mean_p": None if summary.view_policy_mean is None else float(summary.view_policy_mean[key]),
+            "confidence": None if summary.view_policy_confidence is None else float(summary.view_policy_confidence[key]),
+            "truth": None if summary.view_truth is None else float(summary.view_truth[key]),
+            "examples": by_key.get(tuple(int(i) for i in key), [])[:6],
+        })
     return points
 
 
-def _barycenter_values(summary: RunSummaryData, keep: Sequence[int]) -> dict[str, list[float]]:
-    """Barycenters (fractional grid indices) mapped to axis values by linear interpolation."""
+def barycenter_values(summary: RunSummaryData) -> dict[str, list[float]]:
+    """Barycenters (fractional indices on the view's grid) mapped to axis values by linear interpolation."""
     axes = summary.config.concept_space().axes
-    out = {}
-    for radius, coords in summary.barycenters.items():
-        out[str(radius)] = [float(np.interp(coords[a], np.arange(axes[a].size), axes[a].values)) for a in keep]
-    return out
+    return {
+        str(radius): [float(np.interp(c, np.arange(axes[a].size), axes[a].values)) for c, a in zip(coords, summary.keep)]
+        for radius, coords in summary.barycenters.items()
+    }
 
 
-def report_data(summary: RunSummaryData, keep: Sequence[int], fixed: dict[int, int] | None = None) -> dict[str, Any]:
+def report_data(summary: RunSummaryData) -> dict[str, Any]:
     space = summary.config.concept_space()
-    fixed = fixed or {}
     return {
         "run": str(summary.run_dir),
-        "axes": [space.names[a] for a in keep],
-        "sliced": {space.names[a]: space.axes[a].values[i] for a, i in fixed.items()},
+        "axes": [space.names[a] for a in summary.keep],
+        "sliced": {space.names[a]: space.axes[a].values[i] for a, i in summary.fixed.items()},
+        "pooled": summary.pooled,
+        "num_actions": space.num_actions,
         "notes": summary.notes,
         "counts": {
-            "queries": summary.queries, "failures": int(summary.failures.sum()), "entropy": summary.entropy,
+            "queries": summary.queries, "failures": summary.failures_total, "entropy": summary.entropy,
             "iterations": summary.iterations, "planned": summary.planned, "partial": summary.partial,
+            "cells_visited": int(summary.cells.size),
         },
-        "points": points_3d(summary, keep, fixed),
-        "barycenters": _barycenter_values(summary, keep),
+        "points": points_3d(summary),
+        "barycenters": barycenter_values(summary),
         "modes": [{k: _finite(v) for k, v in m.items()} for m in summary.modes],
+        "policy_modes": [{k: _finite(v) for k, v in m.items()} for m in summary.policy_modes],
     }
 
 
@@ -121,7 +131,8 @@ function show(i) {
 }
 document.getElementById('landscape').on('plotly_click', ev => { const i = ev.points[0].customdata; if (i !== undefined) show(i); });
 function exportModes() {
-  const chosen = [...document.querySelectorAll('input.mode:checked')].map(c => D.modes[+c.dataset.index]);
+  const all = D.modes.concat(D.policy_modes);
+  const chosen = [...document.querySelectorAll('input.mode:checked')].map(c => all[+c.dataset.index]);
   const doc = {run: D.run, modes: chosen.map(m => ({cell: m.cell, concepts: m.concepts}))};
   const text = JSON.stringify(doc, null, 2);
   document.getElementById('export').textContent = text;
@@ -143,22 +154,41 @@ pre{background:#f6f6f6;padding:.6rem;max-height:12rem;overflow:auto}
 """
 
 
-def render(summary: RunSummaryData, keep: Sequence[int], plotly_js: str, fixed: dict[int, int] | None = None) -> str:
-    """The report as one HTML string (``plotly_js``: plotly's bundle, embedded inline)."""
-    data = report_data(summary, keep, fixed)
-    c = data["counts"]
-    sliced = "".join(f" Sliced at {html.escape(k)} = {v:g}." for k, v in data["sliced"].items())
-    notes = "".join(f"<li>{html.escape(n)}</li>" for n in data["notes"])
+def format_value(value: Any) -> str:
+    """A concept value as text: numbers compactly (``-20``, ``0.7``), words as they are."""
+    return f"{value:g}" if isinstance(value, (int, float)) else str(value)
+
+
+def _mode_rows(modes: list[dict[str, Any]], offset: int, score_column: str) -> str:
     rows = []
-    for i, m in enumerate(data["modes"]):
-        concepts = ", ".join(f"{k}={v:g}" for k, v in m["concepts"].items())
-        mean_p = "—" if m["mean_p"] is None else f"{m['mean_p']:.4f}"
+    for i, m in enumerate(modes):
+        concepts = ", ".join(f"{k}={format_value(v)}" for k, v in m["concepts"].items())
+        observed = "—" if m["failure_rate"] is None else f"{m['failure_rate']:.1%}"
+        score = "—" if m.get(score_column) is None else f"{m[score_column]:.3f}"
         true_rate = "—" if m["true_rate"] is None else f"{m['true_rate']:.1%}"
         rows.append(
-            f"<tr><td><input type='checkbox' class='mode' data-index='{i}' aria-label='fade mode {m['cell']}'></td>"
-            f"<td>{m['rank']}</td><td>{m['cell']}</td><td>{html.escape(concepts)}</td><td>{m['failure_rate']:.1%}</td>"
-            f"<td>{m['visits']}</td><td>{mean_p}</td><td>{true_rate}</td><td>{html.escape(m['minimal']['text'])}</td></tr>"
+            f"<tr><td><input type='checkbox' class='mode' data-index='{offset + i}' aria-label='fade mode {m['cell']}'></td>"
+            f"<td>{m['rank']}</td><td>{m['cell']}</td><td>{html.escape(concepts)}</td><td>{observed}</td>"
+            f"<td>{m['visits']}</td><td>{score}</td><td>{true_rate}</td><td>{html.escape(m['minimal']['text'])}</td></tr>"
         )
+    return "".join(rows)
+
+
+def render(summary: RunSummaryData, plotly_js: str) -> str:
+    """The report as one HTML string (``plotly_js``: plotly's bundle, embedded inline)."""
+    data = report_data(summary)
+    c = data["counts"]
+    sliced = "".join(f" Sliced at {html.escape(k)} = {html.escape(format_value(v))}." for k, v in data["sliced"].items())
+    if data["pooled"] > 1:
+        sliced += f" Each point pools {data['pooled']} cells of the {data['num_actions']}-cell space (hidden axes marginalised)."
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in data["notes"])
+    header = ("<thead><tr><th>fade</th><th>#</th><th>cell</th><th>concepts</th><th>observed rate</th><th>visits</th>"
+              "<th>{}</th><th>true rate</th><th>minimal description</th></tr></thead>")
+    observed_rows = _mode_rows(data["modes"], 0, "mean_score")
+    policy_rows = _mode_rows(data["policy_modes"], len(data["modes"]), "mean_score")
+    policy_table = "" if not data["policy_modes"] else f"""
+<h3>By the policy (highest mean Q over the held-out samples)</h3>
+<table id="policy-modes">{header.format("mean Q")}<tbody>{policy_rows}</tbody></table>"""
     payload = json.dumps(data, allow_nan=False, default=_finite).replace("</", "<\\/")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>fadejax report — {html.escape(data['run'])}</title>
@@ -166,7 +196,7 @@ def render(summary: RunSummaryData, keep: Sequence[int], plotly_js: str, fixed: 
 <body>
 <h1>Failure landscape of {html.escape(data['run'])}</h1>
 <p>{c['queries']} queries, {c['failures']} failures ({c['failures'] / max(c['queries'], 1):.1%}); entropy of failures over cells
-{c['entropy']:.2f} nats; {c['iterations']} of {c['planned']} iterations. Size: confidence (1/std of P(a|s); visits where no policy is available).
+{c['entropy']:.2f} nats; {c['cells_visited']} cells visited; {c['iterations']} of {c['planned']} iterations. Size: confidence (1/std of P(a|s); visits where no policy is available).
 Click a point to see the failures behind it.{sliced}</p>
 <ul class="notes">{notes}</ul>
 <div class="row"><div><div id="landscape"></div>
@@ -174,10 +204,10 @@ Click a point to see the failures behind it.{sliced}</p>
 <label>Barycenter (eq. 11) around the highest-mass cell: <select id="radius"></select></label></div>
 <div id="failures"><p class="muted">Click a point of the landscape.</p></div></div>
 <h2>Failure modes</h2>
-<p class="muted">Ranked by observed failure rate. "Minimal description": axes whose reset to a neutral value
-does not lower the true failure rate by the margin are not needed (after PRIME).</p>
-<table id="modes"><thead><tr><th>fade</th><th>#</th><th>cell</th><th>concepts</th><th>failure rate</th><th>visits</th>
-<th>mean P(a|s)</th><th>true rate</th><th>minimal description</th></tr></thead><tbody>{''.join(rows)}</tbody></table>
+<p class="muted">"True rate": the cell re-evaluated on every held-out sample. "Minimal description": axes whose
+reset to a neutral value does not lower the true failure rate by the margin are not needed (after PRIME).</p>
+<h3>By observed failure rate (records)</h3>
+<table id="modes">{header.format("mean Q")}<tbody>{observed_rows}</tbody></table>{policy_table}
 <p><button id="export-button">Export marked modes (modes.json)</button></p>
 <pre id="export"></pre>
 <script type="application/json" id="fadejax-data">{payload}</script>
@@ -186,8 +216,9 @@ does not lower the true failure rate by the margin are not needed (after PRIME).
 """
 
 
-def write_report(summary: RunSummaryData, out_dir, keep: Sequence[int], fixed: dict[int, int] | None = None) -> dict[str, str]:
-    """Write ``report.html``, ``summary.json`` (every figure's numbers) and ``landscape.csv``."""
+def write_report(summary: RunSummaryData, out_dir) -> dict[str, str]:
+    """Write ``report.html``, ``summary.json`` (every figure's numbers), ``landscape.csv``
+    (one row per point of the view) and ``cells.csv`` (one row per visited cell)."""
     import csv
     from pathlib import Path
 
@@ -195,22 +226,25 @@ def write_report(summary: RunSummaryData, out_dir, keep: Sequence[int], fixed: d
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "report.html").write_text(render(summary, keep, get_plotlyjs(), fixed))
-    data = report_data(summary, keep, fixed)
+    (out / "report.html").write_text(render(summary, get_plotlyjs()))
+    data = report_data(summary)
     for point in data["points"]:
         point.pop("examples")  # images stay in the HTML; the JSON keeps the numbers
     (out / "summary.json").write_text(json.dumps(data, indent=1, default=_finite))
-    space = summary.config.concept_space()
+    number = lambda v, fmt: "" if v is None else format(v, fmt)  # noqa: E731
     with open(out / "landscape.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["cell", *space.names, "visits", "failures", "observed_rate", "mean_p", "confidence", "true_rate"])
-        for cell in range(space.num_actions):
-            concepts = space.describe(cell)
-            writer.writerow([
-                cell, *concepts.values(), int(summary.visits[cell]), int(summary.failures[cell]),
-                "" if not np.isfinite(summary.rate[cell]) else f"{summary.rate[cell]:.6f}",
-                "" if summary.policy_mean is None else f"{summary.policy_mean[cell]:.6g}",
-                "" if summary.policy_confidence is None else f"{summary.policy_confidence[cell]:.6g}",
-                "" if summary.truth is None else f"{summary.truth[cell]:.6f}",
-            ])
-    return {"html": str(out / "report.html"), "json": str(out / "summary.json"), "csv": str(out / "landscape.csv")}
+        writer.writerow([*data["axes"], "cell", "pooled_cells", "visits", "failures", "observed_rate", "mean_p", "confidence", "true_rate"])
+        for p in data["points"]:
+            writer.writerow([*p["values"], "" if p["cell"] is None else p["cell"], p["pooled"], p["visits"], p["failures"],
+                             number(p["rate"], ".6f"), number(p["mean_p"], ".6g"), number(p["confidence"], ".6g"), number(p["truth"], ".6f")])
+    space = summary.config.concept_space()
+    with open(out / "cells.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["cell", *space.names, "visits", "failures", "observed_rate"])
+        coords = np.unravel_index(summary.cells, space.sizes)
+        for j, cell in enumerate(summary.cells):
+            values = [space.axes[a].values[int(coords[a][j])] for a in range(space.num_axes)]
+            writer.writerow([int(cell), *values, int(summary.cell_visits[j]), int(summary.cell_failures[j]),
+                             f"{summary.cell_failures[j] / summary.cell_visits[j]:.6f}"])
+    return {"html": str(out / "report.html"), "json": str(out / "summary.json"), "csv": str(out / "landscape.csv"), "cells": str(out / "cells.csv")}

@@ -31,11 +31,11 @@ def build_discovery(config: ExperimentConfig, task: ClassificationTask) -> Disco
     searcher = searcher_cls(
         config.searcher_config(), num_actions=num_actions, obs_dim=obs_dim,
         num_samples=task.num_samples, total_iterations=config.run.iterations, num_envs=config.run.num_envs,
-        sizes=task.space.sizes,
+        sizes=task.space.sizes if micro is None else (num_actions,),
     )
     return Discovery(
         task, searcher, mode=config.mode, num_envs=config.run.num_envs, reward=config.reward,
-        micro=micro, max_steps=config.micro.max_steps, alpha=config.micro.alpha,
+        micro=micro, max_steps=config.micro.max_steps, alpha=config.micro.alpha, devices=config.run.device_list(),
     )
 
 

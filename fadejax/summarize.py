@@ -3,9 +3,12 @@
 :func:`load_summary` reads a run (complete or interrupted), rebuilds the task and the
 searcher's latest state, and assembles: the empirical landscape (records), the policy
 landscape (eq. 10 over the held-out observations), the ground truth when
-``ground_truth.json`` exists, the ranked failure modes with their minimal descriptions
-(after PRIME), the barycenters by radius (eq. 11) and sample failures per cell. The
-report and figures (``fadejax.report``, ``fadejax.figures``) only render this.
+``ground_truth.json`` exists — each reduced to a view of at most three axes — the failure
+modes ranked by observed rate and by the policy's Q-values, each re-evaluated on every
+held-out sample with its minimal description (after PRIME), the barycenters by radius
+(eq. 11) and sample failures per cell. Nothing here allocates per cell of the product
+space, so it works on 10^6-action spaces. The report and figures (``fadejax.report``,
+``fadejax.figures``) only render this.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from fadejax import metrics, perturbations
 from fadejax.barycenters import barycenter
 from fadejax.config import ConfigError, ExperimentConfig, parse_config
 from fadejax.ground_truth import GROUND_TRUTH_FILE, failure_rates, landscape_key
-from fadejax.landscapes import empirical_landscape, policy_landscape
+from fadejax.landscapes import check_view, dense_view_mean, grouped_sum, pooled_cells, view_shape
 from fadejax.records import RECORDS_FILE, rank_cells
 from fadejax.rundir import CONFIG_FILE, read_status
 from fadejax.task import ClassificationTask, build_task
@@ -38,23 +41,43 @@ class SummarizeError(ValueError):
 
 @dataclass
 class RunSummaryData:
+    """What the report shows. Per-cell data are sparse (visited cells only) and every
+    landscape is a *view*: the ``keep`` axes (at most three), ``fixed`` axes sliced, the rest
+    marginalised, so a space of any size summarises in memory proportional to the view."""
+
     run_dir: Path
     config: ExperimentConfig
     partial: bool
     iterations: int
     planned: int
     queries: int
-    visits: np.ndarray  # (A,)
-    failures: np.ndarray  # (A,)
-    rate: np.ndarray  # (A,) observed failure rate, nan where unvisited
-    policy_mean: np.ndarray | None  # (A,) mean P(a|s)
-    policy_confidence: np.ndarray | None  # (A,) 1/std
-    truth: np.ndarray | None  # (A,)
-    modes: list[dict[str, Any]]
-    barycenters: dict[int, list[float]]  # radius -> grid coordinates
+    keep: list[int]  # axes of the view, in display order
+    fixed: dict[int, int]  # axis -> value index it is sliced at
+    pooled: int  # cells pooled into each point of the view
+    cells: np.ndarray  # (V,) visited cells
+    cell_visits: np.ndarray  # (V,)
+    cell_failures: np.ndarray  # (V,)
+    view_visits: np.ndarray  # (*view) summed visits
+    view_failures: np.ndarray  # (*view) summed failures
+    view_policy_mean: np.ndarray | None  # (*view) mean over held-out states of P(view point | s), eq. 10
+    view_policy_confidence: np.ndarray | None  # (*view) 1 / std of the same
+    view_truth: np.ndarray | None  # (*view) true failure rate averaged over pooled cells
+    modes: list[dict[str, Any]]  # ranked by observed failure rate (records)
+    policy_modes: list[dict[str, Any]]  # ranked by the policy's mean score (Q-values), re-evaluated
+    barycenters: dict[int, list[float]]  # radius -> coordinates on the view's grid (fractional indices)
     examples: dict[int, list[dict[str, Any]]]  # cell -> failures with images
     entropy: float
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def failures_total(self) -> int:
+        return int(self.cell_failures.sum())
+
+    @property
+    def view_rate(self) -> np.ndarray:
+        """Observed failure rate per view point; ``nan`` where never visited."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.view_visits > 0, self.view_failures / np.maximum(self.view_visits, 1), np.nan)
 
 
 def read_run_config(run_dir: Path) -> ExperimentConfig:
@@ -70,17 +93,15 @@ def read_run_config(run_dir: Path) -> ExperimentConfig:
         raise SummarizeError(f"'{path}' is corrupt: {exc}") from None
 
 
-def _read_records(run_dir: Path, num_actions: int, per_cell: int) -> tuple[np.ndarray, np.ndarray, dict[int, list[dict]], int, np.ndarray]:
-    """Per-cell visits and failures, up to ``per_cell`` failure records per cell, the
-    number of queries, and every failure's cell."""
+def _read_records(run_dir: Path, num_actions: int, per_cell: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, list[dict]], int, np.ndarray]:
+    """Sparse per-cell statistics ``(visited cells, visits, failures)``, up to ``per_cell``
+    failure records per cell, the number of queries, and every failure's cell."""
     path = run_dir / RECORDS_FILE
     if not path.is_file():
         raise SummarizeError(f"'{run_dir}' has no {RECORDS_FILE}: the run never made a query")
-    visits = np.zeros(num_actions, np.int64)
-    failures = np.zeros(num_actions, np.int64)
+    all_cells: list[int] = []
+    all_failed: list[bool] = []
     examples: dict[int, list[dict]] = {}
-    failed_cells = []
-    queries = 0
     with open(path, "rb") as f:
         for number, line in enumerate(f, 1):
             if not line.endswith(b"\n"):
@@ -93,17 +114,19 @@ def _read_records(run_dir: Path, num_actions: int, per_cell: int) -> tuple[np.nd
                 raise SummarizeError(f"'{path}' line {number} is corrupt: {line[:80]!r}") from None
             if not 0 <= cell < num_actions:
                 raise SummarizeError(f"'{path}' line {number} names cell {cell}, outside this run's {num_actions} cells")
-            queries += 1
-            visits[cell] += 1
+            all_cells.append(cell)
+            all_failed.append(failed)
             if failed:
-                failures[cell] += 1
-                failed_cells.append(cell)
                 bucket = examples.setdefault(cell, [])
                 if len(bucket) < per_cell:
                     bucket.append(record)
-    if queries == 0:
+    if not all_cells:
         raise SummarizeError(f"'{path}' holds no records yet")
-    return visits, failures, examples, queries, np.asarray(failed_cells, np.int64)
+    cells_arr = np.asarray(all_cells, np.int64)
+    failed_arr = np.asarray(all_failed, bool)
+    cells, inverse, visits = np.unique(cells_arr, return_inverse=True, return_counts=True)
+    failures = np.bincount(inverse, weights=failed_arr, minlength=cells.size).astype(np.int64)
+    return cells, visits.astype(np.int64), failures, examples, int(cells_arr.size), cells_arr[failed_arr]
 
 
 def _png(image: np.ndarray) -> str:
@@ -164,13 +187,23 @@ def minimal_description(cell: int, rate_of, config: ExperimentConfig, neutral: l
     return {"rate": base, "checks": checks, "needed": needed, "text": text}
 
 
-def load_summary(run_dir: str | Path, *, top: int = 10, margin: float = 0.1, per_cell: int = 6, radii: int = 3, task: ClassificationTask | None = None, progress: bool = False) -> RunSummaryData:
-    """Everything the report shows, from ``run_dir``; see the module docstring."""
+def load_summary(run_dir: str | Path, *, keep: list[int] | None = None, fixed: dict[int, int] | None = None, top: int = 10, margin: float = 0.1, per_cell: int = 6, radii: int = 3, task: ClassificationTask | None = None, progress: bool = False) -> RunSummaryData:
+    """Everything the report shows, from ``run_dir``; see the module docstring.
+
+    ``keep`` (default: the first three axes) and ``fixed`` (``{axis: value index}``) choose
+    the view; every landscape is reduced to it without building the product space.
+    """
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
     space = config.concept_space()
+    keep = list(range(min(3, space.num_axes))) if keep is None else list(keep)
+    fixed = dict(fixed or {})
+    try:
+        check_view(space.sizes, keep, fixed)
+    except ValueError as exc:
+        raise SummarizeError(str(exc)) from None
     status = read_status(run_dir)
-    visits, failures, examples, queries, failed_cells = _read_records(run_dir, space.num_actions, per_cell)
+    cells, cell_visits, cell_failures, examples, queries, failed_cells = _read_records(run_dir, space.num_actions, per_cell)
     notes: list[str] = []
     partial = status.get("status") != "complete"
     if partial:
@@ -178,14 +211,16 @@ def load_summary(run_dir: str | Path, *, top: int = 10, margin: float = 0.1, per
     task = task or build_task(config, progress=progress)
 
     policy_mean = policy_conf = None
+    searcher = searcher_state = None
     if config.mode == "macro":
         from fadejax.run import build_discovery, load_latest_state
 
         try:
             discovery = build_discovery(config, task)
-            state = load_latest_state(run_dir, discovery)
-            land = policy_landscape(discovery.searcher.action_scores(state.searcher, task.observations))
-            policy_mean, policy_conf = np.asarray(land.mean), np.asarray(land.confidence)
+            searcher, searcher_state = discovery.searcher, load_latest_state(run_dir, discovery).searcher
+            point_p = np.asarray(searcher.policy_view(searcher_state, task.observations, keep, fixed), np.float64)
+            policy_mean = point_p.mean(axis=0)
+            policy_conf = 1.0 / np.maximum(point_p.std(axis=0), 1e-6)
         except FileNotFoundError:
             notes.append("no checkpoint yet: the policy landscape (eq. 10) is not available, only the observed one")
     else:
@@ -196,43 +231,65 @@ def load_summary(run_dir: str | Path, *, top: int = 10, margin: float = 0.1, per
     if truth_path.is_file():
         stored = json.loads(truth_path.read_text())
         if stored.get("key") == landscape_key(config):
-            truth = np.asarray(stored["failure_rates"])
+            truth = dense_view_mean(np.asarray(stored["failure_rates"]), space.sizes, keep, fixed)
 
-    rate = empirical_landscape(visits, failures)
-    ranked = rank_cells(visits, failures, top)
     cache: dict[int, float] = {}
 
-    def rate_of(cells: np.ndarray) -> np.ndarray:
-        missing = [int(c) for c in cells if int(c) not in cache]
+    def rate_of(query: np.ndarray) -> np.ndarray:
+        missing = [int(c) for c in query if int(c) not in cache]
         if missing:
             cache.update(zip(missing, failure_rates(task, np.asarray(missing, np.int32))))
-        return np.asarray([cache[int(c)] for c in cells])
+        return np.asarray([cache[int(c)] for c in query])
 
-    grid_rates = np.nan_to_num(rate.reshape(space.sizes), nan=np.nanmax(rate))
-    neutral = [
-        neutral_index(a, np.nanmean(grid_rates, axis=tuple(j for j in range(space.num_axes) if j != i)))
-        for i, a in enumerate(config.space.axes)
-    ]
-    modes = []
-    for rank, cell in enumerate(ranked, 1):
-        modes.append({
-            "rank": rank, "cell": cell, "concepts": space.describe(cell), "failure_rate": float(rate[cell]),
-            "visits": int(visits[cell]), "failures": int(failures[cell]),
-            "mean_p": None if policy_mean is None else float(policy_mean[cell]),
-            "true_rate": None if truth is None else float(truth[cell]),
-            "minimal": minimal_description(cell, rate_of, config, neutral, margin),
-        })
+    coords = np.unravel_index(cells, space.sizes)
+    neutral = []
+    for i, axis in enumerate(config.space.axes):
+        v = np.bincount(coords[i], weights=cell_visits, minlength=space.sizes[i])
+        f = np.bincount(coords[i], weights=cell_failures, minlength=space.sizes[i])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            marginal = np.where(v > 0, f / np.maximum(v, 1), np.inf)  # never visited: not a neutral candidate
+        neutral.append(neutral_index(axis, marginal))
 
-    mass = policy_mean if policy_mean is not None else np.nan_to_num(rate)
-    center = int(np.argmax(mass))
-    centers = {r: barycenter(mass, space.sizes, center, r).tolist() for r in range(1, radii + 1)}
-    shown = {c: examples[c] for c in sorted(examples, key=lambda c: -failures[c])[:200]}
+    def describe_mode(rank: int, cell: int) -> dict[str, Any]:
+        where = np.searchsorted(cells, cell)
+        seen = where < cells.size and cells[where] == cell
+        visits, fails = (int(cell_visits[where]), int(cell_failures[where])) if seen else (0, 0)
+        return {
+            "rank": rank, "cell": int(cell), "concepts": space.describe(int(cell)),
+            "failure_rate": fails / visits if visits else None, "visits": visits, "failures": fails,
+            "minimal": minimal_description(int(cell), rate_of, config, neutral, margin),
+        }
+
+    ranked = cells[rank_cells(cell_visits, cell_failures, top)]
+    modes = [describe_mode(rank, int(c)) for rank, c in enumerate(ranked, 1)]
+    policy_modes = []
+    if searcher is not None:
+        best, scores = searcher.top_actions(searcher_state, task.observations, top)
+        for rank, (cell, score) in enumerate(zip(best, scores), 1):
+            mode = describe_mode(rank, int(cell))
+            mode["mean_score"] = float(score)
+            policy_modes.append(mode)
+    for mode in modes + policy_modes:
+        mode["true_rate"] = mode["minimal"]["rate"]  # re-evaluated on every held-out sample
+
+    view_visits = grouped_sum(cells, cell_visits, space.sizes, keep, fixed)
+    view_failures = grouped_sum(cells, cell_failures, space.sizes, keep, fixed)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        observed = np.where(view_visits > 0, view_failures / np.maximum(view_visits, 1), 0.0)
+    mass = policy_mean if policy_mean is not None else observed
+    shape = view_shape(space.sizes, keep)
+    centers = {}
+    if mass.sum() > 0:
+        center = int(np.argmax(mass))
+        centers = {r: barycenter(mass.ravel(), shape, center, r).tolist() for r in range(1, radii + 1)}
+    shown = {int(c): examples[c] for c in sorted(examples, key=lambda c: -len(examples[c]))[:200]}
     _attach_images(task, shown)
     return RunSummaryData(
         run_dir=run_dir, config=config, partial=partial, iterations=int(status.get("iterations", queries // config.run.num_envs)),
-        planned=config.run.iterations, queries=queries, visits=visits, failures=failures, rate=rate,
-        policy_mean=policy_mean, policy_confidence=policy_conf, truth=truth, modes=modes, barycenters=centers,
-        examples=shown, entropy=metrics.failure_entropy(failed_cells, space.num_actions), notes=notes,
+        planned=config.run.iterations, queries=queries, keep=keep, fixed=fixed, pooled=pooled_cells(space.sizes, keep, fixed),
+        cells=cells, cell_visits=cell_visits, cell_failures=cell_failures, view_visits=view_visits, view_failures=view_failures,
+        view_policy_mean=policy_mean, view_policy_confidence=policy_conf, view_truth=truth, modes=modes, policy_modes=policy_modes,
+        barycenters=centers, examples=shown, entropy=metrics.failure_entropy(failed_cells, space.num_actions), notes=notes,
     )
 
 

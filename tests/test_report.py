@@ -27,24 +27,30 @@ def report(run_dir, digits_task):
     from fadejax.report import write_report
 
     summary = load_summary(run_dir, task=digits_task)
-    files = write_report(summary, run_dir / "report", keep=[0, 1, 2])
-    write_figures(summary, run_dir / "report", keep=[0, 1, 2])
+    files = write_report(summary, run_dir / "report")
+    write_figures(summary, run_dir / "report")
     return summary, files
 
 
 def test_summary_numbers_match_the_records(run_dir, report):
     summary, files = report
     assert summary.queries == 12 * 64 and not summary.partial
-    assert summary.failures.sum() == sum(json.loads(l)["failed"] for l in open(run_dir / "records.jsonl"))
-    assert summary.policy_mean is not None and np.isclose(summary.policy_mean.sum(), 1.0, atol=1e-4)
+    records = [json.loads(l) for l in open(run_dir / "records.jsonl")]
+    assert summary.failures_total == sum(r["failed"] for r in records) == summary.view_failures.sum()
+    assert summary.view_visits.sum() == len(records) and summary.cells.size == len({r["cell"] for r in records})
+    assert summary.view_policy_mean is not None and np.isclose(summary.view_policy_mean.sum(), 1.0, atol=1e-4)
     rates = [m["failure_rate"] for m in summary.modes]
     assert rates == sorted(rates, reverse=True) and len(summary.modes) == 10
-    for mode in summary.modes:  # every minimal description is justified by the rates it reports
+    for mode in summary.modes + summary.policy_modes:  # every minimal description is justified by the rates it reports
         for check in mode["minimal"]["checks"]:
             assert check["needed"] == (mode["minimal"]["rate"] - check["rate_without"] > 0.1)
+    # the policy's modes are its highest mean-Q cells, best first
+    scores = [m["mean_score"] for m in summary.policy_modes]
+    assert len(scores) == 10 and scores == sorted(scores, reverse=True)
     data = json.loads(open(files["json"]).read())
     assert len(data["points"]) == 125 and set(data["barycenters"]) == {"1", "2", "3"}
-    for name in ("landscape.png", "landscape.pdf", "modes.png", "modes.pdf", "landscape.csv", "report.html"):
+    assert sorted(p["cell"] for p in data["points"]) == list(range(125))
+    for name in ("landscape.png", "landscape.pdf", "modes.png", "modes.pdf", "landscape.csv", "cells.csv", "report.html"):
         assert (run_dir / "report" / name).stat().st_size > 0
 
 
@@ -153,7 +159,13 @@ def test_views_can_be_sliced_at_a_hidden_axis(run_dir, capsys):
     assert main(["summarize", str(run_dir), "--axes", "rotation,darkness", "--fix", "blur=3", "--out", str(out)]) == 0
     data = json.loads((out / "summary.json").read_text())
     assert data["sliced"] == {"blur": 3.0} and len(data["points"]) == 25
-    assert all(len(p["cells"]) == 1 for p in data["points"])  # sliced, not averaged
+    assert all(p["pooled"] == 1 and p["cell"] is not None for p in data["points"])  # sliced, not averaged
+    pooled = run_dir / "pooled"
+    assert main(["summarize", str(run_dir), "--axes", "rotation,darkness", "--out", str(pooled)]) == 0
+    points = json.loads((pooled / "summary.json").read_text())["points"]
+    assert len(points) == 25 and all(p["pooled"] == 5 and p["cell"] is None for p in points)
+    assert sum(p["visits"] for p in points) == sum(p["visits"] for p in data["points"]) + sum(
+        1 for line in open(run_dir / "records.jsonl") if json.loads(line)["concepts"]["blur"] != 3.0)
     assert (out / "landscapes_side_by_side.png").stat().st_size > 0
     assert main(["summarize", str(run_dir), "--axes", "rotation,darkness", "--fix", "blur=2.5"]) == EXIT_BAD_INPUT
     assert "blur takes one of" in capsys.readouterr().err

@@ -18,11 +18,14 @@ implementing these methods, added to ``fadejax.searchers.REGISTRY``.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pydantic
+
+from fadejax.landscapes import dense_policy_view
 
 SearcherState = Any  # a pytree
 
@@ -84,9 +87,41 @@ class Searcher:
     def action_scores(self, state: SearcherState, obs: jax.Array) -> jax.Array:
         raise NotImplementedError
 
+    def policy_marginals(self, state: SearcherState, obs: jax.Array) -> list[jax.Array]:
+        """Eq. 10's ``P(a|s) = softmax_a score(s, a)`` summed onto each concept axis,
+        ``[(B, sizes[i]) for each axis]``. This default builds the ``(B, A)`` scores;
+        searchers for large spaces override it with a form that does not."""
+        probs = jax.nn.softmax(self.action_scores(state, obs).astype(jnp.float32), axis=-1)
+        grid = probs.reshape((obs.shape[0],) + self.sizes)
+        axes = range(1, len(self.sizes) + 1)
+        return [jnp.sum(grid, axis=tuple(a for a in axes if a != i + 1)) for i in range(len(self.sizes))]
+
+    def policy_view(self, state: SearcherState, obs: jax.Array, keep: Sequence[int], fixed: dict[int, int] | None = None) -> jax.Array:
+        """Eq. 10's ``P(a|s)`` reduced to a view, ``(B, *[sizes[k] for k in keep])``: the
+        probability of the kept axes' values (and the ``fixed`` ones), other axes summed out."""
+        parts = []
+        for rows in _chunks(obs, self.num_actions):  # bounded (rows, A) memory
+            probs = jax.nn.softmax(self.action_scores(state, rows).astype(jnp.float32), axis=-1)
+            parts.append(dense_policy_view(probs, self.sizes, keep, fixed))
+        return jnp.concatenate(parts, axis=0)
+
+    def top_actions(self, state: SearcherState, obs: jax.Array, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` actions with the highest score averaged over ``obs``, best first:
+        ``(actions (k,) int64, mean scores (k,))``."""
+        total = sum(np.asarray(jnp.sum(self.action_scores(state, rows), axis=0), np.float64) for rows in _chunks(obs, self.num_actions))
+        mean = total / obs.shape[0]
+        order = np.lexsort((np.arange(mean.size), -mean))[:k]
+        return order.astype(np.int64), mean[order]
+
     def greedy(self, state: SearcherState, obs: jax.Array) -> jax.Array:
         """The action the searcher currently rates most likely to fail, ``(B,)`` int32."""
         return jnp.argmax(self.action_scores(state, obs), axis=-1).astype(jnp.int32)
 
     def update(self, state: SearcherState, transition: Transition, key: jax.Array) -> tuple[SearcherState, dict[str, jax.Array]]:
         raise NotImplementedError
+
+
+def _chunks(obs: jax.Array, num_actions: int, budget: int = 1 << 24) -> list[jax.Array]:
+    """Rows of ``obs`` in chunks whose ``(rows, num_actions)`` scores hold at most ``budget`` floats."""
+    rows = max(1, budget // max(num_actions, 1))
+    return [obs[i : i + rows] for i in range(0, obs.shape[0], rows)]
