@@ -62,13 +62,14 @@ def _bad_input_errors() -> tuple[type[BaseException], ...]:
     from fadejax.config import ConfigError
     from fadejax.data import DataError
     from fadejax.finetune import FineTuneError
+    from fadejax.ground_truth import LandscapeTooLarge
     from fadejax.perturbations import PerturbationError
     from fadejax.records import RecordsError
     from fadejax.rundir import RunDirError
     from fadejax.spaces import SpaceError
     from fadejax.summarize import SummarizeError
 
-    errors: list[type[BaseException]] = [ConfigError, DataError, FineTuneError, PerturbationError, RecordsError, RunDirError, SpaceError, SummarizeError]
+    errors: list[type[BaseException]] = [ConfigError, DataError, FineTuneError, LandscapeTooLarge, PerturbationError, RecordsError, RunDirError, SpaceError, SummarizeError]
     if "bridges.weights" in sys.modules:
         errors.append(sys.modules["bridges.weights"].ModelLoadError)
     if "bridges.classifier" in sys.modules:
@@ -148,7 +149,7 @@ def _summarize(args: argparse.Namespace) -> int:
 def _restructure(args: argparse.Namespace) -> int:
     import json
 
-    from fadejax.records import RECORDS_FILE, cell_statistics, rank_cells
+    from fadejax.records import RECORDS_FILE, top_observed_cells
     from fadejax.restructure import restructure
     from fadejax.summarize import SummarizeError, parse_mode, read_run_config
 
@@ -162,8 +163,7 @@ def _restructure(args: argparse.Namespace) -> int:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise SummarizeError(f"--modes-file '{args.modes_file}' is not a modes.json export: {exc}") from None
     if not cells and args.top > 0:
-        visits, failures = cell_statistics(run_dir / RECORDS_FILE, config.concept_space().num_actions)
-        cells = rank_cells(visits, failures, args.top)
+        cells = [row["cell"] for row in top_observed_cells(run_dir / RECORDS_FILE, args.top)]
     if not cells:
         raise SummarizeError("choose the modes to fade: --modes, --modes-file or --top N")
     out = Path(args.out) if args.out else None

@@ -51,9 +51,28 @@ def failure_rates(task: ClassificationTask, actions: np.ndarray, batch_size: int
     return rates
 
 
+#: The most audited-model queries an exhaustive landscape may cost (actions x held-out samples).
+MAX_EXHAUSTIVE_QUERIES = 50_000_000
+
+
+class LandscapeTooLarge(ValueError):
+    """The exhaustive landscape would cost more queries than :data:`MAX_EXHAUSTIVE_QUERIES`."""
+
+
 def failure_landscape(task: ClassificationTask, batch_size: int = 1024, seed: int = 0, progress: bool = False) -> np.ndarray:
     """Failure rate per action, ``(num_actions,)`` float64 in [0, 1]: every held-out sample
-    perturbed under every action and scored by the audited model."""
+    perturbed under every action and scored by the audited model.
+
+    Refuses (:class:`LandscapeTooLarge`) beyond :data:`MAX_EXHAUSTIVE_QUERIES` queries: large
+    spaces are summarised from the search's records and re-evaluated modes instead.
+    """
+    cost = task.space.num_actions * task.num_samples
+    if cost > MAX_EXHAUSTIVE_QUERIES:
+        raise LandscapeTooLarge(
+            f"the exhaustive landscape of {task.space.num_actions} actions x {task.num_samples} samples would cost "
+            f"{cost:,} audited-model queries (limit {MAX_EXHAUSTIVE_QUERIES:,}); discover and summarize instead — "
+            "summaries re-evaluate the reported modes directly"
+        )
     return failure_rates(task, np.arange(task.space.num_actions), batch_size, seed, progress)
 
 

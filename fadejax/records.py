@@ -85,18 +85,31 @@ def read_records(path: Path) -> Iterator[dict]:
                 yield json.loads(line)
 
 
-def cell_statistics(path: Path, num_actions: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-cell ``(visits, failures)``, each ``(num_actions,)`` int64, from a records file."""
-    visits = np.zeros(num_actions, np.int64)
-    failures = np.zeros(num_actions, np.int64)
+def cell_statistics(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sparse per-cell statistics of a records file: ``(cells, visits, failures)``, each
+    ``(V,)`` int64 over the ``V`` visited cells (sorted), whatever the size of the space."""
+    cells, failed = [], []
     for record in read_records(path):
-        visits[record["cell"]] += 1
-        failures[record["cell"]] += record["failed"]
-    return visits, failures
+        cells.append(record["cell"])
+        failed.append(record["failed"])
+    unique, inverse, visits = np.unique(np.asarray(cells, np.int64), return_inverse=True, return_counts=True)
+    failures = np.bincount(inverse, weights=np.asarray(failed, np.float64), minlength=unique.size).astype(np.int64)
+    return unique, visits.astype(np.int64), failures
+
+
+def top_observed_cells(path: Path, k: int, min_visits: int = 5) -> list[dict]:
+    """The ``k`` cells of a records file with the highest observed failure rate (see :func:`rank_cells`):
+    ``[{"cell", "visits", "failures", "failure_rate"}]``."""
+    cells, visits, failures = cell_statistics(path)
+    return [
+        {"cell": int(cells[i]), "visits": int(visits[i]), "failures": int(failures[i]), "failure_rate": float(failures[i] / visits[i])}
+        for i in rank_cells(visits, failures, k, min_visits)
+    ]
 
 
 def rank_cells(visits: np.ndarray, failures: np.ndarray, k: int, min_visits: int = 5) -> list[int]:
-    """The ``k`` cells with the highest observed failure rate, ties broken by more visits.
+    """Positions of the ``k`` entries with the highest observed failure rate, ties broken by
+    more visits (dense per-cell arrays: the positions are cells; sparse ones: index them).
 
     Only cells visited at least ``min_visits`` times compete (fewer if no cell has that
     many), so a single lucky query does not top the list.

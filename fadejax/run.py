@@ -16,7 +16,7 @@ from tqdm import tqdm
 from fadejax import __version__
 from fadejax.config import ExperimentConfig
 from fadejax.discovery import Discovery, LoopState
-from fadejax.records import RECORDS_FILE, RecordWriter, cell_statistics, rank_cells
+from fadejax.records import RECORDS_FILE, RecordWriter, top_observed_cells
 from fadejax.rundir import STATUS_FILE, SUMMARY_FILE, check, create, read_status, write_json_atomic
 from fadejax.searchers import REGISTRY as SEARCHERS
 from fadejax.task import ClassificationTask, Oracle, build_task
@@ -128,14 +128,7 @@ class RunSummary:
 def top_cells(run_dir: Path, config: ExperimentConfig, k: int = 5, min_visits: int = 5) -> list[dict[str, Any]]:
     """The ``k`` cells with the highest observed failure rate among those visited ``>= min_visits`` times."""
     space = config.concept_space()
-    visits, failures = cell_statistics(run_dir / RECORDS_FILE, space.num_actions)
-    return [
-        {
-            "cell": int(c), "concepts": space.describe(int(c)), "visits": int(visits[c]),
-            "failures": int(failures[c]), "failure_rate": float(failures[c] / visits[c]),
-        }
-        for c in rank_cells(visits, failures, k, min_visits)
-    ]
+    return [{**row, "concepts": space.describe(row["cell"])} for row in top_observed_cells(run_dir / RECORDS_FILE, k, min_visits)]
 
 
 def discover(config: ExperimentConfig, run_dir: str | Path, *, resume: bool = False, oracle: Oracle | None = None, progress: bool = True, stop_after: int | None = None) -> RunSummary:

@@ -209,6 +209,8 @@ def load_summary(run_dir: str | Path, *, keep: list[int] | None = None, fixed: d
     if partial:
         notes.append(f"partial run: summarised from the {queries} queries recorded so far (of {config.run.iterations * config.run.num_envs} planned)")
     task = task or build_task(config, progress=progress)
+    if tuple(task.space.sizes) != tuple(space.sizes):
+        raise SummarizeError(f"the task given audits a space of sizes {task.space.sizes}; the run's space has {space.sizes}")
 
     policy_mean = policy_conf = None
     searcher = searcher_state = None

