@@ -162,7 +162,7 @@ def main() -> None:
                 print(f"  {name:<18} seed {seed}: {run.failed_cells.size:6d} failures in {run.seconds:5.1f} s", flush=True)
                 if searcher["kind"] == "dqn":
                     frozen = Discovery(task, FrozenGreedy(discovery.searcher, state.searcher), mode="macro",
-                                       num_envs=args.num_envs, reward=searcher_config.reward)
+                                       num_envs=args.num_envs)
                     warm_up(frozen)
                     evaluation, _ = run_searcher(frozen, 10_000 + seed, args.iterations, Path(tmp))
                     evaluation.name, evaluation.seed = "dqn (greedy eval)", seed

@@ -91,12 +91,13 @@ def _discover(args: argparse.Namespace) -> int:
 def _landscape(args: argparse.Namespace) -> int:
     from fadejax.config import load_config
     from fadejax.ground_truth import load_or_compute
+    from fadejax.spaces import format_value
     from fadejax.task import build_task
 
     config = load_config(args.config, args.overrides)
     out = Path(args.out) if args.out else Path("runs") / config.name
     _, stats, reused = load_or_compute(config, out, lambda: build_task(config, progress=not args.quiet), progress=not args.quiet)
-    worst = ", ".join(f"{k}={v:g}" for k, v in stats["worst_concepts"].items())
+    worst = ", ".join(f"{k}={format_value(v)}" for k, v in stats["worst_concepts"].items())
     print(f"ground truth ({'reused' if reused else 'computed'}): {out / 'ground_truth.json'}")
     print(f"  {stats['num_actions']} actions x {stats['held_out_samples']} held-out samples; clean accuracy {stats['clean_accuracy']:.1%}")
     print(f"  mean failure rate {stats['mean_failure_rate']:.1%}; worst cell {stats['worst_cell']} ({worst}) {stats['worst_failure_rate']:.1%}; "

@@ -28,16 +28,21 @@ class _Strict(pydantic.BaseModel):
 
 
 class AxisConfig(_Strict):
-    """One concept axis: ``perturbation`` (default: the axis name) applied with each of ``values``."""
+    """One concept axis: ``perturbation`` (default: the axis name) applied with each of ``values``.
+
+    What an axis means depends on the task: image perturbation strengths (numbers); for
+    text, either one axis of edit names (``values: [misspell, delete_word, ...]``, one edit
+    per query) or one axis per edit whose values count its applications (``{name:
+    delete_word, values: [0, 1, 2, 3]}``, edits accumulating in microscopic episodes); for
+    prompts, words filling the template placeholder named like the axis.
+    """
 
     name: str = pydantic.Field(min_length=1)
     perturbation: str | None = None
-    values: list[float] = pydantic.Field(min_length=2)
+    values: list[float | str] = pydantic.Field(min_length=2)
 
     @pydantic.model_validator(mode="after")
-    def _known_and_in_range(self) -> "AxisConfig":
-        family = perturbations.get(self.perturbation_name)
-        family.check(self.values, where=f"axis '{self.name}'")
+    def _distinct(self) -> "AxisConfig":
         if len(set(self.values)) != len(self.values):
             raise ValueError(f"axis '{self.name}' repeats a value: {self.values}")
         return self
@@ -45,6 +50,10 @@ class AxisConfig(_Strict):
     @property
     def perturbation_name(self) -> str:
         return self.perturbation or self.name
+
+    @property
+    def words(self) -> bool:
+        return any(isinstance(v, str) for v in self.values)
 
 
 def _default_axes() -> list[AxisConfig]:
@@ -147,11 +156,12 @@ class RewardConfig(_Strict):
 
 class MicroConfig(_Strict):
     """Microscopic mode: start cell (value index per axis; default the origin, all 0),
-    episode step limit, and the step penalty alpha of eq. 5."""
+    episode step limit, and the step penalty alpha (default: 5, eq. 5, for images; 1, eq. 7,
+    for text)."""
 
     start: list[int] | None = None
     max_steps: pydantic.PositiveInt = 8
-    alpha: float = pydantic.Field(5.0, ge=0.0)
+    alpha: float | None = pydantic.Field(None, ge=0.0)
 
 
 class RunConfig(_Strict):
@@ -187,10 +197,132 @@ class RunConfig(_Strict):
         return available[: self.devices]
 
 
+class TextConfig(_Strict):
+    """The text-summarization audit (``task: text``).
+
+    ``data``: ``builtin`` (the project's generated news articles; ``held_out`` of them are
+    audited) or ``summarize_from_feedback`` (the OpenAI data set's "axis" part saved by the
+    ``datasets`` library at ``path``; ``split``, at most ``limit`` articles). ``model``:
+    ``tiny`` (a small T5 the project trains once on its own articles) or a local directory
+    of any Hugging Face seq2seq model. A query fails when the BLEU of its summary drops by
+    more than ``epsilon`` below that of the unedited article's summary (Definition 2.1).
+    """
+
+    data: Literal["builtin", "summarize_from_feedback"] = "builtin"
+    path: str | None = None
+    split: str | None = None
+    limit: pydantic.PositiveInt | None = None
+    held_out: pydantic.PositiveInt = 200
+    model: str = "tiny"
+    device: str = "cpu"
+    max_input_tokens: pydantic.PositiveInt = 512
+    max_new_tokens: pydantic.PositiveInt = 48
+    num_beams: pydantic.PositiveInt = 1
+    batch_size: pydantic.PositiveInt = 64
+    observation: Literal["encoder_mean", "sentence"] = "encoder_mean"
+    observation_dim: pydantic.PositiveInt | None = None
+    embedder: str | None = None
+    epsilon: float = pydantic.Field(0.1, ge=0.0, le=1.0)
+    reward_form: Literal["paper", "authors"] = "paper"
+    edit_workers: int = pydantic.Field(0, ge=0)
+
+    @pydantic.model_validator(mode="after")
+    def _paths(self) -> "TextConfig":
+        if self.data == "summarize_from_feedback" and not self.path:
+            raise ValueError("text.data 'summarize_from_feedback' needs text.path (a directory saved by datasets' save_to_disk)")
+        if self.observation == "sentence" and not self.embedder:
+            raise ValueError("text.observation 'sentence' needs text.embedder (a local sentence-embedding model directory)")
+        return self
+
+
+class PromptConfig(_Strict):
+    """The text-to-image audit (``task: prompt``): a diffusers pipeline from a local
+    ``pipeline`` directory, prompts from ``templates`` filled with the axes' words, reward
+    eq. 9 (``clip``, a local CLIP at ``clip``) or eq. 8 (``human`` ratings on a local page).
+
+    A query fails when its reward reaches ``failure_threshold`` (default 25 for CLIP: the
+    image matches its prompt poorly; 25 for human ratings: bias x quality) or its image is
+    invalid. ``attribute_prompts`` drive the zero-shot bias measure (male-to-female ratio).
+    """
+
+    pipeline: str | None = None
+    lora: str | None = None
+    device: str = "cpu"
+    dtype: Literal["float32", "float16"] = "float32"
+    steps: pydantic.PositiveInt = 30
+    guidance_scale: float = pydantic.Field(7.5, ge=0.0)
+    height: pydantic.PositiveInt = 512
+    width: pydantic.PositiveInt = 512
+    batch_size: pydantic.PositiveInt = 4
+    templates: list[str] | None = None
+    held_out: pydantic.PositiveInt | None = None
+    reward: Literal["clip", "human"] = "clip"
+    clip: str | None = None
+    failure_threshold: float = 25.0
+    attribute_prompts: dict[str, str] = pydantic.Field(default_factory=lambda: {"male": "a photo of a man", "female": "a photo of a woman"})
+    bias_ratio: tuple[str, str] = ("male", "female")
+    rating_timeout_s: pydantic.PositiveFloat | None = None
+    rating_port: int = pydantic.Field(0, ge=0, le=65535)
+
+    @pydantic.model_validator(mode="after")
+    def _paths(self) -> "PromptConfig":
+        if self.clip is None:
+            raise ValueError("prompt.clip: a local CLIP model directory is needed (eq. 9 reward, observations and the bias measure)")
+        for name in self.bias_ratio:
+            if name not in self.attribute_prompts:
+                raise ValueError(f"prompt.bias_ratio names '{name}', which is not in prompt.attribute_prompts {sorted(self.attribute_prompts)}")
+        return self
+
+
+def _check_axes(task: str, axes: list[AxisConfig]) -> None:
+    """Each axis means something for the task (see :class:`AxisConfig`); raise naming the axis."""
+    for i, axis in enumerate(axes):
+        where = f"space.axes.{i}"
+        if task == "image":
+            if axis.words:
+                raise ValueError(f"{where}: image axis '{axis.name}' needs numeric strengths, got {axis.values}")
+            try:
+                perturbations.get(axis.perturbation_name).check(axis.values, where=f"axis '{axis.name}'")
+            except perturbations.PerturbationError as exc:
+                raise ValueError(f"{where}: {exc}") from None
+        elif task == "text":
+            from fadejax.text import edits
+
+            if axis.words:
+                for value in axis.values:
+                    if not isinstance(value, str) or value not in edits.EDITS:
+                        raise ValueError(f"{where}: '{value}' is not a text edit; known edits: {edits.names()}")
+            else:
+                if axis.perturbation_name not in edits.EDITS:
+                    raise ValueError(f"{where}: a counting axis names a text edit (name or perturbation); '{axis.perturbation_name}' is not one of {edits.names()}")
+                if any(v < 0 or v != int(v) for v in axis.values):
+                    raise ValueError(f"{where}: counts of '{axis.perturbation_name}' must be whole numbers >= 0, got {axis.values}")
+        elif not axis.words:
+            raise ValueError(f"{where}: prompt axis '{axis.name}' needs words, got {axis.values}")
+
+
+def _default_text_axes() -> list[dict[str, Any]]:
+    from fadejax.text import edits
+
+    return [{"name": "edit", "values": edits.names()}]
+
+
+def _default_prompt_axes() -> list[dict[str, Any]]:
+    from fadejax.diffusion.prompts import DEFAULT_AXES
+
+    return [{"name": name, "values": list(words)} for name, words in DEFAULT_AXES.items()]
+
+
 class ExperimentConfig(_Strict):
-    """A whole discovery experiment; see ``configs/digits.yaml`` for an annotated example."""
+    """A whole discovery experiment; see ``configs/digits.yaml`` for an annotated example.
+
+    ``task`` chooses the audit: ``image`` (a classifier under image perturbations; the
+    embedded default), ``text`` (a summarizer under text edits) or ``prompt`` (a
+    text-to-image pipeline under prompt words). The default space follows the task.
+    """
 
     name: str = pydantic.Field("digits", pattern=r"^[A-Za-z0-9_.-]+$")
+    task: Literal["image", "text", "prompt"] = "image"
     mode: Literal["macro", "micro"] = "macro"
     data: DataConfig = pydantic.Field(default_factory=DataConfig)
     model: ModelConfig = pydantic.Field(default_factory=ModelConfig)
@@ -200,6 +332,46 @@ class ExperimentConfig(_Strict):
     micro: MicroConfig = pydantic.Field(default_factory=MicroConfig)
     searcher: dict[str, Any] = pydantic.Field(default_factory=lambda: {"kind": "dqn"})
     run: RunConfig = pydantic.Field(default_factory=RunConfig)
+    text: TextConfig = pydantic.Field(default_factory=TextConfig)
+    prompt: PromptConfig | None = None
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _task_defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("task") in ("text", "prompt") and "space" not in data:
+            axes = _default_text_axes() if data["task"] == "text" else _default_prompt_axes()
+            data = {**data, "space": {"axes": axes}}
+        return data
+
+    @pydantic.model_validator(mode="after")
+    def _axes_fit_the_task(self) -> "ExperimentConfig":
+        _check_axes(self.task, self.space.axes)
+        if self.task == "prompt" and self.prompt is None:
+            raise ValueError("task 'prompt' needs a prompt section (prompt.pipeline and prompt.clip at least)")
+        if self.task == "prompt" and self.prompt.pipeline is None:
+            raise ValueError("prompt.pipeline: a local diffusers pipeline directory is needed")
+        if self.task == "prompt":
+            from fadejax.diffusion.prompts import DEFAULT_TEMPLATES, validate_templates
+
+            validate_templates(self.prompt.templates or DEFAULT_TEMPLATES, [a.name for a in self.space.axes])
+        return self
+
+    def axis_identity(self, index: int) -> float | str | None:
+        """The value of axis ``index`` that changes nothing, if it has one: an image
+        perturbation's identity strength, a text edit count of 0; words have none."""
+        axis = self.space.axes[index]
+        if axis.words:
+            return None
+        if self.task == "text":
+            return 0.0
+        return perturbations.get(axis.perturbation_name).identity
+
+    @property
+    def micro_alpha(self) -> float:
+        """The step penalty: ``micro.alpha``, else 5 (eq. 5) for images and 1 (eq. 7) for text."""
+        if self.micro.alpha is not None:
+            return self.micro.alpha
+        return 1.0 if self.task == "text" else 5.0
 
     @pydantic.field_validator("searcher")
     @classmethod
@@ -236,8 +408,10 @@ class ExperimentConfig(_Strict):
 
 
 def _describe(error: dict[str, Any], model: type[pydantic.BaseModel]) -> str:
-    location = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    location = ".".join(str(part) for part in error["loc"])
     message = error["msg"].removeprefix("Value error, ")
+    if not location:  # a whole-config check names its own field (e.g. "space.axes.1: ...")
+        return message
     if error["type"] == "extra_forbidden":
         parent: Any = model
         for part in error["loc"][:-1]:

@@ -2,10 +2,14 @@
 
 One iteration over ``B`` parallel environments::
 
-    images, pending = propose(state)               # jit: samples, actions, perturbation
-    logits          = task.oracle(images)          # the audited model, one batched call
-    outcome         = score(pending, logits)       # jit: eq. 4 / eq. 5
+    inputs, pending = propose(state)               # jit: samples, actions, task.prepare (e.g. perturbed images)
+    core, fields    = task.evaluate(inputs, pending)  # the audited model, one batched call, and its reward
+    outcome         = score(pending, core)         # jit: micro shaping (eq. 5 / eq. 7), episode ends
     state, metrics  = learn(state, pending, outcome)  # jit: searcher update, resets
+
+The task decides what a query is: an image task perturbs on the device inside
+``propose`` and scores with a jitted reward; a text or prompt task edits or composes on
+the host inside ``evaluate``. Either way the loop makes one batched audited-model call.
 
 ``learn`` is dispatched asynchronously, so the host writes the iteration's records
 while the device learns. ``learn`` donates the old state's buffers (the replay buffer
@@ -31,10 +35,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from fadejax.rewards import classification_reward, micro_reward
+from fadejax.rewards import micro_reward
 from fadejax.searchers.base import Searcher, Transition
 from fadejax.spaces import MicroSpace
-from fadejax.task import ClassificationTask
+from fadejax.task import AuditTask
 
 
 @flax.struct.dataclass
@@ -55,16 +59,15 @@ class Discovery:
     """Binds a task, a searcher and a mode into jitted ``propose`` / ``score`` / ``learn`` steps.
 
     Args:
-      task: what is audited.
+      task: what is audited (an :class:`fadejax.task.AuditTask`).
       searcher: chooses samples and actions, learns from transitions.
       mode: ``"macro"`` (actions are cells) or ``"micro"`` (actions are moves).
       num_envs: ``B``, parallel environments = queries per iteration.
-      reward: the :class:`fadejax.config.RewardConfig`.
       micro: the :class:`MicroSpace` (required in micro mode); ``max_steps`` and ``alpha`` its episode settings.
       devices: the devices to shard the environments over (default: the first device only).
     """
 
-    def __init__(self, task: ClassificationTask, searcher: Searcher, *, mode: Literal["macro", "micro"], num_envs: int, reward, micro: MicroSpace | None = None, max_steps: int = 8, alpha: float = 5.0, devices: Sequence[jax.Device] | None = None):
+    def __init__(self, task: AuditTask, searcher: Searcher, *, mode: Literal["macro", "micro"], num_envs: int, micro: MicroSpace | None = None, max_steps: int = 8, alpha: float = 5.0, devices: Sequence[jax.Device] | None = None):
         if mode == "micro" and micro is None:
             raise ValueError("micro mode needs a MicroSpace")
         devices = list(devices) if devices else jax.devices()[:1]
@@ -75,12 +78,11 @@ class Discovery:
         self._replicated = NamedSharding(self.mesh, PartitionSpec())
         self._by_env = NamedSharding(self.mesh, PartitionSpec("data"))
         if self.sharded:  # the data set and observations: one copy per device
-            task.images, task.labels, task.observations = jax.device_put((task.images, task.labels, task.observations), self._replicated)
+            task.replicate(self._replicated)
         self.task = task
         self.searcher = searcher
         self.mode = mode
         self.num_envs = num_envs
-        self.reward = reward
         self.micro = micro
         self.max_steps = max_steps
         self.alpha = alpha
@@ -162,25 +164,23 @@ class Discovery:
             action = self.searcher.act(state.searcher, obs, k_act)
             cell = self.micro.move(state.cell, action)
         values = self.task.space.values_of_cell(cell)
-        images = self.task.perturb(self.task.images[sample], values, k_perturb)
-        images = self._constrain(images, self._by_env)  # the oracle runs each shard on its device
+        inputs = self.task.prepare(sample, values, k_perturb)
+        if inputs is not None:
+            inputs = self._constrain(inputs, self._by_env)  # the oracle runs each shard on its device
         pending = dict(
-            obs=obs, action=action, sample=sample, cell=cell, steps=state.steps + 1,
-            key=key, k_update=k_update, k_reset=k_reset,
+            obs=obs, action=action, sample=sample, cell=cell, values=values, steps=state.steps + 1,
+            key=key, k_perturb=k_perturb, k_update=k_update, k_reset=k_reset,
         )
-        return images, pending
+        return inputs, pending
 
-    def _score(self, pending: dict[str, jax.Array], logits: jax.Array) -> dict[str, jax.Array]:
-        r = self.reward
-        labels = self.task.labels[pending["sample"]]
-        outcome = classification_reward(logits, labels, scale=r.scale, const=r.const, form=r.form)
-        reward = outcome.reward
-        if self.mode == "micro":
-            reward = micro_reward(reward, pending["steps"], self.alpha)
-        done = jnp.ones_like(outcome.failed) if self.mode == "macro" else outcome.failed | (pending["steps"] >= self.max_steps)
+    def _score(self, pending: dict[str, jax.Array], core: dict[str, jax.Array]) -> dict[str, jax.Array]:
+        failed = jnp.asarray(core["failed"], bool)
+        reward = jnp.asarray(core["reward"], jnp.float32)
+        if self.mode == "micro":  # eq. 5 (images) / eq. 7 (text): the task's micro base minus alpha per step
+            reward = micro_reward(jnp.asarray(core.get("micro_base", core["reward"]), jnp.float32), pending["steps"], self.alpha)
+        done = jnp.ones_like(failed) if self.mode == "macro" else failed | (pending["steps"] >= self.max_steps)
         return dict(
-            reward=reward, failed=outcome.failed, predicted=outcome.predicted, score=outcome.score,
-            label=labels, done=done, action=pending["action"], sample=pending["sample"],
+            reward=reward, failed=failed, done=done, action=pending["action"], sample=pending["sample"],
             cell=self.task.space.action_of(pending["cell"]), step=pending["steps"],
         )
 
@@ -212,9 +212,11 @@ class Discovery:
         return self._constrain(new_state, self.state_sharding(new_state)), metrics
 
     def step(self, state: LoopState) -> tuple[LoopState, dict[str, jax.Array], dict[str, jax.Array]]:
-        """One iteration; returns ``(new state, outcome arrays (B,) each, learner metrics)``."""
-        images, pending = self.propose(state)
-        logits = self.task.oracle(images)
-        outcome = self.score(pending, logits)
+        """One iteration; returns ``(new state, outcome, learner metrics)``. The outcome maps
+        ``reward, failed, done, action, sample, cell, step`` and the task's record fields
+        (e.g. ``label, predicted, score``) to ``(B,)`` arrays or lists."""
+        inputs, pending = self.propose(state)
+        core, fields = self.task.evaluate(inputs, pending)
+        outcome = self.score(pending, core)
         state, metrics = self.learn(state, pending, outcome)
-        return state, outcome, metrics
+        return state, {**outcome, **fields}, metrics

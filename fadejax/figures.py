@@ -9,7 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from fadejax.landscapes import on_grid, view
-from fadejax.report import format_value, points_3d
+from fadejax.report import points_3d
+from fadejax.spaces import format_value
 from fadejax.summarize import RunSummaryData
 
 

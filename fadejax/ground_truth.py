@@ -17,27 +17,30 @@ import yaml
 from tqdm import tqdm
 
 from fadejax.rundir import CONFIG_FILE, RunDirError
-from fadejax.task import ClassificationTask
+from fadejax.task import AuditTask
 
 
-def failure_rates(task: ClassificationTask, actions: np.ndarray, batch_size: int = 1024, seed: int = 0, progress: bool = False) -> np.ndarray:
+def failure_rates(task: AuditTask, actions: np.ndarray, batch_size: int = 1024, seed: int = 0, progress: bool = False) -> np.ndarray:
     """Failure rate of each of ``actions`` over every held-out sample, ``(len(actions),)`` float64.
 
-    Keyed perturbations such as noise use one fixed key per call.
+    Works for any :class:`fadejax.task.AuditTask` through its ``prepare`` / ``evaluate``;
+    about ``batch_size`` queries per audited-model call. Keyed perturbations (noise, the
+    spot a text edit hits) use one fixed key per call.
     """
     n = task.num_samples
     per_call = max(1, batch_size // n)  # whole actions per oracle call
     space = task.space
+    samples = jnp.tile(jnp.arange(n, dtype=jnp.int32), per_call)
 
     @jax.jit
-    def perturb(chunk: jax.Array, key: jax.Array) -> jax.Array:
-        values = jnp.repeat(space.decode(chunk), n, axis=0)  # (len(chunk) * n, axes)
-        images = jnp.tile(task.images, (chunk.shape[0], 1, 1, 1))
-        return task.perturb(images, values, key)
+    def propose(chunk: jax.Array, key: jax.Array):
+        cell = jnp.repeat(space.cell_of(chunk), n, axis=0)  # (per_call * n, axes)
+        values = space.values_of_cell(cell)
+        pending = {"sample": samples, "cell": cell, "values": values, "steps": jnp.ones_like(samples), "k_perturb": key}
+        return task.prepare(samples, values, key), pending
 
     actions = np.asarray(actions, np.int32)
     rates = np.zeros(actions.size, np.float64)
-    labels = np.asarray(task.labels)
     key = jax.random.PRNGKey(seed)
     starts = range(0, actions.size, per_call)
     for start in tqdm(starts, disable=not progress, desc="ground truth", unit="call"):
@@ -45,9 +48,10 @@ def failure_rates(task: ClassificationTask, actions: np.ndarray, batch_size: int
         count = chunk.size
         if count < per_call:  # keep one compiled shape: pad with the last action
             chunk = np.concatenate([chunk, np.full(per_call - count, chunk[-1], np.int32)])
-        logits = task.oracle(perturb(jnp.asarray(chunk), jax.random.fold_in(key, start)))
-        wrong = np.asarray(jnp.argmax(logits, -1)).reshape(per_call, n) != labels
-        rates[start : start + count] = wrong[:count].mean(axis=1)
+        inputs, pending = propose(jnp.asarray(chunk), jax.random.fold_in(key, start))
+        core, _ = task.evaluate(inputs, pending)
+        failed = np.asarray(core["failed"], bool).reshape(per_call, n)
+        rates[start : start + count] = failed[:count].mean(axis=1)
     return rates
 
 
@@ -59,7 +63,7 @@ class LandscapeTooLarge(ValueError):
     """The exhaustive landscape would cost more queries than :data:`MAX_EXHAUSTIVE_QUERIES`."""
 
 
-def failure_landscape(task: ClassificationTask, batch_size: int = 1024, seed: int = 0, progress: bool = False) -> np.ndarray:
+def failure_landscape(task: AuditTask, batch_size: int = 1024, seed: int = 0, progress: bool = False) -> np.ndarray:
     """Failure rate per action, ``(num_actions,)`` float64 in [0, 1]: every held-out sample
     perturbed under every action and scored by the audited model.
 

@@ -24,15 +24,36 @@ class RecordsError(ValueError):
     """A run's records file does not match its checkpoint."""
 
 
+#: Fields every record has, written first and in this order; a task's own fields follow.
+CORE_FIELDS = ("action", "cell", "reward", "failed")
+
+
+def _json_scalar(value) -> str:
+    """One value as JSON text: bools, ints, floats (round-trip exact) and strings."""
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return repr(float(value)) if np.isfinite(value) else "null"
+    return json.dumps(str(value))
+
+
 class RecordWriter:
-    """Appends query records; ``offset`` is the byte length of complete records written."""
+    """Appends query records; ``offset`` is the byte length of complete records written.
+
+    One line per query: ``iteration, env, sample, action, cell, concepts {axis: value},
+    reward, failed``, then the task's own fields (e.g. ``label, predicted, score`` for a
+    classifier; edited text, summary and BLEU for a summarizer), then ``step, done`` in
+    microscopic mode.
+    """
 
     def __init__(self, path: Path, space: ConceptSpace, mode: str, truncate_to: int = 0):
         self.path = Path(path)
         self.space = space
         self.mode = mode
         self._names = [json.dumps(n) for n in space.names]
-        self._values = [np.asarray(a.values, dtype=np.float64) for a in space.axes]
+        self._values = [[_json_scalar(v) for v in a.values] for a in space.axes]
         size = self.path.stat().st_size if self.path.exists() else 0
         if size < truncate_to:
             raise RecordsError(
@@ -47,23 +68,27 @@ class RecordWriter:
     def offset(self) -> int:
         return self._file.tell()
 
-    def write(self, iteration: int, outcome: dict[str, np.ndarray]) -> None:
-        """Append one iteration's records; ``outcome`` holds ``(B,)`` host arrays."""
+    def write(self, iteration: int, outcome: dict) -> None:
+        """Append one iteration's records; ``outcome`` holds ``(B,)`` host arrays or lists
+        (:meth:`fadejax.discovery.Discovery.step`'s outcome, fetched to the host)."""
         cells = np.asarray(outcome["cell"])
         per_axis = np.unravel_index(cells, self.space.sizes)  # row-major, as ConceptSpace numbers cells
-        values = [vals[per_axis[i]] for i, vals in enumerate(self._values)]
+        extra = [k for k in outcome if k not in CORE_FIELDS + ("sample", "done", "step")]
+        columns = {k: (outcome[k].tolist() if isinstance(outcome[k], np.ndarray) else list(outcome[k])) for k in extra}
+        samples, actions = np.asarray(outcome["sample"]).tolist(), np.asarray(outcome["action"]).tolist()
+        rewards, failed = np.asarray(outcome["reward"]).tolist(), np.asarray(outcome["failed"]).tolist()
         lines = []
         for env in range(cells.shape[0]):
-            concepts = ", ".join(f"{n}: {float(v[env])!r}" for n, v in zip(self._names, values))
+            concepts = ", ".join(f"{n}: {self._values[i][per_axis[i][env]]}" for i, n in enumerate(self._names))
             line = (
-                f'{{"iteration": {iteration}, "env": {env}, "sample": {int(outcome["sample"][env])}, '
-                f'"label": {int(outcome["label"][env])}, "action": {int(outcome["action"][env])}, '
+                f'{{"iteration": {iteration}, "env": {env}, "sample": {samples[env]}, "action": {actions[env]}, '
                 f'"cell": {int(cells[env])}, "concepts": {{{concepts}}}, '
-                f'"reward": {float(outcome["reward"][env])!r}, "failed": {"true" if outcome["failed"][env] else "false"}, '
-                f'"predicted": {int(outcome["predicted"][env])}, "score": {float(outcome["score"][env])!r}'
+                f'"reward": {_json_scalar(rewards[env])}, "failed": {_json_scalar(failed[env])}'
             )
+            for k in extra:
+                line += f', "{k}": {_json_scalar(columns[k][env])}'
             if self.mode == "micro":
-                line += f', "step": {int(outcome["step"][env])}, "done": {"true" if outcome["done"][env] else "false"}'
+                line += f', "step": {int(outcome["step"][env])}, "done": {_json_scalar(bool(outcome["done"][env]))}'
             lines.append(line + "}\n")
         self._file.write("".join(lines).encode())
         self._file.flush()

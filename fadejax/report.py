@@ -10,6 +10,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from fadejax.spaces import format_value
 from fadejax.summarize import RunSummaryData
 
 
@@ -58,10 +59,11 @@ def points_3d(summary: RunSummaryData) -> list[dict[str, Any]]:
 
 
 def barycenter_values(summary: RunSummaryData) -> dict[str, list[float]]:
-    """Barycenters (fractional indices on the view's grid) mapped to axis values by linear interpolation."""
+    """Barycenters (fractional indices on the view's grid) mapped to axis values by linear
+    interpolation (categorical axes stay in index units, as the 3-D plot draws them)."""
     axes = summary.config.concept_space().axes
     return {
-        str(radius): [float(np.interp(c, np.arange(axes[a].size), axes[a].values)) for c, a in zip(coords, summary.keep)]
+        str(radius): [c if axes[a].categorical else float(np.interp(c, np.arange(axes[a].size), axes[a].values)) for c, a in zip(coords, summary.keep)]
         for radius, coords in summary.barycenters.items()
     }
 
@@ -70,6 +72,7 @@ def report_data(summary: RunSummaryData) -> dict[str, Any]:
     space = summary.config.concept_space()
     return {
         "run": str(summary.run_dir),
+        "kind": summary.kind,
         "axes": [space.names[a] for a in summary.keep],
         "sliced": {space.names[a]: space.axes[a].values[i] for a, i in summary.fixed.items()},
         "pooled": summary.pooled,
@@ -101,7 +104,7 @@ const fmt = v => (v === null || v === undefined ? '—' : (Math.abs(v) < 1 ? v.t
 const hover = P.map(p => D.axes.map((a, i) => a + ' = ' + p.values[i]).join('<br>') +
   '<br>mean P(a|s): ' + fmt(p.mean_p) + '<br>failures ' + p.failures + ' / ' + p.visits +
   (p.truth !== null ? '<br>true rate ' + fmt(p.truth) : ''));
-const xyz = i => P.map(p => p.values[i] === undefined ? 0 : p.values[i]);
+const xyz = i => P.map(p => p.values[i] === undefined ? 0 : (typeof p.values[i] === 'number' ? p.values[i] : p.key[i]));
 const radii = Object.keys(D.barycenters);
 function bary(r) { const c = D.barycenters[r]; return {x: [c[0]], y: [c[1] ?? 0], z: [c[2] ?? 0]}; }
 const b0 = radii.length ? bary(radii[0]) : {x: [], y: [], z: []};
@@ -119,15 +122,34 @@ by.addEventListener('change', () => Plotly.restyle('landscape', {'marker.color':
 const sel = document.getElementById('radius');
 radii.forEach(r => { const o = document.createElement('option'); o.value = r; o.textContent = 'radius ' + r; sel.appendChild(o); });
 sel.addEventListener('change', () => { const b = bary(sel.value); Plotly.restyle('landscape', {x: [b.x], y: [b.y], z: [b.z]}, [1]); });
+function el(tag, text, cls) {  // untrusted text (model outputs, prompts) goes in as text, never as HTML
+  const e = document.createElement(tag); if (text !== undefined) e.textContent = text; if (cls) e.className = cls; return e;
+}
+function example(e) {
+  const fig = el('figure', undefined, 'failure ' + D.kind);
+  if (D.kind === 'text') {
+    fig.appendChild(el('p', 'edited text: ' + e.text, 'text'));
+    fig.appendChild(el('p', 'summary: ' + e.summary, 'summary'));
+    fig.appendChild(el('figcaption', 'BLEU ' + fmt(e.bleu) + ' (unedited text: ' + fmt(e.bleu_clean) + '), reward ' + fmt(e.reward)));
+    return fig;
+  }
+  const img = el('img'); img.src = 'data:image/png;base64,' + e.image; fig.appendChild(img);
+  if (D.kind === 'prompt') {
+    img.alt = 'generated image';
+    fig.appendChild(el('figcaption', e.prompt));
+    fig.appendChild(el('figcaption', 'reward ' + fmt(e.reward)));
+  } else {
+    img.alt = 'perturbed sample ' + e.sample;
+    fig.appendChild(el('figcaption', 'true ' + e.label + ' → predicted ' + e.predicted + ', score ' + fmt(e.score) + ', reward ' + fmt(e.reward)));
+  }
+  return fig;
+}
 function show(i) {
   const p = P[i], box = document.getElementById('failures');
-  let h = '<h3>' + D.axes.map((a, k) => a + ' = ' + p.values[k]).join(', ') + '</h3><p>' + p.failures +
-    ' failures in ' + p.visits + ' queries' + (p.truth !== null ? '; true failure rate ' + fmt(p.truth) : '') + '</p>';
-  if (!p.examples.length) h += '<p class="muted">No recorded failure in this cell.</p>';
-  h += '<div class="grid">' + p.examples.map(e => '<figure class="failure"><img alt="perturbed sample ' + e.sample +
-    '" src="data:image/png;base64,' + e.image + '"><figcaption>true ' + e.label + ' → predicted ' + e.predicted +
-    '<br>score ' + fmt(e.score) + ', reward ' + fmt(e.reward) + '</figcaption></figure>').join('') + '</div>';
-  box.innerHTML = h;
+  box.replaceChildren(el('h3', D.axes.map((a, k) => a + ' = ' + p.values[k]).join(', ')),
+    el('p', p.failures + ' failures in ' + p.visits + ' queries' + (p.truth !== null ? '; true failure rate ' + fmt(p.truth) : '')));
+  if (!p.examples.length) box.appendChild(el('p', 'No recorded failure in this cell.', 'muted'));
+  const grid = el('div', undefined, 'grid'); p.examples.forEach(e => grid.appendChild(example(e))); box.appendChild(grid);
 }
 document.getElementById('landscape').on('plotly_click', ev => { const i = ev.points[0].customdata; if (i !== undefined) show(i); });
 function exportModes() {
@@ -149,14 +171,11 @@ h1{font-size:1.4rem} .muted{color:#666} .notes li{color:#8a4b00}
 .row{display:flex;gap:1rem;flex-wrap:wrap} #landscape{width:720px;height:560px;border:1px solid #ddd}
 #failures{flex:1;min-width:300px} .grid{display:flex;flex-wrap:wrap;gap:.5rem}
 figure.failure{margin:0;text-align:center;font-size:.8rem} figure.failure img{width:96px;height:96px;image-rendering:pixelated;border:1px solid #ccc}
+figure.failure.text{text-align:left;max-width:100%;border-bottom:1px solid #eee;padding:.3rem 0} figure.failure.text p{margin:.2rem 0;white-space:pre-wrap}
+figure.failure.prompt img{width:160px;height:160px;image-rendering:auto} figure.failure.prompt{max-width:170px}
 table{border-collapse:collapse;margin-top:1rem;font-size:.9rem} td,th{border-bottom:1px solid #e5e5e5;padding:.3rem .6rem;text-align:left}
 pre{background:#f6f6f6;padding:.6rem;max-height:12rem;overflow:auto}
 """
-
-
-def format_value(value: Any) -> str:
-    """A concept value as text: numbers compactly (``-20``, ``0.7``), words as they are."""
-    return f"{value:g}" if isinstance(value, (int, float)) else str(value)
 
 
 def _mode_rows(modes: list[dict[str, Any]], offset: int, score_column: str) -> str:

@@ -19,6 +19,7 @@ from fadejax.discovery import Discovery, LoopState
 from fadejax.records import RECORDS_FILE, RecordWriter, top_observed_cells
 from fadejax.rundir import STATUS_FILE, SUMMARY_FILE, check, create, read_status, write_json_atomic
 from fadejax.searchers import REGISTRY as SEARCHERS
+from fadejax.spaces import format_value
 from fadejax.task import ClassificationTask, Oracle, build_task
 
 
@@ -34,8 +35,8 @@ def build_discovery(config: ExperimentConfig, task: ClassificationTask) -> Disco
         sizes=task.space.sizes if micro is None else (num_actions,),
     )
     return Discovery(
-        task, searcher, mode=config.mode, num_envs=config.run.num_envs, reward=config.reward,
-        micro=micro, max_steps=config.micro.max_steps, alpha=config.micro.alpha, devices=config.run.device_list(),
+        task, searcher, mode=config.mode, num_envs=config.run.num_envs,
+        micro=micro, max_steps=config.micro.max_steps, alpha=config.micro_alpha, devices=config.run.device_list(),
     )
 
 
@@ -120,7 +121,7 @@ class RunSummary:
             "top failure cells (observed failure rate over visits):",
         ]
         for row in self.top_cells:
-            concepts = ", ".join(f"{k}={v:g}" for k, v in row["concepts"].items())
+            concepts = ", ".join(f"{k}={format_value(v)}" for k, v in row["concepts"].items())
             lines.append(f"  cell {row['cell']:>7}  {concepts:<45} {row['failure_rate']:6.1%}  ({row['failures']}/{row['visits']})")
         return "\n".join(lines)
 

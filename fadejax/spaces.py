@@ -26,16 +26,26 @@ import numpy as np
 MAX_ACTIONS = np.iinfo(np.int32).max
 
 
+def format_value(value: float | str) -> str:
+    """A concept value as text: numbers compactly (``-20``, ``0.7``), words as they are."""
+    return f"{value:g}" if isinstance(value, (int, float)) else str(value)
+
+
 class SpaceError(ValueError):
     """A concept space was specified wrongly."""
 
 
 @dataclass(frozen=True)
 class Axis:
-    """One concept axis: a name and its ordered values (at least two, all distinct)."""
+    """One concept axis: a name and its ordered values (at least two, all distinct).
+
+    Values are numbers (a rotation in degrees, a count of text edits) or words (a text
+    edit's name, a profession); a word axis is *categorical* and its value table holds
+    the value's index instead of the value.
+    """
 
     name: str
-    values: tuple[float, ...]
+    values: tuple[float | str, ...]
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -50,6 +60,11 @@ class Axis:
     @property
     def size(self) -> int:
         return len(self.values)
+
+    @property
+    def categorical(self) -> bool:
+        """True when the values are words, not numbers."""
+        return any(isinstance(v, str) for v in self.values)
 
 
 class ConceptSpace:
@@ -82,10 +97,11 @@ class ConceptSpace:
             strides[i] = strides[i + 1] * self.sizes[i + 1]
         self._strides = jnp.asarray(strides, dtype=jnp.int32)
         self._sizes = jnp.asarray(self.sizes, dtype=jnp.int32)
-        # Values padded to a (num_axes, max_size) table so decode is one gather.
+        # Values padded to a (num_axes, max_size) table so decode is one gather; a
+        # categorical axis contributes the index of each word.
         table = np.zeros((self.num_axes, max(self.sizes)), dtype=np.float32)
         for i, axis in enumerate(axes):
-            table[i, : axis.size] = axis.values
+            table[i, : axis.size] = np.arange(axis.size) if axis.categorical else axis.values
         self._value_table = jnp.asarray(table)
 
     def __repr__(self) -> str:
@@ -104,7 +120,7 @@ class ConceptSpace:
         return jnp.sum(cell * self._strides, axis=-1)
 
     def values_of_cell(self, cell: jnp.ndarray) -> jnp.ndarray:
-        """Cell ``(..., num_axes)`` -> concept values ``(..., num_axes)`` float32."""
+        """Cell ``(..., num_axes)`` -> concept values ``(..., num_axes)`` float32 (a categorical axis gives the value's index)."""
         cell = jnp.asarray(cell, dtype=jnp.int32)
         return self._value_table[jnp.arange(self.num_axes), cell]
 
@@ -128,7 +144,7 @@ class ConceptSpace:
         """Cell -> position in ``[0, 1]`` per axis, ``(..., num_axes)`` float32 (for observations)."""
         return jnp.asarray(cell, jnp.float32) / (self._sizes - 1).astype(jnp.float32)
 
-    def describe(self, action: int) -> dict[str, float]:
+    def describe(self, action: int) -> dict[str, float | str]:
         """Host-side: ``{axis name: value}`` of one action, for reports and records."""
         if not 0 <= int(action) < self.num_actions:
             raise SpaceError(f"action {action} is outside 0..{self.num_actions - 1}")

@@ -25,14 +25,15 @@ import jax.numpy as jnp
 import numpy as np
 import yaml
 
-from fadejax import metrics, perturbations
+from fadejax import metrics
 from fadejax.barycenters import barycenter
 from fadejax.config import ConfigError, ExperimentConfig, parse_config
 from fadejax.ground_truth import GROUND_TRUTH_FILE, failure_rates, landscape_key
 from fadejax.landscapes import check_view, dense_view_mean, grouped_sum, pooled_cells, view_shape
 from fadejax.records import RECORDS_FILE, rank_cells
+from fadejax.spaces import format_value
 from fadejax.rundir import CONFIG_FILE, read_status
-from fadejax.task import ClassificationTask, build_task
+from fadejax.task import AuditTask, build_task
 
 
 class SummarizeError(ValueError):
@@ -67,6 +68,7 @@ class RunSummaryData:
     barycenters: dict[int, list[float]]  # radius -> coordinates on the view's grid (fractional indices)
     examples: dict[int, list[dict[str, Any]]]  # cell -> failures with images
     entropy: float
+    kind: str = "image"  # the task's kind: how examples are shown
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -129,20 +131,30 @@ def _read_records(run_dir: Path, num_actions: int, per_cell: int) -> tuple[np.nd
     return cells, visits.astype(np.int64), failures, examples, int(cells_arr.size), cells_arr[failed_arr]
 
 
-def _png(image: np.ndarray) -> str:
+def _png(image: np.ndarray, scale: int = 2) -> str:
     from PIL import Image
 
     pixels = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
     pil = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
     buffer = io.BytesIO()
-    pil.resize((pil.width * 2, pil.height * 2), Image.NEAREST).save(buffer, format="PNG")
+    pil.resize((pil.width * scale, pil.height * scale), Image.NEAREST).save(buffer, format="PNG")
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def _attach_images(task: ClassificationTask, examples: dict[int, list[dict]]) -> None:
-    """Regenerate each example's perturbed image (keyed perturbations are re-drawn)."""
+def _attach_images(task: AuditTask, examples: dict[int, list[dict]], run_dir: Path) -> None:
+    """Give each image example its picture: a perturbed image is regenerated (keyed
+    perturbations are re-drawn), a generated image is read from the run directory; text
+    examples carry their texts in the records already."""
     flat = [(cell, r) for cell, rows in examples.items() for r in rows]
-    if not flat:
+    if not flat or task.kind == "text":
+        return
+    if task.kind == "prompt":
+        from PIL import Image
+
+        for _, record in flat:
+            path = run_dir / "images" / record["image"]
+            if path.is_file():
+                record["image"] = _png(np.asarray(Image.open(path).convert("RGB"), np.float32) / 255.0, scale=1)
         return
     samples = jnp.asarray([r["sample"] for _, r in flat], jnp.int32)
     values = task.space.decode(jnp.asarray([c for c, _ in flat], jnp.int32))
@@ -151,12 +163,13 @@ def _attach_images(task: ClassificationTask, examples: dict[int, list[dict]]) ->
         record["image"] = _png(image)
 
 
-def neutral_index(axis_config, marginal: np.ndarray) -> int:
+def neutral_index(config: ExperimentConfig, axis: int, marginal: np.ndarray) -> int:
     """The value of an axis that perturbs least: its identity value if it has one, else
     the value with the lowest failure rate in ``marginal``."""
-    identity = perturbations.get(axis_config.perturbation_name).identity
-    if identity is not None and identity in axis_config.values:
-        return axis_config.values.index(identity)
+    identity = config.axis_identity(axis)
+    values = config.space.axes[axis].values
+    if identity is not None and identity in values:
+        return values.index(identity)
     return int(np.nanargmin(marginal))
 
 
@@ -178,7 +191,7 @@ def minimal_description(cell: int, rate_of, config: ExperimentConfig, neutral: l
     checks = [{"axis": n, "rate_without": float(r), "needed": base - float(r) > margin} for n, r in zip(names, rates[1:])]
     needed = [c["axis"] for c in checks if c["needed"]]
     concepts = space.describe(cell)
-    text = " + ".join(f"{n} {concepts[n]:g}" for n in needed) or "(no single axis is necessary)"
+    text = " + ".join(f"{n} {format_value(concepts[n])}" for n in needed) or "(no single axis is necessary)"
     dropped = [c["axis"] for c in checks if not c["needed"]]
     if dropped:
         text += " — " + ", ".join(dropped) + " not needed"
@@ -187,7 +200,7 @@ def minimal_description(cell: int, rate_of, config: ExperimentConfig, neutral: l
     return {"rate": base, "checks": checks, "needed": needed, "text": text}
 
 
-def load_summary(run_dir: str | Path, *, keep: list[int] | None = None, fixed: dict[int, int] | None = None, top: int = 10, margin: float = 0.1, per_cell: int = 6, radii: int = 3, task: ClassificationTask | None = None, progress: bool = False) -> RunSummaryData:
+def load_summary(run_dir: str | Path, *, keep: list[int] | None = None, fixed: dict[int, int] | None = None, top: int = 10, margin: float = 0.1, per_cell: int = 6, radii: int = 3, task: AuditTask | None = None, progress: bool = False) -> RunSummaryData:
     """Everything the report shows, from ``run_dir``; see the module docstring.
 
     ``keep`` (default: the first three axes) and ``fixed`` (``{axis: value index}``) choose
@@ -250,7 +263,7 @@ def load_summary(run_dir: str | Path, *, keep: list[int] | None = None, fixed: d
         f = np.bincount(coords[i], weights=cell_failures, minlength=space.sizes[i])
         with np.errstate(invalid="ignore", divide="ignore"):
             marginal = np.where(v > 0, f / np.maximum(v, 1), np.inf)  # never visited: not a neutral candidate
-        neutral.append(neutral_index(axis, marginal))
+        neutral.append(neutral_index(config, i, marginal))
 
     def describe_mode(rank: int, cell: int) -> dict[str, Any]:
         where = np.searchsorted(cells, cell)
@@ -285,13 +298,14 @@ def load_summary(run_dir: str | Path, *, keep: list[int] | None = None, fixed: d
         center = int(np.argmax(mass))
         centers = {r: barycenter(mass.ravel(), shape, center, r).tolist() for r in range(1, radii + 1)}
     shown = {int(c): examples[c] for c in sorted(examples, key=lambda c: -len(examples[c]))[:200]}
-    _attach_images(task, shown)
+    _attach_images(task, shown, run_dir)
     return RunSummaryData(
         run_dir=run_dir, config=config, partial=partial, iterations=int(status.get("iterations", queries // config.run.num_envs)),
         planned=config.run.iterations, queries=queries, keep=keep, fixed=fixed, pooled=pooled_cells(space.sizes, keep, fixed),
         cells=cells, cell_visits=cell_visits, cell_failures=cell_failures, view_visits=view_visits, view_failures=view_failures,
         view_policy_mean=policy_mean, view_policy_confidence=policy_conf, view_truth=truth, modes=modes, policy_modes=policy_modes,
         barycenters=centers, examples=shown, entropy=metrics.failure_entropy(failed_cells, space.num_actions), notes=notes,
+        kind=task.kind,
     )
 
 
@@ -312,12 +326,14 @@ def parse_mode(text: str, config: ExperimentConfig) -> int:
         raise SummarizeError(f"mode '{text}' must give a value for every axis {list(space.names)}, or a cell index")
     index = []
     for axis in space.axes:
-        try:
-            value = float(given[axis.name])
-        except ValueError:
-            raise SummarizeError(f"mode '{text}': '{given[axis.name]}' is not a number") from None
+        value: float | str = given[axis.name]
+        if not axis.categorical:
+            try:
+                value = float(value)
+            except ValueError:
+                raise SummarizeError(f"mode '{text}': '{given[axis.name]}' is not a number") from None
         if value not in axis.values:
-            raise SummarizeError(f"mode '{text}': {axis.name} takes one of {list(axis.values)}, not {value:g}")
+            raise SummarizeError(f"mode '{text}': {axis.name} takes one of {list(axis.values)}, not {format_value(value)}")
         index.append(axis.values.index(value))
     return int(space.action_of(jnp.asarray(index)))
 
