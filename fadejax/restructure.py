@@ -31,6 +31,7 @@ from fadejax.finetune import launch
 from fadejax.ground_truth import failure_landscape
 from fadejax.run import discover
 from fadejax.rundir import STATUS_FILE, read_status, write_json_atomic
+from fadejax.spaces import format_value
 from fadejax.summarize import SummarizeError, read_run_config
 from fadejax.task import ClassificationTask, build_task, load_data
 
@@ -62,26 +63,70 @@ def finetune_data(config: ExperimentConfig, task: ClassificationTask, modes: lis
     return out / "failures.npz", out / "clean.npz"
 
 
+def link_rediscovery(new_config: ExperimentConfig, new_task: Any, run_dir: Path, out: Path, progress: bool) -> Path:
+    """Discovery again on the fine-tuned model (same config, seed and budget) into
+    ``out/rediscovery``, its ``run.json`` linking back to the original run."""
+    rediscovery = out / "rediscovery"
+    discover(new_config, rediscovery, resume=True, oracle=new_task.oracle, progress=progress)
+    status = read_status(rediscovery)
+    status["restructured_from"] = str(run_dir)
+    write_json_atomic(rediscovery / STATUS_FILE, status)
+    return rediscovery
+
+
+#: Per task: (fine-tuning epochs, learning rate) — the paper's defaults.
+DEFAULTS = {"image": (5, 1e-3), "text": (3, 2e-5)}
+
+
 def restructure(run_dir: str | Path, modes: list[int], out_dir: str | Path | None = None, *, failure_weight: float = 0.5,
-                use_clean: bool = True, epochs: int = 5, learning_rate: float = 1e-3, radius: int = 3, progress: bool = True) -> dict[str, Any]:
-    """Fade ``modes`` (cell indices) of the run in ``run_dir``; see the module docstring."""
+                use_clean: bool = True, epochs: int | None = None, learning_rate: float | None = None, radius: int = 3,
+                train_articles: int | None = None, progress: bool = True) -> dict[str, Any]:
+    """Fade ``modes`` (cell indices) of the run in ``run_dir``; see the module docstring.
+
+    Image runs fine-tune the classifier's final layer; text runs fine-tune the summarizer
+    with the Seq2SeqTrainer (:mod:`fadejax.text.restructure`). ``epochs`` and
+    ``learning_rate`` default to the paper's values for the task; ``train_articles`` caps
+    the training articles a text fine-tune uses per mode.
+    """
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
     if config.mode != "macro":
         raise SummarizeError("restructure works on macroscopic runs (modes are cells)")
+    if config.task not in DEFAULTS:
+        raise SummarizeError(f"restructure of a '{config.task}' run: use 'fadejax restructure-lora' (LoRA on the pipeline's UNet)")
     if not modes:
         raise SummarizeError("choose at least one failure mode to fade")
+    epochs = DEFAULTS[config.task][0] if epochs is None else epochs
+    learning_rate = DEFAULTS[config.task][1] if learning_rate is None else learning_rate
     out = Path(out_dir) if out_dir else run_dir.parent / f"{run_dir.name}-restructured"
+    settings = _settings(failure_weight, use_clean, epochs, learning_rate)
     done = out / SHIFT_REPORT
     if done.is_file():
         previous = json.loads(done.read_text())
-        same = [m["cell"] for m in previous["modes"]] == list(modes) and previous["settings"] == _settings(failure_weight, use_clean, epochs, learning_rate)
+        same = [m["cell"] for m in previous["modes"]] == list(modes) and previous.get("request") == settings
         if not same:
             raise SummarizeError(f"'{out}' holds a restructure of other modes or settings; choose another --out")
         if progress:
             print(f"'{out}' already holds this restructure; its shift report is reused")
         return previous
     old_task = build_task(config, progress=progress)
+    if config.task == "text":
+        from fadejax.text.restructure import restructure_text
+
+        from fadejax.text.restructure import TRAIN_ARTICLES
+
+        report = restructure_text(run_dir, config, modes, out, old_task, use_clean=use_clean, epochs=epochs,
+                                  learning_rate=learning_rate, articles=train_articles or TRAIN_ARTICLES, progress=progress)
+    else:
+        report = _restructure_classifier(run_dir, config, modes, out, old_task, failure_weight=failure_weight, use_clean=use_clean,
+                                         epochs=epochs, learning_rate=learning_rate, radius=radius, progress=progress)
+    report["request"] = settings
+    write_json_atomic(out / SHIFT_REPORT, report)  # last: its presence means the restructure is complete
+    return report
+
+
+def _restructure_classifier(run_dir: Path, config: ExperimentConfig, modes: list[int], out: Path, old_task: ClassificationTask, *,
+                            failure_weight: float, use_clean: bool, epochs: int, learning_rate: float, radius: int, progress: bool) -> dict[str, Any]:
     architecture, kwargs = _architecture(config)
     failures, clean = finetune_data(config, old_task, modes, out / "finetune")
     spec = {
@@ -99,11 +144,7 @@ def restructure(run_dir: str | Path, modes: list[int], out_dir: str | Path | Non
                   "architecture_kwargs": kwargs, "weights": metrics["model"]},
     })
     new_task = build_task(new_config, progress=progress)
-    rediscovery = out / "rediscovery"
-    discover(new_config, rediscovery, resume=True, oracle=new_task.oracle, progress=progress)
-    status = read_status(rediscovery)
-    status["restructured_from"] = str(run_dir)
-    write_json_atomic(rediscovery / STATUS_FILE, status)
+    rediscovery = link_rediscovery(new_config, new_task, run_dir, out, progress)
 
     space = config.concept_space()
     old_land = failure_landscape(old_task, progress=progress)
@@ -118,7 +159,7 @@ def restructure(run_dir: str | Path, modes: list[int], out_dir: str | Path | Non
         })
     top_new = [int(c) for c in np.argsort(-new_land, kind="stable")[:5]]
     report = {
-        "run": str(run_dir), "rediscovery": str(rediscovery), "fine_tune": metrics,
+        "task": "image", "run": str(run_dir), "rediscovery": str(rediscovery), "fine_tune": metrics,
         "note": "fine-tuning used only the training split; every figure here is measured on the held-out split it never saw",
         "clean_held_out_accuracy_before": old_task.info["clean_accuracy"],
         "clean_held_out_accuracy_after": new_task.info["clean_accuracy"],
@@ -130,7 +171,6 @@ def restructure(run_dir: str | Path, modes: list[int], out_dir: str | Path | Non
     }
     (out / "shift_report.md").write_text(render_markdown(report))
     _figure(old_land, new_land, config, out / "landscapes_before_after.png")
-    write_json_atomic(out / SHIFT_REPORT, report)  # last: its presence means the restructure is complete
     return report
 
 
@@ -159,6 +199,11 @@ def _figure(before: np.ndarray, after: np.ndarray, config: ExperimentConfig, pat
 
 
 def render_markdown(report: dict[str, Any]) -> str:
+    """The shift report as Markdown (either task)."""
+    if report.get("task") == "text":
+        from fadejax.text.restructure import render_markdown as render_text
+
+        return render_text(report)
     weight = report["settings"]["failure_weight"]
     lines = [
         f"# Shift report for {report['run']}", "", f"_{report['note']}._", "",
@@ -169,10 +214,10 @@ def render_markdown(report: dict[str, Any]) -> str:
         "| mode | concepts | failure rate before | after | reduced (Def. 4.1) | W1 by radius 1..R |", "|---|---|---|---|---|---|",
     ]
     for m in report["modes"]:
-        concepts = ", ".join(f"{k}={v:g}" for k, v in m["concepts"].items())
+        concepts = ", ".join(f"{k}={format_value(v)}" for k, v in m["concepts"].items())
         w = ", ".join(f"{x:.3f}" for x in m["wasserstein_by_radius"])
         lines.append(f"| {m['cell']} | {concepts} | {m['held_out_failure_rate_before']:.1%} | {m['held_out_failure_rate_after']:.1%} | {'yes' if m['reduced'] else 'no'} | {w} |")
     lines += ["", "Old and new landscapes side by side: `landscapes_before_after.png`.", "", "New top failure modes (held-out):", ""]
     for m in report["new_top_modes"]:
-        lines.append(f"- cell {m['cell']} ({', '.join(f'{k}={v:g}' for k, v in m['concepts'].items())}): {m['held_out_failure_rate']:.1%}")
+        lines.append(f"- cell {m['cell']} ({', '.join(f'{k}={format_value(v)}' for k, v in m['concepts'].items())}): {m['held_out_failure_rate']:.1%}")
     return "\n".join(lines) + "\n"

@@ -181,3 +181,31 @@ def test_a_real_tiny_t5_audits_through_the_bridge(tmp_path):
     assert all(isinstance(r["summary"], str) and 0.0 <= r["bleu"] <= 1.0 for r in records)
     status = json.loads((tmp_path / "run" / "run.json").read_text())
     assert status["status"] == "complete" and status["model"]["model"] == str(tmp_path / "t5")
+
+
+def test_text_restructure_fine_tunes_with_the_trainer_and_reports_the_shift(tmp_path):
+    """A tiny random T5 is audited, fine-tuned for an epoch on edited training articles
+    through the Seq2SeqTrainer process, rediscovered, and the shift report is written."""
+    from bridges.tiny_summarizer import build_model, build_word_tokenizer
+    from fadejax.restructure import restructure
+    from fadejax.text.data import builtin_articles as articles
+
+    train, held = articles("train", n=200), articles("held_out", n=24)
+    tokenizer = build_word_tokenizer(train.articles + train.references + held.articles + held.references)
+    recipe = {"d_model": 16, "d_ff": 32, "d_kv": 8, "num_layers": 1, "num_decoder_layers": 1, "num_heads": 2, "seed": 0}
+    build_model(tokenizer, recipe).save_pretrained(tmp_path / "t5")
+    tokenizer.save_pretrained(tmp_path / "t5")
+    config = _config(model=str(tmp_path / "t5"), max_new_tokens=8, batch_size=24)
+    discover(config, tmp_path / "run", progress=False)
+    report = restructure(tmp_path / "run", [0, 10], tmp_path / "faded", epochs=1, learning_rate=1e-3, train_articles=6, progress=False)
+    assert report["task"] == "text" and [m["cell"] for m in report["modes"]] == [0, 10]
+    assert report["fine_tune"]["steps"] > 0 and (tmp_path / "faded" / "finetune" / "model" / "config.json").is_file()
+    assert len(open(tmp_path / "faded" / "finetune" / "train.jsonl").readlines()) == 2 * 6
+    status = json.loads((tmp_path / "faded" / "rediscovery" / "run.json").read_text())
+    assert status["status"] == "complete" and status["restructured_from"] == str(tmp_path / "run")
+    assert status["model"]["model"] == report["fine_tune"]["model"]
+    for name in ("shift_report.md", "shift_report.json", "landscapes_before_after.png"):
+        assert (tmp_path / "faded" / name).stat().st_size > 0
+    assert report["wasserstein_unordered"] is None or report["wasserstein_unordered"] >= 0
+    again = restructure(tmp_path / "run", [0, 10], tmp_path / "faded", epochs=1, learning_rate=1e-3, train_articles=6, progress=False)
+    assert again == json.loads((tmp_path / "faded" / "shift_report.json").read_text())  # reused, not redone
