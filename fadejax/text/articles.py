@@ -115,7 +115,7 @@ def _council(r: random.Random) -> tuple[str, str]:
         f"Members of the {city} city council voted {yes} to {no} on {day} to spend {amount} million dollars on {project}.",
     ]
     body = [
-        f"Mayor {mayor} said the project would create {r.randint(20, 400)} jobs over the next {r.randint(2, 9)} years.",
+        f"Mayor {mayor} said the project would create {r.randint(20, 300)} jobs over the next {r.randint(2, 9)} years.",
         f"Council member {member} voted against the plan, saying the money should go to {other} instead.",
         f"Work is expected to begin in {r.choice(MONTHS)} and last about {r.randint(6, 30)} months.",
         f"About {r.randint(15, 90)} residents spoke during a public comment period that lasted {r.randint(2, 5)} hours.",
@@ -168,7 +168,7 @@ def _weather(r: random.Random) -> tuple[str, str]:
 def _earnings(r: random.Random) -> tuple[str, str]:
     company = f"{r.choice(COMPANY_HEADS)} {r.choice(COMPANY_KINDS)}"
     quarter = r.choice(["first", "second", "third", "fourth"])
-    profit, pct = r.randint(10, 900), r.randint(2, 60)
+    profit, pct = r.randint(10, 300), r.randint(2, 60)
     direction = r.choice(["up", "down"])
     verb = "rose" if direction == "up" else "fell"
     ceo, product = _name(r), r.choice(PRODUCTS)
@@ -180,16 +180,16 @@ def _earnings(r: random.Random) -> tuple[str, str]:
     body = [
         f"Chief executive {ceo} said sales of {product} were stronger than expected.",
         f"Revenue was {r.randint(1, 40)} billion dollars for the quarter.",
-        f"The company plans to hire {r.randint(100, 5000)} workers next year.",
+        f"The company plans to hire {50 * r.randint(2, 60)} workers next year.",
         f"Shares of the company {r.choice(['rose', 'fell'])} {r.randint(1, 15)} percent in early trading.",
-        f"Analysts had expected a profit of {r.randint(10, 900)} million dollars.",
+        f"Analysts had expected a profit of {r.randint(10, 300)} million dollars.",
     ]
     return _assemble(r, lead, body, f"{company} {quarter} quarter profit {verb} {pct} percent to {profit} million dollars.")
 
 
 def _science(r: random.Random) -> tuple[str, str]:
     city, creature, ability = r.choice(CITIES), r.choice(CREATURES), r.choice(ABILITIES)
-    n, journal, lead_name = r.randint(20, 900), r.choice(JOURNALS), _name(r)
+    n, journal, lead_name = r.randint(20, 300), r.choice(JOURNALS), _name(r)
     lead = [
         f"Researchers at the University of {city} have found that {creature} can {ability}, according to a study of {n} animals.",
         f"A study of {n} animals by researchers at the University of {city} shows that {creature} can {ability}.",
