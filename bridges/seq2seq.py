@@ -62,7 +62,8 @@ class Seq2SeqOracle:
         entries ``N(0, 1/observation_dim)`` drawn with seed 0, so distances are roughly kept
         (Johnson-Lindenstrauss). The authors' code instead cut or zero-padded to 1024.
       embedder: ``(model, tokenizer)`` of a local ``AutoModel`` for ``observation="sentence"``.
-      input_prefix: text put before every input, e.g. ``"summarize: "`` for T5 checkpoints.
+      input_prefix: text put before every input of the audited model, e.g. ``"summarize: "`` for
+        T5 checkpoints trained with it (not before the separate embedder's inputs).
     """
 
     def __init__(
@@ -101,6 +102,10 @@ class Seq2SeqOracle:
             self.embedder = None if embedder is None else (embedder[0].to(self.device).eval(), embedder[1])
         except (RuntimeError, AssertionError) as exc:  # e.g. a CUDA device on a CPU-only torch
             raise Seq2SeqError(f"device '{device}' cannot be used here: {exc}") from None
+        for name, net in (("model", self.model), ("embedder", None if self.embedder is None else self.embedder[0])):
+            limit = getattr(getattr(net, "config", None), "max_position_embeddings", None)
+            if isinstance(limit, int) and self.max_input_tokens > limit:
+                raise Seq2SeqSettingsError(f"max_input_tokens {self.max_input_tokens} exceeds the {name}'s {limit} positions")
         if tokenizer.pad_token_id is None:
             raise Seq2SeqError("the tokenizer has no pad token; batched summaries need one")
         self.tokenizer = tokenizer
@@ -131,9 +136,9 @@ class Seq2SeqOracle:
             "device": str(self.device),
         }
 
-    def _encode(self, tokenizer, texts: list[str]) -> dict[str, torch.Tensor]:
+    def _encode(self, tokenizer, texts: list[str], prefix: str = "") -> dict[str, torch.Tensor]:
         batch = tokenizer(
-            [self.input_prefix + t for t in texts], padding=True, truncation=True,
+            [prefix + t for t in texts], padding=True, truncation=True,
             max_length=self.max_input_tokens, return_tensors="pt",
         )
         return {k: v.to(self.device) for k, v in batch.items() if k in ("input_ids", "attention_mask")}
@@ -148,7 +153,7 @@ class Seq2SeqOracle:
         texts = _texts(texts)
         summaries: list[str] = []
         for chunk in self._chunks(texts):
-            batch = self._encode(self.tokenizer, chunk)
+            batch = self._encode(self.tokenizer, chunk, self.input_prefix)
             out = self.model.generate(**batch, max_new_tokens=self.max_new_tokens, num_beams=self.num_beams, do_sample=False)
             summaries.extend(self.tokenizer.batch_decode(out, skip_special_tokens=True))
         return [s.strip() for s in summaries]
@@ -164,7 +169,7 @@ class Seq2SeqOracle:
                 batch = self._encode(tokenizer, chunk)
                 encoder = model.get_encoder() if getattr(model.config, "is_encoder_decoder", False) else model
             else:
-                batch = self._encode(self.tokenizer, chunk)
+                batch = self._encode(self.tokenizer, chunk, self.input_prefix)
                 encoder = self.model.get_encoder()
             hidden = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
             pooled = _mean_pool(hidden.float(), batch["attention_mask"])

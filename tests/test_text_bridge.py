@@ -23,7 +23,7 @@ def _tiny_model(kind: str, tokenizer):
                           num_heads=4, decoder_start_token_id=tokenizer.pad_token_id, **ids)
         return T5ForConditionalGeneration(config)
     config = BartConfig(vocab_size=len(tokenizer), d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=4,
-                        decoder_attention_heads=4, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=256,
+                        decoder_attention_heads=4, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=512,
                         init_std=0.3,  # larger random weights: the output then depends on the input
                         bos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.eos_token_id,
                         forced_bos_token_id=None, forced_eos_token_id=None, **ids)
@@ -137,6 +137,13 @@ def test_sentence_observation_uses_a_separate_local_embedder(saved_model, tmp_pa
     np.testing.assert_allclose(out[2], direct, atol=1e-5)
 
 
+def test_input_prefix_goes_before_every_input_of_the_audited_model(saved_model):
+    prefixed = load_seq2seq(saved_model, input_prefix="Fire destroys ", max_new_tokens=8)
+    plain = load_seq2seq(saved_model, max_new_tokens=8)
+    assert prefixed.summarize(ARTICLES[:2]) == plain.summarize(["Fire destroys " + a for a in ARTICLES[:2]])
+    np.testing.assert_allclose(prefixed.embed(ARTICLES[:2]), plain.embed(["Fire destroys " + a for a in ARTICLES[:2]]), atol=1e-6)
+
+
 def test_info_and_beam_search(saved_model):
     oracle = load_seq2seq(saved_model, num_beams=2, max_new_tokens=6)
     info = oracle.info
@@ -164,6 +171,9 @@ def test_loading_and_settings_errors(saved_model, tmp_path):
         with pytest.raises(Seq2SeqSettingsError, match=message):
             load_seq2seq(saved_model, **settings)
     oracle = load_seq2seq(saved_model)
+    if oracle.model.config.model_type == "bart":  # learned positions: no more input tokens than positions
+        with pytest.raises(Seq2SeqSettingsError, match="max_input_tokens 1024 exceeds the model's 512 positions"):
+            load_seq2seq(saved_model, max_input_tokens=1024)
     with pytest.raises(Seq2SeqSettingsError, match="list of strings"):
         oracle.summarize("one text, not a list")
     with pytest.raises(Seq2SeqError, match="cannot be used here|not a torch device|device"):
