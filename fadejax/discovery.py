@@ -168,7 +168,7 @@ class Discovery:
         if inputs is not None:
             inputs = self._constrain(inputs, self._by_env)  # the oracle runs each shard on its device
         pending = dict(
-            obs=obs, action=action, sample=sample, cell=cell, values=values, steps=state.steps + 1,
+            obs=obs, action=action, sample=sample, cell=cell, values=values, steps=state.steps + 1, iteration=state.iteration,
             key=key, k_perturb=k_perturb, k_update=k_update, k_reset=k_reset,
         )
         return inputs, pending

@@ -118,7 +118,8 @@ def write_figures(summary: RunSummaryData, out_dir) -> list[str]:
         observed = [m["failure_rate"] or 0.0 for m in summary.modes][::-1]
         y = np.arange(len(labels))
         ax.barh(y - 0.2, observed, height=0.4, label="observed")
-        ax.barh(y + 0.2, [m["true_rate"] for m in summary.modes][::-1], height=0.4, label="true (re-evaluated)")
+        if all(m["true_rate"] is not None for m in summary.modes):
+            ax.barh(y + 0.2, [m["true_rate"] for m in summary.modes][::-1], height=0.4, label="true (re-evaluated)")
         ax.set_yticks(y, labels, fontsize=8)
         ax.set_xlabel("failure rate")
         ax.set_xlim(0, 1)

@@ -36,7 +36,7 @@ def failure_rates(task: AuditTask, actions: np.ndarray, batch_size: int = 1024, 
     def propose(chunk: jax.Array, key: jax.Array):
         cell = jnp.repeat(space.cell_of(chunk), n, axis=0)  # (per_call * n, axes)
         values = space.values_of_cell(cell)
-        pending = {"sample": samples, "cell": cell, "values": values, "steps": jnp.ones_like(samples), "k_perturb": key}
+        pending = {"sample": samples, "cell": cell, "values": values, "steps": jnp.ones_like(samples), "iteration": jnp.int32(0), "k_perturb": key}
         return task.prepare(samples, values, key), pending
 
     actions = np.asarray(actions, np.int32)
@@ -70,6 +70,9 @@ def failure_landscape(task: AuditTask, batch_size: int = 1024, seed: int = 0, pr
     Refuses (:class:`LandscapeTooLarge`) beyond :data:`MAX_EXHAUSTIVE_QUERIES` queries: large
     spaces are summarised from the search's records and re-evaluated modes instead.
     """
+    if task.kind == "prompt":
+        raise LandscapeTooLarge("exhaustive landscapes of generated images are not computed (every query is a diffusion run and, "
+                                "with human rewards, a person's rating); summarize the discovery run instead")
     cost = task.space.num_actions * task.num_samples
     if cost > MAX_EXHAUSTIVE_QUERIES:
         raise LandscapeTooLarge(

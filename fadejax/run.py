@@ -156,6 +156,8 @@ def discover(config: ExperimentConfig, run_dir: str | Path, *, resume: bool = Fa
     task = build_task(config, oracle=oracle, progress=progress)  # bad data or model fail here, before any write
     if not resuming:
         create(run_dir, config)
+    if hasattr(task, "attach_run_dir"):  # tasks that keep files per query (generated images, ratings)
+        task.attach_run_dir(run_dir)
     discovery = build_discovery(config, task)
     state = discovery.init(config.run.seed)
     manager = _checkpoint_manager(run_dir)
@@ -183,7 +185,9 @@ def discover(config: ExperimentConfig, run_dir: str | Path, *, resume: bool = Fa
             if (iteration + 1) % config.run.checkpoint_every == 0:
                 _save(manager, state, writer)
             elapsed = time.perf_counter() - began
-            bar.set_postfix(queries_per_s=f"{queries_this_call / max(elapsed, 1e-9):.0f}", failures=failures, refresh=False)
+            rate = queries_this_call / max(elapsed, 1e-9)
+            speed = f"{rate:.0f} q/s" if rate >= 10 else f"{1 / rate:.2f} s/query"  # slow audits (diffusion) read better per query
+            bar.set_postfix(speed=speed, failures=failures, refresh=False)
             bar.update(1)
     except KeyboardInterrupt:
         # No checkpoint here: the interrupt may fall between an iteration's records and
@@ -193,6 +197,9 @@ def discover(config: ExperimentConfig, run_dir: str | Path, *, resume: bool = Fa
         writer.close()
         print(f"\ninterrupted; continue with: fadejax discover --config ... --out {run_dir} --resume")
         raise
+    finally:
+        if hasattr(task, "close"):  # e.g. stop a rating page
+            task.close()
     bar.close()
     finished = int(state.iteration) >= total
     _save(manager, state, writer, force=True)

@@ -31,8 +31,9 @@ class RunDirError(ValueError):
 CONFIG_FILE = "config.yaml"
 STATUS_FILE = "run.json"
 SUMMARY_FILE = "summary.json"
-# Files that may sit in a run directory before its first discovery (e.g. `fadejax landscape`).
-PRE_RUN_FILES = {"ground_truth.json"}
+# Files that may be in a run directory before its run starts: the exhaustive landscape, and
+# stored human ratings (a prompt run replays them instead of asking again).
+PRE_RUN_FILES = {"ground_truth.json", "ratings.sqlite", "ratings.sqlite-wal", "ratings.sqlite-shm"}
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

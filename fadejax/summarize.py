@@ -265,14 +265,21 @@ def load_summary(run_dir: str | Path, *, keep: list[int] | None = None, fixed: d
             marginal = np.where(v > 0, f / np.maximum(v, 1), np.inf)  # never visited: not a neutral candidate
         neutral.append(neutral_index(config, i, marginal))
 
+    # Generated images are not re-generated to check a mode (each costs a diffusion run, and
+    # with human rewards a person's rating): prompt runs report observed rates only.
+    reevaluate = task.kind != "prompt"
+    if not reevaluate:
+        notes.append("modes are not re-evaluated for generated images: rates are the observed ones")
+
     def describe_mode(rank: int, cell: int) -> dict[str, Any]:
         where = np.searchsorted(cells, cell)
         seen = where < cells.size and cells[where] == cell
         visits, fails = (int(cell_visits[where]), int(cell_failures[where])) if seen else (0, 0)
+        minimal = (minimal_description(int(cell), rate_of, config, neutral, margin) if reevaluate
+                   else {"rate": None, "checks": [], "needed": [], "text": "— (not re-evaluated)"})
         return {
             "rank": rank, "cell": int(cell), "concepts": space.describe(int(cell)),
-            "failure_rate": fails / visits if visits else None, "visits": visits, "failures": fails,
-            "minimal": minimal_description(int(cell), rate_of, config, neutral, margin),
+            "failure_rate": fails / visits if visits else None, "visits": visits, "failures": fails, "minimal": minimal,
         }
 
     ranked = cells[rank_cells(cell_visits, cell_failures, top)]

@@ -52,8 +52,8 @@ class AuditTask(Protocol):
     def evaluate(self, inputs: Any, pending: dict[str, jax.Array]) -> tuple[dict[str, Any], dict[str, Any]]:
         """Run the audited model once on the ``B`` queries and score them.
 
-        ``pending`` holds ``sample``, ``cell`` ``(B, num_axes)``, ``values``, ``steps`` and
-        ``k_perturb``. Returns ``(core, fields)``: ``core`` has ``reward`` (the macroscopic
+        ``pending`` holds ``sample``, ``cell`` ``(B, num_axes)``, ``values``, ``steps``,
+        ``iteration`` and ``k_perturb``. Returns ``(core, fields)``: ``core`` has ``reward`` (the macroscopic
         reward), ``failed`` and optionally ``micro_base`` (the term the microscopic reward
         subtracts ``alpha * steps`` from, if not ``reward``), each ``(B,)``; ``fields`` are
         the task's per-query record fields (arrays or lists of length ``B``), in record order.

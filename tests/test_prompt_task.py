@@ -1,0 +1,169 @@
+"""The text-to-image audit through the engine, on a tiny random pipeline and CLIP built offline:
+batched discovery with CLIP rewards, images regenerated from records, human ratings
+(replayed and waited for), the report with hostile prompt text, and the real-run config."""
+
+import json
+import shutil
+import threading
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from tiny_diffusion import make_tiny_clip, make_tiny_pipeline
+
+from fadejax.config import load_config, parse_config
+from fadejax.diffusion.prompts import DEFAULT_TEMPLATES
+from fadejax.diffusion.ratings import RatingStore
+from fadejax.run import discover
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("tiny-sd")
+    return str(make_tiny_pipeline(root / "pipeline")), str(make_tiny_clip(root / "clip"))
+
+
+def _config(models, **prompt):
+    pipeline, clip = models
+    return parse_config({
+        "name": "prompt-test", "task": "prompt",
+        "prompt": {"pipeline": pipeline, "clip": clip, "steps": 2, "height": 16, "width": 16, "batch_size": 4, **prompt},
+        "searcher": {"hidden_sizes": [16], "batch_size": 8, "min_replay": 8},
+        "run": {"iterations": 3, "num_envs": 4, "checkpoint_every": 1},
+    })
+
+
+@pytest.fixture(scope="module")
+def clip_run(models, tmp_path_factory):
+    config = _config(models)
+    out = tmp_path_factory.mktemp("prompt") / "run"
+    summary = discover(config, out, progress=False)
+    return config, out, summary
+
+
+def test_the_default_prompt_space_is_the_papers_27_words():
+    config = parse_config({"task": "prompt", "prompt": {"pipeline": "p", "clip": "c"}})
+    space = config.concept_space()
+    assert space.names == ("attribute", "profession", "place") and space.num_actions == 27
+    assert len(DEFAULT_TEMPLATES) >= 20
+
+
+def test_clip_discovery_batches_saves_images_and_scores_eq_9(clip_run, models):
+    from bridges.clip_scorer import load_clip
+
+    config, out, summary = clip_run
+    records = [json.loads(line) for line in open(out / "records.jsonl")]
+    assert len(records) == summary.queries == 12
+    scorer = load_clip(models[1])
+    images = np.stack([np.asarray(Image.open(out / "images" / r["image"]).convert("RGB")) for r in records])
+    assert images.shape == (12, 16, 16, 3)
+    expected = scorer.reward([r["prompt"] for r in records], images)
+    np.testing.assert_allclose([r["reward"] for r in records], expected, rtol=1e-4, atol=1e-3)
+    for r in records:
+        assert all(word in r["prompt"] for word in r["concepts"].values())
+        assert r["failed"] == (r["invalid"] or r["reward"] >= 25.0)
+        assert r["attribute"] in ("male", "female", "invalid")
+
+
+def test_every_image_regenerates_from_its_record(clip_run, models):
+    from bridges.diffusion import load_diffusion
+
+    _, out, _ = clip_run
+    oracle = load_diffusion(models[0], steps=2, height=16, width=16)
+    record = json.loads(open(out / "records.jsonl").readlines()[5])
+    again = oracle.generate([record["prompt"]], [record["seed"]])[0]
+    saved = np.asarray(Image.open(out / "images" / record["image"]).convert("RGB"))
+    assert np.abs(again.astype(int) - saved.astype(int)).max() <= 1
+
+
+def test_human_ratings_are_replayed_from_the_store(models, tmp_path):
+    """Discovery waits while each batch is rated; a second run replays the stored ratings without waiting."""
+    config = _config(models, reward="human", rating_timeout_s=5)
+    out = tmp_path / "run"
+    out.mkdir()
+    store = RatingStore.in_run_dir(out)
+    from fadejax.diffusion.task import query_id
+
+    # the run will make queries it000000-env0000 .. it000002-env0003; rate them all up front
+    ids = [query_id(i, e) for i in range(3) for e in range(4)]
+    ratings = {qid: (1 + k % 10, 1 + (3 * k) % 10) for k, qid in enumerate(ids)}
+    # a person rates from the page (here: another thread on the same store) as each batch is registered
+    stop = threading.Event()
+
+    def rater():
+        while not stop.is_set():
+            for item in store.pending():
+                bias, quality = ratings[item.query_id]
+                store.rate(item.query_id, bias=bias, quality=quality, invalid=False)
+            stop.wait(0.1)
+
+    thread = threading.Thread(target=rater, daemon=True)
+    thread.start()
+    try:
+        discover(config, out, progress=False)
+    finally:
+        stop.set()
+        thread.join()
+    records = [json.loads(line) for line in open(out / "records.jsonl")]
+    for r in records:
+        qid = r["image"].removesuffix(".png")
+        bias, quality = ratings[qid]
+        assert r["reward"] == pytest.approx(bias * quality)  # eq. 8 with one rating each
+        assert r["failed"] == (bias * quality >= 25.0)
+    # a second run over the same store replays the stored ratings with nobody rating
+    replay = tmp_path / "replay"
+    replay.mkdir()
+    shutil.copy(out / "ratings.sqlite", replay / "ratings.sqlite")
+    discover(config, replay, progress=False)
+    again = [json.loads(line) for line in open(replay / "records.jsonl")]
+    assert [r["reward"] for r in again] == [r["reward"] for r in records]
+
+
+def test_waiting_for_ratings_times_out_with_a_clear_message(models, tmp_path):
+    config = _config(models, reward="human", rating_timeout_s=0.5)
+    with pytest.raises(TimeoutError, match="still unrated"):
+        discover(config, tmp_path / "run", progress=False)
+
+
+def test_the_prompt_report_shows_images_and_keeps_hostile_prompts_inert(models, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from fadejax.figures import write_figures
+    from fadejax.report import write_report
+    from fadejax.summarize import load_summary
+
+    hostile = "<script>window.__pwned=1</script><img src=x onerror=\"window.__pwned=2\"> a {attribute} {profession} in a {place}"
+    config = _config(models, templates=[hostile, "<b>bold</b> " + hostile], failure_threshold=-2)  # every query fails
+    out = tmp_path / "run"
+    discover(config, out, progress=False)
+    summary = load_summary(out)
+    files = write_report(summary, out / "report")
+    write_figures(summary, out / "report")
+    data = json.loads(open(files["json"]).read())
+    assert data["kind"] == "prompt" and len(data["points"]) == 27
+    target = next(i for i, p in enumerate(data["points"]) if p["failures"] > 0)
+    flags = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", "--disable-quic", "--no-first-run"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=flags)
+        page = browser.new_page()
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto("file://" + files["html"])
+        page.wait_for_selector("#landscape .main-svg", timeout=30_000)
+        page.evaluate(f"document.getElementById('landscape').emit('plotly_click', {{points: [{{customdata: {target}}}]}})")
+        figures = page.locator("#failures figure.failure")
+        assert figures.count() >= 1 and page.locator("#failures figure.failure img").count() == figures.count()  # one generated image each
+        captions = page.locator("#failures figcaption").all_inner_texts()
+        assert any("<script>window.__pwned=1</script>" in c for c in captions)  # the prompt, shown as text
+        assert page.evaluate("window.__pwned") is None and page.locator("#failures script, #failures b").count() == 0
+        browser.close()
+    assert errors == []
+
+
+def test_the_real_run_config_validates_without_loading_weights():
+    config = load_config("configs/sd14.yaml")
+    assert config.task == "prompt" and config.prompt.dtype == "float16" and config.prompt.device == "cuda"
+    assert config.concept_space().num_actions == 27 and config.prompt.reward == "clip"
