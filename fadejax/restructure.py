@@ -75,31 +75,32 @@ def link_rediscovery(new_config: ExperimentConfig, new_task: Any, run_dir: Path,
 
 
 #: Per task: (fine-tuning epochs, learning rate) — the paper's defaults.
-DEFAULTS = {"image": (5, 1e-3), "text": (3, 2e-5)}
+DEFAULTS = {"image": (5, 1e-3), "text": (3, 2e-5), "prompt": (4, 1e-4)}
 
 
 def restructure(run_dir: str | Path, modes: list[int], out_dir: str | Path | None = None, *, failure_weight: float = 0.5,
                 use_clean: bool = True, epochs: int | None = None, learning_rate: float | None = None, radius: int = 3,
-                train_articles: int | None = None, progress: bool = True) -> dict[str, Any]:
+                train_articles: int | None = None, lora_data: str | None = None, progress: bool = True) -> dict[str, Any]:
     """Fade ``modes`` (cell indices) of the run in ``run_dir``; see the module docstring.
 
     Image runs fine-tune the classifier's final layer; text runs fine-tune the summarizer
     with the Seq2SeqTrainer (:mod:`fadejax.text.restructure`). ``epochs`` and
     ``learning_rate`` default to the paper's values for the task; ``train_articles`` caps
-    the training articles a text fine-tune uses per mode.
+    the training articles a text fine-tune uses per mode. Prompt runs train a LoRA adapter
+    on the captioned images in ``lora_data`` (:mod:`fadejax.diffusion.restructure`).
     """
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
     if config.mode != "macro":
         raise SummarizeError("restructure works on macroscopic runs (modes are cells)")
-    if config.task not in DEFAULTS:
-        raise SummarizeError(f"restructure of a '{config.task}' run: use 'fadejax restructure-lora' (LoRA on the pipeline's UNet)")
+    if config.task == "prompt" and not lora_data:
+        raise SummarizeError("restructuring a text-to-image run trains a LoRA adapter: give --lora-data DIR (captioned images)")
     if not modes:
         raise SummarizeError("choose at least one failure mode to fade")
     epochs = DEFAULTS[config.task][0] if epochs is None else epochs
     learning_rate = DEFAULTS[config.task][1] if learning_rate is None else learning_rate
     out = Path(out_dir) if out_dir else run_dir.parent / f"{run_dir.name}-restructured"
-    settings = _settings(failure_weight, use_clean, epochs, learning_rate)
+    settings = {**_settings(failure_weight, use_clean, epochs, learning_rate), "lora_data": lora_data, "train_articles": train_articles}
     done = out / SHIFT_REPORT
     if done.is_file():
         previous = json.loads(done.read_text())
@@ -109,6 +110,13 @@ def restructure(run_dir: str | Path, modes: list[int], out_dir: str | Path | Non
         if progress:
             print(f"'{out}' already holds this restructure; its shift report is reused")
         return previous
+    if config.task == "prompt":
+        from fadejax.diffusion.restructure import restructure_prompt
+
+        report = restructure_prompt(run_dir, config, modes, out, data_dir=lora_data, epochs=epochs, learning_rate=learning_rate, progress=progress)
+        report["request"] = settings
+        write_json_atomic(out / SHIFT_REPORT, report)
+        return report
     old_task = build_task(config, progress=progress)
     if config.task == "text":
         from fadejax.text.restructure import restructure_text
@@ -204,6 +212,10 @@ def render_markdown(report: dict[str, Any]) -> str:
         from fadejax.text.restructure import render_markdown as render_text
 
         return render_text(report)
+    if report.get("task") == "prompt":
+        from fadejax.diffusion.restructure import render_markdown as render_prompt
+
+        return render_prompt(report)
     weight = report["settings"]["failure_weight"]
     lines = [
         f"# Shift report for {report['run']}", "", f"_{report['note']}._", "",

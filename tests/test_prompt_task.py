@@ -64,7 +64,7 @@ def test_clip_discovery_batches_saves_images_and_scores_eq_9(clip_run, models):
     for r in records:
         assert all(word in r["prompt"] for word in r["concepts"].values())
         assert r["failed"] == (r["invalid"] or r["reward"] >= 25.0)
-        assert r["attribute"] in ("male", "female", "invalid")
+        assert r["attribute"] in ("male", "female", "ambiguous", "invalid")
 
 
 def test_every_image_regenerates_from_its_record(clip_run, models):
@@ -167,3 +167,33 @@ def test_the_real_run_config_validates_without_loading_weights():
     config = load_config("configs/sd14.yaml")
     assert config.task == "prompt" and config.prompt.dtype == "float16" and config.prompt.device == "cuda"
     assert config.concept_space().num_actions == 27 and config.prompt.reward == "clip"
+
+
+def test_lora_restructure_rediscovers_with_the_adapter_and_reports_the_bias_shift(clip_run, tmp_path):
+    from fadejax.restructure import restructure
+
+    config, out, _ = clip_run
+    data = tmp_path / "balanced"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i, caption in enumerate(["a photo of a woman scientist in a classroom", "a photo of a man artist in an office"] * 2):
+        Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(data / f"{i}.png")
+        (data / f"{i}.txt").write_text(caption)
+    records = [json.loads(line) for line in open(out / "records.jsonl")]
+    mode = records[0]["cell"]
+    report = restructure(out, [mode], tmp_path / "faded", epochs=1, lora_data=str(data), progress=False)
+    assert report["task"] == "prompt" and report["modes"][0]["cell"] == mode
+    assert report["fine_tune"]["adapter"].endswith(".safetensors")
+    status = json.loads((tmp_path / "faded" / "rediscovery" / "run.json").read_text())
+    assert status["status"] == "complete" and status["model"]["lora"] == report["fine_tune"]["adapter"]
+    after = [json.loads(line) for line in open(tmp_path / "faded" / "rediscovery" / "records.jsonl")]
+    assert len(after) == len(records)
+    # the adapter changes what the pipeline draws for the same prompt and seed
+    same = [(a, b) for a, b in zip(records, after) if a["prompt"] == b["prompt"] and a["seed"] == b["seed"]]
+    before_px = np.stack([np.asarray(Image.open(out / "images" / a["image"])) for a, _ in same])
+    after_px = np.stack([np.asarray(Image.open(tmp_path / "faded" / "rediscovery" / "images" / b["image"])) for _, b in same])
+    assert same and not np.array_equal(before_px, after_px)
+    text = (tmp_path / "faded" / "shift_report.md").read_text()
+    assert "Bias (male-to-female ratio" in text and "reduced (Def. 4.1)" in text
+    with pytest.raises(Exception, match="--lora-data"):
+        restructure(out, [mode], tmp_path / "other", progress=False)

@@ -33,6 +33,15 @@ from fadejax.diffusion.prompts import DEFAULT_TEMPLATES, compose
 from fadejax.spaces import ConceptSpace
 
 
+def _attribute(probs: np.ndarray, names: list[str]) -> str:
+    """The zero-shot label of an image: the strictly most probable one, else ``ambiguous``
+    (the rule of :func:`bridges.clip_scorer.bias_ratio`)."""
+    if not names:
+        return "ambiguous"
+    top = probs.max()
+    return names[int(np.argmax(probs))] if int(np.sum(probs == top)) == 1 else "ambiguous"
+
+
 def query_id(iteration: int, env: int) -> str:
     """The name of a query's image and rating entry: ``it000012-env0003``."""
     return f"it{iteration:06d}-env{env:04d}"
@@ -117,7 +126,7 @@ class PromptTask:
         failed = invalid | (reward >= self.threshold)
         names = list(self.attribute_prompts)
         probs = np.asarray(self.scorer.zero_shot(images, self.attribute_prompts)) if names else np.zeros((len(ids), 0))
-        attribute = [names[int(np.argmax(p))] if names and not bad else "invalid" for p, bad in zip(probs, invalid)]
+        attribute = [_attribute(p, names) if not bad else "invalid" for p, bad in zip(probs, invalid)]
         core = {"reward": reward.astype(np.float32), "failed": failed}
         fields = {"prompt": prompts, "seed": seeds, "image": [f"{qid}.png" for qid in ids], "invalid": invalid, "attribute": attribute}
         return core, fields
