@@ -1,7 +1,7 @@
 """Table 1 on the embedded default: every searcher x several seeds at an equal query budget,
 scored against the exhaustive ground truth.
 
-    .venv/bin/python benchmarks/table1.py [--iterations 50] [--num-envs 256] [--seeds 5] [--out benchmarks/results]
+    .venv/bin/python benchmarks/table1.py [--config configs/digits.yaml] [--iterations 50] [--num-envs 256] [--seeds 5] [--out benchmarks/results]
 
 One query = one audited-model evaluation of one perturbed sample; every searcher gets
 ``iterations x num_envs`` of them through the same loop, oracle and reward. Columns:
@@ -22,7 +22,8 @@ The DQN appears twice: "dqn (training)" counts the queries it learns from (epsil
 a fresh budget of the same size.
 
 Writes ``table1.md``, ``table1.csv`` (aggregates), ``table1_runs.csv`` (every run) and
-``table1.png`` (failures found vs queries, mean with 95% band) to ``--out``.
+``table1.png`` (failures found vs queries, mean with 95% band) to ``--out``; another
+config (e.g. ``configs/summarize.yaml``, the text audit) writes ``table1_<name>.*``.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from scipy import stats  # noqa: E402
 from fadejax import metrics  # noqa: E402
 from fadejax.config import load_config, parse_config  # noqa: E402
 from fadejax.discovery import Discovery  # noqa: E402
-from fadejax.ground_truth import load_or_compute  # noqa: E402
+from fadejax.ground_truth import load_or_compute, per_sample_failures  # noqa: E402
 from fadejax.records import RecordWriter  # noqa: E402
 from fadejax.run import build_discovery, iterate  # noqa: E402
 from fadejax.searchers.frozen import FrozenGreedy  # noqa: E402
@@ -101,9 +102,7 @@ def run_searcher(discovery: Discovery, seed: int, iterations: int, scratch: Path
 def ceiling_run(task, truth: np.ndarray, seed: int, iterations: int, batch: int) -> Run:
     """Always the truly worst cell, on uniformly drawn samples: the most any searcher can find."""
     worst = int(np.argmax(truth))
-    values = jnp.broadcast_to(task.space.decode(jnp.int32(worst)), (task.num_samples, task.space.num_axes))
-    logits = task.oracle(task.perturb(task.images, values, jax.random.PRNGKey(0)))
-    fails = np.asarray(jnp.argmax(logits, -1)) != np.asarray(task.labels)
+    fails = per_sample_failures(task, worst)
     rows = np.random.default_rng(seed).integers(0, task.num_samples, size=(iterations, batch))
     per_iteration = fails[rows].sum(axis=1)
     cells = np.full(int(per_iteration.sum()), worst)
@@ -137,13 +136,13 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=50, help="iterations per run (budget = iterations x num-envs)")
     parser.add_argument("--num-envs", type=int, default=256)
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--truth-dir", default="runs/digits", help="where ground_truth.json is kept (computed once)")
+    parser.add_argument("--truth-dir", help="where ground_truth.json is kept (computed once; default runs/<config name>)")
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args()
 
     config = load_config(args.config, [f"run.num_envs={args.num_envs}", f"run.iterations={args.iterations}"])
     task = build_task(config, progress=True)
-    truth, stats_, reused = load_or_compute(config, Path(args.truth_dir), lambda: task, progress=True)
+    truth, stats_, reused = load_or_compute(config, Path(args.truth_dir or f"runs/{config.name}"), lambda: task, progress=True)
     print(f"ground truth {'reused' if reused else 'computed'}: mean {stats_['mean_failure_rate']:.3f}, worst {stats_['worst_failure_rate']:.3f}")
     sizes = task.space.sizes
     budget = args.iterations * args.num_envs
@@ -179,10 +178,13 @@ def main() -> None:
         for run in group:
             run.values["gain"] = (run.values["count"] / budget - random_rate[run.seed]) / (ceiling_rate[run.seed] - random_rate[run.seed])
 
-    write_outputs(runs, Path(args.out), budget, args.seeds, stats_)
+    what = ("Embedded default (digits CNN, 125 actions)" if config.name == "digits"
+            else f"{config.name} ({config.task} audit, {task.space.num_actions} actions, {task.num_samples} held-out samples)")
+    prefix = "table1" if config.name == "digits" else f"table1_{config.name}"
+    write_outputs(runs, Path(args.out), budget, args.seeds, stats_, what, prefix)
 
 
-def write_outputs(runs: dict[str, list[Run]], out: Path, budget: int, seeds: int, truth_stats: dict) -> None:
+def write_outputs(runs: dict[str, list[Run]], out: Path, budget: int, seeds: int, truth_stats: dict, what: str, prefix: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     aggregate = {name: {c: mean_ci([r.values.get(c, float("nan")) for r in group]) for c in COLUMNS} for name, group in runs.items()}
 
@@ -193,7 +195,7 @@ def write_outputs(runs: dict[str, list[Run]], out: Path, budget: int, seeds: int
 
     digits = {"count": 0, "entropy": 2, "recall@10": 2, "spearman": 2, "W1": 2, "gain": 2, "seconds": 1}
     lines = [
-        f"Embedded default (digits CNN, 125 actions), {budget} queries per run, mean ± 95% CI over {seeds} seeds.",
+        f"{what}, {budget} queries per run, mean ± 95% CI over {seeds} seeds.",
         f"Ground truth: mean failure rate {truth_stats['mean_failure_rate']:.3f}, worst cell {truth_stats['worst_failure_rate']:.3f}.",
         "",
         "| searcher | " + " | ".join(COLUMNS) + " |",
@@ -202,15 +204,15 @@ def write_outputs(runs: dict[str, list[Run]], out: Path, budget: int, seeds: int
     for name, row in aggregate.items():
         lines.append(f"| {name} | " + " | ".join(cell(*row[c], digits[c]) for c in COLUMNS) + " |")
     table = "\n".join(lines)
-    (out / "table1.md").write_text(table + "\n")
+    (out / f"{prefix}.md").write_text(table + "\n")
     print("\n" + table)
 
-    with open(out / "table1.csv", "w", newline="") as f:
+    with open(out / f"{prefix}.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["searcher"] + [f"{c}_{part}" for c in COLUMNS for part in ("mean", "ci95")])
         for name, row in aggregate.items():
             writer.writerow([name] + [x for c in COLUMNS for x in row[c]])
-    with open(out / "table1_runs.csv", "w", newline="") as f:
+    with open(out / f"{prefix}_runs.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["searcher", "seed"] + COLUMNS)
         for name, group in runs.items():
@@ -236,7 +238,7 @@ def write_outputs(runs: dict[str, list[Run]], out: Path, budget: int, seeds: int
     ax.set_title("Failures found vs queries (mean, 95% band)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(out / "table1.png", dpi=120)
+    fig.savefig(out / f"{prefix}.png", dpi=120)
     print(f"\nwrote {out / 'table1.md'}, table1.csv, table1_runs.csv, table1.png")
 
 

@@ -1,12 +1,13 @@
 """Discovery throughput vs the audited model's own batched inference, side by side.
 
-    .venv/bin/python benchmarks/throughput.py [--iterations 40] [--rounds 5] [--num-envs 256]
+    .venv/bin/python benchmarks/throughput.py [--config configs/digits.yaml] [--iterations 40] [--rounds 5] [--num-envs 256]
 
-Each round times, on the embedded default, (1) the engine: ``iterations`` full discovery
-iterations (sample + act + perturb + audited model + reward + DQN update + durable
-records), then (2) the ceiling: the audited model alone on the very same perturbed
-batches. Rounds alternate so both see the same machine load; the script prints every
-round's queries per second and the median engine/ceiling ratio.
+Each round times (1) the engine: ``iterations`` full discovery iterations (sample + act +
+perturb or edit + audited model + reward + DQN update + durable records), then (2) the
+ceiling: the audited model alone on the very same inputs — the classifier on the same
+perturbed images, or the summarizer's batched ``generate`` on the same edited texts
+(``--config configs/summarize.yaml``). Rounds alternate so both see the same machine
+load; the script prints every round's queries per second and the median ratio.
 """
 
 from __future__ import annotations
@@ -41,14 +42,25 @@ def main() -> None:
     total = args.iterations * (args.rounds + 1)
     config = load_config(args.config, [f"run.num_envs={args.num_envs}", f"run.iterations={total}"])
     task = build_task(config, progress=False)
-    model = task.oracle
-    captured: list[jax.Array] = []
+    captured: list = []
+    if task.kind == "text":
+        summarizer = task.oracle
+        summarize = summarizer.summarize
 
-    def recording_oracle(images: jax.Array) -> jax.Array:
-        captured.append(images)  # keeps a reference only; the model-only pass reuses these batches
-        return model(images)
+        def recording_summarize(texts):
+            captured.append(list(texts))  # the model-only pass re-summarizes these very texts
+            return summarize(texts)
 
-    task.oracle = recording_oracle
+        summarizer.summarize = recording_summarize
+        model = summarize
+    else:
+        model = task.oracle
+
+        def recording_oracle(images: jax.Array) -> jax.Array:
+            captured.append(images)  # keeps a reference only; the model-only pass reuses these batches
+            return model(images)
+
+        task.oracle = recording_oracle
     discovery = build_discovery(config, task)
     state = discovery.init(config.run.seed)
     batch = config.run.num_envs
@@ -60,7 +72,7 @@ def main() -> None:
             pass
         jax.block_until_ready(state)
         ratios = []
-        print(f"embedded default, {batch} queries per iteration, {args.iterations} iterations per round")
+        print(f"{config.name} ({task.kind}), {batch} queries per iteration, {args.iterations} iterations per round")
         print(f"{'round':>5} {'engine q/s':>11} {'model-only q/s':>15} {'ratio':>7}")
         for round_index in range(args.rounds):
             captured.clear()

@@ -55,6 +55,18 @@ def failure_rates(task: AuditTask, actions: np.ndarray, batch_size: int = 1024, 
     return rates
 
 
+def per_sample_failures(task: AuditTask, action: int, seed: int = 0) -> np.ndarray:
+    """Whether the audited model fails on each held-out sample under ``action``, ``(N,)`` bool."""
+    n = task.num_samples
+    samples = jnp.arange(n, dtype=jnp.int32)
+    cell = jnp.broadcast_to(task.space.cell_of(jnp.int32(action)), (n, task.space.num_axes))
+    values = task.space.values_of_cell(cell)
+    key = jax.random.PRNGKey(seed)
+    pending = {"sample": samples, "cell": cell, "values": values, "steps": jnp.ones_like(samples), "iteration": jnp.int32(0), "k_perturb": key}
+    core, _ = task.evaluate(jax.jit(task.prepare)(samples, values, key), pending)
+    return np.asarray(core["failed"], bool)
+
+
 #: The most audited-model queries an exhaustive landscape may cost (actions x held-out samples).
 MAX_EXHAUSTIVE_QUERIES = 50_000_000
 
