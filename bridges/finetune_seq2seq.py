@@ -102,6 +102,12 @@ def run(spec) -> dict:
         data_collator=DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100),
         callbacks=[Progress()],
     )
+    # The stock progress callback prints every logged step's dict (logging_steps=1 above);
+    # Progress prints about twenty lines a run instead.
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
     resume = last_complete_checkpoint(checkpoints)
     if resume is not None:
         print(f"resuming fine-tune from {resume}", flush=True)

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 EXIT_BAD_INPUT = 2
+EXIT_TIMED_OUT = 3
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -192,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
             return _restructure(args)
     except KeyboardInterrupt:
         return 130
+    except TimeoutError as exc:  # a text-to-image run waited longer than prompt.rating_timeout_s for ratings
+        print(f"error: {exc}; the run is kept: rate the images and continue it with --resume", file=sys.stderr)
+        return EXIT_TIMED_OUT
     except Exception as exc:  # noqa: BLE001 - only known bad-input errors are reported briefly
         if isinstance(exc, _bad_input_errors()):
             print(f"error: {exc}", file=sys.stderr)

@@ -87,6 +87,7 @@ def report_data(summary: RunSummaryData) -> dict[str, Any]:
         "barycenters": barycenter_values(summary),
         "modes": [{k: _finite(v) for k, v in m.items()} for m in summary.modes],
         "policy_modes": [{k: _finite(v) for k, v in m.items()} for m in summary.policy_modes],
+        "attributes": summary.attributes,
     }
 
 
@@ -201,6 +202,17 @@ def render(summary: RunSummaryData, plotly_js: str) -> str:
     if data["pooled"] > 1:
         sliced += f" Each point pools {data['pooled']} cells of the {data['num_actions']}-cell space (hidden axes marginalised)."
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in data["notes"])
+    bias = ""
+    if data["attributes"] is not None:
+        a = data["attributes"]
+        ratio = "—" if a["ratio"] is None else f"{a['ratio']:.2f}"
+        rows = "".join(
+            f"<tr><td>{html.escape(', '.join(format_value(v) for v in c['concepts'].values()))}</td>"
+            f"<td>{html.escape(', '.join(f'{k} {n}' for k, n in sorted(c['counts'].items())))}</td>"
+            f"<td>{'—' if c['ratio'] is None else format(c['ratio'], '.2f')}</td></tr>" for c in a["by_cell"])
+        bias = (f"<h2>Bias measure</h2><p>Zero-shot CLIP attribute of every image; {html.escape(a['measure'])} ratio over all "
+                f"images: {ratio} ({html.escape(', '.join(f'{k} {n}' for k, n in sorted(a['counts'].items())))}).</p>"
+                f"<table id='bias'><thead><tr><th>cell</th><th>images by attribute</th><th>ratio</th></tr></thead><tbody>{rows}</tbody></table>")
     header = ("<thead><tr><th>fade</th><th>#</th><th>cell</th><th>concepts</th><th>observed rate</th><th>visits</th>"
               "<th>{}</th><th>true rate</th><th>minimal description</th></tr></thead>")
     observed_rows = _mode_rows(data["modes"], 0, "mean_score")
@@ -228,6 +240,7 @@ reset to a neutral value does not lower the true failure rate by the margin are 
 <h3>By observed failure rate (records)</h3>
 <table id="modes">{header.format("mean Q")}<tbody>{observed_rows}</tbody></table>{policy_table}
 <p><button id="export-button">Export marked modes (modes.json)</button></p>
+{bias}
 <pre id="export"></pre>
 <script type="application/json" id="fadejax-data">{payload}</script>
 <script>{_SCRIPT}</script>

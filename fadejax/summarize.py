@@ -69,6 +69,7 @@ class RunSummaryData:
     examples: dict[int, list[dict[str, Any]]]  # cell -> failures with images
     entropy: float
     kind: str = "image"  # the task's kind: how examples are shown
+    attributes: dict[str, Any] | None = None  # prompt runs: zero-shot attribute counts and ratio, overall and per cell
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -242,13 +243,14 @@ def load_summary(run_dir: str | Path, *, keep: list[int] | None = None, fixed: d
         notes.append("microscopic run: the policy chooses moves, not cells, so only the observed landscape is shown")
 
     truth = None
+    cache: dict[int, float] = {}
     truth_path = run_dir / GROUND_TRUTH_FILE
     if truth_path.is_file():
         stored = json.loads(truth_path.read_text())
         if stored.get("key") == landscape_key(config):
-            truth = dense_view_mean(np.asarray(stored["failure_rates"]), space.sizes, keep, fixed)
-
-    cache: dict[int, float] = {}
+            rates = np.asarray(stored["failure_rates"])
+            truth = dense_view_mean(rates, space.sizes, keep, fixed)
+            cache = dict(enumerate(rates.tolist()))  # modes are then checked against the exhaustive truth, not re-queried
 
     def rate_of(query: np.ndarray) -> np.ndarray:
         missing = [int(c) for c in query if int(c) not in cache]
@@ -312,8 +314,34 @@ def load_summary(run_dir: str | Path, *, keep: list[int] | None = None, fixed: d
         cells=cells, cell_visits=cell_visits, cell_failures=cell_failures, view_visits=view_visits, view_failures=view_failures,
         view_policy_mean=policy_mean, view_policy_confidence=policy_conf, view_truth=truth, modes=modes, policy_modes=policy_modes,
         barycenters=centers, examples=shown, entropy=metrics.failure_entropy(failed_cells, space.num_actions), notes=notes,
-        kind=task.kind,
+        kind=task.kind, attributes=_attribute_counts(run_dir, config) if task.kind == "prompt" else None,
     )
+
+
+def _attribute_counts(run_dir: Path, config: ExperimentConfig) -> dict[str, Any]:
+    """The bias measure of a prompt run: how many images of each zero-shot attribute, and
+    the ``prompt.bias_ratio`` (e.g. male-to-female) ratio, over all images and per visited cell."""
+    num, den = config.prompt.bias_ratio
+    overall: dict[str, int] = {}
+    per_cell: dict[int, dict[str, int]] = {}
+    with open(run_dir / RECORDS_FILE, "rb") as f:
+        for line in f:
+            if not line.endswith(b"\n"):
+                break
+            record = json.loads(line)
+            attribute = record.get("attribute", "ambiguous")
+            overall[attribute] = overall.get(attribute, 0) + 1
+            counts = per_cell.setdefault(int(record["cell"]), {})
+            counts[attribute] = counts.get(attribute, 0) + 1
+
+    def ratio(counts: dict[str, int]) -> float | None:
+        return counts.get(num, 0) / counts[den] if counts.get(den) else None
+
+    space = config.concept_space()
+    return {
+        "measure": f"{num}-to-{den}", "counts": overall, "ratio": ratio(overall),
+        "by_cell": [{"cell": c, "concepts": space.describe(c), "counts": n, "ratio": ratio(n)} for c, n in sorted(per_cell.items())],
+    }
 
 
 def parse_mode(text: str, config: ExperimentConfig) -> int:

@@ -51,3 +51,21 @@ def ground_truth(digits_task) -> np.ndarray:
     from fadejax.ground_truth import failure_landscape
 
     return failure_landscape(digits_task)
+
+
+# Debian's chromium as the probe starts it (no sandbox as root; no background network calls).
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--disable-quic", "--no-first-run"]
+
+
+@pytest.fixture()
+def browser():
+    """A headless Debian chromium driven by Playwright (scripts/test.sh installs chromium)."""
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()

@@ -127,9 +127,7 @@ def test_waiting_for_ratings_times_out_with_a_clear_message(models, tmp_path):
         discover(config, tmp_path / "run", progress=False)
 
 
-def test_the_prompt_report_shows_images_and_keeps_hostile_prompts_inert(models, tmp_path):
-    from playwright.sync_api import sync_playwright
-
+def test_the_prompt_report_shows_images_and_keeps_hostile_prompts_inert(models, tmp_path, browser):
     from fadejax.figures import write_figures
     from fadejax.report import write_report
     from fadejax.summarize import load_summary
@@ -144,22 +142,17 @@ def test_the_prompt_report_shows_images_and_keeps_hostile_prompts_inert(models, 
     data = json.loads(open(files["json"]).read())
     assert data["kind"] == "prompt" and len(data["points"]) == 27
     target = next(i for i, p in enumerate(data["points"]) if p["failures"] > 0)
-    flags = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", "--disable-quic", "--no-first-run"]
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=flags)
-        page = browser.new_page()
-        errors = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto("file://" + files["html"])
-        page.wait_for_selector("#landscape .main-svg", timeout=30_000)
-        page.evaluate(f"document.getElementById('landscape').emit('plotly_click', {{points: [{{customdata: {target}}}]}})")
-        figures = page.locator("#failures figure.failure")
-        assert figures.count() >= 1 and page.locator("#failures figure.failure img").count() == figures.count()  # one generated image each
-        captions = page.locator("#failures figcaption").all_inner_texts()
-        assert any("<script>window.__pwned=1</script>" in c for c in captions)  # the prompt, shown as text
-        assert page.evaluate("window.__pwned") is None and page.locator("#failures script, #failures b").count() == 0
-        browser.close()
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto("file://" + files["html"])
+    page.wait_for_selector("#landscape .main-svg", timeout=30_000)
+    page.evaluate(f"document.getElementById('landscape').emit('plotly_click', {{points: [{{customdata: {target}}}]}})")
+    figures = page.locator("#failures figure.failure")
+    assert figures.count() >= 1 and page.locator("#failures figure.failure img").count() == figures.count()  # one generated image each
+    captions = page.locator("#failures figcaption").all_inner_texts()
+    assert any("<script>window.__pwned=1</script>" in c for c in captions)  # the prompt, shown as text
+    assert page.evaluate("window.__pwned") is None and page.locator("#failures script, #failures b").count() == 0
     assert errors == []
 
 
@@ -197,3 +190,16 @@ def test_lora_restructure_rediscovers_with_the_adapter_and_reports_the_bias_shif
     assert "Bias (male-to-female ratio" in text and "reduced (Def. 4.1)" in text
     with pytest.raises(Exception, match="--lora-data"):
         restructure(out, [mode], tmp_path / "other", progress=False)
+
+
+def test_the_bias_measure_is_reported_overall_and_per_cell(clip_run, models):
+    from fadejax.summarize import load_summary
+
+    config, out, _ = clip_run
+    summary = load_summary(out)
+    a = summary.attributes
+    records = [json.loads(line) for line in open(out / "records.jsonl")]
+    assert sum(a["counts"].values()) == len(records) and a["measure"] == "male-to-female"
+    males, females = (sum(r["attribute"] == x for r in records) for x in ("male", "female"))
+    assert a["ratio"] == (males / females if females else None)
+    assert sum(sum(c["counts"].values()) for c in a["by_cell"]) == len(records)

@@ -26,7 +26,7 @@ def report(run_dir, digits_task):
     from fadejax.figures import write_figures
     from fadejax.report import write_report
 
-    summary = load_summary(run_dir, task=digits_task)
+    summary = load_summary(run_dir, task=digits_task, top=4)
     files = write_report(summary, run_dir / "report")
     write_figures(summary, run_dir / "report")
     return summary, files
@@ -40,13 +40,13 @@ def test_summary_numbers_match_the_records(run_dir, report):
     assert summary.view_visits.sum() == len(records) and summary.cells.size == len({r["cell"] for r in records})
     assert summary.view_policy_mean is not None and np.isclose(summary.view_policy_mean.sum(), 1.0, atol=1e-4)
     rates = [m["failure_rate"] for m in summary.modes]
-    assert rates == sorted(rates, reverse=True) and len(summary.modes) == 10
+    assert rates == sorted(rates, reverse=True) and len(summary.modes) == 4
     for mode in summary.modes + summary.policy_modes:  # every minimal description is justified by the rates it reports
         for check in mode["minimal"]["checks"]:
             assert check["needed"] == (mode["minimal"]["rate"] - check["rate_without"] > 0.1)
     # the policy's modes are its highest mean-Q cells, best first
     scores = [m["mean_score"] for m in summary.policy_modes]
-    assert len(scores) == 10 and scores == sorted(scores, reverse=True)
+    assert len(scores) == 4 and scores == sorted(scores, reverse=True)
     data = json.loads(open(files["json"]).read())
     assert len(data["points"]) == 125 and set(data["barycenters"]) == {"1", "2", "3"}
     assert sorted(p["cell"] for p in data["points"]) == list(range(125))
@@ -61,7 +61,7 @@ def test_modes_are_chosen_by_cell_or_by_concept_values(run_dir, capsys):
         parse_mode("rotation=-25,darkness=0.7,blur=3", config)
     with pytest.raises(SummarizeError, match="every axis"):
         parse_mode("rotation=-20", config)
-    assert main(["summarize", str(run_dir), "--choose", "24", "--choose", "rotation=20,darkness=0.7,blur=3", "--out", str(run_dir / "cli")]) == 0
+    assert main(["summarize", str(run_dir), "--choose", "24", "--choose", "rotation=20,darkness=0.7,blur=3", "--top", "2", "--out", str(run_dir / "cli")]) == 0
     chosen = json.loads((run_dir / "cli" / "modes.json").read_text())
     assert [m["cell"] for m in chosen["modes"]] == [24, 124]
     assert chosen["modes"][0]["concepts"] == {"rotation": -20.0, "darkness": 0.7, "blur": 3.0}
@@ -89,7 +89,7 @@ def test_missing_and_corrupt_run_directories_get_clear_messages(tmp_path, run_di
 def test_a_partial_run_is_summarised_from_what_it_has_and_says_so(tmp_path, digits_task):
     out = tmp_path / "partial"
     discover(parse_config(CONFIG), out, oracle=digits_task.oracle, progress=False, stop_after=5)
-    summary = load_summary(out, task=digits_task)
+    summary = load_summary(out, task=digits_task, top=2)
     assert summary.partial and summary.queries == 5 * 64
     assert any("partial run" in note for note in summary.notes)
 
@@ -156,12 +156,12 @@ def test_the_report_works_in_a_headless_browser(report, run_dir, tmp_path):
 
 def test_views_can_be_sliced_at_a_hidden_axis(run_dir, capsys):
     out = run_dir / "sliced"
-    assert main(["summarize", str(run_dir), "--axes", "rotation,darkness", "--fix", "blur=3", "--out", str(out)]) == 0
+    assert main(["summarize", str(run_dir), "--axes", "rotation,darkness", "--fix", "blur=3", "--top", "2", "--out", str(out)]) == 0
     data = json.loads((out / "summary.json").read_text())
     assert data["sliced"] == {"blur": 3.0} and len(data["points"]) == 25
     assert all(p["pooled"] == 1 and p["cell"] is not None for p in data["points"])  # sliced, not averaged
     pooled = run_dir / "pooled"
-    assert main(["summarize", str(run_dir), "--axes", "rotation,darkness", "--out", str(pooled)]) == 0
+    assert main(["summarize", str(run_dir), "--axes", "rotation,darkness", "--top", "2", "--out", str(pooled)]) == 0
     points = json.loads((pooled / "summary.json").read_text())["points"]
     assert len(points) == 25 and all(p["pooled"] == 5 and p["cell"] is None for p in points)
     assert sum(p["visits"] for p in points) == sum(p["visits"] for p in data["points"]) + sum(

@@ -125,9 +125,7 @@ def test_the_exhaustive_text_landscape_matches_direct_scoring():
     assert rates[lower] == pytest.approx(np.mean(task.bleu_clean - bleu > 0.05))
 
 
-def test_the_text_report_shows_texts_and_keeps_hostile_text_inert(text_run, tmp_path):
-    from playwright.sync_api import sync_playwright
-
+def test_the_text_report_shows_texts_and_keeps_hostile_text_inert(text_run, tmp_path, browser):
     from fadejax.figures import write_figures
     from fadejax.report import write_report
     from fadejax.summarize import load_summary
@@ -147,21 +145,16 @@ def test_the_text_report_shows_texts_and_keeps_hostile_text_inert(text_run, tmp_
     data = json.loads(open(files["json"]).read())
     assert data["kind"] == "text" and len(data["points"]) == len(edits.names())
     target = next(i for i, p in enumerate(data["points"]) if p["failures"] > 0)
-    flags = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", "--disable-quic", "--no-first-run"]
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=flags)
-        page = browser.new_page()
-        errors = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto("file://" + files["html"])
-        page.wait_for_selector("#landscape .main-svg", timeout=30_000)
-        page.evaluate(f"document.getElementById('landscape').emit('plotly_click', {{points: [{{customdata: {target}}}]}})")
-        shown = page.locator("#failures p.summary").first.inner_text()
-        assert HOSTILE in shown  # displayed as text ...
-        assert page.evaluate("window.__pwned") is None  # ... and never run
-        assert page.locator("#failures script").count() == 0 and page.locator("#failures img").count() == 0
-        browser.close()
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto("file://" + files["html"])
+    page.wait_for_selector("#landscape .main-svg", timeout=30_000)
+    page.evaluate(f"document.getElementById('landscape').emit('plotly_click', {{points: [{{customdata: {target}}}]}})")
+    shown = page.locator("#failures p.summary").first.inner_text()
+    assert HOSTILE in shown  # displayed as text ...
+    assert page.evaluate("window.__pwned") is None  # ... and never run
+    assert page.locator("#failures script").count() == 0 and page.locator("#failures img").count() == 0
     assert errors == []
 
 
