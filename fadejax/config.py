@@ -81,13 +81,16 @@ class SpaceConfig(_Strict):
 class DataConfig(_Strict):
     """Where the samples come from. ``digits``: scikit-learn's bundled handwritten digits,
     upsampled to ``image_size`` and split; ``npz``: a local file with ``images``
-    ``(N, H, W, C)`` (floats in [0, 1] or uint8) and ``labels`` ``(N,)``, all held out."""
+    ``(N, H, W, C)`` (floats in [0, 1] or uint8) and ``labels`` ``(N,)``, all held out.
+    ``limit``: audit only the first ``limit`` held-out samples (a quicker, coarser look;
+    summaries re-evaluate modes on these too)."""
 
     source: Literal["digits", "npz"] = "digits"
     path: str | None = None
     image_size: int = pydantic.Field(32, ge=8, le=512)
     held_out_fraction: float = pydantic.Field(0.3, gt=0.0, lt=1.0)
     split_seed: int = 0
+    limit: pydantic.PositiveInt | None = None
 
     @pydantic.model_validator(mode="after")
     def _path_for_npz(self) -> "DataConfig":

@@ -142,8 +142,12 @@ def load_data(config: ExperimentConfig) -> tuple[ImageDataset | None, ImageDatas
     """``(train split or None, held-out split)`` as the config's data section says."""
     d = config.data
     if d.source == "digits":
-        return load_digits_split(d.image_size, d.held_out_fraction, d.split_seed)
-    return None, load_npz(d.path)
+        train, held_out = load_digits_split(d.image_size, d.held_out_fraction, d.split_seed)
+    else:
+        train, held_out = None, load_npz(d.path)
+    if d.limit is not None and d.limit < len(held_out):
+        held_out = ImageDataset(held_out.images[: d.limit], held_out.labels[: d.limit], held_out.num_classes, f"{held_out.name}-first{d.limit}")
+    return train, held_out
 
 
 def build_task(config: ExperimentConfig, oracle: Any = None, progress: bool = True) -> AuditTask:
