@@ -239,7 +239,7 @@ def write_outputs(runs: dict[str, list[Run]], out: Path, budget: int, seeds: int
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out / f"{prefix}.png", dpi=120)
-    print(f"\nwrote {out / 'table1.md'}, table1.csv, table1_runs.csv, table1.png")
+    print(f"\nwrote {out / (prefix + '.md')}, {prefix}.csv, {prefix}_runs.csv, {prefix}.png")
 
 
 if __name__ == "__main__":
