@@ -163,6 +163,12 @@ def _score(form_value: str, name: str) -> int | None:
         raise RatingError(f"{name} must be an integer from {SCALE_MIN} to {SCALE_MAX}, got {form_value!r}") from None
 
 
+def _json_error(error: RatingError) -> dict:
+    """A JSON API error: 404 for an unknown query, 400 for any other bad request."""
+    bottle.response.status = 404 if isinstance(error, UnknownQueryError) else 400
+    return {"error": str(error)}
+
+
 def make_app(store: RatingStore, image_root: Path, *, batch_size: int = DEFAULT_BATCH,
              allowed_hosts: Collection[str] | None = LOOPBACK_NAMES) -> bottle.Bottle:
     """The rating page and its JSON API over ``store``; images are served from ``image_root``.
@@ -211,12 +217,8 @@ def make_app(store: RatingStore, image_root: Path, *, batch_size: int = DEFAULT_
                     raise RatingError("the JSON body must be an object with query_id, bias, quality, invalid, rater")
                 rating = store.rate(data.get("query_id"), bias=data.get("bias"), quality=data.get("quality"),
                                     invalid=data.get("invalid", False), rater=data.get("rater", "anonymous"))
-            except UnknownQueryError as e:
-                bottle.response.status = 404
-                return {"error": str(e)}
             except RatingError as e:
-                bottle.response.status = 400
-                return {"error": str(e)}
+                return _json_error(e)
             return {"ok": True, "query_id": rating.query_id, "reward": store.reward(rating.query_id)}
         form = bottle.request.forms
         n = _batch_size(form.getunicode("n", ""), batch_size)
@@ -244,12 +246,8 @@ def make_app(store: RatingStore, image_root: Path, *, batch_size: int = DEFAULT_
         ids = [i for raw in bottle.request.query.getall("ids") for i in raw.split(",") if i]
         try:
             values = store.rewards(ids)
-        except UnknownQueryError as e:
-            bottle.response.status = 404
-            return {"error": str(e)}
         except RatingError as e:
-            bottle.response.status = 400
-            return {"error": str(e)}
+            return _json_error(e)
         return {"rewards": {i: (None if v != v else float(v)) for i, v in zip(ids, values)}}
 
     return app
