@@ -29,16 +29,7 @@ def failure_rates(task: AuditTask, actions: np.ndarray, batch_size: int = 1024, 
     """
     n = task.num_samples
     per_call = max(1, batch_size // n)  # whole actions per oracle call
-    space = task.space
-    samples = jnp.tile(jnp.arange(n, dtype=jnp.int32), per_call)
-
-    @jax.jit
-    def propose(chunk: jax.Array, key: jax.Array):
-        cell = jnp.repeat(space.cell_of(chunk), n, axis=0)  # (per_call * n, axes)
-        values = space.values_of_cell(cell)
-        pending = {"sample": samples, "cell": cell, "values": values, "steps": jnp.ones_like(samples), "iteration": jnp.int32(0), "k_perturb": key}
-        return task.prepare(samples, values, key), pending
-
+    propose = _every_sample_under(task, per_call)
     actions = np.asarray(actions, np.int32)
     rates = np.zeros(actions.size, np.float64)
     key = jax.random.PRNGKey(seed)
@@ -57,14 +48,26 @@ def failure_rates(task: AuditTask, actions: np.ndarray, batch_size: int = 1024, 
 
 def per_sample_failures(task: AuditTask, action: int, seed: int = 0) -> np.ndarray:
     """Whether the audited model fails on each held-out sample under ``action``, ``(N,)`` bool."""
-    n = task.num_samples
-    samples = jnp.arange(n, dtype=jnp.int32)
-    cell = jnp.broadcast_to(task.space.cell_of(jnp.int32(action)), (n, task.space.num_axes))
-    values = task.space.values_of_cell(cell)
-    key = jax.random.PRNGKey(seed)
-    pending = {"sample": samples, "cell": cell, "values": values, "steps": jnp.ones_like(samples), "iteration": jnp.int32(0), "k_perturb": key}
-    core, _ = task.evaluate(jax.jit(task.prepare)(samples, values, key), pending)
+    inputs, pending = _every_sample_under(task, 1)(jnp.asarray([action], jnp.int32), jax.random.PRNGKey(seed))
+    core, _ = task.evaluate(inputs, pending)
     return np.asarray(core["failed"], bool)
+
+
+def _every_sample_under(task: AuditTask, per_call: int):
+    """A jitted ``(actions (per_call,), key) -> (inputs, pending)`` that queries every
+    held-out sample under each of the actions, in the form ``task.evaluate`` takes."""
+    n = task.num_samples
+    space = task.space
+    samples = jnp.tile(jnp.arange(n, dtype=jnp.int32), per_call)
+
+    @jax.jit
+    def propose(chunk: jax.Array, key: jax.Array):
+        cell = jnp.repeat(space.cell_of(chunk), n, axis=0)  # (per_call * n, axes)
+        values = space.values_of_cell(cell)
+        pending = {"sample": samples, "cell": cell, "values": values, "steps": jnp.ones_like(samples), "iteration": jnp.int32(0), "k_perturb": key}
+        return task.prepare(samples, values, key), pending
+
+    return propose
 
 
 #: The most audited-model queries an exhaustive landscape may cost (actions x held-out samples).

@@ -117,6 +117,12 @@ def cell_statistics(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     for record in read_records(path):
         cells.append(record["cell"])
         failed.append(record["failed"])
+    return sparse_counts(np.asarray(cells, np.int64), np.asarray(failed, bool))
+
+
+def sparse_counts(cells: np.ndarray, failed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Queries ``(Q,)`` (their cells and whether each failed) counted per visited cell:
+    ``(cells, visits, failures)``, each ``(V,)`` int64, cells sorted."""
     unique, inverse, visits = np.unique(np.asarray(cells, np.int64), return_inverse=True, return_counts=True)
     failures = np.bincount(inverse, weights=np.asarray(failed, np.float64), minlength=unique.size).astype(np.int64)
     return unique, visits.astype(np.int64), failures

@@ -179,12 +179,13 @@ pre{background:#f6f6f6;padding:.6rem;max-height:12rem;overflow:auto}
 """
 
 
-def _mode_rows(modes: list[dict[str, Any]], offset: int, score_column: str) -> str:
+def _mode_rows(modes: list[dict[str, Any]], offset: int) -> str:
+    """Table rows of ranked modes; checkboxes numbered from ``offset`` (the export's index)."""
     rows = []
     for i, m in enumerate(modes):
         concepts = ", ".join(f"{k}={format_value(v)}" for k, v in m["concepts"].items())
         observed = "—" if m["failure_rate"] is None else f"{m['failure_rate']:.1%}"
-        score = "—" if m.get(score_column) is None else f"{m[score_column]:.3f}"
+        score = "—" if m.get("mean_score") is None else f"{m['mean_score']:.3f}"
         true_rate = "—" if m["true_rate"] is None else f"{m['true_rate']:.1%}"
         rows.append(
             f"<tr><td><input type='checkbox' class='mode' data-index='{offset + i}' aria-label='fade mode {m['cell']}'></td>"
@@ -214,12 +215,12 @@ def render(summary: RunSummaryData, plotly_js: str) -> str:
                 f"images: {ratio} ({html.escape(', '.join(f'{k} {n}' for k, n in sorted(a['counts'].items())))}).</p>"
                 f"<table id='bias'><thead><tr><th>cell</th><th>images by attribute</th><th>ratio</th></tr></thead><tbody>{rows}</tbody></table>")
     header = ("<thead><tr><th>fade</th><th>#</th><th>cell</th><th>concepts</th><th>observed rate</th><th>visits</th>"
-              "<th>{}</th><th>true rate</th><th>minimal description</th></tr></thead>")
-    observed_rows = _mode_rows(data["modes"], 0, "mean_score")
-    policy_rows = _mode_rows(data["policy_modes"], len(data["modes"]), "mean_score")
+              "<th>mean Q</th><th>true rate</th><th>minimal description</th></tr></thead>")
+    observed_rows = _mode_rows(data["modes"], 0)
+    policy_rows = _mode_rows(data["policy_modes"], len(data["modes"]))
     policy_table = "" if not data["policy_modes"] else f"""
 <h3>By the policy (highest mean Q over the held-out samples)</h3>
-<table id="policy-modes">{header.format("mean Q")}<tbody>{policy_rows}</tbody></table>"""
+<table id="policy-modes">{header}<tbody>{policy_rows}</tbody></table>"""
     payload = json.dumps(data, allow_nan=False, default=_finite).replace("</", "<\\/")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>fadejax report — {html.escape(data['run'])}</title>
@@ -238,7 +239,7 @@ Click a point to see the failures behind it.{sliced}</p>
 <p class="muted">"True rate": the cell re-evaluated on every held-out sample. "Minimal description": axes whose
 reset to a neutral value does not lower the true failure rate by the margin are not needed (after PRIME).</p>
 <h3>By observed failure rate (records)</h3>
-<table id="modes">{header.format("mean Q")}<tbody>{observed_rows}</tbody></table>{policy_table}
+<table id="modes">{header}<tbody>{observed_rows}</tbody></table>{policy_table}
 <p><button id="export-button">Export marked modes (modes.json)</button></p>
 {bias}
 <pre id="export"></pre>

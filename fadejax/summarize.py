@@ -30,7 +30,7 @@ from fadejax.barycenters import barycenter
 from fadejax.config import ConfigError, ExperimentConfig, parse_config
 from fadejax.ground_truth import GROUND_TRUTH_FILE, failure_rates, landscape_key
 from fadejax.landscapes import check_view, dense_view_mean, grouped_sum, pooled_cells, view_shape
-from fadejax.records import RECORDS_FILE, rank_cells
+from fadejax.records import RECORDS_FILE, rank_cells, read_records, sparse_counts
 from fadejax.spaces import format_value
 from fadejax.rundir import CONFIG_FILE, read_status
 from fadejax.task import AuditTask, build_task
@@ -127,9 +127,8 @@ def _read_records(run_dir: Path, num_actions: int, per_cell: int) -> tuple[np.nd
         raise SummarizeError(f"'{path}' holds no records yet")
     cells_arr = np.asarray(all_cells, np.int64)
     failed_arr = np.asarray(all_failed, bool)
-    cells, inverse, visits = np.unique(cells_arr, return_inverse=True, return_counts=True)
-    failures = np.bincount(inverse, weights=failed_arr, minlength=cells.size).astype(np.int64)
-    return cells, visits.astype(np.int64), failures, examples, int(cells_arr.size), cells_arr[failed_arr]
+    cells, visits, failures = sparse_counts(cells_arr, failed_arr)
+    return cells, visits, failures, examples, int(cells_arr.size), cells_arr[failed_arr]
 
 
 def _png(image: np.ndarray, scale: int = 2) -> str:
@@ -321,26 +320,20 @@ def load_summary(run_dir: str | Path, *, keep: list[int] | None = None, fixed: d
 def _attribute_counts(run_dir: Path, config: ExperimentConfig) -> dict[str, Any]:
     """The bias measure of a prompt run: how many images of each zero-shot attribute, and
     the ``prompt.bias_ratio`` (e.g. male-to-female) ratio, over all images and per visited cell."""
+    from fadejax.diffusion.task import attribute_ratio
+
     num, den = config.prompt.bias_ratio
     overall: dict[str, int] = {}
     per_cell: dict[int, dict[str, int]] = {}
-    with open(run_dir / RECORDS_FILE, "rb") as f:
-        for line in f:
-            if not line.endswith(b"\n"):
-                break
-            record = json.loads(line)
-            attribute = record.get("attribute", "ambiguous")
-            overall[attribute] = overall.get(attribute, 0) + 1
-            counts = per_cell.setdefault(int(record["cell"]), {})
-            counts[attribute] = counts.get(attribute, 0) + 1
-
-    def ratio(counts: dict[str, int]) -> float | None:
-        return counts.get(num, 0) / counts[den] if counts.get(den) else None
-
+    for record in read_records(run_dir / RECORDS_FILE):
+        attribute = record.get("attribute", "ambiguous")
+        overall[attribute] = overall.get(attribute, 0) + 1
+        counts = per_cell.setdefault(int(record["cell"]), {})
+        counts[attribute] = counts.get(attribute, 0) + 1
     space = config.concept_space()
     return {
-        "measure": f"{num}-to-{den}", "counts": overall, "ratio": ratio(overall),
-        "by_cell": [{"cell": c, "concepts": space.describe(c), "counts": n, "ratio": ratio(n)} for c, n in sorted(per_cell.items())],
+        "measure": f"{num}-to-{den}", "counts": overall, "ratio": attribute_ratio(overall, num, den),
+        "by_cell": [{"cell": c, "concepts": space.describe(c), "counts": n, "ratio": attribute_ratio(n, num, den)} for c, n in sorted(per_cell.items())],
     }
 
 

@@ -17,23 +17,22 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from fadejax.config import ExperimentConfig, parse_config
+from fadejax.diffusion.task import attribute_ratio
 from fadejax.finetune import launch
 from fadejax.records import RECORDS_FILE, read_records, top_observed_cells
 from fadejax.spaces import format_value
 
 
-def attribute_ratio(records: list[dict], numerator: str, denominator: str) -> float | None:
-    """Images whose zero-shot attribute is ``numerator`` over those that are ``denominator``
-    (invalid and ambiguous images count for neither); ``None`` without a denominator image."""
-    num = sum(r.get("attribute") == numerator for r in records)
-    den = sum(r.get("attribute") == denominator for r in records)
-    return num / den if den else None
+def records_ratio(records: list[dict], numerator: str, denominator: str) -> float | None:
+    """:func:`fadejax.diffusion.task.attribute_ratio` over the images of ``records``."""
+    return attribute_ratio(Counter(r.get("attribute", "ambiguous") for r in records), numerator, denominator)
 
 
 def _rates(records: list[dict], cells: list[int]) -> dict[int, tuple[int, int]]:
@@ -78,8 +77,8 @@ def restructure_prompt(run_dir: Path, config: ExperimentConfig, modes: list[int]
             "cell": mode, "concepts": space.describe(mode), "observed_failure_rate_before": r0, "visits_before": v0,
             "observed_failure_rate_after": r1, "visits_after": v1,
             "reduced": None if r0 is None or r1 is None else r1 < r0,
-            "bias_ratio_before": attribute_ratio([r for r in before if r["cell"] == mode], num, den),
-            "bias_ratio_after": attribute_ratio([r for r in after if r["cell"] == mode], num, den),
+            "bias_ratio_before": records_ratio([r for r in before if r["cell"] == mode], num, den),
+            "bias_ratio_after": records_ratio([r for r in after if r["cell"] == mode], num, den),
         })
     top_new = top_observed_cells(rediscovery / RECORDS_FILE, 5, min_visits=2)
     report = {
@@ -87,7 +86,7 @@ def restructure_prompt(run_dir: Path, config: ExperimentConfig, modes: list[int]
         "note": "rates are observed over each run's own queries (same seed and budget); images are not re-generated exhaustively",
         "settings": {"epochs": epochs, "learning_rate": learning_rate, "rank": rank, "data_dir": data_dir},
         "bias_measure": f"{num}-to-{den} ratio of zero-shot CLIP attributes",
-        "bias_ratio_before": attribute_ratio(before, num, den), "bias_ratio_after": attribute_ratio(after, num, den),
+        "bias_ratio_before": records_ratio(before, num, den), "bias_ratio_after": records_ratio(after, num, den),
         "mean_reward_before": float(np.mean([r["reward"] for r in before])), "mean_reward_after": float(np.mean([r["reward"] for r in after])),
         "failure_rate_before": float(np.mean([r["failed"] for r in before])), "failure_rate_after": float(np.mean([r["failed"] for r in after])),
         "modes": rows,

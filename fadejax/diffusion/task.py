@@ -42,6 +42,13 @@ def _attribute(probs: np.ndarray, names: list[str]) -> str:
     return names[int(np.argmax(probs))] if int(np.sum(probs == top)) == 1 else "ambiguous"
 
 
+def attribute_ratio(counts: dict[str, int], numerator: str, denominator: str) -> float | None:
+    """The bias measure from counts of images per zero-shot attribute: ``numerator`` images
+    over ``denominator`` images (invalid and ambiguous ones count for neither); ``None``
+    without a ``denominator`` image."""
+    return counts.get(numerator, 0) / counts[denominator] if counts.get(denominator) else None
+
+
 def query_id(iteration: int, env: int) -> str:
     """The name of a query's image and rating entry: ``it000012-env0003``."""
     return f"it{iteration:06d}-env{env:04d}"
