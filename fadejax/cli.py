@@ -142,7 +142,7 @@ def _summarize(args: argparse.Namespace) -> int:
     for note in summary.notes:
         print(f"note: {note}")
     print(f"report: {files['html']}")
-    print(f"numbers: {files['json']}, {files['csv']}; figures: {', '.join(Path(f).name for f in figures)}")
+    print(f"numbers: {files['json']}, {files['csv']}, {files['cells']}; figures: {', '.join(Path(f).name for f in figures)}")
     if cells:
         path = out / "modes.json"
         path.write_text(json.dumps(modes_document(run_dir, config, cells), indent=2))
