@@ -1,0 +1,284 @@
+"""Posterior sampling over samples and cells: a Bayesian logistic model of "this query fails".
+
+The searcher models every query it has paid for with an additive logistic model (a
+Rasch / item-response model extended to a concept grid)::
+
+    logit P(fail | sample i, cell a) = b + u_i + sum_j w_j[a_j] + v_a
+
+``u_i`` is how hard sample ``i`` is, ``w_j[x]`` what value ``x`` of concept axis ``j``
+does to every sample, and ``v_a`` what cell ``a`` does beyond its axes' sum (its
+interactions). Gaussian priors (``sample_prior_std``, ``axis_prior_std``,
+``cell_prior_std``) shrink each effect towards zero, so a rarely visited cell borrows
+strength from its axes and its samples' measured difficulty. After each batch a few
+block-coordinate Newton sweeps refit the maximum a posteriori estimate on every query
+kept (a ring buffer of ``capacity`` queries, default the whole planned run), and the
+diagonal of the Hessian gives a Laplace posterior.
+
+Each batch of ``B`` environments splits in two (environments keep their role by index):
+
+* **find** (``1 - identify_fraction`` of them): Thompson sampling — each environment
+  draws its own posterior sample, picks the likeliest-to-fail of ``sample_candidates``
+  uniformly drawn samples under it, and the cell that draw rates worst. Exploration comes
+  from the posterior's uncertainty, not from an epsilon.
+* **identify** (``identify_fraction``): top-``k`` identification for the report — on a
+  uniformly drawn sample, a cell whose membership of the ``k`` worst is still in doubt: a
+  cell in the symmetric difference of the posterior draw's top ``k`` and the posterior
+  mean's, else the least certain cell among the mean's top ``2k``. Uniform samples keep
+  these queries an unbiased look at the cells.
+
+``action_scores`` is the posterior-mean log-odds that a query on a typical sample fails
+(``b + mean(u) + sum_j w_j + v``), so eq. 10's landscape and the ranked modes follow the
+posterior. Above ``max_cell_effects`` actions the cell residuals ``v`` are dropped and the
+model is separable over axes: selection, eq. 10's marginals and top modes then never build
+the product space (as the factored DQN head). Macroscopic only.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal, Sequence
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pydantic
+
+from fadejax.landscapes import marginal_view, top_k_separable
+from fadejax.searchers.base import Searcher, SearcherConfig, Transition
+
+
+class PosteriorConfig(SearcherConfig):
+    """Settings of :class:`PosteriorSampling` (defaults chosen by the Table 1 sweep, see RESULTS.md)."""
+
+    kind: Literal["posterior"] = "posterior"
+    sample_prior_std: pydantic.PositiveFloat = 1.5
+    axis_prior_std: pydantic.PositiveFloat = 1.5
+    cell_prior_std: pydantic.PositiveFloat = 1.0
+    bias_prior_std: pydantic.PositiveFloat = 3.0
+    sweeps: pydantic.PositiveInt = 2
+    identify_fraction: float = pydantic.Field(0.25, ge=0.0, le=1.0)
+    top_k: pydantic.PositiveInt = 10
+    sample_candidates: pydantic.PositiveInt = 8
+    posterior_scale: pydantic.PositiveFloat = 1.0
+    capacity: pydantic.PositiveInt | None = None
+    max_cell_effects: pydantic.PositiveInt = 65_536
+
+
+@flax.struct.dataclass
+class PosteriorState:
+    bias: jax.Array  # () float32
+    u: jax.Array  # (N,) sample effects
+    w: jax.Array  # (sum(sizes),) axis-value effects, axis 0's values first
+    v: jax.Array  # (A,) cell residuals, or (1,) when dropped
+    prec_u: jax.Array  # (N,) posterior precisions (Laplace, diagonal)
+    prec_w: jax.Array  # (sum(sizes),)
+    prec_v: jax.Array  # (A,) or (1,)
+    hist_sample: jax.Array  # (C,) int32
+    hist_action: jax.Array  # (C,) int32
+    hist_failed: jax.Array  # (C,) float32 in {0, 1}
+    seen: jax.Array  # () int32 queries kept so far (saturates at no bound; index = seen % C)
+
+
+def _newton_step(grad: jax.Array, hess: jax.Array) -> jax.Array:
+    # A clipped Newton step: the logistic likelihood is concave, but a full step from a
+    # far-off start can overshoot on the first sweep.
+    return jnp.clip(grad / hess, -2.0, 2.0)
+
+
+class PosteriorSampling(Searcher):
+    """Thompson sampling with a Laplace posterior over sample, axis and cell effects."""
+
+    supports_micro = False
+    config: PosteriorConfig
+
+    def __init__(self, config: PosteriorConfig, **kwargs):
+        super().__init__(config, **kwargs)
+        self.dense = self.num_actions <= config.max_cell_effects  # (B, A) arrays are affordable
+        self.cell_effects = self.dense and len(self.sizes) > 1  # one axis: v_a would repeat w
+        self.capacity = config.capacity or max(self.total_iterations * self.num_envs, self.num_envs)
+        self._offsets = np.concatenate([[0], np.cumsum(self.sizes)]).astype(np.int32)
+        self._strides = jnp.asarray([math.prod(self.sizes[i + 1 :]) for i in range(len(self.sizes))], jnp.int32)
+        self._sizes = jnp.asarray(self.sizes, jnp.int32)
+
+    # -- state ----------------------------------------------------------------------------
+    def init(self, key: jax.Array) -> PosteriorState:
+        c = self.config
+        n_v = self.num_actions if self.cell_effects else 1
+        n_w = int(self._offsets[-1])
+        return PosteriorState(
+            bias=jnp.float32(0.0),
+            u=jnp.zeros(self.num_samples, jnp.float32), w=jnp.zeros(n_w, jnp.float32), v=jnp.zeros(n_v, jnp.float32),
+            prec_u=jnp.full(self.num_samples, c.sample_prior_std**-2, jnp.float32),
+            prec_w=jnp.full(n_w, c.axis_prior_std**-2, jnp.float32),
+            prec_v=jnp.full(n_v, c.cell_prior_std**-2, jnp.float32),
+            hist_sample=jnp.zeros(self.capacity, jnp.int32), hist_action=jnp.zeros(self.capacity, jnp.int32),
+            hist_failed=jnp.zeros(self.capacity, jnp.float32), seen=jnp.int32(0),
+        )
+
+    # -- the model ------------------------------------------------------------------------
+    def _axis_columns(self, action: jax.Array) -> jax.Array:
+        """Columns of ``w`` each action uses, ``(..., num_axes)``."""
+        cells = (action[..., None] // self._strides) % self._sizes
+        return cells + jnp.asarray(self._offsets[:-1], jnp.int32)
+
+    def _cell_scores(self, w: jax.Array, v: jax.Array) -> jax.Array:
+        """``sum_j w_j[a_j] + v_a`` for every action, ``(..., A)``; ``w`` ``(..., sum(sizes))``."""
+        total = jnp.zeros(w.shape[:-1] + (1,) * len(self.sizes), w.dtype)
+        for j, size in enumerate(self.sizes):
+            part = w[..., self._offsets[j] : self._offsets[j + 1]]
+            shape = list(w.shape[:-1]) + [1] * len(self.sizes)
+            shape[len(w.shape) - 1 + j] = size
+            total = total + part.reshape(shape)
+        total = total.reshape(w.shape[:-1] + (self.num_actions,))
+        return total + v if self.cell_effects else total
+
+    def _fit(self, s: PosteriorState) -> PosteriorState:
+        """``sweeps`` block-coordinate Newton sweeps of the MAP estimate on the kept queries."""
+        c = self.config
+        valid = (jnp.arange(self.capacity) < s.seen).astype(jnp.float32)
+        sample, action, y = s.hist_sample, s.hist_action, s.hist_failed
+        cols = self._axis_columns(action)  # (C, axes)
+        n_w = int(self._offsets[-1])
+
+        def logits(bias, u, w, v):
+            eta = bias + u[sample] + jnp.sum(w[cols], axis=-1)
+            return eta + v[action] if self.cell_effects else eta
+
+        def block(param, index, size, prior_var, eta_fn):
+            p = jax.nn.sigmoid(eta_fn())
+            resid, curv = valid * (y - p), valid * p * (1.0 - p)
+            grad = jax.ops.segment_sum(resid, index, size) - param / prior_var
+            hess = jax.ops.segment_sum(curv, index, size) + 1.0 / prior_var
+            return param + _newton_step(grad, hess), hess
+
+        def sweep(carry, _):
+            bias, u, w, v, _, _, _ = carry
+            p = jax.nn.sigmoid(logits(bias, u, w, v))
+            g = jnp.sum(valid * (y - p)) - bias / c.bias_prior_std**2
+            h = jnp.sum(valid * p * (1 - p)) + c.bias_prior_std**-2
+            bias = bias + _newton_step(g, h)
+            u, prec_u = block(u, sample, self.num_samples, c.sample_prior_std**2, lambda: logits(bias, u, w, v))
+            prec_w = jnp.zeros_like(w)
+            for j in range(len(self.sizes)):  # one axis at a time: its values share every query's other terms
+                p = jax.nn.sigmoid(logits(bias, u, w, v))
+                resid, curv = valid * (y - p), valid * p * (1.0 - p)
+                grad = jax.ops.segment_sum(resid, cols[:, j], n_w) - w / c.axis_prior_std**2
+                hess = jax.ops.segment_sum(curv, cols[:, j], n_w) + c.axis_prior_std**-2
+                lo, hi = int(self._offsets[j]), int(self._offsets[j + 1])
+                mask = (jnp.arange(n_w) >= lo) & (jnp.arange(n_w) < hi)
+                w = jnp.where(mask, w + _newton_step(grad, hess), w)
+                prec_w = jnp.where(mask, hess, prec_w)
+            if self.cell_effects:
+                v, prec_v = block(v, action, self.num_actions, c.cell_prior_std**2, lambda: logits(bias, u, w, v))
+            else:
+                prec_v = carry[6]
+            return (bias, u, w, v, prec_u, prec_w, prec_v), None
+
+        init = (s.bias, s.u, s.w, s.v, s.prec_u, s.prec_w, s.prec_v)
+        (bias, u, w, v, prec_u, prec_w, prec_v), _ = jax.lax.scan(sweep, init, None, length=c.sweeps)
+        return s.replace(bias=bias, u=u, w=w, v=v, prec_u=prec_u, prec_w=prec_w, prec_v=prec_v)
+
+    def update(self, state: PosteriorState, transition: Transition, key: jax.Array) -> tuple[PosteriorState, dict[str, jax.Array]]:
+        b = transition.action.shape[0]
+        slots = (state.seen + jnp.arange(b)) % self.capacity
+        state = state.replace(
+            hist_sample=state.hist_sample.at[slots].set(transition.sample),
+            hist_action=state.hist_action.at[slots].set(transition.action),
+            hist_failed=state.hist_failed.at[slots].set(transition.failed.astype(jnp.float32)),
+            seen=jnp.minimum(state.seen + b, jnp.int32(2**30)),
+        )
+        state = self._fit(state)
+        scale = jnp.sqrt(1.0 / state.prec_w)
+        return state, {"mean_axis_std": jnp.mean(scale), "bias": state.bias}
+
+    # -- acting ---------------------------------------------------------------------------
+    def _num_identify(self, batch: int) -> int:
+        return int(round(self.config.identify_fraction * batch)) if self.dense else 0
+
+    def select_samples(self, state: PosteriorState, key: jax.Array, batch: int) -> jax.Array:
+        """Find environments: the likeliest-to-fail of ``sample_candidates`` uniform draws under
+        each environment's own posterior sample of ``u``; identify environments: uniform."""
+        c = self.config
+        k_cand, k_noise = jax.random.split(key)
+        cand = jax.random.randint(k_cand, (batch, c.sample_candidates), 0, self.num_samples, dtype=jnp.int32)
+        draw = state.u[cand] + c.posterior_scale * jax.random.normal(k_noise, cand.shape) / jnp.sqrt(state.prec_u[cand])
+        chosen = jnp.take_along_axis(cand, jnp.argmax(draw, axis=-1)[:, None], axis=-1)[:, 0]
+        return jnp.where(jnp.arange(batch) < self._num_identify(batch), cand[:, 0], chosen)
+
+    def _draw_w(self, state: PosteriorState, key: jax.Array, batch: int) -> jax.Array:
+        noise = jax.random.normal(key, (batch,) + state.w.shape)
+        return state.w + self.config.posterior_scale * noise / jnp.sqrt(state.prec_w)
+
+    def act(self, state: PosteriorState, obs: jax.Array, key: jax.Array) -> jax.Array:
+        batch = obs.shape[0]
+        k_w, k_v, k_pick = jax.random.split(key, 3)
+        w_draw = self._draw_w(state, k_w, batch)
+        if not self.dense:  # separable: the draw's worst cell is each axis' worst value
+            cells = [jnp.argmax(w_draw[:, self._offsets[j] : self._offsets[j + 1]], axis=-1) for j in range(len(self.sizes))]
+            return jnp.sum(jnp.stack(cells, -1) * self._strides, axis=-1).astype(jnp.int32)
+        v_draw = state.v + self.config.posterior_scale * jax.random.normal(k_v, (batch,) + state.v.shape) / jnp.sqrt(state.prec_v)
+        drawn = self._cell_scores(w_draw, v_draw)  # (B, A); v is (1,) and broadcasts when dropped
+        find = jnp.argmax(drawn, axis=-1)
+        identify = self._identify(state, drawn, k_pick)
+        return jnp.where(jnp.arange(batch) < self._num_identify(batch), identify, find).astype(jnp.int32)
+
+    def _identify(self, state: PosteriorState, drawn: jax.Array, key: jax.Array) -> jax.Array:
+        """Per environment, a cell whose top-``k`` membership is uncertain, ``(B,)``."""
+        k = min(self.config.top_k, self.num_actions - 1)
+        mean = self._cell_scores(state.w, state.v)  # (A,)
+        in_mean = mean >= jax.lax.top_k(mean, k)[0][-1]
+        in_draw = drawn >= jax.lax.top_k(drawn, k)[0][:, -1:]
+        doubt = in_mean[None, :] != in_draw  # (B, A)
+        var = self._cell_variance(state)
+        near = mean >= jax.lax.top_k(mean, min(2 * k, self.num_actions))[0][-1]
+        fallback = jnp.argmax(jnp.where(near, var, -jnp.inf))
+        noise = jax.random.uniform(key, drawn.shape)
+        pick = jnp.argmax(jnp.where(doubt, noise, -1.0), axis=-1)
+        return jnp.where(jnp.any(doubt, axis=-1), pick, fallback)
+
+    def _cell_variance(self, state: PosteriorState) -> jax.Array:
+        """Diagonal-Laplace variance of each cell's score ``sum_j w_j + v``, ``(A,)``."""
+        var = self._cell_scores(1.0 / state.prec_w, jnp.zeros_like(state.v))
+        return var + 1.0 / state.prec_v if self.cell_effects else var
+
+    # -- what the searcher believes ----------------------------------------------------------
+    def _base(self, state: PosteriorState) -> jax.Array:
+        return state.bias + jnp.mean(state.u)
+
+    def action_scores(self, state: PosteriorState, obs: jax.Array) -> jax.Array:
+        """Posterior-mean log-odds of failure on a typical sample, ``(B, A)`` (same row for every ``B``)."""
+        scores = self._base(state) + self._cell_scores(state.w, state.v)
+        return jnp.broadcast_to(scores, (obs.shape[0], self.num_actions))
+
+    def action_std(self, state: PosteriorState) -> jax.Array:
+        """Posterior standard deviation of each cell's log-odds, ``(A,)``."""
+        return jnp.sqrt(self._cell_variance(state))
+
+    def _axis_parts(self, state: PosteriorState) -> list[jax.Array]:
+        return [state.w[self._offsets[j] : self._offsets[j + 1]] for j in range(len(self.sizes))]
+
+    def policy_marginals(self, state: PosteriorState, obs: jax.Array) -> list[jax.Array]:
+        if self.dense:
+            return super().policy_marginals(state, obs)
+        # separable scores: softmax over the product is the product of per-axis softmaxes
+        return [jnp.broadcast_to(jax.nn.softmax(p), (obs.shape[0], p.shape[0])) for p in self._axis_parts(state)]
+
+    def policy_view(self, state: PosteriorState, obs: jax.Array, keep: Sequence[int], fixed: dict[int, int] | None = None) -> jax.Array:
+        if self.dense:
+            return super().policy_view(state, obs, keep, fixed)
+        return marginal_view(self.policy_marginals(state, obs), keep, fixed)
+
+    def top_actions(self, state: PosteriorState, obs: jax.Array, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.dense:
+            return super().top_actions(state, obs, k)
+        cells, scores = top_k_separable([np.asarray(p) for p in self._axis_parts(state)], k)
+        actions = np.asarray(cells, np.int64) @ np.asarray(self._strides, np.int64)
+        return actions, scores + float(self._base(state))
+
+    def greedy(self, state: PosteriorState, obs: jax.Array) -> jax.Array:
+        if self.dense:
+            return super().greedy(state, obs)
+        cells = [jnp.argmax(p) for p in self._axis_parts(state)]
+        action = jnp.sum(jnp.stack(cells) * self._strides).astype(jnp.int32)
+        return jnp.broadcast_to(action, obs.shape[:1])
