@@ -3,6 +3,10 @@
 Training is seeded and deterministic on the CPU; the weights are cached as safetensors
 under ``$FADEJAX_CACHE`` (default ``~/.cache/fadejax``) in ``models/``, keyed by
 everything that shapes them, and reused on later runs.
+
+The training loop and the cache serve every embedded architecture in :data:`EMBEDDED`
+(``model.architecture`` under ``model.source: embedded``): this CNN, and the LeNet of
+``bridges/digits_lenet.py`` that the second image audit uses.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -18,6 +23,15 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 ARCHITECTURE_VERSION = 1
+
+DEFAULT_ARCHITECTURE = "digits_cnn"
+
+# model.architecture name -> "package.module:Class" (built with image_size=...) and the
+# version of that architecture's code, part of its cache key.
+EMBEDDED: dict[str, tuple[str, int]] = {
+    "digits_cnn": ("bridges.digits_cnn:DigitsCNN", ARCHITECTURE_VERSION),
+    "digits_lenet": ("bridges.digits_lenet:DigitsLeNet", 1),
+}
 
 
 class DigitsCNN(nn.Module):
@@ -46,16 +60,35 @@ def cache_dir() -> Path:
     return Path(os.environ.get("FADEJAX_CACHE", Path.home() / ".cache" / "fadejax"))
 
 
-def _cache_key(recipe: dict) -> str:
-    blob = json.dumps({**recipe, "architecture_version": ARCHITECTURE_VERSION}, sort_keys=True)
+def embedded_module(architecture: str) -> Callable[..., nn.Module]:
+    """The module class of an embedded architecture name (see :data:`EMBEDDED`)."""
+    import importlib
+
+    if architecture not in EMBEDDED:
+        raise ValueError(f"'{architecture}' is not an embedded model; the embedded ones are {sorted(EMBEDDED)}")
+    module, name = EMBEDDED[architecture][0].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _cache_key(recipe: dict, architecture: str = DEFAULT_ARCHITECTURE) -> str:
+    # The default's key is what it has always been; other architectures add their name.
+    named = {} if architecture == DEFAULT_ARCHITECTURE else {"architecture": architecture}
+    blob = json.dumps({**recipe, **named, "architecture_version": EMBEDDED[architecture][1]}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def train(images: np.ndarray, labels: np.ndarray, *, epochs: int, learning_rate: float, batch_size: int, seed: int, progress: bool = True) -> DigitsCNN:
-    """Train a :class:`DigitsCNN` on ``(N, S, S, 1)`` images in [0, 1], deterministically."""
+def train(
+    images: np.ndarray, labels: np.ndarray, *, epochs: int, learning_rate: float, batch_size: int, seed: int,
+    progress: bool = True, module: Callable[..., nn.Module] = DigitsCNN, label: str = "embedded digits CNN",
+) -> nn.Module:
+    """Train ``module(image_size=S)`` on ``(N, S, S, 1)`` images in [0, 1], deterministically.
+
+    The module is built after seeding torch, so its initial weights follow ``seed`` too;
+    Adam with ``learning_rate``, cross-entropy, shuffled mini-batches, ``epochs`` passes.
+    """
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    model = DigitsCNN(image_size=images.shape[1])
+    model = module(image_size=images.shape[1])
     x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
     y = torch.from_numpy(labels.astype(np.int64))
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
@@ -71,7 +104,7 @@ def train(images: np.ndarray, labels: np.ndarray, *, epochs: int, learning_rate:
             optimizer.step()
             total += float(loss.detach()) * len(batch)
         if progress:
-            print(f"  embedded digits CNN: epoch {epoch + 1}/{epochs}, train loss {total / len(y):.4f}", flush=True)
+            print(f"  {label}: epoch {epoch + 1}/{epochs}, train loss {total / len(y):.4f}", flush=True)
     return model.eval()
 
 
@@ -81,33 +114,39 @@ def accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray) -> float:
     return float((model(x).argmax(-1).numpy() == labels).mean())
 
 
-def load_or_train(train_set, held_out, recipe: dict, progress: bool = True) -> tuple[DigitsCNN, dict]:
+def load_or_train(
+    train_set, held_out, recipe: dict, progress: bool = True, architecture: str = DEFAULT_ARCHITECTURE,
+) -> tuple[nn.Module, dict]:
     """The embedded model for this recipe: from the cache if present, else trained and cached.
 
     Args:
       train_set, held_out: :class:`fadejax.data.ImageDataset` splits (the model never sees held_out).
       recipe: epochs, learning_rate, batch_size, seed, plus the data settings that shaped the split.
+      architecture: a name in :data:`EMBEDDED` (the cache file is named after it).
 
     Returns:
       ``(model in eval mode, info)`` where info has the cache path and clean accuracies.
     """
-    key = _cache_key(recipe)
+    module = embedded_module(architecture)
+    key = _cache_key(recipe, architecture)
     directory = cache_dir() / "models"
-    weights = directory / f"digits_cnn-{key}.safetensors"
+    weights = directory / f"{architecture}-{key}.safetensors"
     info_path = weights.with_suffix(".json")
-    model = DigitsCNN(image_size=train_set.images.shape[1])
+    model = module(image_size=train_set.images.shape[1])
     if weights.is_file() and info_path.is_file():
         model.load_state_dict(load_file(weights))
         return model.eval(), json.loads(info_path.read_text())
+    label = "embedded digits CNN" if architecture == DEFAULT_ARCHITECTURE else f"embedded {architecture}"
     if progress:
-        print(f"training the embedded digits CNN once (cached at {weights})", flush=True)
+        print(f"training the {label} once (cached at {weights})", flush=True)
     model = train(
         train_set.images, train_set.labels,
         epochs=recipe["epochs"], learning_rate=recipe["learning_rate"], batch_size=recipe["batch_size"],
-        seed=recipe["seed"], progress=progress,
+        seed=recipe["seed"], progress=progress, module=module, label=label,
     )
     info = {
         "weights": str(weights),
+        "architecture": architecture,
         "recipe": recipe,
         "train_accuracy": accuracy(model, train_set.images, train_set.labels),
         "held_out_accuracy": accuracy(model, held_out.images, held_out.labels),

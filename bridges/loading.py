@@ -16,8 +16,11 @@ def build_classifier_oracle(model_config, train_set, held_out, data_config, prog
     if model_config.source == "embedded":
         from bridges import digits_cnn
 
-        if model_config.architecture != "digits_cnn":
-            raise ModelLoadError(f"model.architecture '{model_config.architecture}' is not an embedded model; the embedded one is 'digits_cnn'")
+        if model_config.architecture not in digits_cnn.EMBEDDED:
+            raise ModelLoadError(
+                f"model.architecture '{model_config.architecture}' is not an embedded model; "
+                f"the embedded ones are {', '.join(repr(name) for name in sorted(digits_cnn.EMBEDDED))}"
+            )
         if train_set is None:
             raise ModelLoadError("the embedded model trains on the digits data; set data.source: digits")
         recipe = {
@@ -26,7 +29,7 @@ def build_classifier_oracle(model_config, train_set, held_out, data_config, prog
             "held_out_fraction": data_config.held_out_fraction,
             "split_seed": data_config.split_seed,
         }
-        model, info = digits_cnn.load_or_train(train_set, held_out, recipe, progress=progress)
+        model, info = digits_cnn.load_or_train(train_set, held_out, recipe, progress=progress, architecture=model_config.architecture)
     elif model_config.source == "file":
         model = load_into(build_from_import_path(model_config.architecture, model_config.architecture_kwargs), model_config.weights)
         info = {"weights": model_config.weights}

@@ -111,7 +111,9 @@ class EmbeddedTrainingConfig(_Strict):
 class ModelConfig(_Strict):
     """The audited classifier.
 
-    ``embedded``: the project's digits CNN (trained once, cached). ``file``: any torch
+    ``embedded``: a model the project trains on the digits (once; cached), named by
+    ``architecture``: ``digits_cnn`` (the default CNN) or ``digits_lenet`` (a LeNet-5-style
+    tanh / average-pooling network, ``configs/digits_lenet.yaml``). ``file``: any torch
     ``nn.Module`` named as ``architecture: "package.module:Class"`` built with
     ``architecture_kwargs`` and loaded from ``weights`` (.safetensors, or a .pt/.pth
     state dict read with ``weights_only=True``). ``torchvision`` / ``timm``: a model of

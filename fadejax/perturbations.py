@@ -4,12 +4,13 @@ Every perturbation is a pure function ``apply(images, params, key) -> images``:
 
 * ``images``: ``(B, H, W, C)`` float32 in ``[0, 1]`` (C = 1 grey or 3 RGB);
 * ``params``: ``(B,)`` float32, one strength per sample, in the unit the family states;
-* ``key``: a ``jax.random`` key (only ``noise`` uses it);
+* ``key``: a ``jax.random`` key (only ``noise`` uses it; the others are deterministic);
 * result: same shape, clipped to ``[0, 1]``.
 
 They jit, vmap and run on any JAX device. Each is tested in ``tests/test_perturbations.py``
-against an established implementation (PIL, scipy.ndimage, scikit-image) with the
-tolerance stated there.
+(``shift_x``, ``shift_y``, ``pixelate``, ``occlusion`` and ``gamma`` in
+``tests/test_perturbations_more.py``) against an established implementation (PIL,
+scipy.ndimage, scikit-image) with the tolerance stated there.
 """
 
 from __future__ import annotations
@@ -128,6 +129,87 @@ def noise(images: jax.Array, sigma: jax.Array, key: jax.Array) -> jax.Array:
     return jnp.clip(images + _per_sample(sigma) * jax.random.normal(key, images.shape, images.dtype), 0.0, 1.0)
 
 
+def _translate(images: jax.Array, dy: jax.Array, dx: jax.Array) -> jax.Array:
+    """Move each image's content ``dy`` pixels down and ``dx`` right (per sample, fractional ok).
+
+    Bilinear; pixels that come from outside the image are 0, as
+    ``scipy.ndimage.shift(..., order=1, mode='grid-constant')``.
+    """
+    _, height, width, _ = images.shape
+    ys, xs = jnp.meshgrid(jnp.arange(height, dtype=jnp.float32), jnp.arange(width, dtype=jnp.float32), indexing="ij")
+
+    def one(image: jax.Array, down: jax.Array, right: jax.Array) -> jax.Array:
+        def channel(plane: jax.Array) -> jax.Array:
+            return jax.scipy.ndimage.map_coordinates(plane, [ys - down, xs - right], order=1, mode="constant", cval=0.0)
+
+        return jax.vmap(channel, in_axes=-1, out_axes=-1)(image)
+
+    dy = jnp.asarray(dy, jnp.float32)
+    dx = jnp.asarray(dx, jnp.float32)
+    return jnp.clip(jax.vmap(one)(images, dy, dx), 0.0, 1.0)
+
+
+def shift_x(images: jax.Array, pixels: jax.Array, key: jax.Array | None = None) -> jax.Array:
+    """Translate each image ``pixels`` to the right (negative: left); bilinear, zero fill."""
+    pixels = jnp.asarray(pixels, jnp.float32)
+    return _translate(images, jnp.zeros_like(pixels), pixels)
+
+
+def shift_y(images: jax.Array, pixels: jax.Array, key: jax.Array | None = None) -> jax.Array:
+    """Translate each image ``pixels`` down (negative: up); bilinear, zero fill."""
+    pixels = jnp.asarray(pixels, jnp.float32)
+    return _translate(images, pixels, jnp.zeros_like(pixels))
+
+
+def _whole(values: jax.Array) -> jax.Array:
+    """Per-sample strengths rounded to whole pixels, ``(B,)`` int32."""
+    return jnp.round(jnp.asarray(values, jnp.float32)).astype(jnp.int32)
+
+
+def pixelate(images: jax.Array, block: jax.Array, key: jax.Array | None = None) -> jax.Array:
+    """Replace each ``block`` x ``block`` tile (whole pixels, tiles from the top-left corner)
+    by its mean; edge tiles that the image cuts short average the pixels they have.
+
+    Block 1 is the identity. For a block that divides the size this is PIL's
+    ``resize(size / block, BOX)`` followed by ``resize(size, NEAREST)``. Implemented as
+    per-sample averaging matrices (separable: rows, then columns) so it jits with
+    per-sample block sizes.
+    """
+    _, height, width, _ = images.shape
+    side = jnp.maximum(_whole(block), 1)[:, None]  # (B, 1)
+
+    def averaging(n: int) -> jax.Array:
+        tile = jnp.arange(n, dtype=jnp.int32)[None, :] // side  # (B, n): tile index of each row / column
+        same = (tile[:, :, None] == tile[:, None, :]).astype(jnp.float32)  # (B, n, n)
+        return same / jnp.sum(same, axis=-1, keepdims=True)
+
+    out = jnp.einsum(
+        "bij,bjkc,blk->bilc", averaging(height), images, averaging(width), precision=jax.lax.Precision.HIGHEST
+    )
+    return jnp.clip(out, 0.0, 1.0)
+
+
+def occlusion(images: jax.Array, side: jax.Array, key: jax.Array | None = None) -> jax.Array:
+    """Black out a centred ``side`` x ``side`` square (whole pixels; 0 = unchanged).
+
+    The square covers rows ``(H - side) // 2`` to ``(H - side) // 2 + side - 1`` (columns
+    likewise), so on an even-sized image an odd side sits half a pixel up-left of centre.
+    """
+    _, height, width, _ = images.shape
+    side = _whole(side)[:, None, None, None]
+    ys = jnp.arange(height, dtype=jnp.int32)[None, :, None, None]
+    xs = jnp.arange(width, dtype=jnp.int32)[None, None, :, None]
+    top, left = (height - side) // 2, (width - side) // 2
+    inside = (ys >= top) & (ys < top + side) & (xs >= left) & (xs < left + side)
+    return jnp.where(inside, 0.0, images).astype(images.dtype)
+
+
+def gamma(images: jax.Array, exponent: jax.Array, key: jax.Array | None = None) -> jax.Array:
+    """Gamma curve ``x ** exponent`` (1 = unchanged; > 1 darkens mid-tones and thins strokes,
+    < 1 brightens and thickens), as ``skimage.exposure.adjust_gamma``."""
+    return jnp.clip(jnp.power(images, _per_sample(exponent)), 0.0, 1.0)
+
+
 @dataclass(frozen=True)
 class Perturbation:
     """A registered perturbation family.
@@ -145,6 +227,7 @@ class Perturbation:
     unit: str
     build: Callable[[Sequence[float]], ApplyFn]
     identity: float | None = None  # the strength that leaves an image unchanged, if any
+    whole: bool = False  # strengths must be whole numbers (pixel counts)
 
     def check(self, values: Sequence[float], where: str) -> None:
         bad = [v for v in values if not (self.low <= float(v) <= self.high)]
@@ -153,6 +236,9 @@ class Perturbation:
                 f"{where}: {self.name} values {bad} are outside the allowed range "
                 f"[{self.low}, {self.high}] ({self.unit})"
             )
+        fractional = [v for v in values if self.whole and float(v) != round(float(v))]
+        if fractional:
+            raise PerturbationError(f"{where}: {self.name} values {fractional} are not whole numbers ({self.unit})")
 
 
 REGISTRY: dict[str, Perturbation] = {}
@@ -175,6 +261,11 @@ register(Perturbation("saturation", 0.0, 10.0, "colour factor, 1 = unchanged", _
 register(Perturbation("contrast", 0.0, 10.0, "contrast factor, 1 = unchanged", _fixed(contrast), identity=1.0))
 register(Perturbation("blur", 0.0, 16.0, "Gaussian sigma in pixels", lambda values: make_gaussian_blur(max(values)), identity=0.0))
 register(Perturbation("noise", 0.0, 1.0, "Gaussian noise std in intensity units", _fixed(noise), identity=0.0))
+register(Perturbation("shift_x", -1024.0, 1024.0, "pixels to the right (negative: left), zero fill", _fixed(shift_x), identity=0.0))
+register(Perturbation("shift_y", -1024.0, 1024.0, "pixels down (negative: up), zero fill", _fixed(shift_y), identity=0.0))
+register(Perturbation("pixelate", 1.0, 1024.0, "tile side in whole pixels, 1 = unchanged", _fixed(pixelate), identity=1.0, whole=True))
+register(Perturbation("occlusion", 0.0, 1024.0, "side of a centred black square in whole pixels", _fixed(occlusion), identity=0.0, whole=True))
+register(Perturbation("gamma", 0.01, 100.0, "gamma exponent, 1 = unchanged", _fixed(gamma), identity=1.0))
 
 
 def get(name: str) -> Perturbation:
