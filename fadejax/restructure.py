@@ -40,7 +40,9 @@ SHIFT_REPORT = "shift_report.json"
 
 def _architecture(config: ExperimentConfig) -> tuple[str, dict[str, Any]]:
     if config.model.source == "embedded":
-        return "bridges.digits_cnn:DigitsCNN", {"image_size": config.data.image_size}
+        from bridges.digits_cnn import EMBEDDED  # torch enters here, not at import time
+
+        return EMBEDDED[config.model.architecture][0], {"image_size": config.data.image_size}
     if config.model.source == "file":
         return config.model.architecture, dict(config.model.architecture_kwargs)
     raise SummarizeError(f"restructure fine-tunes 'embedded' or 'file' models; this run audits a '{config.model.source}' model")
