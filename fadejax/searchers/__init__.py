@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from fadejax.searchers.base import Searcher, SearcherConfig, Transition
 from fadejax.searchers.bayes import BayesConfig, BayesOpt
+from fadejax.searchers.cem import CEMConfig, CrossEntropy
 from fadejax.searchers.dqn import DQN, DQNConfig
 from fadejax.searchers.greedy import EpsilonGreedy, GreedyConfig
+from fadejax.searchers.policy_gradient import Reinforce, ReinforceConfig
 from fadejax.searchers.random_search import RandomConfig, RandomSearch
 from fadejax.searchers.threshold import Threshold, ThresholdConfig
+from fadejax.searchers.thompson import BayesUCB, ThompsonConfig, ThompsonSampling, UCBConfig
 
 REGISTRY: dict[str, tuple[type[SearcherConfig], type[Searcher]]] = {
     "dqn": (DQNConfig, DQN),
@@ -19,6 +22,10 @@ REGISTRY: dict[str, tuple[type[SearcherConfig], type[Searcher]]] = {
     "greedy": (GreedyConfig, EpsilonGreedy),
     "threshold": (ThresholdConfig, Threshold),
     "bayes": (BayesConfig, BayesOpt),
+    "thompson": (ThompsonConfig, ThompsonSampling),
+    "ucb": (UCBConfig, BayesUCB),
+    "cem": (CEMConfig, CrossEntropy),
+    "reinforce": (ReinforceConfig, Reinforce),
 }
 
 __all__ = ["REGISTRY", "Searcher", "SearcherConfig", "Transition", "DQN", "DQNConfig"]
