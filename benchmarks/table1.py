@@ -1,29 +1,37 @@
-"""Table 1 on the embedded default: every searcher x several seeds at an equal query budget,
-scored against the exhaustive ground truth.
+"""Table 1: every searcher x several seeds at an equal query budget, scored against the
+exhaustive ground truth, live or on a recording.
 
-    .venv/bin/python benchmarks/table1.py [--config configs/digits.yaml] [--iterations 50] [--num-envs 256] [--seeds 5] [--out benchmarks/results]
+    .venv/bin/python benchmarks/table1.py [--config configs/digits.yaml] [--recorded REC.npz] [--iterations 50]
+        [--num-envs 256] [--seeds 5] [--searchers NAME,NAME] [--micro] [--out benchmarks/results]
 
 One query = one audited-model evaluation of one perturbed sample; every searcher gets
-``iterations x num_envs`` of them through the same loop, oracle and reward. Columns:
+``iterations x num_envs`` of them through the same loop, oracle and reward. With
+``--recorded`` the audited model is replaced by a lookup into a recording
+(:mod:`fadejax.recording`; ``fadejax landscape --record`` writes one): the same loop,
+searchers and rewards, seconds instead of minutes. Columns:
 
-* count      failures found (higher is better)
+* count      failures found while searching (higher is better)
+* distinct   distinct (sample, cell) pairs among them (a re-asked failing pair counts once)
 * entropy    of the failures' distribution over cells, nats (lower = more concentrated)
-* recall@10  share of the searcher's 10 highest-rated cells that are truly top-10 (ties count)
-* spearman   rank correlation of its per-cell estimate with the true failure rates
+* recall@10  share of the report's 10 top-ranked modes that are truly top-10 (ties count):
+             the report ranks every searcher's records the same way, by the shrinkage
+             estimate of :mod:`fadejax.estimates`
+* own@10     the same for the searcher's own ranking (``action_scores`` averaged over the
+             held-out observations: posterior means, Q-values or observed rates)
+* spearman   rank correlation of the report's per-cell estimate with the true rates (visited cells)
 * W1         Wasserstein distance (POT) of its failure distribution to the true one, grid units
 * gain       (its failure rate - random's) / (ceiling's - random's), paired by seed
 * seconds    wall time of the run (jit compilation excluded by a warm-up step)
 
-The estimate behind recall and Spearman is ``action_scores`` averaged over the held-out
-observations: the observed per-cell failure rate for the baselines, the mean Q-value for
-the DQN. The ceiling row always queries the truly worst cell on uniformly drawn samples.
-The DQN appears twice: "dqn (training)" counts the queries it learns from (epsilon goes
-1.0 -> 0.6, the paper's schedule); "dqn (greedy eval)" runs its trained greedy policy on
-a fresh budget of the same size.
+The ceiling row always queries the truly worst cell on uniformly drawn samples; a
+searcher that also chooses *which samples* to query can pass it. "dqn (paper, greedy
+eval)" runs the paper-preset DQN's trained greedy policy on a fresh budget of the same
+size. ``--micro`` adds microscopic-mode rows (episodes walking the grid from its origin).
 
-Writes ``table1.md``, ``table1.csv`` (aggregates), ``table1_runs.csv`` (every run) and
-``table1.png`` (failures found vs queries, mean with 95% band) to ``--out``; another
-config (e.g. ``configs/summarize.yaml``, the text audit) writes ``table1_<name>.*``.
+Writes ``table1.md``, ``table1.csv`` (aggregates), ``table1_runs.csv`` (every run),
+``table1.png`` (failures found vs queries) and ``table1_recall.png`` (recall@10 of the
+report's top 10 vs queries), each mean with a 95% band over seeds, to ``--out``; another
+config writes ``table1_<name>.*``, a recording ``..._recorded.*``.
 """
 
 from __future__ import annotations
@@ -48,7 +56,9 @@ from scipy import stats  # noqa: E402
 from fadejax import metrics  # noqa: E402
 from fadejax.config import load_config, parse_config  # noqa: E402
 from fadejax.discovery import Discovery  # noqa: E402
-from fadejax.ground_truth import load_or_compute, per_sample_failures  # noqa: E402
+from fadejax.estimates import cell_estimates  # noqa: E402
+from fadejax.ground_truth import landscape_key, load_or_compute, per_sample_failures  # noqa: E402
+from fadejax.recording import RecordedTask, load_recording  # noqa: E402
 from fadejax.records import RecordWriter  # noqa: E402
 from fadejax.run import build_discovery, iterate  # noqa: E402
 from fadejax.searchers.frozen import FrozenGreedy  # noqa: E402
@@ -61,20 +71,39 @@ SEARCHERS: list[tuple[str, dict]] = [
     ("greedy eps=0.5", {"kind": "greedy", "epsilon": 0.5}),
     ("threshold", {"kind": "threshold"}),
     ("bayes (gp_hedge)", {"kind": "bayes"}),
-    ("dqn (training)", {"kind": "dqn"}),
+    ("thompson (cells)", {"kind": "thompson"}),
+    ("bayes-ucb (cells)", {"kind": "ucb"}),
+    ("cem", {"kind": "cem"}),
+    ("reinforce", {"kind": "reinforce"}),
+    ("dqn (paper)", {"kind": "dqn", "preset": "paper"}),
+    ("dqn (engine)", {"kind": "dqn", "preset": "engine"}),
+    ("bootstrapped dqn", {"kind": "bootstrapped"}),
+    ("posterior (default)", {"kind": "posterior"}),
 ]
-COLUMNS = ["count", "entropy", "recall@10", "spearman", "W1", "gain", "seconds"]
+MICRO_SEARCHERS: list[tuple[str, dict]] = [
+    ("micro: dqn (paper)", {"kind": "dqn", "preset": "paper"}),
+    ("micro: dqn (engine)", {"kind": "dqn", "preset": "engine"}),
+    ("micro: bootstrapped dqn", {"kind": "bootstrapped"}),
+]
+COLUMNS = ["count", "distinct", "entropy", "recall@10", "own@10", "spearman", "W1", "gain", "seconds"]
 
 
 @dataclass
 class Run:
     name: str
     seed: int
-    failed_cells: np.ndarray
+    samples: np.ndarray  # (Q,) every query's sample
+    cells: np.ndarray  # (Q,) every query's cell
+    failed: np.ndarray  # (Q,) bool
     curve: np.ndarray  # cumulative failures after each iteration
-    estimate: np.ndarray | None
+    estimate: np.ndarray | None  # the searcher's own per-cell ranking
     seconds: float
+    recall_curve: list[tuple[int, float]] = field(default_factory=list)  # (queries, recall@10 of the report)
     values: dict = field(default_factory=dict)
+
+    @property
+    def failed_cells(self) -> np.ndarray:
+        return self.cells[self.failed]
 
 
 def warm_up(discovery: Discovery) -> None:
@@ -86,38 +115,56 @@ def warm_up(discovery: Discovery) -> None:
 def run_searcher(discovery: Discovery, seed: int, iterations: int, scratch: Path) -> tuple[Run, object]:
     state = discovery.init(seed)
     writer = RecordWriter(scratch / "records.jsonl", discovery.task.space, discovery.mode)
-    failed_cells, curve, total = [], [], 0
+    samples, cells, failed = [], [], []
     began = time.perf_counter()
     for _, state, host in iterate(discovery, state, writer, iterations):
-        failed_cells.append(host["cell"][host["failed"]])
-        total += int(host["failed"].sum())
-        curve.append(total)
+        samples.append(host["sample"])
+        cells.append(host["cell"])
+        failed.append(np.asarray(host["failed"], bool))
     jax.block_until_ready(state)
     seconds = time.perf_counter() - began
     writer.close()
-    estimate = np.asarray(discovery.searcher.action_scores(state.searcher, discovery.task.observations).mean(0))
-    return Run("", seed, np.concatenate(failed_cells), np.asarray(curve), estimate, seconds), state
+    estimate = None
+    if discovery.mode == "macro":
+        estimate = np.asarray(discovery.searcher.action_scores(state.searcher, discovery.task.observations).mean(0))
+    curve = np.cumsum([f.sum() for f in failed])
+    run = Run("", seed, np.concatenate(samples), np.concatenate(cells), np.concatenate(failed), curve, estimate, seconds)
+    return run, state
 
 
 def ceiling_run(task, truth: np.ndarray, seed: int, iterations: int, batch: int) -> Run:
-    """Always the truly worst cell, on uniformly drawn samples: the most any searcher can find."""
+    """Always the truly worst cell, on uniformly drawn samples: the most a cell-only searcher can find."""
     worst = int(np.argmax(truth))
     fails = per_sample_failures(task, worst)
-    rows = np.random.default_rng(seed).integers(0, task.num_samples, size=(iterations, batch))
-    per_iteration = fails[rows].sum(axis=1)
-    cells = np.full(int(per_iteration.sum()), worst)
-    return Run("ceiling (worst cell)", seed, cells, np.cumsum(per_iteration), None, float("nan"))
+    rows = np.random.default_rng(seed).integers(0, task.num_samples, size=(iterations, batch)).ravel()
+    per_iteration = fails[rows].reshape(iterations, batch).sum(axis=1)
+    return Run("ceiling (worst cell)", seed, rows, np.full(rows.size, worst), fails[rows], np.cumsum(per_iteration), None, float("nan"))
 
 
-def score(run: Run, truth: np.ndarray, sizes: tuple[int, ...]) -> None:
+def report_recall(run: Run, truth: np.ndarray, sizes: tuple[int, ...], num_samples: int, upto: int | None = None) -> tuple[float, float]:
+    """Recall@10 and Spearman (over visited cells) of the report's ranking of the first ``upto`` queries."""
+    q = slice(0, upto)
+    est = cell_estimates(run.samples[q], run.cells[q], run.failed[q], num_samples, sizes)
+    recall = metrics.recall_at_k(est.dense(truth.size), truth, min(10, truth.size))
+    rho = metrics.spearman(est.rate, truth[est.cells]) if est.cells.size > 2 else float("nan")
+    return recall, rho
+
+
+def score(run: Run, truth: np.ndarray, sizes: tuple[int, ...], num_samples: int, budget: int, curve_points: int) -> None:
     v = run.values
-    v["count"] = float(run.failed_cells.size)
+    v["count"] = float(run.failed.sum())
+    pairs = run.samples[run.failed].astype(np.int64) * truth.size + run.cells[run.failed]
+    v["distinct"] = float(np.unique(pairs).size)
     v["entropy"] = metrics.failure_entropy(run.failed_cells, truth.size)
     v["W1"] = metrics.wasserstein_to_truth(run.failed_cells, truth, sizes)
     v["seconds"] = run.seconds
     if run.estimate is not None:
-        v["recall@10"] = metrics.recall_at_k(run.estimate, truth, 10)
-        v["spearman"] = metrics.spearman(run.estimate, truth)
+        v["own@10"] = metrics.recall_at_k(run.estimate, truth, min(10, truth.size))
+    if run.name.startswith("ceiling"):
+        return
+    v["recall@10"], v["spearman"] = report_recall(run, truth, sizes, num_samples)
+    marks = np.unique(np.linspace(budget / curve_points, budget, curve_points).astype(int))
+    run.recall_curve = [(int(m), report_recall(run, truth, sizes, num_samples, int(m))[0]) for m in marks]
 
 
 def mean_ci(values: list[float]) -> tuple[float, float]:
@@ -130,49 +177,77 @@ def mean_ci(values: list[float]) -> tuple[float, float]:
     return float(x.mean()), float(stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
 
 
+def build(args) -> tuple[object, object, np.ndarray, dict, str]:
+    """``(config, task, truth, truth statistics, output prefix)``, live or recorded."""
+    config = load_config(args.config, [f"run.num_envs={args.num_envs}", f"run.iterations={args.iterations}"])
+    prefix = "table1" if config.name == "digits" else f"table1_{config.name}"
+    if args.recorded:
+        recording = load_recording(args.recorded, expect_key=landscape_key(config))
+        task = RecordedTask(recording, config.concept_space())
+        truth = recording.failure_rates()
+        stats_ = {"mean_failure_rate": float(truth.mean()), "worst_failure_rate": float(truth.max())}
+        print(f"recording {args.recorded}: {task.num_samples} samples x {truth.size} cells")
+        return config, task, truth, stats_, prefix + "_recorded"
+    task = build_task(config, progress=True)
+    truth, stats_, reused = load_or_compute(config, Path(args.truth_dir or f"runs/{config.name}"), lambda: task, progress=True)
+    print(f"ground truth {'reused' if reused else 'computed'}: mean {stats_['mean_failure_rate']:.3f}, worst {stats_['worst_failure_rate']:.3f}")
+    return config, task, truth, stats_, prefix
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/digits.yaml")
+    parser.add_argument("--recorded", help="replay this recording (.npz) instead of calling the audited model")
     parser.add_argument("--iterations", type=int, default=50, help="iterations per run (budget = iterations x num-envs)")
     parser.add_argument("--num-envs", type=int, default=256)
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--searchers", help="comma-separated names from the table (default: all)")
+    parser.add_argument("--micro", action="store_true", help="add microscopic-mode rows")
+    parser.add_argument("--curve-points", type=int, default=10, help="points on the recall@10-vs-queries curve")
     parser.add_argument("--truth-dir", help="where ground_truth.json is kept (computed once; default runs/<config name>)")
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args()
 
-    config = load_config(args.config, [f"run.num_envs={args.num_envs}", f"run.iterations={args.iterations}"])
-    task = build_task(config, progress=True)
-    truth, stats_, reused = load_or_compute(config, Path(args.truth_dir or f"runs/{config.name}"), lambda: task, progress=True)
-    print(f"ground truth {'reused' if reused else 'computed'}: mean {stats_['mean_failure_rate']:.3f}, worst {stats_['worst_failure_rate']:.3f}")
+    config, task, truth, stats_, prefix = build(args)
     sizes = task.space.sizes
     budget = args.iterations * args.num_envs
     print(f"budget: {budget} queries per run, {args.seeds} seeds")
+    chosen = SEARCHERS + (MICRO_SEARCHERS if args.micro else [])
+    if args.searchers:
+        wanted = {name.strip() for name in args.searchers.split(",")}
+        unknown = wanted - {name for name, _ in chosen} - {"dqn (paper, greedy eval)"}
+        if unknown:
+            parser.error(f"unknown searchers {sorted(unknown)}; choose from {[name for name, _ in chosen]}")
+        chosen = [(name, searcher) for name, searcher in chosen if name in wanted]
 
     runs: dict[str, list[Run]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, searcher in SEARCHERS:
-            searcher_config = parse_config({**config.model_dump(mode="json"), "searcher": searcher})
+        for name, searcher in chosen:
+            mode = "micro" if name.startswith("micro:") else "macro"
+            searcher_config = parse_config({**config.model_dump(mode="json"), "mode": mode, "searcher": searcher})
             discovery = build_discovery(searcher_config, task)
             warm_up(discovery)
             for seed in range(args.seeds):
                 run, state = run_searcher(discovery, seed, args.iterations, Path(tmp))
                 run.name = name
                 runs.setdefault(name, []).append(run)
-                print(f"  {name:<18} seed {seed}: {run.failed_cells.size:6d} failures in {run.seconds:5.1f} s", flush=True)
-                if searcher["kind"] == "dqn":
-                    frozen = Discovery(task, FrozenGreedy(discovery.searcher, state.searcher), mode="macro",
-                                       num_envs=args.num_envs)
+                print(f"  {name:<24} seed {seed}: {int(run.failed.sum()):6d} failures in {run.seconds:5.1f} s", flush=True)
+                if name == "dqn (paper)":
+                    frozen = Discovery(task, FrozenGreedy(discovery.searcher, state.searcher), mode="macro", num_envs=args.num_envs)
                     warm_up(frozen)
                     evaluation, _ = run_searcher(frozen, 10_000 + seed, args.iterations, Path(tmp))
-                    evaluation.name, evaluation.seed = "dqn (greedy eval)", seed
+                    evaluation.name, evaluation.seed = "dqn (paper, greedy eval)", seed
                     runs.setdefault(evaluation.name, []).append(evaluation)
-                    print(f"  {evaluation.name:<18} seed {seed}: {evaluation.failed_cells.size:6d} failures in {evaluation.seconds:5.1f} s", flush=True)
+                    print(f"  {evaluation.name:<24} seed {seed}: {int(evaluation.failed.sum()):6d} failures in {evaluation.seconds:5.1f} s", flush=True)
     runs["ceiling (worst cell)"] = [ceiling_run(task, truth, seed, args.iterations, args.num_envs) for seed in range(args.seeds)]
 
     for group in runs.values():
         for run in group:
-            score(run, truth, sizes)
-    random_rate = {r.seed: r.values["count"] / budget for r in runs["random"]}
+            score(run, truth, sizes, task.num_samples, budget, args.curve_points)
+    if "random" in runs:
+        random_rate = {r.seed: r.values["count"] / budget for r in runs["random"]}
+    else:  # random's expected rate: the landscape mean
+        random_rate = {seed: float(truth.mean()) for seed in range(args.seeds)}
     ceiling_rate = {r.seed: r.values["count"] / budget for r in runs["ceiling (worst cell)"]}
     for group in runs.values():
         for run in group:
@@ -180,7 +255,8 @@ def main() -> None:
 
     what = ("Embedded default (digits CNN, 125 actions)" if config.name == "digits"
             else f"{config.name} ({config.task} audit, {task.space.num_actions} actions, {task.num_samples} held-out samples)")
-    prefix = "table1" if config.name == "digits" else f"table1_{config.name}"
+    if args.recorded:
+        what += f", replayed from the recording {Path(args.recorded).name}"
     write_outputs(runs, Path(args.out), budget, args.seeds, stats_, what, prefix)
 
 
@@ -193,7 +269,7 @@ def write_outputs(runs: dict[str, list[Run]], out: Path, budget: int, seeds: int
             return "—"
         return f"{mean:.{digits}f} ± {half:.{digits}f}" if np.isfinite(half) else f"{mean:.{digits}f}"
 
-    digits = {"count": 0, "entropy": 2, "recall@10": 2, "spearman": 2, "W1": 2, "gain": 2, "seconds": 1}
+    digits = {"count": 0, "distinct": 0, "entropy": 2, "recall@10": 2, "own@10": 2, "spearman": 2, "W1": 2, "gain": 2, "seconds": 1}
     lines = [
         f"{what}, {budget} queries per run, mean ± 95% CI over {seeds} seeds.",
         f"Ground truth: mean failure rate {truth_stats['mean_failure_rate']:.3f}, worst cell {truth_stats['worst_failure_rate']:.3f}.",
@@ -224,22 +300,39 @@ def write_outputs(runs: dict[str, list[Run]], out: Path, budget: int, seeds: int
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 5))
+    def band(ax, x, ys: np.ndarray, label: str, style: str) -> None:
+        mean = ys.mean(0)
+        half = stats.t.ppf(0.975, ys.shape[0] - 1) * ys.std(0, ddof=1) / np.sqrt(ys.shape[0]) if ys.shape[0] > 1 else 0
+        ax.plot(x, mean, style, label=label)
+        ax.fill_between(x, mean - half, mean + half, alpha=0.2)
+
+    fig, ax = plt.subplots(figsize=(9, 5.5))
     for name, group in runs.items():
         curves = np.stack([r.curve for r in group]).astype(np.float64)
-        queries = np.arange(1, curves.shape[1] + 1) * (budget // curves.shape[1])
-        mean = curves.mean(0)
-        half = stats.t.ppf(0.975, max(len(group) - 1, 1)) * curves.std(0, ddof=1) / np.sqrt(len(group)) if len(group) > 1 else 0
-        style = "--" if name.startswith("ceiling") else "-"
-        ax.plot(queries, mean, style, label=name)
-        ax.fill_between(queries, mean - half, mean + half, alpha=0.2)
+        band(ax, np.arange(1, curves.shape[1] + 1) * (budget // curves.shape[1]), curves, name, "--" if name.startswith("ceiling") else "-")
     ax.set_xlabel("audited-model queries")
     ax.set_ylabel("failures found")
     ax.set_title("Failures found vs queries (mean, 95% band)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(out / f"{prefix}.png", dpi=120)
-    print(f"\nwrote {out / (prefix + '.md')}, {prefix}.csv, {prefix}_runs.csv, {prefix}.png")
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    for name, group in runs.items():
+        if not group[0].recall_curve:
+            continue
+        x = np.asarray([q for q, _ in group[0].recall_curve])
+        band(ax, x, np.asarray([[r for _, r in run.recall_curve] for run in group]), name, "-")
+    ax.set_xlabel("audited-model queries")
+    ax.set_ylabel("recall@10 of the report's top 10")
+    ax.set_ylim(0, 1.02)
+    ax.set_title("Recall@10 of the report's modes vs queries (mean, 95% band)")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(out / f"{prefix}_recall.png", dpi=120)
+    plt.close(fig)
+    print(f"\nwrote {out / (prefix + '.md')}, {prefix}.csv, {prefix}_runs.csv, {prefix}.png, {prefix}_recall.png")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The ``fadejax`` command line.
 
     fadejax discover --config configs/digits.yaml [--out DIR] [--resume] [--set field.path=value ...]
-    fadejax landscape --config configs/digits.yaml [--out DIR]
+    fadejax landscape --config configs/digits.yaml [--out DIR] [--record [PATH]]
     fadejax summarize RUN_DIR [--axes a,b,c] [--top 10] [--choose MODE ...]
     fadejax restructure RUN_DIR (--modes MODE ... | --modes-file modes.json | --top N)
 
@@ -57,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     landscape.add_argument("--config", required=True, help="experiment YAML file (its data, model and space are used)")
     landscape.add_argument("--out", help="directory to save ground_truth.json in (default: runs/<config name>)")
     landscape.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE")
+    landscape.add_argument("--record", nargs="?", const="", metavar="PATH",
+                           help="also keep every (sample, cell) answer as a recording for model-free replays "
+                                "(default PATH: OUT/recording.npz; see fadejax.recording)")
     landscape.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -93,16 +96,27 @@ def _discover(args: argparse.Namespace) -> int:
 
 def _landscape(args: argparse.Namespace) -> int:
     from fadejax.config import load_config
-    from fadejax.ground_truth import load_or_compute
+    from fadejax.ground_truth import check_landscape_dir, landscape_key, load_or_compute, save_ground_truth
+    from fadejax.recording import record
     from fadejax.spaces import format_value
     from fadejax.task import build_task
 
     config = load_config(args.config, args.overrides)
     out = Path(args.out) if args.out else Path("runs") / config.name
-    _, stats, reused = load_or_compute(config, out, lambda: build_task(config, progress=not args.quiet), progress=not args.quiet)
+    if args.record is not None:
+        check_landscape_dir(config, out)  # refuses a directory holding another audit's run
+        task = build_task(config, progress=not args.quiet)
+        recording = record(task, landscape_key(config), config.name, progress=not args.quiet)
+        path = recording.save(Path(args.record) if args.record else out / "recording.npz")
+        stats, reused = save_ground_truth(config, out, recording.failure_rates(), task), False
+        print(f"recording: {path} ({path.stat().st_size / 1e3:.0f} kB, {task.num_samples} samples x {task.space.num_actions} cells)")
+    else:
+        _, stats, reused = load_or_compute(config, out, lambda: build_task(config, progress=not args.quiet), progress=not args.quiet)
     worst = ", ".join(f"{k}={format_value(v)}" for k, v in stats["worst_concepts"].items())
+    clean = stats.get("clean_accuracy")
     print(f"ground truth ({'reused' if reused else 'computed'}): {out / 'ground_truth.json'}")
-    print(f"  {stats['num_actions']} actions x {stats['held_out_samples']} held-out samples; clean accuracy {stats['clean_accuracy']:.1%}")
+    print(f"  {stats['num_actions']} actions x {stats['held_out_samples']} held-out samples"
+          + (f"; clean accuracy {clean:.1%}" if isinstance(clean, (int, float)) else ""))
     print(f"  mean failure rate {stats['mean_failure_rate']:.1%}; worst cell {stats['worst_cell']} ({worst}) {stats['worst_failure_rate']:.1%}; "
           f"cells above 50%: {stats['share_of_cells_above_50pct']:.1%}")
     return 0

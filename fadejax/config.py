@@ -19,6 +19,12 @@ from fadejax.searchers import SearcherConfig
 from fadejax.spaces import Axis, ConceptSpace, MicroSpace
 
 
+#: The searcher a config gets when it names none, by mode. Chosen by the Table 1 sweeps on
+#: three audits (benchmarks/RESULTS.md): posterior sampling in macroscopic mode; the
+#: microscopic walk needs a Q-learner, the DQN with the ``engine`` preset.
+DEFAULT_SEARCHER: dict[str, str] = {"macro": "posterior", "micro": "dqn"}
+
+
 class ConfigError(ValueError):
     """A config file is missing, unreadable or names a wrong field or value."""
 
@@ -335,7 +341,7 @@ class ExperimentConfig(_Strict):
     observation: ObservationConfig = pydantic.Field(default_factory=ObservationConfig)
     reward: RewardConfig = pydantic.Field(default_factory=RewardConfig)
     micro: MicroConfig = pydantic.Field(default_factory=MicroConfig)
-    searcher: dict[str, Any] = pydantic.Field(default_factory=lambda: {"kind": "dqn"})
+    searcher: dict[str, Any] = pydantic.Field(default_factory=lambda: {"kind": DEFAULT_SEARCHER["macro"]})
     run: RunConfig = pydantic.Field(default_factory=RunConfig)
     text: TextConfig = pydantic.Field(default_factory=TextConfig)
     prompt: PromptConfig | None = None
@@ -346,6 +352,10 @@ class ExperimentConfig(_Strict):
         if isinstance(data, dict) and data.get("task") in ("text", "prompt") and "space" not in data:
             axes = _default_text_axes() if data["task"] == "text" else _default_prompt_axes()
             data = {**data, "space": {"axes": axes}}
+        if isinstance(data, dict):  # a searcher section that names no kind gets the default for the mode
+            searcher = data.get("searcher") or {}
+            if isinstance(searcher, dict) and "kind" not in searcher:
+                data = {**data, "searcher": {**searcher, "kind": DEFAULT_SEARCHER[data.get("mode", "macro") if data.get("mode") in DEFAULT_SEARCHER else "macro"]}}
         return data
 
     @pydantic.model_validator(mode="after")
@@ -381,7 +391,7 @@ class ExperimentConfig(_Strict):
     @pydantic.field_validator("searcher")
     @classmethod
     def _known_searcher(cls, value: dict[str, Any]) -> dict[str, Any]:
-        kind = value.get("kind", "dqn")
+        kind = value.get("kind", DEFAULT_SEARCHER["macro"])
         if kind not in SEARCHERS:
             raise ValueError(f"unknown searcher kind '{kind}'; registered: {sorted(SEARCHERS)}")
         config_cls, _ = SEARCHERS[kind]

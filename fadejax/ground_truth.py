@@ -120,13 +120,8 @@ def landscape_key(config) -> str:
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def load_or_compute(config, run_dir: Path, task_factory, progress: bool = True) -> tuple[np.ndarray, dict, bool]:
-    """The landscape of ``config`` from ``run_dir/ground_truth.json`` if it is there for the
-    same data, model and space; else computed (``task_factory()`` builds the task) and saved.
-
-    Returns ``(rates (num_actions,), statistics, reused)``.
-    """
-    path = Path(run_dir) / GROUND_TRUTH_FILE
+def check_landscape_dir(config, run_dir: Path) -> str:
+    """The config's landscape key; :class:`RunDirError` if ``run_dir`` holds a run of other data, model or space."""
     key = landscape_key(config)
     run_config = Path(run_dir) / CONFIG_FILE
     if run_config.is_file():
@@ -137,17 +132,34 @@ def load_or_compute(config, run_dir: Path, task_factory, progress: bool = True) 
                 f"'{run_dir}' holds a run with different data, model or concept space; "
                 "choose another --out for this landscape"
             )
+    return key
+
+
+def load_or_compute(config, run_dir: Path, task_factory, progress: bool = True) -> tuple[np.ndarray, dict, bool]:
+    """The landscape of ``config`` from ``run_dir/ground_truth.json`` if it is there for the
+    same data, model and space; else computed (``task_factory()`` builds the task) and saved.
+
+    Returns ``(rates (num_actions,), statistics, reused)``.
+    """
+    path = Path(run_dir) / GROUND_TRUTH_FILE
+    key = check_landscape_dir(config, run_dir)
     if path.is_file():
         stored = json.loads(path.read_text())
         if stored.get("key") == key:
             return np.asarray(stored["failure_rates"]), stored["statistics"], True
     task = task_factory()
     rates = failure_landscape(task, progress=progress)
+    return rates, save_ground_truth(config, run_dir, rates, task), False
+
+
+def save_ground_truth(config, run_dir: Path, rates: np.ndarray, task: AuditTask) -> dict:
+    """Write ``run_dir/ground_truth.json`` for ``rates`` ``(num_actions,)``; returns its statistics."""
     stats = landscape_statistics(rates, task.space)
     stats["clean_accuracy"] = task.info.get("clean_accuracy")
     stats["held_out_samples"] = task.num_samples
+    path = Path(run_dir) / GROUND_TRUTH_FILE
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"key": key, "statistics": stats, "failure_rates": rates.tolist()}))
+    tmp.write_text(json.dumps({"key": landscape_key(config), "statistics": stats, "failure_rates": rates.tolist()}))
     tmp.replace(path)
-    return rates, stats, False
+    return stats

@@ -187,9 +187,11 @@ def _mode_rows(modes: list[dict[str, Any]], offset: int) -> str:
         observed = "—" if m["failure_rate"] is None else f"{m['failure_rate']:.1%}"
         score = "—" if m.get("mean_score") is None else f"{m['mean_score']:.3f}"
         true_rate = "—" if m["true_rate"] is None else f"{m['true_rate']:.1%}"
+        estimate = ("—" if m.get("estimate") is None
+                    else f"{m['estimate']:.1%} <span class='interval'>[{m['interval'][0]:.1%}, {m['interval'][1]:.1%}]</span>")
         rows.append(
             f"<tr><td><input type='checkbox' class='mode' data-index='{offset + i}' aria-label='fade mode {m['cell']}'></td>"
-            f"<td>{m['rank']}</td><td>{m['cell']}</td><td>{html.escape(concepts)}</td><td>{observed}</td>"
+            f"<td>{m['rank']}</td><td>{m['cell']}</td><td>{html.escape(concepts)}</td><td>{estimate}</td><td>{observed}</td>"
             f"<td>{m['visits']}</td><td>{score}</td><td>{true_rate}</td><td>{html.escape(m['minimal']['text'])}</td></tr>"
         )
     return "".join(rows)
@@ -214,7 +216,7 @@ def render(summary: RunSummaryData, plotly_js: str) -> str:
         bias = (f"<h2>Bias measure</h2><p>Zero-shot CLIP attribute of every image; {html.escape(a['measure'])} ratio over all "
                 f"images: {ratio} ({html.escape(', '.join(f'{k} {n}' for k, n in sorted(a['counts'].items())))}).</p>"
                 f"<table id='bias'><thead><tr><th>cell</th><th>images by attribute</th><th>ratio</th></tr></thead><tbody>{rows}</tbody></table>")
-    header = ("<thead><tr><th>fade</th><th>#</th><th>cell</th><th>concepts</th><th>observed rate</th><th>visits</th>"
+    header = ("<thead><tr><th>fade</th><th>#</th><th>cell</th><th>concepts</th><th title='failure rate on the whole held-out set estimated from the records (shrinkage model), 95% interval'>estimated rate [95%]</th><th>observed rate</th><th>visits</th>"
               "<th>mean Q</th><th>true rate</th><th>minimal description</th></tr></thead>")
     observed_rows = _mode_rows(data["modes"], 0)
     policy_rows = _mode_rows(data["policy_modes"], len(data["modes"]))
@@ -238,7 +240,7 @@ Click a point to see the failures behind it.{sliced}</p>
 <h2>Failure modes</h2>
 <p class="muted">"True rate": the cell re-evaluated on every held-out sample. "Minimal description": axes whose
 reset to a neutral value does not lower the true failure rate by the margin are not needed (after PRIME).</p>
-<h3>By observed failure rate (records)</h3>
+<h3>By estimated failure rate (every recorded query, shrinkage model; 95% interval)</h3>
 <table id="modes">{header}<tbody>{observed_rows}</tbody></table>{policy_table}
 <p><button id="export-button">Export marked modes (modes.json)</button></p>
 {bias}

@@ -4,7 +4,7 @@
 searcher's latest state, and assembles: the empirical landscape (records), the policy
 landscape (eq. 10 over the held-out observations), the ground truth when
 ``ground_truth.json`` exists — each reduced to a view of at most three axes — the failure
-modes ranked by observed rate and by the policy's Q-values, each re-evaluated on every
+modes ranked by the records' shrinkage estimate (with 95% intervals) and by the policy's Q-values, each re-evaluated on every
 held-out sample with its minimal description (after PRIME), the barycenters by radius
 (eq. 11) and sample failures per cell. Nothing here allocates per cell of the product
 space, so it works on 10^6-action spaces. The report and figures (``fadejax.report``,
@@ -30,7 +30,8 @@ from fadejax.barycenters import barycenter
 from fadejax.config import ConfigError, ExperimentConfig, parse_config
 from fadejax.ground_truth import GROUND_TRUTH_FILE, failure_rates, landscape_key
 from fadejax.landscapes import check_view, dense_view_mean, grouped_sum, pooled_cells, view_shape
-from fadejax.records import RECORDS_FILE, rank_cells, read_records, sparse_counts
+from fadejax.estimates import cell_estimates
+from fadejax.records import RECORDS_FILE, read_records, sparse_counts
 from fadejax.spaces import format_value
 from fadejax.rundir import CONFIG_FILE, read_status
 from fadejax.task import AuditTask, build_task
@@ -63,7 +64,7 @@ class RunSummaryData:
     view_policy_mean: np.ndarray | None  # (*view) mean over held-out states of P(view point | s), eq. 10
     view_policy_confidence: np.ndarray | None  # (*view) 1 / std of the same
     view_truth: np.ndarray | None  # (*view) true failure rate averaged over pooled cells
-    modes: list[dict[str, Any]]  # ranked by observed failure rate (records)
+    modes: list[dict[str, Any]]  # ranked by the shrinkage estimate from the records (fadejax.estimates)
     policy_modes: list[dict[str, Any]]  # ranked by the policy's mean score (Q-values), re-evaluated
     barycenters: dict[int, list[float]]  # radius -> coordinates on the view's grid (fractional indices)
     examples: dict[int, list[dict[str, Any]]]  # cell -> failures with images
@@ -96,13 +97,15 @@ def read_run_config(run_dir: Path) -> ExperimentConfig:
         raise SummarizeError(f"'{path}' is corrupt: {exc}") from None
 
 
-def _read_records(run_dir: Path, num_actions: int, per_cell: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, list[dict]], int, np.ndarray]:
+def _read_records(run_dir: Path, num_actions: int, per_cell: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, list[dict]], int, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Sparse per-cell statistics ``(visited cells, visits, failures)``, up to ``per_cell``
-    failure records per cell, the number of queries, and every failure's cell."""
+    failure records per cell, the number of queries, every failure's cell, and every
+    query's ``(sample, cell, failed)`` (for the shrinkage estimate)."""
     path = run_dir / RECORDS_FILE
     if not path.is_file():
         raise SummarizeError(f"'{run_dir}' has no {RECORDS_FILE}: the run never made a query")
     all_cells: list[int] = []
+    all_samples: list[int] = []
     all_failed: list[bool] = []
     examples: dict[int, list[dict]] = {}
     with open(path, "rb") as f:
@@ -112,12 +115,14 @@ def _read_records(run_dir: Path, num_actions: int, per_cell: int) -> tuple[np.nd
             try:
                 record = json.loads(line)
                 cell = int(record["cell"])
+                sample = int(record["sample"])
                 failed = bool(record["failed"])
             except (ValueError, KeyError, TypeError):
                 raise SummarizeError(f"'{path}' line {number} is corrupt: {line[:80]!r}") from None
             if not 0 <= cell < num_actions:
                 raise SummarizeError(f"'{path}' line {number} names cell {cell}, outside this run's {num_actions} cells")
             all_cells.append(cell)
+            all_samples.append(sample)
             all_failed.append(failed)
             if failed:
                 bucket = examples.setdefault(cell, [])
@@ -128,7 +133,7 @@ def _read_records(run_dir: Path, num_actions: int, per_cell: int) -> tuple[np.nd
     cells_arr = np.asarray(all_cells, np.int64)
     failed_arr = np.asarray(all_failed, bool)
     cells, visits, failures = sparse_counts(cells_arr, failed_arr)
-    return cells, visits, failures, examples, int(cells_arr.size), cells_arr[failed_arr]
+    return cells, visits, failures, examples, int(cells_arr.size), cells_arr[failed_arr], (np.asarray(all_samples, np.int64), cells_arr, failed_arr)
 
 
 def _png(image: np.ndarray, scale: int = 2) -> str:
@@ -216,7 +221,7 @@ def load_summary(run_dir: str | Path, *, keep: list[int] | None = None, fixed: d
     except ValueError as exc:
         raise SummarizeError(str(exc)) from None
     status = read_status(run_dir)
-    cells, cell_visits, cell_failures, examples, queries, failed_cells = _read_records(run_dir, space.num_actions, per_cell)
+    cells, cell_visits, cell_failures, examples, queries, failed_cells, queried = _read_records(run_dir, space.num_actions, per_cell)
     notes: list[str] = []
     partial = status.get("status") != "complete"
     if partial:
@@ -278,12 +283,22 @@ def load_summary(run_dir: str | Path, *, keep: list[int] | None = None, fixed: d
         visits, fails = (int(cell_visits[where]), int(cell_failures[where])) if seen else (0, 0)
         minimal = (minimal_description(int(cell), rate_of, config, neutral, margin) if reevaluate
                    else {"rate": None, "checks": [], "needed": [], "text": "— (not re-evaluated)"})
+        j = where_estimated.get(int(cell))
         return {
             "rank": rank, "cell": int(cell), "concepts": space.describe(int(cell)),
             "failure_rate": fails / visits if visits else None, "visits": visits, "failures": fails, "minimal": minimal,
+            "estimate": None if j is None else float(estimates.rate[j]),
+            "interval": None if j is None else [float(estimates.lower[j]), float(estimates.upper[j])],
         }
 
-    ranked = cells[rank_cells(cell_visits, cell_failures, top)]
+    # Modes are ranked by the shrinkage estimate (fadejax.estimates), not by raw observed
+    # rates: a searcher that concentrates leaves cells with few visits, and one that picks
+    # hard samples inflates the rates of the cells it tried on them.
+    if not 0 <= int(queried[0].min()) <= int(queried[0].max()) < task.num_samples:
+        raise SummarizeError(f"the records name samples outside the audit's {task.num_samples} held-out samples")
+    estimates = cell_estimates(*queried, task.num_samples, space.sizes)
+    where_estimated = {int(c): i for i, c in enumerate(estimates.cells)}
+    ranked = estimates.cells[estimates.ranked(top)]
     modes = [describe_mode(rank, int(c)) for rank, c in enumerate(ranked, 1)]
     policy_modes = []
     if searcher is not None:

@@ -30,7 +30,7 @@ def existing_run(tmp_path_factory):
     """A finished run whose files must never change under bad input."""
     root = tmp_path_factory.mktemp("existing")
     config = root / "ok.yaml"
-    config.write_text(yaml.safe_dump({"name": "ok", "searcher": {"hidden_sizes": [16], "batch_size": 8, "min_replay": 8}, "run": TINY_RUN}))
+    config.write_text(yaml.safe_dump({"name": "ok", "searcher": {"kind": "dqn", "hidden_sizes": [16], "batch_size": 8, "min_replay": 8}, "run": TINY_RUN}))
     assert main(["discover", "--config", str(config), "--out", str(root / "run"), "--quiet"]) == 0
     return root / "run", config
 

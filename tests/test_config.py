@@ -29,7 +29,7 @@ def test_the_shipped_config_loads_and_resolves_every_field():
         ({"space": {"axes": [{"name": "blur", "values": [1, 2]}, {"name": "blur", "values": [1, 3]}]}}, "repeated: ['blur']"),
         ({"searcher": {"kind": "ppo"}}, "unknown searcher kind 'ppo'; registered: ['bayes', 'dqn', 'greedy', 'random', 'threshold']"),
         ({"searcher": {"kind": "dqn", "learning_rte": 0.1}}, "learning_rte"),
-        ({"searcher": {"learning_rate": -1}}, "learning_rate"),
+        ({"searcher": {"kind": "dqn", "learning_rate": -1}}, "learning_rate"),
         ({"run": {"num_envs": 0}}, "run.num_envs: Input should be greater than 0"),
         ({"mode": "micro", "micro": {"start": [0, 0, 9]}}, "micro start index 9 for axis 'blur' is outside 0..4"),
         ({"data": {"source": "npz"}}, "needs data.path"),

@@ -64,7 +64,7 @@ def test_landscape_command_writes_into_a_directory_discovery_can_then_use(tmp_pa
     config.write_text(yaml.safe_dump({
         "name": "tiny",
         "space": {"axes": [{"name": "rotation", "values": [0, 45]}, {"name": "darkness", "values": [0.0, 0.8]}]},
-        "searcher": {"hidden_sizes": [16], "batch_size": 8, "min_replay": 8},
+        "searcher": {"kind": "dqn", "hidden_sizes": [16], "batch_size": 8, "min_replay": 8},
         "run": {"iterations": 2, "num_envs": 8},
     }))
     out = tmp_path / "run"

@@ -26,7 +26,7 @@ CHILD = textwrap.dedent(
     out = {}
     for devices in (1, 2):
         config = parse_config({
-            "searcher": {"hidden_sizes": [64], "batch_size": 64, "min_replay": 64, "replay_capacity": 1024},
+            "searcher": {"kind": "dqn", "hidden_sizes": [64], "batch_size": 64, "min_replay": 64, "replay_capacity": 1024},
             "run": {"iterations": 8, "num_envs": 64, "devices": devices, "seed": 3},
         })
         task = build_task(config, progress=False)

@@ -30,7 +30,7 @@ def _config(models, **prompt):
     return parse_config({
         "name": "prompt-test", "task": "prompt",
         "prompt": {"pipeline": pipeline, "clip": clip, "steps": 2, "height": 16, "width": 16, "batch_size": 4, **prompt},
-        "searcher": {"hidden_sizes": [16], "batch_size": 8, "min_replay": 8},
+        "searcher": {"kind": "dqn", "hidden_sizes": [16], "batch_size": 8, "min_replay": 8},
         "run": {"iterations": 3, "num_envs": 4, "checkpoint_every": 1},
     })
 

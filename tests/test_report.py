@@ -12,7 +12,7 @@ from fadejax.run import discover
 from fadejax.summarize import SummarizeError, load_summary, parse_mode
 
 # The first 180 of the 540 held-out digits: summaries re-evaluate modes on them, 3x faster.
-CONFIG = {"data": {"limit": 180}, "searcher": {"hidden_sizes": [64], "batch_size": 64, "min_replay": 64}, "run": {"iterations": 12, "num_envs": 64, "checkpoint_every": 4}}
+CONFIG = {"data": {"limit": 180}, "searcher": {"kind": "dqn", "hidden_sizes": [64], "batch_size": 64, "min_replay": 64}, "run": {"iterations": 12, "num_envs": 64, "checkpoint_every": 4}}
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from fadejax.run import discover
 
 # A 2 x 2 x 2 corner of the default space keeps the two exhaustive landscapes cheap.
 AXES = [{"name": "rotation", "values": [-20, 0]}, {"name": "darkness", "values": [0.0, 0.7]}, {"name": "blur", "values": [0.0, 3.0]}]
-CONFIG = {"space": {"axes": AXES}, "searcher": {"hidden_sizes": [64], "batch_size": 64, "min_replay": 64}, "run": {"iterations": 6, "num_envs": 64}}
+CONFIG = {"space": {"axes": AXES}, "searcher": {"kind": "dqn", "hidden_sizes": [64], "batch_size": 64, "min_replay": 64}, "run": {"iterations": 6, "num_envs": 64}}
 MODE = 3  # rotation -20, darkness 0.7, blur 3: the embedded model's worst cell
 
 

@@ -19,7 +19,7 @@ from fadejax.run import discover
 ITERATIONS = 80  # long enough that the kill -9 test reliably catches the run mid-way
 SMALL = {
     "name": "small",
-    "searcher": {"hidden_sizes": [32], "batch_size": 64, "min_replay": 64, "replay_capacity": 4096},
+    "searcher": {"kind": "dqn", "hidden_sizes": [32], "batch_size": 64, "min_replay": 64, "replay_capacity": 4096},
     "run": {"iterations": ITERATIONS, "num_envs": 32, "checkpoint_every": 4, "seed": 3},
 }
 

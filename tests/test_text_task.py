@@ -42,7 +42,7 @@ class LeadOracle:
 def _config(**text):
     return parse_config({
         "name": "text-test", "task": "text", "text": {"held_out": 24, "epsilon": 0.05, **text},
-        "searcher": {"hidden_sizes": [32], "batch_size": 32, "min_replay": 32},
+        "searcher": {"kind": "dqn", "hidden_sizes": [32], "batch_size": 32, "min_replay": 32},
         "run": {"iterations": 4, "num_envs": 16, "checkpoint_every": 2},
     })
 
@@ -106,7 +106,7 @@ def test_microscopic_text_discovery_uses_eq_7(tmp_path):
     config = parse_config({
         "task": "text", "mode": "micro", "text": {"held_out": 12}, "micro": {"max_steps": 3},
         "space": {"axes": [{"name": "delete_word", "values": [0, 1, 2, 3]}, {"name": "remove_punctuation", "values": [0, 1]}]},
-        "searcher": {"hidden_sizes": [16], "batch_size": 16, "min_replay": 16}, "run": {"iterations": 3, "num_envs": 8},
+        "searcher": {"kind": "dqn", "hidden_sizes": [16], "batch_size": 16, "min_replay": 16}, "run": {"iterations": 3, "num_envs": 8},
     })
     discover(config, tmp_path / "micro", oracle=LeadOracle(), progress=False)
     records = [json.loads(line) for line in open(tmp_path / "micro" / "records.jsonl")]

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from fadejax.searchers.base import Searcher, SearcherConfig, Transition
 from fadejax.searchers.bayes import BayesConfig, BayesOpt
+from fadejax.searchers.bootstrapped import BootstrappedConfig, BootstrappedDQN
 from fadejax.searchers.cem import CEMConfig, CrossEntropy
 from fadejax.searchers.dqn import DQN, DQNConfig
 from fadejax.searchers.greedy import EpsilonGreedy, GreedyConfig
+from fadejax.searchers.posterior import PosteriorConfig, PosteriorSampling
 from fadejax.searchers.policy_gradient import Reinforce, ReinforceConfig
 from fadejax.searchers.random_search import RandomConfig, RandomSearch
 from fadejax.searchers.threshold import Threshold, ThresholdConfig
@@ -18,6 +20,8 @@ from fadejax.searchers.thompson import BayesUCB, ThompsonConfig, ThompsonSamplin
 
 REGISTRY: dict[str, tuple[type[SearcherConfig], type[Searcher]]] = {
     "dqn": (DQNConfig, DQN),
+    "bootstrapped": (BootstrappedConfig, BootstrappedDQN),
+    "posterior": (PosteriorConfig, PosteriorSampling),
     "random": (RandomConfig, RandomSearch),
     "greedy": (GreedyConfig, EpsilonGreedy),
     "threshold": (ThresholdConfig, Threshold),
