@@ -2,7 +2,7 @@
 exhaustive ground truth, live or on a recording.
 
     .venv/bin/python benchmarks/table1.py [--config configs/digits.yaml] [--recorded REC.npz] [--iterations 50]
-        [--num-envs 256] [--seeds 5] [--searchers NAME,NAME] [--micro] [--out benchmarks/results]
+        [--num-envs 256] [--seeds 5] [--searchers NAME,NAME] [--micro] [--set FIELD=VALUE] [--out benchmarks/results]
 
 One query = one audited-model evaluation of one perturbed sample; every searcher gets
 ``iterations x num_envs`` of them through the same loop, oracle and reward. With
@@ -179,7 +179,7 @@ def mean_ci(values: list[float]) -> tuple[float, float]:
 
 def build(args) -> tuple[object, object, np.ndarray, dict, str]:
     """``(config, task, truth, truth statistics, output prefix)``, live or recorded."""
-    config = load_config(args.config, [f"run.num_envs={args.num_envs}", f"run.iterations={args.iterations}"])
+    config = load_config(args.config, [*args.overrides, f"run.num_envs={args.num_envs}", f"run.iterations={args.iterations}"])
     prefix = "table1" if config.name == "digits" else f"table1_{config.name}"
     if args.recorded:
         recording = load_recording(args.recorded, expect_key=landscape_key(config))
@@ -203,6 +203,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--searchers", help="comma-separated names from the table (default: all)")
     parser.add_argument("--micro", action="store_true", help="add microscopic-mode rows")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override a config field, as for fadejax discover (e.g. micro.max_steps=12)")
     parser.add_argument("--curve-points", type=int, default=10, help="points on the recall@10-vs-queries curve")
     parser.add_argument("--truth-dir", help="where ground_truth.json is kept (computed once; default runs/<config name>)")
     parser.add_argument("--out", default="benchmarks/results")

@@ -156,7 +156,10 @@ class Discovery:
         if self.mode == "macro":
             sample = self.searcher.select_samples(state.searcher, k_select, self.num_envs)
             obs = self.observe(sample, state.cell)
-            action = self.searcher.act(state.searcher, obs, k_act)
+            if self.searcher.acts_on_samples:  # it also wants to know which rows it acts on
+                action = self.searcher.act(state.searcher, obs, k_act, sample=sample)
+            else:
+                action = self.searcher.act(state.searcher, obs, k_act)
             cell = self.task.space.cell_of(action)
         else:
             sample = state.sample

@@ -64,6 +64,9 @@ class Searcher:
 
     #: False for searchers defined only over macroscopic cells (the baselines).
     supports_micro: bool = True
+    #: True for searchers whose ``act`` also takes ``sample=`` ``(B,)``, the dataset rows of
+    #: the observations (macroscopic mode), e.g. to avoid re-asking a known (sample, cell) pair.
+    acts_on_samples: bool = False
 
     def __init__(self, config: SearcherConfig, *, num_actions: int, obs_dim: int, num_samples: int, total_iterations: int, num_envs: int, sizes: tuple[int, ...] = ()):
         self.config = config

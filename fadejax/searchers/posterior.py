@@ -57,12 +57,14 @@ class PosteriorConfig(SearcherConfig):
     cell_prior_std: pydantic.PositiveFloat = 1.0
     bias_prior_std: pydantic.PositiveFloat = 3.0
     sweeps: pydantic.PositiveInt = 2
-    identify_fraction: float = pydantic.Field(0.25, ge=0.0, le=1.0)
+    identify_fraction: float = pydantic.Field(0.35, ge=0.0, le=1.0)
     top_k: pydantic.PositiveInt = 10
     sample_candidates: pydantic.PositiveInt = 8
     posterior_scale: pydantic.PositiveFloat = 1.0
     capacity: pydantic.PositiveInt | None = None
     max_cell_effects: pydantic.PositiveInt = 65_536
+    max_pairs_tracked: pydantic.PositiveInt = 1 << 26
+    fresh_pairs: bool = False
 
 
 @flax.struct.dataclass
@@ -77,6 +79,7 @@ class PosteriorState:
     hist_sample: jax.Array  # (C,) int32
     hist_action: jax.Array  # (C,) int32
     hist_failed: jax.Array  # (C,) float32 in {0, 1}
+    asked: jax.Array  # (N, A) bool, pairs asked so far ((1, 1) when too large to keep)
     seen: jax.Array  # () int32 queries kept so far (saturates at no bound; index = seen % C)
 
 
@@ -90,12 +93,14 @@ class PosteriorSampling(Searcher):
     """Thompson sampling with a Laplace posterior over sample, axis and cell effects."""
 
     supports_micro = False
+    acts_on_samples = True
     config: PosteriorConfig
 
     def __init__(self, config: PosteriorConfig, **kwargs):
         super().__init__(config, **kwargs)
         self.dense = self.num_actions <= config.max_cell_effects  # (B, A) arrays are affordable
         self.cell_effects = self.dense and len(self.sizes) > 1  # one axis: v_a would repeat w
+        self.track_pairs = self.dense and self.num_samples * self.num_actions <= config.max_pairs_tracked
         self.capacity = config.capacity or max(self.total_iterations * self.num_envs, self.num_envs)
         self._offsets = np.concatenate([[0], np.cumsum(self.sizes)]).astype(np.int32)
         self._strides = jnp.asarray([math.prod(self.sizes[i + 1 :]) for i in range(len(self.sizes))], jnp.int32)
@@ -114,6 +119,7 @@ class PosteriorSampling(Searcher):
             prec_v=jnp.full(n_v, c.cell_prior_std**-2, jnp.float32),
             hist_sample=jnp.zeros(self.capacity, jnp.int32), hist_action=jnp.zeros(self.capacity, jnp.int32),
             hist_failed=jnp.zeros(self.capacity, jnp.float32), seen=jnp.int32(0),
+            asked=jnp.zeros((self.num_samples, self.num_actions) if self.track_pairs else (1, 1), bool),
         )
 
     # -- the model ------------------------------------------------------------------------
@@ -188,6 +194,8 @@ class PosteriorSampling(Searcher):
             hist_failed=state.hist_failed.at[slots].set(transition.failed.astype(jnp.float32)),
             seen=jnp.minimum(state.seen + b, jnp.int32(2**30)),
         )
+        if self.track_pairs:
+            state = state.replace(asked=state.asked.at[transition.sample, transition.action].set(True))
         state = self._fit(state)
         scale = jnp.sqrt(1.0 / state.prec_w)
         return state, {"mean_axis_std": jnp.mean(scale), "bias": state.bias}
@@ -198,19 +206,29 @@ class PosteriorSampling(Searcher):
 
     def select_samples(self, state: PosteriorState, key: jax.Array, batch: int) -> jax.Array:
         """Find environments: the likeliest-to-fail of ``sample_candidates`` uniform draws under
-        each environment's own posterior sample of ``u``; identify environments: uniform."""
+        each environment's own posterior sample of ``u``. Identify environments: a sample not
+        yet asked under the environment's identify cell (uniform among those)."""
         c = self.config
-        k_cand, k_noise = jax.random.split(key)
+        k_cand, k_noise, k_fresh = jax.random.split(key, 3)
         cand = jax.random.randint(k_cand, (batch, c.sample_candidates), 0, self.num_samples, dtype=jnp.int32)
         draw = state.u[cand] + c.posterior_scale * jax.random.normal(k_noise, cand.shape) / jnp.sqrt(state.prec_u[cand])
         chosen = jnp.take_along_axis(cand, jnp.argmax(draw, axis=-1)[:, None], axis=-1)[:, 0]
-        return jnp.where(jnp.arange(batch) < self._num_identify(batch), cand[:, 0], chosen)
+        n_id = self._num_identify(batch)
+        if n_id == 0:
+            return chosen
+        uniform = cand[:, 0]
+        if self.track_pairs:
+            cells = jnp.zeros(batch, jnp.int32).at[:n_id].set(self._identify_cells(state, n_id))
+            fresh = ~state.asked[:, cells].T  # (B, N): samples not yet asked under each env's cell
+            pick = jnp.argmax(jnp.where(fresh, jax.random.uniform(k_fresh, fresh.shape), -1.0), axis=-1).astype(jnp.int32)
+            uniform = jnp.where(jnp.any(fresh, axis=-1), pick, uniform)
+        return jnp.where(jnp.arange(batch) < n_id, uniform, chosen)
 
     def _draw_w(self, state: PosteriorState, key: jax.Array, batch: int) -> jax.Array:
         noise = jax.random.normal(key, (batch,) + state.w.shape)
         return state.w + self.config.posterior_scale * noise / jnp.sqrt(state.prec_w)
 
-    def act(self, state: PosteriorState, obs: jax.Array, key: jax.Array) -> jax.Array:
+    def act(self, state: PosteriorState, obs: jax.Array, key: jax.Array, sample: jax.Array | None = None) -> jax.Array:
         batch = obs.shape[0]
         k_w, k_v, k_pick = jax.random.split(key, 3)
         w_draw = self._draw_w(state, k_w, batch)
@@ -219,23 +237,39 @@ class PosteriorSampling(Searcher):
             return jnp.sum(jnp.stack(cells, -1) * self._strides, axis=-1).astype(jnp.int32)
         v_draw = state.v + self.config.posterior_scale * jax.random.normal(k_v, (batch,) + state.v.shape) / jnp.sqrt(state.prec_v)
         drawn = self._cell_scores(w_draw, v_draw)  # (B, A); v is (1,) and broadcasts when dropped
-        find = jnp.argmax(drawn, axis=-1)
-        identify = self._identify(state, drawn, k_pick)
-        return jnp.where(jnp.arange(batch) < self._num_identify(batch), identify, find).astype(jnp.int32)
+        if self.track_pairs and sample is not None and self.config.fresh_pairs:
+            # a pair already asked teaches nothing new (and, where perturbations are
+            # deterministic, answers as before): ask this sample about its worst fresh cell
+            drawn = jnp.where(state.asked[sample], drawn - 1e4, drawn)
+        find = jnp.argmax(drawn, axis=-1).astype(jnp.int32)
+        n_id = self._num_identify(batch)
+        if n_id == 0:
+            return find
+        identify = jnp.zeros(batch, jnp.int32).at[:n_id].set(self._identify_cells(state, n_id))
+        return jnp.where(jnp.arange(batch) < n_id, identify, find)
 
-    def _identify(self, state: PosteriorState, drawn: jax.Array, key: jax.Array) -> jax.Array:
-        """Per environment, a cell whose top-``k`` membership is uncertain, ``(B,)``."""
+    def _identify_cells(self, state: PosteriorState, count: int) -> jax.Array:
+        """The cells the ``count`` identify environments ask, ``(count,)``: a deterministic
+        function of the state, so ``select_samples`` and ``act`` agree on them.
+
+        Each cell's distance from the top-``k`` boundary (midway between the posterior means
+        of the ``k``-th and ``k+1``-th worst cells) in units of what is still unknown about it:
+        its posterior standard deviation times the share of the held-out set not yet asked
+        under it (the set is finite: a cell asked on every sample is settled). The
+        ``count`` environments are spread over the most ambiguous cells, the most ambiguous
+        getting the most."""
         k = min(self.config.top_k, self.num_actions - 1)
         mean = self._cell_scores(state.w, state.v)  # (A,)
-        in_mean = mean >= jax.lax.top_k(mean, k)[0][-1]
-        in_draw = drawn >= jax.lax.top_k(drawn, k)[0][:, -1:]
-        doubt = in_mean[None, :] != in_draw  # (B, A)
-        var = self._cell_variance(state)
-        near = mean >= jax.lax.top_k(mean, min(2 * k, self.num_actions))[0][-1]
-        fallback = jnp.argmax(jnp.where(near, var, -jnp.inf))
-        noise = jax.random.uniform(key, drawn.shape)
-        pick = jnp.argmax(jnp.where(doubt, noise, -1.0), axis=-1)
-        return jnp.where(jnp.any(doubt, axis=-1), pick, fallback)
+        best = jax.lax.top_k(mean, k + 1)[0]
+        boundary = 0.5 * (best[k - 1] + best[k])
+        coverage = jnp.mean(state.asked, axis=0) if self.track_pairs else jnp.zeros(self.num_actions)
+        unknown = jnp.sqrt(self._cell_variance(state)) * (1.0 - coverage) + 1e-6
+        z = jnp.abs(mean - boundary) / unknown
+        order = jnp.argsort(z)  # most ambiguous first
+        ambiguous = jnp.clip(jnp.sum(z < 2.0), 1, self.num_actions)
+        # env j -> the ambiguous cell at rank floor((j / count)^2 * m): denser at the top of the list
+        ranks = jnp.floor(jnp.square(jnp.arange(count) / count) * ambiguous).astype(jnp.int32)
+        return order[ranks].astype(jnp.int32)
 
     def _cell_variance(self, state: PosteriorState) -> jax.Array:
         """Diagonal-Laplace variance of each cell's score ``sum_j w_j + v``, ``(A,)``."""
