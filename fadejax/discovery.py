@@ -97,14 +97,17 @@ class Discovery:
 
     @property
     def obs_dim(self) -> int:
-        extra = self.task.space.num_axes if self.mode == "micro" else 0
+        extra = self.task.space.num_axes + 1 if self.mode == "micro" else 0
         return int(self.task.observations.shape[1]) + extra
 
-    def observe(self, sample: jax.Array, cell: jax.Array) -> jax.Array:
-        """Observation ``(B, D)``: the sample's features, plus the normalised cell in micro mode."""
+    def observe(self, sample: jax.Array, cell: jax.Array, steps: jax.Array | None = None) -> jax.Array:
+        """Observation ``(B, D)``: the sample's features; in micro mode also the normalised
+        cell and the episode's elapsed share of ``max_steps`` (eq. 5's step penalty depends
+        on it, so without it the state would not be Markov)."""
         obs = self.task.observations[sample]
         if self.mode == "micro":
-            obs = jnp.concatenate([obs, self.task.space.normalized_cell(cell)], axis=-1)
+            elapsed = jnp.zeros(sample.shape, jnp.float32) if steps is None else steps.astype(jnp.float32) / self.max_steps
+            obs = jnp.concatenate([obs, self.task.space.normalized_cell(cell), elapsed[:, None]], axis=-1)
         return obs
 
     # -- state --------------------------------------------------------------------------
@@ -163,7 +166,7 @@ class Discovery:
             cell = self.task.space.cell_of(action)
         else:
             sample = state.sample
-            obs = self.observe(sample, state.cell)
+            obs = self.observe(sample, state.cell, state.steps)
             action = self.searcher.act(state.searcher, obs, k_act)
             cell = self.micro.move(state.cell, action)
         values = self.task.space.values_of_cell(cell)
@@ -193,7 +196,7 @@ class Discovery:
         terminal = jnp.ones_like(failed) if self.mode == "macro" else failed
         transition = Transition(
             obs=pending["obs"], action=pending["action"], reward=outcome["reward"],
-            next_obs=self.observe(sample, cell), terminal=terminal, sample=sample, failed=failed,
+            next_obs=self.observe(sample, cell, pending["steps"]), terminal=terminal, sample=sample, failed=failed,
         )
         searcher_state, metrics = self.searcher.update(state.searcher, transition, pending["k_update"])
         steps = pending["steps"]

@@ -27,7 +27,7 @@ def build_discovery(config: ExperimentConfig, task: ClassificationTask) -> Disco
     """The searcher and loop a config describes, over an already built task."""
     micro = config.micro_space() if config.mode == "micro" else None
     num_actions = micro.num_actions if micro is not None else task.space.num_actions
-    obs_dim = int(task.observations.shape[1]) + (task.space.num_axes if micro is not None else 0)
+    obs_dim = int(task.observations.shape[1]) + (task.space.num_axes + 1 if micro is not None else 0)  # see Discovery.observe
     _, searcher_cls = SEARCHERS[config.searcher["kind"]]
     searcher = searcher_cls(
         config.searcher_config(), num_actions=num_actions, obs_dim=obs_dim,

@@ -92,5 +92,5 @@ def test_every_searcher_is_charged_exactly_num_envs_queries_per_iteration(tmp_pa
 def test_baselines_refuse_microscopic_mode():
     from fadejax.config import ConfigError
 
-    with pytest.raises(ConfigError, match="searcher 'threshold' works on macroscopic cells only; for mode 'micro' use one of \\['dqn'\\]"):
+    with pytest.raises(ConfigError, match="searcher 'threshold' works on macroscopic cells only; for mode 'micro' use one of \\['bootstrapped', 'dqn'\\]"):
         parse_config({"mode": "micro", "searcher": {"kind": "threshold"}})

@@ -8,13 +8,16 @@ def test_an_empty_config_is_the_embedded_default():
     config = parse_config({})
     assert config.mode == "macro"
     assert config.concept_space().num_actions == 125
-    assert config.searcher_config().epsilon_start == 1.0 and config.searcher_config().epsilon_end == 0.6
+    assert config.searcher["kind"] == "posterior"  # the engine's default searcher (benchmarks/RESULTS.md)
+    assert parse_config({"mode": "micro"}).searcher["kind"] == "dqn"  # micro mode needs a Q-learner
+    paper = parse_config({"searcher": {"kind": "dqn"}}).searcher_config()
+    assert paper.epsilon_start == 1.0 and paper.epsilon_end == 0.6  # the paper's schedule, unless a preset says otherwise
 
 
 def test_the_shipped_config_loads_and_resolves_every_field():
     config = load_config("configs/digits.yaml")
     resolved = yaml.safe_load(config.to_yaml())
-    assert resolved["searcher"]["kind"] == "dqn" and "replay_capacity" in resolved["searcher"]
+    assert resolved["searcher"]["kind"] == "posterior" and "identify_fraction" in resolved["searcher"]
     assert parse_config(resolved) == config  # the resolved form round-trips
 
 
@@ -27,7 +30,7 @@ def test_the_shipped_config_loads_and_resolves_every_field():
         ({"space": {"axes": [{"name": "rotation", "values": [0, 200]}]}}, "rotation values [200.0] are outside the allowed range [-180.0, 180.0]"),
         ({"space": {"axes": [{"name": "blur", "values": [1.0]}]}}, "space.axes.0.values: List should have at least 2 items"),
         ({"space": {"axes": [{"name": "blur", "values": [1, 2]}, {"name": "blur", "values": [1, 3]}]}}, "repeated: ['blur']"),
-        ({"searcher": {"kind": "ppo"}}, "unknown searcher kind 'ppo'; registered: ['bayes', 'dqn', 'greedy', 'random', 'threshold']"),
+        ({"searcher": {"kind": "ppo"}}, "unknown searcher kind 'ppo'; registered: ['bayes', 'bootstrapped', 'cem', 'dqn', 'greedy', 'posterior', 'random', 'reinforce', 'thompson', 'threshold', 'ucb']"),
         ({"searcher": {"kind": "dqn", "learning_rte": 0.1}}, "learning_rte"),
         ({"searcher": {"kind": "dqn", "learning_rate": -1}}, "learning_rate"),
         ({"run": {"num_envs": 0}}, "run.num_envs: Input should be greater than 0"),

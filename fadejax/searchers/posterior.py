@@ -19,12 +19,15 @@ Each batch of ``B`` environments splits in two (environments keep their role by 
 * **find** (``1 - identify_fraction`` of them): Thompson sampling — each environment
   draws its own posterior sample, picks the likeliest-to-fail of ``sample_candidates``
   uniformly drawn samples under it, and the cell that draw rates worst. Exploration comes
-  from the posterior's uncertainty, not from an epsilon.
-* **identify** (``identify_fraction``): top-``k`` identification for the report — on a
-  uniformly drawn sample, a cell whose membership of the ``k`` worst is still in doubt: a
-  cell in the symmetric difference of the posterior draw's top ``k`` and the posterior
-  mean's, else the least certain cell among the mean's top ``2k``. Uniform samples keep
-  these queries an unbiased look at the cells.
+  from the posterior's uncertainty, not from an epsilon. With ``fresh_pairs`` a find
+  environment skips cells already asked on its sample (where the pairs are tracked).
+* **identify** (``identify_fraction``): top-``k`` identification for the report — the
+  environments are spread over the cells whose membership of the ``k`` worst is least
+  settled (distance from the top-``k`` boundary in units of what is still unknown about the
+  cell, see :meth:`PosteriorSampling._identify_cells`), each on a sample not yet asked under
+  its cell. The held-out set is finite, so a cell asked on every sample is known exactly
+  (:mod:`fadejax.estimates` uses that); the (sample, cell) pairs asked so far are kept as an
+  ``(N, A)`` bitmap while ``N * A <= max_pairs_tracked``.
 
 ``action_scores`` is the posterior-mean log-odds that a query on a typical sample fails
 (``b + mean(u) + sum_j w_j + v``), so eq. 10's landscape and the ranked modes follow the
@@ -63,7 +66,7 @@ class PosteriorConfig(SearcherConfig):
     posterior_scale: pydantic.PositiveFloat = 1.0
     capacity: pydantic.PositiveInt | None = None
     max_cell_effects: pydantic.PositiveInt = 65_536
-    max_pairs_tracked: pydantic.PositiveInt = 1 << 26
+    max_pairs_tracked: pydantic.PositiveInt = 1 << 22  # (N, A) bools kept in the state and its checkpoints
     fresh_pairs: bool = False
 
 
