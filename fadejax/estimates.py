@@ -18,6 +18,7 @@ are ranked the same way, so Table 1's recall@10 measures the report's modes.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import jax
@@ -60,13 +61,14 @@ def cell_estimates(samples: np.ndarray, actions: np.ndarray, failed: np.ndarray,
     if samples.size == 0:
         empty = np.zeros(0)
         return CellEstimates(np.zeros(0, np.int64), empty, empty, empty)
-    config = (config or PosteriorConfig()).model_copy(update={"sweeps": sweeps, "capacity": int(samples.size)})
-    model = PosteriorSampling(config, num_actions=int(np.prod(sizes)), obs_dim=1, num_samples=num_samples,
-                              total_iterations=1, num_envs=1, sizes=tuple(sizes))
+    capacity = 1 << max(int(samples.size) - 1, 1).bit_length()  # a power of two: one compiled fit serves many calls
+    model, fit = _fitter((config or PosteriorConfig()).model_copy(update={"sweeps": sweeps, "capacity": capacity}),
+                         tuple(int(n) for n in sizes), int(num_samples))
+    pad = capacity - samples.size
     state = model.init(jax.random.PRNGKey(0))
-    state = state.replace(hist_sample=jnp.asarray(samples), hist_action=jnp.asarray(actions),
-                          hist_failed=jnp.asarray(failed, jnp.float32), seen=jnp.int32(samples.size))
-    state = jax.jit(model._fit)(state)
+    state = state.replace(hist_sample=jnp.asarray(np.pad(samples, (0, pad))), hist_action=jnp.asarray(np.pad(actions, (0, pad))),
+                          hist_failed=jnp.asarray(np.pad(failed, (0, pad)), jnp.float32), seen=jnp.int32(samples.size))
+    state = fit(state)
     cells = np.unique(actions).astype(np.int64)
     score, var = _scores_of(model, state, cells)
     u = np.asarray(state.u, np.float64)
@@ -101,6 +103,14 @@ def cell_estimates(samples: np.ndarray, actions: np.ndarray, failed: np.ndarray,
     lower = np.clip(rate(score - half) - spread, 0.0, 1.0)
     upper = np.clip(rate(score + half) + spread, 0.0, 1.0)
     return CellEstimates(cells, rate(score), lower, upper)
+
+
+@functools.lru_cache(maxsize=16)
+def _fitter(config: PosteriorConfig, sizes: tuple[int, ...], num_samples: int):
+    """The model and its jitted fit for one shape, built once (compiling costs ~1 s)."""
+    model = PosteriorSampling(config, num_actions=int(np.prod(sizes)), obs_dim=1, num_samples=num_samples,
+                              total_iterations=1, num_envs=1, sizes=sizes)
+    return model, jax.jit(model._fit)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
