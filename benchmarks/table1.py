@@ -302,11 +302,14 @@ def write_outputs(runs: dict[str, list[Run]], out: Path, budget: int, seeds: int
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    colours = dict(zip(runs, plt.get_cmap("tab20").colors))  # 16+ searchers: more colours than the default cycle
+
     def band(ax, x, ys: np.ndarray, label: str, style: str) -> None:
         mean = ys.mean(0)
         half = stats.t.ppf(0.975, ys.shape[0] - 1) * ys.std(0, ddof=1) / np.sqrt(ys.shape[0]) if ys.shape[0] > 1 else 0
-        ax.plot(x, mean, style, label=label)
-        ax.fill_between(x, mean - half, mean + half, alpha=0.2)
+        width = 2.8 if "default" in label else 1.2
+        ax.plot(x, mean, style, label=label, color=colours[label], linewidth=width)
+        ax.fill_between(x, mean - half, mean + half, alpha=0.15, color=colours[label])
 
     fig, ax = plt.subplots(figsize=(9, 5.5))
     for name, group in runs.items():

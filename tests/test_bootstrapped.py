@@ -141,12 +141,13 @@ def test_microscopic_targets_bootstrap_through_gamma():
     np.testing.assert_allclose(q, [[-1.0, gamma * 10.0], [-1.0, 10.0]], atol=0.3)
 
 
-def test_stop_and_resume_reproduces_the_uninterrupted_run(tmp_path):
+def test_stop_and_resume_reproduces_the_uninterrupted_run(tmp_path, digits_task):
     searcher = {"kind": "bootstrapped", "num_heads": 4, "hidden_sizes": [16], "batch_size": 32, "min_replay": 32, "replay_capacity": 1024}
     config = parse_config({"searcher": searcher, "run": {"iterations": 12, "num_envs": 32, "checkpoint_every": 4, "seed": 3}})
-    reference = discover(config, tmp_path / "reference", progress=False)
-    discover(config, tmp_path / "run", progress=False, stop_after=6)  # stops between checkpoints 4 and 8
+    oracle = digits_task.oracle  # the cached CNN, built once for the session
+    reference = discover(config, tmp_path / "reference", oracle=oracle, progress=False)
+    discover(config, tmp_path / "run", oracle=oracle, progress=False, stop_after=6)  # stops between checkpoints 4 and 8
     assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "running"
-    resumed = discover(config, tmp_path / "run", resume=True, progress=False)
+    resumed = discover(config, tmp_path / "run", oracle=oracle, resume=True, progress=False)
     assert (tmp_path / "run" / "records.jsonl").read_bytes() == (tmp_path / "reference" / "records.jsonl").read_bytes()
     assert (resumed.queries, resumed.failures, resumed.top_cells) == (reference.queries, reference.failures, reference.top_cells)

@@ -241,11 +241,12 @@ def test_a_recorded_run_makes_the_live_runs_choices_query_by_query(small, search
     np.testing.assert_allclose(replay["reward"], live["reward"], rtol=1e-3, atol=1e-4)
 
 
-def test_the_default_searcher_resumes_exactly_after_an_interruption(tmp_path):
+def test_the_default_searcher_resumes_exactly_after_an_interruption(tmp_path, digits_task):
     config = parse_config({"data": {"limit": 120}, "run": {"iterations": 8, "num_envs": 32, "checkpoint_every": 2, "seed": 1}})
     assert config.searcher["kind"] == "posterior"
-    discover(config, tmp_path / "whole", progress=False)
-    discover(config, tmp_path / "cut", progress=False, stop_after=5)
+    oracle = digits_task.oracle  # the cached CNN, built once for the session
+    discover(config, tmp_path / "whole", oracle=oracle, progress=False)
+    discover(config, tmp_path / "cut", oracle=oracle, progress=False, stop_after=5)
     assert json.loads((tmp_path / "cut" / "run.json").read_text())["status"] == "running"
-    discover(config, tmp_path / "cut", resume=True, progress=False)
+    discover(config, tmp_path / "cut", oracle=oracle, resume=True, progress=False)
     assert (tmp_path / "cut" / "records.jsonl").read_bytes() == (tmp_path / "whole" / "records.jsonl").read_bytes()

@@ -40,8 +40,10 @@ def test_summary_numbers_match_the_records(run_dir, report):
     assert summary.failures_total == sum(r["failed"] for r in records) == summary.view_failures.sum()
     assert summary.view_visits.sum() == len(records) and summary.cells.size == len({r["cell"] for r in records})
     assert summary.view_policy_mean is not None and np.isclose(summary.view_policy_mean.sum(), 1.0, atol=1e-4)
-    rates = [m["failure_rate"] for m in summary.modes]
-    assert rates == sorted(rates, reverse=True) and len(summary.modes) == 4
+    # modes are ranked by the records' shrinkage estimate, each with its 95% interval
+    estimates = [m["estimate"] for m in summary.modes]
+    assert estimates == sorted(estimates, reverse=True) and len(summary.modes) == 4
+    assert all(m["interval"][0] <= m["estimate"] <= m["interval"][1] for m in summary.modes)
     for mode in summary.modes + summary.policy_modes:  # every minimal description is justified by the rates it reports
         for check in mode["minimal"]["checks"]:
             assert check["needed"] == (mode["minimal"]["rate"] - check["rate_without"] > 0.1)
