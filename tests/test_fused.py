@@ -34,7 +34,7 @@ def _stepped(discovery, seed):
     return [np.stack(column) for column in zip(*rows)]
 
 
-@pytest.mark.parametrize("searcher", [{"kind": "random"}, {"kind": "greedy", "epsilon": 0.5}, {"kind": "posterior"}], ids=lambda s: s["kind"])
+@pytest.mark.parametrize("searcher", [{"kind": "random"}, {"kind": "posterior"}], ids=lambda s: s["kind"])
 def test_a_fused_batch_of_seeds_makes_the_stepped_loops_queries_exactly(small, searcher):
     config, task, _ = small
     config = parse_config({**config.model_dump(mode="json"), "searcher": searcher})
