@@ -48,7 +48,7 @@ import pydantic
 import rlax
 
 from fadejax.searchers.base import Searcher, SearcherConfig, Transition
-from fadejax.searchers.dqn import QNetwork, learning_rate_schedule
+from fadejax.searchers.dqn import QNetwork, learn_from_replay, learning_rate_schedule, update_target
 
 
 class BootstrappedConfig(SearcherConfig):
@@ -223,10 +223,7 @@ class BootstrappedDQN(Searcher):
         updates, opt_state = jax.vmap(self.optimizer.update)(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         n = state.updates + 1
-        if c.target_update == "polyak":
-            target = optax.incremental_update(params, state.target_params, c.polyak_tau)
-        else:
-            target = optax.periodic_update(params, state.target_params, n, c.target_period)
+        target = update_target(c, params, state.target_params, n)
         return state.replace(params=params, target_params=target, opt_state=opt_state, updates=n), loss
 
     def update(self, state: BootstrappedState, transition: Transition, key: jax.Array) -> tuple[BootstrappedState, dict[str, jax.Array]]:
@@ -246,17 +243,5 @@ class BootstrappedDQN(Searcher):
             heads = jnp.where(transition.terminal, self._draw_heads(k_heads, n), heads)
         state = state.replace(replay=self.replay.add(state.replay, items), heads=heads, iteration=state.iteration + 1)
 
-        def learn_many(state: BootstrappedState) -> tuple[BootstrappedState, jax.Array]:
-            def body(carry, k):
-                s, _ = carry
-                s, loss = self._learn(s, k)
-                return (s, loss), None
-
-            keys = jax.random.split(k_learn, self.config.updates_per_iteration)
-            (state, loss), _ = jax.lax.scan(body, (state, jnp.float32(0)), keys)
-            return state, loss
-
-        state, loss = jax.lax.cond(
-            self.replay.can_sample(state.replay), learn_many, lambda s: (s, jnp.float32(jnp.nan)), state
-        )
+        state, loss = learn_from_replay(self.replay, state, self._learn, k_learn, self.config.updates_per_iteration)
         return state, {"loss": loss}

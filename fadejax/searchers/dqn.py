@@ -116,6 +116,31 @@ def learning_rate_schedule(kind: str, value: float, end_factor: float, total_ste
     raise ValueError(f"unknown learning-rate schedule '{kind}'")
 
 
+def update_target(config, params: dict, target_params: dict, step: jax.Array) -> dict:
+    """The target network after gradient step ``step``: moved by ``config.polyak_tau``
+    (``target_update: polyak``) or copied every ``config.target_period`` steps (``periodic``)."""
+    if config.target_update == "polyak":
+        return optax.incremental_update(params, target_params, config.polyak_tau)
+    return optax.periodic_update(params, target_params, step, config.target_period)
+
+
+def learn_from_replay(replay, state, learn_step, key: jax.Array, updates: int):
+    """``updates`` gradient steps ``learn_step(state, key) -> (state, loss)`` once ``replay``
+    (a flashbax buffer; ``state.replay`` its state) can be sampled; ``(state, last loss)``,
+    the loss NaN while it cannot."""
+
+    def learn_many(state):
+        def body(carry, k):
+            s, _ = carry
+            s, loss = learn_step(s, k)
+            return (s, loss), None
+
+        (state, loss), _ = jax.lax.scan(body, (state, jnp.float32(0)), jax.random.split(key, updates))
+        return state, loss
+
+    return jax.lax.cond(replay.can_sample(state.replay), learn_many, lambda s: (s, jnp.float32(jnp.nan)), state)
+
+
 class DQNConfig(SearcherConfig):
     """Hyper-parameters of the DQN searcher. The defaults are the paper's setting (the
     ``paper`` preset, see :data:`PRESETS` for which values the paper gives);
@@ -369,10 +394,7 @@ class DQN(Searcher):
         updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         n = state.updates + 1
-        if c.target_update == "polyak":
-            target = optax.incremental_update(params, state.target_params, c.polyak_tau)
-        else:
-            target = optax.periodic_update(params, state.target_params, n, c.target_period)
+        target = update_target(c, params, state.target_params, n)
         return state.replace(params=params, target_params=target, opt_state=opt_state, updates=n), loss
 
     def update(self, state: DQNState, transition: Transition, key: jax.Array) -> tuple[DQNState, dict[str, jax.Array]]:
@@ -385,17 +407,5 @@ class DQN(Searcher):
         )
         state = state.replace(replay=self.replay.add(state.replay, items), iteration=state.iteration + 1)
 
-        def learn_many(state: DQNState) -> tuple[DQNState, jax.Array]:
-            def body(carry, k):
-                s, _ = carry
-                s, loss = self._learn(s, k)
-                return (s, loss), None
-
-            keys = jax.random.split(key, self.config.updates_per_iteration)
-            (state, loss), _ = jax.lax.scan(body, (state, jnp.float32(0)), keys)
-            return state, loss
-
-        state, loss = jax.lax.cond(
-            self.replay.can_sample(state.replay), learn_many, lambda s: (s, jnp.float32(jnp.nan)), state
-        )
+        state, loss = learn_from_replay(self.replay, state, self._learn, key, self.config.updates_per_iteration)
         return state, {"loss": loss, "epsilon": self.epsilon(state.iteration)}
