@@ -233,7 +233,7 @@ class PosteriorSampling(Searcher):
 
     def act(self, state: PosteriorState, obs: jax.Array, key: jax.Array, sample: jax.Array | None = None) -> jax.Array:
         batch = obs.shape[0]
-        k_w, k_v, k_pick = jax.random.split(key, 3)
+        k_w, k_v, _ = jax.random.split(key, 3)  # a third key, unused: splitting in three keeps every draw as in the measured runs
         w_draw = self._draw_w(state, k_w, batch)
         if not self.dense:  # separable: the draw's worst cell is each axis' worst value
             cells = [jnp.argmax(w_draw[:, self._offsets[j] : self._offsets[j + 1]], axis=-1) for j in range(len(self.sizes))]
