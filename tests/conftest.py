@@ -69,3 +69,18 @@ def browser():
         browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_FLAGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _torch_threads_unchanged_by_a_module():
+    """Restore torch's CPU thread count after each module. The audited CNN's scores differ
+    in their last bits between thread counts, so a module that left torch on one thread
+    once made the kill -9 test's in-process reference run disagree with its subprocess run."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    threads = torch.get_num_threads() if torch is not None else None
+    yield
+    torch = sys.modules.get("torch")
+    if torch is not None and threads is not None and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)

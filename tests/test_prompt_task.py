@@ -20,9 +20,11 @@ from fadejax.run import discover
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("tiny-sd")
-    return str(make_tiny_pipeline(root / "pipeline")), str(make_tiny_clip(root / "clip"))
+    yield str(make_tiny_pipeline(root / "pipeline")), str(make_tiny_clip(root / "clip"))
+    torch.set_num_threads(threads)
 
 
 def _config(models, **prompt):
