@@ -50,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
+import yaml  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from fadejax import metrics  # noqa: E402
@@ -83,6 +84,7 @@ MICRO_SEARCHERS: list[tuple[str, dict]] = [
     ("micro: dqn (paper)", {"kind": "dqn", "preset": "paper"}),
     ("micro: dqn (engine)", {"kind": "dqn", "preset": "engine"}),
     ("micro: bootstrapped dqn", {"kind": "bootstrapped"}),
+    ("micro: posterior walk", {"kind": "posterior_walk"}),
 ]
 COLUMNS = ["count", "distinct", "entropy", "recall@10", "own@10", "spearman", "W1", "gain", "seconds"]
 
@@ -204,6 +206,8 @@ def main() -> None:
     parser.add_argument("--micro", action="store_true", help="add microscopic-mode rows")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a config field, as for fadejax discover (e.g. micro.max_steps=12)")
+    parser.add_argument("--searcher-set", dest="searcher_overrides", action="append", default=[], metavar="FIELD=VALUE",
+                        help="set a field of every chosen row's searcher (e.g. discount=0.7), for sweeps")
     parser.add_argument("--curve-points", type=int, default=10, help="points on the recall@10-vs-queries curve")
     parser.add_argument("--truth-dir", help="where ground_truth.json is kept (computed once; default runs/<config name>)")
     parser.add_argument("--out", default="benchmarks/results")
@@ -220,6 +224,9 @@ def main() -> None:
         if unknown:
             parser.error(f"unknown searchers {sorted(unknown)}; choose from {[name for name, _ in chosen]}")
         chosen = [(name, searcher) for name, searcher in chosen if name in wanted]
+    if args.searcher_overrides:
+        extra = {key: yaml.safe_load(value) for key, _, value in (item.partition("=") for item in args.searcher_overrides)}
+        chosen = [(name, {**searcher, **extra}) for name, searcher in chosen]
 
     runs: dict[str, list[Run]] = {}
     with tempfile.TemporaryDirectory() as tmp:

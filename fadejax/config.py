@@ -405,6 +405,11 @@ class ExperimentConfig(_Strict):
             if not searcher_cls.supports_micro:
                 micro_ready = sorted(k for k, (_, cls) in SEARCHERS.items() if cls.supports_micro)
                 raise ValueError(f"searcher '{self.searcher['kind']}' works on macroscopic cells only; for mode 'micro' use one of {micro_ready}")
+        else:
+            _, searcher_cls = SEARCHERS[self.searcher["kind"]]
+            if not searcher_cls.supports_macro:
+                macro_ready = sorted(k for k, (_, cls) in SEARCHERS.items() if cls.supports_macro)
+                raise ValueError(f"searcher '{self.searcher['kind']}' plans microscopic walks only; for mode 'macro' use one of {macro_ready}")
         return self
 
     # -- derived objects ------------------------------------------------------------

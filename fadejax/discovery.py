@@ -167,7 +167,10 @@ class Discovery:
         else:
             sample = state.sample
             obs = self.observe(sample, state.cell, state.steps)
-            action = self.searcher.act(state.searcher, obs, k_act)
+            if self.searcher.acts_on_samples:  # a planner: it also wants the rows, cells and steps
+                action = self.searcher.act(state.searcher, obs, k_act, sample=sample, cell=state.cell, steps=state.steps)
+            else:
+                action = self.searcher.act(state.searcher, obs, k_act)
             cell = self.micro.move(state.cell, action)
         values = self.task.space.values_of_cell(cell)
         inputs = self.task.prepare(sample, values, k_perturb)
@@ -197,6 +200,7 @@ class Discovery:
         transition = Transition(
             obs=pending["obs"], action=pending["action"], reward=outcome["reward"],
             next_obs=self.observe(sample, cell, pending["steps"]), terminal=terminal, sample=sample, failed=failed,
+            cell=self.task.space.action_of(cell), done=outcome["done"],
         )
         searcher_state, metrics = self.searcher.update(state.searcher, transition, pending["k_update"])
         steps = pending["steps"]

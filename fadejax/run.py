@@ -19,6 +19,7 @@ from fadejax.discovery import Discovery, LoopState
 from fadejax.records import RECORDS_FILE, RecordWriter, top_observed_cells
 from fadejax.rundir import STATUS_FILE, SUMMARY_FILE, check, create, read_status, write_json_atomic
 from fadejax.searchers import REGISTRY as SEARCHERS
+from fadejax.searchers.base import Walk
 from fadejax.spaces import format_value
 from fadejax.task import ClassificationTask, Oracle, build_task
 
@@ -33,6 +34,7 @@ def build_discovery(config: ExperimentConfig, task: ClassificationTask) -> Disco
         config.searcher_config(), num_actions=num_actions, obs_dim=obs_dim,
         num_samples=task.num_samples, total_iterations=config.run.iterations, num_envs=config.run.num_envs,
         sizes=task.space.sizes if micro is None else (num_actions,),
+        walk=None if micro is None else Walk(task.space.sizes, micro.start, config.micro.max_steps),
     )
     return Discovery(
         task, searcher, mode=config.mode, num_envs=config.run.num_envs,

@@ -13,6 +13,7 @@ from fadejax.searchers.cem import CEMConfig, CrossEntropy
 from fadejax.searchers.dqn import DQN, DQNConfig
 from fadejax.searchers.greedy import EpsilonGreedy, GreedyConfig
 from fadejax.searchers.posterior import PosteriorConfig, PosteriorSampling
+from fadejax.searchers.posterior_walk import PosteriorWalk, PosteriorWalkConfig
 from fadejax.searchers.policy_gradient import Reinforce, ReinforceConfig
 from fadejax.searchers.random_search import RandomConfig, RandomSearch
 from fadejax.searchers.threshold import Threshold, ThresholdConfig
@@ -22,6 +23,7 @@ REGISTRY: dict[str, tuple[type[SearcherConfig], type[Searcher]]] = {
     "dqn": (DQNConfig, DQN),
     "bootstrapped": (BootstrappedConfig, BootstrappedDQN),
     "posterior": (PosteriorConfig, PosteriorSampling),
+    "posterior_walk": (PosteriorWalkConfig, PosteriorWalk),
     "random": (RandomConfig, RandomSearch),
     "greedy": (GreedyConfig, EpsilonGreedy),
     "threshold": (ThresholdConfig, Threshold),

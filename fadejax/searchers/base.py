@@ -40,6 +40,16 @@ class Transition(NamedTuple):
     terminal: jax.Array  # (B,) bool, no bootstrapping past this step
     sample: jax.Array  # (B,) int32, dataset row of the query
     failed: jax.Array  # (B,) bool, the audited model failed on this query
+    cell: jax.Array | None = None  # (B,) int32, the queried cell's index in the concept grid (None: = action)
+    done: jax.Array | None = None  # (B,) bool, the episode ended here (failure or step limit; None: = terminal)
+
+
+class Walk(NamedTuple):
+    """What a searcher needs to plan microscopic episodes (given in micro mode only)."""
+
+    grid: tuple[int, ...]  # the concept grid's axis sizes (the cells the episodes walk through)
+    start: tuple[int, ...]  # the start cell, one value index per axis
+    max_steps: int  # moves per episode at most
 
 
 class SearcherConfig(pydantic.BaseModel):
@@ -59,16 +69,22 @@ class Searcher:
       num_samples: number of dataset rows it may pick from.
       total_iterations: planned length of the run (for schedules).
       num_envs: ``B``, environments (queries) per iteration.
-      sizes: the concept space's axis sizes (macroscopic actions are cells of this grid).
+      sizes: the concept space's axis sizes (macroscopic actions are cells of this grid);
+        in microscopic mode ``(num_actions,)``, the moves.
+      walk: microscopic mode's grid, start cell and episode length (``None`` in macroscopic mode).
     """
 
     #: False for searchers defined only over macroscopic cells (the baselines).
     supports_micro: bool = True
+    #: False for searchers that only plan microscopic walks.
+    supports_macro: bool = True
     #: True for searchers whose ``act`` also takes ``sample=`` ``(B,)``, the dataset rows of
-    #: the observations (macroscopic mode), e.g. to avoid re-asking a known (sample, cell) pair.
+    #: the observations, e.g. to avoid re-asking a known (sample, cell) pair; in microscopic
+    #: mode also ``cell=`` ``(B, num_axes)`` (the current cells' value indices) and
+    #: ``steps=`` ``(B,)`` (moves made so far in each episode).
     acts_on_samples: bool = False
 
-    def __init__(self, config: SearcherConfig, *, num_actions: int, obs_dim: int, num_samples: int, total_iterations: int, num_envs: int, sizes: tuple[int, ...] = ()):
+    def __init__(self, config: SearcherConfig, *, num_actions: int, obs_dim: int, num_samples: int, total_iterations: int, num_envs: int, sizes: tuple[int, ...] = (), walk: Walk | None = None):
         self.config = config
         self.num_actions = num_actions
         self.obs_dim = obs_dim
@@ -76,6 +92,7 @@ class Searcher:
         self.total_iterations = total_iterations
         self.num_envs = num_envs
         self.sizes = tuple(sizes) or (num_actions,)
+        self.walk = walk
 
     def init(self, key: jax.Array) -> SearcherState:
         raise NotImplementedError

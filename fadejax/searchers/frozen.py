@@ -18,11 +18,12 @@ class FrozenGreedy(Searcher):
     def __init__(self, inner: Searcher, state: SearcherState):
         super().__init__(
             inner.config, num_actions=inner.num_actions, obs_dim=inner.obs_dim, num_samples=inner.num_samples,
-            total_iterations=inner.total_iterations, num_envs=inner.num_envs, sizes=inner.sizes,
+            total_iterations=inner.total_iterations, num_envs=inner.num_envs, sizes=inner.sizes, walk=inner.walk,
         )
         self.inner = inner
         self.trained = state
         self.supports_micro = inner.supports_micro
+        self.supports_macro = inner.supports_macro
 
     def init(self, key: jax.Array) -> SearcherState:
         return jax.tree.map(jnp.copy, self.trained)  # the loop donates its state; keep ours intact

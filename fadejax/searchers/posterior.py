@@ -101,18 +101,21 @@ class PosteriorSampling(Searcher):
 
     def __init__(self, config: PosteriorConfig, **kwargs):
         super().__init__(config, **kwargs)
-        self.dense = self.num_actions <= config.max_cell_effects  # (B, A) arrays are affordable
-        self.cell_effects = self.dense and len(self.sizes) > 1  # one axis: v_a would repeat w
-        self.track_pairs = self.dense and self.num_samples * self.num_actions <= config.max_pairs_tracked
+        #: the concept grid the model is over: the actions here, the walked cells in micro mode
+        self.grid = self.walk.grid if self.walk is not None else self.sizes
+        self.num_cells = math.prod(self.grid)
+        self.dense = self.num_cells <= config.max_cell_effects  # (B, cells) arrays are affordable
+        self.cell_effects = self.dense and len(self.grid) > 1  # one axis: v_a would repeat w
+        self.track_pairs = self.dense and self.num_samples * self.num_cells <= config.max_pairs_tracked
         self.capacity = config.capacity or max(self.total_iterations * self.num_envs, self.num_envs)
-        self._offsets = np.concatenate([[0], np.cumsum(self.sizes)]).astype(np.int32)
-        self._strides = jnp.asarray([math.prod(self.sizes[i + 1 :]) for i in range(len(self.sizes))], jnp.int32)
-        self._sizes = jnp.asarray(self.sizes, jnp.int32)
+        self._offsets = np.concatenate([[0], np.cumsum(self.grid)]).astype(np.int32)
+        self._strides = jnp.asarray([math.prod(self.grid[i + 1 :]) for i in range(len(self.grid))], jnp.int32)
+        self._sizes = jnp.asarray(self.grid, jnp.int32)
 
     # -- state ----------------------------------------------------------------------------
     def init(self, key: jax.Array) -> PosteriorState:
         c = self.config
-        n_v = self.num_actions if self.cell_effects else 1
+        n_v = self.num_cells if self.cell_effects else 1
         n_w = int(self._offsets[-1])
         return PosteriorState(
             bias=jnp.float32(0.0),
@@ -122,7 +125,7 @@ class PosteriorSampling(Searcher):
             prec_v=jnp.full(n_v, c.cell_prior_std**-2, jnp.float32),
             hist_sample=jnp.zeros(self.capacity, jnp.int32), hist_action=jnp.zeros(self.capacity, jnp.int32),
             hist_failed=jnp.zeros(self.capacity, jnp.float32), seen=jnp.int32(0),
-            asked=jnp.zeros((self.num_samples, self.num_actions) if self.track_pairs else (1, 1), bool),
+            asked=jnp.zeros((self.num_samples, self.num_cells) if self.track_pairs else (1, 1), bool),
         )
 
     # -- the model ------------------------------------------------------------------------
@@ -132,21 +135,21 @@ class PosteriorSampling(Searcher):
         return cells + jnp.asarray(self._offsets[:-1], jnp.int32)
 
     def _cell_scores(self, w: jax.Array, v: jax.Array) -> jax.Array:
-        """``sum_j w_j[a_j] + v_a`` for every action, ``(..., A)``; ``w`` ``(..., sum(sizes))``."""
-        total = jnp.zeros(w.shape[:-1] + (1,) * len(self.sizes), w.dtype)
-        for j, size in enumerate(self.sizes):
+        """``sum_j w_j[a_j] + v_a`` for every cell, ``(..., cells)``; ``w`` ``(..., sum(grid))``."""
+        total = jnp.zeros(w.shape[:-1] + (1,) * len(self.grid), w.dtype)
+        for j, size in enumerate(self.grid):
             part = w[..., self._offsets[j] : self._offsets[j + 1]]
-            shape = list(w.shape[:-1]) + [1] * len(self.sizes)
+            shape = list(w.shape[:-1]) + [1] * len(self.grid)
             shape[len(w.shape) - 1 + j] = size
             total = total + part.reshape(shape)
-        total = total.reshape(w.shape[:-1] + (self.num_actions,))
+        total = total.reshape(w.shape[:-1] + (self.num_cells,))
         return total + v if self.cell_effects else total
 
     def _fit(self, s: PosteriorState) -> PosteriorState:
         """``sweeps`` block-coordinate Newton sweeps of the MAP estimate on the kept queries."""
         c = self.config
         valid = (jnp.arange(self.capacity) < s.seen).astype(jnp.float32)
-        sample, action, y = s.hist_sample, s.hist_action, s.hist_failed
+        sample, action, y = s.hist_sample, s.hist_action, s.hist_failed  # action: the queried cell
         cols = self._axis_columns(action)  # (C, axes)
         n_w = int(self._offsets[-1])
 
@@ -169,7 +172,7 @@ class PosteriorSampling(Searcher):
             bias = bias + _newton_step(g, h)
             u, prec_u = block(u, sample, self.num_samples, c.sample_prior_std**2, lambda: logits(bias, u, w, v))
             prec_w = jnp.zeros_like(w)
-            for j in range(len(self.sizes)):  # one axis at a time: its values share every query's other terms
+            for j in range(len(self.grid)):  # one axis at a time: its values share every query's other terms
                 p = jax.nn.sigmoid(logits(bias, u, w, v))
                 resid, curv = valid * (y - p), valid * p * (1.0 - p)
                 grad = jax.ops.segment_sum(resid, cols[:, j], n_w) - w / c.axis_prior_std**2
@@ -179,7 +182,7 @@ class PosteriorSampling(Searcher):
                 w = jnp.where(mask, w + _newton_step(grad, hess), w)
                 prec_w = jnp.where(mask, hess, prec_w)
             if self.cell_effects:
-                v, prec_v = block(v, action, self.num_actions, c.cell_prior_std**2, lambda: logits(bias, u, w, v))
+                v, prec_v = block(v, action, self.num_cells, c.cell_prior_std**2, lambda: logits(bias, u, w, v))
             else:
                 prec_v = carry[6]
             return (bias, u, w, v, prec_u, prec_w, prec_v), None
@@ -190,15 +193,16 @@ class PosteriorSampling(Searcher):
 
     def update(self, state: PosteriorState, transition: Transition, key: jax.Array) -> tuple[PosteriorState, dict[str, jax.Array]]:
         b = transition.action.shape[0]
+        cell = transition.action if transition.cell is None else transition.cell
         slots = (state.seen + jnp.arange(b)) % self.capacity
         state = state.replace(
             hist_sample=state.hist_sample.at[slots].set(transition.sample),
-            hist_action=state.hist_action.at[slots].set(transition.action),
+            hist_action=state.hist_action.at[slots].set(cell),
             hist_failed=state.hist_failed.at[slots].set(transition.failed.astype(jnp.float32)),
             seen=jnp.minimum(state.seen + b, jnp.int32(2**30)),
         )
         if self.track_pairs:
-            state = state.replace(asked=state.asked.at[transition.sample, transition.action].set(True))
+            state = state.replace(asked=state.asked.at[transition.sample, cell].set(True))
         state = self._fit(state)
         scale = jnp.sqrt(1.0 / state.prec_w)
         return state, {"mean_axis_std": jnp.mean(scale), "bias": state.bias}
@@ -236,7 +240,7 @@ class PosteriorSampling(Searcher):
         k_w, k_v, _ = jax.random.split(key, 3)  # a third key, unused: splitting in three keeps every draw as in the measured runs
         w_draw = self._draw_w(state, k_w, batch)
         if not self.dense:  # separable: the draw's worst cell is each axis' worst value
-            cells = [jnp.argmax(w_draw[:, self._offsets[j] : self._offsets[j + 1]], axis=-1) for j in range(len(self.sizes))]
+            cells = [jnp.argmax(w_draw[:, self._offsets[j] : self._offsets[j + 1]], axis=-1) for j in range(len(self.grid))]
             return jnp.sum(jnp.stack(cells, -1) * self._strides, axis=-1).astype(jnp.int32)
         v_draw = state.v + self.config.posterior_scale * jax.random.normal(k_v, (batch,) + state.v.shape) / jnp.sqrt(state.prec_v)
         drawn = self._cell_scores(w_draw, v_draw)  # (B, A); v is (1,) and broadcasts when dropped
@@ -251,7 +255,7 @@ class PosteriorSampling(Searcher):
         identify = jnp.zeros(batch, jnp.int32).at[:n_id].set(self._identify_cells(state, n_id))
         return jnp.where(jnp.arange(batch) < n_id, identify, find)
 
-    def _identify_cells(self, state: PosteriorState, count: int) -> jax.Array:
+    def _identify_cells(self, state: PosteriorState, count: int, eligible: jax.Array | None = None) -> jax.Array:
         """The cells the ``count`` identify environments ask, ``(count,)``: a deterministic
         function of the state, so ``select_samples`` and ``act`` agree on them.
 
@@ -260,16 +264,20 @@ class PosteriorSampling(Searcher):
         its posterior standard deviation times the share of the held-out set not yet asked
         under it (the set is finite: a cell asked on every sample is settled). The
         ``count`` environments are spread over the most ambiguous cells, the most ambiguous
-        getting the most."""
-        k = min(self.config.top_k, self.num_actions - 1)
+        getting the most. Only ``eligible`` cells ``(cells,) bool`` are ranked and asked, if given."""
+        k = min(self.config.top_k, self.num_cells - 1)
         mean = self._cell_scores(state.w, state.v)  # (A,)
+        if eligible is not None:
+            mean = jnp.where(eligible, mean, -1e9)
         best = jax.lax.top_k(mean, k + 1)[0]
         boundary = 0.5 * (best[k - 1] + best[k])
-        coverage = jnp.mean(state.asked, axis=0) if self.track_pairs else jnp.zeros(self.num_actions)
+        coverage = jnp.mean(state.asked, axis=0) if self.track_pairs else jnp.zeros(self.num_cells)
         unknown = jnp.sqrt(self._cell_variance(state)) * (1.0 - coverage) + 1e-6
         z = jnp.abs(mean - boundary) / unknown
+        if eligible is not None:
+            z = jnp.where(eligible, z, jnp.inf)
         order = jnp.argsort(z)  # most ambiguous first
-        ambiguous = jnp.clip(jnp.sum(z < 2.0), 1, self.num_actions)
+        ambiguous = jnp.clip(jnp.sum(z < 2.0), 1, self.num_cells)
         # env j -> the ambiguous cell at rank floor((j / count)^2 * m): denser at the top of the list
         ranks = jnp.floor(jnp.square(jnp.arange(count) / count) * ambiguous).astype(jnp.int32)
         return order[ranks].astype(jnp.int32)
@@ -293,7 +301,7 @@ class PosteriorSampling(Searcher):
         return jnp.sqrt(self._cell_variance(state))
 
     def _axis_parts(self, state: PosteriorState) -> list[jax.Array]:
-        return [state.w[self._offsets[j] : self._offsets[j + 1]] for j in range(len(self.sizes))]
+        return [state.w[self._offsets[j] : self._offsets[j + 1]] for j in range(len(self.grid))]
 
     def policy_marginals(self, state: PosteriorState, obs: jax.Array) -> list[jax.Array]:
         if self.dense:

@@ -1,0 +1,204 @@
+"""Microscopic walks planned on the posterior model: where a Q-learner has to stumble on a
+distant failing region by epsilon-exploration, this searcher plans towards it.
+
+It keeps exactly :mod:`fadejax.searchers.posterior`'s Bayesian logistic model of every
+query (``logit P(fail | sample i, cell c) = b + u_i + sum_j w_j[c_j] + v_c``); in
+microscopic mode every cell an episode passes through is an ordinary query, so each step
+teaches the model about its cell. To choose a move, an environment plans on its own
+posterior draw ``p(c) = P(fail | its sample, c)`` for every cell of the grid, by value
+iteration over the moves it has left::
+
+    V_0(c) = 0
+    V_k(c) = max_m [ p(c') + (1 - p(c')) * discount * V_{k-1}(c') ],   c' = move(c, m)
+
+``V_k(c)`` is the discounted probability that a walk from ``c`` with ``k`` moves left ends
+in a failure (an episode ends at its first failure); ``discount < 1`` prefers failures
+reached in fewer moves, i.e. fewer queries. The environment takes the move maximising the
+bracket at its current cell with ``max_steps - steps`` moves left, so every walk is
+aimed at where this draw puts the failures, and reaches it if it is within reach.
+
+Exploration is posterior sampling per episode (as PSRL, Osband et al. 2013): an
+environment draws its model once when its episode starts (``Transition.done`` marks the
+ends) and keeps that draw for the whole walk, so the walk does not dither between
+targets. With ``fresh_pairs`` (default) a (sample, cell) pair already asked counts as its
+known answer: no new failure there, and the walk ends there if it failed before (on a
+deterministic audit asking again only repeats it), so walks aim at failures not yet found.
+
+``identify_fraction`` of the environments (by index) instead walk to the reachable cell
+whose membership of the ``top_k`` worst is least settled (as the macroscopic searcher's
+identify environments, restricted to cells within ``max_steps`` moves of the start), so the
+report's ranking of the reachable cells settles too. Plans cost ``O(B * cells * moves *
+max_steps)`` per step; above ``max_cell_effects`` cells the searcher refuses to build.
+Microscopic only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pydantic
+
+from fadejax.searchers.base import Transition
+from fadejax.searchers.posterior import PosteriorConfig, PosteriorSampling, PosteriorState
+
+
+class PosteriorWalkConfig(PosteriorConfig):
+    """Settings of :class:`PosteriorWalk` (the model's settings are the macroscopic searcher's)."""
+
+    kind: Literal["posterior_walk"] = "posterior_walk"  # type: ignore[assignment]
+    discount: float = pydantic.Field(0.9, gt=0.0, le=1.0)
+    identify_fraction: float = pydantic.Field(0.2, ge=0.0, le=1.0)
+    fresh_pairs: bool = True
+
+
+@flax.struct.dataclass
+class PosteriorWalkState(PosteriorState):
+    walk_key: jax.Array  # (2,) uint32, root of the per-episode draws
+    episode: jax.Array  # (B,) int32, episodes each environment has finished
+    failed_pairs: jax.Array  # (N, cells) bool, asked pairs that failed ((1, 1) when pairs are not tracked)
+
+
+def neighbour_table(grid: tuple[int, ...]) -> np.ndarray:
+    """``(cells, 2 * axes)`` int32: the cell each move leads to (move ``2j`` lowers axis ``j``
+    one notch, ``2j + 1`` raises it; clipped at the grid's edge, as :class:`MicroSpace`)."""
+    cells = np.stack(np.unravel_index(np.arange(int(np.prod(grid))), grid), axis=-1)  # (C, axes)
+    table = []
+    for j, size in enumerate(grid):
+        for step in (-1, 1):
+            moved = cells.copy()
+            moved[:, j] = np.clip(moved[:, j] + step, 0, size - 1)
+            table.append(np.ravel_multi_index(tuple(moved.T), grid))
+    return np.stack(table, axis=-1).astype(np.int32)
+
+
+class PosteriorWalk(PosteriorSampling):
+    """Plans each microscopic move on a per-episode posterior draw (see module docstring)."""
+
+    supports_micro = True
+    supports_macro = False
+    acts_on_samples = True
+    config: PosteriorWalkConfig
+
+    def __init__(self, config: PosteriorWalkConfig, **kwargs):
+        super().__init__(config, **kwargs)
+        if self.walk is None:
+            raise ValueError("posterior_walk plans microscopic walks; it needs the walk's grid (mode 'micro')")
+        if not self.dense:
+            raise ValueError(
+                f"posterior_walk plans over every cell; the grid has {self.num_cells} cells, more than "
+                f"max_cell_effects={config.max_cell_effects} (raise it, or use searcher kind 'dqn')"
+            )
+        self.max_steps = int(self.walk.max_steps)
+        self._neighbours = jnp.asarray(neighbour_table(self.grid))
+        start = np.asarray(self.walk.start)
+        cells = np.stack(np.unravel_index(np.arange(self.num_cells), self.grid), axis=-1)
+        self._reachable = jnp.asarray(np.abs(cells - start).sum(axis=-1) <= self.max_steps)  # (C,) bool
+
+    def init(self, key: jax.Array) -> PosteriorWalkState:
+        k_model, k_walk = jax.random.split(key)
+        base = super().init(k_model)
+        fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
+        return PosteriorWalkState(**fields, walk_key=k_walk, episode=jnp.zeros(self.num_envs, jnp.int32),
+                                  failed_pairs=jnp.zeros_like(base.asked))
+
+    def update(self, state: PosteriorWalkState, transition: Transition, key: jax.Array) -> tuple[PosteriorWalkState, dict[str, jax.Array]]:
+        state, metrics = super().update(state, transition, key)
+        if self.track_pairs:
+            cell = transition.action if transition.cell is None else transition.cell
+            state = state.replace(failed_pairs=state.failed_pairs.at[transition.sample, cell].max(transition.failed))
+        done = transition.terminal if transition.done is None else transition.done
+        return state.replace(episode=state.episode + done.astype(jnp.int32)), metrics
+
+    # -- planning -------------------------------------------------------------------------
+    def _episode_draws(self, state: PosteriorWalkState, sample: jax.Array) -> jax.Array:
+        """Each environment's posterior draw of ``logit P(fail | its sample, c)``, ``(B, cells)``,
+        fixed for the episode (keyed by environment and episode number)."""
+        batch = sample.shape[0]
+        keys = jax.vmap(lambda e, n: jax.random.fold_in(jax.random.fold_in(state.walk_key, e), n))(jnp.arange(batch), state.episode[:batch])
+        scale = self.config.posterior_scale
+
+        def one(key, s):
+            k_u, k_w, k_v = jax.random.split(key, 3)
+            u = state.u[s] + scale * jax.random.normal(k_u) / jnp.sqrt(state.prec_u[s])
+            w = state.w + scale * jax.random.normal(k_w, state.w.shape) / jnp.sqrt(state.prec_w)
+            v = state.v + scale * jax.random.normal(k_v, state.v.shape) / jnp.sqrt(state.prec_v)
+            return state.bias + u + self._cell_scores(w, v)
+
+        return jax.vmap(one)(keys, sample)
+
+    def _mean_logits(self, state: PosteriorState, sample: jax.Array) -> jax.Array:
+        """Posterior-mean ``logit P(fail | sample, c)``, ``(B, cells)``."""
+        return state.bias + state.u[sample][:, None] + self._cell_scores(state.w, state.v)[None, :]
+
+    def _plan(self, new: jax.Array, end: jax.Array, cell: jax.Array, left: jax.Array) -> jax.Array:
+        """Value of each move, ``(B, moves)``: ``new(c') + (1 - end(c')) * discount * V_{left-1}(c')``
+        for ``c'`` each move's neighbour of ``cell`` ``(B,)``, ``left`` ``(B,)`` moves left.
+
+        ``new`` ``(B, cells)``: probability that asking the cell finds a failure not yet
+        known; ``end``: probability that it ends the episode (any failure, known or not).
+        Unasked pairs have ``new = end = p``; asked ones ``new = 0`` and ``end`` their answer."""
+        gamma = self.config.discount
+        nbr = self._neighbours  # (C, M)
+
+        def backup(value):  # (B, C) -> (B, C, M): the bracket for every cell and move
+            return new[:, nbr] + (1.0 - end[:, nbr]) * gamma * value[:, nbr]
+
+        def body(k, carry):
+            value, chosen = carry  # value = V_k
+            chosen = jnp.where((left - 1 == k)[:, None], value, chosen)
+            return jnp.max(backup(value), axis=-1), chosen
+
+        zeros = jnp.zeros_like(new)
+        _, v_left = jax.lax.fori_loop(0, self.max_steps, body, (zeros, zeros))  # V_{left-1} per env
+        step = nbr[cell]  # (B, M)
+        at = lambda x: jnp.take_along_axis(x, step, axis=-1)  # noqa: E731
+        return at(new) + (1.0 - at(end)) * gamma * at(v_left)
+
+    def act(self, state: PosteriorWalkState, obs: jax.Array, key: jax.Array, sample: jax.Array | None = None,
+            cell: jax.Array | None = None, steps: jax.Array | None = None) -> jax.Array:
+        batch = obs.shape[0]
+        sample = jnp.zeros(batch, jnp.int32) if sample is None else sample
+        index, left = self._position(obs, cell, steps)
+        p = jax.nn.sigmoid(self._episode_draws(state, sample))
+        n_id = self._num_identify(batch)
+        if n_id:
+            target = jnp.zeros(batch, jnp.int32).at[:n_id].set(self._identify_cells(state, n_id))
+            at_target = jnp.arange(self.num_cells)[None, :] == target[:, None]
+            mean = jax.nn.sigmoid(self._mean_logits(state, sample))
+            p = jnp.where((jnp.arange(batch) < n_id)[:, None], jnp.where(at_target, 1.0, mean), p)
+        new, end = p, p
+        if self.track_pairs and self.config.fresh_pairs:  # a known answer is no news, and a known failure ends the walk
+            asked = state.asked[sample]
+            new = jnp.where(asked, 0.0, p)
+            end = jnp.where(asked, state.failed_pairs[sample].astype(p.dtype), p)
+        values = self._plan(new, end, index, left)
+        ties = 1e-6 * jax.random.uniform(key, values.shape)  # no bias towards move 0 when nothing is expected
+        return jnp.argmax(values + ties, axis=-1).astype(jnp.int32)
+
+    def _position(self, obs: jax.Array, cell: jax.Array | None, steps: jax.Array | None) -> tuple[jax.Array, jax.Array]:
+        """Current cell index ``(B,)`` and moves left ``(B,)``; from the observation's tail
+        (normalised cell, elapsed share of ``max_steps``) when not given."""
+        axes = len(self.grid)
+        if cell is None:
+            cell = jnp.round(obs[:, -axes - 1 : -1] * (self._sizes - 1)).astype(jnp.int32)
+        if steps is None:
+            steps = jnp.round(obs[:, -1] * self.max_steps).astype(jnp.int32)
+        index = jnp.sum(cell * self._strides, axis=-1).astype(jnp.int32)
+        return index, jnp.clip(self.max_steps - steps, 1, self.max_steps)
+
+    def _identify_cells(self, state: PosteriorState, count: int) -> jax.Array:
+        """As the macroscopic searcher's, among the cells a walk can reach."""
+        return super()._identify_cells(state, count, eligible=self._reachable)
+
+    # -- what the searcher believes ----------------------------------------------------------
+    def action_scores(self, state: PosteriorWalkState, obs: jax.Array) -> jax.Array:
+        """Planned value of each move on the posterior mean for a typical sample, ``(B, moves)``
+        (position read from the observation)."""
+        index, left = self._position(obs, None, None)
+        p = jnp.broadcast_to(jax.nn.sigmoid(self._base(state) + self._cell_scores(state.w, state.v)), (obs.shape[0], self.num_cells))
+        return self._plan(p, p, index, left)
