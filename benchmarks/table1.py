@@ -2,7 +2,8 @@
 exhaustive ground truth, live or on a recording.
 
     .venv/bin/python benchmarks/table1.py [--config configs/digits.yaml] [--recorded REC.npz] [--iterations 50]
-        [--num-envs 256] [--seeds 5] [--searchers NAME,NAME] [--micro] [--set FIELD=VALUE] [--out benchmarks/results]
+        [--num-envs 256] [--seeds 5] [--searchers NAME,NAME] [--micro] [--set FIELD=VALUE]
+        [--searcher-set FIELD=VALUE] [--out benchmarks/results]
 
 One query = one audited-model evaluation of one perturbed sample; every searcher gets
 ``iterations x num_envs`` of them through the same loop, oracle and reward. With
@@ -26,7 +27,12 @@ searchers and rewards, seconds instead of minutes. Columns:
 The ceiling row always queries the truly worst cell on uniformly drawn samples; a
 searcher that also chooses *which samples* to query can pass it. "dqn (paper, greedy
 eval)" runs the paper-preset DQN's trained greedy policy on a fresh budget of the same
-size. ``--micro`` adds microscopic-mode rows (episodes walking the grid from its origin).
+size. ``--micro`` adds microscopic-mode rows (episodes walking the grid from the config's
+``micro.start``, run with the config's other settings, so a micro config also gives the
+macroscopic rows beside them); with ``--recorded`` it also states how many distinct
+failures any walk could find in the budget (:mod:`fadejax.walks`), the bound of a
+microscopic searcher's ``distinct`` column. ``--searcher-set FIELD=VALUE`` sets a field of
+every chosen row's searcher, for sweeps.
 
 Writes ``table1.md``, ``table1.csv`` (aggregates), ``table1_runs.csv`` (every run),
 ``table1.png`` (failures found vs queries) and ``table1_recall.png`` (recall@10 of the
@@ -61,6 +67,7 @@ from fadejax.ground_truth import landscape_key, load_or_compute, per_sample_fail
 from fadejax.recording import RecordedTask, load_recording  # noqa: E402
 from fadejax.records import RecordWriter  # noqa: E402
 from fadejax.run import build_discovery, iterate  # noqa: E402
+from fadejax.walks import distinct_failure_bound, first_failure_moves  # noqa: E402
 from fadejax.searchers.frozen import FrozenGreedy  # noqa: E402
 from fadejax.task import build_task  # noqa: E402
 
@@ -261,6 +268,9 @@ def main() -> None:
         for run in group:
             run.values["gain"] = (run.values["count"] / budget - random_rate[run.seed]) / (ceiling_rate[run.seed] - random_rate[run.seed])
 
+    if args.micro and args.recorded:  # what any walker could find: the cheapest failing pairs, one episode each
+        moves = first_failure_moves(load_recording(args.recorded).failed, sizes, config.micro_space().start, config.micro.max_steps)
+        stats_["walk_bound"] = distinct_failure_bound(moves, budget)
     what = ("Embedded default (digits CNN, 125 actions)" if config.name == "digits"
             else f"{config.name} ({config.task} audit, {task.space.num_actions} actions, {task.num_samples} held-out samples)")
     if args.recorded:
@@ -287,6 +297,9 @@ def write_outputs(runs: dict[str, list[Run]], out: Path, budget: int, seeds: int
     ]
     for name, row in aggregate.items():
         lines.append(f"| {name} | " + " | ".join(cell(*row[c], digits[c]) for c in COLUMNS) + " |")
+    if "walk_bound" in truth_stats:
+        lines += ["", f"Microscopic walks (≤ max_steps moves from the start cell, one failure per episode) can find at most "
+                      f"{truth_stats['walk_bound']} distinct failures in {budget} queries, even knowing the table (fadejax.walks)."]
     table = "\n".join(lines)
     (out / f"{prefix}.md").write_text(table + "\n")
     print("\n" + table)

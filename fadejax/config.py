@@ -20,9 +20,9 @@ from fadejax.spaces import Axis, ConceptSpace, MicroSpace
 
 
 #: The searcher a config gets when it names none, by mode. Chosen by the Table 1 sweeps on
-#: three audits (benchmarks/RESULTS.md): posterior sampling in macroscopic mode; the
-#: microscopic walk needs a Q-learner, the DQN with the ``engine`` preset.
-DEFAULT_SEARCHER: dict[str, str] = {"macro": "posterior", "micro": "dqn"}
+#: three audits (benchmarks/RESULTS.md): posterior sampling in macroscopic mode, and walks
+#: planned on the same posterior model in microscopic mode.
+DEFAULT_SEARCHER: dict[str, str] = {"macro": "posterior", "micro": "posterior_walk"}
 
 
 class ConfigError(ValueError):

@@ -112,6 +112,8 @@ class PosteriorWalk(PosteriorSampling):
             cell = transition.action if transition.cell is None else transition.cell
             state = state.replace(failed_pairs=state.failed_pairs.at[transition.sample, cell].max(transition.failed))
         done = transition.terminal if transition.done is None else transition.done
+        if done.shape != state.episode.shape:
+            raise ValueError(f"posterior_walk updates on one query per environment: got {done.shape[0]} queries for {state.episode.shape[0]} environments")
         return state.replace(episode=state.episode + done.astype(jnp.int32)), metrics
 
     # -- planning -------------------------------------------------------------------------

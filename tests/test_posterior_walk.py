@@ -1,0 +1,201 @@
+"""Microscopic walks planned on the posterior model, and the bound on what walks can find."""
+
+import itertools
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from fadejax.config import parse_config
+from fadejax.recording import RecordedTask, Recording
+from fadejax.run import build_discovery, discover
+from fadejax.searchers import Transition
+from fadejax.searchers.base import Walk
+from fadejax.searchers.posterior_walk import PosteriorWalk, PosteriorWalkConfig, neighbour_table
+from fadejax.spaces import Axis, ConceptSpace, MicroSpace
+from fadejax.walks import distinct_failure_bound, first_failure_moves
+
+GRID = (4, 3, 3)
+
+
+def _walker(grid=GRID, start=(0, 0, 0), max_steps=6, num_samples=10, num_envs=8, **config):
+    return PosteriorWalk(PosteriorWalkConfig(**config), num_actions=2 * len(grid), obs_dim=1, num_samples=num_samples,
+                         total_iterations=20, num_envs=num_envs, sizes=(2 * len(grid),), walk=Walk(grid, start, max_steps))
+
+
+def _space(grid=GRID):
+    return ConceptSpace([Axis(f"axis{j}", tuple(float(v) for v in range(n))) for j, n in enumerate(grid)])
+
+
+def test_the_neighbour_table_is_the_micro_spaces_move():
+    micro = MicroSpace(_space(), (0, 0, 0))
+    table = neighbour_table(GRID)
+    cells = np.stack(np.unravel_index(np.arange(np.prod(GRID)), GRID), axis=-1)
+    for move in range(6):
+        moved = np.asarray(micro.move(jnp.asarray(cells), jnp.full(len(cells), move)))
+        np.testing.assert_array_equal(table[:, move], np.ravel_multi_index(tuple(moved.T), GRID))
+
+
+def _brute_force_values(walker, new, end, cell, left):
+    """Best discounted value of every move sequence of ``left`` moves starting with each first move."""
+    gamma, table = walker.config.discount, np.asarray(neighbour_table(walker.grid))
+    best = np.full(table.shape[1], -np.inf)
+    for path in itertools.product(range(table.shape[1]), repeat=left):
+        value, alive, c = 0.0, 1.0, cell
+        for t, move in enumerate(path):
+            c = table[c, move]
+            value += alive * gamma**t * new[c]
+            alive *= 1.0 - end[c]
+        best[path[0]] = max(best[path[0]], value)
+    return best
+
+
+def test_the_plan_is_the_best_discounted_value_over_every_walk():
+    walker = _walker(discount=0.8)
+    rng = np.random.default_rng(0)
+    cells = int(np.prod(GRID))
+    new = rng.uniform(0, 0.6, cells)
+    end = np.where(rng.random(cells) < 0.2, 1.0, new)  # some pairs already known to fail: they end the walk with nothing new
+    new = np.where(end == 1.0, 0.0, new)
+    for cell, left in [(0, 1), (0, 3), (17, 4), (35, 2)]:
+        planned = walker._plan(jnp.asarray(new[None], jnp.float32), jnp.asarray(end[None], jnp.float32), jnp.asarray([cell]), jnp.asarray([left]))
+        np.testing.assert_allclose(np.asarray(planned)[0], _brute_force_values(walker, new, end, cell, left), rtol=1e-5)
+
+
+def _fit(walker, samples, cells, failed):
+    """The walker's state after one batch of these queries."""
+    state = walker.init(jax.random.PRNGKey(0))
+    n = len(samples)
+    obs = jnp.zeros((n, 1))
+    transition = Transition(obs, jnp.zeros(n, jnp.int32), jnp.zeros(n), obs, jnp.asarray(failed, bool),
+                            jnp.asarray(samples, jnp.int32), jnp.asarray(failed, bool), cell=jnp.asarray(cells, jnp.int32),
+                            done=jnp.asarray(failed, bool))
+    return jax.jit(walker.update)(state, transition, jax.random.PRNGKey(1))[0]
+
+
+def test_walks_head_straight_for_the_failing_corner():
+    walker = _walker(num_envs=3000, max_steps=8, identify_fraction=0.0, fresh_pairs=False, posterior_scale=0.3)  # fitted on 3000 queries at once
+    corner = int(np.ravel_multi_index((3, 2, 2), GRID))
+    rng = np.random.default_rng(0)
+    samples, cells = rng.integers(0, 10, 3000), rng.integers(0, 36, 3000)
+    state = _fit(walker, samples, cells, cells == corner)
+    # from the start, every walk reaches the corner in its Manhattan distance (3 + 2 + 2 = 7 moves)
+    position = jnp.zeros((4, 3), jnp.int32)
+    sample = jnp.arange(4, dtype=jnp.int32)
+    space = MicroSpace(_space(), (0, 0, 0))
+    act = jax.jit(walker.act)
+    for step in range(7):
+        key = jax.random.PRNGKey(step)
+        move = act(state, jnp.zeros((4, 1)), key, sample=sample, cell=position, steps=jnp.full(4, step, jnp.int32))
+        position = space.move(position, move)  # the key only breaks ties between equally short paths
+    np.testing.assert_array_equal(np.asarray(position), np.tile([3, 2, 2], (4, 1)))
+
+
+def test_known_answers_steer_walks_to_failures_not_yet_found():
+    walker = _walker(num_envs=2001, identify_fraction=0.0, posterior_scale=1e-3, max_steps=2)
+    # cells (1,0,0) and (0,1,0) both fail often; sample 0 has already failed at (1,0,0)
+    a, b = int(np.ravel_multi_index((1, 0, 0), GRID)), int(np.ravel_multi_index((0, 1, 0), GRID))
+    rng = np.random.default_rng(1)
+    samples, cells = rng.integers(1, 10, 2000), rng.integers(0, 36, 2000)
+    failed = (cells == a) | (cells == b)
+    state = _fit(walker, np.r_[samples, 0], np.r_[cells, a], np.r_[failed, True])
+    assert bool(state.failed_pairs[0, a]) and bool(state.asked[0, a])
+    move = walker.act(state, jnp.zeros((1, 1)), jax.random.PRNGKey(0), sample=jnp.asarray([0]), cell=jnp.zeros((1, 3), jnp.int32),
+                      steps=jnp.zeros(1, jnp.int32))
+    assert int(move[0]) == 3  # axis 1 up, towards the failure not yet found (axis 0 up would repeat a known one)
+
+
+def test_episode_draws_change_when_an_episode_ends():
+    walker = _walker(num_envs=2)
+    state = walker.init(jax.random.PRNGKey(0))
+    before = walker._episode_draws(state, jnp.asarray([0, 0]))
+    obs = jnp.zeros((2, 1))
+    done = jnp.asarray([True, False])
+    t = Transition(obs, jnp.zeros(2, jnp.int32), jnp.zeros(2), obs, done, jnp.zeros(2, jnp.int32), done, cell=jnp.zeros(2, jnp.int32), done=done)
+    state, _ = walker.update(state, t, jax.random.PRNGKey(1))
+    np.testing.assert_array_equal(np.asarray(state.episode), [1, 0])
+    after = walker._episode_draws(state, jnp.asarray([0, 0]))
+    assert not np.allclose(after[0], before[0])
+
+
+def _synthetic_recording(grid=(5, 5, 5), num_samples=60, seed=0):
+    """Failures only far from the origin: the sum of value indices >= 8, more often for hard samples."""
+    rng = np.random.default_rng(seed)
+    cells = np.stack(np.unravel_index(np.arange(np.prod(grid)), grid), axis=-1)
+    depth = cells.sum(axis=-1)
+    hard = rng.uniform(0.3, 1.0, num_samples)
+    failed = (depth[None, :] >= 8) & (rng.random((num_samples, len(cells))) < hard[:, None])
+    meta = {"sizes": list(grid), "task": "image", "info": {}}
+    return Recording(failed=failed, reward=np.where(failed, 1.0, -1.0).astype(np.float32),
+                     observations=rng.normal(size=(num_samples, 4)).astype(np.float32), meta=meta)
+
+
+def _micro_run(searcher, recording, iterations=30):
+    axes = [{"name": name, "values": [0.0, 0.1, 0.2, 0.3, 0.4]} for name in ("rotation", "darkness", "blur")]  # only the grid matters
+    config = parse_config({"mode": "micro", "space": {"axes": axes},
+                           "micro": {"start": [0, 0, 0], "max_steps": 10}, "searcher": searcher,
+                           "run": {"iterations": iterations, "num_envs": 64}})
+    discovery = build_discovery(config, RecordedTask(recording, config.concept_space()))
+    state, failures = discovery.init(0), []
+    for _ in range(iterations):
+        state, outcome, _ = discovery.step(state)
+        failures.append(np.asarray(outcome["failed"]))
+    return np.stack(failures)
+
+
+def test_walks_reach_a_distant_failing_region_that_random_moves_rarely_reach():
+    recording = _synthetic_recording()
+    walked = _micro_run({"kind": "posterior_walk"}, recording)
+    wandered = _micro_run({"kind": "dqn", "epsilon_start": 1.0, "epsilon_end": 1.0}, recording)  # uniformly random moves
+    # the failing region starts 8 moves out: at most 1 failure per 8 queries, and random walks rarely get there
+    assert walked[-10:].mean() > 0.08
+    assert walked[-10:].mean() > 3 * wandered[-10:].mean()
+
+
+def test_first_failure_moves_matches_every_walk_enumerated():
+    grid, start, max_steps = (3, 3), (1, 0), 4
+    rng = np.random.default_rng(3)
+    failed = rng.random((5, 9)) < 0.3
+    table = neighbour_table(grid)
+    expected = np.full((5, 9), -1)
+    for i in range(5):
+        for path in itertools.product(range(4), repeat=max_steps):
+            c = int(np.ravel_multi_index(start, grid))
+            for k, move in enumerate(path, start=1):
+                c = table[c, move]
+                if failed[i, c]:
+                    if expected[i, c] < 0 or k < expected[i, c]:
+                        expected[i, c] = k
+                    break
+    np.testing.assert_array_equal(first_failure_moves(failed, grid, start, max_steps), expected)
+
+
+def test_the_distinct_failure_bound_takes_the_cheapest_pairs_first():
+    moves = np.array([[1, 3, -1], [2, -1, 10]])
+    assert distinct_failure_bound(moves, 0) == 0
+    assert distinct_failure_bound(moves, 3) == 2  # 1 + 2
+    assert distinct_failure_bound(moves, 5) == 2
+    assert distinct_failure_bound(moves, 6) == 3  # 1 + 2 + 3
+    assert distinct_failure_bound(moves, 1000) == 4
+
+
+def test_it_is_the_micro_default_and_refuses_macro_mode():
+    config = parse_config({"mode": "micro", "micro": {"start": [2, 0, 0]}})
+    assert config.searcher["kind"] == "posterior_walk"
+    with pytest.raises(ValueError, match="plans microscopic walks only; for mode 'macro' use one of"):
+        parse_config({"searcher": {"kind": "posterior_walk"}})
+
+
+def test_a_walk_run_resumes_exactly_after_an_interruption(tmp_path, digits_task):
+    config = parse_config({
+        "mode": "micro", "data": {"limit": 120}, "micro": {"start": [2, 0, 0], "max_steps": 6},
+        "run": {"iterations": 8, "num_envs": 32, "checkpoint_every": 2, "seed": 1},
+    })
+    oracle = digits_task.oracle  # the cached CNN, built once for the session
+    discover(config, tmp_path / "whole", oracle=oracle, progress=False)
+    discover(config, tmp_path / "cut", oracle=oracle, progress=False, stop_after=5)
+    assert json.loads((tmp_path / "cut" / "run.json").read_text())["status"] == "running"
+    discover(config, tmp_path / "cut", oracle=oracle, resume=True, progress=False)
+    assert (tmp_path / "cut" / "records.jsonl").read_bytes() == (tmp_path / "whole" / "records.jsonl").read_bytes()
