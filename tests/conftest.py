@@ -12,6 +12,28 @@ from PIL import Image
 from sklearn.datasets import load_digits
 
 
+@pytest.fixture(scope="session", autouse=True)
+def jax_compilation_cache(tmp_path_factory):
+    """JAX's persistent compilation cache for the session: the many runs that build the same
+    loop (a reference run, a stopped one, its resumption; every CLI test on the same config)
+    load its executables instead of compiling them again. XLA compiles deterministically, so
+    a loaded executable computes exactly what a fresh compile would. Not passed on to the
+    command-line runs tests start as subprocesses (the kill -9 test must catch its run mid-way)."""
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache as cc
+
+    names = ["jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs", "jax_persistent_cache_min_entry_size_bytes"]
+    before = {name: getattr(jax.config, name) for name in names}
+    cc.reset_cache()
+    jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("jax_cache")))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    yield
+    for name, value in before.items():
+        jax.config.update(name, value)
+    cc.reset_cache()
+
+
 @pytest.fixture(scope="session")
 def digit_images() -> np.ndarray:
     """Eight real handwritten digits, 32x32 grey, ``(8, 32, 32, 1)`` float32 in [0, 1]."""

@@ -81,7 +81,8 @@ def test_bayes_proposes_one_cell_per_batch_and_finds_a_planted_peak():
 
 @pytest.mark.parametrize("kind", sorted(REGISTRY))
 def test_every_searcher_is_charged_exactly_num_envs_queries_per_iteration(tmp_path, digits_task, kind):
-    config = parse_config({"searcher": {"kind": kind}, "run": {"iterations": 4, "num_envs": 16}})
+    mode = "macro" if REGISTRY[kind][1].supports_macro else "micro"
+    config = parse_config({"mode": mode, "searcher": {"kind": kind}, "run": {"iterations": 4, "num_envs": 16}})
     summary = discover(config, tmp_path / kind, oracle=digits_task.oracle, progress=False)
     records = list(read_records(tmp_path / kind / "records.jsonl"))
     assert summary.queries == len(records) == 4 * 16
@@ -92,5 +93,5 @@ def test_every_searcher_is_charged_exactly_num_envs_queries_per_iteration(tmp_pa
 def test_baselines_refuse_microscopic_mode():
     from fadejax.config import ConfigError
 
-    with pytest.raises(ConfigError, match="searcher 'threshold' works on macroscopic cells only; for mode 'micro' use one of \\['bootstrapped', 'dqn'\\]"):
+    with pytest.raises(ConfigError, match="searcher 'threshold' works on macroscopic cells only; for mode 'micro' use one of \\['bootstrapped', 'dqn', 'posterior_walk'\\]"):
         parse_config({"mode": "micro", "searcher": {"kind": "threshold"}})

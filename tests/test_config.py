@@ -9,7 +9,7 @@ def test_an_empty_config_is_the_embedded_default():
     assert config.mode == "macro"
     assert config.concept_space().num_actions == 125
     assert config.searcher["kind"] == "posterior"  # the engine's default searcher (benchmarks/RESULTS.md)
-    assert parse_config({"mode": "micro"}).searcher["kind"] == "dqn"  # micro mode needs a Q-learner
+    assert parse_config({"mode": "micro"}).searcher["kind"] == "posterior_walk"  # walks planned on the same model
     paper = parse_config({"searcher": {"kind": "dqn"}}).searcher_config()
     assert paper.epsilon_start == 1.0 and paper.epsilon_end == 0.6  # the paper's schedule, unless a preset says otherwise
 
@@ -30,7 +30,7 @@ def test_the_shipped_config_loads_and_resolves_every_field():
         ({"space": {"axes": [{"name": "rotation", "values": [0, 200]}]}}, "rotation values [200.0] are outside the allowed range [-180.0, 180.0]"),
         ({"space": {"axes": [{"name": "blur", "values": [1.0]}]}}, "space.axes.0.values: List should have at least 2 items"),
         ({"space": {"axes": [{"name": "blur", "values": [1, 2]}, {"name": "blur", "values": [1, 3]}]}}, "repeated: ['blur']"),
-        ({"searcher": {"kind": "ppo"}}, "unknown searcher kind 'ppo'; registered: ['bayes', 'bootstrapped', 'cem', 'dqn', 'greedy', 'posterior', 'random', 'reinforce', 'thompson', 'threshold', 'ucb']"),
+        ({"searcher": {"kind": "ppo"}}, "unknown searcher kind 'ppo'; registered: ['bayes', 'bootstrapped', 'cem', 'dqn', 'greedy', 'posterior', 'posterior_walk', 'random', 'reinforce', 'thompson', 'threshold', 'ucb']"),
         ({"searcher": {"kind": "dqn", "learning_rte": 0.1}}, "learning_rte"),
         ({"searcher": {"kind": "dqn", "learning_rate": -1}}, "learning_rate"),
         ({"run": {"num_envs": 0}}, "run.num_envs: Input should be greater than 0"),
@@ -49,7 +49,7 @@ def test_wrong_fields_fail_at_load_time_naming_the_field_and_what_is_allowed(dat
 def test_overrides_apply_dotted_paths(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("name: small\nrun: {iterations: 10}\n")
-    config = load_config(path, ["run.iterations=3", "searcher.hidden_sizes=[8, 8]", "mode=micro"])
+    config = load_config(path, ["run.iterations=3", "searcher.kind=dqn", "searcher.hidden_sizes=[8, 8]", "mode=micro"])
     assert config.run.iterations == 3 and config.searcher["hidden_sizes"] == [8, 8] and config.mode == "micro"
 
 

@@ -204,26 +204,8 @@ def test_learns_a_bernoulli_bandit(kind):
 # -- exact resume through the real loop ----------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def compilation_cache(tmp_path_factory):
-    """JAX's persistent compilation cache for this module's runs only: the stopped and the
-    resumed run load the reference run's executables instead of compiling them again."""
-    from jax.experimental.compilation_cache import compilation_cache as cc
-
-    names = ["jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs", "jax_persistent_cache_min_entry_size_bytes"]
-    before = {name: getattr(jax.config, name) for name in names}
-    cc.reset_cache()
-    jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("jax_cache")))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    yield
-    for name, value in before.items():
-        jax.config.update(name, value)
-    cc.reset_cache()
-
-
 @pytest.mark.parametrize("kind", NEW)
-def test_stop_and_resume_reproduces_the_uninterrupted_run(tmp_path, kind, digits_task, compilation_cache):
+def test_stop_and_resume_reproduces_the_uninterrupted_run(tmp_path, kind, digits_task):
     config = parse_config({"searcher": {"kind": kind}, "run": {"iterations": 12, "num_envs": 32, "checkpoint_every": 4, "seed": 3}})
     oracle = digits_task.oracle
     reference = discover(config, tmp_path / "reference", oracle=oracle, progress=False)
