@@ -6,7 +6,10 @@
     fadejax restructure RUN_DIR (--modes MODE ... | --modes-file modes.json | --top N)
 
 Bad input (config, data, model, output directory) prints one clear ``error:`` line and
-exits with status 2, leaving existing results untouched.
+exits with status 2, leaving existing results untouched. Any other failure prints one
+``error:`` line naming the command and the step it failed in, writes the traceback to
+``fadejax-error.log`` in the run directory (or the system's temporary directory when there
+is none yet) and exits with status 1.
 """
 
 from __future__ import annotations
@@ -14,10 +17,46 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
+import time
+import traceback
 from pathlib import Path
 
+EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_TIMED_OUT = 3
+ERROR_LOG = "fadejax-error.log"
+
+
+class _Progress:
+    """The step a command is in and the directory it works in, for the error line and log."""
+
+    step = "starting"
+    directory: Path | None = None
+
+    @classmethod
+    def enter(cls, step: str, directory: Path | None = None) -> None:
+        cls.step = step
+        if directory is not None:
+            cls.directory = Path(directory)
+
+
+def _report_unexpected(command: str, exc: BaseException) -> int:
+    """One ``error:`` line; the traceback goes to a log file whose path the line names."""
+    directory = _Progress.directory if _Progress.directory is not None and _Progress.directory.is_dir() else Path(tempfile.gettempdir())
+    log = directory / ERROR_LOG
+    text = "".join(traceback.format_exception(exc))
+    try:
+        with open(log, "a") as f:
+            f.write(f"--- fadejax {command}, {time.strftime('%Y-%m-%d %H:%M:%S')}, while {_Progress.step}\n{text}\n")
+        where = f"traceback in {log}"
+    except OSError as write_error:  # never lose the traceback silently
+        print(text, file=sys.stderr)
+        where = f"the traceback is above (could not write {log}: {write_error})"
+    message = str(exc).splitlines()[0] if str(exc) else ""
+    print(f"error: fadejax {command} failed while {_Progress.step}: {type(exc).__name__}"
+          + (f": {message}" if message else "") + f"; {where}", file=sys.stderr)
+    return EXIT_FAILED
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -87,9 +126,12 @@ def _discover(args: argparse.Namespace) -> int:
     from fadejax.config import load_config
     from fadejax.run import discover
 
+    _Progress.enter("loading the config")
     config = load_config(args.config, args.overrides)
     out = Path(args.out) if args.out else Path("runs") / config.name
+    _Progress.enter("resuming the run" if args.resume else "running discovery", out)
     summary = discover(config, out, resume=args.resume, progress=not args.quiet)
+    _Progress.enter("printing the summary")
     print(summary.render())
     return 0
 
@@ -101,8 +143,10 @@ def _landscape(args: argparse.Namespace) -> int:
     from fadejax.spaces import format_value
     from fadejax.task import build_task
 
+    _Progress.enter("loading the config")
     config = load_config(args.config, args.overrides)
     out = Path(args.out) if args.out else Path("runs") / config.name
+    _Progress.enter("computing the landscape", out)
     if args.record is not None:
         check_landscape_dir(config, out)  # refuses a directory holding another audit's run
         task = build_task(config, progress=not args.quiet)
@@ -112,6 +156,7 @@ def _landscape(args: argparse.Namespace) -> int:
         print(f"recording: {path} ({path.stat().st_size / 1e3:.0f} kB, {task.num_samples} samples x {task.space.num_actions} cells)")
     else:
         _, stats, reused = load_or_compute(config, out, lambda: build_task(config, progress=not args.quiet), progress=not args.quiet)
+    _Progress.enter("printing the landscape's statistics")
     worst = ", ".join(f"{k}={format_value(v)}" for k, v in stats["worst_concepts"].items())
     clean = stats.get("clean_accuracy")
     print(f"ground truth ({'reused' if reused else 'computed'}): {out / 'ground_truth.json'}")
@@ -130,6 +175,7 @@ def _summarize(args: argparse.Namespace) -> int:
     from fadejax.summarize import SummarizeError, load_summary, modes_document, parse_mode, read_run_config
 
     run_dir = Path(args.run_dir)
+    _Progress.enter("reading the run's config", run_dir)
     config = read_run_config(run_dir)  # check every flag before the slow part
     space = config.concept_space()
     names = list(space.names)
@@ -149,9 +195,12 @@ def _summarize(args: argparse.Namespace) -> int:
         except ValueError:
             raise SummarizeError(f"--fix '{text}': {name} takes one of {list(axis.values)}") from None
     cells = [parse_mode(text, config) for text in args.choose]
+    _Progress.enter("summarising the run")
     summary = load_summary(run_dir, keep=keep, fixed=fixed, top=args.top, margin=args.margin, progress=True)
     out = Path(args.out) if args.out else run_dir / "report"
+    _Progress.enter("writing the report")
     files = write_report(summary, out)
+    _Progress.enter("writing the figures")
     figures = write_figures(summary, out)
     for note in summary.notes:
         print(f"note: {note}")
@@ -172,6 +221,7 @@ def _restructure(args: argparse.Namespace) -> int:
     from fadejax.summarize import SummarizeError, parse_mode, read_run_config
 
     run_dir = Path(args.run_dir)
+    _Progress.enter("reading the run's config", run_dir)
     config = read_run_config(run_dir)
     cells = [parse_mode(text, config) for text in args.modes]
     if args.modes_file:
@@ -185,6 +235,7 @@ def _restructure(args: argparse.Namespace) -> int:
     if not cells:
         raise SummarizeError("choose the modes to fade: --modes, --modes-file or --top N")
     out = Path(args.out) if args.out else None
+    _Progress.enter("fine-tuning and rediscovering")
     report = restructure(run_dir, cells, out, failure_weight=args.failure_weight, use_clean=not args.no_clean, epochs=args.epochs, learning_rate=args.learning_rate, lora_data=args.lora_data)
     from fadejax.restructure import render_markdown
 
@@ -196,6 +247,7 @@ def _restructure(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = _parser().parse_args(argv)
+    _Progress.step, _Progress.directory = "starting", None
     try:
         if args.command == "discover":
             return _discover(args)
@@ -210,12 +262,12 @@ def main(argv: list[str] | None = None) -> int:
     except TimeoutError as exc:  # a text-to-image run waited longer than prompt.rating_timeout_s for ratings
         print(f"error: {exc}; the run is kept: rate the images and continue it with --resume", file=sys.stderr)
         return EXIT_TIMED_OUT
-    except Exception as exc:  # noqa: BLE001 - only known bad-input errors are reported briefly
+    except Exception as exc:  # noqa: BLE001 - known bad input briefly; anything else briefly, with a log
         if isinstance(exc, _bad_input_errors()):
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
-        raise
-    return 1
+        return _report_unexpected(args.command, exc)
+    return EXIT_FAILED
 
 
 if __name__ == "__main__":
