@@ -248,6 +248,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = _parser().parse_args(argv)
     _Progress.step, _Progress.directory = "starting", None
+    if getattr(args, "quiet", False):
+        from bridges.quiet import silence_progress_bars
+
+        silence_progress_bars()
     try:
         if args.command == "discover":
             return _discover(args)

@@ -86,8 +86,7 @@ def failure_landscape(task: AuditTask, batch_size: int = 1024, seed: int = 0, pr
     spaces are summarised from the search's records and re-evaluated modes instead.
     """
     if task.kind == "prompt":
-        raise LandscapeTooLarge("exhaustive landscapes of generated images are not computed (every query is a diffusion run and, "
-                                "with human rewards, a person's rating); summarize the discovery run instead")
+        raise LandscapeTooLarge(_NO_PROMPT_LANDSCAPE)
     cost = task.space.num_actions * task.num_samples
     if cost > MAX_EXHAUSTIVE_QUERIES:
         raise LandscapeTooLarge(
@@ -120,8 +119,16 @@ def landscape_key(config) -> str:
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
+_NO_PROMPT_LANDSCAPE = ("exhaustive landscapes of generated images are not computed (every query is a diffusion run and, "
+                        "with human rewards, a person's rating); summarize the discovery run instead")
+
+
 def check_landscape_dir(config, run_dir: Path) -> str:
-    """The config's landscape key; :class:`RunDirError` if ``run_dir`` holds a run of other data, model or space."""
+    """The config's landscape key; :class:`RunDirError` if ``run_dir`` holds a run of other
+    data, model or space, :class:`LandscapeTooLarge` for an audit that has no exhaustive
+    landscape (refused here, before its model is loaded)."""
+    if config.task == "prompt":
+        raise LandscapeTooLarge(_NO_PROMPT_LANDSCAPE)
     key = landscape_key(config)
     run_config = Path(run_dir) / CONFIG_FILE
     if run_config.is_file():

@@ -1,0 +1,141 @@
+"""Every user-facing command on every offline audit and mode, through the real CLI entry
+point, with tiny budgets: each exits 0 with its documented outputs, or 2 with one
+``error:`` line where the combination is not supported."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from fadejax.cli import EXIT_BAD_INPUT, main
+from fadejax.config import parse_config
+from fadejax.run import discover
+
+RUN = {"iterations": 2, "num_envs": 8, "checkpoint_every": 1}
+SMALL_IMAGE_SPACE = {"axes": [{"name": "rotation", "values": [-20, 0, 20]}, {"name": "darkness", "values": [0.0, 0.7]},
+                              {"name": "blur", "values": [0.0, 3.0]}]}
+
+
+def _tiny_t5(root: Path) -> str:
+    from bridges.tiny_summarizer import build_model, build_word_tokenizer
+    from fadejax.text.data import builtin_articles
+
+    data = builtin_articles("held_out", n=24)
+    tokenizer = build_word_tokenizer(data.articles + data.references)
+    model = build_model(tokenizer, {"d_model": 16, "d_ff": 32, "d_kv": 8, "num_layers": 1, "num_decoder_layers": 1, "num_heads": 2, "seed": 0})
+    model.save_pretrained(root / "t5")
+    tokenizer.save_pretrained(root / "t5")
+    return str(root / "t5")
+
+
+def _tiny_pipeline(root: Path) -> tuple[str, str]:
+    import torch
+    from tiny_diffusion import make_tiny_clip, make_tiny_pipeline
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return str(make_tiny_pipeline(root / "pipeline")), str(make_tiny_clip(root / "clip"))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _captioned_images(root: Path) -> str:
+    rng = np.random.default_rng(0)
+    root.mkdir()
+    for i, caption in enumerate(["a photo of a woman scientist in a classroom", "a photo of a man artist in an office"]):
+        Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(root / f"{i}.png")
+        (root / f"{i}.txt").write_text(caption)
+    return str(root)
+
+
+def _audit(name: str, root: Path) -> dict:
+    """The config of each audit × mode, and what its non-default commands need."""
+    if name == "image-macro":
+        return {"config": {"data": {"limit": 40}, "space": SMALL_IMAGE_SPACE}, "axes": "rotation,darkness", "fix": "blur=3",
+                "restructure": ["--top", "1", "--epochs", "1"]}
+    if name == "image-micro":
+        return {"config": {"mode": "micro", "data": {"limit": 40}, "space": SMALL_IMAGE_SPACE, "micro": {"start": [1, 0, 0], "max_steps": 3}},
+                "axes": "rotation,darkness", "fix": "blur=3", "restructure": None}
+    text = {"model": _tiny_t5(root), "held_out": 12, "max_new_tokens": 8, "batch_size": 8}
+    if name == "text-macro":
+        return {"config": {"task": "text", "text": text, "space": {"axes": [{"name": "edit", "values": ["delete_word", "lower_case", "misspell"]}]}},
+                "axes": "edit", "fix": None, "restructure": ["--top", "1", "--epochs", "1"]}
+    if name == "text-micro":
+        space = {"axes": [{"name": "delete_word", "values": [0, 1, 2]}, {"name": "lower_case", "values": [0, 1]}]}
+        return {"config": {"task": "text", "mode": "micro", "text": text, "space": space, "micro": {"max_steps": 3}},
+                "axes": "delete_word", "fix": "lower_case=1", "restructure": None}
+    pipeline, clip = _tiny_pipeline(root)
+    prompt = {"pipeline": pipeline, "clip": clip, "steps": 2, "height": 16, "width": 16, "batch_size": 4}
+    return {"config": {"task": "prompt", "prompt": prompt}, "axes": None, "fix": None,
+            "restructure": ["--top", "1", "--epochs", "1", "--lora-data", _captioned_images(root / "captions")]}
+
+
+def _records(run: Path) -> bytes:
+    return (run / "records.jsonl").read_bytes()
+
+
+@pytest.mark.parametrize("audit", ["image-macro", "image-micro", "text-macro", "text-micro", "prompt-macro"])
+def test_every_command_on_every_audit(audit, tmp_path, capsys):
+    spec = _audit(audit, tmp_path)
+    data = {"name": f"matrix-{audit}", "run": RUN, **spec["config"]}
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(data))
+    run = tmp_path / "run"
+    capsys.readouterr()  # what building the tiny models printed
+
+    def cli(*argv: str) -> tuple[int, str]:
+        code = main(list(argv))
+        err = capsys.readouterr().err
+        return code, err
+
+    # discover, then resume the finished run (nothing changes)
+    code, err = cli("discover", "--config", str(config_path), "--out", str(run), "--quiet")
+    assert code == 0, err
+    assert "it/s]" not in err  # --quiet: no progress bars, the libraries' own included
+    status = json.loads((run / "run.json").read_text())
+    assert status["status"] == "complete" and len(_records(run).splitlines()) == RUN["iterations"] * RUN["num_envs"]
+    before = _records(run)
+    assert cli("discover", "--config", str(config_path), "--out", str(run), "--resume", "--quiet")[0] == 0
+    assert _records(run) == before
+
+    # an interrupted run resumed from the command line ends as the uninterrupted one
+    cut = tmp_path / "cut"
+    discover(parse_config(data), cut, progress=False, stop_after=1)
+    assert json.loads((cut / "run.json").read_text())["status"] == "running"
+    code, err = cli("discover", "--config", str(config_path), "--out", str(cut), "--resume", "--quiet")
+    assert code == 0, err
+    assert _records(cut) == before
+
+    # landscape: computed and saved, or refused in one line where an audit has none
+    code, err = cli("landscape", "--config", str(config_path), "--out", str(run), "--quiet")
+    if audit.startswith("prompt"):
+        assert code == EXIT_BAD_INPUT and err.startswith("error: ") and len(err.strip().splitlines()) == 1
+    else:
+        assert code == 0, err
+        assert len(json.loads((run / "ground_truth.json").read_text())["failure_rates"]) == parse_config(data).concept_space().num_actions
+
+    # summarize, with a view of chosen axes, a slice at a hidden one, and a chosen mode
+    argv = ["summarize", str(run), "--choose", "0"]
+    if spec["axes"]:
+        argv += ["--axes", spec["axes"]]
+    if spec["fix"]:
+        argv += ["--fix", spec["fix"]]
+    code, err = cli(*argv)
+    assert code == 0, err
+    report = run / "report"
+    assert (report / "report.html").is_file() and (report / "summary.json").is_file()
+    assert json.loads((report / "modes.json").read_text())["modes"][0]["cell"] == 0
+
+    # restructure with the audit's fine-tuner, or a one-line refusal where it has none
+    if spec["restructure"] is None:
+        code, err = cli("restructure", str(run), "--top", "1")
+        assert code == EXIT_BAD_INPUT and err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+    else:
+        code, err = cli("restructure", str(run), *spec["restructure"], "--out", str(tmp_path / "faded"))
+        assert code == 0, err
+        assert (tmp_path / "faded" / "shift_report.md").is_file()
+        assert json.loads((tmp_path / "faded" / "rediscovery" / "run.json").read_text())["status"] == "complete"
