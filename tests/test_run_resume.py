@@ -16,7 +16,7 @@ from fadejax.config import parse_config
 from fadejax.records import read_records
 from fadejax.run import discover
 
-ITERATIONS = 80  # long enough that the kill -9 test reliably catches the run mid-way
+ITERATIONS = 48  # long enough that the kill -9 test reliably catches the run mid-way (after 14, before 48)
 SMALL = {
     "name": "small",
     "searcher": {"kind": "dqn", "hidden_sizes": [32], "batch_size": 64, "min_replay": 64, "replay_capacity": 4096},
