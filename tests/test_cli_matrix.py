@@ -15,6 +15,8 @@ from fadejax.config import parse_config
 from fadejax.run import discover
 
 RUN = {"iterations": 2, "num_envs": 8, "checkpoint_every": 1}
+#: the classifier's restructure through the CLI is tested there, on this audit
+RESTRUCTURE_TESTED_ELSEWHERE = "tests/test_restructure.py"
 SMALL_IMAGE_SPACE = {"axes": [{"name": "rotation", "values": [-20, 0, 20]}, {"name": "darkness", "values": [0.0, 0.7]},
                               {"name": "blur", "values": [0.0, 3.0]}]}
 
@@ -55,9 +57,8 @@ def _captioned_images(root: Path) -> str:
 def _audit(name: str, root: Path) -> dict:
     """The config of each audit × mode, and what its non-default commands need."""
     if name == "image-macro":
-        # restructure: tests/test_restructure.py runs the classifier's through the CLI on this audit
         return {"config": {"data": {"limit": 40}, "space": SMALL_IMAGE_SPACE}, "axes": "rotation,darkness", "fix": "blur=3",
-                "restructure": "elsewhere"}
+                "restructure": RESTRUCTURE_TESTED_ELSEWHERE}
     if name == "image-micro":
         return {"config": {"mode": "micro", "data": {"limit": 40}, "space": SMALL_IMAGE_SPACE, "micro": {"start": [1, 0, 0], "max_steps": 3}},
                 "axes": "rotation,darkness", "fix": "blur=3", "restructure": None}
@@ -135,7 +136,7 @@ def test_every_command_on_every_audit(audit, tmp_path, capsys):
     assert json.loads((report / "modes.json").read_text())["modes"][0]["cell"] == 0
 
     # restructure with the audit's fine-tuner, or a one-line refusal where it has none
-    if spec["restructure"] == "elsewhere":
+    if spec["restructure"] == RESTRUCTURE_TESTED_ELSEWHERE:
         return
     if spec["restructure"] is None:
         code, err = cli("restructure", str(run), "--top", "1")
