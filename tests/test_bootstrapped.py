@@ -1,7 +1,6 @@
 """The bootstrapped DQN: per-head bootstrap masks, per-environment heads, a learned bandit,
 bootstrapping through gamma, and exact resume through the real loop."""
 
-import json
 
 import jax
 import jax.numpy as jnp
@@ -9,9 +8,9 @@ import numpy as np
 import pytest
 
 from fadejax.config import ConfigError, parse_config
-from fadejax.run import discover
 from fadejax.searchers import REGISTRY, Transition
 from fadejax.searchers.bootstrapped import BootstrappedConfig, BootstrappedDQN
+from resume_check import assert_resumes_exactly
 
 def _make(config, *, num_actions=25, obs_dim=4, num_envs=8, total_iterations=100):
     return BootstrappedDQN(config, num_actions=num_actions, obs_dim=obs_dim, num_samples=10, total_iterations=total_iterations, num_envs=num_envs)
@@ -144,10 +143,4 @@ def test_microscopic_targets_bootstrap_through_gamma():
 def test_stop_and_resume_reproduces_the_uninterrupted_run(tmp_path, digits_task):
     searcher = {"kind": "bootstrapped", "num_heads": 4, "hidden_sizes": [16], "batch_size": 32, "min_replay": 32, "replay_capacity": 1024}
     config = parse_config({"searcher": searcher, "run": {"iterations": 12, "num_envs": 32, "checkpoint_every": 4, "seed": 3}})
-    oracle = digits_task.oracle  # the cached CNN, built once for the session
-    reference = discover(config, tmp_path / "reference", oracle=oracle, progress=False)
-    discover(config, tmp_path / "run", oracle=oracle, progress=False, stop_after=6)  # stops between checkpoints 4 and 8
-    assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "running"
-    resumed = discover(config, tmp_path / "run", oracle=oracle, resume=True, progress=False)
-    assert (tmp_path / "run" / "records.jsonl").read_bytes() == (tmp_path / "reference" / "records.jsonl").read_bytes()
-    assert (resumed.queries, resumed.failures, resumed.top_cells) == (reference.queries, reference.failures, reference.top_cells)
+    assert_resumes_exactly(config, tmp_path, digits_task.oracle, stop_after=6)  # stops between checkpoints 4 and 8

@@ -1,7 +1,6 @@
 """Thompson sampling, Bayes-UCB, the cross-entropy method and REINFORCE: each follows its
 definition, learns a known Bernoulli bandit, and resumes a run exactly."""
 
-import json
 
 import jax
 import jax.numpy as jnp
@@ -10,11 +9,11 @@ import pytest
 from scipy import stats
 
 from fadejax.config import parse_config
-from fadejax.run import discover
 from fadejax.searchers import REGISTRY, Transition
 from fadejax.searchers.cem import CEMConfig, CrossEntropy
 from fadejax.searchers.policy_gradient import Reinforce, ReinforceConfig
 from fadejax.searchers.thompson import BayesUCB, ThompsonConfig, ThompsonSampling, UCBConfig
+from resume_check import assert_resumes_exactly
 
 NEW = ["thompson", "ucb", "cem", "reinforce"]
 
@@ -207,10 +206,4 @@ def test_learns_a_bernoulli_bandit(kind):
 @pytest.mark.parametrize("kind", NEW)
 def test_stop_and_resume_reproduces_the_uninterrupted_run(tmp_path, kind, digits_task):
     config = parse_config({"searcher": {"kind": kind}, "run": {"iterations": 12, "num_envs": 32, "checkpoint_every": 4, "seed": 3}})
-    oracle = digits_task.oracle
-    reference = discover(config, tmp_path / "reference", oracle=oracle, progress=False)
-    discover(config, tmp_path / "run", oracle=oracle, progress=False, stop_after=6)  # stops between checkpoints 4 and 8
-    assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "running"
-    resumed = discover(config, tmp_path / "run", oracle=oracle, resume=True, progress=False)
-    assert (tmp_path / "run" / "records.jsonl").read_bytes() == (tmp_path / "reference" / "records.jsonl").read_bytes()
-    assert (resumed.queries, resumed.failures, resumed.top_cells) == (reference.queries, reference.failures, reference.top_cells)
+    assert_resumes_exactly(config, tmp_path, digits_task.oracle, stop_after=6)  # stops between checkpoints 4 and 8

@@ -1,6 +1,5 @@
 """The posterior-sampling searcher, the report's shrinkage estimate, and recorded audits."""
 
-import json
 
 import jax
 import jax.numpy as jnp
@@ -12,9 +11,10 @@ from fadejax.config import parse_config
 from fadejax.estimates import cell_estimates
 from fadejax.ground_truth import failure_landscape, landscape_key
 from fadejax.recording import RecordedTask, RecordingError, load_recording, record
-from fadejax.run import build_discovery, discover
+from fadejax.run import build_discovery
 from fadejax.searchers import Transition
 from fadejax.searchers.posterior import PosteriorConfig, PosteriorSampling
+from resume_check import assert_resumes_exactly
 
 
 def _searcher(sizes=(5, 5), num_samples=40, num_envs=64, iterations=40, **config):
@@ -244,9 +244,4 @@ def test_a_recorded_run_makes_the_live_runs_choices_query_by_query(small, search
 def test_the_default_searcher_resumes_exactly_after_an_interruption(tmp_path, digits_task):
     config = parse_config({"data": {"limit": 120}, "run": {"iterations": 8, "num_envs": 32, "checkpoint_every": 2, "seed": 1}})
     assert config.searcher["kind"] == "posterior"
-    oracle = digits_task.oracle  # the cached CNN, built once for the session
-    discover(config, tmp_path / "whole", oracle=oracle, progress=False)
-    discover(config, tmp_path / "cut", oracle=oracle, progress=False, stop_after=5)
-    assert json.loads((tmp_path / "cut" / "run.json").read_text())["status"] == "running"
-    discover(config, tmp_path / "cut", oracle=oracle, resume=True, progress=False)
-    assert (tmp_path / "cut" / "records.jsonl").read_bytes() == (tmp_path / "whole" / "records.jsonl").read_bytes()
+    assert_resumes_exactly(config, tmp_path, digits_task.oracle, stop_after=5)  # stops between checkpoints 4 and 6

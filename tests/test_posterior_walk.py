@@ -1,7 +1,6 @@
 """Microscopic walks planned on the posterior model, and the bound on what walks can find."""
 
 import itertools
-import json
 
 import jax
 import jax.numpy as jnp
@@ -10,12 +9,13 @@ import pytest
 
 from fadejax.config import parse_config
 from fadejax.recording import RecordedTask, Recording
-from fadejax.run import build_discovery, discover
+from fadejax.run import build_discovery
 from fadejax.searchers import Transition
 from fadejax.searchers.base import Walk
 from fadejax.searchers.posterior_walk import PosteriorWalk, PosteriorWalkConfig, neighbour_table
 from fadejax.spaces import Axis, ConceptSpace, MicroSpace
 from fadejax.walks import distinct_failure_bound, first_failure_moves
+from resume_check import assert_resumes_exactly
 
 GRID = (4, 3, 3)
 
@@ -209,9 +209,4 @@ def test_a_walk_run_resumes_exactly_after_an_interruption(tmp_path, digits_task)
         "mode": "micro", "data": {"limit": 120}, "micro": {"start": [2, 0, 0], "max_steps": 6},
         "run": {"iterations": 8, "num_envs": 32, "checkpoint_every": 2, "seed": 1},
     })
-    oracle = digits_task.oracle  # the cached CNN, built once for the session
-    discover(config, tmp_path / "whole", oracle=oracle, progress=False)
-    discover(config, tmp_path / "cut", oracle=oracle, progress=False, stop_after=5)
-    assert json.loads((tmp_path / "cut" / "run.json").read_text())["status"] == "running"
-    discover(config, tmp_path / "cut", oracle=oracle, resume=True, progress=False)
-    assert (tmp_path / "cut" / "records.jsonl").read_bytes() == (tmp_path / "whole" / "records.jsonl").read_bytes()
+    assert_resumes_exactly(config, tmp_path, digits_task.oracle, stop_after=5)  # stops between checkpoints 4 and 6
