@@ -269,7 +269,7 @@ def main() -> None:
             run.values["gain"] = (run.values["count"] / budget - random_rate[run.seed]) / (ceiling_rate[run.seed] - random_rate[run.seed])
 
     if args.micro and args.recorded:  # what any walker could find: the cheapest failing pairs, one episode each
-        moves = first_failure_moves(load_recording(args.recorded).failed, sizes, config.micro_space().start, config.micro.max_steps)
+        moves = first_failure_moves(task.recording.failed, sizes, config.micro_space().start, config.micro.max_steps)
         stats_["walk_bound"] = distinct_failure_bound(moves, budget)
     what = ("Embedded default (digits CNN, 125 actions)" if config.name == "digits"
             else f"{config.name} ({config.task} audit, {task.space.num_actions} actions, {task.num_samples} held-out samples)")

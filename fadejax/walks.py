@@ -23,19 +23,25 @@ import numpy as np
 import scipy.sparse
 
 
-def move_adjacency(grid: Sequence[int]) -> scipy.sparse.csr_matrix:
-    """``(cells, cells)`` bool: ``[c, d]`` when one move (clipped) takes cell ``c`` to ``d``."""
+def neighbour_table(grid: Sequence[int]) -> np.ndarray:
+    """``(cells, 2 * axes)`` int32: the cell each move leads to (move ``2j`` lowers axis ``j``
+    one notch, ``2j + 1`` raises it; clipped at the grid's edge, as :class:`fadejax.spaces.MicroSpace`)."""
     grid = tuple(int(g) for g in grid)
-    cells = np.stack(np.unravel_index(np.arange(int(np.prod(grid))), grid), axis=-1)
-    rows, cols = [], []
+    cells = np.stack(np.unravel_index(np.arange(int(np.prod(grid))), grid), axis=-1)  # (C, axes)
+    table = []
     for j, size in enumerate(grid):
         for step in (-1, 1):
             moved = cells.copy()
             moved[:, j] = np.clip(moved[:, j] + step, 0, size - 1)
-            rows.append(np.arange(len(cells)))
-            cols.append(np.ravel_multi_index(tuple(moved.T), grid))
-    rows, cols = np.concatenate(rows), np.concatenate(cols)
-    return scipy.sparse.csr_matrix((np.ones(rows.size, bool), (rows, cols)), shape=(len(cells), len(cells)))
+            table.append(np.ravel_multi_index(tuple(moved.T), grid))
+    return np.stack(table, axis=-1).astype(np.int32)
+
+
+def move_adjacency(grid: Sequence[int]) -> scipy.sparse.csr_matrix:
+    """``(cells, cells)`` bool: ``[c, d]`` when one move (clipped) takes cell ``c`` to ``d``."""
+    table = neighbour_table(grid)
+    rows = np.repeat(np.arange(table.shape[0]), table.shape[1])
+    return scipy.sparse.csr_matrix((np.ones(rows.size, bool), (rows, table.ravel())), shape=(table.shape[0],) * 2)
 
 
 def first_failure_moves(failed: np.ndarray, grid: Sequence[int], start: Sequence[int], max_steps: int) -> np.ndarray:

@@ -12,9 +12,9 @@ from fadejax.recording import RecordedTask, Recording
 from fadejax.run import build_discovery
 from fadejax.searchers import Transition
 from fadejax.searchers.base import Walk
-from fadejax.searchers.posterior_walk import PosteriorWalk, PosteriorWalkConfig, neighbour_table
+from fadejax.searchers.posterior_walk import PosteriorWalk, PosteriorWalkConfig
 from fadejax.spaces import Axis, ConceptSpace, MicroSpace
-from fadejax.walks import distinct_failure_bound, first_failure_moves
+from fadejax.walks import distinct_failure_bound, first_failure_moves, neighbour_table
 from resume_check import assert_resumes_exactly
 
 GRID = (4, 3, 3)

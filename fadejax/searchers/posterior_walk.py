@@ -45,6 +45,7 @@ import pydantic
 
 from fadejax.searchers.base import Transition
 from fadejax.searchers.posterior import PosteriorConfig, PosteriorSampling, PosteriorState
+from fadejax.walks import neighbour_table
 
 
 class PosteriorWalkConfig(PosteriorConfig):
@@ -61,19 +62,6 @@ class PosteriorWalkState(PosteriorState):
     walk_key: jax.Array  # (2,) uint32, root of the per-episode draws
     episode: jax.Array  # (B,) int32, episodes each environment has finished
     failed_pairs: jax.Array  # (N, cells) bool, asked pairs that failed ((1, 1) when pairs are not tracked)
-
-
-def neighbour_table(grid: tuple[int, ...]) -> np.ndarray:
-    """``(cells, 2 * axes)`` int32: the cell each move leads to (move ``2j`` lowers axis ``j``
-    one notch, ``2j + 1`` raises it; clipped at the grid's edge, as :class:`MicroSpace`)."""
-    cells = np.stack(np.unravel_index(np.arange(int(np.prod(grid))), grid), axis=-1)  # (C, axes)
-    table = []
-    for j, size in enumerate(grid):
-        for step in (-1, 1):
-            moved = cells.copy()
-            moved[:, j] = np.clip(moved[:, j] + step, 0, size - 1)
-            table.append(np.ravel_multi_index(tuple(moved.T), grid))
-    return np.stack(table, axis=-1).astype(np.int32)
 
 
 class PosteriorWalk(PosteriorSampling):
