@@ -1,15 +1,20 @@
-"""Sweep a searcher's settings on a recording: every grid point x every seed, each grid point one
-compiled program over all its seeds (:func:`fadejax.fused.run_fused`).
+"""Sweep a searcher's settings on a recording: every grid point x every seed, many settings and
+all seeds in one compiled program (:func:`fadejax.fused.run_fused_settings`).
 
     .venv/bin/python benchmarks/sweep.py --recorded REC.npz --config configs/digits.yaml \\
         --searcher '{"kind": "posterior"}' \\
         --grid 'searcher.identify_fraction=0.2,0.35,0.5' --grid 'searcher.sample_candidates=4,8,16' \\
-        [--seeds 5] [--iterations 50] [--num-envs 256] [--set FIELD=VALUE] [--out benchmarks/results] [--name sweep]
+        [--seeds 5] [--iterations 50] [--num-envs 256] [--set FIELD=VALUE] [--plugin FILE.py]
+        [--max-runs-per-program 250] [--out benchmarks/results] [--name sweep]
 
 ``--grid FIELD=V1,V2,...`` (repeatable; values parsed as YAML) spans the cartesian product;
 ``searcher.*`` fields apply on top of ``--searcher`` (default: the config's searcher),
 other fields are config overrides (e.g. ``run.num_envs=128,256``). Every run spends
-``iterations x num_envs`` queries. Writes ``<name>.csv``, one row per run — the grid
+``iterations x num_envs`` queries. Numeric searcher fields that can enter the program as
+traced values (tried by tracing: e.g. ``epsilon``, ``posterior_scale``, learning rates) are
+swept inside one program, up to ``--max-runs-per-program`` runs at once; fields that set a
+shape or a Python branch (``identify_fraction``, ``sample_candidates``, hidden sizes) and
+non-searcher fields get one program per value. Writes ``<name>.csv``, one row per run — the grid
 values, seed, failures, failure rate, gain vs random = (rate - landscape mean) /
 (worst cell - landscape mean), and recall@10 of the report's ranking
 (:func:`fadejax.estimates.cell_estimates` on the run's queries, scored with
@@ -39,10 +44,11 @@ from scipy import stats  # noqa: E402
 from fadejax import metrics  # noqa: E402
 from fadejax.config import load_config, parse_config  # noqa: E402
 from fadejax.estimates import cell_estimates  # noqa: E402
-from fadejax.fused import run_fused  # noqa: E402
+from fadejax import fused  # noqa: E402
 from fadejax.ground_truth import landscape_key  # noqa: E402
 from fadejax.recording import RecordedTask, load_recording  # noqa: E402
 from fadejax.run import build_discovery  # noqa: E402
+from fadejax.searchers.plugins import PluginError, import_plugins  # noqa: E402
 
 
 def parse_grid(items: list[str]) -> list[tuple[str, list]]:
@@ -77,10 +83,18 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=50)
     parser.add_argument("--num-envs", type=int, default=256)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE", help="a fixed config override")
+    parser.add_argument("--plugin", action="append", default=[], metavar="FILE.py",
+                        help="import this module of yours first (it registers the searcher you sweep; repeatable)")
+    parser.add_argument("--max-runs-per-program", type=int, default=250,
+                        help="settings x seeds vmapped in one program at most (bounds memory: states and queries grow with it)")
     parser.add_argument("--out", default="benchmarks/results")
     parser.add_argument("--name", default="sweep", help="output file stem")
     args = parser.parse_args()
 
+    try:
+        import_plugins(args.plugin)
+    except PluginError as error:
+        parser.error(str(error))
     grid = parse_grid(args.grid)
     fixed = [*args.overrides, f"run.num_envs={args.num_envs}", f"run.iterations={args.iterations}"]
     base = load_config(args.config, fixed)
@@ -96,8 +110,7 @@ def main() -> None:
     print(f"recording {args.recorded}: {task.num_samples} samples x {truth.size} cells (mean {mean_rate:.3f}, worst {worst:.3f})")
     print(f"{len(points)} settings x {len(seeds)} seeds = {len(points) * len(seeds)} runs of {budget} queries")
 
-    rows, compile_s, run_s, score_s = [], 0.0, 0.0, 0.0
-    for point in points:
+    def config_of(point: tuple) -> object:
         setting = dict(zip([f for f, _ in grid], point))
         searcher = dict(base_searcher)
         others = []
@@ -107,30 +120,66 @@ def main() -> None:
             else:
                 others.append(f"{field}={json.dumps(value)}")
         config = load_config(args.config, fixed + others) if others else base
-        config = parse_config({**config.model_dump(mode="json"), "searcher": searcher}, source="sweep setting")
-        discovery = build_discovery(config, task)
-        result = run_fused(discovery, seeds, config.run.iterations, keep_queries=True)
-        compile_s += result.compile_seconds
-        run_s += result.seconds
-        began = time.perf_counter()
-        queries = config.run.iterations * config.run.num_envs
-        for i, seed in enumerate(seeds):
-            sample, cell, failed = result.queries(i)
-            estimate = cell_estimates(sample, cell, failed, task.num_samples, task.space.sizes)
-            rate = float(failed.sum()) / queries
-            rows.append({**setting, "seed": seed, "queries": queries, "failures": int(failed.sum()), "failure_rate": rate,
-                         "gain": (rate - mean_rate) / (worst - mean_rate),
-                         "recall@10": metrics.recall_at_k(estimate.dense(truth.size), truth, k)})
-        score_s += time.perf_counter() - began
-        shown = ", ".join(f"{f}={v}" for f, v in setting.items()) or "(base)"
-        failures = [r["failures"] for r in rows[-len(seeds):]]
-        recall = [r["recall@10"] for r in rows[-len(seeds):]]
-        print(f"  {shown:<50} failures {np.mean(failures):8.1f}  recall@10 {np.mean(recall):.2f}   "
-              f"compile {result.compile_seconds:5.1f} s, run {result.seconds:6.3f} s", flush=True)
+        return parse_config({**config.model_dump(mode="json"), "searcher": searcher}, source="sweep setting")
+
+    # Searcher fields that enter the program as traced values share one program; the others
+    # (shapes, Python branches, config fields outside the searcher) get one program per value.
+    first = build_discovery(config_of(points[0]), task)
+    batched = []
+    for field, _ in grid:
+        why = fused.batchable(first, field.removeprefix("searcher.")) if field.startswith("searcher.") else "not a searcher field"
+        if why is None:
+            batched.append(field)
+        print(f"  {field}: " + ("swept inside one program" if why is None else f"one program per value ({why})"))
+    static = [i for i, (field, _) in enumerate(grid) if field not in batched]
+    groups: dict[tuple, list[tuple]] = {}
+    for point in points:
+        groups.setdefault(tuple(point[i] for i in static), []).append(point)
+    per_program = max(1, args.max_runs_per_program // len(seeds)) if batched else 1
+
+    rows, compile_s, run_s, score_s, programs = [], 0.0, 0.0, 0.0, 0
+    for group in groups.values():
+        owner = None
+        for start in range(0, len(group), per_program):
+            chunk = group[start : start + per_program]
+            configs = [config_of(point) for point in chunk]
+            discoveries = [build_discovery(config, task) for config in configs]
+            iterations = configs[0].run.iterations  # run.* fields are never batched: one value per group
+            if batched:
+                padded = discoveries + [discoveries[-1]] * (per_program - len(chunk) if len(group) > per_program else 0)
+                owner = owner or padded[0]  # one compiled program per group and chunk size
+                results = fused.run_fused_settings(padded, [f.removeprefix("searcher.") for f in batched], seeds,
+                                                   iterations, keep_queries=True, program_of=owner)[: len(chunk)]
+                compile_s += results[0].compile_seconds
+                run_s += results[0].seconds
+                programs += results[0].compile_seconds > 0
+            else:
+                results = [fused.run_fused(discoveries[0], seeds, iterations, keep_queries=True)]
+                compile_s += results[0].compile_seconds
+                run_s += results[0].seconds
+                programs += 1
+            began = time.perf_counter()
+            for point, result in zip(chunk, results):
+                setting = dict(zip([f for f, _ in grid], point))
+                for i, seed in enumerate(seeds):
+                    sample, cell, failed = result.queries(i)
+                    estimate = cell_estimates(sample, cell, failed, task.num_samples, task.space.sizes)
+                    queries = result.iterations * result.num_envs
+                    rate = float(failed.sum()) / queries
+                    rows.append({**setting, "seed": seed, "queries": queries, "failures": int(failed.sum()), "failure_rate": rate,
+                                 "gain": (rate - mean_rate) / (worst - mean_rate),
+                                 "recall@10": metrics.recall_at_k(estimate.dense(truth.size), truth, k)})
+                if len(points) <= 60:
+                    shown = ", ".join(f"{f}={v}" for f, v in setting.items()) or "(base)"
+                    failures = [r["failures"] for r in rows[-len(seeds):]]
+                    recall = [r["recall@10"] for r in rows[-len(seeds):]]
+                    print(f"  {shown:<50} failures {np.mean(failures):8.1f}  recall@10 {np.mean(recall):.2f}", flush=True)
+            score_s += time.perf_counter() - began
+            print(f"  {len(rows)}/{len(points) * len(seeds)} runs ({run_s:.1f} s running, {compile_s:.1f} s compiling)", flush=True)
 
     runs = len(rows)
     print(f"\n{runs} runs: {run_s:.2f} s on the device excluding compilation = {runs / run_s:.1f} runs/s "
-          f"({runs * budget / run_s:,.0f} queries/s); compilation {compile_s:.1f} s ({len(points)} programs); "
+          f"({sum(r['queries'] for r in rows) / run_s:,.0f} queries/s); compilation {compile_s:.1f} s ({programs} programs); "
           f"recall@10 scoring on the host {score_s:.1f} s")
 
     out = Path(args.out)

@@ -3,7 +3,7 @@ exhaustive ground truth, live or on a recording.
 
     .venv/bin/python benchmarks/table1.py [--config configs/digits.yaml] [--recorded REC.npz] [--iterations 50]
         [--num-envs 256] [--seeds 5] [--searchers NAME,NAME] [--micro] [--set FIELD=VALUE]
-        [--searcher-set FIELD=VALUE] [--out benchmarks/results]
+        [--searcher-set FIELD=VALUE] [--plugin FILE.py] [--out benchmarks/results]
 
 One query = one audited-model evaluation of one perturbed sample; every searcher gets
 ``iterations x num_envs`` of them through the same loop, oracle and reward. With
@@ -32,7 +32,9 @@ size. ``--micro`` adds microscopic-mode rows (episodes walking the grid from the
 macroscopic rows beside them); with ``--recorded`` it also states how many distinct
 failures any walk could find in the budget (:mod:`fadejax.walks`), the bound of a
 microscopic searcher's ``distinct`` column. ``--searcher-set FIELD=VALUE`` sets a field of
-every chosen row's searcher, for sweeps.
+every chosen row's searcher, for sweeps. ``--plugin FILE.py`` imports a module of your
+own that registers searchers (:func:`fadejax.searchers.register`); each one it registers
+gets a row named by its kind (``docs/benchmark-your-searcher.md``).
 
 Writes ``table1.md``, ``table1.csv`` (aggregates), ``table1_runs.csv`` (every run),
 ``table1.png`` (failures found vs queries) and ``table1_recall.png`` (recall@10 of the
@@ -68,6 +70,7 @@ from fadejax.recording import RecordedTask, load_recording  # noqa: E402
 from fadejax.records import RecordWriter  # noqa: E402
 from fadejax.run import build_discovery, iterate  # noqa: E402
 from fadejax.walks import distinct_failure_bound, first_failure_moves  # noqa: E402
+from fadejax.searchers.plugins import PluginError, import_plugins  # noqa: E402
 from fadejax.searchers.frozen import FrozenGreedy  # noqa: E402
 from fadejax.task import build_task  # noqa: E402
 
@@ -215,16 +218,22 @@ def main() -> None:
                         help="override a config field, as for fadejax discover (e.g. micro.max_steps=12)")
     parser.add_argument("--searcher-set", dest="searcher_overrides", action="append", default=[], metavar="FIELD=VALUE",
                         help="set a field of every chosen row's searcher (e.g. discount=0.7), for sweeps")
+    parser.add_argument("--plugin", action="append", default=[], metavar="FILE.py",
+                        help="import this module of yours first; each searcher it registers gets a row (repeatable)")
     parser.add_argument("--curve-points", type=int, default=10, help="points on the recall@10-vs-queries curve")
     parser.add_argument("--truth-dir", help="where ground_truth.json is kept (computed once; default runs/<config name>)")
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args()
 
+    try:
+        plugin_rows = [(kind, {"kind": kind}) for kind in import_plugins(args.plugin)]
+    except PluginError as error:
+        parser.error(str(error))
     config, task, truth, stats_, prefix = build(args)
     sizes = task.space.sizes
     budget = args.iterations * args.num_envs
     print(f"budget: {budget} queries per run, {args.seeds} seeds")
-    chosen = SEARCHERS + (MICRO_SEARCHERS if args.micro else [])
+    chosen = SEARCHERS + plugin_rows + (MICRO_SEARCHERS if args.micro else [])
     if args.searchers:
         wanted = {name.strip() for name in args.searchers.split(",")}
         unknown = wanted - {name for name, _ in chosen} - {"dqn (paper, greedy eval)"}

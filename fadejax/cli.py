@@ -109,12 +109,13 @@ def _bad_input_errors() -> tuple[type[BaseException], ...]:
     from fadejax.finetune import FineTuneError
     from fadejax.ground_truth import LandscapeTooLarge
     from fadejax.perturbations import PerturbationError
+    from fadejax.recording import RecordingError
     from fadejax.records import RecordsError
     from fadejax.rundir import RunDirError
     from fadejax.spaces import SpaceError
     from fadejax.summarize import SummarizeError
 
-    errors: list[type[BaseException]] = [ConfigError, DataError, FineTuneError, LandscapeTooLarge, PerturbationError, RecordsError, RunDirError, SpaceError, SummarizeError]
+    errors: list[type[BaseException]] = [ConfigError, DataError, FineTuneError, LandscapeTooLarge, PerturbationError, RecordingError, RecordsError, RunDirError, SpaceError, SummarizeError]
     if "bridges.weights" in sys.modules:
         errors.append(sys.modules["bridges.weights"].ModelLoadError)
     if "bridges.classifier" in sys.modules:

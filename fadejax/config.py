@@ -345,6 +345,11 @@ class ExperimentConfig(_Strict):
     run: RunConfig = pydantic.Field(default_factory=RunConfig)
     text: TextConfig = pydantic.Field(default_factory=TextConfig)
     prompt: PromptConfig | None = None
+    #: Replay this recording (``fadejax landscape --record``) instead of calling the audited
+    #: model: the same loop, searchers, rewards and run directories, with a lookup for the
+    #: model. ``data``, ``model`` and ``space`` must be those it was recorded from (checked
+    #: by the recording's key). A relative path is relative to the working directory.
+    recording: str | None = None
 
     @pydantic.model_validator(mode="before")
     @classmethod
@@ -361,6 +366,9 @@ class ExperimentConfig(_Strict):
     @pydantic.model_validator(mode="after")
     def _axes_fit_the_task(self) -> "ExperimentConfig":
         _check_axes(self.task, self.space.axes)
+        if self.recording is not None and self.task == "prompt":
+            raise ValueError("recording: text-to-image audits are not recorded (every query is a diffusion run); "
+                             "recordings replay image and text audits")
         if self.task == "prompt" and self.prompt is None:
             raise ValueError("task 'prompt' needs a prompt section (prompt.pipeline and prompt.clip at least)")
         if self.task == "prompt" and self.prompt.pipeline is None:

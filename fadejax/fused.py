@@ -103,27 +103,31 @@ def _bound_to(discovery: Discovery, arrays: dict[str, Any]) -> Discovery:
     return bound
 
 
+def _scan_seeds(d: Discovery, iterations: int, keep_queries: bool):
+    """``stacked states -> (final states, outputs)``: every seed's ``lax.scan`` over iterations."""
+
+    def body(state: LoopState, _):
+        inputs, pending = d._propose(state)
+        core, _fields = d.task.evaluate(inputs, pending)
+        outcome = d._score(pending, core)
+        state, _metrics = d._learn(state, pending, outcome)
+        failed = outcome["failed"]
+        out = {"failures": jnp.sum(failed.astype(jnp.int32))}
+        if keep_queries:
+            out.update(sample=outcome["sample"].astype(jnp.int32), cell=outcome["cell"].astype(jnp.int32), failed=failed)
+        return state, out
+
+    def one_seed(state: LoopState):
+        return jax.lax.scan(body, state, None, length=iterations)
+
+    return jax.vmap(one_seed)
+
+
 def _program(discovery: Discovery, iterations: int, keep_queries: bool):
     """The pure function ``(stacked states, task arrays) -> (final states, outputs)``."""
 
     def run(states: LoopState, arrays: dict[str, Any]):
-        d = _bound_to(discovery, arrays)
-
-        def body(state: LoopState, _):
-            inputs, pending = d._propose(state)
-            core, _fields = d.task.evaluate(inputs, pending)
-            outcome = d._score(pending, core)
-            state, _metrics = d._learn(state, pending, outcome)
-            failed = outcome["failed"]
-            out = {"failures": jnp.sum(failed.astype(jnp.int32))}
-            if keep_queries:
-                out.update(sample=outcome["sample"].astype(jnp.int32), cell=outcome["cell"].astype(jnp.int32), failed=failed)
-            return state, out
-
-        def one_seed(state: LoopState):
-            return jax.lax.scan(body, state, None, length=iterations)
-
-        return jax.vmap(one_seed)(states)
+        return _scan_seeds(_bound_to(discovery, arrays), iterations, keep_queries)(states)
 
     return run
 
@@ -180,3 +184,111 @@ def run_fused(discovery: Discovery, seeds: Sequence[int], iterations: int, keep_
         sample=host.get("sample"), cell=host.get("cell"), failed=None if "failed" not in host else np.asarray(host["failed"], bool),
         final=final, seconds=seconds, compile_seconds=compile_seconds,
     )
+
+
+# -- many searcher settings in one program --------------------------------------------------
+
+
+class NotBatchable(ValueError):
+    """A searcher field that cannot enter a compiled program as a traced value (it sets a
+    shape or a Python branch); a sweep gives each of its values a program of its own."""
+
+
+def _with_settings(searcher: Any, values: dict[str, jax.Array]) -> Any:
+    """The searcher rebuilt from its config with ``values`` (traced scalars) for those fields."""
+    config = searcher.config.model_copy(update=values)  # no validation: the values are tracers
+    return type(searcher)(config, num_actions=searcher.num_actions, obs_dim=searcher.obs_dim, num_samples=searcher.num_samples,
+                          total_iterations=searcher.total_iterations, num_envs=searcher.num_envs, sizes=searcher.sizes, walk=searcher.walk)
+
+
+def _settings_program(base: Discovery, iterations: int, keep_queries: bool):
+    """``(states (P, S, ...), task arrays, {field: (P,)}) -> (final states, outputs (P, S, ...))``."""
+
+    def run(states: LoopState, arrays: dict[str, Any], values: dict[str, jax.Array]):
+        def one_setting(states_p: LoopState, values_p: dict[str, jax.Array]):
+            d = _bound_to(base, arrays)
+            d.searcher = _with_settings(base.searcher, values_p)
+            return _scan_seeds(d, iterations, keep_queries)(states_p)
+
+        return jax.vmap(one_setting)(states, values)
+
+    return run
+
+
+def _values(discoveries: Sequence[Discovery], fields: Sequence[str]) -> dict[str, jax.Array]:
+    """Each field's value per setting, ``{field: (P,)}`` (int32 for integer fields, else float32)."""
+    out = {}
+    for name in fields:
+        raw = [getattr(d.searcher.config, name) for d in discoveries]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in raw):
+            raise NotBatchable(f"searcher.{name} takes non-numeric values {raw}")
+        out[name] = jnp.asarray(raw, jnp.int32 if all(isinstance(v, int) for v in raw) else jnp.float32)
+    return out
+
+
+def batchable(discovery: Discovery, name: str, iterations: int = 1) -> str | None:
+    """``None`` if searcher field ``name`` can be swept inside one program, else why not
+    (found by tracing the program with that field traced; nothing is compiled)."""
+    _check(discovery)
+    try:
+        values = _values([discovery, discovery], [name])
+        states = jax.tree.map(lambda x: jnp.stack([x, x]), stack_states(discovery, [0]))
+        jax.eval_shape(_settings_program(discovery, iterations, False), states, _task_arrays(discovery.task), values)
+    except NotBatchable as why:
+        return str(why)
+    except TypeError as error:  # jax's concretization errors: the value sets a shape or a Python branch
+        return f"searcher.{name} is used where a traced value cannot be ({type(error).__name__})"
+    return None
+
+
+def run_fused_settings(discoveries: Sequence[Discovery], fields: Sequence[str], seeds: Sequence[int], iterations: int,
+                       keep_queries: bool = False, program_of: Discovery | None = None) -> list[FusedResult]:
+    """Several searcher settings x ``seeds`` in one compiled program: ``vmap`` over settings of
+    :func:`run_fused`'s program, the swept ``fields`` entering as traced values.
+
+    ``discoveries`` are built from configs that differ only in the searcher ``fields``
+    (each a number; :func:`batchable` says whether one can be swept this way). Each
+    setting's initial states are its own ``discovery.init(seed)``. Returns one
+    :class:`FusedResult` per setting, in order; its ``seconds`` and ``compile_seconds`` are
+    the whole program's. The program is cached on ``program_of`` (default
+    ``discoveries[0]``; any discovery of the same kind, static settings and task) per
+    setting count, so a sweep that passes one ``program_of`` compiles once per chunk size.
+    """
+    if not discoveries:
+        raise ValueError("run_fused_settings needs at least one setting")
+    base = program_of or discoveries[0]
+    _check(base)
+    seeds = tuple(int(s) for s in seeds)
+    if not seeds or iterations < 1:
+        raise ValueError(f"need seeds and positive iterations, got {seeds}, {iterations}")
+    names = tuple(fields)
+    for d in discoveries:
+        if type(d.searcher) is not type(base.searcher) or d.num_envs != base.num_envs or d.task is not base.task:
+            raise ValueError("every setting must share the searcher kind, num_envs and the recorded task")
+        differ = {k for k, v in d.searcher.config.model_dump().items() if v != getattr(base.searcher.config, k)} - set(names)
+        if differ:
+            raise ValueError(f"settings differ in {sorted(differ)}, which are not swept fields {list(names)}; run those apart")
+    values = _values(discoveries, names)
+    states = jax.tree.map(lambda *x: jnp.stack(x), *[stack_states(d, seeds) for d in discoveries])
+    arrays = _task_arrays(base.task)
+    cache = _COMPILED.setdefault(base, {})
+    signature = ("settings", names, len(discoveries), len(seeds), iterations, keep_queries)
+    compile_seconds = 0.0
+    if signature not in cache:
+        began = time.perf_counter()
+        cache[signature] = jax.jit(_settings_program(base, iterations, keep_queries), donate_argnums=0).lower(states, arrays, values).compile()
+        compile_seconds = time.perf_counter() - began
+    jax.block_until_ready(states)
+    began = time.perf_counter()
+    final, out = cache[signature](states, arrays, values)
+    host = jax.device_get(out)
+    seconds = time.perf_counter() - began
+    results = []
+    for p in range(len(discoveries)):
+        pick = (lambda key: None if key not in host else np.asarray(host[key][p], bool if key == "failed" else np.int32))
+        results.append(FusedResult(
+            seeds=seeds, iterations=iterations, num_envs=base.num_envs, failures=np.asarray(host["failures"][p]),
+            sample=pick("sample"), cell=pick("cell"), failed=pick("failed"),
+            final=jax.tree.map(lambda x, p=p: x[p], final), seconds=seconds, compile_seconds=compile_seconds,
+        ))
+    return results

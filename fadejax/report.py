@@ -134,6 +134,10 @@ function example(e) {
     fig.appendChild(el('figcaption', 'BLEU ' + fmt(e.bleu) + ' (unedited text: ' + fmt(e.bleu_clean) + '), reward ' + fmt(e.reward)));
     return fig;
   }
+  if (D.kind === 'recorded') {  // a replayed recording keeps answers, not inputs
+    fig.appendChild(el('figcaption', 'held-out sample ' + e.sample + ' failed (recorded answer), reward ' + fmt(e.reward)));
+    return fig;
+  }
   const img = el('img'); img.src = 'data:image/png;base64,' + e.image; fig.appendChild(img);
   if (D.kind === 'prompt') {
     img.alt = 'generated image';

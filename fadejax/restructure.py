@@ -95,6 +95,9 @@ def restructure(run_dir: str | Path, modes: list[int], out_dir: str | Path | Non
     config = read_run_config(run_dir)
     if config.mode != "macro":
         raise SummarizeError("restructure works on macroscopic runs (modes are cells)")
+    if config.recording is not None:
+        raise SummarizeError("this run replayed a recording: there is no model to fine-tune. Run discovery on the live "
+                             "config (without `recording`) and restructure that run")
     if config.task == "prompt" and not lora_data:
         raise SummarizeError("restructuring a text-to-image run trains a LoRA adapter: give --lora-data DIR (captioned images)")
     if not modes:

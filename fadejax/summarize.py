@@ -149,9 +149,9 @@ def _png(image: np.ndarray, scale: int = 2) -> str:
 def _attach_images(task: AuditTask, examples: dict[int, list[dict]], run_dir: Path) -> None:
     """Give each image example its picture: a perturbed image is regenerated (keyed
     perturbations are re-drawn), a generated image is read from the run directory; text
-    examples carry their texts in the records already."""
+    examples carry their texts in the records already; a recorded audit has no inputs to show."""
     flat = [(cell, r) for cell, rows in examples.items() for r in rows]
-    if not flat or task.kind == "text":
+    if not flat or task.kind in ("text", "recorded"):
         return
     if task.kind == "prompt":
         from PIL import Image

@@ -160,3 +160,15 @@ def test_records_shortened_behind_fadejax_are_refused_on_resume(capsys, tmp_path
     (copy / "run.json").write_text('{"status": "running"}')
     (copy / "records.jsonl").write_text("")
     _expect_bad_input(capsys, ["discover", "--config", str(config), "--out", str(copy), "--resume"], "records were shortened outside fadejax")
+
+
+@pytest.mark.parametrize("recording, fragments", [
+    ("recordings/digits.npz", ["made for other data, model or concept space", "fadejax landscape --record"]),
+    ("recordings/missing.npz", ["recordings/missing.npz' does not exist"]),
+], ids=["another audit's recording", "no such file"])
+def test_a_recording_that_does_not_fit_the_config_is_refused_and_nothing_is_created(capsys, tmp_path, recording, fragments):
+    root = Path(__file__).resolve().parents[1]
+    config = root / "configs" / "digits_lenet.yaml"
+    out = tmp_path / "run"
+    _expect_bad_input(capsys, ["discover", "--config", str(config), "--set", f"recording={root / recording}", "--out", str(out), "--quiet"], *fragments)
+    assert not out.exists()

@@ -54,8 +54,30 @@ def _captioned_images(root: Path) -> str:
     return str(root)
 
 
+def _synthetic_recording(config: dict, root: Path) -> str:
+    """A recording of the config's audit with made-up answers (the plumbing is what is
+    tested here; recorded-vs-live equality is tested in test_posterior)."""
+    from fadejax.ground_truth import landscape_key
+    from fadejax.recording import FORMAT, Recording
+
+    parsed = parse_config(config)
+    n, a = config["data"]["limit"], parsed.concept_space().num_actions
+    rng = np.random.default_rng(0)
+    failed = rng.random((n, a)) < np.linspace(0.05, 0.9, a)
+    meta = {"format": FORMAT, "key": landscape_key(parsed), "task": "image", "config_name": "synthetic",
+            "sizes": list(parsed.concept_space().sizes), "axes": {}, "info": {"clean_accuracy": 0.9}}
+    reward = np.where(failed, 1.0, 0.01).astype(np.float32)
+    return str(Recording(failed, reward, rng.random((n, 16)).astype(np.float32), meta).save(root / "synthetic.npz"))
+
+
 def _audit(name: str, root: Path) -> dict:
     """The config of each audit × mode, and what its non-default commands need."""
+    if name.startswith("recorded"):  # a recording replayed in place of the image audit's model
+        config = {"data": {"limit": 40}, "space": SMALL_IMAGE_SPACE}
+        if name == "recorded-micro":
+            config.update(mode="micro", micro={"start": [1, 0, 0], "max_steps": 3})
+        return {"config": {**config, "recording": _synthetic_recording(config, root)}, "axes": "rotation,darkness", "fix": "blur=3",
+                "restructure": None}
     if name == "image-macro":
         return {"config": {"data": {"limit": 40}, "space": SMALL_IMAGE_SPACE}, "axes": "rotation,darkness", "fix": "blur=3",
                 "restructure": RESTRUCTURE_TESTED_ELSEWHERE}
@@ -80,7 +102,7 @@ def _records(run: Path) -> bytes:
     return (run / "records.jsonl").read_bytes()
 
 
-@pytest.mark.parametrize("audit", ["image-macro", "image-micro", "text-macro", "text-micro", "prompt-macro"])
+@pytest.mark.parametrize("audit", ["image-macro", "image-micro", "text-macro", "text-micro", "prompt-macro", "recorded-macro", "recorded-micro"])
 def test_every_command_on_every_audit(audit, tmp_path, capsys):
     spec = _audit(audit, tmp_path)
     data = {"name": f"matrix-{audit}", "run": RUN, **spec["config"]}

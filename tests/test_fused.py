@@ -63,3 +63,28 @@ def test_a_live_task_is_refused(small):
     discovery = build_discovery(config, live)
     with pytest.raises(TypeError, match="RecordedTask"):
         run_fused(discovery, [0], 2)
+
+
+def test_searcher_settings_swept_in_one_program_make_each_settings_own_queries(small):
+    """ε-greedy at three ε values and two seeds, vmapped over settings and seeds, equals each
+    setting's own fused run (itself equal to the stepped loop, above), query by query."""
+    from fadejax.fused import batchable, run_fused_settings
+
+    config, task, _ = small
+    discoveries = [build_discovery(parse_config({**config.model_dump(mode="json"), "searcher": {"kind": "greedy", "epsilon": eps}}), task)
+                   for eps in (0.1, 0.5, 0.9)]
+    assert batchable(discoveries[0], "epsilon") is None
+    together = run_fused_settings(discoveries, ["epsilon"], SEEDS[:2], ITERATIONS, keep_queries=True)
+    assert len(together) == 3
+    for discovery, result in zip(discoveries, together):
+        alone = run_fused(discovery, SEEDS[:2], ITERATIONS, keep_queries=True)
+        for i in range(2):
+            for got, want in zip(result.queries(i), alone.queries(i)):
+                np.testing.assert_array_equal(got, want)
+    assert len({int(r.failures.sum()) for r in together}) > 1  # the settings really differ
+
+    posterior = build_discovery(config, task)  # a field that sets a count is refused by name, not mis-run
+    assert "identify_fraction" in batchable(posterior, "identify_fraction")
+    other_floor = build_discovery(parse_config({**config.model_dump(mode="json"), "searcher": {"kind": "greedy", "floor": 0.2}}), task)
+    with pytest.raises(ValueError, match=r"differ in \['floor'\]"):
+        run_fused_settings([discoveries[0], other_floor], ["epsilon"], SEEDS[:1], ITERATIONS)

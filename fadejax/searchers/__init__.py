@@ -1,7 +1,9 @@
 """Searchers: the DQN and the paper's baselines (random, epsilon-greedy, threshold, Bayesian optimisation), on one interface.
 
 ``REGISTRY`` maps a config's ``searcher.kind`` to ``(config model, searcher class)``.
-Adding a searcher = one new module here plus one line below.
+Adding a searcher = one new module here plus one line below, or, for a searcher kept
+outside fadejax, :func:`register` from its own module (``benchmarks/table1.py --plugin
+FILE`` imports such a module; see ``docs/benchmark-your-searcher.md``).
 """
 
 from __future__ import annotations
@@ -34,4 +36,24 @@ REGISTRY: dict[str, tuple[type[SearcherConfig], type[Searcher]]] = {
     "reinforce": (ReinforceConfig, Reinforce),
 }
 
-__all__ = ["REGISTRY", "Searcher", "SearcherConfig", "Transition", "DQN", "DQNConfig"]
+
+
+def register(config_cls: type[SearcherConfig], searcher_cls: type[Searcher]) -> str:
+    """Add a searcher defined outside fadejax; returns its kind (the config's ``kind`` default).
+
+    Raises ``ValueError`` if the config has no ``kind`` default, the class is not a
+    :class:`Searcher`, or the kind is taken by another searcher (registering the same
+    pair again is allowed, so a module may be imported twice).
+    """
+    kind = config_cls.model_fields["kind"].default
+    if not isinstance(kind, str) or not kind:
+        raise ValueError(f"{config_cls.__name__}.kind needs a default naming the searcher, e.g. kind: Literal['mine'] = 'mine'")
+    if not (isinstance(searcher_cls, type) and issubclass(searcher_cls, Searcher)):
+        raise ValueError(f"{searcher_cls!r} is not a subclass of fadejax.searchers.base.Searcher")
+    if kind in REGISTRY and REGISTRY[kind] != (config_cls, searcher_cls):
+        raise ValueError(f"searcher kind '{kind}' is already registered ({REGISTRY[kind][1].__module__}.{REGISTRY[kind][1].__name__}); choose another kind")
+    REGISTRY[kind] = (config_cls, searcher_cls)
+    return kind
+
+
+__all__ = ["REGISTRY", "register", "Searcher", "SearcherConfig", "Transition", "DQN", "DQNConfig"]
