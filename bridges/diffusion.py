@@ -138,6 +138,10 @@ def load_pipeline(path: str, device: str = "cpu", dtype: str = "float32", lora: 
     """
     from diffusers import DiffusionPipeline
 
+    from bridges.quiet import apply_to_diffusers
+
+    apply_to_diffusers()
+
     dev = _device(device)
     torch_dtype = _torch_dtype(dtype, dev)
     if lora is not None and not Path(lora).expanduser().exists():

@@ -57,6 +57,10 @@ def load_components(pipeline_dir: str, torch_dtype: torch.dtype = torch.float32)
     """The pipeline (without its safety checker); it must have ``unet``, ``vae``, ``text_encoder``, ``tokenizer``."""
     from diffusers import DiffusionPipeline
 
+    from bridges.quiet import apply_to_diffusers
+
+    apply_to_diffusers()
+
     from bridges.diffusion import dtype_kwargs
 
     index = json.loads((Path(pipeline_dir) / "model_index.json").read_text())

@@ -86,6 +86,7 @@ class Discovery:
         self.micro = micro
         self.max_steps = max_steps
         self.alpha = alpha
+        self._init = None  # jitted on first use
         self.propose = jax.jit(self._propose)
         self.score = jax.jit(self._score)
         self.learn = jax.jit(self._learn, donate_argnums=0)
@@ -112,6 +113,21 @@ class Discovery:
 
     # -- state --------------------------------------------------------------------------
     def init(self, seed: int) -> LoopState:
+        """The loop's starting state for ``seed`` (one compiled program: building a searcher's
+        state op by op would compile every op on its own, seconds for a network)."""
+        if not self.searcher.traceable_init:
+            state = self._initial_state(jnp.uint32(seed))
+        else:
+            if self._init is None:
+                self._init = jax.jit(self._initial_state)
+            state = self._init(jnp.uint32(seed))
+        # Make the initial state look exactly like learn's output: strong dtypes (a
+        # library may init a counter as a weak-typed Python int) and committed to a
+        # device. Otherwise the second iteration recompiles every step (~2 s here).
+        state = jax.tree.map(lambda x: jnp.asarray(x, x.dtype) if x.weak_type else x, state)
+        return jax.device_put(state, self.state_sharding(state))
+
+    def _initial_state(self, seed: jax.Array) -> LoopState:
         key = jax.random.PRNGKey(seed)
         key, k_searcher, k_samples = jax.random.split(key, 3)
         searcher_state = self.searcher.init(k_searcher)
@@ -127,11 +143,7 @@ class Discovery:
             cell=jnp.asarray(start, jnp.int32),
             steps=jnp.zeros((b,), jnp.int32),
         )
-        # Make the initial state look exactly like learn's output: strong dtypes (a
-        # library may init a counter as a weak-typed Python int) and committed to a
-        # device. Otherwise the second iteration recompiles every step (~2 s here).
-        state = jax.tree.map(lambda x: jnp.asarray(x, x.dtype), state)
-        return jax.device_put(state, self.state_sharding(state))
+        return state
 
     # -- sharding -------------------------------------------------------------------------
     def state_sharding(self, state: LoopState) -> Any:

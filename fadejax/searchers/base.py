@@ -83,6 +83,9 @@ class Searcher:
     #: mode also ``cell=`` ``(B, num_axes)`` (the current cells' value indices) and
     #: ``steps=`` ``(B,)`` (moves made so far in each episode).
     acts_on_samples: bool = False
+    #: False for searchers whose ``init`` needs concrete values on the host (e.g. to seed a
+    #: host-side optimiser); the loop then runs it op by op instead of as one compiled program.
+    traceable_init: bool = True
 
     def __init__(self, config: SearcherConfig, *, num_actions: int, obs_dim: int, num_samples: int, total_iterations: int, num_envs: int, sizes: tuple[int, ...] = (), walk: Walk | None = None):
         self.config = config

@@ -38,6 +38,7 @@ class BayesConfig(SearcherConfig):
 
 class BayesOpt(Searcher):
     supports_micro = False
+    traceable_init = False  # seeds the host-side skopt optimiser from the key's value
     config: BayesConfig
 
     def __init__(self, config: BayesConfig, **kwargs):

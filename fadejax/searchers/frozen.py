@@ -25,6 +25,8 @@ class FrozenGreedy(Searcher):
         self.supports_micro = inner.supports_micro
         self.supports_macro = inner.supports_macro
 
+    traceable_init = False  # traced, the trained state (replay buffer included) would become program constants
+
     def init(self, key: jax.Array) -> SearcherState:
         return jax.tree.map(jnp.copy, self.trained)  # the loop donates its state; keep ours intact
 
