@@ -5,12 +5,6 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# The suite's runs are tiny, so XLA's compiling is most of their time: compile without the
-# backend's costly LLVM optimisations (about 30% less time; the programs' meaning is the
-# same). Set before JAX starts its backend; subprocesses the tests start inherit it.
-# FADEJAX_TEST_XLA_OPTIMISE=1 runs the suite with XLA's default flags instead.
-if os.environ.get("FADEJAX_TEST_XLA_OPTIMISE") != "1":
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true").strip()
 
 import numpy as np
 import pytest

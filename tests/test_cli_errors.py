@@ -2,8 +2,6 @@
 command and its step, with the traceback in a log file; every shipped config validates;
 every ``fadejax`` command the README shows parses."""
 
-import re
-import shlex
 from pathlib import Path
 
 import pytest
@@ -12,6 +10,7 @@ import yaml
 from fadejax import cli
 from fadejax.cli import ERROR_LOG, EXIT_FAILED, main
 from fadejax.config import load_config
+from readme import readme_commands
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,24 +62,8 @@ def test_every_shipped_config_loads_and_validates(path):
     assert config.concept_space().num_actions >= 2
 
 
-def _readme_commands() -> list[list[str]]:
-    """Every ``fadejax ...`` command line in the README's code blocks, as argv after ``fadejax``."""
-    commands, block, in_block = [], [], False
-    for line in (ROOT / "README.md").read_text().splitlines():
-        if line.startswith("```"):
-            in_block = not in_block
-        elif in_block:
-            block.append(line)
-    for line in "\n".join(block).replace("\\\n", " ").splitlines():
-        line = line.split("#", 1)[0].strip()
-        match = re.match(r"^(?:\.venv/bin/)?fadejax\s+(.*)$", line)
-        if match and "[" not in line and not re.search(r"\b(RUN_DIR|DIR|PATH)\b", line):  # not a synopsis line
-            commands.append(shlex.split(match.group(1)))
-    return commands
-
-
 def test_every_readme_command_parses_and_names_a_shipped_config():
-    commands = _readme_commands()
+    commands = readme_commands()
     assert {argv[0] for argv in commands} >= {"discover", "summarize", "restructure"}
     parser = cli._parser()
     for argv in commands:
