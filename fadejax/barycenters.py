@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-import ot
+from fadejax.pot import ot
 
 
 def grid_coordinates(sizes: Sequence[int]) -> np.ndarray:

@@ -28,9 +28,9 @@ def failure_rates(task: AuditTask, actions: np.ndarray, batch_size: int = 1024, 
     spot a text edit hits) use one fixed key per call.
     """
     n = task.num_samples
-    per_call = max(1, batch_size // n)  # whole actions per oracle call
-    propose = _every_sample_under(task, per_call)
     actions = np.asarray(actions, np.int32)
+    per_call = actions_per_call(n, actions.size, batch_size)
+    propose = _every_sample_under(task, per_call)
     rates = np.zeros(actions.size, np.float64)
     key = jax.random.PRNGKey(seed)
     starts = range(0, actions.size, per_call)
@@ -46,6 +46,15 @@ def failure_rates(task: AuditTask, actions: np.ndarray, batch_size: int = 1024, 
     return rates
 
 
+def actions_per_call(num_samples: int, num_actions: int, batch_size: int = 1024) -> int:
+    """Whole actions per audited-model call: about ``batch_size`` queries, but no more
+    actions than asked for, rounded up to a power of two (a summary re-checks a few cells at
+    a time; padding them to a full batch would evaluate mostly padding, and powers of two
+    keep the compiled shapes few)."""
+    full = max(1, batch_size // num_samples)
+    return min(full, 1 << max(0, int(num_actions) - 1).bit_length())
+
+
 def per_sample_failures(task: AuditTask, action: int, seed: int = 0) -> np.ndarray:
     """Whether the audited model fails on each held-out sample under ``action``, ``(N,)`` bool."""
     inputs, pending = _every_sample_under(task, 1)(jnp.asarray([action], jnp.int32), jax.random.PRNGKey(seed))
@@ -55,7 +64,17 @@ def per_sample_failures(task: AuditTask, action: int, seed: int = 0) -> np.ndarr
 
 def _every_sample_under(task: AuditTask, per_call: int):
     """A jitted ``(actions (per_call,), key) -> (inputs, pending)`` that queries every
-    held-out sample under each of the actions, in the form ``task.evaluate`` takes."""
+    held-out sample under each of the actions, in the form ``task.evaluate`` takes.
+
+    Kept on the task per ``per_call``: a summary asks for a few cells at a time, many
+    times, and each new closure would compile again (seconds each)."""
+    cache = task.__dict__.setdefault("_every_sample_under", {})
+    if per_call not in cache:
+        cache[per_call] = _compile_every_sample_under(task, per_call)
+    return cache[per_call]
+
+
+def _compile_every_sample_under(task: AuditTask, per_call: int):
     n = task.num_samples
     space = task.space
     samples = jnp.tile(jnp.arange(n, dtype=jnp.int32), per_call)

@@ -7,7 +7,7 @@ All functions are pure, take NumPy arrays over the macroscopic action space
 from __future__ import annotations
 
 import numpy as np
-import ot
+from fadejax.pot import ot
 from scipy.stats import spearmanr
 
 from fadejax.barycenters import grid_coordinates

@@ -88,10 +88,10 @@ def record(task, key: str, config_name: str, batch_size: int = 1024, seed: int =
     ``recording.failure_rates()`` equals that landscape). ``key`` identifies the data,
     model and space (:func:`fadejax.ground_truth.landscape_key`).
     """
-    from fadejax.ground_truth import _every_sample_under
+    from fadejax.ground_truth import _every_sample_under, actions_per_call
 
     n, a = task.num_samples, task.space.num_actions
-    per_call = max(1, batch_size // n)
+    per_call = actions_per_call(n, a, batch_size)
     propose = _every_sample_under(task, per_call)
     failed = np.zeros((n, a), bool)
     reward = np.zeros((n, a), np.float32)
