@@ -124,7 +124,7 @@ class Discovery:
         # Make the initial state look exactly like learn's output: strong dtypes (a
         # library may init a counter as a weak-typed Python int) and committed to a
         # device. Otherwise the second iteration recompiles every step (~2 s here).
-        state = jax.tree.map(lambda x: jnp.asarray(x, x.dtype) if x.weak_type else x, state)
+        state = jax.tree.map(lambda x: jnp.asarray(x, x.dtype) if getattr(x, "weak_type", True) else x, state)
         return jax.device_put(state, self.state_sharding(state))
 
     def _initial_state(self, seed: jax.Array) -> LoopState:
