@@ -35,6 +35,12 @@ def data(tmp_path_factory, digits_task):
     return root, digits_task.info["weights"]
 
 
+def torch_load_epoch(path) -> int:
+    import torch
+
+    return int(torch.load(path, weights_only=True)["epoch"])
+
+
 def _spec(root, weights, out, small=False, **hyper):
     suffix = "_small" if small else ""
     return {
@@ -54,10 +60,15 @@ def test_only_the_final_layer_changes_and_the_failures_are_learned(data, tmp_pat
     assert json.loads((tmp_path / "ft" / "spec.json").read_text())["hyper"]["learning_rate"] == 0.01
 
 
+EPOCHS_TO_KILL = 300
+
+
 def test_a_killed_fine_tune_resumes_to_the_same_model(data, tmp_path):
     root, weights = data
-    reference = launch(_spec(root, weights, tmp_path / "whole", small=True, epochs=6), quiet=True)
-    spec = validate_spec(_spec(root, weights, tmp_path / "killed", small=True, epochs=6))
+    # The head trains on features computed once, so an epoch takes milliseconds: enough
+    # epochs that the kill lands between the first checkpoint and the end.
+    reference = launch(_spec(root, weights, tmp_path / "whole", small=True, epochs=EPOCHS_TO_KILL), quiet=True)
+    spec = validate_spec(_spec(root, weights, tmp_path / "killed", small=True, epochs=EPOCHS_TO_KILL))
     (tmp_path / "killed").mkdir()
     spec_path = tmp_path / "killed" / "spec.json"
     spec_path.write_text(json.dumps(spec.model_dump(mode="json")))
@@ -69,6 +80,8 @@ def test_a_killed_fine_tune_resumes_to_the_same_model(data, tmp_path):
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert checkpoint.exists() and not (tmp_path / "killed" / "metrics.json").exists()
+    killed_at = torch_load_epoch(checkpoint)
+    assert 0 < killed_at < EPOCHS_TO_KILL  # killed mid-way
     resumed = launch(spec, quiet=True)
     whole, again = load_file(reference["model"]), load_file(resumed["model"])
     for key in whole:
