@@ -2,11 +2,8 @@
 (offline ones; discovery with a tiny budget appended), each exiting 0."""
 
 import json
-import os
 import shlex
 from pathlib import Path
-
-import pytest
 
 from fadejax.cli import main
 from readme import ROOT, readme_commands
