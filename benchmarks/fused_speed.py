@@ -30,8 +30,7 @@ import numpy as np  # noqa: E402
 
 from fadejax.config import load_config, parse_config  # noqa: E402
 from fadejax.fused import compile_fused, run_fused  # noqa: E402
-from fadejax.ground_truth import landscape_key  # noqa: E402
-from fadejax.recording import RecordedTask, load_recording  # noqa: E402
+from fadejax.recording import replay  # noqa: E402
 from fadejax.run import build_discovery  # noqa: E402
 
 SEARCHERS = {"posterior": {"kind": "posterior"}, "random": {"kind": "random"}, "greedy": {"kind": "greedy", "epsilon": 0.5}}
@@ -68,7 +67,7 @@ def main() -> None:
     args = parser.parse_args()
 
     config = load_config(args.config, [f"run.num_envs={args.num_envs}", f"run.iterations={args.iterations}"])
-    task = RecordedTask(load_recording(args.recorded, expect_key=landscape_key(config)), config.concept_space())
+    task = replay(config, args.recorded)
     seeds = list(range(args.seeds))
     names = [n.strip() for n in args.searchers.split(",")]
     print(f"{jax.devices()[0].platform}: {args.seeds} seeds x {args.iterations * args.num_envs} queries "

@@ -37,8 +37,7 @@ import numpy as np  # noqa: E402
 
 from fadejax.config import load_config, parse_config  # noqa: E402
 from fadejax.fused import run_fused  # noqa: E402
-from fadejax.ground_truth import landscape_key  # noqa: E402
-from fadejax.recording import RecordedTask, load_recording  # noqa: E402
+from fadejax.recording import replay  # noqa: E402
 from fadejax.run import build_discovery  # noqa: E402
 from fadejax.task import build_task  # noqa: E402
 from table1 import SEARCHERS, run_searcher, warm_up  # noqa: E402
@@ -58,7 +57,7 @@ def main() -> None:
     args = parser.parse_args()
 
     config = load_config(args.config, [f"run.num_envs={args.num_envs}", f"run.iterations={args.iterations}"])
-    recorded = RecordedTask(load_recording(args.recorded, expect_key=landscape_key(config)), config.concept_space())
+    recorded = replay(config, args.recorded)
     live = build_task(config, progress=True)
     rows = [r for r in SEARCHERS if not args.searchers or r[0] in {n.strip() for n in args.searchers.split(",")}]
     seeds = list(range(args.seeds))

@@ -45,8 +45,7 @@ from fadejax import metrics  # noqa: E402
 from fadejax.config import load_config, parse_config  # noqa: E402
 from fadejax.estimates import cell_estimates  # noqa: E402
 from fadejax import fused  # noqa: E402
-from fadejax.ground_truth import landscape_key  # noqa: E402
-from fadejax.recording import RecordedTask, load_recording  # noqa: E402
+from fadejax.recording import replay  # noqa: E402
 from fadejax.run import build_discovery  # noqa: E402
 from fadejax.searchers.plugins import PluginError, import_plugins  # noqa: E402
 
@@ -98,9 +97,8 @@ def main() -> None:
     grid = parse_grid(args.grid)
     fixed = [*args.overrides, f"run.num_envs={args.num_envs}", f"run.iterations={args.iterations}"]
     base = load_config(args.config, fixed)
-    recording = load_recording(args.recorded, expect_key=landscape_key(base))
-    task = RecordedTask(recording, base.concept_space())
-    truth = recording.failure_rates()
+    task = replay(base, args.recorded)
+    truth = task.recording.failure_rates()
     mean_rate, worst = float(truth.mean()), float(truth.max())
     k = min(10, truth.size)
     budget = args.iterations * args.num_envs

@@ -65,8 +65,8 @@ from fadejax import metrics  # noqa: E402
 from fadejax.config import load_config, parse_config  # noqa: E402
 from fadejax.discovery import Discovery  # noqa: E402
 from fadejax.estimates import cell_estimates  # noqa: E402
-from fadejax.ground_truth import landscape_key, load_or_compute, per_sample_failures  # noqa: E402
-from fadejax.recording import RecordedTask, load_recording  # noqa: E402
+from fadejax.ground_truth import load_or_compute, per_sample_failures  # noqa: E402
+from fadejax.recording import replay  # noqa: E402
 from fadejax.records import RecordWriter  # noqa: E402
 from fadejax.run import build_discovery, iterate  # noqa: E402
 from fadejax.walks import distinct_failure_bound, first_failure_moves  # noqa: E402
@@ -193,9 +193,8 @@ def build(args) -> tuple[object, object, np.ndarray, dict, str]:
     config = load_config(args.config, [*args.overrides, f"run.num_envs={args.num_envs}", f"run.iterations={args.iterations}"])
     prefix = "table1" if config.name == "digits" else f"table1_{config.name}"
     if args.recorded:
-        recording = load_recording(args.recorded, expect_key=landscape_key(config))
-        task = RecordedTask(recording, config.concept_space())
-        truth = recording.failure_rates()
+        task = replay(config, args.recorded)
+        truth = task.recording.failure_rates()
         stats_ = {"mean_failure_rate": float(truth.mean()), "worst_failure_rate": float(truth.max())}
         print(f"recording {args.recorded}: {task.num_samples} samples x {truth.size} cells")
         return config, task, truth, stats_, prefix + "_recorded"

@@ -22,8 +22,12 @@ def silence_progress_bars() -> None:
     os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
     for name in ("transformers.utils.logging", "diffusers.utils.logging", "huggingface_hub.utils"):
         module = sys.modules.get(name)
-        if module is not None:
-            module.disable_progress_bars() if name.startswith("huggingface_hub") else module.disable_progress_bar()
+        if module is None:
+            continue
+        if name.startswith("huggingface_hub"):
+            module.disable_progress_bars()
+        else:
+            module.disable_progress_bar()
 
 
 def apply_to_diffusers() -> None:

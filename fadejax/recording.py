@@ -156,6 +156,16 @@ def load_recording(path: str | Path, expect_key: str | None = None) -> Recording
     return Recording(failed, reward, obs, meta, arrays.get("micro_base"))
 
 
+def replay(config, path: str | Path) -> "RecordedTask":
+    """The audit ``config`` describes, answered by the recording at ``path`` (which must
+    have been made from the config's data, model and concept space: :class:`RecordingError`
+    otherwise)."""
+    from fadejax.ground_truth import landscape_key
+
+    recording = load_recording(path, expect_key=landscape_key(config))
+    return RecordedTask(recording, config.concept_space(), info={"recording": str(path)})
+
+
 @dataclass
 class RecordedTask:
     """An :class:`fadejax.task.AuditTask` whose audited model is a lookup into a recording.

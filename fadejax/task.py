@@ -155,11 +155,9 @@ def build_task(config: ExperimentConfig, oracle: Any = None, progress: bool = Tr
     for the config's task: an image classifier, a summarizer or a text-to-image pipeline.
     With ``config.recording`` set, neither is loaded: the recording answers every query."""
     if config.recording is not None:
-        from fadejax.ground_truth import landscape_key
-        from fadejax.recording import RecordedTask, load_recording
+        from fadejax.recording import replay
 
-        recording = load_recording(config.recording, expect_key=landscape_key(config))
-        return RecordedTask(recording, config.concept_space(), info={"recording": str(config.recording)})
+        return replay(config, config.recording)
     if config.task == "text":
         from fadejax.text.task import build_text_task
 
