@@ -90,6 +90,8 @@ def _parser() -> argparse.ArgumentParser:
     restructure.add_argument("--no-clean", action="store_true", help="train on the failure data alone (no clean-data term)")
     restructure.add_argument("--epochs", type=int, help="fine-tuning epochs (default: 5 for a classifier, 3 for a summarizer, the paper's)")
     restructure.add_argument("--learning-rate", type=float, help="default: 1e-3 (classifier, SGD), 2e-5 (summarizer), 1e-4 (LoRA)")
+    restructure.add_argument("--train-articles", type=int, metavar="N",
+                             help="summarizer runs: training articles edited under each mode (default 600)")
     restructure.add_argument("--lora-data", metavar="DIR", help="text-to-image runs: captioned images to train the LoRA adapter on")
     restructure.add_argument("--out", help="output directory (default: RUN_DIR-restructured)")
     landscape = commands.add_parser("landscape", help="exhaustive ground-truth failure landscape (every action x every held-out sample)")
@@ -237,7 +239,8 @@ def _restructure(args: argparse.Namespace) -> int:
         raise SummarizeError("choose the modes to fade: --modes, --modes-file or --top N")
     out = Path(args.out) if args.out else None
     _Progress.enter("fine-tuning and rediscovering")
-    report = restructure(run_dir, cells, out, failure_weight=args.failure_weight, use_clean=not args.no_clean, epochs=args.epochs, learning_rate=args.learning_rate, lora_data=args.lora_data)
+    report = restructure(run_dir, cells, out, failure_weight=args.failure_weight, use_clean=not args.no_clean, epochs=args.epochs, learning_rate=args.learning_rate, lora_data=args.lora_data,
+                         train_articles=args.train_articles)
     from fadejax.restructure import render_markdown
 
     print(render_markdown(report))

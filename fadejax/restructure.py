@@ -102,6 +102,9 @@ def restructure(run_dir: str | Path, modes: list[int], out_dir: str | Path | Non
         raise SummarizeError("restructuring a text-to-image run trains a LoRA adapter: give --lora-data DIR (captioned images)")
     if not modes:
         raise SummarizeError("choose at least one failure mode to fade")
+    if train_articles is not None and (config.task != "text" or train_articles < 1):
+        raise SummarizeError(f"--train-articles takes a whole number >= 1 and applies to summarizer runs; got {train_articles} "
+                             f"for a '{config.task}' run")
     epochs = DEFAULTS[config.task][0] if epochs is None else epochs
     learning_rate = DEFAULTS[config.task][1] if learning_rate is None else learning_rate
     out = Path(out_dir) if out_dir else run_dir.parent / f"{run_dir.name}-restructured"

@@ -10,7 +10,6 @@ import pytest
 from fadejax.config import ConfigError, parse_config
 from fadejax.searchers import REGISTRY, Transition
 from fadejax.searchers.bootstrapped import BootstrappedConfig, BootstrappedDQN
-from resume_check import assert_resumes_exactly
 
 def _make(config, *, num_actions=25, obs_dim=4, num_envs=8, total_iterations=100):
     return BootstrappedDQN(config, num_actions=num_actions, obs_dim=obs_dim, num_samples=10, total_iterations=total_iterations, num_envs=num_envs)
@@ -138,9 +137,3 @@ def test_microscopic_targets_bootstrap_through_gamma():
         state, _ = update(state, t, jax.random.PRNGKey(i))
     q = agent.action_scores(state, jnp.stack([s0, s1]))
     np.testing.assert_allclose(q, [[-1.0, gamma * 10.0], [-1.0, 10.0]], atol=0.3)
-
-
-def test_stop_and_resume_reproduces_the_uninterrupted_run(tmp_path, digits_task):
-    searcher = {"kind": "bootstrapped", "num_heads": 4, "hidden_sizes": [16], "batch_size": 32, "min_replay": 32, "replay_capacity": 1024}
-    config = parse_config({"searcher": searcher, "run": {"iterations": 12, "num_envs": 32, "checkpoint_every": 4, "seed": 3}})
-    assert_resumes_exactly(config, tmp_path, digits_task.oracle, stop_after=6)  # stops between checkpoints 4 and 8

@@ -87,7 +87,7 @@ def _audit(name: str, root: Path) -> dict:
     text = {"model": _tiny_t5(root), "held_out": 12, "max_new_tokens": 8, "batch_size": 8}
     if name == "text-macro":
         return {"config": {"task": "text", "text": text, "space": {"axes": [{"name": "edit", "values": ["delete_word", "lower_case", "misspell"]}]}},
-                "axes": "edit", "fix": None, "restructure": ["--top", "1", "--epochs", "1"]}
+                "axes": "edit", "fix": None, "restructure": ["--top", "1", "--epochs", "1", "--train-articles", "4"]}
     if name == "text-micro":
         space = {"axes": [{"name": "delete_word", "values": [0, 1, 2]}, {"name": "lower_case", "values": [0, 1]}]}
         return {"config": {"task": "text", "mode": "micro", "text": text, "space": space, "micro": {"max_steps": 3}},
@@ -167,4 +167,6 @@ def test_every_command_on_every_audit(audit, tmp_path, capsys):
         code, err = cli("restructure", str(run), *spec["restructure"], "--out", str(tmp_path / "faded"))
         assert code == 0, err
         assert (tmp_path / "faded" / "shift_report.md").is_file()
+        if "--train-articles" in spec["restructure"]:  # one mode x the articles asked for
+            assert len((tmp_path / "faded" / "finetune" / "train.jsonl").read_text().splitlines()) == 4
         assert json.loads((tmp_path / "faded" / "rediscovery" / "run.json").read_text())["status"] == "complete"

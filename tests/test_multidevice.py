@@ -14,6 +14,8 @@ import textwrap
 import numpy as np
 import pytest
 
+from subprocess_env import jax_subprocess_env
+
 CHILD = textwrap.dedent(
     """
     import json, sys
@@ -55,7 +57,8 @@ CHILD = textwrap.dedent(
 
 @pytest.fixture(scope="module")
 def runs(digits_task):  # digits_task: the embedded model is trained and cached before the child loads it
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
+    flags = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2").strip()  # keeps the suite's compile flags
+    env = jax_subprocess_env(XLA_FLAGS=flags, JAX_PLATFORMS="cpu")
     result = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, env=env, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     data = json.loads(result.stdout)

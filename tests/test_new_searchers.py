@@ -8,12 +8,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from fadejax.config import parse_config
 from fadejax.searchers import REGISTRY, Transition
 from fadejax.searchers.cem import CEMConfig, CrossEntropy
 from fadejax.searchers.policy_gradient import Reinforce, ReinforceConfig
 from fadejax.searchers.thompson import BayesUCB, ThompsonConfig, ThompsonSampling, UCBConfig
-from resume_check import assert_resumes_exactly
 
 NEW = ["thompson", "ucb", "cem", "reinforce"]
 
@@ -198,12 +196,3 @@ def test_learns_a_bernoulli_bandit(kind):
     assert np.mean(last == BEST) >= 0.7, np.bincount(last, minlength=25)
     scores = np.asarray(searcher.action_scores(state, obs))
     assert scores.shape == (8, 25) and int(np.argmax(scores[0])) == BEST
-
-
-# -- exact resume through the real loop ----------------------------------------------------
-
-
-@pytest.mark.parametrize("kind", NEW)
-def test_stop_and_resume_reproduces_the_uninterrupted_run(tmp_path, kind, digits_task):
-    config = parse_config({"searcher": {"kind": kind}, "run": {"iterations": 12, "num_envs": 32, "checkpoint_every": 4, "seed": 3}})
-    assert_resumes_exactly(config, tmp_path, digits_task.oracle, stop_after=6)  # stops between checkpoints 4 and 8

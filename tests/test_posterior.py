@@ -14,7 +14,6 @@ from fadejax.recording import RecordedTask, RecordingError, load_recording, reco
 from fadejax.run import build_discovery
 from fadejax.searchers import Transition
 from fadejax.searchers.posterior import PosteriorConfig, PosteriorSampling
-from resume_check import assert_resumes_exactly
 
 
 def _searcher(sizes=(5, 5), num_samples=40, num_envs=64, iterations=40, **config):
@@ -239,9 +238,3 @@ def test_a_recorded_run_makes_the_live_runs_choices_query_by_query(small, search
     # The CNN's float sums can differ in the last bits between batch shapes (1,024 vs 32 images per
     # call); eq. 4's log of 1 - score + 1e-3 magnifies that for confident scores.
     np.testing.assert_allclose(replay["reward"], live["reward"], rtol=1e-3, atol=1e-4)
-
-
-def test_the_default_searcher_resumes_exactly_after_an_interruption(tmp_path, digits_task):
-    config = parse_config({"data": {"limit": 120}, "run": {"iterations": 8, "num_envs": 32, "checkpoint_every": 2, "seed": 1}})
-    assert config.searcher["kind"] == "posterior"
-    assert_resumes_exactly(config, tmp_path, digits_task.oracle, stop_after=5)  # stops between checkpoints 4 and 6

@@ -15,7 +15,6 @@ from fadejax.searchers.base import Walk
 from fadejax.searchers.posterior_walk import PosteriorWalk, PosteriorWalkConfig
 from fadejax.spaces import Axis, ConceptSpace, MicroSpace
 from fadejax.walks import distinct_failure_bound, first_failure_moves, neighbour_table
-from resume_check import assert_resumes_exactly
 
 GRID = (4, 3, 3)
 
@@ -202,11 +201,3 @@ def test_it_is_the_micro_default_and_refuses_macro_mode():
     assert config.searcher["kind"] == "posterior_walk"
     with pytest.raises(ValueError, match="plans microscopic walks only; for mode 'macro' use one of"):
         parse_config({"searcher": {"kind": "posterior_walk"}})
-
-
-def test_a_walk_run_resumes_exactly_after_an_interruption(tmp_path, digits_task):
-    config = parse_config({
-        "mode": "micro", "data": {"limit": 120}, "micro": {"start": [2, 0, 0], "max_steps": 6},
-        "run": {"iterations": 8, "num_envs": 32, "checkpoint_every": 2, "seed": 1},
-    })
-    assert_resumes_exactly(config, tmp_path, digits_task.oracle, stop_after=5)  # stops between checkpoints 4 and 6

@@ -81,6 +81,9 @@ def test_restructure_needs_modes(tmp_path, shifted, capsys):
     root, _ = shifted
     assert main(["restructure", str(root / "run")]) == EXIT_BAD_INPUT
     assert "choose the modes to fade" in capsys.readouterr().err
+    assert main(["restructure", str(root / "run"), "--modes", str(MODE), "--train-articles", "5", "--out", str(root / "x")]) == EXIT_BAD_INPUT
+    assert "--train-articles takes a whole number >= 1 and applies to summarizer runs" in capsys.readouterr().err
+    assert not (root / "x").exists()
 
 
 def test_a_finished_restructure_is_reused_and_other_modes_are_refused(shifted, capsys):

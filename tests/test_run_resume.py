@@ -1,7 +1,6 @@
 """Run directories: durable records, checkpoints, resume after kill -9 with nothing lost or duplicated."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -12,6 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
+from subprocess_env import jax_subprocess_env
 from fadejax.config import parse_config
 from fadejax.records import read_records
 from fadejax.run import discover
@@ -76,7 +76,7 @@ def test_kill_minus_9_mid_run_then_resume_loses_and_duplicates_nothing(reference
     config_path.write_text(yaml.safe_dump(SMALL))
     out = tmp_path / "run"
     command = [sys.executable, "-m", "fadejax.cli", "discover", "--config", str(config_path), "--out", str(out), "--quiet"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = jax_subprocess_env(PYTHONUNBUFFERED="1")
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     records = out / "records.jsonl"
     deadline = time.time() + 240
