@@ -8,15 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from PIL import Image
 
 from fadejax.cli import EXIT_BAD_INPUT, main
 from fadejax.config import parse_config
 from fadejax.run import discover
 
 RUN = {"iterations": 2, "num_envs": 8, "checkpoint_every": 1}
-#: the classifier's restructure through the CLI is tested there, on this audit
-RESTRUCTURE_TESTED_ELSEWHERE = "tests/test_restructure.py"
+#: where an audit's `fadejax restructure` runs through the CLI with closer checks than here
+#: (a fine-tune per audit is the slowest step, so each runs once in the suite)
+RESTRUCTURE_TESTED_IN = {"image": "tests/test_restructure.py", "text": "tests/test_text_task.py", "prompt": "tests/test_prompt_task.py"}
 SMALL_IMAGE_SPACE = {"axes": [{"name": "rotation", "values": [-20, 0, 20]}, {"name": "darkness", "values": [0.0, 0.7]},
                               {"name": "blur", "values": [0.0, 3.0]}]}
 
@@ -45,15 +45,6 @@ def _tiny_pipeline(root: Path) -> tuple[str, str]:
         torch.set_num_threads(threads)
 
 
-def _captioned_images(root: Path) -> str:
-    rng = np.random.default_rng(0)
-    root.mkdir()
-    for i, caption in enumerate(["a photo of a woman scientist in a classroom", "a photo of a man artist in an office"]):
-        Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(root / f"{i}.png")
-        (root / f"{i}.txt").write_text(caption)
-    return str(root)
-
-
 def _synthetic_recording(config: dict, root: Path) -> str:
     """A recording of the config's audit with made-up answers (the plumbing is what is
     tested here; recorded-vs-live equality is tested in test_posterior)."""
@@ -80,22 +71,21 @@ def _audit(name: str, root: Path) -> dict:
                 "restructure": None}
     if name == "image-macro":
         return {"config": {"data": {"limit": 40}, "space": SMALL_IMAGE_SPACE}, "axes": "rotation,darkness", "fix": "blur=3",
-                "restructure": RESTRUCTURE_TESTED_ELSEWHERE}
+                "restructure": RESTRUCTURE_TESTED_IN["image"]}
     if name == "image-micro":
         return {"config": {"mode": "micro", "data": {"limit": 40}, "space": SMALL_IMAGE_SPACE, "micro": {"start": [1, 0, 0], "max_steps": 3}},
                 "axes": "rotation,darkness", "fix": "blur=3", "restructure": None}
     text = {"model": _tiny_t5(root), "held_out": 12, "max_new_tokens": 8, "batch_size": 8}
     if name == "text-macro":
         return {"config": {"task": "text", "text": text, "space": {"axes": [{"name": "edit", "values": ["delete_word", "lower_case", "misspell"]}]}},
-                "axes": "edit", "fix": None, "restructure": ["--top", "1", "--epochs", "1", "--train-articles", "4"]}
+                "axes": "edit", "fix": None, "restructure": RESTRUCTURE_TESTED_IN["text"]}
     if name == "text-micro":
         space = {"axes": [{"name": "delete_word", "values": [0, 1, 2]}, {"name": "lower_case", "values": [0, 1]}]}
         return {"config": {"task": "text", "mode": "micro", "text": text, "space": space, "micro": {"max_steps": 3}},
                 "axes": "delete_word", "fix": "lower_case=1", "restructure": None}
     pipeline, clip = _tiny_pipeline(root)
     prompt = {"pipeline": pipeline, "clip": clip, "steps": 2, "height": 16, "width": 16, "batch_size": 4}
-    return {"config": {"task": "prompt", "prompt": prompt}, "axes": None, "fix": None,
-            "restructure": ["--top", "1", "--epochs", "1", "--lora-data", _captioned_images(root / "captions")]}
+    return {"config": {"task": "prompt", "prompt": prompt}, "axes": None, "fix": None, "restructure": RESTRUCTURE_TESTED_IN["prompt"]}
 
 
 def _records(run: Path) -> bytes:
@@ -157,16 +147,10 @@ def test_every_command_on_every_audit(audit, tmp_path, capsys):
     assert (report / "report.html").is_file() and (report / "summary.json").is_file()
     assert json.loads((report / "modes.json").read_text())["modes"][0]["cell"] == 0
 
-    # restructure with the audit's fine-tuner, or a one-line refusal where it has none
-    if spec["restructure"] == RESTRUCTURE_TESTED_ELSEWHERE:
+    # restructure: a one-line refusal where the audit × mode has none (each audit's fine-tune
+    # runs through the CLI in its own test, RESTRUCTURE_TESTED_IN)
+    if isinstance(spec["restructure"], str):
+        assert Path(spec["restructure"]).name in {p.name for p in Path(__file__).parent.glob("test_*.py")}
         return
-    if spec["restructure"] is None:
-        code, err = cli("restructure", str(run), "--top", "1")
-        assert code == EXIT_BAD_INPUT and err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
-    else:
-        code, err = cli("restructure", str(run), *spec["restructure"], "--out", str(tmp_path / "faded"))
-        assert code == 0, err
-        assert (tmp_path / "faded" / "shift_report.md").is_file()
-        if "--train-articles" in spec["restructure"]:  # one mode x the articles asked for
-            assert len((tmp_path / "faded" / "finetune" / "train.jsonl").read_text().splitlines()) == 4
-        assert json.loads((tmp_path / "faded" / "rediscovery" / "run.json").read_text())["status"] == "complete"
+    code, err = cli("restructure", str(run), "--top", "1")
+    assert code == EXIT_BAD_INPUT and err.startswith("error: ") and len(err.strip().splitlines()) == 1, err

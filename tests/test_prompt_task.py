@@ -164,8 +164,9 @@ def test_the_real_run_config_validates_without_loading_weights():
     assert config.concept_space().num_actions == 27 and config.prompt.reward == "clip"
 
 
-def test_lora_restructure_rediscovers_with_the_adapter_and_reports_the_bias_shift(clip_run, tmp_path):
-    from fadejax.restructure import restructure
+def test_lora_restructure_rediscovers_with_the_adapter_and_reports_the_bias_shift(clip_run, tmp_path, capsys):
+    """`fadejax restructure` on a prompt run (the CLI matrix's prompt row leaves restructure to this test)."""
+    from fadejax.cli import EXIT_BAD_INPUT, main
 
     config, out, _ = clip_run
     data = tmp_path / "balanced"
@@ -176,7 +177,9 @@ def test_lora_restructure_rediscovers_with_the_adapter_and_reports_the_bias_shif
         (data / f"{i}.txt").write_text(caption)
     records = [json.loads(line) for line in open(out / "records.jsonl")]
     mode = records[0]["cell"]
-    report = restructure(out, [mode], tmp_path / "faded", epochs=1, lora_data=str(data), progress=False)
+    code = main(["restructure", str(out), "--modes", str(mode), "--epochs", "1", "--lora-data", str(data), "--out", str(tmp_path / "faded")])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((tmp_path / "faded" / "shift_report.json").read_text())
     assert report["task"] == "prompt" and report["modes"][0]["cell"] == mode
     assert report["fine_tune"]["adapter"].endswith(".safetensors")
     status = json.loads((tmp_path / "faded" / "rediscovery" / "run.json").read_text())
@@ -190,8 +193,11 @@ def test_lora_restructure_rediscovers_with_the_adapter_and_reports_the_bias_shif
     assert same and not np.array_equal(before_px, after_px)
     text = (tmp_path / "faded" / "shift_report.md").read_text()
     assert "Bias (male-to-female ratio" in text and "reduced (Def. 4.1)" in text
-    with pytest.raises(Exception, match="--lora-data"):
-        restructure(out, [mode], tmp_path / "other", progress=False)
+    capsys.readouterr()
+    assert main(["restructure", str(out), "--modes", str(mode), "--out", str(tmp_path / "other")]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "--lora-data" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "other").exists()
 
 
 def test_the_bias_measure_is_reported_overall_and_per_cell(clip_run, models):

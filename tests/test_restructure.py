@@ -1,5 +1,6 @@
 """`fadejax restructure`: the shift report's numbers match a direct evaluation of both models."""
 
+import dataclasses
 import json
 
 import jax
@@ -18,7 +19,11 @@ from fadejax.run import discover
 
 # A 2 x 2 x 2 corner of the default space keeps the two exhaustive landscapes cheap.
 AXES = [{"name": "rotation", "values": [-20, 0]}, {"name": "darkness", "values": [0.0, 0.7]}, {"name": "blur", "values": [0.0, 3.0]}]
-CONFIG = {"space": {"axes": AXES}, "searcher": {"kind": "dqn", "hidden_sizes": [64], "batch_size": 64, "min_replay": 64}, "run": {"iterations": 6, "num_envs": 64}}
+# The run only has to exist (modes are chosen by --modes): a random searcher, a small budget.
+# Audited on the first LIMIT held-out digits (the landscapes and direct evaluations cost a
+# model call per digit and cell).
+LIMIT = 180
+CONFIG = {"data": {"limit": LIMIT}, "space": {"axes": AXES}, "searcher": {"kind": "random"}, "run": {"iterations": 4, "num_envs": 32}}
 MODE = 3  # rotation -20, darkness 0.7, blur 3: the embedded model's worst cell
 
 
@@ -32,8 +37,9 @@ def shifted(tmp_path_factory, digits_task):
 
 
 def _direct_rates(weights: str, cells: list[int]) -> tuple[float, list[float]]:
-    """Clean accuracy and per-cell failure rates on the held-out split, straight through torch."""
+    """Clean accuracy and per-cell failure rates on the audited held-out digits, straight through torch."""
     _, held = load_digits_split()
+    held = dataclasses.replace(held, images=held.images[:LIMIT], labels=held.labels[:LIMIT])
     model = DigitsCNN()
     model.load_state_dict(load_file(weights))
     model.eval()

@@ -176,11 +176,12 @@ def test_a_real_tiny_t5_audits_through_the_bridge(tmp_path):
     assert status["status"] == "complete" and status["model"]["model"] == str(tmp_path / "t5")
 
 
-def test_text_restructure_fine_tunes_with_the_trainer_and_reports_the_shift(tmp_path):
-    """A tiny random T5 is audited, fine-tuned for an epoch on edited training articles
-    through the Seq2SeqTrainer process, rediscovered, and the shift report is written."""
+def test_text_restructure_fine_tunes_with_the_trainer_and_reports_the_shift(tmp_path, capsys):
+    """A tiny random T5 is audited, then `fadejax restructure` fine-tunes it for an epoch on
+    edited training articles through the Seq2SeqTrainer process, rediscovers, and writes the
+    shift report (the CLI matrix's text row leaves restructure to this test)."""
     from bridges.tiny_summarizer import build_model, build_word_tokenizer
-    from fadejax.restructure import restructure
+    from fadejax.cli import main
     from fadejax.text.data import builtin_articles as articles
 
     train, held = articles("train", n=200), articles("held_out", n=24)
@@ -190,7 +191,10 @@ def test_text_restructure_fine_tunes_with_the_trainer_and_reports_the_shift(tmp_
     tokenizer.save_pretrained(tmp_path / "t5")
     config = _config(model=str(tmp_path / "t5"), max_new_tokens=8, batch_size=24)
     discover(config, tmp_path / "run", progress=False)
-    report = restructure(tmp_path / "run", [0, 10], tmp_path / "faded", epochs=1, learning_rate=1e-3, train_articles=6, progress=False)
+    argv = ["restructure", str(tmp_path / "run"), "--modes", "0", "--modes", "10", "--epochs", "1", "--learning-rate", "1e-3",
+            "--train-articles", "6", "--out", str(tmp_path / "faded")]
+    assert main(argv) == 0, capsys.readouterr().err
+    report = json.loads((tmp_path / "faded" / "shift_report.json").read_text())
     assert report["task"] == "text" and [m["cell"] for m in report["modes"]] == [0, 10]
     assert report["fine_tune"]["steps"] > 0 and (tmp_path / "faded" / "finetune" / "model" / "config.json").is_file()
     assert len(open(tmp_path / "faded" / "finetune" / "train.jsonl").readlines()) == 2 * 6
@@ -200,5 +204,6 @@ def test_text_restructure_fine_tunes_with_the_trainer_and_reports_the_shift(tmp_
     for name in ("shift_report.md", "shift_report.json", "landscapes_before_after.png"):
         assert (tmp_path / "faded" / name).stat().st_size > 0
     assert report["wasserstein_unordered"] is None or report["wasserstein_unordered"] >= 0
-    again = restructure(tmp_path / "run", [0, 10], tmp_path / "faded", epochs=1, learning_rate=1e-3, train_articles=6, progress=False)
-    assert again == json.loads((tmp_path / "faded" / "shift_report.json").read_text())  # reused, not redone
+    capsys.readouterr()
+    assert main(argv) == 0 and "already holds this restructure" in capsys.readouterr().out  # reused, not redone
+    assert json.loads((tmp_path / "faded" / "shift_report.json").read_text()) == report
