@@ -4,7 +4,7 @@
 
 The paper's code runs stable-baselines3's DQN on a gym environment that perturbs one
 image per step with PIL and calls the model once per image. This script rebuilds that:
-``PILAuditEnv`` (a :class:`fadejax.gym_env.AuditEnv` whose step perturbs the single
+``PILAuditEnv`` (a :class:`fadejax.audits.image.gym_env.AuditEnv` whose step perturbs the single
 image with PIL — ``Image.rotate`` bilinear, ``ImageEnhance.Brightness``,
 ``ImageFilter.GaussianBlur`` — and calls the torch CNN on a batch of one), driven by
 ``stable_baselines3.DQN`` with its default hyper-parameters except the paper's
@@ -35,8 +35,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image, ImageEnhance, ImageFilter  # noqa: E402
 
+from fadejax.audits.image.gym_env import AuditEnv  # noqa: E402
 from fadejax.config import load_config, parse_config  # noqa: E402
-from fadejax.gym_env import AuditEnv  # noqa: E402
 from fadejax.rewards import classification_reward  # noqa: E402
 from fadejax.run import build_discovery  # noqa: E402
 from fadejax.task import build_task  # noqa: E402

@@ -43,24 +43,17 @@ def main() -> None:
     config = load_config(args.config, [f"run.num_envs={args.num_envs}", f"run.iterations={total}"])
     task = build_task(config, progress=False)
     captured: list = []
-    if task.kind == "text":
-        summarizer = task.oracle
-        summarize = summarizer.summarize
+    where = config.audit.audited_model(task)
+    if where is None:
+        parser.error(f"the '{config.audit.name}' audit names no batched model call to time alone")
+    owner, attribute = where
+    model = getattr(owner, attribute)
 
-        def recording_summarize(texts):
-            captured.append(list(texts))  # the model-only pass re-summarizes these very texts
-            return summarize(texts)
+    def recording_model(batch):
+        captured.append(batch)  # keeps a reference only; the model-only pass reuses these batches
+        return model(batch)
 
-        summarizer.summarize = recording_summarize
-        model = summarize
-    else:
-        model = task.oracle
-
-        def recording_oracle(images: jax.Array) -> jax.Array:
-            captured.append(images)  # keeps a reference only; the model-only pass reuses these batches
-            return model(images)
-
-        task.oracle = recording_oracle
+    setattr(owner, attribute, recording_model)
     discovery = build_discovery(config, task)
     state = discovery.init(config.run.seed)
     batch = config.run.num_envs
@@ -84,8 +77,8 @@ def main() -> None:
             engine = args.iterations * batch / (time.perf_counter() - began)
 
             began = time.perf_counter()
-            for images in captured:
-                jax.block_until_ready(model(images))
+            for batch_inputs in captured:
+                jax.block_until_ready(model(batch_inputs))
             ceiling = args.iterations * batch / (time.perf_counter() - began)
             ratios.append(engine / ceiling)
             print(f"{round_index:>5} {engine:>11.0f} {ceiling:>15.0f} {engine / ceiling:>7.2f}")

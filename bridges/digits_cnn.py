@@ -120,7 +120,7 @@ def load_or_train(
     """The embedded model for this recipe: from the cache if present, else trained and cached.
 
     Args:
-      train_set, held_out: :class:`fadejax.data.ImageDataset` splits (the model never sees held_out).
+      train_set, held_out: :class:`fadejax.audits.image.data.ImageDataset` splits (the model never sees held_out).
       recipe: epochs, learning_rate, batch_size, seed, plus the data settings that shaped the split.
       architecture: a name in :data:`EMBEDDED` (the cache file is named after it).
 

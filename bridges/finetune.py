@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-#: fine-tuner kind -> module with ``run(spec) -> metrics``; the spec models are in fadejax.finetune.SPEC_KINDS.
+#: fine-tuner kind -> module with ``run(spec) -> metrics``; the spec models are named by the audits (fadejax.finetune.spec_kinds).
 RUNNERS: dict[str, str] = {
     "classifier": "bridges.finetune_classifier",
     "seq2seq": "bridges.finetune_seq2seq",

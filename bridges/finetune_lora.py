@@ -37,7 +37,7 @@ import torch
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
-from fadejax.diffusion.finetune_spec import captioned_images
+from fadejax.audits.prompt.finetune_spec import captioned_images
 
 TARGET_MODULES = ["to_k", "to_q", "to_v", "to_out.0"]
 ADAPTER_FILE = "pytorch_lora_weights.safetensors"
@@ -114,7 +114,7 @@ def encode_data(pipeline: Any, pairs: list[tuple[Path, str]], resolution: int, d
 
 
 def run(spec, *, stop_after_epoch: int | None = None) -> dict:
-    """Train (or resume) the adapter of ``spec`` (a :class:`fadejax.diffusion.finetune_spec.LoraSpec`); return the metrics.
+    """Train (or resume) the adapter of ``spec`` (a :class:`fadejax.audits.prompt.finetune_spec.LoraSpec`); return the metrics.
 
     ``stop_after_epoch``: return right after that epoch's checkpoint, as if the process had
     been killed there (for tests of resuming); no adapter or metrics are written then.

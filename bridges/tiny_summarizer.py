@@ -3,7 +3,7 @@
 A word-level tokenizer (``tokenizers`` WordLevel, cased, split on whitespace and
 punctuation, decoded with punctuation re-attached) is built on the training articles and
 wrapped as a ``transformers.PreTrainedTokenizerFast``; a small ``T5ForConditionalGeneration``
-learns to write the one-sentence summaries of :func:`fadejax.text.data.builtin_articles`
+learns to write the one-sentence summaries of :func:`fadejax.audits.text.data.builtin_articles`
 (``"train"``) with AdamW. Training is seeded and runs in a few minutes on a CPU; model and
 tokenizer are saved with ``save_pretrained`` under ``$FADEJAX_CACHE`` (default
 ``~/.cache/fadejax``) in ``models/tiny-summarizer-<hash of the recipe>`` and reused on
@@ -160,8 +160,8 @@ def _pad(rows: list[list[int]], value: int) -> torch.Tensor:
 def held_out_bleu(path: Path, n: int, max_input_tokens: int = RECIPE["max_input_tokens"], max_new_tokens: int = RECIPE["max_target_tokens"]) -> float:
     """Mean sentence BLEU in [0, 1] of the saved model's greedy summaries of the first ``n`` held-out articles."""
     from bridges.seq2seq import load_seq2seq
-    from fadejax.text.data import builtin_articles
-    from fadejax.text.rewards import bleu_batch
+    from fadejax.audits.text.data import builtin_articles
+    from fadejax.audits.text.rewards import bleu_batch
 
     held_out = builtin_articles("held_out", n)
     oracle = load_seq2seq(str(path), "cpu", max_input_tokens=max_input_tokens, max_new_tokens=max_new_tokens)
@@ -174,7 +174,7 @@ def ensure_tiny_summarizer(progress: bool = True, recipe: dict[str, Any] | None 
     ``recipe`` defaults to :data:`RECIPE`; tests may pass a smaller one. Load the result
     with :func:`bridges.seq2seq.load_seq2seq`.
     """
-    from fadejax.text.data import builtin_articles
+    from fadejax.audits.text.data import builtin_articles
 
     recipe = dict(RECIPE if recipe is None else recipe)
     target = model_dir(recipe)

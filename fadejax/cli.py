@@ -22,6 +22,10 @@ import time
 import traceback
 from pathlib import Path
 
+import yaml
+
+from fadejax import audits
+
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_TIMED_OUT = 3
@@ -80,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     summarize.add_argument("--choose", action="append", default=[], metavar="MODE",
                            help="mark a failure mode to fade, as a cell index or axis=value pairs (repeatable); writes modes.json")
     summarize.add_argument("--out", help="output directory (default: RUN_DIR/report)")
-    restructure = commands.add_parser("restructure", help="fine-tune the audited classifier away from chosen modes, rediscover, write the shift report")
+    restructure = commands.add_parser("restructure", help="fine-tune the audited model away from chosen modes, rediscover, write the shift report")
     restructure.add_argument("run_dir", help="a complete macroscopic run directory")
     restructure.add_argument("--modes", action="append", default=[], metavar="MODE",
                              help="a mode to fade: cell index or axis=value pairs (repeatable)")
@@ -88,11 +92,14 @@ def _parser() -> argparse.ArgumentParser:
     restructure.add_argument("--top", type=int, default=0, help="fade the run's N top observed failure modes (if no --modes given)")
     restructure.add_argument("--failure-weight", type=float, default=0.5, help="lambda in L_clean + lambda * L_failure (default 0.5)")
     restructure.add_argument("--no-clean", action="store_true", help="train on the failure data alone (no clean-data term)")
-    restructure.add_argument("--epochs", type=int, help="fine-tuning epochs (default: 5 for a classifier, 3 for a summarizer, the paper's)")
-    restructure.add_argument("--learning-rate", type=float, help="default: 1e-3 (classifier, SGD), 2e-5 (summarizer), 1e-4 (LoRA)")
-    restructure.add_argument("--train-articles", type=int, metavar="N",
-                             help="summarizer runs: training articles edited under each mode (default 600)")
-    restructure.add_argument("--lora-data", metavar="DIR", help="text-to-image runs: captioned images to train the LoRA adapter on")
+    defaults = "; ".join(f"{a.name} {a.restructure_defaults[0]} epochs, lr {a.restructure_defaults[1]:g}"
+                         for a in audits.loaded() if a.restructure_defaults is not None)
+    restructure.add_argument("--epochs", type=int, help=f"fine-tuning epochs (default: the audit's fine-tuner's, the paper's: {defaults})")
+    restructure.add_argument("--learning-rate", type=float, help="default: the audit's fine-tuner's (see --epochs)")
+    for name, (kind, text) in _restructure_options().items():  # each audit's own options
+        restructure.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=text)
+    restructure.add_argument("--option", dest="options", action="append", default=[], metavar="NAME=VALUE",
+                             help="an option of the run's audit that has no flag of its own (e.g. a plugin audit's; repeatable)")
     restructure.add_argument("--out", help="output directory (default: RUN_DIR-restructured)")
     landscape = commands.add_parser("landscape", help="exhaustive ground-truth failure landscape (every action x every held-out sample)")
     landscape.add_argument("--config", required=True, help="experiment YAML file (its data, model and space are used)")
@@ -105,9 +112,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _restructure_options() -> dict[str, tuple[type, str]]:
+    """Every loaded audit's own ``fadejax restructure`` options: name -> (type, help)."""
+    options: dict[str, tuple[type, str]] = {}
+    for audit in audits.loaded():
+        options.update(audit.restructure_options)
+    return options
+
+
 def _bad_input_errors() -> tuple[type[BaseException], ...]:
     from fadejax.config import ConfigError
-    from fadejax.data import DataError
     from fadejax.finetune import FineTuneError
     from fadejax.ground_truth import LandscapeTooLarge
     from fadejax.perturbations import PerturbationError
@@ -117,7 +131,7 @@ def _bad_input_errors() -> tuple[type[BaseException], ...]:
     from fadejax.spaces import SpaceError
     from fadejax.summarize import SummarizeError
 
-    errors: list[type[BaseException]] = [ConfigError, DataError, FineTuneError, LandscapeTooLarge, PerturbationError, RecordingError, RecordsError, RunDirError, SpaceError, SummarizeError]
+    errors: list[type[BaseException]] = [audits.AuditError, ConfigError, FineTuneError, LandscapeTooLarge, PerturbationError, RecordingError, RecordsError, RunDirError, SpaceError, SummarizeError]
     if "bridges.weights" in sys.modules:
         errors.append(sys.modules["bridges.weights"].ModelLoadError)
     if "bridges.classifier" in sys.modules:
@@ -239,8 +253,14 @@ def _restructure(args: argparse.Namespace) -> int:
         raise SummarizeError("choose the modes to fade: --modes, --modes-file or --top N")
     out = Path(args.out) if args.out else None
     _Progress.enter("fine-tuning and rediscovering")
-    report = restructure(run_dir, cells, out, failure_weight=args.failure_weight, use_clean=not args.no_clean, epochs=args.epochs, learning_rate=args.learning_rate, lora_data=args.lora_data,
-                         train_articles=args.train_articles)
+    options = {name: getattr(args, name) for name in _restructure_options()}
+    for assignment in args.options:
+        name, equals, value = assignment.partition("=")
+        if not equals or not name:
+            raise SummarizeError(f"--option '{assignment}' must look like NAME=VALUE")
+        options[name.strip().replace("-", "_")] = yaml.safe_load(value)
+    report = restructure(run_dir, cells, out, failure_weight=args.failure_weight, use_clean=not args.no_clean, epochs=args.epochs,
+                         learning_rate=args.learning_rate, options=options)
     from fadejax.restructure import render_markdown
 
     print(render_markdown(report))

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import pydantic
 import yaml
 
-from fadejax import perturbations
+from fadejax import audits
 from fadejax.searchers import REGISTRY as SEARCHERS
 from fadejax.searchers import SearcherConfig
 from fadejax.spaces import Axis, ConceptSpace, MicroSpace
@@ -31,6 +31,10 @@ class ConfigError(ValueError):
 
 class _Strict(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+
+#: The base of every config model: unknown fields are errors, values are frozen.
+Strict = _Strict
 
 
 class AxisConfig(_Strict):
@@ -62,18 +66,8 @@ class AxisConfig(_Strict):
         return any(isinstance(v, str) for v in self.values)
 
 
-def _default_axes() -> list[AxisConfig]:
-    # Chosen on the embedded digits CNN so that a uniformly random cell rarely fails
-    # while the worst cells fail most of the time; see README "The embedded default".
-    return [
-        AxisConfig(name="rotation", values=[-20.0, -10.0, 0.0, 10.0, 20.0]),
-        AxisConfig(name="darkness", values=[0.0, 0.15, 0.3, 0.45, 0.7]),
-        AxisConfig(name="blur", values=[0.0, 0.5, 1.0, 2.0, 3.0]),
-    ]
-
-
 class SpaceConfig(_Strict):
-    axes: list[AxisConfig] = pydantic.Field(default_factory=_default_axes, min_length=1)
+    axes: list[AxisConfig] = pydantic.Field(min_length=1)
 
     @pydantic.model_validator(mode="after")
     def _unique_names(self) -> "SpaceConfig":
@@ -82,87 +76,6 @@ class SpaceConfig(_Strict):
         if repeated:
             raise ValueError(f"axis names must be unique; repeated: {repeated}")
         return self
-
-
-class DataConfig(_Strict):
-    """Where the samples come from. ``digits``: scikit-learn's bundled handwritten digits,
-    upsampled to ``image_size`` and split; ``npz``: a local file with ``images``
-    ``(N, H, W, C)`` (floats in [0, 1] or uint8) and ``labels`` ``(N,)``, all held out.
-    ``limit``: audit only the first ``limit`` held-out samples (a quicker, coarser look;
-    summaries re-evaluate modes on these too)."""
-
-    source: Literal["digits", "npz"] = "digits"
-    path: str | None = None
-    image_size: int = pydantic.Field(32, ge=8, le=512)
-    held_out_fraction: float = pydantic.Field(0.3, gt=0.0, lt=1.0)
-    split_seed: int = 0
-    limit: pydantic.PositiveInt | None = None
-
-    @pydantic.model_validator(mode="after")
-    def _path_for_npz(self) -> "DataConfig":
-        if self.source == "npz" and not self.path:
-            raise ValueError("data.source 'npz' needs data.path (a .npz file with 'images' and 'labels')")
-        return self
-
-
-class EmbeddedTrainingConfig(_Strict):
-    """How the embedded digits CNN is trained (once; the weights are cached)."""
-
-    epochs: pydantic.PositiveInt = 12
-    learning_rate: pydantic.PositiveFloat = 2e-3
-    batch_size: pydantic.PositiveInt = 64
-    seed: int = 0
-
-
-class ModelConfig(_Strict):
-    """The audited classifier.
-
-    ``embedded``: a model the project trains on the digits (once; cached), named by
-    ``architecture``: ``digits_cnn`` (the default CNN) or ``digits_lenet`` (a LeNet-5-style
-    tanh / average-pooling network, ``configs/digits_lenet.yaml``). ``file``: any torch
-    ``nn.Module`` named as ``architecture: "package.module:Class"`` built with
-    ``architecture_kwargs`` and loaded from ``weights`` (.safetensors, or a .pt/.pth
-    state dict read with ``weights_only=True``). ``torchvision`` / ``timm``: a model of
-    that name from the optional ``vision`` extra, with ``weights`` from a local file or
-    an already-filled cache (never downloaded).
-    """
-
-    source: Literal["embedded", "file", "torchvision", "timm"] = "embedded"
-    architecture: str = "digits_cnn"
-    architecture_kwargs: dict[str, Any] = pydantic.Field(default_factory=dict)
-    weights: str | None = None
-    num_classes: pydantic.PositiveInt | None = None
-    device: str = "cpu"
-    normalize_mean: list[float] | None = None
-    normalize_std: list[float] | None = None
-    embedded: EmbeddedTrainingConfig = pydantic.Field(default_factory=EmbeddedTrainingConfig)
-
-    @pydantic.model_validator(mode="after")
-    def _weights_for_file(self) -> "ModelConfig":
-        if self.source == "file" and not self.weights:
-            raise ValueError("model.source 'file' needs model.weights (a local .safetensors/.pt/.pth file)")
-        if self.source == "file" and ":" not in self.architecture:
-            raise ValueError(
-                f"model.architecture '{self.architecture}' must be 'package.module:Class' for model.source 'file'"
-            )
-        return self
-
-
-class ObservationConfig(_Strict):
-    """What the searcher sees of a sample: ``pixels`` (the clean image downsampled to
-    ``size`` x ``size`` and flattened) or ``features`` (the audited model's penultimate
-    activations, standardised)."""
-
-    kind: Literal["pixels", "features"] = "pixels"
-    size: int = pydantic.Field(8, ge=1, le=64)
-
-
-class RewardConfig(_Strict):
-    """Eq. 4: ``form`` 'abs' (default; every failure outranks every success) or 'paper'."""
-
-    form: Literal["abs", "paper"] = "abs"
-    scale: pydantic.PositiveFloat = 1.0
-    const: pydantic.PositiveFloat = 1e-3
 
 
 class MicroConfig(_Strict):
@@ -208,154 +121,38 @@ class RunConfig(_Strict):
         return available[: self.devices]
 
 
-class TextConfig(_Strict):
-    """The text-summarization audit (``task: text``).
-
-    ``data``: ``builtin`` (the project's generated news articles; ``held_out`` of them are
-    audited) or ``summarize_from_feedback`` (the OpenAI data set's "axis" part saved by the
-    ``datasets`` library at ``path``; ``split``, at most ``limit`` articles). ``model``:
-    ``tiny`` (a small T5 the project trains once on its own articles) or a local directory
-    of any Hugging Face seq2seq model. A query fails when the BLEU of its summary drops by
-    more than ``epsilon`` below that of the unedited article's summary (Definition 2.1).
-    """
-
-    data: Literal["builtin", "summarize_from_feedback"] = "builtin"
-    path: str | None = None
-    split: str | None = None
-    limit: pydantic.PositiveInt | None = None
-    held_out: pydantic.PositiveInt = 200
-    model: str = "tiny"
-    device: str = "cpu"
-    max_input_tokens: pydantic.PositiveInt = 512
-    max_new_tokens: pydantic.PositiveInt = 48
-    num_beams: pydantic.PositiveInt = 1
-    batch_size: pydantic.PositiveInt = 64
-    observation: Literal["encoder_mean", "sentence"] = "encoder_mean"
-    observation_dim: pydantic.PositiveInt | None = None
-    embedder: str | None = None
-    epsilon: float = pydantic.Field(0.1, ge=0.0, le=1.0)
-    reward_form: Literal["paper", "authors"] = "paper"
-    edit_workers: int = pydantic.Field(0, ge=0)
-
-    @pydantic.model_validator(mode="after")
-    def _paths(self) -> "TextConfig":
-        if self.data == "summarize_from_feedback" and not self.path:
-            raise ValueError("text.data 'summarize_from_feedback' needs text.path (a directory saved by datasets' save_to_disk)")
-        if self.observation == "sentence" and not self.embedder:
-            raise ValueError("text.observation 'sentence' needs text.embedder (a local sentence-embedding model directory)")
-        return self
-
-
-class PromptConfig(_Strict):
-    """The text-to-image audit (``task: prompt``): a diffusers pipeline from a local
-    ``pipeline`` directory, prompts from ``templates`` filled with the axes' words, reward
-    eq. 9 (``clip``, a local CLIP at ``clip``) or eq. 8 (``human`` ratings on a local page).
-
-    A query fails when its reward reaches ``failure_threshold`` (default 25 for CLIP: the
-    image matches its prompt poorly; 25 for human ratings: bias x quality) or its image is
-    invalid. ``attribute_prompts`` drive the zero-shot bias measure (male-to-female ratio).
-    """
-
-    pipeline: str | None = None
-    lora: str | None = None
-    device: str = "cpu"
-    dtype: Literal["float32", "float16"] = "float32"
-    steps: pydantic.PositiveInt = 30
-    guidance_scale: float = pydantic.Field(7.5, ge=0.0)
-    height: pydantic.PositiveInt = 512
-    width: pydantic.PositiveInt = 512
-    batch_size: pydantic.PositiveInt = 4
-    templates: list[str] | None = None
-    held_out: pydantic.PositiveInt | None = None
-    reward: Literal["clip", "human"] = "clip"
-    clip: str | None = None
-    failure_threshold: float = 25.0
-    attribute_prompts: dict[str, str] = pydantic.Field(default_factory=lambda: {"male": "a photo of a man", "female": "a photo of a woman"})
-    bias_ratio: tuple[str, str] = ("male", "female")
-    rating_timeout_s: pydantic.PositiveFloat | None = None
-    rating_port: int = pydantic.Field(0, ge=0, le=65535)
-
-    @pydantic.model_validator(mode="after")
-    def _paths(self) -> "PromptConfig":
-        if self.clip is None:
-            raise ValueError("prompt.clip: a local CLIP model directory is needed (eq. 9 reward, observations and the bias measure)")
-        for name in self.bias_ratio:
-            if name not in self.attribute_prompts:
-                raise ValueError(f"prompt.bias_ratio names '{name}', which is not in prompt.attribute_prompts {sorted(self.attribute_prompts)}")
-        return self
-
-
-def _check_axes(task: str, axes: list[AxisConfig]) -> None:
-    """Each axis means something for the task (see :class:`AxisConfig`); raise naming the axis."""
-    for i, axis in enumerate(axes):
-        where = f"space.axes.{i}"
-        if task == "image":
-            if axis.words:
-                raise ValueError(f"{where}: image axis '{axis.name}' needs numeric strengths, got {axis.values}")
-            try:
-                perturbations.get(axis.perturbation_name).check(axis.values, where=f"axis '{axis.name}'")
-            except perturbations.PerturbationError as exc:
-                raise ValueError(f"{where}: {exc}") from None
-        elif task == "text":
-            from fadejax.text import edits
-
-            if axis.words:
-                for value in axis.values:
-                    if not isinstance(value, str) or value not in edits.EDITS:
-                        raise ValueError(f"{where}: '{value}' is not a text edit; known edits: {edits.names()}")
-            else:
-                if axis.perturbation_name not in edits.EDITS:
-                    raise ValueError(f"{where}: a counting axis names a text edit (name or perturbation); '{axis.perturbation_name}' is not one of {edits.names()}")
-                if any(v < 0 or v != int(v) for v in axis.values):
-                    raise ValueError(f"{where}: counts of '{axis.perturbation_name}' must be whole numbers >= 0, got {axis.values}")
-        elif not axis.words:
-            raise ValueError(f"{where}: prompt axis '{axis.name}' needs words, got {axis.values}")
-
-
-def _default_text_axes() -> list[dict[str, Any]]:
-    from fadejax.text import edits
-
-    return [{"name": "edit", "values": edits.names()}]
-
-
-def _default_prompt_axes() -> list[dict[str, Any]]:
-    from fadejax.diffusion.prompts import DEFAULT_AXES
-
-    return [{"name": name, "values": list(words)} for name, words in DEFAULT_AXES.items()]
-
-
 class ExperimentConfig(_Strict):
     """A whole discovery experiment; see ``configs/digits.yaml`` for an annotated example.
 
-    ``task`` chooses the audit: ``image`` (a classifier under image perturbations; the
-    embedded default), ``text`` (a summarizer under text edits) or ``prompt`` (a
-    text-to-image pipeline under prompt words). The default space follows the task.
+    ``task`` names the audit (:mod:`fadejax.audits`): ``image`` (a classifier under image
+    perturbations; the embedded default), ``text`` (a summarizer under text edits),
+    ``prompt`` (a text-to-image pipeline under prompt words), or any registered one. The
+    audit adds its own sections (e.g. ``data`` and ``model`` for images, ``text`` for
+    text) and its default concept space; :func:`parse_config` builds the config class of
+    the named audit (:func:`config_class`), so an unknown section is named as such.
     """
 
     name: str = pydantic.Field("digits", pattern=r"^[A-Za-z0-9_.-]+$")
-    task: Literal["image", "text", "prompt"] = "image"
+    task: str = audits.DEFAULT
     mode: Literal["macro", "micro"] = "macro"
-    data: DataConfig = pydantic.Field(default_factory=DataConfig)
-    model: ModelConfig = pydantic.Field(default_factory=ModelConfig)
-    space: SpaceConfig = pydantic.Field(default_factory=SpaceConfig)
-    observation: ObservationConfig = pydantic.Field(default_factory=ObservationConfig)
-    reward: RewardConfig = pydantic.Field(default_factory=RewardConfig)
+    space: SpaceConfig
     micro: MicroConfig = pydantic.Field(default_factory=MicroConfig)
     searcher: dict[str, Any] = pydantic.Field(default_factory=lambda: {"kind": DEFAULT_SEARCHER["macro"]})
     run: RunConfig = pydantic.Field(default_factory=RunConfig)
-    text: TextConfig = pydantic.Field(default_factory=TextConfig)
-    prompt: PromptConfig | None = None
     #: Replay this recording (``fadejax landscape --record``) instead of calling the audited
     #: model: the same loop, searchers, rewards and run directories, with a lookup for the
-    #: model. ``data``, ``model`` and ``space`` must be those it was recorded from (checked
+    #: model. The audit's sections and ``space`` must be those it was recorded from (checked
     #: by the recording's key). A relative path is relative to the working directory.
     recording: str | None = None
 
     @pydantic.model_validator(mode="before")
     @classmethod
     def _task_defaults(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("task") in ("text", "prompt") and "space" not in data:
-            axes = _default_text_axes() if data["task"] == "text" else _default_prompt_axes()
+        if isinstance(data, dict) and "space" not in data:  # the audit's default concept space
+            task = str(data.get("task", audits.DEFAULT))
+            axes = audits.get(task).default_axes()
+            if axes is None:
+                raise ValueError(f"space: the '{task}' audit has no default concept space; give space.axes")
             data = {**data, "space": {"axes": axes}}
         if isinstance(data, dict):  # a searcher section that names no kind gets the default for the mode
             searcher = data.get("searcher") or {}
@@ -364,37 +161,36 @@ class ExperimentConfig(_Strict):
         return data
 
     @pydantic.model_validator(mode="after")
-    def _axes_fit_the_task(self) -> "ExperimentConfig":
-        _check_axes(self.task, self.space.axes)
-        if self.recording is not None and self.task == "prompt":
-            raise ValueError("recording: text-to-image audits are not recorded (every query is a diffusion run); "
-                             "recordings replay image and text audits")
-        if self.task == "prompt" and self.prompt is None:
-            raise ValueError("task 'prompt' needs a prompt section (prompt.pipeline and prompt.clip at least)")
-        if self.task == "prompt" and self.prompt.pipeline is None:
-            raise ValueError("prompt.pipeline: a local diffusers pipeline directory is needed")
-        if self.task == "prompt":
-            from fadejax.diffusion.prompts import DEFAULT_TEMPLATES, validate_templates
-
-            validate_templates(self.prompt.templates or DEFAULT_TEMPLATES, [a.name for a in self.space.axes])
+    def _fits_the_audit(self) -> "ExperimentConfig":
+        audit = self.audit
+        audit.check_axes(self.space.axes)
+        for section in audit.required:
+            if getattr(self, section) is None:
+                raise ValueError(f"task '{self.task}' needs a '{section}' section")
+        if self.recording is not None and not audit.recordable:
+            raise ValueError(f"recording: '{self.task}' audits are not recorded; recordings replay "
+                             f"{sorted(a.name for a in audits.loaded() if a.recordable)} audits")
+        audit.check_config(self)
         return self
 
+    @property
+    def audit(self) -> audits.Audit:
+        """The audit ``task`` names."""
+        return audits.get(self.task)
+
     def axis_identity(self, index: int) -> float | str | None:
-        """The value of axis ``index`` that changes nothing, if it has one: an image
-        perturbation's identity strength, a text edit count of 0; words have none."""
-        axis = self.space.axes[index]
-        if axis.words:
+        """The value of axis ``index`` that changes nothing, if it has one (words have none):
+        the audit's answer, e.g. an image perturbation's identity strength."""
+        if self.space.axes[index].words:
             return None
-        if self.task == "text":
-            return 0.0
-        return perturbations.get(axis.perturbation_name).identity
+        return self.audit.axis_identity(self, index)
 
     @property
     def micro_alpha(self) -> float:
-        """The step penalty: ``micro.alpha``, else 5 (eq. 5) for images and 1 (eq. 7) for text."""
+        """The step penalty: ``micro.alpha``, else the audit's (5, eq. 5, for images; 1, eq. 7, for text)."""
         if self.micro.alpha is not None:
             return self.micro.alpha
-        return 1.0 if self.task == "text" else 5.0
+        return self.audit.micro_alpha
 
     @pydantic.field_validator("searcher")
     @classmethod
@@ -454,16 +250,65 @@ def _describe(error: dict[str, Any], model: type[pydantic.BaseModel]) -> str:
     return f"{location}: {message}"
 
 
+_CONFIG_CLASSES: dict[int, type[ExperimentConfig]] = {}
+
+
+def config_class(audit: audits.Audit) -> type[ExperimentConfig]:
+    """:class:`ExperimentConfig` with ``audit``'s sections as fields (made once per audit).
+    A section in ``audit.required`` defaults to ``None`` (its absence is named by the
+    config's validation); every other one to its model's defaults."""
+    if id(audit) not in _CONFIG_CLASSES:
+        fields: dict[str, Any] = {}
+        for section, model in audit.sections.items():
+            if section in ExperimentConfig.model_fields:
+                raise audits.AuditError(f"audit '{audit.name}' names a section '{section}', which is a core field")
+            fields[section] = (model | None, None) if section in audit.required else (model, pydantic.Field(default_factory=model))
+        name = "".join(part.title() for part in audit.name.replace("-", "_").split("_")) + "ExperimentConfig"
+        _CONFIG_CLASSES[id(audit)] = pydantic.create_model(name, __base__=ExperimentConfig, **fields)
+    return _CONFIG_CLASSES[id(audit)]
+
+
+def _foreign_sections(data: dict[str, Any], audit: audits.Audit) -> dict[str, Any]:
+    """``data`` without other audits' sections that hold nothing (``None`` or their defaults):
+    run directories written before audits were plugins carry every audit's section. A
+    section of another audit that sets something is an error naming that audit."""
+    own = set(config_class(audit).model_fields)
+    kept = dict(data)
+    for key in [k for k in data if k not in own]:
+        owner = next((a for a in audits.loaded() if key in a.sections and a is not audit), None)
+        if owner is None:
+            continue  # an unknown field: named by validation with what is allowed
+        value = data[key]
+        try:
+            default = owner.sections[key]().model_dump(mode="json")
+        except pydantic.ValidationError:
+            default = None
+        if value is None or value == default:
+            del kept[key]
+        else:
+            raise ConfigError(f"{key}: this section configures the '{owner.name}' audit; this config's task is '{audit.name}'")
+    return kept
+
+
 def parse_config(data: dict[str, Any] | None, source: str = "config") -> ExperimentConfig:
-    """Validate a config mapping; raise :class:`ConfigError` naming every wrong field."""
+    """Validate a config mapping for the audit its ``task`` names; raise :class:`ConfigError`
+    naming every wrong field."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of fields, got {type(data).__name__}")
     try:
-        return ExperimentConfig.model_validate(data)
+        audit = audits.get(str(data.get("task", audits.DEFAULT)))
+        model = config_class(audit)
+        data = _foreign_sections(data, audit)
+    except audits.AuditError as exc:
+        raise ConfigError(f"{source}: task: {exc}") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    try:
+        return model.model_validate(data)
     except pydantic.ValidationError as exc:
-        lines = [_describe(e, ExperimentConfig) for e in exc.errors()]
+        lines = [_describe(e, model) for e in exc.errors()]
         raise ConfigError(f"{source}: invalid config\n  " + "\n  ".join(lines)) from None
     except ValueError as exc:  # SpaceError / PerturbationError raised outside pydantic's wrapping
         raise ConfigError(f"{source}: {exc}") from None

@@ -9,9 +9,9 @@ reports its metrics in ``output_dir/metrics.json``.
 
 Each fine-tuner is a *kind*: a pydantic spec model (validated here, in the engine's
 process, without importing torch) and a ``run(spec)`` function in ``bridges/`` (run in
-the child process). ``SPEC_KINDS`` maps a kind to its spec model's import path and
-``bridges.finetune`` maps it to its runner, so a new fine-tuner is one spec model, one
-bridge module and a line in each table.
+the child process). Each audit names its kinds' spec models (:func:`spec_kinds`) and
+``bridges.finetune`` maps it to its runner, so a new fine-tuner is one spec model (named
+in its audit's ``finetune_specs``), one bridge module and a line in ``bridges.finetune``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pydantic
 
@@ -30,64 +30,23 @@ class FineTuneError(RuntimeError):
     """A fine-tune spec is invalid or the fine-tuning process failed."""
 
 
-class _Strict(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+def spec_kinds() -> dict[str, str]:
+    """Fine-tuner kind -> ``"module:SpecModel"``, gathered from the audits
+    (:attr:`fadejax.audits.Audit.finetune_specs`); the models are imported only when used."""
+    from fadejax import audits
 
-
-class ClassifierHyper(_Strict):
-    """The paper's defaults: final layer only, SGD lr 1e-3, momentum 0.9."""
-
-    learning_rate: pydantic.PositiveFloat = 1e-3
-    momentum: float = pydantic.Field(0.9, ge=0.0, lt=1.0)
-    epochs: pydantic.PositiveInt = 5
-    batch_size: pydantic.PositiveInt = 64
-    failure_weight: float = pydantic.Field(0.5, ge=0.0)  # lambda in L = L_clean + lambda * L_failure
-    seed: int = 0
-
-
-class ClassifierSpec(_Strict):
-    """Fine-tune a torch classifier's final ``nn.Linear`` on perturbed failures.
-
-    ``failure_data``: a .npz with ``images`` (N, H, W, C) in [0, 1] and ``labels`` (N,):
-    training-split samples perturbed under the chosen modes, with their true labels.
-    ``clean_data`` (optional): unperturbed training samples; with it the loss is
-    ``L_clean + failure_weight * L_failure`` (Chegini & Feizi's remedy), without it
-    ``L_failure`` alone.
-    """
-
-    kind: Literal["classifier"] = "classifier"
-    architecture: str  # "package.module:Class"
-    architecture_kwargs: dict[str, Any] = pydantic.Field(default_factory=dict)
-    weights: str
-    failure_data: str
-    clean_data: str | None = None
-    output_dir: str
-    hyper: ClassifierHyper = pydantic.Field(default_factory=ClassifierHyper)
-
-    @pydantic.model_validator(mode="after")
-    def _files_exist(self) -> "ClassifierSpec":
-        for field in ("weights", "failure_data", "clean_data"):
-            path = getattr(self, field)
-            if path is not None and not Path(path).is_file():
-                raise ValueError(f"{field} '{path}' does not exist")
-        if ":" not in self.architecture:
-            raise ValueError(f"architecture '{self.architecture}' must be 'package.module:Class'")
-        return self
-
-
-#: kind -> "module:SpecModel"; the models are imported only when a spec of that kind is used.
-SPEC_KINDS: dict[str, str] = {
-    "classifier": "fadejax.finetune:ClassifierSpec",
-    "seq2seq": "fadejax.text.finetune_spec:Seq2SeqSpec",
-    "lora": "fadejax.diffusion.finetune_spec:LoraSpec",
-}
+    kinds: dict[str, str] = {}
+    for audit in audits.loaded():
+        kinds.update(audit.finetune_specs)
+    return kinds
 
 
 def spec_model(kind: str) -> type[pydantic.BaseModel]:
     """The spec model of a fine-tuner kind; :class:`FineTuneError` lists the kinds if unknown."""
-    if kind not in SPEC_KINDS:
-        raise FineTuneError(f"unknown fine-tuner kind '{kind}'; known: {sorted(SPEC_KINDS)}")
-    module, _, name = SPEC_KINDS[kind].partition(":")
+    kinds = spec_kinds()
+    if kind not in kinds:
+        raise FineTuneError(f"unknown fine-tuner kind '{kind}'; known: {sorted(kinds)}")
+    module, _, name = kinds[kind].partition(":")
     return getattr(importlib.import_module(module), name)
 
 

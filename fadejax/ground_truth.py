@@ -104,8 +104,9 @@ def failure_landscape(task: AuditTask, batch_size: int = 1024, seed: int = 0, pr
     Refuses (:class:`LandscapeTooLarge`) beyond :data:`MAX_EXHAUSTIVE_QUERIES` queries: large
     spaces are summarised from the search's records and re-evaluated modes instead.
     """
-    if task.kind == "prompt":
-        raise LandscapeTooLarge(_NO_PROMPT_LANDSCAPE)
+    refusal = getattr(task, "landscape_refusal", None)
+    if refusal:
+        raise LandscapeTooLarge(refusal)
     cost = task.space.num_actions * task.num_samples
     if cost > MAX_EXHAUSTIVE_QUERIES:
         raise LandscapeTooLarge(
@@ -133,21 +134,18 @@ GROUND_TRUTH_FILE = "ground_truth.json"
 
 
 def landscape_key(config) -> str:
-    """Hash of what the landscape depends on: data, model and concept space."""
-    relevant = config.model_dump(mode="json", include={"data", "model", "space"})
+    """Hash of what the landscape depends on: the concept space and what the config's audit
+    names (:meth:`fadejax.audits.Audit.landscape_identity`; for images, data and model)."""
+    relevant = {**config.audit.landscape_identity(config), "space": config.space.model_dump(mode="json")}
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
-
-
-_NO_PROMPT_LANDSCAPE = ("exhaustive landscapes of generated images are not computed (every query is a diffusion run and, "
-                        "with human rewards, a person's rating); summarize the discovery run instead")
 
 
 def check_landscape_dir(config, run_dir: Path) -> str:
     """The config's landscape key; :class:`RunDirError` if ``run_dir`` holds a run of other
     data, model or space, :class:`LandscapeTooLarge` for an audit that has no exhaustive
     landscape (refused here, before its model is loaded)."""
-    if config.task == "prompt":
-        raise LandscapeTooLarge(_NO_PROMPT_LANDSCAPE)
+    if config.audit.landscape_refusal:
+        raise LandscapeTooLarge(config.audit.landscape_refusal)
     key = landscape_key(config)
     run_config = Path(run_dir) / CONFIG_FILE
     if run_config.is_file():

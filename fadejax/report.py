@@ -138,8 +138,12 @@ function example(e) {
     fig.appendChild(el('figcaption', 'held-out sample ' + e.sample + ' failed (recorded answer), reward ' + fmt(e.reward)));
     return fig;
   }
+  if (D.kind === 'fields') {  // an audit without a view of its own: the record's fields
+    Object.keys(e).forEach(k => fig.appendChild(el('p', k + ': ' + (typeof e[k] === 'number' ? fmt(e[k]) : JSON.stringify(e[k])))));
+    return fig;
+  }
   const img = el('img'); img.src = 'data:image/png;base64,' + e.image; fig.appendChild(img);
-  if (D.kind === 'prompt') {
+  if (D.kind === 'generated') {
     img.alt = 'generated image';
     fig.appendChild(el('figcaption', e.prompt));
     fig.appendChild(el('figcaption', 'reward ' + fmt(e.reward)));
@@ -177,7 +181,8 @@ h1{font-size:1.4rem} .muted{color:#666} .notes li{color:#8a4b00}
 #failures{flex:1;min-width:300px} .grid{display:flex;flex-wrap:wrap;gap:.5rem}
 figure.failure{margin:0;text-align:center;font-size:.8rem} figure.failure img{width:96px;height:96px;image-rendering:pixelated;border:1px solid #ccc}
 figure.failure.text{text-align:left;max-width:100%;border-bottom:1px solid #eee;padding:.3rem 0} figure.failure.text p{margin:.2rem 0;white-space:pre-wrap}
-figure.failure.prompt img{width:160px;height:160px;image-rendering:auto} figure.failure.prompt{max-width:170px}
+figure.failure.generated img{width:160px;height:160px;image-rendering:auto} figure.failure.generated{max-width:170px}
+figure.failure.fields{text-align:left;border-bottom:1px solid #eee;padding:.3rem 0} figure.failure.fields p{margin:.1rem 0}
 table{border-collapse:collapse;margin-top:1rem;font-size:.9rem} td,th{border-bottom:1px solid #e5e5e5;padding:.3rem .6rem;text-align:left}
 pre{background:#f6f6f6;padding:.6rem;max-height:12rem;overflow:auto}
 """

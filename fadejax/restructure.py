@@ -1,18 +1,11 @@
-"""Stage 3 for image classifiers: fade chosen failure modes, rediscover, and measure the shift.
+"""Stage 3, for every audit: fade chosen failure modes, rediscover, and measure the shift.
 
-``restructure(run_dir, modes)``:
-
-1. builds the fine-tuning data from the **training split only** — every training image
-   perturbed under every chosen mode, with its true label (plus the clean training images
-   for the lambda-weighted loss);
-2. runs the classifier fine-tuner in its own process (``fadejax.finetune``);
-3. re-runs discovery on the fine-tuned model with the same config, seed and budget into
-   ``OUT/rediscovery`` (linked to the original run);
-4. writes the shift report, every figure measured on the **held-out split** the
-   fine-tuner never saw: per chosen mode the failure rate before and after (Definition
-   4.1: reduced iff it drops), clean held-out accuracy before and after, the Wasserstein
-   distance between the old and new exhaustive landscapes by radius around each mode
-   (the paper's Table 2), and the new top failure modes.
+``restructure(run_dir, modes)`` checks the request, reuses a finished restructure of the
+same modes and settings, and otherwise hands the work to the run's audit
+(:meth:`fadejax.audits.Audit.restructure`): fine-tune on data the audit never evaluated,
+rediscover with the same config, seed and budget (:func:`link_rediscovery`), and report
+the shift on the held-out data. The report is written last (``shift_report.json``): its
+presence means the restructure is complete.
 """
 
 from __future__ import annotations
@@ -21,94 +14,68 @@ import json
 from pathlib import Path
 from typing import Any
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-
-from fadejax.barycenters import distances_by_radius
-from fadejax.config import ExperimentConfig, parse_config
-from fadejax.finetune import launch
-from fadejax.ground_truth import failure_landscape
+from fadejax import audits
+from fadejax.audits import AuditError, RestructureRequest
+from fadejax.config import ExperimentConfig
 from fadejax.run import discover
 from fadejax.rundir import STATUS_FILE, read_status, write_json_atomic
-from fadejax.spaces import format_value
 from fadejax.summarize import SummarizeError, read_run_config
-from fadejax.task import ClassificationTask, build_task, load_data
 
 SHIFT_REPORT = "shift_report.json"
-
-
-def _architecture(config: ExperimentConfig) -> tuple[str, dict[str, Any]]:
-    if config.model.source == "embedded":
-        from bridges.digits_cnn import EMBEDDED  # torch enters here, not at import time
-
-        return EMBEDDED[config.model.architecture][0], {"image_size": config.data.image_size}
-    if config.model.source == "file":
-        return config.model.architecture, dict(config.model.architecture_kwargs)
-    raise SummarizeError(f"restructure fine-tunes 'embedded' or 'file' models; this run audits a '{config.model.source}' model")
-
-
-def finetune_data(config: ExperimentConfig, task: ClassificationTask, modes: list[int], out: Path) -> tuple[Path, Path]:
-    """``failures.npz`` (training images under each mode, true labels) and ``clean.npz``;
-    ``task`` supplies the run's concept space and perturbations."""
-    train, _ = load_data(config)
-    if train is None:
-        raise SummarizeError("restructure needs a training split the audit never used; data.source 'npz' has none")
-    space, perturb = task.space, jax.jit(task.perturb)
-    parts = []
-    for mode in modes:
-        values = jnp.broadcast_to(space.decode(jnp.int32(mode)), (len(train), space.num_axes))
-        parts.append(np.asarray(perturb(jnp.asarray(train.images), values, jax.random.PRNGKey(mode))))
-    out.mkdir(parents=True, exist_ok=True)
-    np.savez(out / "failures.npz", images=np.concatenate(parts), labels=np.tile(train.labels, len(modes)))
-    np.savez(out / "clean.npz", images=train.images, labels=train.labels)
-    return out / "failures.npz", out / "clean.npz"
 
 
 def link_rediscovery(new_config: ExperimentConfig, new_task: Any, run_dir: Path, out: Path, progress: bool) -> Path:
     """Discovery again on the fine-tuned model (same config, seed and budget) into
     ``out/rediscovery``, its ``run.json`` linking back to the original run."""
     rediscovery = out / "rediscovery"
-    discover(new_config, rediscovery, resume=True, oracle=new_task.oracle, progress=progress)
+    discover(new_config, rediscovery, resume=True, oracle=getattr(new_task, "oracle", None), progress=progress)
     status = read_status(rediscovery)
     status["restructured_from"] = str(run_dir)
     write_json_atomic(rediscovery / STATUS_FILE, status)
     return rediscovery
 
 
-#: Per task: (fine-tuning epochs, learning rate) — the paper's defaults.
-DEFAULTS = {"image": (5, 1e-3), "text": (3, 2e-5), "prompt": (4, 1e-4)}
+def settings_of(request: RestructureRequest) -> dict[str, Any]:
+    """The fine-tuning settings a shift report states."""
+    return {"failure_weight": request.failure_weight if request.use_clean else None, "epochs": request.epochs,
+            "learning_rate": request.learning_rate}
 
 
 def restructure(run_dir: str | Path, modes: list[int], out_dir: str | Path | None = None, *, failure_weight: float = 0.5,
                 use_clean: bool = True, epochs: int | None = None, learning_rate: float | None = None, radius: int = 3,
-                train_articles: int | None = None, lora_data: str | None = None, progress: bool = True) -> dict[str, Any]:
+                options: dict[str, Any] | None = None, progress: bool = True) -> dict[str, Any]:
     """Fade ``modes`` (cell indices) of the run in ``run_dir``; see the module docstring.
 
-    Image runs fine-tune the classifier's final layer; text runs fine-tune the summarizer
-    with the Seq2SeqTrainer (:mod:`fadejax.text.restructure`). ``epochs`` and
-    ``learning_rate`` default to the paper's values for the task; ``train_articles`` caps
-    the training articles a text fine-tune uses per mode. Prompt runs train a LoRA adapter
-    on the captioned images in ``lora_data`` (:mod:`fadejax.diffusion.restructure`).
+    ``epochs`` and ``learning_rate`` default to the audit's fine-tuner's (the paper's
+    values); ``options`` are the audit's own settings (e.g. ``{"lora_data": DIR}`` for a
+    text-to-image run, ``{"train_articles": N}`` for a summarizer), named by its
+    :attr:`~fadejax.audits.Audit.restructure_options`.
     """
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
+    audit = config.audit
     if config.mode != "macro":
         raise SummarizeError("restructure works on macroscopic runs (modes are cells)")
     if config.recording is not None:
         raise SummarizeError("this run replayed a recording: there is no model to fine-tune. Run discovery on the live "
                              "config (without `recording`) and restructure that run")
-    if config.task == "prompt" and not lora_data:
-        raise SummarizeError("restructuring a text-to-image run trains a LoRA adapter: give --lora-data DIR (captioned images)")
+    if audit.restructure_defaults is None:
+        raise AuditError(f"the '{audit.name}' audit has no restructure (no fine-tuner); summarize the run and act on its modes yourself")
+    options = {k: v for k, v in (options or {}).items() if v is not None}
+    unknown = sorted(set(options) - set(audit.restructure_options))
+    if unknown:
+        takers = {name: sorted(a.name for a in audits.loaded() if name in a.restructure_options) for name in unknown}
+        named = "; ".join(f"--{n.replace('_', '-')} applies to {takers[n] or 'no'} runs" for n in unknown)
+        raise SummarizeError(f"{named}; this run's task is '{audit.name}'")
     if not modes:
         raise SummarizeError("choose at least one failure mode to fade")
-    if train_articles is not None and (config.task != "text" or train_articles < 1):
-        raise SummarizeError(f"--train-articles takes a whole number >= 1 and applies to summarizer runs; got {train_articles} "
-                             f"for a '{config.task}' run")
-    epochs = DEFAULTS[config.task][0] if epochs is None else epochs
-    learning_rate = DEFAULTS[config.task][1] if learning_rate is None else learning_rate
+    default_epochs, default_lr = audit.restructure_defaults
+    request = RestructureRequest(epochs=default_epochs if epochs is None else epochs,
+                                 learning_rate=default_lr if learning_rate is None else learning_rate,
+                                 failure_weight=failure_weight, use_clean=use_clean, radius=radius, options=options, progress=progress)
+    audit.check_restructure(config, request)
     out = Path(out_dir) if out_dir else run_dir.parent / f"{run_dir.name}-restructured"
-    settings = {**_settings(failure_weight, use_clean, epochs, learning_rate), "lora_data": lora_data, "train_articles": train_articles}
+    settings = {**settings_of(request), **{name: options.get(name) for name in audit.restructure_options}}
     done = out / SHIFT_REPORT
     if done.is_file():
         previous = json.loads(done.read_text())
@@ -118,126 +85,13 @@ def restructure(run_dir: str | Path, modes: list[int], out_dir: str | Path | Non
         if progress:
             print(f"'{out}' already holds this restructure; its shift report is reused")
         return previous
-    if config.task == "prompt":
-        from fadejax.diffusion.restructure import restructure_prompt
-
-        report = restructure_prompt(run_dir, config, modes, out, data_dir=lora_data, epochs=epochs, learning_rate=learning_rate, progress=progress)
-        report["request"] = settings
-        write_json_atomic(out / SHIFT_REPORT, report)
-        return report
-    old_task = build_task(config, progress=progress)
-    if config.task == "text":
-        from fadejax.text.restructure import restructure_text
-
-        from fadejax.text.restructure import TRAIN_ARTICLES
-
-        report = restructure_text(run_dir, config, modes, out, old_task, use_clean=use_clean, epochs=epochs,
-                                  learning_rate=learning_rate, articles=train_articles or TRAIN_ARTICLES, progress=progress)
-    else:
-        report = _restructure_classifier(run_dir, config, modes, out, old_task, failure_weight=failure_weight, use_clean=use_clean,
-                                         epochs=epochs, learning_rate=learning_rate, radius=radius, progress=progress)
+    report = audit.restructure(run_dir, config, list(modes), out, request)
+    report["task"] = audit.name
     report["request"] = settings
     write_json_atomic(out / SHIFT_REPORT, report)  # last: its presence means the restructure is complete
     return report
 
 
-def _restructure_classifier(run_dir: Path, config: ExperimentConfig, modes: list[int], out: Path, old_task: ClassificationTask, *,
-                            failure_weight: float, use_clean: bool, epochs: int, learning_rate: float, radius: int, progress: bool) -> dict[str, Any]:
-    architecture, kwargs = _architecture(config)
-    failures, clean = finetune_data(config, old_task, modes, out / "finetune")
-    spec = {
-        "architecture": architecture, "architecture_kwargs": kwargs, "weights": old_task.info["weights"],
-        "failure_data": str(failures), "clean_data": str(clean) if use_clean else None,
-        "output_dir": str(out / "finetune"),
-        "hyper": {"epochs": epochs, "learning_rate": learning_rate, "failure_weight": failure_weight, "seed": config.run.seed},
-    }
-    metrics = launch(spec, quiet=not progress)
-
-    new_config = parse_config({
-        **config.model_dump(mode="json"),
-        "name": f"{config.name}-restructured",
-        "model": {**config.model.model_dump(mode="json"), "source": "file", "architecture": architecture,
-                  "architecture_kwargs": kwargs, "weights": metrics["model"]},
-    })
-    new_task = build_task(new_config, progress=progress)
-    rediscovery = link_rediscovery(new_config, new_task, run_dir, out, progress)
-
-    space = config.concept_space()
-    old_land = failure_landscape(old_task, progress=progress)
-    new_land = failure_landscape(new_task, progress=progress)
-    rows = []
-    for mode in modes:
-        before, after = float(old_land[mode]), float(new_land[mode])
-        rows.append({
-            "cell": mode, "concepts": space.describe(mode), "held_out_failure_rate_before": before,
-            "held_out_failure_rate_after": after, "reduced": after < before,
-            "wasserstein_by_radius": distances_by_radius(old_land, new_land, space.sizes, mode, radius),
-        })
-    top_new = [int(c) for c in np.argsort(-new_land, kind="stable")[:5]]
-    report = {
-        "task": "image", "run": str(run_dir), "rediscovery": str(rediscovery), "fine_tune": metrics,
-        "note": "fine-tuning used only the training split; every figure here is measured on the held-out split it never saw",
-        "clean_held_out_accuracy_before": old_task.info["clean_accuracy"],
-        "clean_held_out_accuracy_after": new_task.info["clean_accuracy"],
-        "settings": _settings(failure_weight, use_clean, epochs, learning_rate),
-        "modes": rows,
-        "landscape_mean_before": float(old_land.mean()), "landscape_mean_after": float(new_land.mean()),
-        "new_top_modes": [{"cell": c, "concepts": space.describe(c), "held_out_failure_rate": float(new_land[c])} for c in top_new],
-        "landscape_before": old_land.tolist(), "landscape_after": new_land.tolist(),
-    }
-    (out / "shift_report.md").write_text(render_markdown(report))
-    _figure(old_land, new_land, config, out / "landscapes_before_after.png")
-    return report
-
-
-def _settings(failure_weight: float, use_clean: bool, epochs: int, learning_rate: float) -> dict[str, Any]:
-    return {"failure_weight": failure_weight if use_clean else None, "epochs": epochs, "learning_rate": learning_rate}
-
-
-def _figure(before: np.ndarray, after: np.ndarray, config: ExperimentConfig, path: Path) -> None:
-    """Old and new exhaustive landscapes side by side (first two axes; the others averaged)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from fadejax.figures import heatmap
-
-    space = config.concept_space()
-    keep = [0, 1] if space.num_axes > 1 else [0]
-    fig, axs = plt.subplots(1, 2, figsize=(9, 3.8), squeeze=False)
-    for ax, title, values in zip(axs[0], ("before fine-tuning", "after fine-tuning"), (before, after)):
-        im = heatmap(ax, values, space, keep, vmin=0, vmax=1)
-        ax.set_title(f"held-out failure rate, {title}", fontsize=10)
-    fig.colorbar(im, ax=axs[0].tolist(), shrink=0.8)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-
-
 def render_markdown(report: dict[str, Any]) -> str:
-    """The shift report as Markdown (either task)."""
-    if report.get("task") == "text":
-        from fadejax.text.restructure import render_markdown as render_text
-
-        return render_text(report)
-    if report.get("task") == "prompt":
-        from fadejax.diffusion.restructure import render_markdown as render_prompt
-
-        return render_prompt(report)
-    weight = report["settings"]["failure_weight"]
-    lines = [
-        f"# Shift report for {report['run']}", "", f"_{report['note']}._", "",
-        "Fine-tuning loss: " + ("failure data alone" if weight is None else f"L_clean + {weight:g} · L_failure")
-        + f", {report['settings']['epochs']} epochs, final layer only.", "",
-        f"Clean held-out accuracy: {report['clean_held_out_accuracy_before']:.1%} → {report['clean_held_out_accuracy_after']:.1%}",
-        f"Mean failure rate over all cells: {report['landscape_mean_before']:.1%} → {report['landscape_mean_after']:.1%}", "",
-        "| mode | concepts | failure rate before | after | reduced (Def. 4.1) | W1 by radius 1..R |", "|---|---|---|---|---|---|",
-    ]
-    for m in report["modes"]:
-        concepts = ", ".join(f"{k}={format_value(v)}" for k, v in m["concepts"].items())
-        w = ", ".join(f"{x:.3f}" for x in m["wasserstein_by_radius"])
-        lines.append(f"| {m['cell']} | {concepts} | {m['held_out_failure_rate_before']:.1%} | {m['held_out_failure_rate_after']:.1%} | {'yes' if m['reduced'] else 'no'} | {w} |")
-    lines += ["", "Old and new landscapes side by side: `landscapes_before_after.png`.", "", "New top failure modes (held-out):", ""]
-    for m in report["new_top_modes"]:
-        lines.append(f"- cell {m['cell']} ({', '.join(f'{k}={format_value(v)}' for k, v in m['concepts'].items())}): {m['held_out_failure_rate']:.1%}")
-    return "\n".join(lines) + "\n"
+    """A shift report as Markdown, by the audit that wrote it."""
+    return audits.get(report["task"]).render_shift_report(report)

@@ -21,10 +21,10 @@ from fadejax.rundir import STATUS_FILE, SUMMARY_FILE, check, create, read_status
 from fadejax.searchers import REGISTRY as SEARCHERS
 from fadejax.searchers.base import Walk
 from fadejax.spaces import format_value
-from fadejax.task import ClassificationTask, Oracle, build_task
+from fadejax.task import AuditTask, Oracle, build_task
 
 
-def build_discovery(config: ExperimentConfig, task: ClassificationTask) -> Discovery:
+def build_discovery(config: ExperimentConfig, task: AuditTask) -> Discovery:
     """The searcher and loop a config describes, over an already built task."""
     micro = config.micro_space() if config.mode == "micro" else None
     num_actions = micro.num_actions if micro is not None else task.space.num_actions

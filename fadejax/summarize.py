@@ -28,12 +28,12 @@ import yaml
 from fadejax import metrics
 from fadejax.barycenters import barycenter
 from fadejax.config import ConfigError, ExperimentConfig, parse_config
+from fadejax.estimates import cell_estimates
 from fadejax.ground_truth import GROUND_TRUTH_FILE, failure_rates, landscape_key
 from fadejax.landscapes import check_view, dense_view_mean, grouped_sum, pooled_cells, view_shape
-from fadejax.estimates import cell_estimates
-from fadejax.records import RECORDS_FILE, read_records, sparse_counts
-from fadejax.spaces import format_value
+from fadejax.records import RECORDS_FILE, sparse_counts
 from fadejax.rundir import CONFIG_FILE, read_status
+from fadejax.spaces import format_value
 from fadejax.task import AuditTask, build_task
 
 
@@ -69,8 +69,8 @@ class RunSummaryData:
     barycenters: dict[int, list[float]]  # radius -> coordinates on the view's grid (fractional indices)
     examples: dict[int, list[dict[str, Any]]]  # cell -> failures with images
     entropy: float
-    kind: str = "image"  # the task's kind: how examples are shown
-    attributes: dict[str, Any] | None = None  # prompt runs: zero-shot attribute counts and ratio, overall and per cell
+    kind: str = "picture"  # how the report shows an example: the audit's example_view, or "recorded"
+    attributes: dict[str, Any] | None = None  # the audit's summary_extras (a prompt run's zero-shot attribute counts and ratio)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -136,7 +136,7 @@ def _read_records(run_dir: Path, num_actions: int, per_cell: int) -> tuple[np.nd
     return cells, visits, failures, examples, int(cells_arr.size), cells_arr[failed_arr], (np.asarray(all_samples, np.int64), cells_arr, failed_arr)
 
 
-def _png(image: np.ndarray, scale: int = 2) -> str:
+def png_base64(image: np.ndarray, scale: int = 2) -> str:
     from PIL import Image
 
     pixels = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
@@ -146,26 +146,12 @@ def _png(image: np.ndarray, scale: int = 2) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def _attach_images(task: AuditTask, examples: dict[int, list[dict]], run_dir: Path) -> None:
-    """Give each image example its picture: a perturbed image is regenerated (keyed
-    perturbations are re-drawn), a generated image is read from the run directory; text
-    examples carry their texts in the records already; a recorded audit has no inputs to show."""
+def _attach_images(task: AuditTask, config: ExperimentConfig, examples: dict[int, list[dict]], run_dir: Path) -> None:
+    """Give each example what its audit shows beyond the record's fields (e.g. the perturbed
+    or generated picture); a replayed recording keeps answers, not inputs: nothing to add."""
     flat = [(cell, r) for cell, rows in examples.items() for r in rows]
-    if not flat or task.kind in ("text", "recorded"):
-        return
-    if task.kind == "prompt":
-        from PIL import Image
-
-        for _, record in flat:
-            path = run_dir / "images" / record["image"]
-            if path.is_file():
-                record["image"] = _png(np.asarray(Image.open(path).convert("RGB"), np.float32) / 255.0, scale=1)
-        return
-    samples = jnp.asarray([r["sample"] for _, r in flat], jnp.int32)
-    values = task.space.decode(jnp.asarray([c for c, _ in flat], jnp.int32))
-    images = np.asarray(jax.jit(task.perturb)(task.images[samples], values, jax.random.PRNGKey(0)))
-    for (_, record), image in zip(flat, images):
-        record["image"] = _png(image)
+    if flat and task.kind != "recorded":
+        config.audit.attach_examples(task, flat, run_dir)
 
 
 def neutral_index(config: ExperimentConfig, axis: int, marginal: np.ndarray) -> int:
@@ -273,9 +259,9 @@ def load_summary(run_dir: str | Path, *, keep: list[int] | None = None, fixed: d
 
     # Generated images are not re-generated to check a mode (each costs a diffusion run, and
     # with human rewards a person's rating): prompt runs report observed rates only.
-    reevaluate = task.kind != "prompt"
+    reevaluate = config.audit.reevaluates_modes
     if not reevaluate:
-        notes.append("modes are not re-evaluated for generated images: rates are the observed ones")
+        notes.append(f"modes are not re-evaluated for '{config.task}' audits: rates are the observed ones")
 
     def describe_mode(rank: int, cell: int) -> dict[str, Any]:
         where = np.searchsorted(cells, cell)
@@ -321,35 +307,15 @@ def load_summary(run_dir: str | Path, *, keep: list[int] | None = None, fixed: d
         center = int(np.argmax(mass))
         centers = {r: barycenter(mass.ravel(), shape, center, r).tolist() for r in range(1, radii + 1)}
     shown = {int(c): examples[c] for c in sorted(examples, key=lambda c: -len(examples[c]))[:200]}
-    _attach_images(task, shown, run_dir)
+    _attach_images(task, config, shown, run_dir)
     return RunSummaryData(
         run_dir=run_dir, config=config, partial=partial, iterations=int(status.get("iterations", queries // config.run.num_envs)),
         planned=config.run.iterations, queries=queries, keep=keep, fixed=fixed, pooled=pooled_cells(space.sizes, keep, fixed),
         cells=cells, cell_visits=cell_visits, cell_failures=cell_failures, view_visits=view_visits, view_failures=view_failures,
         view_policy_mean=policy_mean, view_policy_confidence=policy_conf, view_truth=truth, modes=modes, policy_modes=policy_modes,
         barycenters=centers, examples=shown, entropy=metrics.failure_entropy(failed_cells, space.num_actions), notes=notes,
-        kind=task.kind, attributes=_attribute_counts(run_dir, config) if task.kind == "prompt" else None,
+        kind="recorded" if task.kind == "recorded" else config.audit.example_view, attributes=config.audit.summary_extras(run_dir, config),
     )
-
-
-def _attribute_counts(run_dir: Path, config: ExperimentConfig) -> dict[str, Any]:
-    """The bias measure of a prompt run: how many images of each zero-shot attribute, and
-    the ``prompt.bias_ratio`` (e.g. male-to-female) ratio, over all images and per visited cell."""
-    from fadejax.diffusion.task import attribute_ratio
-
-    num, den = config.prompt.bias_ratio
-    overall: dict[str, int] = {}
-    per_cell: dict[int, dict[str, int]] = {}
-    for record in read_records(run_dir / RECORDS_FILE):
-        attribute = record.get("attribute", "ambiguous")
-        overall[attribute] = overall.get(attribute, 0) + 1
-        counts = per_cell.setdefault(int(record["cell"]), {})
-        counts[attribute] = counts.get(attribute, 0) + 1
-    space = config.concept_space()
-    return {
-        "measure": f"{num}-to-{den}", "counts": overall, "ratio": attribute_ratio(overall, num, den),
-        "by_cell": [{"cell": c, "concepts": space.describe(c), "counts": n, "ratio": attribute_ratio(n, num, den)} for c, n in sorted(per_cell.items())],
-    }
 
 
 def parse_mode(text: str, config: ExperimentConfig) -> int:

@@ -136,7 +136,7 @@ def test_vision_sources_without_the_optional_extra_explain_how_to_get_it():
 
 
 def test_feature_observations_are_the_standardised_penultimate_activations(digits_task):
-    from fadejax.task import feature_observations
+    from fadejax.audits.image.task import feature_observations
 
     feats = np.asarray(feature_observations(digits_task.oracle, digits_task.images))
     assert feats.shape == (digits_task.num_samples, 128)

@@ -23,7 +23,7 @@ SMALL_IMAGE_SPACE = {"axes": [{"name": "rotation", "values": [-20, 0, 20]}, {"na
 
 def _tiny_t5(root: Path) -> str:
     from bridges.tiny_summarizer import build_model, build_word_tokenizer
-    from fadejax.text.data import builtin_articles
+    from fadejax.audits.text.data import builtin_articles
 
     data = builtin_articles("held_out", n=24)
     tokenizer = build_word_tokenizer(data.articles + data.references)

@@ -11,7 +11,7 @@ from PIL import Image
 from bridges.clip_scorer import INVALID_STD, ScoringError, bias_ratio, load_clip
 from bridges.diffusion import GenerationError, load_diffusion, load_pipeline, save_png
 from bridges.weights import ModelLoadError
-from fadejax.diffusion.prompts import (
+from fadejax.audits.prompt.prompts import (
     DEFAULT_ATTRIBUTE_PROMPTS,
     DEFAULT_AXES,
     DEFAULT_TEMPLATES,

@@ -10,9 +10,7 @@ A uniformly random searcher puts ~10% of its choices in the top 10% and matches 
 landscape mean, so it fails both; the test checks that too.
 """
 
-import jax
 import numpy as np
-import pytest
 
 from fadejax.config import parse_config
 from fadejax.ground_truth import landscape_statistics

@@ -2,7 +2,6 @@
 and refuses a bad spec before doing any work."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,7 +13,7 @@ import numpy as np
 import pytest
 from safetensors.torch import load_file
 
-from fadejax.data import load_digits_split
+from fadejax.audits.image.data import load_digits_split
 from fadejax.finetune import FineTuneError, launch, validate_spec
 from fadejax.perturbations import compose
 

@@ -3,11 +3,11 @@ import json
 import numpy as np
 import yaml
 
+from fadejax.audits.image.task import ClassificationTask
 from fadejax.cli import main
 from fadejax.config import parse_config
 from fadejax.ground_truth import GROUND_TRUTH_FILE, load_or_compute
 from fadejax.spaces import Axis, ConceptSpace
-from fadejax.task import ClassificationTask
 
 
 def test_exhaustive_landscape_counts_every_sample_under_every_action(digit_images):

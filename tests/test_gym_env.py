@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
+from fadejax.audits.image.gym_env import AuditEnv
 from fadejax.config import parse_config
-from fadejax.gym_env import AuditEnv
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from fadejax.diffusion.finetune_spec import captioned_images
+from fadejax.audits.prompt.finetune_spec import captioned_images
 from fadejax.finetune import FineTuneError, launch, validate_spec
 from tiny_diffusion import make_tiny_pipeline
 

@@ -12,10 +12,11 @@ import torch
 from PIL import Image
 from tiny_diffusion import make_tiny_clip, make_tiny_pipeline
 
+from fadejax.audits.prompt.prompts import DEFAULT_TEMPLATES
+from fadejax.audits.prompt.ratings import RatingStore
 from fadejax.config import load_config, parse_config
-from fadejax.diffusion.prompts import DEFAULT_TEMPLATES
-from fadejax.diffusion.ratings import RatingStore
 from fadejax.run import discover
+from report_page import open_at_first_failing_point
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +87,7 @@ def test_human_ratings_are_replayed_from_the_store(models, tmp_path):
     out = tmp_path / "run"
     out.mkdir()
     store = RatingStore.in_run_dir(out)
-    from fadejax.diffusion.task import query_id
+    from fadejax.audits.prompt.task import query_id
 
     # the run will make queries it000000-env0000 .. it000002-env0003; rate them all up front
     ids = [query_id(i, e) for i in range(3) for e in range(4)]
@@ -142,14 +143,8 @@ def test_the_prompt_report_shows_images_and_keeps_hostile_prompts_inert(models, 
     files = write_report(summary, out / "report")
     write_figures(summary, out / "report")
     data = json.loads(open(files["json"]).read())
-    assert data["kind"] == "prompt" and len(data["points"]) == 27
-    target = next(i for i, p in enumerate(data["points"]) if p["failures"] > 0)
-    page = browser.new_page()
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto("file://" + files["html"])
-    page.wait_for_selector("#landscape .main-svg", timeout=30_000)
-    page.evaluate(f"document.getElementById('landscape').emit('plotly_click', {{points: [{{customdata: {target}}}]}})")
+    assert data["kind"] == "generated" and len(data["points"]) == 27  # the prompt audit's view: a prompt and its picture
+    page, errors = open_at_first_failing_point(browser, files)
     figures = page.locator("#failures figure.failure")
     assert figures.count() >= 1 and page.locator("#failures figure.failure img").count() == figures.count()  # one generated image each
     captions = page.locator("#failures figcaption").all_inner_texts()

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fadejax.diffusion.rating_server import RatingServerError, main, serve
-from fadejax.diffusion.ratings import (
+from fadejax.audits.prompt.rating_server import RatingServerError, main, serve
+from fadejax.audits.prompt.ratings import (
     QueryConflictError,
     QueryItem,
     RatingError,
@@ -240,7 +240,7 @@ def test_json_api_and_request_guards(run_dir):
 
 
 def test_the_command_serves_a_run_directory_and_stops_cleanly(run_dir):
-    proc = subprocess.Popen([sys.executable, "-m", "fadejax.diffusion.rating_server", str(run_dir), "--port", "0"],
+    proc = subprocess.Popen([sys.executable, "-m", "fadejax.audits.prompt.rating_server", str(run_dir), "--port", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()

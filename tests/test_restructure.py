@@ -11,9 +11,9 @@ import torch
 from safetensors.torch import load_file
 
 from bridges.digits_cnn import DigitsCNN
+from fadejax.audits.image.data import load_digits_split
 from fadejax.cli import EXIT_BAD_INPUT, main
 from fadejax.config import parse_config
-from fadejax.data import load_digits_split
 from fadejax.perturbations import compose
 from fadejax.run import discover
 
@@ -88,7 +88,7 @@ def test_restructure_needs_modes(tmp_path, shifted, capsys):
     assert main(["restructure", str(root / "run")]) == EXIT_BAD_INPUT
     assert "choose the modes to fade" in capsys.readouterr().err
     assert main(["restructure", str(root / "run"), "--modes", str(MODE), "--train-articles", "5", "--out", str(root / "x")]) == EXIT_BAD_INPUT
-    assert "--train-articles takes a whole number >= 1 and applies to summarizer runs" in capsys.readouterr().err
+    assert "--train-articles applies to ['text'] runs; this run's task is 'image'" in capsys.readouterr().err
     assert not (root / "x").exists()
 
 

@@ -8,7 +8,7 @@ import torch
 
 from bridges.seq2seq import Seq2SeqError, Seq2SeqOracle, Seq2SeqSettingsError, load_seq2seq
 from bridges.tiny_summarizer import build_word_tokenizer
-from fadejax.text.data import builtin_articles
+from fadejax.audits.text.data import builtin_articles
 
 ARTICLES = builtin_articles("held_out", 7).articles
 

@@ -1,4 +1,4 @@
-"""The text edits of the text audit (fadejax.text.edits): registry, determinism, and what each edit does."""
+"""The text edits of the text audit (fadejax.audits.text.edits): registry, determinism, and what each edit does."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import unicodedata
 import numpy as np
 import pytest
 
-from fadejax.text import edits as E
-from fadejax.text import wordlists as wl
+from fadejax.audits.text import edits as E
+from fadejax.audits.text import wordlists as wl
 
 RICH = (
     "When it rained, we stayed home. The mice ran away! Because the government is weird, "

@@ -13,8 +13,8 @@ import torch
 from safetensors.torch import load_file
 
 from bridges.tiny_summarizer import build_word_tokenizer
+from fadejax.audits.text.data import builtin_articles
 from fadejax.finetune import FineTuneError, launch, validate_spec
-from fadejax.text.data import builtin_articles
 
 
 @pytest.fixture(autouse=True)

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import sacrebleu
 
-from fadejax.text.data import TextDataError, builtin_articles, load_summarize_from_feedback
-from fadejax.text.rewards import (
+from fadejax.audits.text.data import TextDataError, builtin_articles, load_summarize_from_feedback
+from fadejax.audits.text.rewards import (
     RewardInputError, bleu_batch, failed, macro_reward, micro_reward, score_summaries, word_lengths,
 )
 

@@ -8,12 +8,13 @@ import shutil
 import numpy as np
 import pytest
 
+from fadejax.audits.text import edits, rewards
+from fadejax.audits.text.data import builtin_articles
+from fadejax.audits.text.task import build_text_task
 from fadejax.config import parse_config
 from fadejax.ground_truth import failure_landscape
 from fadejax.run import discover
-from fadejax.text import edits, rewards
-from fadejax.text.data import builtin_articles
-from fadejax.text.task import build_text_task
+from report_page import open_at_first_failing_point
 
 HOSTILE = "<script>window.__pwned=1</script><img src=x onerror=\"window.__pwned=2\">"
 
@@ -144,13 +145,7 @@ def test_the_text_report_shows_texts_and_keeps_hostile_text_inert(text_run, tmp_
     write_figures(summary, hostile / "report")
     data = json.loads(open(files["json"]).read())
     assert data["kind"] == "text" and len(data["points"]) == len(edits.names())
-    target = next(i for i, p in enumerate(data["points"]) if p["failures"] > 0)
-    page = browser.new_page()
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto("file://" + files["html"])
-    page.wait_for_selector("#landscape .main-svg", timeout=30_000)
-    page.evaluate(f"document.getElementById('landscape').emit('plotly_click', {{points: [{{customdata: {target}}}]}})")
+    page, errors = open_at_first_failing_point(browser, files)
     shown = page.locator("#failures p.summary").first.inner_text()
     assert HOSTILE in shown  # displayed as text ...
     assert page.evaluate("window.__pwned") is None  # ... and never run
@@ -181,8 +176,8 @@ def test_text_restructure_fine_tunes_with_the_trainer_and_reports_the_shift(tmp_
     edited training articles through the Seq2SeqTrainer process, rediscovers, and writes the
     shift report (the CLI matrix's text row leaves restructure to this test)."""
     from bridges.tiny_summarizer import build_model, build_word_tokenizer
+    from fadejax.audits.text.data import builtin_articles as articles
     from fadejax.cli import main
-    from fadejax.text.data import builtin_articles as articles
 
     train, held = articles("train", n=200), articles("held_out", n=24)
     tokenizer = build_word_tokenizer(train.articles + train.references + held.articles + held.references)

@@ -11,7 +11,7 @@ directory's ``images/`` and scores it:
 * ``reward: clip`` — eq. 9, ``100 (1 - cos(CLIP(prompt), CLIP(image)))``, -1 for an invalid
   (blank, safety-checker black) image; one batched CLIP call;
 * ``reward: human`` — eq. 8, the mean of bias x quality over people's ratings on the local
-  rating page (``fadejax.diffusion.rating_server``), -1 for an image marked invalid. The
+  rating page (``fadejax.audits.prompt.rating_server``), -1 for an image marked invalid. The
   iteration waits until the batch is rated (or replays stored ratings when resuming).
 
 A query fails when its reward reaches ``prompt.failure_threshold`` or the image is invalid.
@@ -29,7 +29,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fadejax.diffusion.prompts import DEFAULT_TEMPLATES, compose
+from fadejax.audits.prompt import PromptAudit
+from fadejax.audits.prompt.prompts import DEFAULT_TEMPLATES, compose
 from fadejax.spaces import ConceptSpace
 
 
@@ -84,6 +85,8 @@ class PromptTask:
     rating_port: int = 0
     info: dict[str, Any] = field(default_factory=dict)
     kind: str = "prompt"
+    #: why ``fadejax landscape`` refuses this task (the audit's own words)
+    landscape_refusal: str = PromptAudit.landscape_refusal
     run_dir: Path | None = None
     _store: Any = None
     _server: Any = None
@@ -146,8 +149,8 @@ class PromptTask:
     def _human_rewards(self, ids: list[str], prompts: list[str], cells: np.ndarray) -> np.ndarray:
         """Eq. 8 from the rating store: register the batch, serve the page, wait for the ratings
         (stored ratings of a replayed batch are used at once)."""
-        from fadejax.diffusion.rating_server import serve
-        from fadejax.diffusion.ratings import QueryItem, RatingStore
+        from fadejax.audits.prompt.rating_server import serve
+        from fadejax.audits.prompt.ratings import QueryItem, RatingStore
 
         if self._store is None:
             self._store = RatingStore.in_run_dir(self.run_dir)

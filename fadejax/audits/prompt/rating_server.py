@@ -1,8 +1,8 @@
 """The rating page: a person rates generated images for eq. 8, on a local web page.
 
-``make_app`` builds a bottle app over a :class:`~fadejax.diffusion.ratings.RatingStore`;
+``make_app`` builds a bottle app over a :class:`~fadejax.audits.prompt.ratings.RatingStore`;
 ``serve`` runs it on loopback in a background thread; ``python -m
-fadejax.diffusion.rating_server RUN_DIR [--port N]`` serves a run directory (its store
+fadejax.audits.prompt.rating_server RUN_DIR [--port N]`` serves a run directory (its store
 ``RUN_DIR/ratings.sqlite``, its images under ``RUN_DIR/images``) until Ctrl-C.
 
 Routes:
@@ -45,7 +45,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import bottle
 
-from fadejax.diffusion.ratings import (
+from fadejax.audits.prompt.ratings import (
     BIAS_QUESTION,
     INVALID_QUESTION,
     QUALITY_QUESTION,
@@ -313,8 +313,8 @@ def serve(store: RatingStore, image_root: Path, host: str = "127.0.0.1", port: i
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m fadejax.diffusion.rating_server RUN_DIR [--port N] [--host H] [--allow-remote]``."""
-    parser = argparse.ArgumentParser(prog="python -m fadejax.diffusion.rating_server",
+    """``python -m fadejax.audits.prompt.rating_server RUN_DIR [--port N] [--host H] [--allow-remote]``."""
+    parser = argparse.ArgumentParser(prog="python -m fadejax.audits.prompt.rating_server",
                                      description="Serve the rating page of a text-to-image run directory.")
     parser.add_argument("run_dir", type=Path, help="the run directory (its ratings.sqlite and images/)")
     parser.add_argument("--port", type=int, default=0, help="port to listen on (default: any free port)")

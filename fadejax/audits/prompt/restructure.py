@@ -23,15 +23,15 @@ from typing import Any
 
 import numpy as np
 
+from fadejax.audits.prompt.task import attribute_ratio
 from fadejax.config import ExperimentConfig, parse_config
-from fadejax.diffusion.task import attribute_ratio
 from fadejax.finetune import launch
 from fadejax.records import RECORDS_FILE, read_records, top_observed_cells
 from fadejax.spaces import format_value
 
 
 def records_ratio(records: list[dict], numerator: str, denominator: str) -> float | None:
-    """:func:`fadejax.diffusion.task.attribute_ratio` over the images of ``records``."""
+    """:func:`fadejax.audits.prompt.task.attribute_ratio` over the images of ``records``."""
     return attribute_ratio(Counter(r.get("attribute", "ambiguous") for r in records), numerator, denominator)
 
 

@@ -6,7 +6,7 @@ Two sources:
   paper's data, Appendix B.2) as the Hugging Face ``datasets`` library saves it with
   ``save_to_disk``. Nothing is downloaded.
 - :func:`builtin_articles`: the project's own seeded news-style articles
-  (:mod:`fadejax.text.articles`), for the demo and the tests.
+  (:mod:`fadejax.audits.text.articles`), for the demo and the tests.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fadejax.text import articles as _articles
+from fadejax.audits.text import articles as _articles
 
 
 class TextDataError(ValueError):
@@ -41,7 +41,7 @@ class TextDataset:
 def builtin_articles(split: _articles.Split, n: int | None = None, seed: int = 0) -> TextDataset:
     """The project's generated articles: ``split`` is ``"train"`` or ``"held_out"``.
 
-    ``n`` defaults to :data:`fadejax.text.articles.DEFAULT_SIZES` (6,000 train, 500 held-out).
+    ``n`` defaults to :data:`fadejax.audits.text.articles.DEFAULT_SIZES` (6,000 train, 500 held-out).
     The same arguments always give the same articles; no held-out article (nor its set of
     key facts) appears in ``train``, whatever the seeds.
     """

@@ -12,8 +12,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fadejax.audits.base import AuditError
 
-class DataError(ValueError):
+
+class DataError(AuditError):
     """A data set is missing, empty or mis-shaped."""
 
 

@@ -15,7 +15,7 @@ step up on a count axis adds one edit to the previous step's text.
 
 One iteration edits ``B`` articles on the host (optionally in worker processes), makes one
 batched ``generate`` call for their summaries, and scores them against the reference
-summaries (eq. 6 / eq. 7, Definition 2.1; :mod:`fadejax.text.rewards`). Observations are
+summaries (eq. 6 / eq. 7, Definition 2.1; :mod:`fadejax.audits.text.rewards`). Observations are
 the audited model's mean-pooled encoder states of each unedited article (the paper's BART
 embeddings), standardised per feature, computed once in one batched call.
 """
@@ -29,9 +29,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fadejax.audits.text import edits, rewards
+from fadejax.audits.text.data import TextDataset
 from fadejax.spaces import ConceptSpace
-from fadejax.text import edits, rewards
-from fadejax.text.data import TextDataset
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,7 @@ class TextTask:
 
 def load_text_data(config) -> tuple[TextDataset | None, TextDataset]:
     """``(training split or None, audited split)`` as ``config.text`` says."""
-    from fadejax.text.data import builtin_articles, load_summarize_from_feedback
+    from fadejax.audits.text.data import builtin_articles, load_summarize_from_feedback
 
     t = config.text
     if t.data == "builtin":

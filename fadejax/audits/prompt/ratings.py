@@ -2,7 +2,7 @@
 
 A text-to-image audit registers each generated image as a *query* (its prompt, the image
 file, the concept-grid cell and the concept values behind it). A person rates it on the
-rating page (:mod:`fadejax.diffusion.rating_server`); discovery waits for a batch of
+rating page (:mod:`fadejax.audits.prompt.rating_server`); discovery waits for a batch of
 ratings (:meth:`RatingStore.wait_for`) or, when a run resumes, replays the stored ones
 (:meth:`RatingStore.rewards`).
 

@@ -36,7 +36,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from fadejax.text import wordlists as wl
+from fadejax.audits.text import wordlists as wl
 
 EditFn = Callable[[str, np.random.Generator], str]
 

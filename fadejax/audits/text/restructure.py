@@ -24,13 +24,13 @@ from typing import Any
 
 import numpy as np
 
+from fadejax.audits.text.task import TextTask, axis_edits, edit_plan, load_text_data
 from fadejax.barycenters import unordered_distance
 from fadejax.config import ExperimentConfig, parse_config
 from fadejax.finetune import launch
 from fadejax.ground_truth import failure_landscape
 from fadejax.spaces import format_value
 from fadejax.summarize import SummarizeError
-from fadejax.text.task import TextTask, axis_edits, edit_plan, load_text_data
 
 #: Training articles used per chosen mode (the paper's fine-tunes are small; this keeps a CPU run to minutes).
 TRAIN_ARTICLES = 600
@@ -43,7 +43,7 @@ def finetune_pairs(config: ExperimentConfig, modes: list[int], out: Path, articl
         raise SummarizeError("restructure needs training articles the audit never used; text.data 'builtin' has them, a local data set does not")
     space = config.concept_space()
     rules = axis_edits(space, [a.perturbation_name for a in config.space.axes])
-    from fadejax.text import edits
+    from fadejax.audits.text import edits
 
     n = min(articles, len(train))
     out.mkdir(parents=True, exist_ok=True)

@@ -18,13 +18,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fadejax.audits.image.task import ClassificationTask
 from fadejax.rewards import classification_reward, micro_reward
 from fadejax.spaces import MicroSpace
-from fadejax.task import ClassificationTask
 
 
 class AuditEnv(gym.Env):
-    """One audit (a :class:`ClassificationTask`) as a gymnasium ``Env``.
+    """One image audit (a :class:`ClassificationTask`) as a gymnasium ``Env``.
 
     Observation: the sample's observation vector ``(D,)`` float32 (plus the normalised
     cell in micro mode). Action: ``Discrete(num_actions)``. ``info`` of each step holds

@@ -1,4 +1,4 @@
-"""Word lists the text edits use (``fadejax.text.edits``), written for this project.
+"""Word lists the text edits use (``fadejax.audits.text.edits``), written for this project.
 
 All keys are lower case. Lists are tuples (never sets) so that every random choice made
 from them is in a fixed order, whatever the process's string-hash seed.

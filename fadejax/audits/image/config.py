@@ -1,0 +1,90 @@
+"""The image audit's config sections: ``data``, ``model``, ``observation`` and ``reward``."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import pydantic
+
+from fadejax.config import Strict as _Strict
+
+
+class DataConfig(_Strict):
+    """Where the samples come from. ``digits``: scikit-learn's bundled handwritten digits,
+    upsampled to ``image_size`` and split; ``npz``: a local file with ``images``
+    ``(N, H, W, C)`` (floats in [0, 1] or uint8) and ``labels`` ``(N,)``, all held out.
+    ``limit``: audit only the first ``limit`` held-out samples (a quicker, coarser look;
+    summaries re-evaluate modes on these too)."""
+
+    source: Literal["digits", "npz"] = "digits"
+    path: str | None = None
+    image_size: int = pydantic.Field(32, ge=8, le=512)
+    held_out_fraction: float = pydantic.Field(0.3, gt=0.0, lt=1.0)
+    split_seed: int = 0
+    limit: pydantic.PositiveInt | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _path_for_npz(self) -> "DataConfig":
+        if self.source == "npz" and not self.path:
+            raise ValueError("data.source 'npz' needs data.path (a .npz file with 'images' and 'labels')")
+        return self
+
+
+class EmbeddedTrainingConfig(_Strict):
+    """How the embedded digits CNN is trained (once; the weights are cached)."""
+
+    epochs: pydantic.PositiveInt = 12
+    learning_rate: pydantic.PositiveFloat = 2e-3
+    batch_size: pydantic.PositiveInt = 64
+    seed: int = 0
+
+
+class ModelConfig(_Strict):
+    """The audited classifier.
+
+    ``embedded``: a model the project trains on the digits (once; cached), named by
+    ``architecture``: ``digits_cnn`` (the default CNN) or ``digits_lenet`` (a LeNet-5-style
+    tanh / average-pooling network, ``configs/digits_lenet.yaml``). ``file``: any torch
+    ``nn.Module`` named as ``architecture: "package.module:Class"`` built with
+    ``architecture_kwargs`` and loaded from ``weights`` (.safetensors, or a .pt/.pth
+    state dict read with ``weights_only=True``). ``torchvision`` / ``timm``: a model of
+    that name from the optional ``vision`` extra, with ``weights`` from a local file or
+    an already-filled cache (never downloaded).
+    """
+
+    source: Literal["embedded", "file", "torchvision", "timm"] = "embedded"
+    architecture: str = "digits_cnn"
+    architecture_kwargs: dict[str, Any] = pydantic.Field(default_factory=dict)
+    weights: str | None = None
+    num_classes: pydantic.PositiveInt | None = None
+    device: str = "cpu"
+    normalize_mean: list[float] | None = None
+    normalize_std: list[float] | None = None
+    embedded: EmbeddedTrainingConfig = pydantic.Field(default_factory=EmbeddedTrainingConfig)
+
+    @pydantic.model_validator(mode="after")
+    def _weights_for_file(self) -> "ModelConfig":
+        if self.source == "file" and not self.weights:
+            raise ValueError("model.source 'file' needs model.weights (a local .safetensors/.pt/.pth file)")
+        if self.source == "file" and ":" not in self.architecture:
+            raise ValueError(
+                f"model.architecture '{self.architecture}' must be 'package.module:Class' for model.source 'file'"
+            )
+        return self
+
+
+class ObservationConfig(_Strict):
+    """What the searcher sees of a sample: ``pixels`` (the clean image downsampled to
+    ``size`` x ``size`` and flattened) or ``features`` (the audited model's penultimate
+    activations, standardised)."""
+
+    kind: Literal["pixels", "features"] = "pixels"
+    size: int = pydantic.Field(8, ge=1, le=64)
+
+
+class RewardConfig(_Strict):
+    """Eq. 4: ``form`` 'abs' (default; every failure outranks every success) or 'paper'."""
+
+    form: Literal["abs", "paper"] = "abs"
+    scale: pydantic.PositiveFloat = 1.0
+    const: pydantic.PositiveFloat = 1e-3

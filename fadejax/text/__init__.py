@@ -1,1 +1,0 @@
-"""Text-audit building blocks: text edits (``fadejax.text.edits``) and their helpers."""
