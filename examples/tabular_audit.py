@@ -26,7 +26,7 @@ import numpy as np
 import pydantic
 
 from fadejax.audits import Audit, AuditError, RestructureRequest
-from fadejax.config import Strict
+from fadejax.strict import Strict
 from fadejax.spaces import ConceptSpace
 
 

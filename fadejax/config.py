@@ -14,6 +14,7 @@ import pydantic
 import yaml
 
 from fadejax import audits
+from fadejax.strict import Strict
 from fadejax.searchers import REGISTRY as SEARCHERS
 from fadejax.searchers import SearcherConfig
 from fadejax.spaces import Axis, ConceptSpace, MicroSpace
@@ -29,12 +30,7 @@ class ConfigError(ValueError):
     """A config file is missing, unreadable or names a wrong field or value."""
 
 
-class _Strict(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
-
-
-#: The base of every config model: unknown fields are errors, values are frozen.
-Strict = _Strict
+_Strict = Strict
 
 
 class AxisConfig(_Strict):

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fadejax import perturbations
 from fadejax.audits.base import Audit, RestructureRequest
 from fadejax.audits.image.config import DataConfig, ModelConfig, ObservationConfig, RewardConfig
 
@@ -35,6 +34,8 @@ class ImageAudit(Audit):
         return [dict(axis) for axis in DEFAULT_AXES]
 
     def check_axes(self, axes) -> None:
+        from fadejax import perturbations
+
         for i, axis in enumerate(axes):
             if axis.words:
                 raise ValueError(f"space.axes.{i}: image axis '{axis.name}' needs numeric strengths, got {axis.values}")
@@ -44,6 +45,8 @@ class ImageAudit(Audit):
                 raise ValueError(f"space.axes.{i}: {exc}") from None
 
     def axis_identity(self, config, index: int) -> float | None:
+        from fadejax import perturbations
+
         return perturbations.get(config.space.axes[index].perturbation_name).identity
 
     def landscape_identity(self, config) -> dict[str, Any]:

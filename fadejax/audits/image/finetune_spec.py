@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import pydantic
 
-from fadejax.config import Strict as _Strict
+from fadejax.strict import Strict as _Strict
 
 
 class ClassifierHyper(_Strict):
