@@ -102,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
                              help="an option of the run's audit that has no flag of its own (e.g. a plugin audit's; repeatable)")
     restructure.add_argument("--out", help="output directory (default: RUN_DIR-restructured)")
     landscape = commands.add_parser("landscape", help="exhaustive ground-truth failure landscape (every action x every held-out sample)")
-    landscape.add_argument("--config", required=True, help="experiment YAML file (its data, model and space are used)")
+    landscape.add_argument("--config", required=True, help="experiment YAML file (its audit's settings and space are used)")
     landscape.add_argument("--out", help="directory to save ground_truth.json in (default: runs/<config name>)")
     landscape.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE")
     landscape.add_argument("--record", nargs="?", const="", metavar="PATH",

@@ -8,4 +8,7 @@ if ! command -v chromium >/dev/null 2>&1; then
   echo "installing chromium (Debian package, once) for the report's browser test ..."
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
-exec .venv/bin/python -m pytest -q "$@"
+# Two worker processes, one test file each at a time (module fixtures are built once), sharing
+# one JAX compilation cache (tests/conftest.py): compiling is most of the suite's time and is
+# single-threaded, so two workers use both cores. `-n 0` (as an argument) runs in one process.
+exec .venv/bin/python -m pytest -q -n 2 --dist loadfile "$@"

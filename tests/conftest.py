@@ -32,7 +32,12 @@ def jax_compilation_cache(tmp_path_factory):
     names = ["jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs", "jax_persistent_cache_min_entry_size_bytes"]
     before = {name: getattr(jax.config, name) for name in names}
     cc.reset_cache()
-    jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("jax_cache")))
+    # Under pytest-xdist each worker has its own base directory; their parent is shared, so
+    # every worker loads what any of them compiled.
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    (shared / "jax_cache").mkdir(exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(shared / "jax_cache"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     yield
