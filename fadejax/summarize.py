@@ -257,8 +257,8 @@ def load_summary(run_dir: str | Path, *, keep: list[int] | None = None, fixed: d
             marginal = np.where(v > 0, f / np.maximum(v, 1), np.inf)  # never visited: not a neutral candidate
         neutral.append(neutral_index(config, i, marginal))
 
-    # Generated images are not re-generated to check a mode (each costs a diffusion run, and
-    # with human rewards a person's rating): prompt runs report observed rates only.
+    # An audit may not re-check modes (generated images: each check costs a diffusion run and,
+    # with human rewards, a person's rating): its summaries report observed rates only.
     reevaluate = config.audit.reevaluates_modes
     if not reevaluate:
         notes.append(f"modes are not re-evaluated for '{config.task}' audits: rates are the observed ones")

@@ -24,6 +24,7 @@ class AuditTask(Protocol):
       num_samples: ``N``.
       info: facts for reports (model path, clean score, ...).
       kind: the name of the audit that built it (``"recorded"`` for a replayed recording).
+      landscape_refusal: optional; if set, why no exhaustive landscape is computed for it.
     """
 
     space: ConceptSpace
