@@ -30,10 +30,9 @@ class ConfigError(ValueError):
     """A config file is missing, unreadable or names a wrong field or value."""
 
 
-_Strict = Strict
 
 
-class AxisConfig(_Strict):
+class AxisConfig(Strict):
     """One concept axis: ``perturbation`` (default: the axis name) applied with each of ``values``.
 
     What an axis means depends on the task: image perturbation strengths (numbers); for
@@ -62,7 +61,7 @@ class AxisConfig(_Strict):
         return any(isinstance(v, str) for v in self.values)
 
 
-class SpaceConfig(_Strict):
+class SpaceConfig(Strict):
     axes: list[AxisConfig] = pydantic.Field(min_length=1)
 
     @pydantic.model_validator(mode="after")
@@ -74,7 +73,7 @@ class SpaceConfig(_Strict):
         return self
 
 
-class MicroConfig(_Strict):
+class MicroConfig(Strict):
     """Microscopic mode: start cell (value index per axis; default the origin, all 0),
     episode step limit, and the step penalty alpha (default: 5, eq. 5, for images; 1, eq. 7,
     for text)."""
@@ -84,7 +83,7 @@ class MicroConfig(_Strict):
     alpha: float | None = pydantic.Field(None, ge=0.0)
 
 
-class RunConfig(_Strict):
+class RunConfig(Strict):
     """Budget and placement. ``devices``: how many of the local devices (``jax.devices()``)
     to shard the parallel environments over, or ``all``; ``num_envs`` must divide evenly."""
 
@@ -117,7 +116,7 @@ class RunConfig(_Strict):
         return available[: self.devices]
 
 
-class ExperimentConfig(_Strict):
+class ExperimentConfig(Strict):
     """A whole discovery experiment; see ``configs/digits.yaml`` for an annotated example.
 
     ``task`` names the audit (:mod:`fadejax.audits`): ``image`` (a classifier under image

@@ -146,7 +146,7 @@ def png_base64(image: np.ndarray, scale: int = 2) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def _attach_images(task: AuditTask, config: ExperimentConfig, examples: dict[int, list[dict]], run_dir: Path) -> None:
+def _attach_examples(task: AuditTask, config: ExperimentConfig, examples: dict[int, list[dict]], run_dir: Path) -> None:
     """Give each example what its audit shows beyond the record's fields (e.g. the perturbed
     or generated picture); a replayed recording keeps answers, not inputs: nothing to add."""
     flat = [(cell, r) for cell, rows in examples.items() for r in rows]
@@ -307,7 +307,7 @@ def load_summary(run_dir: str | Path, *, keep: list[int] | None = None, fixed: d
         center = int(np.argmax(mass))
         centers = {r: barycenter(mass.ravel(), shape, center, r).tolist() for r in range(1, radii + 1)}
     shown = {int(c): examples[c] for c in sorted(examples, key=lambda c: -len(examples[c]))[:200]}
-    _attach_images(task, config, shown, run_dir)
+    _attach_examples(task, config, shown, run_dir)
     return RunSummaryData(
         run_dir=run_dir, config=config, partial=partial, iterations=int(status.get("iterations", queries // config.run.num_envs)),
         planned=config.run.iterations, queries=queries, keep=keep, fixed=fixed, pooled=pooled_cells(space.sizes, keep, fixed),

@@ -90,7 +90,7 @@ class BayesOpt(Searcher):
         self._optimizer, self._seed, self._num_told = self._new_optimizer(seed), seed, 0
         for value in told[:num_told]:
             self._proposal = self._optimizer.ask()
-            self._tell_value(float(value))
+            self._tell(value)
 
     def _ask(self, seed: np.ndarray, told: np.ndarray, num_told: np.ndarray) -> np.ndarray:
         self._sync(int(seed), np.asarray(told), int(num_told))
@@ -98,14 +98,11 @@ class BayesOpt(Searcher):
         cell = tuple(int(np.clip(np.rint(x), 0, n - 1)) for x, n in zip(self._proposal, self.sizes))
         return np.asarray(np.ravel_multi_index(cell, self.sizes), np.int32)
 
-    def _tell_value(self, value: float) -> None:
+    def _tell(self, value: np.ndarray | float) -> None:
         with warnings.catch_warnings():  # GP fitting may warn about converging length scales
             warnings.simplefilter("ignore")
-            self._optimizer.tell(self._proposal, value)
+            self._optimizer.tell(self._proposal, float(value))
         self._num_told += 1
-
-    def _tell(self, value: np.ndarray) -> None:
-        self._tell_value(float(value))
 
     def init(self, key: jax.Array) -> BayesState:
         """Counts at zero and an optimiser seed drawn from ``key`` (the optimiser itself is
@@ -123,5 +120,5 @@ class BayesOpt(Searcher):
     def update(self, state: BayesState, transition: Transition, key: jax.Array):
         value = -jnp.mean(transition.failed.astype(jnp.float32))  # skopt minimises
         io_callback(self._tell, None, value, ordered=True)
-        told = state.told.at[jnp.minimum(state.num_told, state.told.shape[0] - 1)].set(value)
+        told = state.told.at[state.num_told].set(value)
         return state.replace(counts=state.counts.add(transition.action, transition.failed), told=told, num_told=state.num_told + 1), {}

@@ -97,7 +97,7 @@ def restructure_classifier(run_dir: Path, config: ExperimentConfig, modes: list[
         })
     top_new = [int(c) for c in np.argsort(-new_land, kind="stable")[:5]]
     report = {
-        "task": "image", "run": str(run_dir), "rediscovery": str(rediscovery), "fine_tune": metrics,
+        "run": str(run_dir), "rediscovery": str(rediscovery), "fine_tune": metrics,
         "note": "fine-tuning used only the training split; every figure here is measured on the held-out split it never saw",
         "clean_held_out_accuracy_before": old_task.info["clean_accuracy"],
         "clean_held_out_accuracy_after": new_task.info["clean_accuracy"],

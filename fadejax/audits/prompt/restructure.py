@@ -82,7 +82,7 @@ def restructure_prompt(run_dir: Path, config: ExperimentConfig, modes: list[int]
         })
     top_new = top_observed_cells(rediscovery / RECORDS_FILE, 5, min_visits=2)
     report = {
-        "task": "prompt", "run": str(run_dir), "rediscovery": str(rediscovery), "fine_tune": metrics,
+        "run": str(run_dir), "rediscovery": str(rediscovery), "fine_tune": metrics,
         "note": "rates are observed over each run's own queries (same seed and budget); images are not re-generated exhaustively",
         "settings": {"epochs": epochs, "learning_rate": learning_rate, "rank": rank, "data_dir": data_dir},
         "bias_measure": f"{num}-to-{den} ratio of zero-shot CLIP attributes",

@@ -90,7 +90,7 @@ def restructure_text(run_dir: Path, config: ExperimentConfig, modes: list[int], 
     } for mode in modes]
     top_new = [int(c) for c in np.argsort(-new_land, kind="stable")[:5]]
     report = {
-        "task": "text", "run": str(run_dir), "rediscovery": str(rediscovery), "fine_tune": metrics,
+        "run": str(run_dir), "rediscovery": str(rediscovery), "fine_tune": metrics,
         "note": "fine-tuning used only the training articles; every figure here is measured on the held-out articles it never saw",
         "clean_held_out_bleu_before": old_task.info["clean_bleu"], "clean_held_out_bleu_after": new_task.info["clean_bleu"],
         "settings": {"clean_data": use_clean, "epochs": epochs, "learning_rate": learning_rate},
