@@ -1,13 +1,27 @@
 """Discovery throughput vs the audited model's own batched inference, side by side.
 
-    .venv/bin/python benchmarks/throughput.py [--config configs/digits.yaml] [--iterations 40] [--rounds 5] [--num-envs 256]
+    .venv/bin/python benchmarks/throughput.py [--model both|default|light] [--num-envs 256 2048]
+        [--queries-per-round 16384] [--rounds 5] [--config FILE] [--searcher KIND]
 
-Each round times (1) the engine: ``iterations`` full discovery iterations (sample + act +
-perturb or edit + audited model + reward + DQN update + durable records), then (2) the
-ceiling: the audited model alone on the very same inputs — the classifier on the same
-perturbed images, or the summarizer's batched ``generate`` on the same edited texts
-(``--config configs/summarize.yaml``). Rounds alternate so both see the same machine
-load; the script prints every round's queries per second and the median ratio.
+For each audited model and batch size, each round times (1) the engine: full discovery
+iterations (sample + act + perturb or edit + audited model + reward + searcher update +
+durable records, as ``fadejax discover`` runs them, less checkpoints), then (2) the
+ceiling: the audited model alone on the very same inputs. Rounds alternate so both see
+the same machine load; the script prints every round's queries per second and the
+median ratio.
+
+Models: ``default`` is the embedded default (``configs/digits.yaml``: the digits CNN at
+32x32, ~50 MFLOP per query); ``light`` is the LeNet-5-style network of
+``configs/digits_lenet.yaml`` (28x28, ~0.4 MFLOP per query), light enough that the
+engine's own cost shows. ``--config`` times any other config instead (e.g. the
+summarizer, ``configs/summarize.yaml``, whose ceiling is its batched ``generate``).
+
+After the rounds, a stage split: a few more iterations with a wait after every stage,
+so each stage's own time shows (propose: sample selection, action and perturbation on
+the device; model: the audited model's call and reward; settle: scoring and the
+searcher's update; records: formatting and writing the iteration's JSONL lines, which
+discovery does on a background thread). Their sum exceeds an engine iteration by what
+the engine overlaps.
 """
 
 from __future__ import annotations
@@ -24,28 +38,59 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import jax  # noqa: E402
+import yaml  # noqa: E402
 
-from fadejax.config import load_config  # noqa: E402
-from fadejax.records import RecordWriter  # noqa: E402
+from fadejax.config import load_config, parse_config  # noqa: E402
+from fadejax.records import BackgroundRecordWriter, RecordWriter  # noqa: E402
 from fadejax.run import build_discovery, iterate  # noqa: E402
+from fadejax.searchers import REGISTRY as SEARCHERS  # noqa: E402
 from fadejax.task import build_task  # noqa: E402
 
+MODELS = {"default": "configs/digits.yaml", "light": "configs/digits_lenet.yaml"}
+TARGETS = {("default", 256): 0.9, ("default", 2048): 0.9, ("light", 256): 0.8, ("light", 2048): 0.9}
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="configs/digits.yaml")
-    parser.add_argument("--iterations", type=int, default=40, help="iterations per round")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--num-envs", type=int, default=256)
-    args = parser.parse_args()
 
-    total = args.iterations * (args.rounds + 1)
-    config = load_config(args.config, [f"run.num_envs={args.num_envs}", f"run.iterations={total}"])
+def stage_split(discovery, state, task, model, writer: RecordWriter, iterations: int):
+    """Median milliseconds per stage over ``iterations`` synchronised iterations; the state after them."""
+    times: dict[str, list[float]] = {"propose": [], "model": [], "settle": [], "records": []}
+    for _ in range(iterations):
+        began = time.perf_counter()
+        inputs, pending = jax.block_until_ready(discovery.propose(state))
+        proposed = time.perf_counter()
+        core, fields = jax.block_until_ready(task.evaluate(inputs, pending))
+        modelled = time.perf_counter()
+        state, outcome, _ = jax.block_until_ready(discovery.settle(state, pending, core))
+        settled = time.perf_counter()
+        writer.write(int(state.iteration) - 1, {**outcome, **fields})
+        written = time.perf_counter()
+        for name, (a, b) in zip(times, [(began, proposed), (proposed, modelled), (modelled, settled), (settled, written)]):
+            times[name].append(1e3 * (b - a))
+    return {name: statistics.median(values) for name, values in times.items()}, state
+
+
+def load(config_path: str, searcher: str | None, overrides: list[str]):
+    """The config at ``config_path`` with ``overrides``; with ``searcher``, its searcher
+    section replaced by that searcher's defaults."""
+    if searcher is None:
+        return load_config(config_path, overrides)
+    raw = yaml.safe_load(Path(config_path).read_text())
+    raw["searcher"] = {"kind": searcher}
+    for override in overrides:
+        path, value = override.split("=", 1)
+        section, field = path.split(".")
+        raw.setdefault(section, {})[field] = yaml.safe_load(value)
+    return parse_config(raw)
+
+
+def measure(config_path: str, label: str, num_envs: int, queries_per_round: int, rounds: int, searcher: str | None) -> float:
+    iterations = max(4, queries_per_round // num_envs)
+    total = iterations * (rounds + 2)
+    config = load(config_path, searcher, [f"run.num_envs={num_envs}", f"run.iterations={total}"])
     task = build_task(config, progress=False)
     captured: list = []
     where = config.audit.audited_model(task)
     if where is None:
-        parser.error(f"the '{config.audit.name}' audit names no batched model call to time alone")
+        raise SystemExit(f"error: the '{config.audit.name}' audit names no batched model call to time alone")
     owner, attribute = where
     model = getattr(owner, attribute)
 
@@ -56,34 +101,71 @@ def main() -> None:
     setattr(owner, attribute, recording_model)
     discovery = build_discovery(config, task)
     state = discovery.init(config.run.seed)
-    batch = config.run.num_envs
 
     with tempfile.TemporaryDirectory() as tmp:
-        writer = RecordWriter(Path(tmp) / "records.jsonl", task.space, config.mode)
+        writer = BackgroundRecordWriter(RecordWriter(Path(tmp) / "records.jsonl", task.space, config.mode))
         # Warm-up round: compiles every jitted step and fills the replay buffer.
-        for _, state, _ in iterate(discovery, state, writer, args.iterations):
+        for _, state, _ in iterate(discovery, state, writer, iterations):
             pass
         jax.block_until_ready(state)
+        writer.drain()
         ratios = []
-        print(f"{config.name} ({task.kind}), {batch} queries per iteration, {args.iterations} iterations per round")
+        print(
+            f"\n{label}: {config.name} ({task.kind}), searcher {config.searcher['kind']}, "
+            f"{num_envs} queries per iteration, {iterations} iterations per round"
+        )
         print(f"{'round':>5} {'engine q/s':>11} {'model-only q/s':>15} {'ratio':>7}")
-        for round_index in range(args.rounds):
+        for round_index in range(rounds):
             captured.clear()
-            stop = int(state.iteration) + args.iterations
+            stop = int(state.iteration) + iterations
             began = time.perf_counter()
             for _, state, _ in iterate(discovery, state, writer, stop):
                 pass
             jax.block_until_ready(state)
-            engine = args.iterations * batch / (time.perf_counter() - began)
+            writer.drain()
+            engine = iterations * num_envs / (time.perf_counter() - began)
 
             began = time.perf_counter()
             for batch_inputs in captured:
                 jax.block_until_ready(model(batch_inputs))
-            ceiling = args.iterations * batch / (time.perf_counter() - began)
+            ceiling = iterations * num_envs / (time.perf_counter() - began)
             ratios.append(engine / ceiling)
             print(f"{round_index:>5} {engine:>11.0f} {ceiling:>15.0f} {engine / ceiling:>7.2f}")
         writer.close()
-    print(f"median engine / model-only throughput: {statistics.median(ratios):.2f} (target >= 0.80)")
+        setattr(owner, attribute, model)
+        split, state = stage_split(
+            discovery, state, task, model, RecordWriter(Path(tmp) / "split.jsonl", task.space, config.mode), min(iterations, 20)
+        )
+    whole = sum(split.values())
+    print("stage split (synchronised, median ms per iteration): " + ", ".join(f"{k} {v:.1f} ({v / whole:.0%})" for k, v in split.items()))
+    median = statistics.median(ratios)
+    target = TARGETS.get((label, num_envs))
+    print(f"median engine / model-only throughput: {median:.2f}" + (f" (target >= {target:.2f})" if target else ""))
+    return median
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=["both", *MODELS], default="both", help="which embedded model to audit")
+    parser.add_argument("--config", help="time this config instead of the embedded models")
+    parser.add_argument("--num-envs", type=int, nargs="+", default=[256, 2048], help="queries per iteration (several: one case each)")
+    parser.add_argument("--queries-per-round", type=int, default=16384, help="queries per timed round (iterations = this / num_envs, at least 4)")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--searcher", choices=sorted(SEARCHERS),
+        help="replace the config's searcher by this one's defaults (e.g. random: the loop without a learner's cost)",
+    )
+    args = parser.parse_args()
+
+    cases = [(args.config, "config")] if args.config else [(MODELS[m], m) for m in MODELS if args.model in ("both", m)]
+    summary = []
+    for path, label in cases:
+        for num_envs in args.num_envs:
+            summary.append((label, num_envs, measure(path, label, num_envs, args.queries_per_round, args.rounds, args.searcher)))
+    print("\nsummary (median engine / model-only throughput)")
+    for label, num_envs, ratio in summary:
+        target = TARGETS.get((label, num_envs))
+        print(f"  {label:<8} {num_envs:>5} envs  {ratio:.2f}" + (f"  target >= {target:.2f}" if target else ""))
 
 
 if __name__ == "__main__":

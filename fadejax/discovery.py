@@ -4,17 +4,19 @@ One iteration over ``B`` parallel environments::
 
     inputs, pending = propose(state)               # jit: samples, actions, task.prepare (e.g. perturbed images)
     core, fields    = task.evaluate(inputs, pending)  # the audited model, one batched call, and its reward
-    outcome         = score(pending, core)         # jit: micro shaping (eq. 5 / eq. 7), episode ends
-    state, metrics  = learn(state, pending, outcome)  # jit: searcher update, resets
+    state, outcome, metrics = settle(state, pending, core)  # jit: score (micro shaping, eq. 5 / eq. 7;
+                                                    # episode ends), then learn (searcher update, resets)
 
 The task decides what a query is: an image task perturbs on the device inside
 ``propose`` and scores with a jitted reward; a text or prompt task edits or composes on
 the host inside ``evaluate``. Either way the loop makes one batched audited-model call.
 
-``learn`` is dispatched asynchronously, so the host writes the iteration's records
-while the device learns. ``learn`` donates the old state's buffers (the replay buffer
-is updated in place, not copied), so a state passed to it must not be used again;
-``propose`` leaves the state alone for the same reason. In macroscopic mode every episode is one step; in
+``settle`` is dispatched asynchronously: nothing on the host waits for it, so the next
+iteration's ``propose`` is queued behind it while the host writes the records (on the
+record writer's thread, :class:`fadejax.records.BackgroundRecordWriter`). ``settle``
+donates the old state's buffers (the replay buffer is updated in place, not copied), so
+a state passed to it must not be used again; ``propose`` leaves the state alone for the
+same reason. In macroscopic mode every episode is one step; in
 microscopic mode each environment walks the concept grid from the start cell until
 the model fails or ``max_steps`` moves are made.
 
@@ -88,8 +90,7 @@ class Discovery:
         self.alpha = alpha
         self._init = None  # jitted on first use
         self.propose = jax.jit(self._propose)
-        self.score = jax.jit(self._score)
-        self.learn = jax.jit(self._learn, donate_argnums=0)
+        self.settle = jax.jit(self._settle, donate_argnums=0)
 
     # -- shapes -----------------------------------------------------------------------
     @property
@@ -233,12 +234,18 @@ class Discovery:
         )
         return self._constrain(new_state, self.state_sharding(new_state)), metrics
 
+    def _settle(self, state: LoopState, pending: dict[str, jax.Array], core: dict[str, jax.Array]) -> tuple[LoopState, dict[str, jax.Array], dict[str, jax.Array]]:
+        """Score the audited model's answers, then learn from them (one compiled program,
+        one dispatch): ``(new state, outcome, learner metrics)``."""
+        outcome = self._score(pending, core)
+        state, metrics = self._learn(state, pending, outcome)
+        return state, outcome, metrics
+
     def step(self, state: LoopState) -> tuple[LoopState, dict[str, jax.Array], dict[str, jax.Array]]:
         """One iteration; returns ``(new state, outcome, learner metrics)``. The outcome maps
         ``reward, failed, done, action, sample, cell, step`` and the task's record fields
         (e.g. ``label, predicted, score``) to ``(B,)`` arrays or lists."""
         inputs, pending = self.propose(state)
         core, fields = self.task.evaluate(inputs, pending)
-        outcome = self.score(pending, core)
-        state, metrics = self.learn(state, pending, outcome)
+        state, outcome, metrics = self.settle(state, pending, core)
         return state, {**outcome, **fields}, metrics

@@ -8,8 +8,7 @@ program::
         lax.scan over iterations(
             inputs, pending = discovery._propose(state)
             core, _         = task.evaluate(inputs, pending)     # the recorded lookup
-            outcome         = discovery._score(pending, core)
-            state, _        = discovery._learn(state, pending, outcome)))
+            state, outcome, _ = discovery._settle(state, pending, core)))
 
 and returns only what Table 1 needs: per seed and iteration the failure count, and (with
 ``keep_queries``) every query's sample, cell and failed flag. The initial states are the
@@ -109,8 +108,7 @@ def _scan_seeds(d: Discovery, iterations: int, keep_queries: bool):
     def body(state: LoopState, _):
         inputs, pending = d._propose(state)
         core, _fields = d.task.evaluate(inputs, pending)
-        outcome = d._score(pending, core)
-        state, _metrics = d._learn(state, pending, outcome)
+        state, outcome, _metrics = d._settle(state, pending, core)
         failed = outcome["failed"]
         out = {"failures": jnp.sum(failed.astype(jnp.int32))}
         if keep_queries:

@@ -1,17 +1,22 @@
 """Durable per-query failure records: one JSON object per line in ``records.jsonl``.
 
-Each iteration's lines are appended and flushed before the next iteration starts, so a
-killed process loses nothing it reported (the OS keeps flushed data). Checkpoints store
-the file's byte length; resuming truncates the file to that length and replays the
-iterations after it deterministically, so no record is lost or duplicated.
+Each iteration's lines are appended and flushed as one write. During discovery a
+:class:`BackgroundRecordWriter` formats and writes them on its own thread while the loop
+goes on, a few iterations behind at most; at a checkpoint it first writes everything
+submitted, so the byte length the checkpoint stores covers exactly the iterations the
+checkpointed state has done. Resuming truncates the file to that length and replays the
+iterations after it deterministically, so no record is lost or duplicated, whether the
+process was stopped or killed.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import queue
+import threading
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -39,12 +44,30 @@ def _json_scalar(value) -> str:
     return json.dumps(str(value))
 
 
+_CONCEPT_CACHE_SIZE = 1 << 16
+
+
+def _json_column(values) -> list[str]:
+    """A ``(B,)`` column as JSON texts, exactly as :func:`_json_scalar` writes each value."""
+    if isinstance(values, np.ndarray) and values.ndim == 1:
+        if values.dtype == np.bool_:
+            return ["true" if v else "false" for v in values.tolist()]
+        if np.issubdtype(values.dtype, np.integer):
+            return [str(v) for v in values.tolist()]
+        if np.issubdtype(values.dtype, np.floating):
+            texts = [repr(v) for v in values.tolist()]
+            if not np.isfinite(values).all():
+                texts = [t if np.isfinite(v) else "null" for t, v in zip(texts, values.tolist())]
+            return texts
+    return [_json_scalar(v) for v in values]
+
+
 class RecordWriter:
     """Appends query records; ``offset`` is the byte length of complete records written.
 
     One line per query: ``iteration, env, sample, action, cell, concepts {axis: value},
-    reward, failed``, then the task's own fields (e.g. ``label, predicted, score`` for a
-    classifier; edited text, summary and BLEU for a summarizer), then ``step, done`` in
+    reward, failed``, then the task's own fields in alphabetical order (e.g. ``label,
+    predicted, score`` for a classifier; BLEU, summary and edited text for a summarizer), then ``step, done`` in
     microscopic mode.
     """
 
@@ -54,6 +77,7 @@ class RecordWriter:
         self.mode = mode
         self._names = [json.dumps(n) for n in space.names]
         self._values = [[_json_scalar(v) for v in a.values] for a in space.axes]
+        self._concept_cache: dict[int, str] = {}
         size = self.path.stat().st_size if self.path.exists() else 0
         if size < truncate_to:
             raise RecordsError(
@@ -69,29 +93,41 @@ class RecordWriter:
         return self._file.tell()
 
     def write(self, iteration: int, outcome: dict) -> None:
-        """Append one iteration's records; ``outcome`` holds ``(B,)`` host arrays or lists
-        (:meth:`fadejax.discovery.Discovery.step`'s outcome, fetched to the host)."""
+        """Append one iteration's records; ``outcome`` holds ``(B,)`` arrays (host or
+        device: device arrays are fetched here) or lists, as
+        :meth:`fadejax.discovery.Discovery.step` returns them."""
+        outcome = {k: v if isinstance(v, (list, tuple)) else np.asarray(v) for k, v in outcome.items()}
         cells = np.asarray(outcome["cell"])
-        per_axis = np.unravel_index(cells, self.space.sizes)  # row-major, as ConceptSpace numbers cells
-        extra = [k for k in outcome if k not in CORE_FIELDS + ("sample", "done", "step")]
-        columns = {k: (outcome[k].tolist() if isinstance(outcome[k], np.ndarray) else list(outcome[k])) for k in extra}
-        samples, actions = np.asarray(outcome["sample"]).tolist(), np.asarray(outcome["action"]).tolist()
-        rewards, failed = np.asarray(outcome["reward"]).tolist(), np.asarray(outcome["failed"]).tolist()
-        lines = []
-        for env in range(cells.shape[0]):
-            concepts = ", ".join(f"{n}: {self._values[i][per_axis[i][env]]}" for i, n in enumerate(self._names))
-            line = (
-                f'{{"iteration": {iteration}, "env": {env}, "sample": {samples[env]}, "action": {actions[env]}, '
-                f'"cell": {int(cells[env])}, "concepts": {{{concepts}}}, '
-                f'"reward": {_json_scalar(rewards[env])}, "failed": {_json_scalar(failed[env])}'
-            )
-            for k in extra:
-                line += f', "{k}": {_json_scalar(columns[k][env])}'
-            if self.mode == "micro":
-                line += f', "step": {int(outcome["step"][env])}, "done": {_json_scalar(bool(outcome["done"][env]))}'
-            lines.append(line + "}\n")
+        # Column by column (one type dispatch per column, not per value), then one
+        # f-string per line: ~5x faster than formatting value by value, same bytes.
+        concepts = self._concepts(cells)
+        samples, actions = _json_column(outcome["sample"]), _json_column(outcome["action"])
+        rewards, failed = _json_column(outcome["reward"]), _json_column(outcome["failed"])
+        extra = sorted(k for k in outcome if k not in CORE_FIELDS + ("sample", "done", "step"))
+        tail = [[f', "{k}": {text}' for text in _json_column(outcome[k])] for k in extra]
+        if self.mode == "micro":
+            steps = _json_column(np.asarray(outcome["step"]).astype(np.int64))
+            done = _json_column(np.asarray(outcome["done"]).astype(bool))
+            tail.append([f', "step": {a}, "done": {b}' for a, b in zip(steps, done)])
+        ends = ["".join(parts) for parts in zip(*tail)] if tail else [""] * cells.shape[0]
+        lines = [
+            f'{{"iteration": {iteration}, "env": {env}, "sample": {samples[env]}, "action": {actions[env]}, '
+            f'"cell": {cell}, "concepts": {{{concepts[env]}}}, "reward": {rewards[env]}, "failed": {failed[env]}{ends[env]}}}\n'
+            for env, cell in enumerate(cells.tolist())
+        ]
         self._file.write("".join(lines).encode())
         self._file.flush()
+
+    def _concepts(self, cells: np.ndarray) -> list[str]:
+        """The ``concepts`` object's inside for each cell, ``axis: value, ...`` (cached per cell)."""
+        missing = [c for c in set(cells.tolist()) if c not in self._concept_cache]
+        if missing:
+            per_axis = np.unravel_index(np.asarray(missing, np.int64), self.space.sizes)  # row-major, as ConceptSpace numbers cells
+            for j, cell in enumerate(missing):
+                self._concept_cache[cell] = ", ".join(f"{n}: {self._values[i][per_axis[i][j]]}" for i, n in enumerate(self._names))
+            if len(self._concept_cache) > _CONCEPT_CACHE_SIZE:  # million-action spaces: keep memory bounded
+                self._concept_cache = {c: self._concept_cache[c] for c in set(cells.tolist())}
+        return [self._concept_cache[c] for c in cells.tolist()]
 
     def sync(self) -> None:
         """Flush to stable storage (called at checkpoints)."""
@@ -100,6 +136,75 @@ class RecordWriter:
 
     def close(self) -> None:
         self._file.close()
+
+
+class BackgroundRecordWriter:
+    """A :class:`RecordWriter` on its own thread: :meth:`write` queues an iteration's outcome
+    (device arrays are fine: the thread fetches them) and returns at once, so formatting and
+    writing overlap the next iteration's work.
+
+    At most ``depth`` iterations wait in the queue (:meth:`write` blocks beyond that).
+    :attr:`offset` and :meth:`sync` first wait until everything queued is written, so a
+    checkpoint taken after them records exactly the iterations its state has done. An
+    error on the thread (e.g. a full disk) is raised by the next call from the loop.
+    ``failures`` counts the failed queries written so far (for progress displays).
+    """
+
+    def __init__(self, writer: RecordWriter, depth: int = 4):
+        self._writer = writer
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self.failures = 0
+        self._thread = threading.Thread(target=self._work, name="fadejax-records", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                if self._error is None:  # after an error, only drain (the loop raises it)
+                    iteration, outcome = item
+                    self._writer.write(iteration, outcome)
+                    self.failures += int(np.count_nonzero(np.asarray(outcome["failed"])))
+            except BaseException as exc:  # noqa: BLE001 - handed to the loop's thread
+                self._error = exc
+            finally:
+                self._queue.task_done()
+
+    def _raise_pending(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def write(self, iteration: int, outcome: dict[str, Any]) -> None:
+        self._raise_pending()
+        if not self._thread.is_alive():
+            raise RuntimeError("the record writer is closed")
+        self._queue.put((iteration, outcome))
+
+    def drain(self) -> None:
+        """Wait until every queued iteration is written."""
+        self._queue.join()
+        self._raise_pending()
+
+    @property
+    def offset(self) -> int:
+        self.drain()
+        return self._writer.offset
+
+    def sync(self) -> None:
+        self.drain()
+        self._writer.sync()
+
+    def close(self) -> None:
+        """Write what is queued, stop the thread and close the file."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        self._writer.close()
+        self._raise_pending()
 
 
 def read_records(path: Path) -> Iterator[dict]:

@@ -16,7 +16,7 @@ from tqdm import tqdm
 from fadejax import __version__
 from fadejax.config import ExperimentConfig
 from fadejax.discovery import Discovery, LoopState
-from fadejax.records import RECORDS_FILE, RecordWriter, top_observed_cells
+from fadejax.records import RECORDS_FILE, BackgroundRecordWriter, RecordWriter, top_observed_cells
 from fadejax.rundir import STATUS_FILE, SUMMARY_FILE, check, create, read_status, write_json_atomic
 from fadejax.searchers import REGISTRY as SEARCHERS
 from fadejax.searchers.base import Walk
@@ -69,7 +69,7 @@ def load_latest_state(run_dir: str | Path, discovery: Discovery) -> LoopState:
     return restored[0]
 
 
-def _save(manager: ocp.CheckpointManager, state: LoopState, writer: RecordWriter, force: bool = False) -> None:
+def _save(manager: ocp.CheckpointManager, state: LoopState, writer: BackgroundRecordWriter, force: bool = False) -> None:
     writer.sync()
     if int(state.iteration) in manager.all_steps():  # e.g. the final save right after a periodic one
         return
@@ -87,18 +87,18 @@ def _save_policy(run_dir: Path, searcher_state: Any) -> None:
     checkpointer.wait_until_finished()
 
 
-def iterate(discovery: Discovery, state: LoopState, writer: RecordWriter, stop: int) -> Iterator[tuple[int, LoopState, dict[str, np.ndarray]]]:
+def iterate(discovery: Discovery, state: LoopState, writer: RecordWriter | BackgroundRecordWriter, stop: int) -> Iterator[tuple[int, LoopState, dict[str, Any]]]:
     """Run iterations until ``state.iteration == stop``, writing each one's records.
 
-    Yields ``(iteration, state after it, its outcome as host arrays)``. The host copy
-    waits only for the scoring; the searcher's update keeps running on the device
-    while the records are written.
+    Yields ``(iteration, state after it, its outcome)``; the outcome's arrays may still be
+    on the device (``np.asarray`` fetches one). Nothing here waits for the device: with a
+    :class:`BackgroundRecordWriter` the records are fetched and written on its thread, and
+    the host's only wait per iteration is the audited model's for its inputs.
     """
     for iteration in range(int(state.iteration), stop):
         state, outcome, _ = discovery.step(state)
-        host = jax.device_get(outcome)
-        writer.write(iteration, host)
-        yield iteration, state, host
+        writer.write(iteration, outcome)
+        yield iteration, state, outcome
 
 
 @dataclass
@@ -169,7 +169,7 @@ def discover(config: ExperimentConfig, run_dir: str | Path, *, resume: bool = Fa
         state, records_bytes = restored
     elif resuming and progress:
         print(f"no checkpoint in '{run_dir}' yet; starting it from the beginning")
-    writer = RecordWriter(run_dir / RECORDS_FILE, task.space, config.mode, truncate_to=records_bytes)
+    writer = BackgroundRecordWriter(RecordWriter(run_dir / RECORDS_FILE, task.space, config.mode, truncate_to=records_bytes))
 
     total = config.run.iterations
     start = int(state.iteration)
@@ -178,11 +178,11 @@ def discover(config: ExperimentConfig, run_dir: str | Path, *, resume: bool = Fa
     bar = tqdm(total=total, initial=start, disable=not progress, unit="it", dynamic_ncols=True, desc="discover")
     began = time.perf_counter()
     queries_this_call = 0
-    failures = int(state.failures)
+    failures_before = int(state.failures)
     try:
         stop = total if stop_after is None else min(total, start + stop_after)
-        for iteration, state, host in iterate(discovery, state, writer, stop):
-            failures += int(np.sum(host["failed"]))
+        for iteration, state, _ in iterate(discovery, state, writer, stop):
+            failures = failures_before + writer.failures  # as written so far: a few iterations behind at most
             queries_this_call += discovery.num_envs
             if (iteration + 1) % config.run.checkpoint_every == 0:
                 _save(manager, state, writer)

@@ -123,3 +123,40 @@ def test_unknown_names_and_out_of_range_values_are_rejected():
         P.compose(["fog"], [[0.0, 1.0]])
     with pytest.raises(P.PerturbationError, match=r"darkness values \[1.5\] are outside the allowed range \[0.0, 1.0\]"):
         P.compose(["darkness"], [[0.0, 1.5]])
+
+
+def test_a_chain_gives_exactly_what_its_stages_give_one_at_a_time(digit_images, photo_images):
+    """compose materialises the images before a neighbourhood stage (a speed measure): the
+    values must be those of the stages run one after another, bit for bit."""
+    names = ["rotation", "darkness", "blur", "gamma", "pixelate", "noise"]
+    values = [[-20.0, 0.0, 20.0], [0.0, 0.3, 0.7], [0.0, 0.5, 3.0], [0.5, 1.0, 2.0], [1.0, 2.0, 3.0], [0.0, 0.05, 0.1]]
+    chained = jax.jit(P.compose(names, values))
+    stages = [jax.jit(P.get(n).build(tuple(v))) for n, v in zip(names, values)]
+    rng = np.random.default_rng(1)
+    for images in (digit_images, photo_images):
+        params = jnp.asarray(np.stack([rng.choice(v, size=len(images)) for v in values], axis=1), jnp.float32)
+        key = jax.random.PRNGKey(5)
+        keys = jax.random.split(key, len(stages))
+        one_at_a_time = jnp.asarray(images)
+        for i, stage in enumerate(stages):
+            one_at_a_time = stage(one_at_a_time, params[:, i], keys[i])
+        np.testing.assert_array_equal(np.asarray(chained(jnp.asarray(images), params, key)), np.asarray(one_at_a_time))
+
+
+@pytest.mark.parametrize("name", sorted(P.REGISTRY))
+def test_families_marked_pointwise_read_only_their_own_pixel(photo_images, name):
+    """A pointwise family may be fused with the stage before it; one that reads other
+    pixels must say so. Changing one input pixel may change only that output pixel."""
+    family = P.get(name)
+    strength = {"rotation": 15.0, "blur": 1.5, "shift_x": 1.5, "shift_y": 1.5, "pixelate": 3.0, "occlusion": 8.0}.get(name)
+    if strength is None:
+        strength = 0.5 if family.identity in (0.0, None) else 0.5 * family.identity + 0.1
+    apply = family.build((strength,))
+    images = jnp.asarray(photo_images[:1])
+    key = jax.random.PRNGKey(0)
+    before = np.asarray(apply(images, jnp.full(1, strength), key))
+    changed = images.at[0, 30, 30, :].set(1.0 - images[0, 30, 30, :])
+    after = np.asarray(apply(changed, jnp.full(1, strength), key))
+    moved = np.argwhere(np.any(before != after, axis=-1))
+    reads_neighbours = any(tuple(p[1:]) != (30, 30) for p in moved)
+    assert family.pointwise == (not reads_neighbours), f"{name}: pointwise={family.pointwise} but changed pixels {moved[:5].tolist()}"

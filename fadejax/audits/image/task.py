@@ -50,7 +50,12 @@ class ClassificationTask:
 
     def __post_init__(self) -> None:
         r = self.reward
-        self._score = jax.jit(lambda logits, labels: classification_reward(logits, labels, scale=r.scale, const=r.const, form=r.form))
+
+        def score(logits: jax.Array, labels: jax.Array, sample: jax.Array) -> tuple[Any, jax.Array]:
+            queried = labels[sample]
+            return classification_reward(logits, queried, scale=r.scale, const=r.const, form=r.form), queried
+
+        self._score = jax.jit(score)  # one dispatch per iteration, the labels' gather included
 
     @property
     def num_samples(self) -> int:
@@ -62,8 +67,7 @@ class ClassificationTask:
 
     def evaluate(self, inputs: jax.Array, pending: dict[str, jax.Array]) -> tuple[dict[str, Any], dict[str, Any]]:
         """One batched classifier call and eq. 4; record fields ``label, predicted, score``."""
-        labels = self.labels[pending["sample"]]
-        outcome = self._score(self.oracle(inputs), labels)
+        outcome, labels = self._score(self.oracle(inputs), self.labels, pending["sample"])
         core = {"reward": outcome.reward, "failed": outcome.failed}
         return core, {"label": labels, "predicted": outcome.predicted, "score": outcome.score}
 

@@ -1,0 +1,92 @@
+"""The record writer's background thread: the same bytes as writing in the loop, exact
+offsets at checkpoints, and errors that reach the loop."""
+
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from fadejax.records import BackgroundRecordWriter, RecordWriter, read_records
+from fadejax.spaces import Axis, ConceptSpace
+
+SPACE = ConceptSpace([Axis("rotation", (-10.0, 0.0, 10.0)), Axis("edit", ("none", "typo"))])
+
+
+def _outcome(iteration: int, batch: int = 8, on_device: bool = False) -> dict:
+    rng = np.random.default_rng(iteration)
+    outcome = {
+        "action": rng.integers(0, SPACE.num_actions, batch).astype(np.int32),
+        "sample": rng.integers(0, 100, batch).astype(np.int32),
+        "reward": rng.normal(size=batch).astype(np.float32),
+        "failed": rng.random(batch) < 0.3,
+        "score": rng.random(batch).astype(np.float32),
+        "summary": [f"text {iteration}-{i} \u00e9" for i in range(batch)],
+    }
+    outcome["cell"] = outcome["action"]
+    if on_device:
+        outcome = {k: v if isinstance(v, list) else jnp.asarray(v) for k, v in outcome.items()}
+    return outcome
+
+
+def test_background_writing_gives_the_same_bytes_as_writing_in_the_loop(tmp_path: Path):
+    direct = RecordWriter(tmp_path / "direct.jsonl", SPACE, "macro")
+    background = BackgroundRecordWriter(RecordWriter(tmp_path / "background.jsonl", SPACE, "macro"), depth=2)
+    for iteration in range(12):
+        direct.write(iteration, _outcome(iteration))
+        background.write(iteration, _outcome(iteration, on_device=True))  # device arrays are fetched on the thread
+    direct.close()
+    background.close()
+    assert (tmp_path / "background.jsonl").read_bytes() == (tmp_path / "direct.jsonl").read_bytes()
+    assert background.failures == sum(int(np.sum(_outcome(i)["failed"])) for i in range(12))
+    assert [r["iteration"] for r in read_records(tmp_path / "background.jsonl")] == sorted(list(range(12)) * 8)
+
+
+def test_offset_and_sync_cover_everything_submitted(tmp_path: Path):
+    path = tmp_path / "records.jsonl"
+    writer = BackgroundRecordWriter(RecordWriter(path, SPACE, "macro"))
+    for iteration in range(5):
+        writer.write(iteration, _outcome(iteration))
+    offset = writer.offset  # what a checkpoint would store
+    assert offset == path.stat().st_size and sum(1 for _ in open(path)) == 5 * 8
+    writer.write(5, _outcome(5))
+    writer.sync()
+    assert sum(1 for _ in open(path)) == 6 * 8
+    writer.close()
+    # resuming from the first offset drops iteration 5 exactly, and writes it again once
+    again = BackgroundRecordWriter(RecordWriter(path, SPACE, "macro", truncate_to=offset))
+    again.write(5, _outcome(5))
+    again.close()
+    assert [r["iteration"] for r in read_records(path)].count(5) == 8
+
+
+def test_an_error_on_the_writer_thread_is_raised_in_the_loop(tmp_path: Path):
+    writer = BackgroundRecordWriter(RecordWriter(tmp_path / "records.jsonl", SPACE, "macro"))
+    broken = _outcome(0)
+    del broken["reward"]
+    writer.write(0, broken)
+    with pytest.raises(KeyError, match="reward"):
+        writer.drain()
+    writer.write(1, _outcome(1))  # the error was reported once; the writer goes on
+    writer.close()
+    assert [r["iteration"] for r in read_records(tmp_path / "records.jsonl")] == [1] * 8
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        np.array([0.0, -0.0, 1e-5, 1.0 / 3.0, 3e38, np.nan, np.inf, -np.inf], np.float32),
+        np.array([0.1, 2.5e-300, np.nan, 123456789.125], np.float64),
+        np.array([0, -1, 2**31 - 1, -(2**31)], np.int32),
+        np.array([2**62, 7], np.int64),
+        np.array([True, False]),
+        ["plain", 'with "quotes" and \\ backslash', "caf\u00e9 \u2603", "line\nbreak"],
+        [3, 1.5, True, None, "mixed"],
+    ],
+)
+def test_column_formatting_writes_what_value_by_value_formatting_writes(column):
+    from fadejax.records import _json_column, _json_scalar
+
+    values = column.tolist() if isinstance(column, np.ndarray) else column
+    expected = [_json_scalar(v) for v in (column if isinstance(column, np.ndarray) else values)]
+    assert _json_column(column) == expected
