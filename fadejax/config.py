@@ -226,11 +226,16 @@ class ExperimentConfig(Strict):
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
 
-def _describe(error: dict[str, Any], model: type[pydantic.BaseModel]) -> str:
+def _describe(error: dict[str, Any], model: type[pydantic.BaseModel], data: dict[str, Any]) -> str:
     location = ".".join(str(part) for part in error["loc"])
     message = error["msg"].removeprefix("Value error, ")
     if not location:  # a whole-config check names its own field (e.g. "space.axes.1: ...")
         return message
+    searcher = data.get("searcher") if isinstance(data.get("searcher"), dict) else {}
+    kind = searcher.get("kind") or DEFAULT_SEARCHER.get(str(data.get("mode", "macro")), DEFAULT_SEARCHER["macro"])
+    if error["type"] == "extra_forbidden" and error["loc"][0] == "searcher" and kind in SEARCHERS:
+        # the section is a dict, checked by its kind's own model
+        return f"{location}: unknown field for searcher '{kind}'; its fields: {sorted(SEARCHERS[kind][0].model_fields)}"
     if error["type"] == "extra_forbidden":
         parent: Any = model
         for part in error["loc"][:-1]:
@@ -303,7 +308,7 @@ def parse_config(data: dict[str, Any] | None, source: str = "config") -> Experim
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
-        lines = [_describe(e, model) for e in exc.errors()]
+        lines = [_describe(e, model, data) for e in exc.errors()]
         raise ConfigError(f"{source}: invalid config\n  " + "\n  ".join(lines)) from None
     except ValueError as exc:  # SpaceError / PerturbationError raised outside pydantic's wrapping
         raise ConfigError(f"{source}: {exc}") from None
