@@ -52,12 +52,19 @@ def load_into(model: nn.Module, path: str | Path) -> nn.Module:
 
 
 def build_from_import_path(architecture: str, kwargs: dict[str, Any]) -> nn.Module:
-    """Instantiate ``'package.module:Class'`` with ``kwargs``."""
+    """Instantiate ``'package.module:Class'`` with ``kwargs``; the class must be a
+    ``torch.nn.Module`` subclass (checked before anything is called)."""
     module_name, _, attr = architecture.partition(":")
     try:
         factory = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
         raise ModelLoadError(f"model.architecture '{architecture}' cannot be imported: {exc}") from None
+    if not (isinstance(factory, type) and issubclass(factory, nn.Module)):
+        what = f"class {factory.__name__}" if isinstance(factory, type) else type(factory).__name__
+        raise ModelLoadError(
+            f"model.architecture '{architecture}' is a {what}, not a torch.nn.Module subclass; "
+            "name the model's class (it is built with architecture_kwargs, then its weights are loaded)"
+        )
     try:
         return factory(**kwargs)
     except TypeError as exc:

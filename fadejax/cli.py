@@ -84,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     summarize.add_argument("--choose", action="append", default=[], metavar="MODE",
                            help="mark a failure mode to fade, as a cell index or axis=value pairs (repeatable); writes modes.json")
     summarize.add_argument("--out", help="output directory (default: RUN_DIR/report)")
+    summarize.add_argument("--trust-code", action="store_true", help=TRUST_CODE_HELP)
     restructure = commands.add_parser("restructure", help="fine-tune the audited model away from chosen modes, rediscover, write the shift report")
     restructure.add_argument("run_dir", help="a complete macroscopic run directory")
     restructure.add_argument("--modes", action="append", default=[], metavar="MODE",
@@ -101,6 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     restructure.add_argument("--option", dest="options", action="append", default=[], metavar="NAME=VALUE",
                              help="an option of the run's audit that has no flag of its own (e.g. a plugin audit's; repeatable)")
     restructure.add_argument("--out", help="output directory (default: RUN_DIR-restructured)")
+    restructure.add_argument("--trust-code", action="store_true", help=TRUST_CODE_HELP)
     landscape = commands.add_parser("landscape", help="exhaustive ground-truth failure landscape (every action x every held-out sample)")
     landscape.add_argument("--config", required=True, help="experiment YAML file (its audit's settings and space are used)")
     landscape.add_argument("--out", help="directory to save ground_truth.json in (default: runs/<config name>)")
@@ -110,6 +112,12 @@ def _parser() -> argparse.ArgumentParser:
                                 "(default PATH: OUT/recording.npz; see fadejax.recording)")
     landscape.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
+
+
+TRUST_CODE_HELP = (
+    "import and run the code the run directory's config names (an audit or model class by import path); "
+    "without it such a run directory is refused, since a shared one may name anything"
+)
 
 
 def _restructure_options() -> dict[str, tuple[type, str]]:
@@ -130,8 +138,12 @@ def _bad_input_errors() -> tuple[type[BaseException], ...]:
     from fadejax.rundir import RunDirError
     from fadejax.spaces import SpaceError
     from fadejax.summarize import SummarizeError
+    from fadejax.trust import UntrustedCodeError
 
-    errors: list[type[BaseException]] = [audits.AuditError, ConfigError, FineTuneError, LandscapeTooLarge, PerturbationError, RecordingError, RecordsError, RunDirError, SpaceError, SummarizeError]
+    errors: list[type[BaseException]] = [
+        audits.AuditError, ConfigError, FineTuneError, LandscapeTooLarge, PerturbationError, RecordingError, RecordsError,
+        RunDirError, SpaceError, SummarizeError, UntrustedCodeError,
+    ]
     if "bridges.weights" in sys.modules:
         errors.append(sys.modules["bridges.weights"].ModelLoadError)
     if "bridges.classifier" in sys.modules:
@@ -193,7 +205,7 @@ def _summarize(args: argparse.Namespace) -> int:
 
     run_dir = Path(args.run_dir)
     _Progress.enter("reading the run's config", run_dir)
-    config = read_run_config(run_dir)  # check every flag before the slow part
+    config = read_run_config(run_dir, trust_code=args.trust_code)  # check every flag before the slow part
     space = config.concept_space()
     names = list(space.names)
     wanted = args.axes.split(",") if args.axes else names[:3]
@@ -213,7 +225,7 @@ def _summarize(args: argparse.Namespace) -> int:
             raise SummarizeError(f"--fix '{text}': {name} takes one of {list(axis.values)}") from None
     cells = [parse_mode(text, config) for text in args.choose]
     _Progress.enter("summarising the run")
-    summary = load_summary(run_dir, keep=keep, fixed=fixed, top=args.top, margin=args.margin, progress=True)
+    summary = load_summary(run_dir, keep=keep, fixed=fixed, top=args.top, margin=args.margin, progress=True, trust_code=args.trust_code)
     out = Path(args.out) if args.out else run_dir / "report"
     _Progress.enter("writing the report")
     files = write_report(summary, out)
@@ -239,7 +251,7 @@ def _restructure(args: argparse.Namespace) -> int:
 
     run_dir = Path(args.run_dir)
     _Progress.enter("reading the run's config", run_dir)
-    config = read_run_config(run_dir)
+    config = read_run_config(run_dir, trust_code=args.trust_code)
     cells = [parse_mode(text, config) for text in args.modes]
     if args.modes_file:
         try:
@@ -260,7 +272,7 @@ def _restructure(args: argparse.Namespace) -> int:
             raise SummarizeError(f"--option '{assignment}' must look like NAME=VALUE")
         options[name.strip().replace("-", "_")] = yaml.safe_load(value)
     report = restructure(run_dir, cells, out, failure_weight=args.failure_weight, use_clean=not args.no_clean, epochs=args.epochs,
-                         learning_rate=args.learning_rate, options=options)
+                         learning_rate=args.learning_rate, options=options, trust_code=args.trust_code)
     from fadejax.restructure import render_markdown
 
     print(render_markdown(report))

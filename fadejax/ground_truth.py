@@ -150,8 +150,12 @@ def check_landscape_dir(config, run_dir: Path) -> str:
     run_config = Path(run_dir) / CONFIG_FILE
     if run_config.is_file():
         from fadejax.config import parse_config
+        from fadejax.trust import code_named, refuse_untrusted_code
 
-        if landscape_key(parse_config(yaml.safe_load(run_config.read_text()))) != key:
+        data = yaml.safe_load(run_config.read_text())
+        # --out may hold someone else's run: parse it only if it names no code beyond the user's config's
+        refuse_untrusted_code(data, f"'{run_dir}'", False, trusted=code_named(config.model_dump(mode="json")))
+        if landscape_key(parse_config(data)) != key:
             raise RunDirError(
                 f"'{run_dir}' holds a run with different data, model or concept space; "
                 "choose another --out for this landscape"

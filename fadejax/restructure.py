@@ -43,16 +43,17 @@ def settings_of(request: RestructureRequest) -> dict[str, Any]:
 
 def restructure(run_dir: str | Path, modes: list[int], out_dir: str | Path | None = None, *, failure_weight: float = 0.5,
                 use_clean: bool = True, epochs: int | None = None, learning_rate: float | None = None, radius: int = 3,
-                options: dict[str, Any] | None = None, progress: bool = True) -> dict[str, Any]:
+                options: dict[str, Any] | None = None, progress: bool = True, trust_code: bool = False) -> dict[str, Any]:
     """Fade ``modes`` (cell indices) of the run in ``run_dir``; see the module docstring.
 
     ``epochs`` and ``learning_rate`` default to the audit's fine-tuner's (the paper's
     values); ``options`` are the audit's own settings (e.g. ``{"lora_data": DIR}`` for a
     text-to-image run, ``{"train_articles": N}`` for a summarizer), named by its
-    :attr:`~fadejax.audits.Audit.restructure_options`.
+    :attr:`~fadejax.audits.Audit.restructure_options`. ``trust_code``: open a run directory
+    whose config names code to import (see :mod:`fadejax.trust`).
     """
     run_dir = Path(run_dir)
-    config = read_run_config(run_dir)
+    config = read_run_config(run_dir, trust_code)
     audit = config.audit
     if config.mode != "macro":
         raise SummarizeError("restructure works on macroscopic runs (modes are cells)")

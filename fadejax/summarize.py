@@ -35,6 +35,7 @@ from fadejax.records import RECORDS_FILE, sparse_counts
 from fadejax.rundir import CONFIG_FILE, read_status
 from fadejax.spaces import format_value
 from fadejax.task import AuditTask, build_task
+from fadejax.trust import UntrustedCodeError, refuse_untrusted_code
 
 
 class SummarizeError(ValueError):
@@ -84,15 +85,23 @@ class RunSummaryData:
             return np.where(self.view_visits > 0, self.view_failures / np.maximum(self.view_visits, 1), np.nan)
 
 
-def read_run_config(run_dir: Path) -> ExperimentConfig:
-    """The config of a run directory, with a clear error if it is missing or corrupt."""
+def read_run_config(run_dir: Path, trust_code: bool = False) -> ExperimentConfig:
+    """The config of a run directory, with a clear error if it is missing or corrupt.
+
+    A run directory may come from someone else: a config naming code to import (an
+    audit or model class by import path) is refused unless ``trust_code``
+    (:mod:`fadejax.trust`), before anything is imported."""
     if not run_dir.is_dir():
         raise SummarizeError(f"run directory '{run_dir}' does not exist")
     path = run_dir / CONFIG_FILE
     if not path.is_file():
         raise SummarizeError(f"'{run_dir}' is not a fadejax run directory (no {CONFIG_FILE})")
     try:
-        return parse_config(yaml.safe_load(path.read_text()), source=str(path))
+        data = yaml.safe_load(path.read_text())
+        refuse_untrusted_code(data, f"run directory '{run_dir}'", trust_code)
+        return parse_config(data, source=str(path))
+    except UntrustedCodeError as exc:
+        raise SummarizeError(str(exc)) from None
     except (yaml.YAMLError, ConfigError) as exc:
         raise SummarizeError(f"'{path}' is corrupt: {exc}") from None
 
@@ -191,14 +200,14 @@ def minimal_description(cell: int, rate_of, config: ExperimentConfig, neutral: l
     return {"rate": base, "checks": checks, "needed": needed, "text": text}
 
 
-def load_summary(run_dir: str | Path, *, keep: list[int] | None = None, fixed: dict[int, int] | None = None, top: int = 10, margin: float = 0.1, per_cell: int = 6, radii: int = 3, task: AuditTask | None = None, progress: bool = False) -> RunSummaryData:
+def load_summary(run_dir: str | Path, *, keep: list[int] | None = None, fixed: dict[int, int] | None = None, top: int = 10, margin: float = 0.1, per_cell: int = 6, radii: int = 3, task: AuditTask | None = None, progress: bool = False, trust_code: bool = False) -> RunSummaryData:
     """Everything the report shows, from ``run_dir``; see the module docstring.
 
     ``keep`` (default: the first three axes) and ``fixed`` (``{axis: value index}``) choose
     the view; every landscape is reduced to it without building the product space.
     """
     run_dir = Path(run_dir)
-    config = read_run_config(run_dir)
+    config = read_run_config(run_dir, trust_code)
     space = config.concept_space()
     keep = list(range(min(3, space.num_axes))) if keep is None else list(keep)
     fixed = dict(fixed or {})

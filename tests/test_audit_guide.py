@@ -90,7 +90,7 @@ def test_the_report_lists_a_plugin_audits_record_fields_as_text(workdir, clean_r
         discover(config, workdir / "run", progress=False)
     finally:
         tabular.TabularTask.evaluate = evaluate
-    files = write_report(load_summary(workdir / "run"), workdir / "run" / "report")
+    files = write_report(load_summary(workdir / "run", trust_code=True), workdir / "run" / "report")
     page, errors = open_at_first_failing_point(browser, files)
     shown = page.locator("#failures figure.failure.fields").first.inner_text()
     assert "p_true: " in shown and "predicted: " in shown and hostile in shown  # the fields, as text ...
@@ -123,7 +123,7 @@ def test_an_audit_without_restructure_refuses_it_in_one_line(workdir, clean_regi
     (workdir / "fixed.yaml").write_text("task: tabular-fixed\nname: fixed\n")
     assert main(["discover", "--config", "fixed.yaml", "--out", "runs/fixed", *TINY]) == 0
     capsys.readouterr()
-    assert main(["restructure", "runs/fixed", "--top", "1"]) == EXIT_BAD_INPUT
+    assert main(["restructure", "runs/fixed", "--top", "1", "--trust-code"]) == EXIT_BAD_INPUT
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "has no restructure" in err and len(err.strip().splitlines()) == 1
 

@@ -85,6 +85,13 @@ class Audit:
     finetune_specs: ClassVar[dict[str, str]] = {}
 
     # -- configuration --------------------------------------------------------------
+    def code_named(self, data: dict[str, Any]) -> list[tuple[str, str]]:
+        """``(dotted field, what it names)`` for each field of a raw config (the YAML mapping,
+        not yet parsed) that makes this audit import or call code outside fadejax's own
+        registries, e.g. a model class given as ``"package.module:Class"``. A run
+        directory naming any is opened only with ``--trust-code`` (:mod:`fadejax.trust`)."""
+        return []
+
     def default_axes(self) -> list[dict[str, Any]] | None:
         """The concept axes a config of this audit gets when it has no ``space`` section
         (``[{"name": ..., "values": [...]}, ...]``), or ``None`` for the core's default."""

@@ -30,6 +30,12 @@ class ImageAudit(Audit):
     restructure_defaults = (5, 1e-3)  # the paper's: 5 epochs, SGD lr 1e-3, final layer only
     finetune_specs = {"classifier": "fadejax.audits.image.finetune_spec:ClassifierSpec"}
 
+    def code_named(self, data: dict[str, Any]) -> list[tuple[str, str]]:
+        model = data.get("model")
+        if isinstance(model, dict) and model.get("source") == "file" and model.get("architecture"):
+            return [("model.architecture", str(model["architecture"]))]  # imported and called to build the model
+        return []
+
     def default_axes(self) -> list[dict[str, Any]]:
         return [dict(axis) for axis in DEFAULT_AXES]
 
