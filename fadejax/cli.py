@@ -131,7 +131,7 @@ def _restructure_options() -> dict[str, tuple[type, str]]:
 def _bad_input_errors() -> tuple[type[BaseException], ...]:
     from fadejax.config import ConfigError
     from fadejax.finetune import FineTuneError
-    from fadejax.ground_truth import LandscapeTooLarge
+    from fadejax.ground_truth import GroundTruthError, LandscapeTooLarge
     from fadejax.perturbations import PerturbationError
     from fadejax.recording import RecordingError
     from fadejax.records import RecordsError
@@ -141,7 +141,7 @@ def _bad_input_errors() -> tuple[type[BaseException], ...]:
     from fadejax.trust import UntrustedCodeError
 
     errors: list[type[BaseException]] = [
-        audits.AuditError, ConfigError, FineTuneError, LandscapeTooLarge, PerturbationError, RecordingError, RecordsError,
+        audits.AuditError, ConfigError, FineTuneError, GroundTruthError, LandscapeTooLarge, PerturbationError, RecordingError, RecordsError,
         RunDirError, SpaceError, SummarizeError, UntrustedCodeError,
     ]
     if "bridges.weights" in sys.modules:
@@ -247,18 +247,14 @@ def _restructure(args: argparse.Namespace) -> int:
 
     from fadejax.records import RECORDS_FILE, top_observed_cells
     from fadejax.restructure import restructure
-    from fadejax.summarize import SummarizeError, parse_mode, read_run_config
+    from fadejax.summarize import SummarizeError, parse_mode, read_modes_file, read_run_config
 
     run_dir = Path(args.run_dir)
     _Progress.enter("reading the run's config", run_dir)
     config = read_run_config(run_dir, trust_code=args.trust_code)
     cells = [parse_mode(text, config) for text in args.modes]
     if args.modes_file:
-        try:
-            chosen = json.loads(Path(args.modes_file).read_text())["modes"]
-            cells += [parse_mode(str(int(m["cell"])), config) for m in chosen]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise SummarizeError(f"--modes-file '{args.modes_file}' is not a modes.json export: {exc}") from None
+        cells += read_modes_file(args.modes_file, config)
     if not cells and args.top > 0:
         cells = [row["cell"] for row in top_observed_cells(run_dir / RECORDS_FILE, args.top)]
     if not cells:

@@ -152,7 +152,9 @@ class ExperimentConfig(Strict):
         if isinstance(data, dict):  # a searcher section that names no kind gets the default for the mode
             searcher = data.get("searcher") or {}
             if isinstance(searcher, dict) and "kind" not in searcher:
-                data = {**data, "searcher": {**searcher, "kind": DEFAULT_SEARCHER[data.get("mode", "macro") if data.get("mode") in DEFAULT_SEARCHER else "macro"]}}
+                mode = data.get("mode")
+                kind = DEFAULT_SEARCHER[mode] if isinstance(mode, str) and mode in DEFAULT_SEARCHER else DEFAULT_SEARCHER["macro"]
+                data = {**data, "searcher": {**searcher, "kind": kind}}
         return data
 
     @pydantic.model_validator(mode="after")
@@ -232,7 +234,8 @@ def _describe(error: dict[str, Any], model: type[pydantic.BaseModel], data: dict
     if not location:  # a whole-config check names its own field (e.g. "space.axes.1: ...")
         return message
     searcher = data.get("searcher") if isinstance(data.get("searcher"), dict) else {}
-    kind = searcher.get("kind") or DEFAULT_SEARCHER.get(str(data.get("mode", "macro")), DEFAULT_SEARCHER["macro"])
+    kind = searcher.get("kind") if isinstance(searcher.get("kind"), str) else None
+    kind = kind or DEFAULT_SEARCHER.get(str(data.get("mode", "macro")), DEFAULT_SEARCHER["macro"])
     if error["type"] == "extra_forbidden" and error["loc"][0] == "searcher" and kind in SEARCHERS:
         # the section is a dict, checked by its kind's own model
         return f"{location}: unknown field for searcher '{kind}'; its fields: {sorted(SEARCHERS[kind][0].model_fields)}"

@@ -169,15 +169,46 @@ def load_or_compute(config, run_dir: Path, task_factory, progress: bool = True) 
 
     Returns ``(rates (num_actions,), statistics, reused)``.
     """
-    path = Path(run_dir) / GROUND_TRUTH_FILE
     key = check_landscape_dir(config, run_dir)
-    if path.is_file():
-        stored = json.loads(path.read_text())
-        if stored.get("key") == key:
-            return np.asarray(stored["failure_rates"]), stored["statistics"], True
+    stored = read_ground_truth(Path(run_dir) / GROUND_TRUTH_FILE, key, config.concept_space().num_actions)
+    if stored is not None:
+        # The figures shown are recomputed from the rates; only the two facts about the model are read back.
+        rates, saved = stored
+        stats = landscape_statistics(rates, config.concept_space())
+        for fact in ("clean_accuracy", "held_out_samples"):
+            stats[fact] = saved.get(fact) if type(saved.get(fact)) in (int, float) else None
+        return rates, stats, True
     task = task_factory()
     rates = failure_landscape(task, progress=progress)
     return rates, save_ground_truth(config, run_dir, rates, task), False
+
+
+class GroundTruthError(ValueError):
+    """A ground-truth file is unreadable or does not hold a landscape."""
+
+
+def read_ground_truth(path: Path, key: str, num_actions: int) -> tuple[np.ndarray, dict] | None:
+    """``(rates (num_actions,), statistics)`` from a ground-truth file made for landscape
+    ``key``; ``None`` if there is no file or it was made for another landscape.
+    :class:`GroundTruthError` names the file if it is corrupt."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        stored = json.loads(path.read_bytes())
+    except ValueError as exc:  # bad JSON or bytes that are not UTF-8
+        raise GroundTruthError(f"'{path}' is not a ground-truth file ({exc}); delete it to compute the landscape again") from None
+    if not isinstance(stored, dict) or not isinstance(stored.get("statistics"), dict):
+        raise GroundTruthError(f"'{path}' is not a ground-truth file (no statistics); delete it to compute the landscape again")
+    if stored.get("key") != key:
+        return None
+    rates = stored.get("failure_rates")
+    valid = isinstance(rates, list) and len(rates) == num_actions and all(type(r) in (int, float) and 0.0 <= r <= 1.0 for r in rates)
+    if not valid:
+        raise GroundTruthError(
+            f"'{path}' does not hold {num_actions} failure rates in [0, 1]; delete it to compute the landscape again"
+        )
+    return np.asarray(rates, np.float64), stored["statistics"]
 
 
 def save_ground_truth(config, run_dir: Path, rates: np.ndarray, task: AuditTask) -> dict:

@@ -140,20 +140,29 @@ def load_recording(path: str | Path, expect_key: str | None = None) -> Recording
     missing = {"failed", "reward", "observations", "meta"} - set(arrays)
     if missing:
         raise RecordingError(f"recording '{path}' lacks {sorted(missing)}; it is not a fadejax recording")
-    meta = json.loads(str(arrays["meta"]))
+    try:
+        meta = json.loads(str(arrays["meta"])) if arrays["meta"].ndim == 0 else None
+    except ValueError:
+        meta = None
+    if not isinstance(meta, dict):
+        raise RecordingError(f"recording '{path}' has no readable 'meta' (a JSON object); it is not a fadejax recording")
     if meta.get("format") != FORMAT:
         raise RecordingError(f"recording '{path}' has format {meta.get('format')!r}; this fadejax reads {FORMAT!r}")
     failed, reward, obs = arrays["failed"], arrays["reward"], arrays["observations"]
     n, a = failed.shape if failed.ndim == 2 else (-1, -1)
+    sizes = meta.get("sizes")
+    sizes_ok = isinstance(sizes, list) and bool(sizes) and all(type(size) is int and size >= 2 for size in sizes)
     shapes_ok = (failed.dtype == bool and failed.ndim == 2 and reward.shape == failed.shape and obs.ndim == 2 and obs.shape[0] == n
-                 and int(np.prod(meta.get("sizes", [0]))) == a)
+                 and sizes_ok and int(np.prod(sizes)) == a and reward.dtype.kind == "f" and obs.dtype.kind == "f")
+    micro_base = arrays.get("micro_base")
+    shapes_ok = shapes_ok and (micro_base is None or (micro_base.shape == failed.shape and micro_base.dtype.kind == "f"))
     if not shapes_ok:
         raise RecordingError(f"recording '{path}' is inconsistent: failed {failed.shape}, reward {reward.shape}, observations "
                              f"{obs.shape}, sizes {meta.get('sizes')}; record it again")
     if expect_key is not None and meta.get("key") != expect_key:
         raise RecordingError(f"recording '{path}' was made for other data, model or concept space (key {meta.get('key')}, "
                              f"this config's is {expect_key}); record this config with `fadejax landscape --record`")
-    return Recording(failed, reward, obs, meta, arrays.get("micro_base"))
+    return Recording(failed, reward, obs, meta, micro_base)
 
 
 def replay(config, path: str | Path) -> "RecordedTask":

@@ -208,20 +208,32 @@ class BackgroundRecordWriter:
 
 
 def read_records(path: Path) -> Iterator[dict]:
-    """Yield every complete record of a run's ``records.jsonl``."""
+    """Yield every complete record of a run's ``records.jsonl`` (a final line without its
+    newline, cut off by a kill, is skipped); :class:`RecordsError` names a line that is
+    not a JSON object."""
     with open(path, "rb") as f:
-        for line in f:
-            if line.endswith(b"\n"):
-                yield json.loads(line)
+        for number, line in enumerate(f, 1):
+            if not line.endswith(b"\n"):
+                return
+            try:
+                record = json.loads(line)
+            except ValueError:  # bad JSON or bytes that are not UTF-8
+                record = None
+            if not isinstance(record, dict):
+                raise RecordsError(f"'{path}' line {number} is not a record: {line[:80]!r}")
+            yield record
 
 
 def cell_statistics(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sparse per-cell statistics of a records file: ``(cells, visits, failures)``, each
     ``(V,)`` int64 over the ``V`` visited cells (sorted), whatever the size of the space."""
     cells, failed = [], []
-    for record in read_records(path):
-        cells.append(record["cell"])
-        failed.append(record["failed"])
+    for number, record in enumerate(read_records(path), 1):
+        cell, fail = record.get("cell"), record.get("failed")
+        if type(cell) is not int or cell < 0 or type(fail) is not bool:
+            raise RecordsError(f"'{path}' record {number} has no valid cell (an integer >= 0) and failed flag (true or false)")
+        cells.append(cell)
+        failed.append(fail)
     return sparse_counts(np.asarray(cells, np.int64), np.asarray(failed, bool))
 
 

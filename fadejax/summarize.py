@@ -29,7 +29,7 @@ from fadejax import metrics
 from fadejax.barycenters import barycenter
 from fadejax.config import ConfigError, ExperimentConfig, parse_config
 from fadejax.estimates import cell_estimates
-from fadejax.ground_truth import GROUND_TRUTH_FILE, failure_rates, landscape_key
+from fadejax.ground_truth import GROUND_TRUTH_FILE, GroundTruthError, failure_rates, landscape_key, read_ground_truth
 from fadejax.landscapes import check_view, dense_view_mean, grouped_sum, pooled_cells, view_shape
 from fadejax.records import RECORDS_FILE, sparse_counts
 from fadejax.rundir import CONFIG_FILE, read_status
@@ -102,7 +102,7 @@ def read_run_config(run_dir: Path, trust_code: bool = False) -> ExperimentConfig
         return parse_config(data, source=str(path))
     except UntrustedCodeError as exc:
         raise SummarizeError(str(exc)) from None
-    except (yaml.YAMLError, ConfigError) as exc:
+    except (yaml.YAMLError, ConfigError, UnicodeDecodeError) as exc:
         raise SummarizeError(f"'{path}' is corrupt: {exc}") from None
 
 
@@ -123,11 +123,11 @@ def _read_records(run_dir: Path, num_actions: int, per_cell: int) -> tuple[np.nd
                 break  # a final line cut off by a kill: the checkpointed part is complete
             try:
                 record = json.loads(line)
-                cell = int(record["cell"])
-                sample = int(record["sample"])
-                failed = bool(record["failed"])
+                cell, sample, failed = record["cell"], record["sample"], record["failed"]
             except (ValueError, KeyError, TypeError):
                 raise SummarizeError(f"'{path}' line {number} is corrupt: {line[:80]!r}") from None
+            if type(cell) is not int or type(sample) is not int or type(failed) is not bool:
+                raise SummarizeError(f"'{path}' line {number} is corrupt: cell and sample must be integers, failed true or false")
             if not 0 <= cell < num_actions:
                 raise SummarizeError(f"'{path}' line {number} names cell {cell}, outside this run's {num_actions} cells")
             all_cells.append(cell)
@@ -243,13 +243,14 @@ def load_summary(run_dir: str | Path, *, keep: list[int] | None = None, fixed: d
 
     truth = None
     cache: dict[int, float] = {}
-    truth_path = run_dir / GROUND_TRUTH_FILE
-    if truth_path.is_file():
-        stored = json.loads(truth_path.read_text())
-        if stored.get("key") == landscape_key(config):
-            rates = np.asarray(stored["failure_rates"])
-            truth = dense_view_mean(rates, space.sizes, keep, fixed)
-            cache = dict(enumerate(rates.tolist()))  # modes are then checked against the exhaustive truth, not re-queried
+    try:
+        stored = read_ground_truth(run_dir / GROUND_TRUTH_FILE, landscape_key(config), space.num_actions)
+    except GroundTruthError as exc:
+        raise SummarizeError(str(exc)) from None
+    if stored is not None:
+        rates = stored[0]
+        truth = dense_view_mean(rates, space.sizes, keep, fixed)
+        cache = dict(enumerate(rates.tolist()))  # modes are then checked against the exhaustive truth, not re-queried
 
     def rate_of(query: np.ndarray) -> np.ndarray:
         missing = [int(c) for c in query if int(c) not in cache]
@@ -325,6 +326,19 @@ def load_summary(run_dir: str | Path, *, keep: list[int] | None = None, fixed: d
         barycenters=centers, examples=shown, entropy=metrics.failure_entropy(failed_cells, space.num_actions), notes=notes,
         kind="recorded" if task.kind == "recorded" else config.audit.example_view, attributes=config.audit.summary_extras(run_dir, config),
     )
+
+
+def read_modes_file(path: str | Path, config: ExperimentConfig) -> list[int]:
+    """The cells of a ``modes.json`` export (``{"modes": [{"cell": int, ...}, ...]}``), each
+    checked against the run's space; :class:`SummarizeError` names the file otherwise."""
+    try:
+        chosen = json.loads(Path(path).read_bytes())["modes"]
+        cells = [m["cell"] for m in chosen]
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+        raise SummarizeError(f"--modes-file '{path}' is not a modes.json export: {type(exc).__name__}: {exc}") from None
+    if not isinstance(chosen, list) or any(type(cell) is not int for cell in cells):
+        raise SummarizeError(f"--modes-file '{path}' is not a modes.json export: 'modes' must list objects with an integer 'cell'")
+    return [parse_mode(str(cell), config) for cell in cells]
 
 
 def parse_mode(text: str, config: ExperimentConfig) -> int:
