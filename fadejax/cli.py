@@ -138,11 +138,11 @@ def _bad_input_errors() -> tuple[type[BaseException], ...]:
     from fadejax.rundir import RunDirError
     from fadejax.spaces import SpaceError
     from fadejax.summarize import SummarizeError
-    from fadejax.trust import UntrustedCodeError
+    from fadejax.trust import UnsafeOutputError, UntrustedCodeError
 
     errors: list[type[BaseException]] = [
         audits.AuditError, ConfigError, FineTuneError, GroundTruthError, LandscapeTooLarge, PerturbationError, RecordingError, RecordsError,
-        RunDirError, SpaceError, SummarizeError, UntrustedCodeError,
+        RunDirError, SpaceError, SummarizeError, UnsafeOutputError, UntrustedCodeError,
     ]
     if "bridges.weights" in sys.modules:
         errors.append(sys.modules["bridges.weights"].ModelLoadError)
@@ -202,10 +202,12 @@ def _summarize(args: argparse.Namespace) -> int:
     from fadejax.figures import write_figures
     from fadejax.report import write_report
     from fadejax.summarize import SummarizeError, load_summary, modes_document, parse_mode, read_run_config
+    from fadejax.trust import refuse_links
 
     run_dir = Path(args.run_dir)
     _Progress.enter("reading the run's config", run_dir)
     config = read_run_config(run_dir, trust_code=args.trust_code)  # check every flag before the slow part
+    refuse_links(Path(args.out) if args.out else run_dir / "report")
     space = config.concept_space()
     names = list(space.names)
     wanted = args.axes.split(",") if args.axes else names[:3]

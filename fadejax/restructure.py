@@ -20,6 +20,7 @@ from fadejax.config import ExperimentConfig
 from fadejax.run import discover
 from fadejax.rundir import STATUS_FILE, read_status, write_json_atomic
 from fadejax.summarize import SummarizeError, read_run_config
+from fadejax.trust import refuse_links
 
 SHIFT_REPORT = "shift_report.json"
 
@@ -76,11 +77,15 @@ def restructure(run_dir: str | Path, modes: list[int], out_dir: str | Path | Non
                                  failure_weight=failure_weight, use_clean=use_clean, radius=radius, options=options, progress=progress)
     audit.check_restructure(config, request)
     out = Path(out_dir) if out_dir else run_dir.parent / f"{run_dir.name}-restructured"
+    refuse_links(out)
     settings = {**settings_of(request), **{name: options.get(name) for name in audit.restructure_options}}
     done = out / SHIFT_REPORT
     if done.is_file():
-        previous = json.loads(done.read_text())
-        same = [m["cell"] for m in previous["modes"]] == list(modes) and previous.get("request") == settings
+        try:
+            previous = json.loads(done.read_bytes())
+            same = [m["cell"] for m in previous["modes"]] == list(modes) and previous.get("request") == settings
+        except (ValueError, KeyError, TypeError):  # not a shift report fadejax wrote
+            same = False
         if not same:
             raise SummarizeError(f"'{out}' holds a restructure of other modes or settings; choose another --out")
         if progress:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from fadejax.records import RECORDS_FILE, sparse_counts
 from fadejax.rundir import CONFIG_FILE, read_status
 from fadejax.spaces import format_value
 from fadejax.task import AuditTask, build_task
-from fadejax.trust import UntrustedCodeError, refuse_untrusted_code
+from fadejax.trust import UntrustedCodeError, paths_outside, refuse_untrusted_code
 
 
 class SummarizeError(ValueError):
@@ -85,12 +86,16 @@ class RunSummaryData:
             return np.where(self.view_visits > 0, self.view_failures / np.maximum(self.view_visits, 1), np.nan)
 
 
+_NOTED: set[Path] = set()  # run directories whose outside paths were listed already (once per process)
+
+
 def read_run_config(run_dir: Path, trust_code: bool = False) -> ExperimentConfig:
     """The config of a run directory, with a clear error if it is missing or corrupt.
 
     A run directory may come from someone else: a config naming code to import (an
     audit or model class by import path) is refused unless ``trust_code``
-    (:mod:`fadejax.trust`), before anything is imported."""
+    (:mod:`fadejax.trust`), before anything is imported; paths it names outside the run
+    directory (weights, data, models) are listed on stderr before anything reads them."""
     if not run_dir.is_dir():
         raise SummarizeError(f"run directory '{run_dir}' does not exist")
     path = run_dir / CONFIG_FILE
@@ -99,11 +104,17 @@ def read_run_config(run_dir: Path, trust_code: bool = False) -> ExperimentConfig
     try:
         data = yaml.safe_load(path.read_text())
         refuse_untrusted_code(data, f"run directory '{run_dir}'", trust_code)
-        return parse_config(data, source=str(path))
+        config = parse_config(data, source=str(path))
     except UntrustedCodeError as exc:
         raise SummarizeError(str(exc)) from None
     except (yaml.YAMLError, ConfigError, UnicodeDecodeError) as exc:
         raise SummarizeError(f"'{path}' is corrupt: {exc}") from None
+    outside = paths_outside(data, run_dir)
+    if outside and run_dir.resolve() not in _NOTED:  # a shared run directory: say what it will read before it is read
+        _NOTED.add(run_dir.resolve())
+        listing = "; ".join(f"{field}: {value}" for field, value in outside)
+        print(f"note: run directory '{run_dir}' reads files outside it: {listing}", file=sys.stderr)
+    return config
 
 
 def _read_records(run_dir: Path, num_actions: int, per_cell: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, list[dict]], int, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:

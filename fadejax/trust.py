@@ -10,6 +10,7 @@ outside fadejax's registries is listed, and the command refuses unless the user 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fadejax import audits
@@ -46,3 +47,44 @@ def refuse_untrusted_code(data: Any, source: str, trust_code: bool, trusted: lis
             f"{source} names code that opening it would import and run ({listing}); fadejax runs code "
             "named by a run directory only with --trust-code: pass it if you trust where this run directory came from"
         )
+
+
+def inside(base: Path, name: str) -> Path | None:
+    """``base / name`` if it stays inside ``base`` once resolved (no ``..``, absolute path
+    or symbolic link leading out), else ``None``."""
+    base = Path(base).resolve()
+    target = (base / name).resolve()
+    return target if target != base and target.is_relative_to(base) else None
+
+
+def paths_outside(data: dict[str, Any], run_dir: Path) -> list[tuple[str, str]]:
+    """``(field, path)`` for each path a raw run config names that lies outside ``run_dir``
+    (relative paths count from the working directory, as fadejax reads them)."""
+    if not isinstance(data, dict):
+        return []
+    named = [("recording", data["recording"])] if isinstance(data.get("recording"), str) and data["recording"] else []
+    task = data.get("task", audits.DEFAULT)
+    if isinstance(task, str) and ":" not in task:
+        try:
+            named += audits.get(task).paths_named(data)
+        except audits.AuditError:
+            pass
+    run_dir = Path(run_dir).resolve()
+    return [(field, path) for field, path in named if not Path(path).expanduser().resolve().is_relative_to(run_dir)]
+
+
+def refuse_links(out: Path) -> None:
+    """:class:`UntrustedCodeError`'s sibling for outputs: refuse to write into ``out`` if it,
+    or anything already in it, is a symbolic link (a shared run directory's ``report`` could
+    point anywhere, and writing would follow it)."""
+    out = Path(out)
+    links = [p for p in ([out] + (list(out.rglob("*")) if out.is_dir() and not out.is_symlink() else [])) if p.is_symlink()]
+    if links:
+        raise UnsafeOutputError(
+            f"output directory '{out}' holds symbolic links ({', '.join(str(p) for p in links[:3])}); fadejax does not write "
+            "through links it did not make: remove them or choose another --out"
+        )
+
+
+class UnsafeOutputError(ValueError):
+    """An output directory holds symbolic links that writing would follow."""

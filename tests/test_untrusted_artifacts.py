@@ -103,3 +103,39 @@ def test_code_named_lists_every_import_path_and_nothing_else():
     assert code_named({"model": {"source": "file", "architecture": "pkg.nets:Net"}}) == [("model.architecture", "pkg.nets:Net")]
     assert code_named({"model": {"source": "embedded", "architecture": "digits_lenet"}}) == []
     assert code_named({"task": "text", "text": {"model_path": "/models/t5"}}) == []
+
+
+def test_paths_a_shared_run_directory_reads_outside_it_are_listed_before_use(tmp_path, capsys):
+    from fadejax.summarize import read_run_config
+
+    run = _shared_run(tmp_path, model__source="file", model__architecture="bridges.digits_cnn:DigitsCNN",
+                      model__weights="/elsewhere/weights.pt", data__source="npz", data__path="../../data/held_out.npz")
+    read_run_config(run, trust_code=True)
+    note = capsys.readouterr().err
+    assert note.startswith("note: run directory") and "model.weights: /elsewhere/weights.pt" in note and "data.path: ../../data/held_out.npz" in note
+
+
+def test_a_record_naming_a_file_outside_the_run_directory_is_not_read(tmp_path):
+    from fadejax.audits import get
+    from fadejax.trust import inside
+
+    run = tmp_path / "run"
+    (run / "images").mkdir(parents=True)
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(b"not for the report")
+    examples = [(0, {"image": str(secret)}), (1, {"image": "../../secret.png"}), (2, {"image": "../secret.png"})]
+    get("prompt").attach_examples(None, examples, run)
+    assert [record["image"] for _, record in examples] == [str(secret), "../../secret.png", "../secret.png"]
+    assert inside(run / "images", "a/b.png") == (run / "images" / "a" / "b.png").resolve()
+    assert inside(run / "images", "../x.png") is None and inside(run / "images", "/etc/passwd") is None
+
+
+def test_summarize_does_not_write_through_a_link_a_shared_run_directory_holds(tmp_path, capsys):
+    run = _shared_run(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (run / "report").symlink_to(elsewhere, target_is_directory=True)
+    assert main(["summarize", str(run)]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "symbolic links" in err[0] and "report" in err[0]
+    assert list(elsewhere.iterdir()) == []

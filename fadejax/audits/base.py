@@ -23,6 +23,17 @@ if TYPE_CHECKING:
     from fadejax.task import AuditTask
 
 
+def section_paths(data: dict[str, Any], fields: dict[str, tuple[str, ...]]) -> list[tuple[str, str]]:
+    """``(section.field, value)`` for each non-empty string at ``fields`` (``{section: (field, ...)}``)
+    of a raw config: the paths an audit's :meth:`Audit.paths_named` lists."""
+    found = []
+    for section, names in fields.items():
+        values = data.get(section)
+        if isinstance(values, dict):
+            found += [(f"{section}.{name}", values[name]) for name in names if isinstance(values.get(name), str) and values[name]]
+    return found
+
+
 class AuditError(ValueError):
     """An audit is unknown, cannot be loaded, or cannot do what was asked (e.g. it has no
     restructure). The CLI prints it as one ``error:`` line and exits 2."""
@@ -90,6 +101,12 @@ class Audit:
         not yet parsed) that makes this audit import or call code outside fadejax's own
         registries, e.g. a model class given as ``"package.module:Class"``. A run
         directory naming any is opened only with ``--trust-code`` (:mod:`fadejax.trust`)."""
+        return []
+
+    def paths_named(self, data: dict[str, Any]) -> list[tuple[str, str]]:
+        """``(dotted field, path)`` for each file or directory a raw config of this audit
+        reads (weights, data, models), so that a shared run directory's outside paths can
+        be reported before they are used (:func:`fadejax.trust.paths_outside`)."""
         return []
 
     def default_axes(self) -> list[dict[str, Any]] | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fadejax.audits.base import Audit, RestructureRequest
+from fadejax.audits.base import Audit, RestructureRequest, section_paths
 from fadejax.audits.image.config import DataConfig, ModelConfig, ObservationConfig, RewardConfig
 
 #: Chosen on the embedded digits CNN so that a uniformly random cell rarely fails while
@@ -35,6 +35,9 @@ class ImageAudit(Audit):
         if isinstance(model, dict) and model.get("source") == "file" and model.get("architecture"):
             return [("model.architecture", str(model["architecture"]))]  # imported and called to build the model
         return []
+
+    def paths_named(self, data: dict[str, Any]) -> list[tuple[str, str]]:
+        return section_paths(data, {"data": ("path",), "model": ("weights",)})
 
     def default_axes(self) -> list[dict[str, Any]]:
         return [dict(axis) for axis in DEFAULT_AXES]

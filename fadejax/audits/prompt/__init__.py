@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fadejax.audits.base import Audit, AuditError, RestructureRequest
+from fadejax.audits.base import Audit, AuditError, RestructureRequest, section_paths
 from fadejax.audits.prompt.config import PromptConfig
 
 
@@ -22,6 +22,9 @@ class PromptAudit(Audit):
     restructure_defaults = (4, 1e-4)
     restructure_options = {"lora_data": (str, "text-to-image runs: captioned images to train the LoRA adapter on (DIR)")}
     finetune_specs = {"lora": "fadejax.audits.prompt.finetune_spec:LoraSpec"}
+
+    def paths_named(self, data: dict[str, Any]) -> list[tuple[str, str]]:
+        return section_paths(data, {"prompt": ("pipeline", "lora", "clip")})
 
     def default_axes(self) -> list[dict[str, Any]]:
         from fadejax.audits.prompt.prompts import DEFAULT_AXES
@@ -52,10 +55,16 @@ class PromptAudit(Audit):
 
         from fadejax.summarize import png_base64
 
+        from fadejax.trust import inside
+
         for _, record in examples:
-            path = run_dir / "images" / record["image"]
-            if path.is_file():
+            path = inside(run_dir / "images", str(record.get("image", "")))  # a shared record may name any file
+            if path is None or not path.is_file():
+                continue
+            try:
                 record["image"] = png_base64(np.asarray(Image.open(path).convert("RGB"), np.float32) / 255.0, scale=1)
+            except (OSError, ValueError):  # not an image: the report shows its name
+                continue
 
     def summary_extras(self, run_dir: Path, config) -> dict[str, Any]:
         """The bias measure: how many images of each zero-shot attribute, and the

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fadejax.audits.base import Audit, AuditError, RestructureRequest
+from fadejax.audits.base import Audit, AuditError, RestructureRequest, section_paths
 from fadejax.audits.text.config import TextConfig
 
 #: what a text landscape does not depend on: how fast and where it is computed, and what
@@ -23,6 +23,11 @@ class TextAudit(Audit):
     restructure_defaults = (3, 2e-5)  # the paper's Appendix D.2
     restructure_options = {"train_articles": (int, "summarizer runs: training articles edited under each mode (default 600)")}
     finetune_specs = {"seq2seq": "fadejax.audits.text.finetune_spec:Seq2SeqSpec"}
+
+    def paths_named(self, data: dict[str, Any]) -> list[tuple[str, str]]:
+        text = data.get("text") if isinstance(data.get("text"), dict) else {}
+        named = section_paths(data, {"text": ("path", "embedder")})
+        return named + ([("text.model", text["model"])] if isinstance(text.get("model"), str) and text["model"] != "tiny" else [])
 
     def default_axes(self) -> list[dict[str, Any]]:
         from fadejax.audits.text import edits
