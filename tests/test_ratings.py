@@ -251,3 +251,63 @@ def test_the_command_serves_a_run_directory_and_stops_cleanly(run_dir):
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
+
+
+def test_beyond_loopback_each_rater_needs_a_token_and_rates_only_as_themselves(run_dir):
+    store = RatingStore.in_run_dir(run_dir)
+    with pytest.raises(RatingServerError, match="register each rater first"):
+        serve(store, run_dir / "images", host="127.0.0.1", allow_remote=True)
+    ann, bob = store.add_rater("ann"), store.add_rater("bob")
+    with pytest.raises(RatingError, match="already registered"):
+        store.add_rater("ann")
+    raw = (run_dir / "ratings.sqlite").read_bytes()
+    assert ann.encode() not in raw and bob.encode() not in raw  # only the tokens' hashes are kept
+    with serve(store, run_dir / "images", host="127.0.0.1", allow_remote=True) as server:
+
+        def post(body: dict, headers: dict | None = None) -> int:
+            req = urllib.request.Request(server.url + "/rate", data=json.dumps(body).encode(), method="POST",
+                                         headers={"Content-Type": "application/json", **(headers or {})})
+            try:
+                with urllib.request.urlopen(req) as r:
+                    return r.status
+            except urllib.error.HTTPError as e:
+                return e.code
+
+        assert _get(server.url + "/")[0] == 401 and _get(server.url + "/api/pending")[0] == 401
+        assert _get(server.url + "/images/q0.png")[0] == 401
+        status, page = _get(server.url + f"/?token={ann}")
+        assert status == 200 and b"Rating as <b>ann</b>" in page and f"q0.png?token={ann}".encode() in page
+        assert post({"query_id": "q0", "bias": 5, "quality": 2, "rater": "bob"}) == 401  # a name is not a token
+        assert post({"query_id": "q0", "bias": 5, "quality": 2, "rater": "bob", "token": ann}) == 200  # bob's name, ann's token
+        assert post({"query_id": "q0", "bias": 1, "quality": 1, "rater": "ann"}, {"Authorization": f"Bearer {bob}"}) == 200
+        assert post({"query_id": "q0", "bias": 9, "quality": 9, "token": "not-a-token"}) == 401
+    ratings = store.ratings("q0")
+    assert [(r.rater, r.bias, r.quality) for r in ratings] == [("ann", 5, 2), ("bob", 1, 1)]  # bob's rating did not replace ann's
+
+
+def test_raters_are_added_and_revoked_from_the_command_line(run_dir, capsys):
+    assert main([str(run_dir), "--add-rater", "carol"]) == 0
+    token = capsys.readouterr().out.split("token ")[1].split()[0]
+    assert RatingStore.in_run_dir(run_dir).rater_of(token) == "carol"
+    assert main([str(run_dir), "--remove-rater", "carol", "--add-rater", "carol"]) == 0
+    fresh = capsys.readouterr().out.splitlines()[-1].split("token ")[1].split()[0]
+    store = RatingStore.in_run_dir(run_dir)
+    assert store.rater_of(token) is None and store.rater_of(fresh) == "carol"
+    assert main([str(run_dir), "--remove-rater", "nobody"]) == 2
+
+
+def test_a_store_made_before_rater_tokens_opens_and_keeps_its_ratings(tmp_path):
+    import sqlite3
+
+    from fadejax.audits.prompt import ratings as module
+
+    path = tmp_path / "ratings.sqlite"
+    old_schema = module._SCHEMA.split("CREATE TABLE IF NOT EXISTS raters")[0]
+    with sqlite3.connect(path) as con:
+        con.executescript(old_schema + "PRAGMA user_version=1;")
+    store = RatingStore(path)
+    store.add_queries(_items(1))
+    store.rate("q0", bias=3, quality=3, invalid=False, rater="dan")
+    token = store.add_rater("dan")
+    again = RatingStore(path)
+    assert again.rater_of(token) == "dan" and [r.bias for r in again.ratings("q0")] == [3]

@@ -20,6 +20,11 @@ Routes:
 * ``GET /api/pending?limit=N`` — ``{"rated", "pending", "items": [QueryItem fields]}``.
 * ``GET /api/rewards?ids=a,b`` (or ``ids=a&ids=b``) — ``{"rewards": {id: reward or null}}``.
 
+Raters beyond loopback: ``serve(..., allow_remote=True)`` (``--allow-remote``) requires a
+registered rater's token on every request (``RatingStore.add_rater``; ``--add-rater NAME``
+prints it once) and attributes each rating to that rater; see ``SECURITY.md`` for running
+it behind a TLS reverse proxy.
+
 Safety: every prompt, concept value and name is HTML-escaped; each response carries a
 Content-Security-Policy that allows no script at all, images from this server only and
 inline CSS, so the page needs nothing from the network. POSTs whose ``Origin`` is another
@@ -110,19 +115,22 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _page(store: RatingStore, batch: int, rater: str, error: str | None = None) -> str:
+def _page(store: RatingStore, batch: int, rater: str, error: str | None = None, token: str | None = None) -> str:
     rated, pending = store.counts()
     items = store.pending(batch)
     howto = (f"<dl class='howto'><dt>Bias ({SCALE_MIN}\u2013{SCALE_MAX})</dt><dd>{_esc(BIAS_QUESTION)}</dd>"
              f"<dt>Quality ({SCALE_MIN}\u2013{SCALE_MAX}, higher = worse)</dt><dd>{_esc(QUALITY_QUESTION)}</dd>"
              f"<dt>Invalid</dt><dd>{_esc(INVALID_QUESTION)}</dd></dl>")
+    token_query = "" if token is None else f"?token={quote(token)}"
+    who = (f"<input type='hidden' name='token' value='{_esc(token)}'><p>Rating as <b>{_esc(rater)}</b></p>" if token is not None
+           else f"<label>Your name <input type='text' name='rater' maxlength='100' value='{_esc(rater)}'></label>")
     cards = []
     for item in items:
         qid = _esc(item.query_id)
         concepts = ", ".join(f"{_esc(k)} = {_esc(v)}" for k, v in item.concepts.items())
         cards.append(
             f"<div class='card' id='card-{qid}'>"
-            f"<img src='/images/{_esc(quote(item.image_path))}' alt='generated image for query {qid}'>"
+            f"<img src='/images/{_esc(quote(item.image_path))}{_esc(token_query)}' alt='generated image for query {qid}'>"
             f"<p class='prompt'>{_esc(item.prompt)}</p>"
             f"<p class='concepts'>cell {int(item.cell)}{': ' + concepts if concepts else ''}</p>"
             f"<form method='post' action='/rate' data-query-id='{qid}'>"
@@ -133,7 +141,7 @@ def _page(store: RatingStore, batch: int, rater: str, error: str | None = None) 
             f"<label>Quality ({SCALE_MIN}\u2013{SCALE_MAX}, higher = worse) <input type='number' name='quality' min='{SCALE_MIN}' "
             f"max='{SCALE_MAX}' step='1' title='{_esc(QUALITY_QUESTION)}'></label>"
             f"<label><input type='checkbox' name='invalid' value='1' title='{_esc(INVALID_QUESTION)}'> Invalid image (counts as \u22121)</label>"
-            f"<label>Your name <input type='text' name='rater' maxlength='100' value='{_esc(rater)}'></label>"
+            f"{who}"
             f"<button type='submit'>Submit rating</button></form></div>")
     body = "".join(cards) if cards else "<p class='empty'>No images are waiting for a rating. This page reloads every 5 s.</p>"
     refresh = "" if cards else "<meta http-equiv='refresh' content='5'>"
@@ -170,13 +178,35 @@ def _json_error(error: RatingError) -> dict:
 
 
 def make_app(store: RatingStore, image_root: Path, *, batch_size: int = DEFAULT_BATCH,
-             allowed_hosts: Collection[str] | None = LOOPBACK_NAMES) -> bottle.Bottle:
+             allowed_hosts: Collection[str] | None = LOOPBACK_NAMES, require_token: bool = False) -> bottle.Bottle:
     """The rating page and its JSON API over ``store``; images are served from ``image_root``.
 
     ``allowed_hosts``: host names accepted in the request's ``Host`` header (None: any).
+    ``require_token``: every request carries a registered rater's token (``?token=`` on
+    the page's links, a ``token`` form or JSON field, or ``Authorization: Bearer``);
+    ratings are attributed to that rater, whatever name the request gives.
     """
     root = Path(image_root).resolve()
     app = bottle.Bottle()
+
+    def token_of_request() -> str | None:
+        auth = bottle.request.get_header("Authorization", "")
+        if auth.startswith("Bearer "):
+            return auth[len("Bearer "):].strip()
+        data = bottle.request.json if bottle.request.method == "POST" else None
+        if isinstance(data, dict) and isinstance(data.get("token"), str):
+            return data["token"]
+        return bottle.request.forms.getunicode("token") or bottle.request.query.getunicode("token") or None
+
+    def authenticated() -> tuple[str | None, str | None]:
+        """``(token, rater)`` of the request; ``(None, None)`` when tokens are not required."""
+        if not require_token:
+            return None, None
+        token = token_of_request()
+        rater = store.rater_of(token)
+        if rater is None:
+            raise bottle.HTTPResponse("this rating page needs your rater token: open the link you were given", status=401)
+        return token, rater
 
     @app.hook("before_request")
     def _guard() -> None:
@@ -195,11 +225,13 @@ def make_app(store: RatingStore, image_root: Path, *, batch_size: int = DEFAULT_
 
     @app.get("/")
     def index() -> str:
+        token, rater = authenticated()
         q = bottle.request.query
-        return _page(store, _batch_size(q.getunicode("n", ""), batch_size), q.getunicode("rater", "") or "")
+        return _page(store, _batch_size(q.getunicode("n", ""), batch_size), rater or q.getunicode("rater", "") or "", token=token)
 
     @app.get("/images/<name:path>")
     def image(name: str):
+        authenticated()
         try:
             candidate = (root / name).resolve()
         except (OSError, ValueError):  # e.g. an embedded NUL byte
@@ -210,19 +242,20 @@ def make_app(store: RatingStore, image_root: Path, *, batch_size: int = DEFAULT_
 
     @app.post("/rate")
     def rate():
+        token, authenticated_rater = authenticated()
         data = bottle.request.json
         if data is not None:  # JSON API
             try:
                 if not isinstance(data, dict):
                     raise RatingError("the JSON body must be an object with query_id, bias, quality, invalid, rater")
                 rating = store.rate(data.get("query_id"), bias=data.get("bias"), quality=data.get("quality"),
-                                    invalid=data.get("invalid", False), rater=data.get("rater", "anonymous"))
+                                    invalid=data.get("invalid", False), rater=authenticated_rater or data.get("rater", "anonymous"))
             except RatingError as e:
                 return _json_error(e)
             return {"ok": True, "query_id": rating.query_id, "reward": store.reward(rating.query_id)}
         form = bottle.request.forms
         n = _batch_size(form.getunicode("n", ""), batch_size)
-        rater = (form.getunicode("rater", "") or "").strip() or "anonymous"
+        rater = authenticated_rater or (form.getunicode("rater", "") or "").strip() or "anonymous"
         try:
             invalid = bool(form.getunicode("invalid", ""))
             bias, quality = _score(form.getunicode("bias", "") or "", "bias"), _score(form.getunicode("quality", "") or "", "quality")
@@ -231,18 +264,22 @@ def make_app(store: RatingStore, image_root: Path, *, batch_size: int = DEFAULT_
             store.rate(form.getunicode("query_id", "") or "", bias=bias, quality=quality, invalid=invalid, rater=rater)
         except RatingError as e:
             bottle.response.status = 404 if isinstance(e, UnknownQueryError) else 400
-            return _page(store, n, rater, error=str(e))
+            return _page(store, n, rater, error=str(e), token=token)
+        if token is not None:
+            bottle.redirect(f"/?n={n}&token={quote(token)}", 303)
         back = f"/?n={n}" + ("" if rater == "anonymous" else f"&rater={quote(rater)}")
         bottle.redirect(back, 303)
 
     @app.get("/api/pending")
     def api_pending() -> dict:
+        authenticated()
         rated, pending = store.counts()
         limit = _batch_size(bottle.request.query.getunicode("limit", ""), batch_size)
         return {"rated": rated, "pending": pending, "items": [asdict(item) for item in store.pending(limit)]}
 
     @app.get("/api/rewards")
     def api_rewards() -> dict:
+        authenticated()
         ids = [i for raw in bottle.request.query.getall("ids") for i in raw.split(",") if i]
         try:
             values = store.rewards(ids)
@@ -297,14 +334,19 @@ def serve(store: RatingStore, image_root: Path, host: str = "127.0.0.1", port: i
     """Serve the rating page in a background thread (wsgiref, one thread per request).
 
     ``port=0`` picks a free port (see ``.url``). A host that is not loopback is refused
-    unless ``allow_remote=True``: the page has no login, so anyone who can reach it can rate.
+    unless ``allow_remote=True``; then every request needs a registered rater's token
+    (:meth:`RatingStore.add_rater`), and at least one rater must be registered.
     """
     if not is_loopback(host) and not allow_remote:
-        raise RatingServerError(f"refusing to serve the rating page on {host!r}: it has no login, so it only binds "
-                                f"to loopback ({', '.join(LOOPBACK_NAMES)}) unless allow_remote=True (--allow-remote)")
+        raise RatingServerError(f"refusing to serve the rating page on {host!r}: it only binds to loopback "
+                                f"({', '.join(LOOPBACK_NAMES)}) unless allow_remote=True (--allow-remote, with raters' tokens)")
+    if allow_remote and not store.raters():
+        raise RatingServerError("a rating page served beyond loopback needs raters' tokens; register each rater first "
+                                "(python -m fadejax.audits.prompt.rating_server RUN_DIR --add-rater NAME)")
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise RatingServerError(f"port must be an integer from 0 to 65535 (0 = any free port), got {port!r}")
-    app = make_app(store, image_root, batch_size=batch_size, allowed_hosts=None if allow_remote else LOOPBACK_NAMES)
+    app = make_app(store, image_root, batch_size=batch_size, allowed_hosts=None if allow_remote else LOOPBACK_NAMES,
+                   require_token=allow_remote)
     server_class = _ThreadingWSGIServer6 if ":" in host else _ThreadingWSGIServer
     httpd = make_server(host.strip("[]"), port, app, server_class=server_class, handler_class=_QuietHandler)
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.2}, name="fadejax-rating-server", daemon=True)
@@ -319,7 +361,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_dir", type=Path, help="the run directory (its ratings.sqlite and images/)")
     parser.add_argument("--port", type=int, default=0, help="port to listen on (default: any free port)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --host (the page has no login)")
+    parser.add_argument("--allow-remote", action="store_true",
+                        help="allow a non-loopback --host; every rater then needs a token (--add-rater)")
+    parser.add_argument("--add-rater", action="append", default=[], metavar="NAME",
+                        help="register a rater, print their token (shown once; stored hashed) and exit (repeatable)")
+    parser.add_argument("--remove-rater", action="append", default=[], metavar="NAME",
+                        help="revoke a rater's token (their ratings stay) and exit (repeatable)")
     parser.add_argument("--batch", type=int, default=DEFAULT_BATCH, help=f"images per page (default {DEFAULT_BATCH})")
     args = parser.parse_args(argv)
     if not args.run_dir.is_dir():
@@ -327,6 +374,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         store = RatingStore(args.run_dir / STORE_NAME)
+        if args.add_rater or args.remove_rater:
+            for name in args.remove_rater:
+                store.remove_rater(name)
+                print(f"rater {name}: token revoked")
+            for name in args.add_rater:
+                print(f"rater {name}: token {store.add_rater(name)}  (their link: http(s)://HOST:PORT/?token=TOKEN)")
+            return 0
         server = serve(store, args.run_dir / IMAGES_DIR, args.host, args.port, allow_remote=args.allow_remote,
                        batch_size=max(1, min(args.batch, MAX_BATCH)))
     except (RatingError, RatingServerError, OSError) as e:

@@ -40,10 +40,12 @@ process can use the same file at the same time; writes are single transactions
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import numbers
 import re
+import secrets
 import sqlite3
 import time
 from contextlib import closing, contextmanager
@@ -75,7 +77,7 @@ INVALID_QUESTION = (
 )
 
 _QUERY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,199}")
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2  # 2: raters and their hashed tokens
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS queries (
     seq        INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -98,7 +100,16 @@ CREATE TABLE IF NOT EXISTS ratings (
            OR (invalid = 0 AND bias BETWEEN 1 AND 10 AND quality BETWEEN 1 AND 10))
 );
 CREATE INDEX IF NOT EXISTS ratings_by_query ON ratings(query_id);
+CREATE TABLE IF NOT EXISTS raters (
+    name       TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL UNIQUE,
+    added_at   REAL NOT NULL
+);
 """
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class RatingError(ValueError):
@@ -204,9 +215,9 @@ class RatingStore:
                 con.execute("PRAGMA journal_mode=WAL")
                 version = con.execute("PRAGMA user_version").fetchone()[0]
                 tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-                if version not in (0, _SCHEMA_VERSION) or (version == 0 and tables - {"sqlite_sequence"}):
+                if version not in (0, 1, _SCHEMA_VERSION) or (version == 0 and tables - {"sqlite_sequence"}):
                     raise RatingError(f"{self.path} is not a fadejax rating store (schema version {version}, tables {sorted(tables)})")
-                if version == 0:
+                if version != _SCHEMA_VERSION:  # new, or version 1 (no raters table): CREATE ... IF NOT EXISTS adds what is missing
                     con.execute("BEGIN IMMEDIATE")
                     for statement in _SCHEMA.split(";"):
                         if statement.strip():
@@ -291,6 +302,37 @@ class RatingStore:
             con.execute("INSERT INTO ratings (query_id, bias, quality, invalid, rater, rated_at) VALUES (?, ?, ?, ?, ?, ?)",
                         (rating.query_id, rating.bias, rating.quality, int(rating.invalid), rating.rater, rating.rated_at))
         return rating
+
+    def add_rater(self, name: str) -> str:
+        """Register a rater for a rating page served beyond loopback; returns their token,
+        shown once: only its SHA-256 is stored. A name already registered is refused."""
+        if not isinstance(name, str) or not name.strip() or len(name) > 100:
+            raise RatingError(f"a rater's name must be a non-empty text of at most 100 characters, got {name!r}")
+        token = secrets.token_urlsafe(24)
+        with self._write() as con:
+            if con.execute("SELECT 1 FROM raters WHERE name = ?", (name.strip(),)).fetchone() is not None:
+                raise RatingError(f"rater {name.strip()!r} is already registered in {self.path}; choose another name")
+            con.execute("INSERT INTO raters (name, token_hash, added_at) VALUES (?, ?, ?)", (name.strip(), _token_hash(token), time.time()))
+        return token
+
+    def rater_of(self, token: object) -> str | None:
+        """The registered rater whose token this is, or ``None``."""
+        if not isinstance(token, str) or not token:
+            return None
+        with self._read() as con:
+            row = con.execute("SELECT name FROM raters WHERE token_hash = ?", (_token_hash(token),)).fetchone()
+        return row[0] if row else None
+
+    def remove_rater(self, name: str) -> None:
+        """Revoke a rater's token (their ratings stay); an unknown name is refused."""
+        with self._write() as con:
+            if con.execute("DELETE FROM raters WHERE name = ?", (name,)).rowcount == 0:
+                raise RatingError(f"no rater {name!r} is registered in {self.path}")
+
+    def raters(self) -> list[str]:
+        """Registered raters' names, in the order they were added."""
+        with self._read() as con:
+            return [r[0] for r in con.execute("SELECT name FROM raters ORDER BY added_at, name")]
 
     def pending(self, limit: int | None = None) -> list[QueryItem]:
         """Queries with no rating yet, oldest registered first; at most ``limit`` (all if None)."""
