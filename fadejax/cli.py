@@ -245,8 +245,6 @@ def _summarize(args: argparse.Namespace) -> int:
 
 
 def _restructure(args: argparse.Namespace) -> int:
-    import json
-
     from fadejax.records import RECORDS_FILE, top_observed_cells
     from fadejax.restructure import restructure
     from fadejax.summarize import SummarizeError, parse_mode, read_modes_file, read_run_config
