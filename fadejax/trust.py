@@ -53,7 +53,10 @@ def inside(base: Path, name: str) -> Path | None:
     """``base / name`` if it stays inside ``base`` once resolved (no ``..``, absolute path
     or symbolic link leading out), else ``None``."""
     base = Path(base).resolve()
-    target = (base / name).resolve()
+    try:
+        target = (base / name).resolve()
+    except (OSError, ValueError):  # e.g. an embedded NUL byte
+        return None
     return target if target != base and target.is_relative_to(base) else None
 
 
@@ -70,13 +73,20 @@ def paths_outside(data: dict[str, Any], run_dir: Path) -> list[tuple[str, str]]:
         except audits.AuditError:
             pass
     run_dir = Path(run_dir).resolve()
-    return [(field, path) for field, path in named if not Path(path).expanduser().resolve().is_relative_to(run_dir)]
+
+    def within(path: str) -> bool:
+        try:
+            return Path(path).expanduser().resolve().is_relative_to(run_dir)
+        except (OSError, RuntimeError, ValueError):  # a NUL byte, a link loop, an unknown ~user: report it
+            return False
+
+    return [(field, path) for field, path in named if not within(path)]
 
 
 def refuse_links(out: Path) -> None:
-    """:class:`UntrustedCodeError`'s sibling for outputs: refuse to write into ``out`` if it,
-    or anything already in it, is a symbolic link (a shared run directory's ``report`` could
-    point anywhere, and writing would follow it)."""
+    """Raise :class:`UnsafeOutputError` if the output directory ``out``, or anything already
+    in it, is a symbolic link (a shared run directory's ``report`` could point anywhere, and
+    writing would follow it)."""
     out = Path(out)
     links = [p for p in ([out] + (list(out.rglob("*")) if out.is_dir() and not out.is_symlink() else [])) if p.is_symlink()]
     if links:

@@ -139,3 +139,13 @@ def test_summarize_does_not_write_through_a_link_a_shared_run_directory_holds(tm
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "symbolic links" in err[0] and "report" in err[0]
     assert list(elsewhere.iterdir()) == []
+
+
+def test_odd_path_names_are_reported_not_crashed_on(tmp_path):
+    from fadejax.trust import inside, paths_outside
+
+    run = tmp_path / "run"
+    run.mkdir()
+    data = {"model": {"source": "file", "weights": "w\x00.pt"}, "data": {"source": "npz", "path": str(run / "held_out.npz")}}
+    assert paths_outside(data, run) == [("model.weights", "w\x00.pt")]  # the path inside the run is not listed
+    assert inside(run, "a\x00b") is None
