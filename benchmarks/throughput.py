@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import jax  # noqa: E402
 import yaml  # noqa: E402
 
-from fadejax.config import load_config, parse_config  # noqa: E402
+from fadejax.config import load_config, parse_config, set_dotted  # noqa: E402
 from fadejax.records import BackgroundRecordWriter, RecordWriter  # noqa: E402
 from fadejax.run import build_discovery, iterate  # noqa: E402
 from fadejax.searchers import REGISTRY as SEARCHERS  # noqa: E402
@@ -76,9 +76,7 @@ def load(config_path: str, searcher: str | None, overrides: list[str]):
     raw = yaml.safe_load(Path(config_path).read_text())
     raw["searcher"] = {"kind": searcher}
     for override in overrides:
-        path, value = override.split("=", 1)
-        section, field = path.split(".")
-        raw.setdefault(section, {})[field] = yaml.safe_load(value)
+        set_dotted(raw, override)
     return parse_config(raw)
 
 

@@ -20,6 +20,18 @@ class UntrustedCodeError(ValueError):
     """A shared artifact names code to import or call, and the user did not trust it."""
 
 
+def _registered_audit(data: dict[str, Any]) -> audits.Audit | None:
+    """The audit a raw config names, if it is a registered one (never an import path:
+    looking that up would import it); ``None`` otherwise (parsing reports unknown names)."""
+    task = data.get("task", audits.DEFAULT)
+    if not isinstance(task, str) or ":" in task:
+        return None
+    try:
+        return audits.get(task)
+    except audits.AuditError:
+        return None
+
+
 def code_named(data: dict[str, Any]) -> list[tuple[str, str]]:
     """``(field, what it names)`` for each field of a raw config (a YAML mapping, not yet
     parsed) that would make fadejax import or call code outside its registries."""
@@ -27,11 +39,8 @@ def code_named(data: dict[str, Any]) -> list[tuple[str, str]]:
     if isinstance(task, str) and ":" in task:
         # The audit itself is foreign code; its own fields cannot be read without importing it.
         return [("task", task)]
-    try:
-        audit = audits.get(str(task))
-    except audits.AuditError:
-        return []  # an unknown audit name: parsing reports it, and imports nothing
-    return audit.code_named(data)
+    audit = _registered_audit(data)
+    return audit.code_named(data) if audit is not None else []
 
 
 def refuse_untrusted_code(data: Any, source: str, trust_code: bool, trusted: list[tuple[str, str]] | tuple = ()) -> None:
@@ -40,7 +49,8 @@ def refuse_untrusted_code(data: Any, source: str, trust_code: bool, trusted: lis
     names, as :func:`code_named` lists it) is allowed."""
     if trust_code or not isinstance(data, dict):
         return
-    named = [item for item in code_named(data) if item not in set(trusted)]
+    allowed = set(trusted)
+    named = [item for item in code_named(data) if item not in allowed]
     if named:
         listing = "; ".join(f"{field}: '{target}'" for field, target in named)
         raise UntrustedCodeError(
@@ -66,12 +76,9 @@ def paths_outside(data: dict[str, Any], run_dir: Path) -> list[tuple[str, str]]:
     if not isinstance(data, dict):
         return []
     named = [("recording", data["recording"])] if isinstance(data.get("recording"), str) and data["recording"] else []
-    task = data.get("task", audits.DEFAULT)
-    if isinstance(task, str) and ":" not in task:
-        try:
-            named += audits.get(task).paths_named(data)
-        except audits.AuditError:
-            pass
+    audit = _registered_audit(data)
+    if audit is not None:
+        named += audit.paths_named(data)
     run_dir = Path(run_dir).resolve()
 
     def within(path: str) -> bool:
