@@ -227,7 +227,7 @@ def _summarize(args: argparse.Namespace) -> int:
             raise SummarizeError(f"--fix '{text}': {name} takes one of {list(axis.values)}") from None
     cells = [parse_mode(text, config) for text in args.choose]
     _Progress.enter("summarising the run")
-    summary = load_summary(run_dir, keep=keep, fixed=fixed, top=args.top, margin=args.margin, progress=True, trust_code=args.trust_code)
+    summary = load_summary(run_dir, keep=keep, fixed=fixed, top=args.top, margin=args.margin, progress=True, config=config)
     out = Path(args.out) if args.out else run_dir / "report"
     _Progress.enter("writing the report")
     files = write_report(summary, out)

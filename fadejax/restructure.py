@@ -19,7 +19,7 @@ from fadejax.audits import AuditError, RestructureRequest
 from fadejax.config import ExperimentConfig
 from fadejax.run import discover
 from fadejax.rundir import STATUS_FILE, read_status, write_json_atomic
-from fadejax.summarize import SummarizeError, read_run_config
+from fadejax.summarize import SummarizeError, note_outside_paths, read_run_config
 from fadejax.trust import refuse_links
 
 SHIFT_REPORT = "shift_report.json"
@@ -76,6 +76,7 @@ def restructure(run_dir: str | Path, modes: list[int], out_dir: str | Path | Non
                                  learning_rate=default_lr if learning_rate is None else learning_rate,
                                  failure_weight=failure_weight, use_clean=use_clean, radius=radius, options=options, progress=progress)
     audit.check_restructure(config, request)
+    note_outside_paths(run_dir, config)
     out = Path(out_dir) if out_dir else run_dir.parent / f"{run_dir.name}-restructured"
     refuse_links(out)
     settings = {**settings_of(request), **{name: options.get(name) for name in audit.restructure_options}}

@@ -86,16 +86,13 @@ class RunSummaryData:
             return np.where(self.view_visits > 0, self.view_failures / np.maximum(self.view_visits, 1), np.nan)
 
 
-_NOTED: set[Path] = set()  # run directories whose outside paths were listed already (once per process)
-
-
 def read_run_config(run_dir: Path, trust_code: bool = False) -> ExperimentConfig:
     """The config of a run directory, with a clear error if it is missing or corrupt.
 
     A run directory may come from someone else: a config naming code to import (an
     audit or model class by import path) is refused unless ``trust_code``
-    (:mod:`fadejax.trust`), before anything is imported; paths it names outside the run
-    directory (weights, data, models) are listed on stderr before anything reads them."""
+    (:mod:`fadejax.trust`), before anything is imported. Commands list the paths it names
+    outside the run directory before reading them (:func:`note_outside_paths`)."""
     if not run_dir.is_dir():
         raise SummarizeError(f"run directory '{run_dir}' does not exist")
     path = run_dir / CONFIG_FILE
@@ -109,12 +106,17 @@ def read_run_config(run_dir: Path, trust_code: bool = False) -> ExperimentConfig
         raise SummarizeError(str(exc)) from None
     except (yaml.YAMLError, ConfigError, UnicodeDecodeError) as exc:
         raise SummarizeError(f"'{path}' is corrupt: {exc}") from None
-    outside = paths_outside(data, run_dir)
-    if outside and run_dir.resolve() not in _NOTED:  # a shared run directory: say what it will read before it is read
-        _NOTED.add(run_dir.resolve())
+    return config
+
+
+def note_outside_paths(run_dir: Path, config: ExperimentConfig) -> None:
+    """List on stderr the files outside ``run_dir`` that its config makes fadejax read
+    (weights, data, models, a recording): called once a command has checked its request
+    and is about to read them, since a shared run directory may point anywhere."""
+    outside = paths_outside(config.model_dump(mode="json"), run_dir)
+    if outside:
         listing = "; ".join(f"{field}: {value}" for field, value in outside)
         print(f"note: run directory '{run_dir}' reads files outside it: {listing}", file=sys.stderr)
-    return config
 
 
 def _read_records(run_dir: Path, num_actions: int, per_cell: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, list[dict]], int, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -211,14 +213,17 @@ def minimal_description(cell: int, rate_of, config: ExperimentConfig, neutral: l
     return {"rate": base, "checks": checks, "needed": needed, "text": text}
 
 
-def load_summary(run_dir: str | Path, *, keep: list[int] | None = None, fixed: dict[int, int] | None = None, top: int = 10, margin: float = 0.1, per_cell: int = 6, radii: int = 3, task: AuditTask | None = None, progress: bool = False, trust_code: bool = False) -> RunSummaryData:
+def load_summary(run_dir: str | Path, *, keep: list[int] | None = None, fixed: dict[int, int] | None = None, top: int = 10, margin: float = 0.1, per_cell: int = 6, radii: int = 3, task: AuditTask | None = None, progress: bool = False, trust_code: bool = False,
+                 config: ExperimentConfig | None = None) -> RunSummaryData:
     """Everything the report shows, from ``run_dir``; see the module docstring.
 
     ``keep`` (default: the first three axes) and ``fixed`` (``{axis: value index}``) choose
     the view; every landscape is reduced to it without building the product space.
+    ``config``: the run's config if the caller has read it already (:func:`read_run_config`).
     """
     run_dir = Path(run_dir)
-    config = read_run_config(run_dir, trust_code)
+    config = config if config is not None else read_run_config(run_dir, trust_code)
+    note_outside_paths(run_dir, config)
     space = config.concept_space()
     keep = list(range(min(3, space.num_axes))) if keep is None else list(keep)
     fixed = dict(fixed or {})

@@ -106,11 +106,11 @@ def test_code_named_lists_every_import_path_and_nothing_else():
 
 
 def test_paths_a_shared_run_directory_reads_outside_it_are_listed_before_use(tmp_path, capsys):
-    from fadejax.summarize import read_run_config
+    from fadejax.summarize import note_outside_paths, read_run_config
 
     run = _shared_run(tmp_path, model__source="file", model__architecture="bridges.digits_cnn:DigitsCNN",
                       model__weights="/elsewhere/weights.pt", data__source="npz", data__path="../../data/held_out.npz")
-    read_run_config(run, trust_code=True)
+    note_outside_paths(run, read_run_config(run, trust_code=True))
     note = capsys.readouterr().err
     assert note.startswith("note: run directory") and "model.weights: /elsewhere/weights.pt" in note and "data.path: ../../data/held_out.npz" in note
 
