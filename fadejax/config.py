@@ -83,15 +83,34 @@ class MicroConfig(Strict):
     alpha: float | None = pydantic.Field(None, ge=0.0)
 
 
+class WandbConfig(Strict):
+    """Weights & Biases logging of the learning curves (needs the ``wandb`` extra)."""
+
+    project: str = pydantic.Field(min_length=1)
+    entity: str | None = None
+    #: ``offline`` writes under the run directory's ``wandb/`` for a later ``wandb sync``.
+    mode: Literal["online", "offline"] = "online"
+    tags: list[str] = pydantic.Field(default_factory=list)
+
+
 class RunConfig(Strict):
-    """Budget and placement. ``devices``: how many of the local devices (``jax.devices()``)
-    to shard the parallel environments over, or ``all``; ``num_envs`` must divide evenly."""
+    """Budget, placement and logging. ``devices``: how many of the local devices
+    (``jax.devices()``) to shard the parallel environments over, or ``all``; ``num_envs``
+    must divide evenly."""
 
     iterations: pydantic.PositiveInt = 200
     num_envs: pydantic.PositiveInt = 256
     checkpoint_every: pydantic.PositiveInt = 25
     seed: int = 0
     devices: pydantic.PositiveInt | Literal["all"] = 1
+    #: Mirror the learning curves (``metrics.jsonl``) to TensorBoard event files in the run
+    #: directory's ``tensorboard/`` (``tensorboard --logdir runs/`` shows every run).
+    tensorboard: bool = True
+    #: Every this many iterations, log eq. 10's policy landscape over the first two axes as
+    #: an image (TensorBoard, W&B); 0: never. Macroscopic runs only.
+    landscape_every: pydantic.NonNegativeInt = 50
+    #: Weights & Biases logging; off when null.
+    wandb: WandbConfig | None = None
 
     @pydantic.model_validator(mode="after")
     def _envs_split_evenly(self) -> "RunConfig":

@@ -29,6 +29,7 @@ audited-model bridge receives a sharded batch and runs each shard on its own dev
 
 from __future__ import annotations
 
+import time
 from typing import Any, Literal, Sequence
 
 import flax.struct
@@ -37,6 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from fadejax.learning_log import StageTimes
 from fadejax.rewards import micro_reward
 from fadejax.searchers.base import Searcher, Transition
 from fadejax.spaces import MicroSpace
@@ -241,11 +243,28 @@ class Discovery:
         state, metrics = self._learn(state, pending, outcome)
         return state, outcome, metrics
 
-    def step(self, state: LoopState) -> tuple[LoopState, dict[str, jax.Array], dict[str, jax.Array]]:
+    def step(self, state: LoopState, times: StageTimes | None = None) -> tuple[LoopState, dict[str, jax.Array], dict[str, jax.Array]]:
         """One iteration; returns ``(new state, outcome, learner metrics)``. The outcome maps
         ``reward, failed, done, action, sample, cell, step`` and the task's record fields
-        (e.g. ``label, predicted, score``) to ``(B,)`` arrays or lists."""
+        (e.g. ``label, predicted, score``) to ``(B,)`` arrays or lists; the learner metrics
+        are the searcher's scalars (its ``reports``).
+
+        With ``times``, the host waits for the device at the two stage boundaries and fills
+        in each stage's wall-clock seconds. The waits cost little: the audited model waits
+        for the proposal's inputs anyway, and the next proposal for the new state.
+        """
+        if times is None:
+            inputs, pending = self.propose(state)
+            core, fields = self.task.evaluate(inputs, pending)
+            state, outcome, metrics = self.settle(state, pending, core)
+            return state, {**outcome, **fields}, metrics
+        began = time.perf_counter()
         inputs, pending = self.propose(state)
+        jax.block_until_ready(inputs)
+        proposed = time.perf_counter()
         core, fields = self.task.evaluate(inputs, pending)
+        evaluated = time.perf_counter()
         state, outcome, metrics = self.settle(state, pending, core)
+        jax.block_until_ready(state.iteration)
+        times.propose, times.model, times.learn = proposed - began, evaluated - proposed, time.perf_counter() - evaluated
         return state, {**outcome, **fields}, metrics

@@ -130,3 +130,21 @@ def write_figures(summary: RunSummaryData, out_dir) -> list[str]:
             written.append(str(out / f"modes.{suffix}"))
         plt.close(fig)
     return written
+
+
+def landscape_image(grid: np.ndarray, space, axes: Sequence[int], title: str, label: str = "P(a|s), other axes summed") -> np.ndarray:
+    """A view ``grid`` (see :func:`heatmap_grid`) drawn with its axis values and a colour
+    bar, as an ``(H, W, 3)`` uint8 picture (for TensorBoard and W&B). Uses no pyplot state,
+    so any thread may call it."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(5.0, 3.8), dpi=80)
+    canvas = FigureCanvasAgg(figure)
+    ax = figure.add_subplot()
+    image = heatmap_grid(ax, grid, space, axes)
+    figure.colorbar(image, ax=ax, label=label)
+    ax.set_title(title)
+    figure.tight_layout()
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()

@@ -12,14 +12,16 @@ process was stopped or killed.
 from __future__ import annotations
 
 import json
-import os
 import queue
 import threading
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
+from fadejax.durable import AppendOnlyFile
+from fadejax.learning_log import LearningLog, StageTimes
 from fadejax.spaces import ConceptSpace
 
 RECORDS_FILE = "records.jsonl"
@@ -78,19 +80,11 @@ class RecordWriter:
         self._names = [json.dumps(n) for n in space.names]
         self._values = [[_json_scalar(v) for v in a.values] for a in space.axes]
         self._concept_cache: dict[int, str] = {}
-        size = self.path.stat().st_size if self.path.exists() else 0
-        if size < truncate_to:
-            raise RecordsError(
-                f"'{self.path}' holds {size} bytes but the checkpoint recorded {truncate_to}; "
-                "the records were shortened outside fadejax, so this run cannot resume exactly"
-            )
-        self._file = open(self.path, "a+b")
-        self._file.truncate(truncate_to)
-        self._file.seek(truncate_to)
+        self._file = AppendOnlyFile(self.path, truncate_to, what="records", error=RecordsError)
 
     @property
     def offset(self) -> int:
-        return self._file.tell()
+        return self._file.offset
 
     def write(self, iteration: int, outcome: dict) -> None:
         """Append one iteration's records; ``outcome`` holds ``(B,)`` arrays (host or
@@ -115,8 +109,7 @@ class RecordWriter:
             f'"cell": {cell}, "concepts": {{{concepts[env]}}}, "reward": {rewards[env]}, "failed": {failed[env]}{ends[env]}}}\n'
             for env, cell in enumerate(cells.tolist())
         ]
-        self._file.write("".join(lines).encode())
-        self._file.flush()
+        self._file.append("".join(lines).encode())
 
     def _concepts(self, cells: np.ndarray) -> list[str]:
         """The ``concepts`` object's inside for each cell, ``axis: value, ...`` (cached per cell)."""
@@ -131,8 +124,7 @@ class RecordWriter:
 
     def sync(self) -> None:
         """Flush to stable storage (called at checkpoints)."""
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        self._file.sync()
 
     def close(self) -> None:
         self._file.close()
@@ -148,10 +140,15 @@ class BackgroundRecordWriter:
     checkpoint taken after them records exactly the iterations its state has done. An
     error on the thread (e.g. a full disk) is raised by the next call from the loop.
     ``failures`` counts the failed queries written so far (for progress displays).
+
+    With a ``log`` (:class:`fadejax.learning_log.LearningLog`) the thread also writes each
+    iteration's learning-curve row right after its records, from the searcher's figures
+    and stage times given to :meth:`write`; :attr:`log_offset` is that file's length.
     """
 
-    def __init__(self, writer: RecordWriter, depth: int = 4):
+    def __init__(self, writer: RecordWriter, depth: int = 4, log: LearningLog | None = None):
         self._writer = writer
+        self.log = log
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         self.failures = 0
@@ -165,24 +162,41 @@ class BackgroundRecordWriter:
                 if item is None:
                     return
                 if self._error is None:  # after an error, only drain (the loop raises it)
-                    iteration, outcome = item
-                    self._writer.write(iteration, outcome)
-                    self.failures += int(np.count_nonzero(np.asarray(outcome["failed"])))
+                    item()
             except BaseException as exc:  # noqa: BLE001 - handed to the loop's thread
                 self._error = exc
             finally:
                 self._queue.task_done()
+
+    def _write(self, iteration: int, outcome: dict[str, Any], learner: dict[str, Any] | None, times: StageTimes | None) -> None:
+        began = time.perf_counter()
+        self._writer.write(iteration, outcome)
+        failures = int(np.count_nonzero(np.asarray(outcome["failed"])))
+        self.failures += failures
+        if self.log is not None:
+            self.log.add(iteration, failures, learner or {}, times, time.perf_counter() - began)
+
+    def _submit(self, work) -> None:
+        self._raise_pending()
+        if not self._thread.is_alive():
+            raise RuntimeError("the record writer is closed")
+        self._queue.put(work)
 
     def _raise_pending(self) -> None:
         if self._error is not None:
             error, self._error = self._error, None
             raise error
 
-    def write(self, iteration: int, outcome: dict[str, Any]) -> None:
-        self._raise_pending()
-        if not self._thread.is_alive():
-            raise RuntimeError("the record writer is closed")
-        self._queue.put((iteration, outcome))
+    def write(self, iteration: int, outcome: dict[str, Any], learner: dict[str, Any] | None = None, times: StageTimes | None = None) -> None:
+        """Queue iteration ``iteration``'s records (and, with a log, its learning-curve row
+        from the searcher's figures ``learner`` and the stage ``times``)."""
+        self._submit(lambda: self._write(iteration, outcome, learner, times))
+
+    def add_image(self, tag: str, make_rgb) -> None:
+        """Queue an image for the log's sinks, made on the thread by ``make_rgb()`` (an
+        ``(H, W, 3)`` uint8 array), logged at the queries of the iteration queued last."""
+        if self.log is not None and self.log.sinks:
+            self._submit(lambda: self.log.add_image(tag, make_rgb()))
 
     def drain(self) -> None:
         """Wait until every queued iteration is written."""
@@ -194,16 +208,26 @@ class BackgroundRecordWriter:
         self.drain()
         return self._writer.offset
 
+    @property
+    def log_offset(self) -> int:
+        """The learning-curve file's length after everything queued (0 without a log)."""
+        self.drain()
+        return self.log.offset if self.log is not None else 0
+
     def sync(self) -> None:
         self.drain()
         self._writer.sync()
+        if self.log is not None:
+            self.log.sync()
 
     def close(self) -> None:
-        """Write what is queued, stop the thread and close the file."""
+        """Write what is queued, stop the thread and close the files."""
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
         self._writer.close()
+        if self.log is not None:
+            self.log.close()
         self._raise_pending()
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -14,11 +17,13 @@ import orbax.checkpoint as ocp
 from tqdm import tqdm
 
 from fadejax import __version__
-from fadejax.config import ExperimentConfig
+from fadejax.config import ConfigError, ExperimentConfig
 from fadejax.discovery import Discovery, LoopState
+from fadejax.learning_log import METRICS_FILE, LearningLog, Sink, StageTimes
 from fadejax.records import RECORDS_FILE, BackgroundRecordWriter, RecordWriter, top_observed_cells
 from fadejax.rundir import STATUS_FILE, SUMMARY_FILE, check, create, read_status, write_json_atomic
 from fadejax.searchers import REGISTRY as SEARCHERS
+from fadejax.sinks import TENSORBOARD_DIR, TensorBoardSink, WandbSink
 from fadejax.searchers.base import Walk
 from fadejax.spaces import format_value
 from fadejax.task import AuditTask, Oracle, build_task
@@ -44,17 +49,24 @@ def build_discovery(config: ExperimentConfig, task: AuditTask) -> Discovery:
 
 def _checkpoint_manager(run_dir: Path) -> ocp.CheckpointManager:
     options = ocp.CheckpointManagerOptions(max_to_keep=2, create=True)
-    return ocp.CheckpointManager((run_dir / "checkpoints").absolute(), options=options)
+    # The handler named here lets _restore read a checkpoint's tree before restoring it.
+    return ocp.CheckpointManager((run_dir / "checkpoints").absolute(), options=options, item_handlers=ocp.StandardCheckpointHandler())
 
 
-def _restore(manager: ocp.CheckpointManager, template: LoopState) -> tuple[LoopState, int] | None:
+def _restore(manager: ocp.CheckpointManager, template: LoopState) -> tuple[LoopState, int, int | None] | None:
+    """The latest checkpoint's ``(loop state, records length, learning-curve length)``;
+    the last is None for a checkpoint written before runs kept learning curves."""
     step = manager.latest_step()
     if step is None:
         return None
-    target = {"loop": template, "records_bytes": np.zeros((), np.int64)}
+    lengths = {"records_bytes": np.zeros((), np.int64)}
+    if "metrics_bytes" in (manager.item_metadata(step) or {}):
+        lengths["metrics_bytes"] = np.zeros((), np.int64)
+    target = {"loop": template, **lengths}
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
     restored = manager.restore(step, args=ocp.args.StandardRestore(abstract))
-    return restored["loop"], int(restored["records_bytes"])
+    metrics_bytes = int(restored["metrics_bytes"]) if "metrics_bytes" in restored else None
+    return restored["loop"], int(restored["records_bytes"]), metrics_bytes
 
 
 def load_latest_state(run_dir: str | Path, discovery: Discovery) -> LoopState:
@@ -75,8 +87,35 @@ def _save(manager: ocp.CheckpointManager, state: LoopState, writer: BackgroundRe
         return
     # Save a copy: the next iteration donates the live state's buffers while orbax may still be writing.
     snapshot = jax.tree.map(jnp.copy, state)
-    tree = {"loop": snapshot, "records_bytes": np.asarray(writer.offset, np.int64)}
+    tree = {"loop": snapshot, "records_bytes": np.asarray(writer.offset, np.int64), "metrics_bytes": np.asarray(writer.log_offset, np.int64)}
     manager.save(int(state.iteration), args=ocp.args.StandardSave(tree), force=force)
+
+
+def _open_sinks(config: ExperimentConfig, run_dir: Path, status: dict[str, Any], purge_step: int | None) -> list[Sink]:
+    """The config's learning-curve sinks; ``purge_step``: the first step (queries) this
+    process logs when it resumes a run, from which on earlier processes' events are dropped."""
+    sinks: list[Sink] = []
+    if config.run.tensorboard:
+        text = {"config": "    " + config.to_yaml().replace("\n", "\n    ")}  # a Markdown code block
+        sinks.append(TensorBoardSink(run_dir / TENSORBOARD_DIR, purge_step, text=text))
+    if config.run.wandb is not None:
+        sinks.append(WandbSink(config.run.wandb, status["wandb_id"], f"{config.name}:{run_dir.name}", run_dir, config.model_dump(mode="json")))
+    return sinks
+
+
+def _log_landscape(writer: BackgroundRecordWriter, discovery: Discovery, state: LoopState, iteration: int) -> None:
+    """Queue eq. 10's policy landscape over the first two axes (the mean of ``P(a|s)`` over
+    the audit's samples) as an image; computed now, drawn on the writer's thread."""
+    space = discovery.task.space
+    keep = list(range(min(2, space.num_axes)))
+    grid = np.asarray(discovery.searcher.policy_view(state.searcher, discovery.task.observations, keep), np.float64).mean(axis=0)
+
+    def draw() -> np.ndarray:
+        from fadejax.figures import landscape_image
+
+        return landscape_image(grid, space, keep, f"eq. 10 landscape after {iteration + 1} iterations")
+
+    writer.add_image("landscape/policy", draw)
 
 
 def _save_policy(run_dir: Path, searcher_state: Any) -> None:
@@ -87,17 +126,29 @@ def _save_policy(run_dir: Path, searcher_state: Any) -> None:
     checkpointer.wait_until_finished()
 
 
-def iterate(discovery: Discovery, state: LoopState, writer: RecordWriter | BackgroundRecordWriter, stop: int) -> Iterator[tuple[int, LoopState, dict[str, Any]]]:
+def iterate(discovery: Discovery, state: LoopState, writer: RecordWriter | BackgroundRecordWriter, stop: int, *, log: bool = False) -> Iterator[tuple[int, LoopState, dict[str, Any]]]:
     """Run iterations until ``state.iteration == stop``, writing each one's records.
 
     Yields ``(iteration, state after it, its outcome)``; the outcome's arrays may still be
     on the device (``np.asarray`` fetches one). Nothing here waits for the device: with a
     :class:`BackgroundRecordWriter` the records are fetched and written on its thread, and
     the host's only wait per iteration is the audited model's for its inputs.
+
+    ``log``: also hand the writer (a :class:`BackgroundRecordWriter` with a learning log)
+    the searcher's figures and each stage's time (:class:`StageTimes`) for its
+    learning-curve row; the stage boundaries then wait for the device.
     """
+    last = time.perf_counter()
     for iteration in range(int(state.iteration), stop):
-        state, outcome, _ = discovery.step(state)
-        writer.write(iteration, outcome)
+        if not log:
+            state, outcome, _ = discovery.step(state)
+            writer.write(iteration, outcome)
+        else:
+            times = StageTimes()
+            state, outcome, learner = discovery.step(state, times)
+            now = time.perf_counter()
+            times.seconds, last = now - last, now
+            writer.write(iteration, outcome, learner, times)
         yield iteration, state, outcome
 
 
@@ -155,6 +206,8 @@ def discover(config: ExperimentConfig, run_dir: str | Path, *, resume: bool = Fa
             print(f"run '{run_dir}' is already complete.")
         return summary
 
+    if config.run.wandb is not None and importlib.util.find_spec("wandb") is None:
+        raise ConfigError("run.wandb is set but the 'wandb' package is not installed; install it with: pip install 'fadejax[wandb]'")
     task = build_task(config, oracle=oracle, progress=progress)  # bad data or model fail here, before any write
     if not resuming:
         create(run_dir, config)
@@ -163,13 +216,20 @@ def discover(config: ExperimentConfig, run_dir: str | Path, *, resume: bool = Fa
     discovery = build_discovery(config, task)
     state = discovery.init(config.run.seed)
     manager = _checkpoint_manager(run_dir)
-    records_bytes = 0
+    records_bytes, metrics_bytes = 0, 0
     restored = _restore(manager, state) if resuming else None
     if restored is not None:
-        state, records_bytes = restored
+        state, records_bytes, metrics_bytes = restored
+        metrics_bytes = metrics_bytes or 0  # a checkpoint from before learning curves: they start here
     elif resuming and progress:
         print(f"no checkpoint in '{run_dir}' yet; starting it from the beginning")
-    writer = BackgroundRecordWriter(RecordWriter(run_dir / RECORDS_FILE, task.space, config.mode, truncate_to=records_bytes))
+    if config.run.wandb is not None and "wandb_id" not in status:
+        status["wandb_id"] = uuid.uuid4().hex[:16]
+    log = LearningLog(
+        run_dir / METRICS_FILE, num_envs=discovery.num_envs, queries=int(state.queries), failures=int(state.failures),
+        truncate_to=metrics_bytes, sinks=_open_sinks(config, run_dir, status, int(state.queries) + 1 if resuming else None),
+    )
+    writer = BackgroundRecordWriter(RecordWriter(run_dir / RECORDS_FILE, task.space, config.mode, truncate_to=records_bytes), log=log)
 
     total = config.run.iterations
     start = int(state.iteration)
@@ -179,11 +239,14 @@ def discover(config: ExperimentConfig, run_dir: str | Path, *, resume: bool = Fa
     began = time.perf_counter()
     queries_this_call = 0
     failures_before = int(state.failures)
+    every = config.run.landscape_every if config.mode == "macro" and log.sinks else 0
     try:
         stop = total if stop_after is None else min(total, start + stop_after)
-        for iteration, state, _ in iterate(discovery, state, writer, stop):
+        for iteration, state, _ in iterate(discovery, state, writer, stop, log=True):
             failures = failures_before + writer.failures  # as written so far: a few iterations behind at most
             queries_this_call += discovery.num_envs
+            if every and (iteration + 1) % every == 0:
+                _log_landscape(writer, discovery, state, iteration)
             if (iteration + 1) % config.run.checkpoint_every == 0:
                 _save(manager, state, writer)
             elapsed = time.perf_counter() - began
@@ -198,6 +261,10 @@ def discover(config: ExperimentConfig, run_dir: str | Path, *, resume: bool = Fa
         manager.wait_until_finished()
         writer.close()
         print(f"\ninterrupted; continue with: fadejax discover --config ... --out {run_dir} --resume")
+        raise
+    except BaseException:
+        with contextlib.suppress(Exception):  # the loop's own error is the one to report
+            writer.close()
         raise
     finally:
         if hasattr(task, "close"):  # e.g. stop a rating page

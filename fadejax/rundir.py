@@ -21,7 +21,8 @@ from typing import Any
 
 import yaml
 
-from fadejax.config import ExperimentConfig
+from fadejax import audits
+from fadejax.config import ConfigError, ExperimentConfig, parse_config
 
 
 class RunDirError(ValueError):
@@ -57,6 +58,18 @@ def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
     return [] if a == b else [prefix.rstrip(".")]
 
 
+def _resolved(stored: Any, config: ExperimentConfig) -> Any:
+    """A stored config with the fields added since it was written filled in with their
+    defaults, so a run made by an earlier version resumes. Only for the audit ``config``
+    itself names: parsing imports the audit's code, which must be the user's own."""
+    if not isinstance(stored, dict) or stored.get("task", audits.DEFAULT) != config.task:
+        return stored
+    try:
+        return parse_config(stored).model_dump(mode="json")
+    except ConfigError:
+        return stored
+
+
 def check(run_dir: Path, config: ExperimentConfig, resume: bool) -> bool:
     """Check, touching nothing, that ``run_dir`` can take this run; return True if it resumes one.
 
@@ -69,7 +82,7 @@ def check(run_dir: Path, config: ExperimentConfig, resume: bool) -> bool:
     if run_dir.exists() and not run_dir.is_dir():
         raise RunDirError(f"output path '{run_dir}' exists and is not a directory")
     if config_path.is_file():
-        stored = yaml.safe_load(config_path.read_text())
+        stored = _resolved(yaml.safe_load(config_path.read_text()), config)
         wanted = config.model_dump(mode="json")
         if stored != wanted:
             fields = _differences(stored, wanted)

@@ -18,7 +18,7 @@ implementing these methods, added to ``fadejax.searchers.REGISTRY``.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Sequence
+from typing import Any, ClassVar, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -86,6 +86,10 @@ class Searcher:
     #: False for searchers whose ``init`` needs concrete values on the host (e.g. to seed a
     #: host-side optimiser); the loop then runs it op by op instead of as one compiled program.
     traceable_init: bool = True
+    #: The scalars :meth:`update` returns, name -> what it measures. ``update`` returns
+    #: exactly these keys every iteration; a run logs them as its learning curves
+    #: (``searcher.NAME`` in ``metrics.jsonl``, ``searcher/NAME`` in TensorBoard).
+    reports: ClassVar[dict[str, str]] = {}
 
     def __init__(self, config: SearcherConfig, *, num_actions: int, obs_dim: int, num_samples: int, total_iterations: int, num_envs: int, sizes: tuple[int, ...] = (), walk: Walk | None = None):
         self.config = config
@@ -141,6 +145,7 @@ class Searcher:
         return jnp.argmax(self.action_scores(state, obs), axis=-1).astype(jnp.int32)
 
     def update(self, state: SearcherState, transition: Transition, key: jax.Array) -> tuple[SearcherState, dict[str, jax.Array]]:
+        """Learn from one batch: ``(new state, {name: scalar})`` with the names of :attr:`reports`."""
         raise NotImplementedError
 
 

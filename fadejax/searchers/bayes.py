@@ -32,7 +32,7 @@ import pydantic
 from jax.experimental import io_callback
 
 from fadejax.searchers.base import Searcher, SearcherConfig, Transition
-from fadejax.searchers.counting import CellCounts
+from fadejax.searchers.counting import COVERAGE, CellCounts
 
 
 class BayesConfig(SearcherConfig):
@@ -60,6 +60,7 @@ class BayesState:
 class BayesOpt(Searcher):
     supports_micro = False
     config: BayesConfig
+    reports = {**COVERAGE, "best_rate": "the highest failure rate of one proposal's batch so far"}
 
     def __init__(self, config: BayesConfig, **kwargs):
         super().__init__(config, **kwargs)
@@ -121,4 +122,6 @@ class BayesOpt(Searcher):
         value = -jnp.mean(transition.failed.astype(jnp.float32))  # skopt minimises
         io_callback(self._tell, None, value, ordered=True)
         told = state.told.at[state.num_told].set(value)
-        return state.replace(counts=state.counts.add(transition.action, transition.failed), told=told, num_told=state.num_told + 1), {}
+        counts = state.counts.add(transition.action, transition.failed)
+        new = state.replace(counts=counts, told=told, num_told=state.num_told + 1)
+        return new, {"coverage": counts.coverage(), "best_rate": -jnp.min(jnp.where(jnp.arange(told.shape[0]) <= state.num_told, told, 0.0))}

@@ -109,6 +109,11 @@ class BootstrappedDQN(Searcher):
     """Bootstrapped DQN searcher (Osband et al., 2016) with the options in :class:`BootstrappedConfig`."""
 
     config: BootstrappedConfig
+    reports = {
+        "loss": "sum over heads of each head's masked Huber TD loss, last gradient step (null until the replay buffer can be sampled)",
+        "q_max": "max_a of the ensemble-mean Q(s, a), averaged over the batch's observations",
+        "head_spread": "standard deviation of Q(s, a) across heads, averaged over the batch and actions: what drives exploration",
+    }
 
     def __init__(self, config: BootstrappedConfig, **kwargs):
         super().__init__(config, **kwargs)
@@ -244,4 +249,5 @@ class BootstrappedDQN(Searcher):
         state = state.replace(replay=self.replay.add(state.replay, items), heads=heads, iteration=state.iteration + 1)
 
         state, loss = learn_from_replay(self.replay, state, self._learn, k_learn, self.config.updates_per_iteration)
-        return state, {"loss": loss}
+        q = self.head_values(state, transition.obs)  # (K, B, A)
+        return state, {"loss": loss, "q_max": jnp.mean(jnp.max(jnp.mean(q, axis=0), axis=-1)), "head_spread": jnp.mean(jnp.std(q, axis=0))}

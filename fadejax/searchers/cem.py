@@ -34,7 +34,7 @@ import numpy as np
 import pydantic
 
 from fadejax.searchers.base import Searcher, SearcherConfig, Transition
-from fadejax.searchers.counting import CellCounts
+from fadejax.searchers.counting import COVERAGE, CellCounts
 
 
 class CEMConfig(SearcherConfig):
@@ -59,6 +59,11 @@ class CEMState:
 class CrossEntropy(Searcher):
     supports_micro = False
     config: CEMConfig
+    reports = {
+        **COVERAGE,
+        "elite_threshold": "the lowest reward among the batch's elites",
+        "entropy": "entropy (nats) of the sampling distribution over cells: falls as it concentrates",
+    }
 
     def __init__(self, config: CEMConfig, **kwargs):
         super().__init__(config, **kwargs)
@@ -110,4 +115,5 @@ class CrossEntropy(Searcher):
         probs = (1.0 - c.smoothing) * state.probs + c.smoothing * freq
         probs = jnp.where(self._valid, (1.0 - self._sizes * self._floor) * probs + self._floor, 0.0)
         counts = state.counts.add(transition.action, transition.failed)
-        return CEMState(counts, probs), {"elite_threshold": jnp.min(transition.reward[elite])}
+        entropy = -jnp.sum(jnp.where(self._valid, probs * jnp.log(jnp.where(self._valid, probs, 1.0)), 0.0))
+        return CEMState(counts, probs), {"coverage": counts.coverage(), "elite_threshold": jnp.min(transition.reward[elite]), "entropy": entropy}

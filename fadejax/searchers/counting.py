@@ -6,6 +6,9 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
+#: The figure every counting baseline reports (see ``Searcher.reports``).
+COVERAGE = {"coverage": "share of the concept space's cells queried at least once"}
+
 
 @flax.struct.dataclass
 class CellCounts:
@@ -23,6 +26,10 @@ class CellCounts:
     def rates(self) -> jax.Array:
         """Observed failure rate per cell, ``(num_actions,)``; 0 where never visited."""
         return self.failures / jnp.maximum(self.visits, 1.0)
+
+    def coverage(self) -> jax.Array:
+        """Share of the cells visited at least once, () float32."""
+        return jnp.mean((self.visits > 0).astype(jnp.float32))
 
     def scores(self, batch: int) -> jax.Array:
         """The rates as action scores for ``batch`` observations, ``(batch, num_actions)``."""

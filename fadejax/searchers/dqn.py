@@ -237,6 +237,13 @@ class DQNState:
 class DQN(Searcher):
     """Deep Q-network searcher (Mnih et al., 2015) with the options in :class:`DQNConfig`."""
 
+    reports = {
+        "loss": "Huber TD loss of the iteration's last gradient step (null until the replay buffer can be sampled)",
+        "epsilon": "exploration rate: the share of actions drawn uniformly",
+        "q_mean": "Q(s, a) averaged over the batch's observations and every action",
+        "q_max": "max_a Q(s, a), the greedy action's value, averaged over the batch",
+    }
+
     config: DQNConfig
 
     def __init__(self, config: DQNConfig, **kwargs):
@@ -408,4 +415,14 @@ class DQN(Searcher):
         state = state.replace(replay=self.replay.add(state.replay, items), iteration=state.iteration + 1)
 
         state, loss = learn_from_replay(self.replay, state, self._learn, key, self.config.updates_per_iteration)
-        return state, {"loss": loss, "epsilon": self.epsilon(state.iteration)}
+        return state, {"loss": loss, "epsilon": self.epsilon(state.iteration), **self._q_summary(state.params, transition.obs)}
+
+    def _q_summary(self, params: dict, obs: jax.Array) -> dict[str, jax.Array]:
+        """``q_mean`` (Q over the batch and every action) and ``q_max`` (the greedy action's
+        Q, averaged over the batch) of observations ``(B, D)``, without the ``(B, A)`` table
+        under the factored head (its advantages are centred: the mean over actions is ``V``)."""
+        if not self.factored:
+            q = self.network.apply(params, obs)
+            return {"q_mean": jnp.mean(q), "q_max": jnp.mean(jnp.max(q, axis=-1))}
+        value, advantages = self._parts(params, obs)
+        return {"q_mean": jnp.mean(value), "q_max": jnp.mean(value + sum(jnp.max(a, axis=-1) for a in advantages))}

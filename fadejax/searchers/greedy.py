@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import pydantic
 
 from fadejax.searchers.base import Searcher, SearcherConfig, Transition
-from fadejax.searchers.counting import CellCounts
+from fadejax.searchers.counting import COVERAGE, CellCounts
 
 
 class GreedyConfig(SearcherConfig):
@@ -34,6 +34,7 @@ class GreedyState:
 class EpsilonGreedy(Searcher):
     supports_micro = False
     config: GreedyConfig
+    reports = {**COVERAGE, "weight_max": "the largest observation weight (all start at 1): how much the sampling has concentrated"}
 
     def init(self, key: jax.Array) -> GreedyState:
         return GreedyState(CellCounts.zeros(self.num_actions), jnp.ones(self.num_samples, jnp.float32))
@@ -56,4 +57,5 @@ class EpsilonGreedy(Searcher):
             return weights.at[sample].set(jnp.maximum(weights[sample] + step, floor)), None
 
         weights, _ = jax.lax.scan(one, state.weights, (transition.sample, transition.failed))
-        return GreedyState(state.counts.add(transition.action, transition.failed), weights), {}
+        counts = state.counts.add(transition.action, transition.failed)
+        return GreedyState(counts, weights), {"coverage": counts.coverage(), "weight_max": jnp.max(weights)}

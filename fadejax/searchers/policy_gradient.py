@@ -88,6 +88,12 @@ class Reinforce(Searcher):
 
     supports_micro = False
     config: ReinforceConfig
+    reports = {
+        "loss": "total loss of the iteration's last update: policy + value_coef * value - entropy_coef * entropy",
+        "policy_loss": "the policy-gradient term (clipped surrogate with PPO)",
+        "value_loss": "mean squared error of the value baseline",
+        "entropy": "mean entropy (nats) of pi(.|s) over the batch",
+    }
 
     def __init__(self, config: ReinforceConfig, **kwargs):
         super().__init__(config, **kwargs)

@@ -98,6 +98,11 @@ class PosteriorSampling(Searcher):
     supports_micro = False
     acts_on_samples = True
     config: PosteriorConfig
+    reports = {
+        "mean_axis_std": "posterior standard deviation of the axis-value effects w, averaged: the uncertainty left about the concepts",
+        "bias": "the fitted intercept b (logit of a typical query's failure probability)",
+        "kept": "queries in the fit (the most recent `capacity`)",
+    }
 
     def __init__(self, config: PosteriorConfig, **kwargs):
         super().__init__(config, **kwargs)
@@ -205,7 +210,7 @@ class PosteriorSampling(Searcher):
             state = state.replace(asked=state.asked.at[transition.sample, cell].set(True))
         state = self._fit(state)
         scale = jnp.sqrt(1.0 / state.prec_w)
-        return state, {"mean_axis_std": jnp.mean(scale), "bias": state.bias}
+        return state, {"mean_axis_std": jnp.mean(scale), "bias": state.bias, "kept": jnp.minimum(state.seen, self.capacity)}
 
     # -- acting ---------------------------------------------------------------------------
     def _num_identify(self, batch: int) -> int:

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from fadejax.searchers.base import Searcher, SearcherConfig, Transition
-from fadejax.searchers.counting import CellCounts
+from fadejax.searchers.counting import COVERAGE, CellCounts
 
 
 class RandomConfig(SearcherConfig):
@@ -17,6 +17,7 @@ class RandomConfig(SearcherConfig):
 
 class RandomSearch(Searcher):
     supports_micro = False
+    reports = COVERAGE
 
     def init(self, key: jax.Array) -> CellCounts:
         return CellCounts.zeros(self.num_actions)
@@ -28,4 +29,5 @@ class RandomSearch(Searcher):
         return state.scores(obs.shape[0])
 
     def update(self, state: CellCounts, transition: Transition, key: jax.Array):
-        return state.add(transition.action, transition.failed), {}
+        counts = state.add(transition.action, transition.failed)
+        return counts, {"coverage": counts.coverage()}

@@ -87,6 +87,10 @@ class _BetaBandit(Searcher):
 
     supports_micro = False
     config: ThompsonConfig | UCBConfig
+    reports = {
+        "posterior_std": "standard deviation of each cell's Beta posterior, averaged over cells: the uncertainty left",
+        "best_mean": "the highest posterior mean failure probability of any cell",
+    }
 
     def init(self, key: jax.Array) -> BetaCells:
         c = self.config
@@ -109,7 +113,9 @@ class _BetaBandit(Searcher):
             beta=state.beta + zeros.at[transition.action].add(1.0 - failed),
             queries=state.queries + transition.action.shape[0],
         )
-        return new, {}
+        a, b = new.alpha, new.beta
+        std = jnp.sqrt(a * b / ((a + b) ** 2 * (a + b + 1.0)))
+        return new, {"posterior_std": jnp.mean(std), "best_mean": jnp.max(new.mean())}
 
 
 class ThompsonSampling(_BetaBandit):

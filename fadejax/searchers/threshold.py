@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import pydantic
 
 from fadejax.searchers.base import Searcher, SearcherConfig, Transition
-from fadejax.searchers.counting import CellCounts
+from fadejax.searchers.counting import COVERAGE, CellCounts
 
 
 class ThresholdConfig(SearcherConfig):
@@ -32,6 +32,7 @@ class ThresholdState:
 class Threshold(Searcher):
     supports_micro = False
     config: ThresholdConfig
+    reports = {**COVERAGE, "streak_mean": "consecutive non-failures on each environment's current observation, averaged"}
 
     def init(self, key: jax.Array) -> ThresholdState:
         current = jax.random.randint(key, (self.num_envs,), 0, self.num_samples, dtype=jnp.int32)
@@ -50,8 +51,7 @@ class Threshold(Searcher):
         streak = jnp.where(transition.failed, 0, state.streak + 1)
         move = streak >= self.config.patience
         fresh = jax.random.randint(key, streak.shape, 0, self.num_samples, dtype=jnp.int32)
-        return ThresholdState(
-            state.counts.add(transition.action, transition.failed),
-            jnp.where(move, fresh, state.current),
-            jnp.where(move, 0, streak),
-        ), {}
+        counts = state.counts.add(transition.action, transition.failed)
+        streak = jnp.where(move, 0, streak)
+        new = ThresholdState(counts, jnp.where(move, fresh, state.current), streak)
+        return new, {"coverage": counts.coverage(), "streak_mean": jnp.mean(streak.astype(jnp.float32))}
