@@ -64,7 +64,7 @@ from scipy import stats  # noqa: E402
 from fadejax import metrics  # noqa: E402
 from fadejax.config import load_config, parse_config  # noqa: E402
 from fadejax.discovery import Discovery  # noqa: E402
-from fadejax.estimates import cell_estimates  # noqa: E402
+from fadejax import estimates  # noqa: E402
 from fadejax.ground_truth import load_or_compute, per_sample_failures  # noqa: E402
 from fadejax.recording import replay  # noqa: E402
 from fadejax.records import RecordWriter  # noqa: E402
@@ -155,10 +155,7 @@ def ceiling_run(task, truth: np.ndarray, seed: int, iterations: int, batch: int)
 def report_recall(run: Run, truth: np.ndarray, sizes: tuple[int, ...], num_samples: int, upto: int | None = None) -> tuple[float, float]:
     """Recall@10 and Spearman (over visited cells) of the report's ranking of the first ``upto`` queries."""
     q = slice(0, upto)
-    est = cell_estimates(run.samples[q], run.cells[q], run.failed[q], num_samples, sizes)
-    recall = metrics.recall_at_k(est.dense(truth.size), truth, min(10, truth.size))
-    rho = metrics.spearman(est.rate, truth[est.cells]) if est.cells.size > 2 else float("nan")
-    return recall, rho
+    return estimates.report_recall(run.samples[q], run.cells[q], run.failed[q], truth, sizes, num_samples)
 
 
 def score(run: Run, truth: np.ndarray, sizes: tuple[int, ...], num_samples: int, budget: int, curve_points: int) -> None:

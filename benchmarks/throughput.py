@@ -5,10 +5,11 @@
 
 For each audited model and batch size, each round times (1) the engine: full discovery
 iterations (sample + act + perturb or edit + audited model + reward + searcher update +
-durable records, as ``fadejax discover`` runs them, less checkpoints), then (2) the
-ceiling: the audited model alone on the very same inputs. Rounds alternate so both see
-the same machine load; the script prints every round's queries per second and the
-median ratio.
+durable records + learning curves: ``metrics.jsonl``, TensorBoard events and landscape
+images, as ``fadejax discover`` runs them, less checkpoints), (2) the same without the
+learning curves (records only: what logging costs), then (3) the ceiling: the audited
+model alone on the very same inputs as (1). Rounds alternate so all see the same machine
+load; the script prints every round's queries per second and the median ratios.
 
 Models: ``default`` is the embedded default (``configs/digits.yaml``: the digits CNN at
 32x32, ~50 MFLOP per query); ``light`` is the LeNet-5-style network of
@@ -42,7 +43,9 @@ import yaml  # noqa: E402
 
 from fadejax.config import load_config, parse_config, set_dotted  # noqa: E402
 from fadejax.records import BackgroundRecordWriter, RecordWriter  # noqa: E402
-from fadejax.run import build_discovery, iterate  # noqa: E402
+from fadejax.learning_log import LearningLog  # noqa: E402
+from fadejax.run import build_discovery, iterate, log_landscape  # noqa: E402
+from fadejax.sinks import TensorBoardSink  # noqa: E402
 from fadejax.searchers import REGISTRY as SEARCHERS  # noqa: E402
 from fadejax.task import build_task  # noqa: E402
 
@@ -101,34 +104,45 @@ def measure(config_path: str, label: str, num_envs: int, queries_per_round: int,
     state = discovery.init(config.run.seed)
 
     with tempfile.TemporaryDirectory() as tmp:
-        writer = BackgroundRecordWriter(RecordWriter(Path(tmp) / "records.jsonl", task.space, config.mode))
+        # As `fadejax discover` runs it: records and learning curves (metrics.jsonl and
+        # TensorBoard, landscape images every run.landscape_every) on the writer's thread.
+        log = LearningLog(Path(tmp) / "metrics.jsonl", num_envs=num_envs, sinks=[TensorBoardSink(Path(tmp) / "tensorboard")] if config.run.tensorboard else [])
+        writer = BackgroundRecordWriter(RecordWriter(Path(tmp) / "records.jsonl", task.space, config.mode), log=log)
+        plain = BackgroundRecordWriter(RecordWriter(Path(tmp) / "plain.jsonl", task.space, config.mode))
+        every = config.run.landscape_every if config.mode == "macro" and log.sinks else 0
+
+        def engine(state, stop: int, logged: bool):
+            """Iterations up to ``stop``, with or without the learning log: ``(state, queries/s)``."""
+            count = stop - int(state.iteration)
+            began = time.perf_counter()
+            for iteration, state, _ in iterate(discovery, state, writer if logged else plain, stop, log=logged):
+                if logged and every and (iteration + 1) % every == 0:
+                    log_landscape(writer, discovery, state, iteration)
+            jax.block_until_ready(state)
+            (writer if logged else plain).drain()
+            return state, count * num_envs / (time.perf_counter() - began)
+
         # Warm-up round: compiles every jitted step and fills the replay buffer.
-        for _, state, _ in iterate(discovery, state, writer, iterations):
-            pass
-        jax.block_until_ready(state)
-        writer.drain()
-        ratios = []
+        state, _ = engine(state, iterations, True)
+        ratios, plain_ratios = [], []
         print(
             f"\n{label}: {config.name} ({task.kind}), searcher {config.searcher['kind']}, "
             f"{num_envs} queries per iteration, {iterations} iterations per round"
         )
-        print(f"{'round':>5} {'engine q/s':>11} {'model-only q/s':>15} {'ratio':>7}")
+        print(f"{'round':>5} {'engine q/s':>11} {'no-log q/s':>11} {'model-only q/s':>15} {'ratio':>7} {'no-log ratio':>13}")
         for round_index in range(rounds):
+            state, without_log = engine(state, int(state.iteration) + iterations, False)
             captured.clear()
-            stop = int(state.iteration) + iterations
-            began = time.perf_counter()
-            for _, state, _ in iterate(discovery, state, writer, stop):
-                pass
-            jax.block_until_ready(state)
-            writer.drain()
-            engine = iterations * num_envs / (time.perf_counter() - began)
+            state, with_log = engine(state, int(state.iteration) + iterations, True)
 
             began = time.perf_counter()
             for batch_inputs in captured:
                 jax.block_until_ready(model(batch_inputs))
             ceiling = iterations * num_envs / (time.perf_counter() - began)
-            ratios.append(engine / ceiling)
-            print(f"{round_index:>5} {engine:>11.0f} {ceiling:>15.0f} {engine / ceiling:>7.2f}")
+            ratios.append(with_log / ceiling)
+            plain_ratios.append(without_log / ceiling)
+            print(f"{round_index:>5} {with_log:>11.0f} {without_log:>11.0f} {ceiling:>15.0f} {with_log / ceiling:>7.2f} {without_log / ceiling:>13.2f}")
+        plain.close()
         writer.close()
         setattr(owner, attribute, model)
         split, state = stage_split(
@@ -138,7 +152,8 @@ def measure(config_path: str, label: str, num_envs: int, queries_per_round: int,
     print("stage split (synchronised, median ms per iteration): " + ", ".join(f"{k} {v:.1f} ({v / whole:.0%})" for k, v in split.items()))
     median = statistics.median(ratios)
     target = TARGETS.get((label, num_envs))
-    print(f"median engine / model-only throughput: {median:.2f}" + (f" (target >= {target:.2f})" if target else ""))
+    print(f"median engine / model-only throughput: {median:.2f}" + (f" (target >= {target:.2f})" if target else "")
+          + f"; without the learning log {statistics.median(plain_ratios):.2f}")
     return median
 
 

@@ -4,6 +4,7 @@
     fadejax landscape --config configs/digits.yaml [--out DIR] [--record [PATH]]
     fadejax summarize RUN_DIR [--axes a,b,c] [--top 10] [--choose MODE ...]
     fadejax restructure RUN_DIR (--modes MODE ... | --modes-file modes.json | --top N)
+    fadejax compare RUN_DIR RUN_DIR ... [--out DIR] [--ground-truth FILE]
 
 Bad input (config, data, model, output directory) prints one clear ``error:`` line and
 exits with status 2, leaving existing results untouched. Any other failure prints one
@@ -103,6 +104,13 @@ def _parser() -> argparse.ArgumentParser:
                              help="an option of the run's audit that has no flag of its own (e.g. a plugin audit's; repeatable)")
     restructure.add_argument("--out", help="output directory (default: RUN_DIR-restructured)")
     restructure.add_argument("--trust-code", action="store_true", help=TRUST_CODE_HELP)
+    compare = commands.add_parser("compare", help="learning curves of several runs side by side (PNG, PDF and an offline HTML page)")
+    compare.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories (complete or interrupted)")
+    compare.add_argument("--out", default="comparison", help="output directory (default: ./comparison)")
+    compare.add_argument("--ground-truth", help="a ground_truth.json the runs share (default: each run's own, if it has one) "
+                                               "for their recall@10 curves")
+    compare.add_argument("--points", type=int, default=10, help="points on each recall@10 curve (default 10)")
+    compare.add_argument("--trust-code", action="store_true", help=TRUST_CODE_HELP)
     landscape = commands.add_parser("landscape", help="exhaustive ground-truth failure landscape (every action x every held-out sample)")
     landscape.add_argument("--config", required=True, help="experiment YAML file (its audit's settings and space are used)")
     landscape.add_argument("--out", help="directory to save ground_truth.json in (default: runs/<config name>)")
@@ -129,6 +137,7 @@ def _restructure_options() -> dict[str, tuple[type, str]]:
 
 
 def _bad_input_errors() -> tuple[type[BaseException], ...]:
+    from fadejax.compare import CompareError
     from fadejax.config import ConfigError
     from fadejax.finetune import FineTuneError
     from fadejax.ground_truth import GroundTruthError, LandscapeTooLarge
@@ -141,7 +150,7 @@ def _bad_input_errors() -> tuple[type[BaseException], ...]:
     from fadejax.trust import UnsafeOutputError, UntrustedCodeError
 
     errors: list[type[BaseException]] = [
-        audits.AuditError, ConfigError, FineTuneError, GroundTruthError, LandscapeTooLarge, PerturbationError, RecordingError, RecordsError,
+        audits.AuditError, CompareError, ConfigError, FineTuneError, GroundTruthError, LandscapeTooLarge, PerturbationError, RecordingError, RecordsError,
         RunDirError, SpaceError, SummarizeError, UnsafeOutputError, UntrustedCodeError,
     ]
     if "bridges.weights" in sys.modules:
@@ -276,6 +285,18 @@ def _restructure(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from fadejax.compare import compare
+    from fadejax.trust import refuse_links
+
+    out = Path(args.out)
+    refuse_links(out)
+    _Progress.enter("reading the runs' learning curves")
+    files = compare(args.run_dirs, out, trust_code=args.trust_code, ground_truth=args.ground_truth, points=args.points)
+    print(f"comparison: {files['html']} (and {files['png'].name}, {files['pdf'].name})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = _parser().parse_args(argv)
@@ -293,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
             return _summarize(args)
         if args.command == "restructure":
             return _restructure(args)
+        if args.command == "compare":
+            return _compare(args)
     except KeyboardInterrupt:
         return 130
     except TimeoutError as exc:  # a text-to-image run waited longer than prompt.rating_timeout_s for ratings

@@ -105,6 +105,23 @@ def cell_estimates(samples: np.ndarray, actions: np.ndarray, failed: np.ndarray,
     return CellEstimates(cells, rate(score), lower, upper)
 
 
+def report_recall(samples: np.ndarray, actions: np.ndarray, failed: np.ndarray, truth: np.ndarray, sizes: tuple[int, ...],
+                  num_samples: int, k: int = 10) -> tuple[float, float]:
+    """How well the report would rank the worst cells after these ``Q`` queries (``samples``,
+    ``actions`` ``(Q,)`` int, ``failed`` ``(Q,)`` bool), against the true per-cell failure
+    rates ``truth`` ``(num_actions,)``: ``(recall@k, Spearman over the visited cells)``.
+
+    Recall@k is the share of the report's ``k`` top cells (by :func:`cell_estimates`) that
+    are truly top-``k`` (ties with the ``k``-th worst count); Spearman is ``nan`` with fewer
+    than three visited cells or a constant ranking."""
+    from fadejax import metrics  # scipy and POT: only for those who score
+
+    est = cell_estimates(samples, actions, failed, num_samples, sizes)
+    recall = metrics.recall_at_k(est.dense(truth.size), truth, min(k, truth.size))
+    rho = metrics.spearman(est.rate, truth[est.cells]) if est.cells.size > 2 else float("nan")
+    return recall, rho
+
+
 @functools.lru_cache(maxsize=16)
 def _fitter(config: PosteriorConfig, sizes: tuple[int, ...], num_samples: int):
     """The model and its jitted fit for one shape, built once (compiling costs ~1 s)."""

@@ -139,12 +139,18 @@ def landscape_image(grid: np.ndarray, space, axes: Sequence[int], title: str, la
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    words = not _numeric(space, axes[0])
+    bottom = 0.32 if words else 0.15  # room for word values, turned on their side
     figure = Figure(figsize=(5.0, 3.8), dpi=80)
     canvas = FigureCanvasAgg(figure)
-    ax = figure.add_subplot()
+    ax = figure.add_axes((0.15, bottom, 0.6, 0.9 - bottom))  # fixed places: tight_layout would double the cost
     image = heatmap_grid(ax, grid, space, axes)
-    figure.colorbar(image, ax=ax, label=label)
+    if words:
+        for text in ax.get_xticklabels():
+            text.set(rotation=60, ha="right", rotation_mode="anchor", fontsize=8)
+    if len(axes) == 1:
+        ax.set_yticks([])
+    figure.colorbar(image, cax=figure.add_axes((0.78, bottom, 0.035, 0.9 - bottom)), label=label)
     ax.set_title(title)
-    figure.tight_layout()
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()

@@ -103,7 +103,7 @@ def _open_sinks(config: ExperimentConfig, run_dir: Path, status: dict[str, Any],
     return sinks
 
 
-def _log_landscape(writer: BackgroundRecordWriter, discovery: Discovery, state: LoopState, iteration: int) -> None:
+def log_landscape(writer: BackgroundRecordWriter, discovery: Discovery, state: LoopState, iteration: int) -> None:
     """Queue eq. 10's policy landscape over the first two axes (the mean of ``P(a|s)`` over
     the audit's samples) as an image; computed now, drawn on the writer's thread."""
     space = discovery.task.space
@@ -246,7 +246,7 @@ def discover(config: ExperimentConfig, run_dir: str | Path, *, resume: bool = Fa
             failures = failures_before + writer.failures  # as written so far: a few iterations behind at most
             queries_this_call += discovery.num_envs
             if every and (iteration + 1) % every == 0:
-                _log_landscape(writer, discovery, state, iteration)
+                log_landscape(writer, discovery, state, iteration)
             if (iteration + 1) % config.run.checkpoint_every == 0:
                 _save(manager, state, writer)
             elapsed = time.perf_counter() - began

@@ -15,6 +15,7 @@ The run directory's ``metrics.jsonl`` stays the record of truth; these are views
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -25,32 +26,45 @@ TENSORBOARD_DIR = "tensorboard"
 
 class TensorBoardSink:
     """Event files in ``logdir``; ``purge_step``: the first step this process writes, when
-    it resumes a run (earlier files' events from that step on are then discarded)."""
+    it resumes a run (earlier files' events from that step on are then discarded);
+    ``text``: tag -> Markdown logged once (e.g. the resolved config).
+
+    Writes synchronously with tensorboardX's ``EventsWriter`` on the caller's thread (the
+    record writer's), rather than through ``SummaryWriter``'s queue and thread of its own,
+    which cost the loop more than the writing itself.
+    """
 
     def __init__(self, logdir: Path, purge_step: int | None = None, text: Mapping[str, str] | None = None):
-        from tensorboardX import SummaryWriter
+        from tensorboardX import summary
+        from tensorboardX.event_file_writer import EventsWriter
+        from tensorboardX.proto.event_pb2 import Event, SessionLog
 
+        self._summary, self._event = summary, Event
+        logdir = Path(logdir)
+        logdir.mkdir(parents=True, exist_ok=True)
         # The file name carries the process and the step, so a resume within the same
         # second as the run it continues does not overwrite that run's file.
-        suffix = f".{os.getpid()}.{purge_step or 0}"
-        self._writer = SummaryWriter(str(logdir), purge_step=purge_step, max_queue=1000, flush_secs=10, filename_suffix=suffix)
+        self._events = EventsWriter(str(logdir / "events"), filename_suffix=f".{os.getpid()}.{purge_step or 0}")
+        if purge_step is not None:  # TensorBoard drops earlier files' events from this step on
+            self._events.write_event(Event(step=purge_step, session_log=SessionLog(status=SessionLog.START), wall_time=time.time()))
         for tag, body in (text or {}).items():
-            self._writer.add_text(tag, body, global_step=purge_step or 0)
+            self._write(purge_step or 0, summary.text(tag, body))
+
+    def _write(self, step: int, summary: Any) -> None:
+        self._events.write_event(self._event(step=int(step), summary=summary, wall_time=time.time()))
 
     def scalars(self, step: int, values: Mapping[str, float]) -> None:
-        from tensorboardX.proto.summary_pb2 import Summary
-
-        summary = Summary(value=[Summary.Value(tag=tag, simple_value=float(v)) for tag, v in values.items()])
-        self._writer._get_file_writer().add_summary(summary, step)
+        value = self._summary.Summary.Value
+        self._write(step, self._summary.Summary(value=[value(tag=tag, simple_value=float(v)) for tag, v in values.items()]))
 
     def image(self, step: int, tag: str, rgb: np.ndarray) -> None:
-        self._writer.add_image(tag, rgb, step, dataformats="HWC")
+        self._write(step, self._summary.image(tag, rgb, dataformats="HWC"))
 
     def flush(self) -> None:
-        self._writer.flush()
+        self._events.flush()
 
     def close(self) -> None:
-        self._writer.close()
+        self._events.close()
 
 
 class WandbSink:
