@@ -10,8 +10,11 @@ import numpy as np
 import pytest
 import yaml
 
+from resume_check import reproducible_rows
 from subprocess_env import jax_subprocess_env
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from fadejax.config import parse_config
+from fadejax.learning_log import read_metrics
 from fadejax.records import read_records
 from fadejax.run import discover
 
@@ -43,7 +46,7 @@ def reference(tmp_path_factory):
 
 def test_a_run_directory_holds_config_records_checkpoints_policy_and_summary(reference):
     out, summary = reference
-    assert {"config.yaml", "run.json", "records.jsonl", "checkpoints", "policy", "summary.json"} <= {p.name for p in out.iterdir()}
+    assert {"config.yaml", "run.json", "records.jsonl", "metrics.jsonl", "tensorboard", "checkpoints", "policy", "summary.json"} <= {p.name for p in out.iterdir()}
     assert parse_config(yaml.safe_load((out / "config.yaml").read_text())) == _config()
     records = list(read_records(out / "records.jsonl"))
     assert len(records) == ITERATIONS * 32 == summary.queries
@@ -94,6 +97,14 @@ def test_kill_minus_9_mid_run_then_resume_loses_and_duplicates_nothing(reference
     assert records.read_bytes() == (ref_out / "records.jsonl").read_bytes()
     status = json.loads((out / "run.json").read_text())
     assert (status["iterations"], status["queries"], status["failures"]) == (ref_summary.iterations, ref_summary.queries, ref_summary.failures)
+    # the learning curves: one row per iteration, the reproducible figures as uninterrupted,
+    # and TensorBoard showing each iteration once (the killed process's extra rows purged)
+    assert reproducible_rows(out) == reproducible_rows(ref_out)
+    events = EventAccumulator(str(out / "tensorboard"), size_guidance={"scalars": 0})
+    events.Reload()
+    points = events.Scalars("loop/failures_total")
+    assert [p.step for p in points] == [32 * (i + 1) for i in range(ITERATIONS)]
+    assert [p.value for p in points] == [row["failures_total"] for row in read_metrics(ref_out / "metrics.jsonl")]
 
 
 def test_resuming_a_complete_run_changes_nothing(reference):

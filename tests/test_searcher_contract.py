@@ -1,10 +1,12 @@
 """What every registered searcher owes the loop, checked through the real loop on the
-embedded model: exactly ``num_envs`` queries charged per iteration, and an interrupted run,
-resumed, ending exactly as the uninterrupted one (the same record bytes)."""
+embedded model: exactly ``num_envs`` queries charged per iteration, the figures it declares
+(``reports``) in every learning-curve row, and an interrupted run, resumed, ending exactly
+as the uninterrupted one (the same record bytes, the same learning curves)."""
 
 import pytest
 
 from fadejax.config import parse_config
+from fadejax.learning_log import read_metrics
 from fadejax.records import read_records
 from fadejax.searchers import REGISTRY
 from resume_check import assert_resumes_exactly
@@ -35,3 +37,8 @@ def test_every_searcher_is_charged_exactly_and_resumes_exactly(tmp_path, digits_
     records = list(read_records(tmp_path / "whole" / "records.jsonl"))
     assert len(records) == ITERATIONS * NUM_ENVS
     assert [sum(r["iteration"] == i for r in records) for i in range(ITERATIONS)] == [NUM_ENVS] * ITERATIONS
+    # its learning curves carry exactly the figures it declares, every iteration
+    declared = {f"searcher.{name}" for name in REGISTRY[kind][1].reports}
+    for row in read_metrics(tmp_path / "whole" / "metrics.jsonl"):
+        assert {k for k in row if k.startswith("searcher.")} == declared
+        assert row["failures"] == sum(r["failed"] for r in records if r["iteration"] == row["iteration"])
