@@ -1,4 +1,5 @@
-"""Every user-facing command on every offline audit and mode, through the real CLI entry
+"""Every user-facing command (discover, landscape, compare, summarize, restructure) on
+every offline audit and mode, through the real CLI entry
 point, with tiny budgets: each exits 0 with its documented outputs, or 2 with one
 ``error:`` line where the combination is not supported."""
 
@@ -11,6 +12,7 @@ import yaml
 
 from fadejax.cli import EXIT_BAD_INPUT, main
 from fadejax.config import parse_config
+from fadejax.learning_log import read_metrics
 from fadejax.run import discover
 
 RUN = {"iterations": 2, "num_envs": 8, "checkpoint_every": 1}
@@ -134,6 +136,15 @@ def test_every_command_on_every_audit(audit, tmp_path, capsys):
     if audit == "image-macro":  # a recording for model-free replays, beside the landscape
         code, err = cli("landscape", "--config", str(config_path), "--out", str(run), "--record", str(tmp_path / "rec.npz"), "--quiet")
         assert code == 0 and (tmp_path / "rec.npz").is_file(), err
+
+    # learning curves: a row per iteration, and the two runs side by side (with the
+    # recall@10 curve where the landscape exists)
+    assert [row["iteration"] for row in read_metrics(run / "metrics.jsonl")] == list(range(RUN["iterations"]))
+    assert any((run / "tensorboard").iterdir())
+    code, err = cli("compare", str(run), str(cut), "--out", str(tmp_path / "compare"))
+    assert code == 0, err
+    page = (tmp_path / "compare" / "compare.html").read_text()
+    assert "failures found" in page and ("recall@10" in page) == (not audit.startswith("prompt"))
 
     # summarize, with a view of chosen axes, a slice at a hidden one, and a chosen mode
     argv = ["summarize", str(run), "--choose", "0"]
