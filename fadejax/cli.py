@@ -291,7 +291,7 @@ def _compare(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     refuse_links(out)
-    _Progress.enter("reading the runs' learning curves")
+    _Progress.enter("comparing the runs")
     files = compare(args.run_dirs, out, trust_code=args.trust_code, ground_truth=args.ground_truth, points=args.points)
     print(f"comparison: {files['html']} (and {files['png'].name}, {files['pdf'].name})")
     return 0

@@ -191,7 +191,7 @@ def panels_of(curves: Sequence[RunCurves]) -> list[tuple[str, str]]:
     """``(column, title)`` of every panel some run has data for."""
     panels = [(name, title) for name, title in PANELS if any(_curve(c, name) is not None for c in curves)]
     searcher = sorted({name for c in curves for name in c.columns if name.startswith("searcher.")})
-    return panels + [(name, name.removeprefix("searcher.")) for name in searcher]
+    return panels + [(name, "searcher: " + name.removeprefix("searcher.")) for name in searcher]
 
 
 def _curve(curves: RunCurves, name: str) -> tuple[np.ndarray, np.ndarray] | None:
@@ -271,8 +271,12 @@ def _write_html(curves: Sequence[RunCurves], panels: list[tuple[str, str]], out:
                 line={"color": _COLOURS[i % len(_COLOURS)]}, row=p // cols + 1, col=p % cols + 1,
             )
     figure.update_xaxes(title_text="queries")
-    figure.update_layout(height=320 * rows + 120, title="fadejax compare: " + ", ".join(str(c.run_dir) for c in curves),
-                         legend={"orientation": "h", "y": -0.12}, template="plotly_white")
+    height = 320 * rows + 160
+    figure.update_layout(
+        height=height, title={"text": "fadejax compare: " + ", ".join(str(c.run_dir) for c in curves), "y": 1 - 12 / height, "yanchor": "top"},
+        legend={"orientation": "h", "x": 0, "y": 1 - 48 / height, "yanchor": "top", "yref": "container"}, margin={"t": 120},
+        template="plotly_white",
+    )
     path = out / "compare.html"
     path.write_text(figure.to_html(include_plotlyjs=True, full_html=True))
     return path
