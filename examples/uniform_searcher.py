@@ -24,6 +24,8 @@ class Uniform(Searcher):
     """Every query a uniformly drawn cell; the state counts failures and visits per cell."""
 
     supports_micro = False  # it picks cells, not moves
+    #: what update() reports each iteration: the run's learning curves (searcher.coverage)
+    reports = {"coverage": "share of the cells queried at least once"}
 
     def init(self, key: jax.Array) -> dict[str, jax.Array]:
         return {"failures": jnp.zeros(self.num_actions), "visits": jnp.zeros(self.num_actions)}
@@ -40,7 +42,7 @@ class Uniform(Searcher):
     def update(self, state: dict, t: Transition, key: jax.Array) -> tuple[dict, dict[str, Any]]:
         failures = state["failures"].at[t.action].add(t.failed.astype(jnp.float32))
         visits = state["visits"].at[t.action].add(1.0)
-        return {"failures": failures, "visits": visits}, {}
+        return {"failures": failures, "visits": visits}, {"coverage": jnp.mean(visits > 0)}
 
 
 register(UniformConfig, Uniform)
