@@ -6,6 +6,8 @@ Layout::
       config.yaml      the resolved config (every field, defaults filled in)
       run.json         status ("running" / "complete"), progress, model facts
       records.jsonl    one line per audited-model query (see fadejax.records)
+      metrics.jsonl    the learning curves: one row per iteration (see fadejax.learning_log)
+      tensorboard/     the same as TensorBoard event files (see fadejax.sinks)
       checkpoints/     orbax snapshots of the loop state (agent, optimiser, replay, rng, counters)
       policy/          orbax snapshot of the final policy (the Q-network parameters)
       summary.json     top failure cells, totals (written at the end)
