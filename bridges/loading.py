@@ -30,6 +30,11 @@ def build_classifier_oracle(model_config, train_set, held_out, data_config, prog
             "split_seed": data_config.split_seed,
         }
         model, info = digits_cnn.load_or_train(train_set, held_out, recipe, progress=progress, architecture=model_config.architecture)
+    elif model_config.source == "huggingface":
+        from bridges.hf_classifier import load_hf_image_classifier
+
+        model = load_hf_image_classifier(model_config.architecture)
+        info = {"weights": model_config.architecture, "label_names": model.label_names}
     elif model_config.source == "file":
         model = load_into(build_from_import_path(model_config.architecture, model_config.architecture_kwargs), model_config.weights)
         info = {"weights": model_config.weights}

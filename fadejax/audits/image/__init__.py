@@ -37,7 +37,9 @@ class ImageAudit(Audit):
         return []
 
     def paths_named(self, data: dict[str, Any]) -> list[tuple[str, str]]:
-        return section_paths(data, {"data": ("path",), "model": ("weights",)})
+        model = data.get("model")
+        local_hf = isinstance(model, dict) and model.get("source") == "huggingface" and Path(str(model.get("architecture", ""))).is_dir()
+        return section_paths(data, {"data": ("path",), "model": ("weights", "architecture") if local_hf else ("weights",)})
 
     def default_axes(self) -> list[dict[str, Any]]:
         return [dict(axis) for axis in DEFAULT_AXES]

@@ -49,10 +49,15 @@ class ModelConfig(_Strict):
     ``architecture_kwargs`` and loaded from ``weights`` (.safetensors, or a .pt/.pth
     state dict read with ``weights_only=True``). ``torchvision`` / ``timm``: a model of
     that name from the optional ``vision`` extra, with ``weights`` from a local file or
-    an already-filled cache (never downloaded).
+    an already-filled cache (never downloaded). ``huggingface``: an
+    ``AutoModelForImageClassification`` with its ``AutoImageProcessor``, ``architecture``
+    a local directory or a model id already in the Hugging Face cache (never downloaded);
+    the processor's resize, crop and normalisation are applied to each perturbed batch
+    (``normalize_mean`` / ``normalize_std`` are then not used), and its ``id2label`` names
+    the classes in ``run.json``.
     """
 
-    source: Literal["embedded", "file", "torchvision", "timm"] = "embedded"
+    source: Literal["embedded", "file", "torchvision", "timm", "huggingface"] = "embedded"
     architecture: str = "digits_cnn"
     architecture_kwargs: dict[str, Any] = pydantic.Field(default_factory=dict)
     weights: str | None = None
@@ -66,6 +71,9 @@ class ModelConfig(_Strict):
     def _weights_for_file(self) -> "ModelConfig":
         if self.source == "file" and not self.weights:
             raise ValueError("model.source 'file' needs model.weights (a local .safetensors/.pt/.pth file)")
+        if self.source == "huggingface" and (self.weights or self.normalize_mean or self.normalize_std):
+            raise ValueError("model.source 'huggingface' takes its weights and normalisation from the model directory and its "
+                             "image processor: leave model.weights, normalize_mean and normalize_std unset")
         if self.source == "file" and ":" not in self.architecture:
             raise ValueError(
                 f"model.architecture '{self.architecture}' must be 'package.module:Class' for model.source 'file'"

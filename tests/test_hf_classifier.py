@@ -1,0 +1,94 @@
+"""Hugging Face image classifiers as audited models: tiny ViT, ResNet and ConvNeXt built
+from configs here and saved with ``save_pretrained`` (nothing is downloaded), their
+processors' steps applied to the perturbed batch, offline loading."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from bridges.hf_classifier import ProcessorTransform, load_hf_image_classifier
+from fadejax.cli import main
+from fadejax.config import ConfigError, parse_config
+
+NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+#: differences allowed between our batched transform and the processor's own output, in
+#: normalised units (std 0.5: 1/255 of a pixel is 0.008): PIL resamples 8-bit images in
+#: two passes, rounding and clipping between them, which on random-noise images (the
+#: worst case) leaves up to ~12/255 at a few pixels of a bicubic upscale
+TOLERANCE_MAX, TOLERANCE_MEAN = 0.1, 0.01
+
+
+def _save(root, kind: str):
+    from transformers import (ConvNextConfig, ConvNextForImageClassification, ConvNextImageProcessor, ResNetConfig,
+                              ResNetForImageClassification, ViTConfig, ViTForImageClassification, ViTImageProcessor)
+
+    torch.manual_seed(0)
+    labels = {"id2label": dict(enumerate(NAMES)), "label2id": {n: i for i, n in enumerate(NAMES)}, "num_labels": 10}
+    if kind == "vit":
+        model = ViTForImageClassification(ViTConfig(image_size=32, patch_size=8, hidden_size=16, num_hidden_layers=1,
+                                                    num_attention_heads=2, intermediate_size=32, **labels))
+        processor = ViTImageProcessor(size={"height": 32, "width": 32})
+    elif kind == "resnet":
+        model = ResNetForImageClassification(ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], **labels))
+        processor = ConvNextImageProcessor(size={"shortest_edge": 32}, crop_pct=0.875, resample=2)
+    else:
+        model = ConvNextForImageClassification(ConvNextConfig(num_stages=2, hidden_sizes=[8, 16], depths=[1, 1], **labels))
+        processor = ConvNextImageProcessor(size={"shortest_edge": 32}, crop_pct=0.875)
+    path = root / kind
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hf")
+    return {kind: _save(root, kind) for kind in ("vit", "resnet", "convnext")}
+
+
+@pytest.mark.parametrize("kind", ["vit", "resnet", "convnext"])
+def test_the_batched_transform_matches_the_image_processor(models, kind):
+    from transformers import AutoImageProcessor
+
+    processor = AutoImageProcessor.from_pretrained(models[kind], local_files_only=True)
+    rng = np.random.default_rng(1)
+    images = (rng.random((4, 24, 28, 3)) * 255).astype(np.uint8)  # not square: the shortest edge matters
+    expected = processor(images=[Image.fromarray(x) for x in images], return_tensors="pt")["pixel_values"]
+    ours = ProcessorTransform(processor)(torch.tensor(images).permute(0, 3, 1, 2).float() / 255.0)
+    assert ours.shape == expected.shape
+    difference = (ours - expected).abs()
+    assert float(difference.max()) <= TOLERANCE_MAX and float(difference.mean()) <= TOLERANCE_MEAN
+
+
+@pytest.mark.parametrize("kind", ["vit", "resnet", "convnext"])
+def test_each_model_is_audited_from_its_directory_offline(models, kind, tmp_path, capsys):
+    config = {"name": f"hf-{kind}", "data": {"limit": 24}, "model": {"source": "huggingface", "architecture": str(models[kind])},
+              "searcher": {"kind": "random"}, "run": {"iterations": 2, "num_envs": 8}}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["discover", "--config", str(path), "--out", str(tmp_path / "run"), "--quiet"]) == 0, capsys.readouterr().err
+    model = json.loads((tmp_path / "run" / "run.json").read_text())["model"]
+    assert model["label_names"] == NAMES and 0.0 <= model["clean_accuracy"] <= 1.0
+    classifier = load_hf_image_classifier(str(models[kind]))
+    digits = torch.rand(3, 1, 32, 32)  # one channel: repeated to the three the model expects
+    assert classifier(digits).shape == (3, 10)
+
+
+def test_a_model_that_would_need_a_download_is_refused(tmp_path, capsys):
+    config = {"data": {"limit": 24}, "model": {"source": "huggingface", "architecture": "fadejax-tests/not-in-any-cache"},
+              "run": {"iterations": 2, "num_envs": 8}}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["discover", "--config", str(path), "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "fadejax-tests/not-in-any-cache" in err and "never downloads" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_weights_or_normalisation_beside_a_hugging_face_model_are_refused():
+    with pytest.raises(ConfigError, match="huggingface"):
+        parse_config({"model": {"source": "huggingface", "architecture": "x", "normalize_mean": [0.5]}})
