@@ -141,6 +141,7 @@ def _bad_input_errors() -> tuple[type[BaseException], ...]:
     from fadejax.config import ConfigError
     from fadejax.finetune import FineTuneError
     from fadejax.ground_truth import GroundTruthError, LandscapeTooLarge
+    from fadejax.learning_log import MetricsError
     from fadejax.perturbations import PerturbationError
     from fadejax.recording import RecordingError
     from fadejax.records import RecordsError
@@ -150,7 +151,7 @@ def _bad_input_errors() -> tuple[type[BaseException], ...]:
     from fadejax.trust import UnsafeOutputError, UntrustedCodeError
 
     errors: list[type[BaseException]] = [
-        audits.AuditError, CompareError, ConfigError, FineTuneError, GroundTruthError, LandscapeTooLarge, PerturbationError, RecordingError, RecordsError,
+        audits.AuditError, CompareError, ConfigError, FineTuneError, GroundTruthError, LandscapeTooLarge, MetricsError, PerturbationError, RecordingError, RecordsError,
         RunDirError, SpaceError, SummarizeError, UnsafeOutputError, UntrustedCodeError,
     ]
     if "bridges.weights" in sys.modules:
@@ -293,6 +294,8 @@ def _compare(args: argparse.Namespace) -> int:
     refuse_links(out)
     _Progress.enter("comparing the runs")
     files = compare(args.run_dirs, out, trust_code=args.trust_code, ground_truth=args.ground_truth, points=args.points)
+    for note in files.pop("notes"):
+        print(f"note: {note}")
     print(f"comparison: {files['html']} (and {files['png'].name}, {files['pdf'].name})")
     return 0
 

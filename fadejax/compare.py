@@ -128,11 +128,11 @@ def load_curves(run_dir: str | Path, *, trust_code: bool = False, ground_truth: 
         columns = {"failures": per_iteration[iterations], "failures_total": np.cumsum(per_iteration[iterations])}
     curves = RunCurves(run_dir, config, queries, columns, notes=notes)
     if truth is not None and recorded is not None and recorded[0].size:
-        curves.recall = _recall_curve(recorded, truth, config, points)
+        curves.recall = _recall_curve(recorded, truth, config, points, run_dir)
     return curves
 
 
-def _recall_curve(recorded, truth: tuple[np.ndarray, int | None], config: ExperimentConfig, points: int) -> tuple[np.ndarray, np.ndarray]:
+def _recall_curve(recorded, truth: tuple[np.ndarray, int | None], config: ExperimentConfig, points: int, run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     """Recall@10 of the report's ranking after ``points`` evenly spaced shares of the queries."""
     from fadejax.estimates import report_recall
 
@@ -140,9 +140,11 @@ def _recall_curve(recorded, truth: tuple[np.ndarray, int | None], config: Experi
     rates, held_out = truth
     num_samples = held_out if held_out is not None else int(sample.max()) + 1
     if int(sample.max()) >= num_samples or int(cell.max()) >= rates.size:
-        raise CompareError("the records name samples or cells outside the ground truth's landscape")
+        raise CompareError(f"the records of run '{run_dir}' name samples or cells outside its ground truth's landscape "
+                           f"({rates.size} cells x {num_samples} samples)")
     sizes = tuple(config.concept_space().sizes)
     marks = np.unique(np.linspace(sample.size / points, sample.size, points).astype(np.int64))
+    marks = marks[marks > 0]  # more points than queries: no empty prefixes
     recall = [report_recall(sample[:m], cell[:m], failed[:m], rates, sizes, num_samples)[0] for m in marks]
     return marks, np.asarray(recall, np.float64)
 
@@ -203,8 +205,10 @@ def _curve(curves: RunCurves, name: str) -> tuple[np.ndarray, np.ndarray] | None
     return curves.queries, values
 
 
-def compare(run_dirs: Sequence[str | Path], out_dir: str | Path, *, trust_code: bool = False, ground_truth: str | Path | None = None, points: int = 10) -> dict[str, Path]:
-    """Write ``compare.png``, ``compare.pdf`` and ``compare.html`` for ``run_dirs`` into ``out_dir``."""
+def compare(run_dirs: Sequence[str | Path], out_dir: str | Path, *, trust_code: bool = False, ground_truth: str | Path | None = None, points: int = 10) -> dict[str, Any]:
+    """Write ``compare.png``, ``compare.pdf`` and ``compare.html`` for ``run_dirs`` into
+    ``out_dir``; returns their paths (``png``, ``pdf``, ``html``) and ``notes``, a list of
+    what a reader should know (e.g. a run compared from its records only)."""
     run_dirs = [Path(r) for r in run_dirs]
     resolved = [r.resolve() for r in run_dirs]
     repeated = sorted({str(r) for r in run_dirs if resolved.count(r.resolve()) > 1})
@@ -218,8 +222,9 @@ def compare(run_dirs: Sequence[str | Path], out_dir: str | Path, *, trust_code: 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     panels = panels_of(curves)
-    written = _write_figure(curves, panels, out)
+    written: dict[str, Any] = _write_figure(curves, panels, out)
     written["html"] = _write_html(curves, panels, out)
+    written["notes"] = [note for c in curves for note in c.notes]
     return written
 
 

@@ -253,18 +253,15 @@ class Discovery:
         in each stage's wall-clock seconds. The waits cost little: the audited model waits
         for the proposal's inputs anyway, and the next proposal for the new state.
         """
-        if times is None:
-            inputs, pending = self.propose(state)
-            core, fields = self.task.evaluate(inputs, pending)
-            state, outcome, metrics = self.settle(state, pending, core)
-            return state, {**outcome, **fields}, metrics
         began = time.perf_counter()
         inputs, pending = self.propose(state)
-        jax.block_until_ready(inputs)
+        if times is not None:
+            jax.block_until_ready(inputs)
         proposed = time.perf_counter()
         core, fields = self.task.evaluate(inputs, pending)
         evaluated = time.perf_counter()
         state, outcome, metrics = self.settle(state, pending, core)
-        jax.block_until_ready(state.iteration)
-        times.propose, times.model, times.learn = proposed - began, evaluated - proposed, time.perf_counter() - evaluated
+        if times is not None:
+            jax.block_until_ready(state.iteration)
+            times.propose, times.model, times.learn = proposed - began, evaluated - proposed, time.perf_counter() - evaluated
         return state, {**outcome, **fields}, metrics

@@ -32,8 +32,10 @@ with the number of queries as the step, so runs with different batch sizes line 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Protocol, Sequence
@@ -74,7 +76,8 @@ class Sink(Protocol):
 
     def flush(self) -> None: ...
 
-    def close(self) -> None: ...
+    def close(self, failed: bool = False) -> None:
+        """Finish; ``failed``: the run stopped on an error or an interrupt."""
 
 
 def _finite(value: Any) -> float | int | None:
@@ -130,29 +133,48 @@ class LearningLog:
                 "time.propose": times.propose, "time.model": times.model, "time.learn": times.learn,
             })
         row["time.records"] = records_seconds
-        row.update({f"searcher.{name}": learner[name] for name in sorted(learner)})
+        for name in sorted(learner):
+            if np.size(learner[name]) != 1:
+                raise ValueError(f"the searcher's figure '{name}' has shape {np.shape(learner[name])}; "
+                                 "update() must report scalars (see Searcher.reports)")
+            row[f"searcher.{name}"] = learner[name]
         row = {k: _finite(v) for k, v in row.items()}
         self._file.append((json.dumps(row) + "\n").encode())
         values = {tag_of(k): float(v) if v is not None else float("nan") for k, v in row.items() if k not in ("iteration", "queries")}
-        for sink in self.sinks:
-            sink.scalars(self.queries, values)
+        self._to_sinks("scalars", self.queries, values)
         return row
 
-    def add_image(self, tag: str, rgb: np.ndarray) -> None:
-        """Log an image at the current number of queries to every sink."""
-        for sink in self.sinks:
-            sink.image(self.queries, tag, rgb)
+    def add_image(self, tag: str, make_rgb) -> None:
+        """Log the image ``make_rgb()`` (``(H, W, 3)`` uint8) at the current number of
+        queries to every sink; a drawing error is reported, not raised (the rows go on)."""
+        try:
+            rgb = make_rgb()
+        except Exception as exc:  # noqa: BLE001 - a picture is not worth a run
+            warnings.warn(f"fadejax: the {tag} image was not drawn ({type(exc).__name__}: {exc})", stacklevel=2)
+            return
+        self._to_sinks("image", self.queries, tag, rgb)
+
+    def _to_sinks(self, method: str, *args) -> None:
+        """Call every sink; one that fails is reported once and dropped: ``metrics.jsonl``
+        (written before) is the record, the sinks are views of it."""
+        for sink in list(self.sinks):
+            try:
+                getattr(sink, method)(*args)
+            except Exception as exc:  # noqa: BLE001
+                warnings.warn(f"fadejax: logging to {type(sink).__name__} stopped ({type(exc).__name__}: {exc}); "
+                              "metrics.jsonl keeps every row", stacklevel=2)
+                self.sinks.remove(sink)
+                with contextlib.suppress(Exception):
+                    sink.close(True)
 
     def sync(self) -> None:
         """Rows to stable storage, sinks flushed (called at checkpoints)."""
         self._file.sync()
-        for sink in self.sinks:
-            sink.flush()
+        self._to_sinks("flush")
 
-    def close(self) -> None:
+    def close(self, failed: bool = False) -> None:
         self._file.close()
-        for sink in self.sinks:
-            sink.close()
+        self._to_sinks("close", failed)
 
 
 def read_metrics(path: Path) -> Iterator[dict[str, Any]]:

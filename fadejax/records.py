@@ -196,7 +196,7 @@ class BackgroundRecordWriter:
         """Queue an image for the log's sinks, made on the thread by ``make_rgb()`` (an
         ``(H, W, 3)`` uint8 array), logged at the queries of the iteration queued last."""
         if self.log is not None and self.log.sinks:
-            self._submit(lambda: self.log.add_image(tag, make_rgb()))
+            self._submit(lambda: self.log.add_image(tag, make_rgb))
 
     def drain(self) -> None:
         """Wait until every queued iteration is written."""
@@ -220,14 +220,15 @@ class BackgroundRecordWriter:
         if self.log is not None:
             self.log.sync()
 
-    def close(self) -> None:
-        """Write what is queued, stop the thread and close the files."""
+    def close(self, failed: bool = False) -> None:
+        """Write what is queued, stop the thread and close the files (``failed``: the run
+        stopped on an error or an interrupt, which the log's sinks are told)."""
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
         self._writer.close()
         if self.log is not None:
-            self.log.close()
+            self.log.close(failed)
         self._raise_pending()
 
 

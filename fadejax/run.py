@@ -91,6 +91,24 @@ def _save(manager: ocp.CheckpointManager, state: LoopState, writer: BackgroundRe
     manager.save(int(state.iteration), args=ocp.args.StandardSave(tree), force=force)
 
 
+def _usable_metrics_length(path: Path, checkpointed: int, iteration: int, progress: bool) -> int:
+    """The learning-curve length to resume from: the checkpoint's, or, if the file was
+    shortened outside fadejax, its complete rows (the records, not the curves, are the
+    run's record of truth: a gap in the curves does not stop a resume)."""
+    size = path.stat().st_size if path.exists() else 0
+    if size >= checkpointed:
+        return checkpointed
+    if size == 0:
+        whole = 0
+    else:
+        with open(path, "rb") as f:
+            whole = f.read().rfind(b"\n") + 1
+    if progress:
+        print(f"note: '{path}' is shorter than its checkpoint recorded; its learning curves go on from iteration {iteration}, "
+              "with a gap before it")
+    return whole
+
+
 def _open_sinks(config: ExperimentConfig, run_dir: Path, status: dict[str, Any], purge_step: int | None) -> list[Sink]:
     """The config's learning-curve sinks; ``purge_step``: the first step (queries) this
     process logs when it resumes a run, from which on earlier processes' events are dropped."""
@@ -225,22 +243,24 @@ def discover(config: ExperimentConfig, run_dir: str | Path, *, resume: bool = Fa
         print(f"no checkpoint in '{run_dir}' yet; starting it from the beginning")
     if config.run.wandb is not None and "wandb_id" not in status:
         status["wandb_id"] = uuid.uuid4().hex[:16]
-    log = LearningLog(
-        run_dir / METRICS_FILE, num_envs=discovery.num_envs, queries=int(state.queries), failures=int(state.failures),
-        truncate_to=metrics_bytes, sinks=_open_sinks(config, run_dir, status, int(state.queries) + 1 if resuming else None),
-    )
-    writer = BackgroundRecordWriter(RecordWriter(run_dir / RECORDS_FILE, task.space, config.mode, truncate_to=records_bytes), log=log)
+    records = RecordWriter(run_dir / RECORDS_FILE, task.space, config.mode, truncate_to=records_bytes)  # refuses shortened records before any write
+    metrics_bytes = _usable_metrics_length(run_dir / METRICS_FILE, metrics_bytes, int(state.iteration), progress)
+    log = LearningLog(run_dir / METRICS_FILE, num_envs=discovery.num_envs, queries=int(state.queries), failures=int(state.failures), truncate_to=metrics_bytes)
+    writer = BackgroundRecordWriter(records, log=log)
 
     total = config.run.iterations
     start = int(state.iteration)
-    status.update({"status": "running", "fadejax_version": __version__, "model": task.info, "iterations_planned": total})
-    write_json_atomic(run_dir / STATUS_FILE, status)
     bar = tqdm(total=total, initial=start, disable=not progress, unit="it", dynamic_ncols=True, desc="discover")
     began = time.perf_counter()
     queries_this_call = 0
     failures_before = int(state.failures)
-    every = config.run.landscape_every if config.mode == "macro" and log.sinks else 0
     try:
+        log.sinks = _open_sinks(config, run_dir, status, int(state.queries) + 1 if resuming else None)
+        if resuming:
+            create(run_dir, config)  # the config may differ in logging settings only (rundir.check): keep the new ones
+        status.update({"status": "running", "fadejax_version": __version__, "model": task.info, "iterations_planned": total})
+        write_json_atomic(run_dir / STATUS_FILE, status)
+        every = config.run.landscape_every if config.mode == "macro" and log.sinks else 0
         stop = total if stop_after is None else min(total, start + stop_after)
         for iteration, state, _ in iterate(discovery, state, writer, stop, log=True):
             failures = failures_before + writer.failures  # as written so far: a few iterations behind at most
@@ -259,12 +279,13 @@ def discover(config: ExperimentConfig, run_dir: str | Path, *, resume: bool = Fa
         # its state. Resume restarts from the last periodic checkpoint and replays the rest.
         bar.close()
         manager.wait_until_finished()
-        writer.close()
+        writer.close(failed=True)
         print(f"\ninterrupted; continue with: fadejax discover --config ... --out {run_dir} --resume")
         raise
     except BaseException:
+        bar.close()
         with contextlib.suppress(Exception):  # the loop's own error is the one to report
-            writer.close()
+            writer.close(failed=True)
         raise
     finally:
         if hasattr(task, "close"):  # e.g. stop a rating page

@@ -32,6 +32,9 @@ class RunDirError(ValueError):
 
 
 CONFIG_FILE = "config.yaml"
+#: Fields that say where a run's learning curves are mirrored, not what the run does: a
+#: resume may change them (and the run directory's config then records the new values).
+LOGGING_FIELDS = ("run.tensorboard", "run.landscape_every", "run.wandb")
 STATUS_FILE = "run.json"
 SUMMARY_FILE = "summary.json"
 # Files that may be in a run directory before its run starts: the exhaustive landscape, and
@@ -86,8 +89,8 @@ def check(run_dir: Path, config: ExperimentConfig, resume: bool) -> bool:
     if config_path.is_file():
         stored = _resolved(yaml.safe_load(config_path.read_text()), config)
         wanted = config.model_dump(mode="json")
-        if stored != wanted:
-            fields = _differences(stored, wanted)
+        fields = [f for f in _differences(stored, wanted) if not any(f == g or f.startswith(g + ".") for g in LOGGING_FIELDS)]
+        if fields:
             raise RunDirError(
                 f"output directory '{run_dir}' holds another run (its config differs in: {', '.join(fields[:8])}); "
                 "choose another --out"

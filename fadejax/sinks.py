@@ -63,7 +63,7 @@ class TensorBoardSink:
     def flush(self) -> None:
         self._events.flush()
 
-    def close(self) -> None:
+    def close(self, failed: bool = False) -> None:
         self._events.close()
 
 
@@ -91,5 +91,5 @@ class WandbSink:
     def flush(self) -> None:
         pass  # wandb streams on its own process
 
-    def close(self) -> None:
-        self._run.finish()
+    def close(self, failed: bool = False) -> None:
+        self._run.finish(exit_code=1 if failed else 0)  # a crashed or interrupted run does not show as finished

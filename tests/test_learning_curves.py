@@ -21,11 +21,13 @@ from fadejax.compare import compare, differing_fields, labels_for, load_curves
 from fadejax.config import parse_config
 from fadejax.estimates import report_recall
 from fadejax.ground_truth import landscape_key
-from fadejax.learning_log import TIMING_COLUMNS, read_metrics, tag_of
+from fadejax.learning_log import TIMING_COLUMNS, LearningLog, read_metrics, tag_of
 from fadejax.records import read_records
 from fadejax.run import _checkpoint_manager, _restore, build_discovery, discover
 from fadejax.searchers import REGISTRY
-from resume_check import reproducible_rows
+from resume_check import drop_latest_checkpoint, reproducible_rows
+from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+from tensorboard.compat.proto.event_pb2 import SessionLog
 
 ITERATIONS, NUM_ENVS = 12, 32
 SMALL = {
@@ -87,15 +89,52 @@ def test_event_files_hold_the_same_numbers_as_the_metrics_file(run):
     assert "config/text_summary" in events.Tags()["tensors"]
 
 
-def test_a_stopped_and_resumed_run_shows_each_iteration_once_in_tensorboard(tmp_path, digits_task, run):
+def test_a_killed_and_resumed_run_shows_each_iteration_once_in_tensorboard(tmp_path, digits_task, run):
     out = tmp_path / "cut"
     discover(_config(), out, oracle=digits_task.oracle, progress=False, stop_after=10)
+    assert drop_latest_checkpoint(out) == 8  # as if killed after iteration 10: iterations 8-9 are logged twice
     discover(_config(), out, oracle=digits_task.oracle, progress=False, resume=True)
     assert reproducible_rows(out) == reproducible_rows(run)
-    assert len(list((out / "tensorboard").iterdir())) == 2  # one event file per process
+    files = sorted((out / "tensorboard").iterdir())
+    assert len(files) == 2  # one event file per process
+    # the second file starts with TensorBoard's restart marker at the first step it writes
+    markers = [(e.step, e.session_log.status) for f in files for e in EventFileLoader(str(f)).Load() if e.HasField("session_log")]
+    assert markers == [(8 * NUM_ENVS + 1, SessionLog.START)]
     points = _events(out).Scalars("loop/failures_total")
     assert [p.step for p in points] == [NUM_ENVS * (i + 1) for i in range(ITERATIONS)]
     assert [p.value for p in points] == [row["failures_total"] for row in read_metrics(run / "metrics.jsonl")]
+
+
+def test_logging_settings_may_change_on_resume_and_shortened_curves_do_not_stop_it(tmp_path, digits_task, run, capsys):
+    out = tmp_path / "cut"
+    discover(_config(), out, oracle=digits_task.oracle, progress=False, stop_after=6)
+    drop_latest_checkpoint(out)
+    lines = (out / "metrics.jsonl").read_bytes().splitlines(keepends=True)
+    (out / "metrics.jsonl").write_bytes(b"".join(lines[:2]) + lines[2][:50])  # shortened behind fadejax's back, mid-row
+    discover(_config(tensorboard=False, landscape_every=0), out, oracle=digits_task.oracle, progress=True, resume=True)
+    assert "learning curves go on from iteration 4" in capsys.readouterr().out
+    assert yaml.safe_load((out / "config.yaml").read_text())["run"]["tensorboard"] is False  # the new settings are kept
+    assert (out / "records.jsonl").read_bytes() == (run / "records.jsonl").read_bytes()
+    assert [row["iteration"] for row in read_metrics(out / "metrics.jsonl")] == [0, 1] + list(range(4, ITERATIONS))  # a gap, no repeats
+
+
+def test_a_failing_sink_is_dropped_with_a_warning_and_the_rows_go_on(tmp_path):
+    class Broken:
+        def scalars(self, step, values):
+            raise OSError("disk full")
+
+        def close(self, failed=False):
+            pass
+
+    log = LearningLog(tmp_path / "metrics.jsonl", num_envs=4, sinks=[Broken()])
+    with pytest.warns(UserWarning, match="logging to Broken stopped.*disk full"):
+        log.add(0, 1, {"loss": np.float32(0.5)}, None, 0.001)
+    log.add(1, 2, {"loss": np.float32(0.4)}, None, 0.001)
+    log.add_image("landscape/policy", lambda: 1 / 0)  # nothing to draw on: no error, no sink
+    with pytest.raises(ValueError, match="'loss' has shape \\(2,\\)"):
+        log.add(2, 0, {"loss": np.zeros(2)}, None, 0.001)
+    log.close()
+    assert [row["failures_total"] for row in read_metrics(tmp_path / "metrics.jsonl")] == [1, 3]
 
 
 def test_a_run_from_before_learning_curves_resumes_and_keeps_them_from_there(tmp_path, digits_task):
@@ -129,8 +168,8 @@ def test_tensorboard_can_be_off_and_wandb_gets_every_row(tmp_path, digits_task, 
         def log(self, values, step):
             calls["log"].append((step, values))
 
-        def finish(self):
-            calls["finish"].append(True)
+        def finish(self, exit_code=0):
+            calls["finish"].append(exit_code)
 
     fake = types.ModuleType("wandb")
     fake.__spec__ = importlib.machinery.ModuleSpec("wandb", None)
@@ -145,7 +184,7 @@ def test_tensorboard_can_be_off_and_wandb_gets_every_row(tmp_path, digits_task, 
     run_id = json.loads((out / "run.json").read_text())["wandb_id"]
     assert [c["id"] for c in calls["init"]] == [run_id, run_id]  # a resume continues the same W&B run
     assert all(c["project"] == "audits" and c["mode"] == "offline" and c["resume"] == "allow" and c["tags"] == ["digits"] for c in calls["init"])
-    assert calls["finish"] == [True, True]
+    assert calls["finish"] == [0, 0]  # both processes ended normally (1 after an error or an interrupt)
     scalars = [(step, values) for step, values in calls["log"] if "loop/failures" in values]
     rows = list(read_metrics(out / "metrics.jsonl"))
     assert [step for step, _ in scalars] == [row["queries"] for row in rows] == [NUM_ENVS * (i + 1) for i in range(ITERATIONS)]
@@ -153,7 +192,8 @@ def test_tensorboard_can_be_off_and_wandb_gets_every_row(tmp_path, digits_task, 
     assert [step for step, values in calls["log"] if "landscape/policy" in values] == [5 * NUM_ENVS, 10 * NUM_ENVS]
 
 
-def test_wandb_without_the_package_is_refused_before_anything_is_written(tmp_path, capsys):
+def test_wandb_without_the_package_is_refused_before_anything_is_written(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "wandb", None)  # as where the extra is not installed
     config = tmp_path / "wandb.yaml"
     config.write_text(yaml.safe_dump({**SMALL, "run": {**SMALL["run"], "wandb": {"project": "audits"}}}))
     out = tmp_path / "out"

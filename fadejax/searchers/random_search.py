@@ -17,7 +17,7 @@ class RandomConfig(SearcherConfig):
 
 class RandomSearch(Searcher):
     supports_micro = False
-    reports = COVERAGE
+    reports = dict(COVERAGE)
 
     def init(self, key: jax.Array) -> CellCounts:
         return CellCounts.zeros(self.num_actions)
