@@ -13,6 +13,13 @@ def build_classifier_oracle(model_config, train_set, held_out, data_config, prog
     measures it; ``info`` reports where the weights are and the clean accuracy.
     """
     num_classes = model_config.num_classes or held_out.num_classes
+    if model_config.source == "huggingface":  # its own classes: the data's are mapped onto them (data.class_map)
+        from bridges.hf_classifier import load_hf_image_classifier
+
+        model = load_hf_image_classifier(model_config.architecture)
+        names = model.label_names
+        oracle = ClassifierOracle(model, len(names), model_config.device)
+        return oracle, {"weights": model_config.architecture, "label_names": names}
     if model_config.source == "embedded":
         from bridges import digits_cnn
 
@@ -30,11 +37,6 @@ def build_classifier_oracle(model_config, train_set, held_out, data_config, prog
             "split_seed": data_config.split_seed,
         }
         model, info = digits_cnn.load_or_train(train_set, held_out, recipe, progress=progress, architecture=model_config.architecture)
-    elif model_config.source == "huggingface":
-        from bridges.hf_classifier import load_hf_image_classifier
-
-        model = load_hf_image_classifier(model_config.architecture)
-        info = {"weights": model_config.architecture, "label_names": model.label_names}
     elif model_config.source == "file":
         model = load_into(build_from_import_path(model_config.architecture, model_config.architecture_kwargs), model_config.weights)
         info = {"weights": model_config.weights}

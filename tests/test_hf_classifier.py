@@ -92,3 +92,26 @@ def test_a_model_that_would_need_a_download_is_refused(tmp_path, capsys):
 def test_weights_or_normalisation_beside_a_hugging_face_model_are_refused():
     with pytest.raises(ConfigError, match="huggingface"):
         parse_config({"model": {"source": "huggingface", "architecture": "x", "normalize_mean": [0.5]}})
+
+
+def test_an_image_folder_is_audited_with_its_classes_mapped_onto_the_models(models, tmp_path, capsys):
+    root = tmp_path / "digits"
+    for name in ("seven", "two"):  # folder order (seven, two) is not the model's (two = 2, seven = 7)
+        (root / name).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(np.full((20, 20, 3), 40 * i, np.uint8)).save(root / name / f"{i}.png")
+    (root / "two" / "broken.jpg").write_bytes(b"not a jpeg")
+    config = {"name": "hf-folder", "data": {"source": "folder", "path": str(root), "skip_unreadable": True},
+              "model": {"source": "huggingface", "architecture": str(models["vit"])}, "searcher": {"kind": "random"},
+              "run": {"iterations": 2, "num_envs": 8}}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["discover", "--config", str(path), "--out", str(tmp_path / "run")]) == 0, capsys.readouterr().err
+    assert "1 unreadable images left out" in capsys.readouterr().out
+    labels = {r["label"] for r in map(json.loads, (tmp_path / "run" / "records.jsonl").read_text().splitlines())}
+    assert labels <= {2, 7}
+    (root / "eleven").mkdir()
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(root / "eleven" / "0.png")
+    assert main(["discover", "--config", str(path), "--out", str(tmp_path / "run2"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "['eleven'] are not classes of the model" in err and len(err.strip().splitlines()) == 1

@@ -12,21 +12,37 @@ from fadejax.strict import Strict as _Strict
 class DataConfig(_Strict):
     """Where the samples come from. ``digits``: scikit-learn's bundled handwritten digits,
     upsampled to ``image_size`` and split; ``npz``: a local file with ``images``
-    ``(N, H, W, C)`` (floats in [0, 1] or uint8) and ``labels`` ``(N,)``, all held out.
+    ``(N, H, W, C)`` (floats in [0, 1] or uint8) and ``labels`` ``(N,)``, all held out;
+    ``folder``: an image folder (``path/CLASS/*.png|jpg|jpeg``, classes in folder-name
+    order), every image RGB and resized to ``image_size``; ``hf_dataset``: a ``datasets``
+    data set saved with ``save_to_disk`` (``split`` picks one of several), its
+    ``image_column`` and ``label_column``. Folders and data sets name their classes;
+    ``class_map: name`` matches them to the model's class names (a data class the model
+    does not know is an error naming it), ``index`` by position. ``per_class``: at most
+    this many images per class; ``skip_unreadable``: leave out (and count) images that do
+    not decode instead of stopping with an error naming the file.
     ``limit``: audit only the first ``limit`` held-out samples (a quicker, coarser look;
     summaries re-evaluate modes on these too)."""
 
-    source: Literal["digits", "npz"] = "digits"
+    source: Literal["digits", "npz", "folder", "hf_dataset"] = "digits"
     path: str | None = None
     image_size: int = pydantic.Field(32, ge=8, le=512)
     held_out_fraction: float = pydantic.Field(0.3, gt=0.0, lt=1.0)
     split_seed: int = 0
     limit: pydantic.PositiveInt | None = None
+    per_class: pydantic.PositiveInt | None = None
+    split: str | None = None
+    image_column: str = "image"
+    label_column: str = "label"
+    class_map: Literal["name", "index"] = "name"
+    skip_unreadable: bool = False
 
     @pydantic.model_validator(mode="after")
-    def _path_for_npz(self) -> "DataConfig":
-        if self.source == "npz" and not self.path:
-            raise ValueError("data.source 'npz' needs data.path (a .npz file with 'images' and 'labels')")
+    def _path_for_files(self) -> "DataConfig":
+        needs = {"npz": "a .npz file with 'images' and 'labels'", "folder": "a folder with one sub-folder of images per class",
+                 "hf_dataset": "a directory written by datasets' save_to_disk"}
+        if self.source in needs and not self.path:
+            raise ValueError(f"data.source '{self.source}' needs data.path ({needs[self.source]})")
         return self
 
 

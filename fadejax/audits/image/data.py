@@ -1,6 +1,8 @@
-"""Image data sets: the embedded digits (shipped inside scikit-learn) and local .npz files.
+"""Image data sets: the embedded digits (shipped inside scikit-learn), local .npz files,
+image folders (one sub-folder per class) and ``datasets`` saved with ``save_to_disk``.
 
 Images are ``(N, H, W, C)`` float32 in ``[0, 1]``; labels ``(N,)`` int32 in ``[0, num_classes)``.
+Folders and ``datasets`` carry class names, which :func:`map_classes` matches to a model's.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ class ImageDataset:
     labels: np.ndarray  # (N,) int32
     num_classes: int
     name: str
+    class_names: tuple[str, ...] | None = None  # by label index, where the data names its classes
+    skipped: tuple[str, ...] = ()  # unreadable files left out (data.skip_unreadable)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -89,3 +93,128 @@ def load_npz(path: str | Path) -> ImageDataset:
         raise DataError(f"data file '{path}' is not a readable .npz: {exc}") from None
     images, labels = validate(images, labels, where=str(path))
     return ImageDataset(images, labels, int(labels.max()) + 1, path.stem)
+
+
+def _decode(image, size: int, where: str):
+    """One PIL image (or an open file) as ``(size, size, 3)`` float32 in [0, 1]."""
+    from PIL import Image
+
+    picture = image if isinstance(image, Image.Image) else Image.open(image)
+    picture.load()  # a truncated or corrupt file fails here, not later
+    picture = picture.convert("RGB").resize((size, size), Image.BILINEAR)
+    return np.asarray(picture, np.float32) / 255.0
+
+
+def _collect(items, size: int, skip_unreadable: bool, what: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Decode ``(label, image or path, where)`` items: ``(images, labels, skipped)``; an
+    unreadable image is a :class:`DataError` naming it unless ``skip_unreadable``."""
+    images, labels, skipped = [], [], []
+    for label, image, where in items:
+        try:
+            images.append(_decode(image, size, where))
+        except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError, DecompressionBombError ...
+            if not skip_unreadable:
+                raise DataError(f"{where} is not a readable image ({type(exc).__name__}: {exc}); "
+                                "remove it, or set data.skip_unreadable: true to leave such files out") from None
+            skipped.append(where)
+            continue
+        labels.append(label)
+    if not images:
+        raise DataError(f"{what}: no readable images")
+    return np.stack(images), np.asarray(labels, np.int32), skipped
+
+
+#: file endings an image folder's images may have
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def load_folder(path: str | Path, size: int, per_class: int | None = None, skip_unreadable: bool = False) -> ImageDataset:
+    """An ImageFolder layout: ``path/CLASS/*.png|jpg|jpeg``, classes in sorted folder-name
+    order; every image RGB, resized to ``size`` x ``size``; at most ``per_class`` per class
+    (the first in file-name order)."""
+    root = Path(path)
+    if not root.is_dir():
+        raise DataError(f"data folder '{root}' does not exist")
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise DataError(f"data folder '{root}' has no class sub-folders (expected {root}/CLASS/image.png ...)")
+    items = []
+    for index, name in enumerate(classes):
+        files = sorted(f for f in (root / name).iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+        items += [(index, f, str(f)) for f in files[:per_class]]
+    if not items:
+        raise DataError(f"data folder '{root}': its class folders hold no {'/'.join(IMAGE_SUFFIXES)} files")
+    images, labels, skipped = _collect(items, size, skip_unreadable, f"data folder '{root}'")
+    return ImageDataset(images, labels, len(classes), root.name, tuple(classes), tuple(skipped))
+
+
+def load_hf_dataset(path: str | Path, size: int, image_column: str, label_column: str, split: str | None = None,
+                    per_class: int | None = None, skip_unreadable: bool = False) -> ImageDataset:
+    """A ``datasets`` data set saved with ``save_to_disk`` (read with ``load_from_disk``,
+    offline); ``split`` picks one of a ``DatasetDict``'s splits. Class names come from the
+    label column's ``ClassLabel`` feature, if it has one."""
+    root = Path(path)
+    if not root.is_dir():
+        raise DataError(f"data set directory '{root}' does not exist")
+    try:
+        import datasets
+    except ImportError as exc:
+        raise DataError(f"data.source 'hf_dataset' needs the 'datasets' package (pip install 'fadejax[text]'): {exc}") from None
+    try:
+        loaded = datasets.load_from_disk(str(root))
+    except Exception as exc:  # FileNotFoundError, or a directory that is not a saved data set
+        raise DataError(f"'{root}' is not a data set saved with save_to_disk: {exc}") from None
+    if isinstance(loaded, datasets.DatasetDict):
+        if split is None or split not in loaded:
+            raise DataError(f"data set '{root}' has splits {sorted(loaded)}; choose one with data.split" + ("" if split is None else f" (not '{split}')"))
+        loaded = loaded[split]
+    missing = [c for c in (image_column, label_column) if c not in loaded.column_names]
+    if missing:
+        raise DataError(f"data set '{root}' has no column {missing}; its columns are {loaded.column_names} "
+                        "(set data.image_column and data.label_column)")
+    feature = loaded.features[label_column]
+    names = tuple(feature.names) if isinstance(feature, datasets.ClassLabel) else None
+    labels = [int(v) for v in loaded[label_column]]
+    if any(v < 0 for v in labels):
+        raise DataError(f"data set '{root}': column '{label_column}' must hold class indices >= 0")
+    taken: dict[int, int] = {}
+    rows = []
+    for row, label in enumerate(labels):
+        if per_class is None or taken.get(label, 0) < per_class:
+            taken[label] = taken.get(label, 0) + 1
+            rows.append(row)
+    images_column = loaded.select(rows).cast_column(image_column, datasets.Image(decode=False))[image_column] if rows else []
+    items = [(labels[row], _raw_image(value), f"data set '{root}' row {row}") for row, value in zip(rows, images_column)]
+    images, kept, skipped = _collect(items, size, skip_unreadable, f"data set '{root}'")
+    num_classes = len(names) if names else int(max(labels)) + 1
+    return ImageDataset(images, kept, num_classes, root.name, names, tuple(skipped))
+
+
+def _raw_image(value):
+    """An undecoded ``datasets.Image`` value (``{"bytes", "path"}``) as something PIL opens."""
+    import io
+
+    if isinstance(value, dict):
+        return io.BytesIO(value["bytes"]) if value.get("bytes") is not None else value.get("path")
+    return value
+
+
+def map_classes(data: ImageDataset, model_names: list[str] | None, by: str) -> ImageDataset:
+    """The data with its labels as the model's class indices.
+
+    ``by: name``: each data class must be one of the model's names (compared without case
+    or surrounding space); a data class the model does not know is a :class:`DataError`
+    naming it. ``by: index``: the data's class ``i`` is the model's class ``i`` (checked
+    against the number of the model's classes)."""
+    if by == "index" or data.class_names is None or model_names is None:
+        if model_names is not None and data.num_classes > len(model_names):
+            raise DataError(f"the data has {data.num_classes} classes but the model only {len(model_names)}")
+        return data
+    known = {n.strip().lower(): i for i, n in enumerate(model_names)}
+    unknown = [n for n in data.class_names if n.strip().lower() not in known]
+    if unknown:
+        shown = ", ".join(repr(n) for n in model_names[:12]) + (" ..." if len(model_names) > 12 else "")
+        raise DataError(f"data classes {unknown} are not classes of the model (its classes: {shown}); "
+                        "rename them, or set data.class_map: index to match by position")
+    lookup = np.asarray([known[n.strip().lower()] for n in data.class_names], np.int32)
+    return ImageDataset(data.images, lookup[data.labels], len(model_names), data.name, tuple(model_names), data.skipped)

@@ -16,7 +16,7 @@ import numpy as np
 
 from fadejax import perturbations
 from fadejax.audits.image.config import ObservationConfig, RewardConfig
-from fadejax.audits.image.data import ImageDataset, load_digits_split, load_npz
+from fadejax.audits.image.data import ImageDataset, load_digits_split, load_folder, load_hf_dataset, load_npz, map_classes
 from fadejax.config import ExperimentConfig
 from fadejax.rewards import classification_reward
 from fadejax.spaces import ConceptSpace
@@ -99,10 +99,15 @@ def load_data(config: ExperimentConfig) -> tuple[ImageDataset | None, ImageDatas
     d = config.data
     if d.source == "digits":
         train, held_out = load_digits_split(d.image_size, d.held_out_fraction, d.split_seed)
+    elif d.source == "folder":
+        train, held_out = None, load_folder(d.path, d.image_size, d.per_class, d.skip_unreadable)
+    elif d.source == "hf_dataset":
+        train, held_out = None, load_hf_dataset(d.path, d.image_size, d.image_column, d.label_column, d.split, d.per_class, d.skip_unreadable)
     else:
         train, held_out = None, load_npz(d.path)
     if d.limit is not None and d.limit < len(held_out):
-        held_out = ImageDataset(held_out.images[: d.limit], held_out.labels[: d.limit], held_out.num_classes, f"{held_out.name}-first{d.limit}")
+        held_out = ImageDataset(held_out.images[: d.limit], held_out.labels[: d.limit], held_out.num_classes, f"{held_out.name}-first{d.limit}",
+                                held_out.class_names, held_out.skipped)
     return train, held_out
 
 
@@ -116,6 +121,11 @@ def build_classification_task(config: ExperimentConfig, oracle: Any = None, prog
 
         oracle, model_info = build_classifier_oracle(config.model, train, held_out, config.data, progress=progress)
         info.update(model_info)
+        held_out = map_classes(held_out, model_info.get("label_names"), config.data.class_map)
+    if held_out.skipped:
+        info["skipped_unreadable"] = len(held_out.skipped)
+        if progress:
+            print(f"note: {len(held_out.skipped)} unreadable images left out (data.skip_unreadable), e.g. {held_out.skipped[0]}")
     space = config.concept_space()
     perturb = perturbations.compose(
         [a.perturbation_name for a in config.space.axes], [a.values for a in config.space.axes]
