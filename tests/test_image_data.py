@@ -65,3 +65,12 @@ def test_classes_map_onto_the_models_by_name_and_an_unknown_one_is_named():
     assert map_classes(data, ["bird", "cat", "dog"], "index").labels.tolist() == [0, 1, 1]
     with pytest.raises(DataError, match=r"data classes \['Dog '\] are not classes of the model"):
         map_classes(data, ["bird", "cat"], "name")
+
+
+def test_the_new_data_settings_enter_the_landscape_key_only_when_set():
+    from fadejax.config import parse_config
+    from fadejax.ground_truth import landscape_key
+
+    default = landscape_key(parse_config({}))  # the shipped recordings' key stays valid (tests/test_shipped_recordings.py)
+    assert landscape_key(parse_config({"data": {"class_map": "name"}})) == default
+    assert landscape_key(parse_config({"data": {"per_class": 5}})) != default

@@ -13,6 +13,10 @@ from typing import Any
 from fadejax.audits.base import Audit, RestructureRequest, section_paths
 from fadejax.audits.image.config import DataConfig, ModelConfig, ObservationConfig, RewardConfig
 
+#: ``data`` fields added after ground truths and recordings were first shipped (image
+#: folders and saved data sets)
+_LATER_DATA_FIELDS = ("per_class", "split", "image_column", "label_column", "class_map", "skip_unreadable")
+
 #: Chosen on the embedded digits CNN so that a uniformly random cell rarely fails while
 #: the worst cells fail most of the time; see README "The embedded default".
 DEFAULT_AXES = [
@@ -61,7 +65,11 @@ class ImageAudit(Audit):
         return perturbations.get(config.space.axes[index].perturbation_name).identity
 
     def landscape_identity(self, config) -> dict[str, Any]:
-        return {"data": config.data.model_dump(mode="json"), "model": config.model.model_dump(mode="json")}
+        data = config.data.model_dump(mode="json")
+        for name in _LATER_DATA_FIELDS:  # part of the key only when set: earlier ground truths and recordings keep theirs
+            if data[name] == DataConfig.model_fields[name].default:
+                del data[name]
+        return {"data": data, "model": config.model.model_dump(mode="json")}
 
     def build_task(self, config, *, oracle: Any = None, progress: bool = True):
         from fadejax.audits.image.task import build_classification_task
