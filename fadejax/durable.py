@@ -7,8 +7,10 @@ the checkpoint by a run that was then killed are dropped and written again exact
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any, Iterator
 
 
 class AppendOnlyFile:
@@ -50,3 +52,18 @@ class AppendOnlyFile:
 
     def close(self) -> None:
         self._file.close()
+
+
+def json_lines(path: Path) -> Iterator[tuple[int, Any, bytes]]:
+    """Each complete line of an append-only JSON-lines file: ``(line number, its JSON value
+    or None if it is not JSON or not UTF-8, the raw line)``. A final line without its
+    newline, cut off by a kill, ends the file."""
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, 1):
+            if not line.endswith(b"\n"):
+                return
+            try:
+                value = json.loads(line)
+            except ValueError:
+                value = None
+            yield number, value, line

@@ -42,7 +42,7 @@ from typing import Any, Iterator, Mapping, Protocol, Sequence
 
 import numpy as np
 
-from fadejax.durable import AppendOnlyFile
+from fadejax.durable import AppendOnlyFile, json_lines
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -180,14 +180,7 @@ class LearningLog:
 def read_metrics(path: Path) -> Iterator[dict[str, Any]]:
     """Yield every complete row of a ``metrics.jsonl`` (a final line cut off by a kill is
     skipped); :class:`MetricsError` names a line that is not a row."""
-    with open(path, "rb") as f:
-        for number, line in enumerate(f, 1):
-            if not line.endswith(b"\n"):
-                return
-            try:
-                row = json.loads(line)
-            except ValueError:
-                row = None
-            if not isinstance(row, dict) or type(row.get("iteration")) is not int or type(row.get("queries")) is not int:
-                raise MetricsError(f"'{path}' line {number} is not a learning-curve row (a JSON object with integer iteration and queries): {line[:80]!r}")
-            yield row
+    for number, row, line in json_lines(path):
+        if not isinstance(row, dict) or type(row.get("iteration")) is not int or type(row.get("queries")) is not int:
+            raise MetricsError(f"'{path}' line {number} is not a learning-curve row (a JSON object with integer iteration and queries): {line[:80]!r}")
+        yield row

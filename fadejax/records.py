@@ -20,7 +20,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from fadejax.durable import AppendOnlyFile
+from fadejax.durable import AppendOnlyFile, json_lines
 from fadejax.learning_log import LearningLog, StageTimes
 from fadejax.spaces import ConceptSpace
 
@@ -236,17 +236,10 @@ def read_records(path: Path) -> Iterator[dict]:
     """Yield every complete record of a run's ``records.jsonl`` (a final line without its
     newline, cut off by a kill, is skipped); :class:`RecordsError` names a line that is
     not a JSON object."""
-    with open(path, "rb") as f:
-        for number, line in enumerate(f, 1):
-            if not line.endswith(b"\n"):
-                return
-            try:
-                record = json.loads(line)
-            except ValueError:  # bad JSON or bytes that are not UTF-8
-                record = None
-            if not isinstance(record, dict):
-                raise RecordsError(f"'{path}' line {number} is not a record: {line[:80]!r}")
-            yield record
+    for number, record, line in json_lines(path):
+        if not isinstance(record, dict):
+            raise RecordsError(f"'{path}' line {number} is not a record: {line[:80]!r}")
+        yield record
 
 
 def cell_statistics(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
