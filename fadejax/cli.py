@@ -84,6 +84,8 @@ def _parser() -> argparse.ArgumentParser:
                            help="an axis is part of a mode's minimal description if resetting it lowers the true failure rate by more than this")
     summarize.add_argument("--choose", action="append", default=[], metavar="MODE",
                            help="mark a failure mode to fade, as a cell index or axis=value pairs (repeatable); writes modes.json")
+    summarize.add_argument("--family-threshold", type=float, default=0.5, metavar="RATE",
+                           help="model families: the failure rate at which a model counts as failing in a mode (default 0.5)")
     summarize.add_argument("--out", help="output directory (default: RUN_DIR/report)")
     summarize.add_argument("--trust-code", action="store_true", help=TRUST_CODE_HELP)
     restructure = commands.add_parser("restructure", help="fine-tune the audited model away from chosen modes, rediscover, write the shift report")
@@ -187,6 +189,10 @@ def _landscape(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / config.name
     _Progress.enter("computing the landscape", out)
     if args.record is not None:
+        family = config.audit.family_members(config)
+        if family:
+            raise ConfigError(f"--record: a recording holds one answer per query, not each of a family's models {family}; "
+                              "compute the family's landscapes without --record, or record each model on its own")
         check_landscape_dir(config, out)  # refuses a directory holding another audit's run
         task = build_task(config, progress=not args.quiet)
         recording = record(task, landscape_key(config), config.name, progress=not args.quiet)
@@ -203,6 +209,11 @@ def _landscape(args: argparse.Namespace) -> int:
           + (f"; clean accuracy {clean:.1%}" if isinstance(clean, (int, float)) else ""))
     print(f"  mean failure rate {stats['mean_failure_rate']:.1%}; worst cell {stats['worst_cell']} ({worst}) {stats['worst_failure_rate']:.1%}; "
           f"cells above 50%: {stats['share_of_cells_above_50pct']:.1%}")
+    for model, own in (stats.get("models") or {}).items():
+        own_worst = ", ".join(f"{k}={format_value(v)}" for k, v in own["worst_concepts"].items())
+        clean = own.get("clean_accuracy")
+        print(f"  model {model}: mean failure rate {own['mean_failure_rate']:.1%}; worst cell {own['worst_cell']} ({own_worst}) "
+              f"{own['worst_failure_rate']:.1%}" + (f"; clean accuracy {clean:.1%}" if isinstance(clean, (int, float)) else ""))
     return 0
 
 
@@ -236,8 +247,11 @@ def _summarize(args: argparse.Namespace) -> int:
         except ValueError:
             raise SummarizeError(f"--fix '{text}': {name} takes one of {list(axis.values)}") from None
     cells = [parse_mode(text, config) for text in args.choose]
+    if not 0.0 < args.family_threshold <= 1.0:
+        raise SummarizeError(f"--family-threshold must be a failure rate in (0, 1]; got {args.family_threshold}")
     _Progress.enter("summarising the run")
-    summary = load_summary(run_dir, keep=keep, fixed=fixed, top=args.top, margin=args.margin, progress=True, config=config)
+    summary = load_summary(run_dir, keep=keep, fixed=fixed, top=args.top, margin=args.margin, progress=True, config=config,
+                           family_threshold=args.family_threshold)
     out = Path(args.out) if args.out else run_dir / "report"
     _Progress.enter("writing the report")
     files = write_report(summary, out)
@@ -245,6 +259,8 @@ def _summarize(args: argparse.Namespace) -> int:
     figures = write_figures(summary, out)
     for note in summary.notes:
         print(f"note: {note}")
+    if summary.family:
+        _print_family(summary.family)
     print(f"report: {files['html']}")
     print(f"numbers: {files['json']}, {files['csv']}, {files['cells']}; figures: {', '.join(Path(f).name for f in figures)}")
     if cells:
@@ -252,6 +268,22 @@ def _summarize(args: argparse.Namespace) -> int:
         path.write_text(json.dumps(modes_document(run_dir, config, cells), indent=2))
         print(f"chosen modes: {path}")
     return 0
+
+
+def _print_family(family: dict) -> None:
+    """The family's shared and model-specific modes, a few lines each."""
+    from fadejax.spaces import format_value
+
+    def describe(row: dict) -> str:
+        concepts = ", ".join(f"{k}={format_value(v)}" for k, v in row["concepts"].items())
+        rates = ", ".join(f"{m} {r:.0%}" for m, r in row["rates"].items())
+        return f"cell {row['cell']} ({concepts}): {rates}"
+
+    print(f"family of {len(family['models'])} models: {len(family['shared'])} shared modes, {len(family['specific'])} specific to one model")
+    for row in family["shared"][:5]:
+        print(f"  shared: {describe(row)}")
+    for row in family["specific"][:10]:
+        print(f"  only {row['model']}: {describe(row)}")
 
 
 def _restructure(args: argparse.Namespace) -> int:

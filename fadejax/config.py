@@ -247,6 +247,20 @@ class ExperimentConfig(Strict):
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
 
+def _model_in(annotation: Any) -> type[pydantic.BaseModel] | None:
+    """The pydantic model a field's annotation holds: itself, inside ``X | None`` or
+    ``list[X]``, or the items of a root model (``models:``, a list of sections)."""
+    if isinstance(annotation, type) and issubclass(annotation, pydantic.RootModel):
+        return _model_in(annotation.model_fields["root"].annotation)
+    if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
+        return annotation
+    for inner in getattr(annotation, "__args__", ()):
+        found = _model_in(inner)
+        if found is not None:
+            return found
+    return None
+
+
 def _describe(error: dict[str, Any], model: type[pydantic.BaseModel], data: dict[str, Any]) -> str:
     location = ".".join(str(part) for part in error["loc"])
     message = error["msg"].removeprefix("Value error, ")
@@ -262,11 +276,8 @@ def _describe(error: dict[str, Any], model: type[pydantic.BaseModel], data: dict
         parent: Any = model
         for part in error["loc"][:-1]:
             field = getattr(parent, "model_fields", {}).get(part) if isinstance(part, str) else None
-            if field is None:
-                continue
-            annotation = field.annotation
-            inner = getattr(annotation, "__args__", (annotation,))
-            parent = next((t for t in inner if isinstance(t, type) and issubclass(t, pydantic.BaseModel)), parent)
+            if field is not None:
+                parent = _model_in(field.annotation) or parent
         allowed = sorted(getattr(parent, "model_fields", {}))
         message = f"unknown field; allowed here: {allowed}"
     return f"{location}: {message}"

@@ -27,11 +27,20 @@ def failure_rates(task: AuditTask, actions: np.ndarray, batch_size: int = 1024, 
     about ``batch_size`` queries per audited-model call. Keyed perturbations (noise, the
     spot a text edit hits) use one fixed key per call.
     """
+    return failure_rates_by_model(task, actions, batch_size, seed, progress)[0]
+
+
+def failure_rates_by_model(task: AuditTask, actions: np.ndarray, batch_size: int = 1024, seed: int = 0,
+                           progress: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """:func:`failure_rates` and, for a model family (a task with ``members``), each
+    model's own failure rates from the same calls: ``(rates (A,), {model: rates (A,)})``
+    (the dict is empty for one audited model)."""
     n = task.num_samples
+    members = tuple(getattr(task, "members", ()))
     actions = np.asarray(actions, np.int32)
     per_call = actions_per_call(n, actions.size, batch_size)
     propose = _every_sample_under(task, per_call)
-    rates = np.zeros(actions.size, np.float64)
+    rates = np.zeros((1 + len(members), actions.size), np.float64)
     key = jax.random.PRNGKey(seed)
     starts = range(0, actions.size, per_call)
     for start in tqdm(starts, disable=not progress, desc="ground truth", unit="call"):
@@ -40,10 +49,11 @@ def failure_rates(task: AuditTask, actions: np.ndarray, batch_size: int = 1024, 
         if count < per_call:  # keep one compiled shape: pad with the last action
             chunk = np.concatenate([chunk, np.full(per_call - count, chunk[-1], np.int32)])
         inputs, pending = propose(jnp.asarray(chunk), jax.random.fold_in(key, start))
-        core, _ = task.evaluate(inputs, pending)
-        failed = np.asarray(core["failed"], bool).reshape(per_call, n)
-        rates[start : start + count] = failed[:count].mean(axis=1)
-    return rates
+        core, fields = task.evaluate(inputs, pending)
+        columns = [core["failed"]] + [fields[f"{m}.failed"] for m in members]
+        for row, failed in enumerate(columns):
+            rates[row, start : start + count] = np.asarray(failed, bool).reshape(per_call, n)[:count].mean(axis=1)
+    return rates[0], {m: rates[1 + i] for i, m in enumerate(members)}
 
 
 def actions_per_call(num_samples: int, num_actions: int, batch_size: int = 1024) -> int:
@@ -104,6 +114,11 @@ def failure_landscape(task: AuditTask, batch_size: int = 1024, seed: int = 0, pr
     Refuses (:class:`LandscapeTooLarge`) beyond :data:`MAX_EXHAUSTIVE_QUERIES` queries: large
     spaces are summarised from the search's records and re-evaluated modes instead.
     """
+    return failure_landscapes(task, batch_size, seed, progress)[0]
+
+
+def failure_landscapes(task: AuditTask, batch_size: int = 1024, seed: int = 0, progress: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """:func:`failure_landscape` and each family model's own landscape, ``(rates, {model: rates})``."""
     refusal = getattr(task, "landscape_refusal", None)
     if refusal:
         raise LandscapeTooLarge(refusal)
@@ -114,7 +129,7 @@ def failure_landscape(task: AuditTask, batch_size: int = 1024, seed: int = 0, pr
             f"{cost:,} audited-model queries (limit {MAX_EXHAUSTIVE_QUERIES:,}); discover and summarize instead — "
             "summaries re-evaluate the reported modes directly"
         )
-    return failure_rates(task, np.arange(task.space.num_actions), batch_size, seed, progress)
+    return failure_rates_by_model(task, np.arange(task.space.num_actions), batch_size, seed, progress)
 
 
 def landscape_statistics(rates: np.ndarray, space) -> dict:
@@ -177,10 +192,20 @@ def load_or_compute(config, run_dir: Path, task_factory, progress: bool = True) 
         stats = landscape_statistics(rates, config.concept_space())
         for fact in ("clean_accuracy", "held_out_samples"):
             stats[fact] = saved.get(fact) if type(saved.get(fact)) in (int, float) else None
-        return rates, stats, True
+        family = config.audit.family_members(config)
+        truths = read_model_truths(Path(run_dir) / GROUND_TRUTH_FILE, key, rates.size, family) if family else None
+        if truths is not None:
+            saved_models = saved.get("models") if isinstance(saved.get("models"), dict) else {}
+            stats["models"] = {}
+            for m, r in truths.items():
+                clean = (saved_models.get(m) or {}).get("clean_accuracy") if isinstance(saved_models.get(m), dict) else None
+                stats["models"][m] = {**landscape_statistics(r, config.concept_space()), "clean_accuracy": clean if type(clean) in (int, float) else None}
+            return rates, stats, True
+        if not family:
+            return rates, stats, True
     task = task_factory()
-    rates = failure_landscape(task, progress=progress)
-    return rates, save_ground_truth(config, run_dir, rates, task), False
+    rates, by_model = failure_landscapes(task, progress=progress)
+    return rates, save_ground_truth(config, run_dir, rates, task, by_model), False
 
 
 class GroundTruthError(ValueError):
@@ -211,14 +236,39 @@ def read_ground_truth(path: Path, key: str, num_actions: int) -> tuple[np.ndarra
     return np.asarray(rates, np.float64), stored["statistics"]
 
 
-def save_ground_truth(config, run_dir: Path, rates: np.ndarray, task: AuditTask) -> dict:
-    """Write ``run_dir/ground_truth.json`` for ``rates`` ``(num_actions,)``; returns its statistics."""
+def save_ground_truth(config, run_dir: Path, rates: np.ndarray, task: AuditTask, by_model: dict[str, np.ndarray] | None = None) -> dict:
+    """Write ``run_dir/ground_truth.json`` for ``rates`` ``(num_actions,)`` (and, for a
+    family, each model's ``by_model`` rates and statistics); returns its statistics."""
     stats = landscape_statistics(rates, task.space)
     stats["clean_accuracy"] = task.info.get("clean_accuracy")
     stats["held_out_samples"] = task.num_samples
+    document: dict = {"key": landscape_key(config), "statistics": stats, "failure_rates": rates.tolist()}
+    if by_model:
+        family = task.info.get("family", {})
+        stats["models"] = {m: {**landscape_statistics(r, task.space), "clean_accuracy": family.get(m, {}).get("clean_accuracy")}
+                           for m, r in by_model.items()}
+        document["model_failure_rates"] = {m: r.tolist() for m, r in by_model.items()}
     path = Path(run_dir) / GROUND_TRUTH_FILE
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"key": landscape_key(config), "statistics": stats, "failure_rates": rates.tolist()}))
+    tmp.write_text(json.dumps(document))
     tmp.replace(path)
     return stats
+
+
+def read_model_truths(path: Path, key: str, num_actions: int, models: list[str]) -> dict[str, np.ndarray] | None:
+    """Each family model's exhaustive rates ``{model: (num_actions,)}`` from a ground-truth
+    file made for landscape ``key``; ``None`` if there is none or it lacks a model.
+    :class:`GroundTruthError` names the file if they are malformed."""
+    if read_ground_truth(path, key, num_actions) is None:
+        return None
+    stored = json.loads(Path(path).read_bytes()).get("model_failure_rates")
+    if not isinstance(stored, dict) or any(m not in stored for m in models):
+        return None
+    truths = {}
+    for m in models:
+        rates = stored[m]
+        if not (isinstance(rates, list) and len(rates) == num_actions and all(type(r) in (int, float) and 0.0 <= r <= 1.0 for r in rates)):
+            raise GroundTruthError(f"'{path}' does not hold {num_actions} failure rates in [0, 1] for model '{m}'; delete it to compute the landscape again")
+        truths[m] = np.asarray(rates, np.float64)
+    return truths

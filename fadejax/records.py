@@ -16,7 +16,7 @@ import queue
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -70,13 +70,16 @@ class RecordWriter:
     One line per query: ``iteration, env, sample, action, cell, concepts {axis: value},
     reward, failed``, then the task's own fields in alphabetical order (e.g. ``label,
     predicted, score`` for a classifier; BLEU, summary and edited text for a summarizer), then ``step, done`` in
-    microscopic mode.
+    microscopic mode. ``names`` (field -> class names, e.g. the task's ``record_names``)
+    adds ``FIELD_name`` after each such integer field: ``label_name``, ``predicted_name``.
     """
 
-    def __init__(self, path: Path, space: ConceptSpace, mode: str, truncate_to: int = 0):
+    def __init__(self, path: Path, space: ConceptSpace, mode: str, truncate_to: int = 0, names: dict[str, Sequence[str]] | None = None):
         self.path = Path(path)
         self.space = space
         self.mode = mode
+        # field -> JSON texts of its class names: each such integer field gets a FIELD_name
+        self._named = {field: np.asarray([json.dumps(str(n)) for n in labels], dtype=object) for field, labels in (names or {}).items()}
         self._names = [json.dumps(n) for n in space.names]
         self._values = [[_json_scalar(v) for v in a.values] for a in space.axes]
         self._concept_cache: dict[int, str] = {}
@@ -98,7 +101,11 @@ class RecordWriter:
         samples, actions = _json_column(outcome["sample"]), _json_column(outcome["action"])
         rewards, failed = _json_column(outcome["reward"]), _json_column(outcome["failed"])
         extra = sorted(k for k in outcome if k not in CORE_FIELDS + ("sample", "done", "step"))
-        tail = [[f', "{k}": {text}' for text in _json_column(outcome[k])] for k in extra]
+        tail = []
+        for k in extra:
+            tail.append([f', "{k}": {text}' for text in _json_column(outcome[k])])
+            if k in self._named:
+                tail.append([f', "{k}_name": {text}' for text in self._named[k][np.asarray(outcome[k], np.int64)].tolist()])
         if self.mode == "micro":
             steps = _json_column(np.asarray(outcome["step"]).astype(np.int64))
             done = _json_column(np.asarray(outcome["done"]).astype(bool))

@@ -88,6 +88,7 @@ def report_data(summary: RunSummaryData) -> dict[str, Any]:
         "modes": [{k: _finite(v) for k, v in m.items()} for m in summary.modes],
         "policy_modes": [{k: _finite(v) for k, v in m.items()} for m in summary.policy_modes],
         "attributes": summary.attributes,
+        "family": summary.family,
     }
 
 
@@ -149,9 +150,26 @@ function example(e) {
     fig.appendChild(el('figcaption', 'reward ' + fmt(e.reward)));
   } else {
     img.alt = 'perturbed sample ' + e.sample;
-    fig.appendChild(el('figcaption', 'true ' + e.label + ' → predicted ' + e.predicted + ', score ' + fmt(e.score) + ', reward ' + fmt(e.reward)));
+    const name = (e, k) => (e[k + '_name'] !== undefined ? e[k + '_name'] : e[k]);
+    if (D.family) {  // every model's answer to the same query
+      fig.appendChild(el('figcaption', 'true ' + name(e, 'label') + ', reward ' + fmt(e.reward)));
+      D.family.models.forEach(m => fig.appendChild(el('figcaption', m + ': ' + name(e, m + '.predicted') + (e[m + '.failed'] ? ' ✗' : ' ✓'))));
+    } else {
+      fig.appendChild(el('figcaption', 'true ' + name(e, 'label') + ' → predicted ' + name(e, 'predicted') + ', score ' + fmt(e.score) + ', reward ' + fmt(e.reward)));
+    }
   }
   return fig;
+}
+if (D.family) {  // each model's landscape side by side, one colour scale
+  const F = D.family, box = document.getElementById('family-views');
+  F.models.forEach(m => {
+    const div = el('div', undefined, 'family-view'); box.appendChild(div);
+    const z = F.views[m], two = F.view_axes.length > 1;
+    Plotly.newPlot(div, [{type: 'heatmap', z: two ? z : [z], zmin: 0, zmax: 1, colorscale: 'Viridis', showscale: m === F.models[F.models.length - 1],
+      hovertemplate: 'failure rate %{z:.2f}<extra></extra>'}],
+      {title: {text: m, font: {size: 13}}, margin: {l: 40, r: 10, t: 30, b: 40}, xaxis: {title: {text: two ? F.view_axes[1] : F.view_axes[0]}},
+       yaxis: {title: {text: two ? F.view_axes[0] : ''}}}, {displaylogo: false, staticPlot: false});
+  });
 }
 function show(i) {
   const p = P[i], box = document.getElementById('failures');
@@ -183,6 +201,7 @@ figure.failure{margin:0;text-align:center;font-size:.8rem} figure.failure img{wi
 figure.failure.text{text-align:left;max-width:100%;border-bottom:1px solid #eee;padding:.3rem 0} figure.failure.text p{margin:.2rem 0;white-space:pre-wrap}
 figure.failure.generated img{width:160px;height:160px;image-rendering:auto} figure.failure.generated{max-width:170px}
 figure.failure.fields{text-align:left;border-bottom:1px solid #eee;padding:.3rem 0} figure.failure.fields p{margin:.1rem 0}
+.family-view{width:280px;height:250px;border:1px solid #ddd}
 table{border-collapse:collapse;margin-top:1rem;font-size:.9rem} td,th{border-bottom:1px solid #e5e5e5;padding:.3rem .6rem;text-align:left}
 pre{background:#f6f6f6;padding:.6rem;max-height:12rem;overflow:auto}
 """
@@ -204,6 +223,36 @@ def _mode_rows(modes: list[dict[str, Any]], offset: int) -> str:
             f"<td>{m['visits']}</td><td>{score}</td><td>{true_rate}</td><td>{html.escape(m['minimal']['text'])}</td></tr>"
         )
     return "".join(rows)
+
+
+def _family_section(f: dict[str, Any]) -> str:
+    """The model family's comparison: landscapes side by side, shared and specific modes, agreement."""
+    pct = lambda v: "—" if v is None else f"{v:.0%}"  # noqa: E731
+    concepts = lambda row: html.escape(", ".join(f"{k}={format_value(v)}" for k, v in row["concepts"].items()))  # noqa: E731
+    names = [html.escape(m) for m in f["models"]]
+    rates = lambda row: "".join(f"<td>{pct(row['rates'][m])}</td>" for m in f["models"])  # noqa: E731
+    head = "".join(f"<th>{n}</th>" for n in names)
+    shared = "".join(f"<tr><td>{r['cell']}</td><td>{concepts(r)}</td>{rates(r)}</tr>" for r in f["shared"]) or \
+        f"<tr><td colspan='{2 + len(names)}' class='muted'>none: no candidate mode fails every model</td></tr>"
+    specific = "".join(f"<tr><td>{html.escape(r['model'])}</td><td>{r['cell']}</td><td>{concepts(r)}</td>{rates(r)}<td>{r['gap']:+.0%}</td></tr>"
+                       for r in f["specific"]) or f"<tr><td colspan='{4 + len(names)}' class='muted'>none</td></tr>"
+    corr = lambda v: "—" if v is None else f"{v:.2f}"  # noqa: E731
+    agreement = "".join(f"<tr><td>{html.escape(r['a'])}</td><td>{html.escape(r['b'])}</td><td>{r['top_overlap']:.0%}</td><td>{corr(r['correlation'])}</td></tr>"
+                        for r in f["agreement"])
+    accuracy = ", ".join(f"{n} {pct(f['clean_accuracy'][m])}" for n, m in zip(names, f["models"]))
+    source = ("every model's exhaustive landscape (fadejax landscape)" if f["source"] == "exhaustive"
+              else "the records (every query was asked of every model); rates of the listed modes re-evaluated on every held-out sample")
+    k = max((len(v) for v in f["top"].values()), default=0)
+    return f"""<h2>Model family</h2>
+<p>{len(names)} models audited on the same queries; clean held-out accuracy: {accuracy}. From {html.escape(source)}.
+A model fails in a mode when it fails on at least {f['threshold']:.0%} of the held-out samples there.</p>
+<div class="row" id="family-views"></div>
+<h3>Shared by the whole family</h3>
+<table id="family-shared"><thead><tr><th>cell</th><th>concepts</th>{head}</tr></thead><tbody>{shared}</tbody></table>
+<h3>Specific to one model</h3>
+<table id="family-specific"><thead><tr><th>model</th><th>cell</th><th>concepts</th>{head}<th>gap to the next model</th></tr></thead><tbody>{specific}</tbody></table>
+<h3>Agreement</h3>
+<table id="family-agreement"><thead><tr><th>model</th><th>model</th><th>top-{k} modes in common</th><th>landscape correlation</th></tr></thead><tbody>{agreement}</tbody></table>"""
 
 
 def render(summary: RunSummaryData, plotly_js: str) -> str:
@@ -232,6 +281,7 @@ def render(summary: RunSummaryData, plotly_js: str) -> str:
     policy_table = "" if not data["policy_modes"] else f"""
 <h3>By the policy (highest mean Q over the held-out samples)</h3>
 <table id="policy-modes">{header}<tbody>{policy_rows}</tbody></table>"""
+    family = _family_section(data["family"]) if data["family"] else ""
     payload = json.dumps(data, allow_nan=False, default=_finite).replace("</", "<\\/")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>fadejax report — {html.escape(data['run'])}</title>
@@ -253,6 +303,7 @@ reset to a neutral value does not lower the true failure rate by the margin are 
 <table id="modes">{header}<tbody>{observed_rows}</tbody></table>{policy_table}
 <p><button id="export-button">Export marked modes (modes.json)</button></p>
 {bias}
+{family}
 <pre id="export"></pre>
 <script type="application/json" id="fadejax-data">{payload}</script>
 <script>{_SCRIPT}</script>

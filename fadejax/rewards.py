@@ -63,6 +63,52 @@ def classification_reward(
     return ClassifierOutcome(reward, failed, predicted, score)
 
 
+def family_reward(
+    logits: jax.Array,
+    labels: jax.Array,
+    *,
+    aggregate: str = "mean",
+    a: int | None = None,
+    b: int | None = None,
+    **eq4,
+) -> tuple[ClassifierOutcome, ClassifierOutcome]:
+    """Eq. 4 for each of ``M`` models on the same ``B`` queries, and one outcome of them.
+
+    Args:
+      logits: ``(M, B, num_classes)``, model ``m``'s raw scores in row ``m``.
+      labels: ``(B,)`` int true labels.
+      aggregate: ``mean`` (mean reward; failed when more than half the models fail),
+        ``all`` (failed when every model fails; the smallest reward), ``any`` (failed
+        when one does; the largest failing reward) or ``a_not_b`` (failed when model
+        ``a`` fails and model ``b`` does not; ``a``'s reward).
+      a, b: row indices of the two models ``a_not_b`` compares.
+      eq4: ``scale``, ``const``, ``form`` of :func:`classification_reward`.
+
+    Returns ``(aggregated, per_model)``: the aggregated outcome's ``reward`` and ``failed``
+    are ``(B,)`` (its ``predicted`` and ``score`` are model 0's); every field of
+    ``per_model`` is ``(M, B)``.
+    """
+    per = jax.vmap(lambda one: classification_reward(one, labels, **eq4))(logits)
+    num_models = logits.shape[0]
+    if aggregate == "mean":
+        failed = 2 * per.failed.sum(0) > num_models
+        reward = per.reward.mean(0)
+    elif aggregate == "all":
+        failed = per.failed.all(0)
+        reward = jnp.where(failed, per.reward.min(0), -1.0)
+    elif aggregate == "any":
+        failed = per.failed.any(0)
+        reward = jnp.where(failed, jnp.where(per.failed, per.reward, -jnp.inf).max(0), -1.0)
+    elif aggregate == "a_not_b":
+        if a is None or b is None:
+            raise ValueError("aggregate 'a_not_b' needs the rows a and b of the two models")
+        failed = per.failed[a] & ~per.failed[b]
+        reward = jnp.where(failed, per.reward[a], -1.0)
+    else:
+        raise ValueError(f"aggregate '{aggregate}' is not one of 'mean', 'all', 'any', 'a_not_b'")
+    return ClassifierOutcome(reward, failed, per.predicted[0], per.score[0]), per
+
+
 def micro_reward(macro_reward: jax.Array, steps: jax.Array, alpha: float = 5.0) -> jax.Array:
     """Eq. 5: ``R_micro = R_macro - alpha * steps``; ``steps`` ``(B,)`` counts moves so far in the episode (>= 1)."""
     return macro_reward - alpha * steps.astype(jnp.float32)

@@ -243,7 +243,7 @@ def discover(config: ExperimentConfig, run_dir: str | Path, *, resume: bool = Fa
         print(f"no checkpoint in '{run_dir}' yet; starting it from the beginning")
     if config.run.wandb is not None and "wandb_id" not in status:
         status["wandb_id"] = uuid.uuid4().hex[:16]
-    records = RecordWriter(run_dir / RECORDS_FILE, task.space, config.mode, truncate_to=records_bytes)  # refuses shortened records before any write
+    records = RecordWriter(run_dir / RECORDS_FILE, task.space, config.mode, truncate_to=records_bytes, names=getattr(task, "record_names", None))  # refuses shortened records before any write
     metrics_bytes = _usable_metrics_length(run_dir / METRICS_FILE, metrics_bytes, int(state.iteration), progress)
     log = LearningLog(run_dir / METRICS_FILE, num_envs=discovery.num_envs, queries=int(state.queries), failures=int(state.failures), truncate_to=metrics_bytes)
     writer = BackgroundRecordWriter(records, log=log)

@@ -73,6 +73,7 @@ class RunSummaryData:
     entropy: float
     kind: str = "picture"  # how the report shows an example: the audit's example_view, or "recorded"
     attributes: dict[str, Any] | None = None  # the audit's summary_extras (a prompt run's zero-shot attribute counts and ratio)
+    family: dict[str, Any] | None = None  # a model family's comparison (fadejax.family.FamilySummary.as_dict)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -119,16 +120,18 @@ def note_outside_paths(run_dir: Path, config: ExperimentConfig) -> None:
         print(f"note: run directory '{run_dir}' reads files outside it: {listing}", file=sys.stderr)
 
 
-def _read_records(run_dir: Path, num_actions: int, per_cell: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, list[dict]], int, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def _read_records(run_dir: Path, num_actions: int, per_cell: int, members: list[str] = ()) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, list[dict]], int, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray], dict[str, np.ndarray]]:
     """Sparse per-cell statistics ``(visited cells, visits, failures)``, up to ``per_cell``
-    failure records per cell, the number of queries, every failure's cell, and every
-    query's ``(sample, cell, failed)`` (for the shrinkage estimate)."""
+    failure records per cell, the number of queries, every failure's cell, every
+    query's ``(sample, cell, failed)`` (for the shrinkage estimate), and for a family each
+    model's answer to every query (``{model: (Q,) bool}`` from ``NAME.failed``)."""
     path = run_dir / RECORDS_FILE
     if not path.is_file():
         raise SummarizeError(f"'{run_dir}' has no {RECORDS_FILE}: the run never made a query")
     all_cells: list[int] = []
     all_samples: list[int] = []
     all_failed: list[bool] = []
+    by_model: dict[str, list[bool]] = {m: [] for m in members}
     examples: dict[int, list[dict]] = {}
     with open(path, "rb") as f:
         for number, line in enumerate(f, 1):
@@ -146,6 +149,11 @@ def _read_records(run_dir: Path, num_actions: int, per_cell: int) -> tuple[np.nd
             all_cells.append(cell)
             all_samples.append(sample)
             all_failed.append(failed)
+            for m, answers in by_model.items():
+                answer = record.get(f"{m}.failed")
+                if type(answer) is not bool:
+                    raise SummarizeError(f"'{path}' line {number} has no answer of model '{m}' ({m}.failed true or false)")
+                answers.append(answer)
             if failed:
                 bucket = examples.setdefault(cell, [])
                 if len(bucket) < per_cell:
@@ -155,7 +163,8 @@ def _read_records(run_dir: Path, num_actions: int, per_cell: int) -> tuple[np.nd
     cells_arr = np.asarray(all_cells, np.int64)
     failed_arr = np.asarray(all_failed, bool)
     cells, visits, failures = sparse_counts(cells_arr, failed_arr)
-    return cells, visits, failures, examples, int(cells_arr.size), cells_arr[failed_arr], (np.asarray(all_samples, np.int64), cells_arr, failed_arr)
+    member_failed = {m: np.asarray(a, bool) for m, a in by_model.items()}
+    return cells, visits, failures, examples, int(cells_arr.size), cells_arr[failed_arr], (np.asarray(all_samples, np.int64), cells_arr, failed_arr), member_failed
 
 
 def png_base64(image: np.ndarray, scale: int = 2) -> str:
@@ -214,12 +223,14 @@ def minimal_description(cell: int, rate_of, config: ExperimentConfig, neutral: l
 
 
 def load_summary(run_dir: str | Path, *, keep: list[int] | None = None, fixed: dict[int, int] | None = None, top: int = 10, margin: float = 0.1, per_cell: int = 6, radii: int = 3, task: AuditTask | None = None, progress: bool = False, trust_code: bool = False,
-                 config: ExperimentConfig | None = None) -> RunSummaryData:
+                 config: ExperimentConfig | None = None, family_threshold: float = 0.5) -> RunSummaryData:
     """Everything the report shows, from ``run_dir``; see the module docstring.
 
     ``keep`` (default: the first three axes) and ``fixed`` (``{axis: value index}``) choose
     the view; every landscape is reduced to it without building the product space.
     ``config``: the run's config if the caller has read it already (:func:`read_run_config`).
+    ``family_threshold``: for a model family, the failure rate at which a model counts as
+    failing in a mode (:mod:`fadejax.family`).
     """
     run_dir = Path(run_dir)
     config = config if config is not None else read_run_config(run_dir, trust_code)
@@ -232,7 +243,8 @@ def load_summary(run_dir: str | Path, *, keep: list[int] | None = None, fixed: d
     except ValueError as exc:
         raise SummarizeError(str(exc)) from None
     status = read_status(run_dir)
-    cells, cell_visits, cell_failures, examples, queries, failed_cells, queried = _read_records(run_dir, space.num_actions, per_cell)
+    members = config.audit.family_members(config)
+    cells, cell_visits, cell_failures, examples, queries, failed_cells, queried, member_failed = _read_records(run_dir, space.num_actions, per_cell, members)
     notes: list[str] = []
     partial = status.get("status") != "complete"
     if partial:
@@ -332,6 +344,9 @@ def load_summary(run_dir: str | Path, *, keep: list[int] | None = None, fixed: d
     if mass.sum() > 0:
         center = int(np.argmax(mass))
         centers = {r: barycenter(mass.ravel(), shape, center, r).tolist() for r in range(1, radii + 1)}
+    family = None
+    if members:
+        family = _family(config, task, run_dir, stored is not None, queried, member_failed, modes, keep, fixed, top, family_threshold, reevaluate)
     shown = {int(c): examples[c] for c in sorted(examples, key=lambda c: -len(examples[c]))[:200]}
     _attach_examples(task, config, shown, run_dir)
     return RunSummaryData(
@@ -341,7 +356,31 @@ def load_summary(run_dir: str | Path, *, keep: list[int] | None = None, fixed: d
         view_policy_mean=policy_mean, view_policy_confidence=policy_conf, view_truth=truth, modes=modes, policy_modes=policy_modes,
         barycenters=centers, examples=shown, entropy=metrics.failure_entropy(failed_cells, space.num_actions), notes=notes,
         kind="recorded" if task.kind == "recorded" else config.audit.example_view, attributes=config.audit.summary_extras(run_dir, config),
+        family=family,
     )
+
+
+def _family(config: ExperimentConfig, task: AuditTask, run_dir: Path, has_truth: bool, queried, member_failed: dict[str, np.ndarray],
+            modes: list[dict[str, Any]], keep: list[int], fixed: dict[int, int], top: int, threshold: float, reevaluate: bool) -> dict[str, Any]:
+    """The family section (:func:`fadejax.family.family_summary`) of a model family's run."""
+    from fadejax.family import family_summary
+    from fadejax.ground_truth import failure_rates_by_model, read_model_truths
+
+    members = config.audit.family_members(config)
+    space = config.concept_space()
+    truths = None
+    if has_truth:
+        try:
+            truths = read_model_truths(run_dir / GROUND_TRUTH_FILE, landscape_key(config), space.num_actions, members)
+        except GroundTruthError as exc:
+            raise SummarizeError(str(exc)) from None
+    rates_of = (lambda cells: failure_rates_by_model(task, cells)[1]) if reevaluate else None
+    facts = task.info.get("family", {})
+    return family_summary(
+        members, space, queried[:2], member_failed, task.num_samples, truths=truths, rates_of=rates_of,
+        aggregate_modes=[m["cell"] for m in modes], keep=keep, fixed=fixed, top=top, threshold=threshold,
+        clean_accuracy={m: facts.get(m, {}).get("clean_accuracy") for m in members},
+    ).as_dict()
 
 
 def read_modes_file(path: str | Path, config: ExperimentConfig) -> list[int]:

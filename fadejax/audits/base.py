@@ -120,6 +120,13 @@ class Audit:
     def check_config(self, config: "ExperimentConfig") -> None:
         """Raise ``ValueError`` naming the field for cross-field problems of this audit."""
 
+    def family_members(self, config: "ExperimentConfig") -> list[str]:
+        """The names of the models a config audits together as a family (every query
+        answered by each; their per-model outcomes in each record as ``NAME.failed``), or
+        ``[]`` for one audited model. Summaries then compare the models
+        (:mod:`fadejax.family`)."""
+        return []
+
     def axis_identity(self, config: "ExperimentConfig", index: int) -> float | str | None:
         """The value of axis ``index`` that changes nothing, if it has one (summaries use
         it to describe a mode minimally); ``None`` if none."""

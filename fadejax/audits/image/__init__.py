@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fadejax.audits.base import Audit, RestructureRequest, section_paths
-from fadejax.audits.image.config import DataConfig, ModelConfig, ObservationConfig, RewardConfig
+from fadejax.audits.base import Audit, AuditError, RestructureRequest, section_paths
+from fadejax.audits.image.config import DataConfig, ModelConfig, ModelFamily, ObservationConfig, RewardConfig
 
 #: ``data`` fields added after ground truths and recordings were first shipped (image
 #: folders and saved data sets)
@@ -26,24 +26,69 @@ DEFAULT_AXES = [
 ]
 
 
+def member_config(config, name: str):
+    """``config`` auditing only family member ``name`` (its ``model`` section; no
+    ``models``, the reward not aggregated): what ``restructure --model NAME`` fine-tunes
+    and rediscovers."""
+    from fadejax.config import parse_config
+
+    data = config.model_dump(mode="json")
+    data["model"] = config.models.member(name).model_dump(mode="json")
+    data["models"] = []
+    data["reward"] = {**data["reward"], "aggregate": "mean", "a": None, "b": None}
+    data["name"] = f"{config.name}-{name}"
+    return parse_config(data)
+
+
+def _model_sections(data: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """``(where, section)`` for the ``model`` section and each ``models`` member of a raw config."""
+    found = [("model", data["model"])] if isinstance(data.get("model"), dict) else []
+    members = data.get("models")
+    if isinstance(members, list):
+        found += [(f"models.{i}", m) for i, m in enumerate(members) if isinstance(m, dict)]
+    return found
+
+
 class ImageAudit(Audit):
     name = "image"
-    sections = {"data": DataConfig, "model": ModelConfig, "observation": ObservationConfig, "reward": RewardConfig}
+    sections = {"data": DataConfig, "model": ModelConfig, "models": ModelFamily, "observation": ObservationConfig, "reward": RewardConfig}
     example_view = "picture"
     micro_alpha = 5.0  # eq. 5
     restructure_defaults = (5, 1e-3)  # the paper's: 5 epochs, SGD lr 1e-3, final layer only
+    restructure_options = {"model": (str, "in a model family's run: the member to fine-tune (its name in models:)")}
     finetune_specs = {"classifier": "fadejax.audits.image.finetune_spec:ClassifierSpec"}
 
     def code_named(self, data: dict[str, Any]) -> list[tuple[str, str]]:
-        model = data.get("model")
-        if isinstance(model, dict) and model.get("source") == "file" and model.get("architecture"):
-            return [("model.architecture", str(model["architecture"]))]  # imported and called to build the model
-        return []
+        named = []
+        for where, model in _model_sections(data):
+            if model.get("source") == "file" and model.get("architecture"):
+                named.append((f"{where}.architecture", str(model["architecture"])))  # imported and called to build the model
+        return named
 
     def paths_named(self, data: dict[str, Any]) -> list[tuple[str, str]]:
-        model = data.get("model")
-        local_hf = isinstance(model, dict) and model.get("source") == "huggingface" and Path(str(model.get("architecture", ""))).is_dir()
-        return section_paths(data, {"data": ("path",), "model": ("weights", "architecture") if local_hf else ("weights",)})
+        found = section_paths(data, {"data": ("path",)})
+        for where, model in _model_sections(data):
+            local_hf = model.get("source") == "huggingface" and Path(str(model.get("architecture", ""))).is_dir()
+            for name in ("weights", "architecture") if local_hf else ("weights",):
+                if isinstance(model.get(name), str) and model[name]:
+                    found.append((f"{where}.{name}", model[name]))
+        return found
+
+    def check_config(self, config) -> None:
+        family = config.models.names
+        if family and config.recording is not None:
+            raise ValueError("recording: a recording holds one answer per query, not each of a family's models; audit the family live")
+        if family and config.model != ModelConfig():
+            raise ValueError("give the audited model either as 'model' or as a family under 'models', not both")
+        if not family and config.reward.aggregate != "mean":
+            raise ValueError(f"reward.aggregate '{config.reward.aggregate}' combines a family's models: list them under 'models'")
+        for field in ("a", "b"):
+            name = getattr(config.reward, field)
+            if name is not None and name not in family:
+                raise ValueError(f"reward.{field}: '{name}' is not a model of the family; its models: {family}")
+
+    def family_members(self, config) -> list[str]:
+        return config.models.names
 
     def default_axes(self) -> list[dict[str, Any]]:
         return [dict(axis) for axis in DEFAULT_AXES]
@@ -69,7 +114,12 @@ class ImageAudit(Audit):
         for name in _LATER_DATA_FIELDS:  # part of the key only when set: earlier ground truths and recordings keep theirs
             if data[name] == DataConfig.model_fields[name].default:
                 del data[name]
-        return {"data": data, "model": config.model.model_dump(mode="json")}
+        identity = {"data": data, "model": config.model.model_dump(mode="json")}
+        if config.models.names:  # part of the key only for families: single-model keys stay as they were
+            r = config.reward
+            identity["models"] = config.models.model_dump(mode="json")
+            identity["aggregate"] = {"aggregate": r.aggregate, "a": r.a, "b": r.b}
+        return identity
 
     def build_task(self, config, *, oracle: Any = None, progress: bool = True):
         from fadejax.audits.image.task import build_classification_task
@@ -93,10 +143,22 @@ class ImageAudit(Audit):
         for (_, record), image in zip(examples, images):
             record["image"] = png_base64(image)
 
+    def check_restructure(self, config, request: RestructureRequest) -> None:
+        family, chosen = config.models.names, request.options.get("model")
+        if family and chosen is None:
+            raise AuditError(f"this run audits a family of models {family}: choose the one to fine-tune with --model NAME")
+        if chosen is not None and not family:
+            raise AuditError("--model picks a model of a family (models:); this run audits one model")
+        if chosen is not None and chosen not in family:
+            raise AuditError(f"--model '{chosen}' is not a model of this run's family; its models: {family}")
+
     def restructure(self, run_dir: Path, config, modes: list[int], out: Path, request: RestructureRequest) -> dict[str, Any]:
         from fadejax.audits.image.restructure import restructure_classifier
 
-        return restructure_classifier(run_dir, config, modes, out, request)
+        chosen = request.options.get("model")
+        if chosen is None:
+            return restructure_classifier(run_dir, config, modes, out, request)
+        return restructure_classifier(run_dir, member_config(config, chosen), modes, out, request)
 
     def render_shift_report(self, report: dict[str, Any]) -> str:
         from fadejax.audits.image.restructure import render_markdown

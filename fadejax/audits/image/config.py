@@ -106,9 +106,74 @@ class ObservationConfig(_Strict):
     size: int = pydantic.Field(8, ge=1, le=64)
 
 
+#: How a family's per-model outcomes make one query's reward and failure (``reward.aggregate``).
+Aggregate = Literal["mean", "all", "any", "a_not_b"]
+
+
 class RewardConfig(_Strict):
-    """Eq. 4: ``form`` 'abs' (default; every failure outranks every success) or 'paper'."""
+    """Eq. 4: ``form`` 'abs' (default; every failure outranks every success) or 'paper'.
+
+    With a model family (``models:``) every query is scored by each model, and
+    ``aggregate`` makes one reward and one failure of them:
+
+    - ``mean``: the mean of the models' eq. 4 rewards; a failure when more than half of
+      the models fail;
+    - ``all``: a failure when every model fails ("what the family shares"), rewarded as
+      the least confident of them (the smallest eq. 4 reward);
+    - ``any``: a failure when at least one model fails, rewarded as the most confident;
+    - ``a_not_b``: a failure when model ``a`` fails and model ``b`` does not (e.g. what a
+      new checkpoint broke), rewarded as ``a``'s eq. 4.
+    """
 
     form: Literal["abs", "paper"] = "abs"
     scale: pydantic.PositiveFloat = 1.0
     const: pydantic.PositiveFloat = 1e-3
+    aggregate: Aggregate = "mean"
+    a: str | None = None
+    b: str | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _a_and_b(self) -> "RewardConfig":
+        if self.aggregate == "a_not_b" and not (self.a and self.b):
+            raise ValueError("reward.aggregate 'a_not_b' needs reward.a (the model that fails) and reward.b (the one that does not)")
+        if self.aggregate != "a_not_b" and (self.a or self.b):
+            raise ValueError(f"reward.a and reward.b are for reward.aggregate 'a_not_b', not '{self.aggregate}'")
+        if self.a and self.a == self.b:
+            raise ValueError(f"reward.a and reward.b must name two different models; both are '{self.a}'")
+        return self
+
+
+class FamilyMember(ModelConfig):
+    """One model of a family: a ``model`` section with a ``name`` (used in records, reports
+    and ``restructure --model``)."""
+
+    name: str = pydantic.Field(pattern=r"^[A-Za-z0-9_-]+$", max_length=40)
+
+
+class ModelFamily(pydantic.RootModel[list[FamilyMember]]):
+    """``models:``, the audited family: two or more model sections, each with a ``name``,
+    all answering the same queries (one batched call per model per iteration). Empty (the
+    default): the one ``model`` section is audited."""
+
+    root: list[FamilyMember] = pydantic.Field(default_factory=list)
+
+    @pydantic.model_validator(mode="after")
+    def _named_once(self) -> "ModelFamily":
+        names = [m.name for m in self.root]
+        if len(names) == 1:
+            raise ValueError(f"a family needs two or more models; for one, use the 'model' section (got only '{names[0]}')")
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"model names must be unique; repeated: {repeated}")
+        return self
+
+    @property
+    def names(self) -> list[str]:
+        return [m.name for m in self.root]
+
+    def member(self, name: str) -> ModelConfig:
+        """The model section of member ``name`` (without its name)."""
+        for m in self.root:
+            if m.name == name:
+                return ModelConfig.model_validate(m.model_dump(exclude={"name"}))
+        raise KeyError(name)

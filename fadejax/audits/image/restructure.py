@@ -97,7 +97,7 @@ def restructure_classifier(run_dir: Path, config: ExperimentConfig, modes: list[
         })
     top_new = [int(c) for c in np.argsort(-new_land, kind="stable")[:5]]
     report = {
-        "run": str(run_dir), "rediscovery": str(rediscovery), "fine_tune": metrics,
+        "run": str(run_dir), "model": request.options.get("model"), "rediscovery": str(rediscovery), "fine_tune": metrics,
         "note": "fine-tuning used only the training split; every figure here is measured on the held-out split it never saw",
         "clean_held_out_accuracy_before": old_task.info["clean_accuracy"],
         "clean_held_out_accuracy_after": new_task.info["clean_accuracy"],
@@ -137,6 +137,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     weight = report["settings"]["failure_weight"]
     lines = [
         f"# Shift report for {report['run']}", "", f"_{report['note']}._", "",
+        *([f"Model: `{report['model']}` of the run's family, fine-tuned and rediscovered on its own.", ""] if report.get("model") else []),
         "Fine-tuning loss: " + ("failure data alone" if weight is None else f"L_clean + {weight:g} · L_failure")
         + f", {report['settings']['epochs']} epochs, final layer only.", "",
         f"Clean held-out accuracy: {report['clean_held_out_accuracy_before']:.1%} → {report['clean_held_out_accuracy_after']:.1%}",

@@ -18,7 +18,7 @@ from fadejax import perturbations
 from fadejax.audits.image.config import ObservationConfig, RewardConfig
 from fadejax.audits.image.data import ImageDataset, load_digits_split, load_folder, load_hf_dataset, load_npz, map_classes
 from fadejax.config import ExperimentConfig
-from fadejax.rewards import classification_reward
+from fadejax.rewards import classification_reward, family_reward
 from fadejax.spaces import ConceptSpace
 from fadejax.task import Oracle
 
@@ -36,6 +36,10 @@ class ClassificationTask:
       oracle: the audited model.
       info: facts for reports (model weights path, clean accuracy, ...).
       reward: eq. 4's settings.
+      members: a family's model names, in the order of the oracle's ``(M, B, classes)``
+        logits; empty for one model.
+      label_names: the class names, where the model or data names them (records then
+        carry ``label_name`` and ``predicted_name``).
     """
 
     images: jax.Array
@@ -47,15 +51,25 @@ class ClassificationTask:
     info: dict[str, Any]
     reward: RewardConfig = field(default_factory=RewardConfig)
     kind: str = "image"
+    members: tuple[str, ...] = ()
+    label_names: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         r = self.reward
+        eq4 = {"scale": r.scale, "const": r.const, "form": r.form}
+        rows = {name: i for i, name in enumerate(self.members)}
 
-        def score(logits: jax.Array, labels: jax.Array, sample: jax.Array) -> tuple[Any, jax.Array]:
+        def score(logits: jax.Array, labels: jax.Array, sample: jax.Array) -> tuple[Any, Any, jax.Array]:
             queried = labels[sample]
-            return classification_reward(logits, queried, scale=r.scale, const=r.const, form=r.form), queried
+            if not self.members:
+                return classification_reward(logits, queried, **eq4), None, queried
+            outcome, per = family_reward(logits, queried, aggregate=r.aggregate, a=rows.get(r.a), b=rows.get(r.b), **eq4)
+            return outcome, per, queried
 
         self._score = jax.jit(score)  # one dispatch per iteration, the labels' gather included
+        self.record_names = {"label": self.label_names, "predicted": self.label_names} if self.label_names else {}
+        if self.members and self.label_names:
+            self.record_names.update({f"{m}.predicted": self.label_names for m in self.members})
 
     @property
     def num_samples(self) -> int:
@@ -66,10 +80,17 @@ class ClassificationTask:
         return self.perturb(self.images[sample], values, key)
 
     def evaluate(self, inputs: jax.Array, pending: dict[str, jax.Array]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """One batched classifier call and eq. 4; record fields ``label, predicted, score``."""
-        outcome, labels = self._score(self.oracle(inputs), self.labels, pending["sample"])
+        """One batched classifier call (one per model of a family) and eq. 4; record fields
+        ``label, predicted, score``, or for a family ``label`` and each model's
+        ``NAME.failed, NAME.predicted, NAME.score``."""
+        outcome, per, labels = self._score(self.oracle(inputs), self.labels, pending["sample"])
         core = {"reward": outcome.reward, "failed": outcome.failed}
-        return core, {"label": labels, "predicted": outcome.predicted, "score": outcome.score}
+        if not self.members:
+            return core, {"label": labels, "predicted": outcome.predicted, "score": outcome.score}
+        fields: dict[str, Any] = {"label": labels}
+        for m, name in enumerate(self.members):
+            fields.update({f"{name}.failed": per.failed[m], f"{name}.predicted": per.predicted[m], f"{name}.score": per.score[m]})
+        return core, fields
 
     def replicate(self, sharding: Any) -> None:
         self.images, self.labels, self.observations = jax.device_put((self.images, self.labels, self.observations), sharding)
@@ -116,7 +137,10 @@ def build_classification_task(config: ExperimentConfig, oracle: Any = None, prog
     ``oracle`` is given), and check the model once on the clean held-out set."""
     train, held_out = load_data(config)
     info: dict[str, Any] = {"data": held_out.name, "held_out_samples": len(held_out)}
-    if oracle is None:
+    members = config.models.names
+    if oracle is None and members:
+        oracle, held_out = _load_family(config, train, held_out, info, progress)
+    elif oracle is None:
         from bridges.loading import build_classifier_oracle  # torch enters here, not at import time
 
         oracle, model_info = build_classifier_oracle(config.model, train, held_out, config.data, progress=progress)
@@ -141,17 +165,48 @@ def build_classification_task(config: ExperimentConfig, oracle: Any = None, prog
         oracle=oracle,
         info=info,
         reward=config.reward,
+        members=tuple(members),
+        label_names=tuple(info["label_names"]) if info.get("label_names") else None,
     )
     # One pass over the clean held-out set: checks the model's output (classes, NaN)
     # before any run directory is written, and gives the clean accuracy for reports.
-    info["clean_accuracy"] = clean_accuracy(task)
+    accuracy = clean_accuracy(task)
+    info["clean_accuracy"] = accuracy.pop("aggregate") if members else accuracy["model"]
+    if members:
+        for name in members:
+            info["family"][name]["clean_accuracy"] = accuracy[name]
     return task
 
 
-def clean_accuracy(task: ClassificationTask, batch: int = 512) -> float:
-    """Accuracy of the audited model on the unperturbed held-out samples."""
-    hits = 0
+def _load_family(config: ExperimentConfig, train: ImageDataset | None, held_out: ImageDataset, info: dict[str, Any], progress: bool):
+    """``(FamilyOracle, held-out data mapped to the family's classes)``; ``info["family"]``
+    gets each model's facts."""
+    from bridges.loading import build_classifier_oracle  # torch enters here, not at import time
+    from fadejax.audits.image.family import FamilyOracle, check_same_classes
+
+    oracles, facts = {}, {}
+    for name in config.models.names:
+        oracles[name], facts[name] = build_classifier_oracle(config.models.member(name), train, held_out, config.data, progress=progress)
+    names = check_same_classes({m: f.get("label_names") for m, f in facts.items()})
+    info["family"] = {m: {k: v for k, v in f.items() if k != "label_names"} for m, f in facts.items()}
+    if names is not None:
+        info["label_names"] = names
+    return FamilyOracle(oracles), map_classes(held_out, names, config.data.class_map)
+
+
+def clean_accuracy(task: ClassificationTask, batch: int = 512) -> dict[str, float]:
+    """Accuracy on the unperturbed held-out samples: ``{"model": ...}`` for one model; for a
+    family each model's by name and ``"aggregate"``, one minus the share the family's
+    aggregate (``reward.aggregate``) counts as failed."""
+    hits = np.zeros(len(task.members) + 1, np.int64)
     for i in range(0, task.num_samples, batch):
         logits = task.oracle(task.images[i : i + batch])
-        hits += int(np.sum(np.asarray(jnp.argmax(logits, -1)) == np.asarray(task.labels[i : i + batch])))
-    return hits / task.num_samples
+        labels = task.labels[i : i + batch]
+        outcome, per, _ = task._score(logits, labels, jnp.arange(labels.shape[0]))
+        hits[0] += int(np.sum(~np.asarray(outcome.failed)))
+        if per is not None:
+            hits[1:] += np.sum(~np.asarray(per.failed), axis=1)
+    share = hits / task.num_samples
+    if not task.members:
+        return {"model": float(share[0])}
+    return {"aggregate": float(share[0]), **{m: float(share[1 + k]) for k, m in enumerate(task.members)}}

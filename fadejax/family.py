@@ -1,0 +1,171 @@
+"""Collective debugging: how the models of a family fail alike and apart.
+
+A family run asks every model the very same queries, so each record holds every model's
+answer (``NAME.failed``). :func:`family_summary` turns them into what the report shows:
+
+* each model's landscape over the report's view (exhaustive truth when ``fadejax
+  landscape`` has computed it, else the records' per-model observed rates);
+* each model's top modes: by its exhaustive rate, else by the shrinkage estimate of its
+  own recorded answers (:mod:`fadejax.estimates`);
+* the modes the whole family shares (every model fails at least ``threshold`` of the
+  held-out samples there) and those specific to one model (it fails at least
+  ``threshold``, every other model less), judged on the candidates (the union of the
+  models' top modes and the run's aggregate modes) by each model's rate on every held-out
+  sample: exhaustive, or re-evaluated;
+* an agreement table: per pair of models, the share of their top-``k`` modes they have in
+  common, and the Pearson correlation of their landscapes (over every cell with the truth;
+  over the visited cells' estimates without).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+from typing import Any, Callable
+
+import numpy as np
+
+from fadejax.estimates import cell_estimates
+from fadejax.landscapes import dense_view_mean, grouped_sum
+from fadejax.records import sparse_counts
+
+
+@dataclass
+class FamilySummary:
+    """What the report's family section shows (JSON-able through :meth:`as_dict`).
+
+    Attributes:
+      models: the model names, in the config's order.
+      source: ``"exhaustive"`` (every rate from ``ground_truth.json``) or ``"records"``.
+      threshold: the failure rate at which a model counts as failing in a mode.
+      clean_accuracy: model -> accuracy on the clean held-out samples (``None`` unknown).
+      views: model -> its landscape over the view's first two axes (list of lists,
+        ``(size_0, size_1)``; ``None`` where never visited without the truth).
+      view_axes: the two (or one) axis names of ``views``.
+      top: model -> its top modes, best first: ``{cell, concepts, rate}``.
+      shared: modes every model fails, ``{cell, concepts, rates {model: rate}}``, worst
+        least-failing model first.
+      specific: modes one model fails and the others do not, ``{model, cell, concepts,
+        rates, gap}`` (``gap``: its rate minus the highest other), largest gap first.
+      agreement: per pair ``{a, b, top_overlap, correlation}``.
+    """
+
+    models: list[str]
+    source: str
+    threshold: float
+    clean_accuracy: dict[str, float | None]
+    views: dict[str, list]
+    view_axes: list[str]
+    top: dict[str, list[dict[str, Any]]]
+    shared: list[dict[str, Any]]
+    specific: list[dict[str, Any]]
+    agreement: list[dict[str, Any]]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def family_summary(
+    models: list[str],
+    space,
+    queried: tuple[np.ndarray, np.ndarray],
+    failed_by_model: dict[str, np.ndarray],
+    num_samples: int,
+    *,
+    truths: dict[str, np.ndarray] | None,
+    rates_of: Callable[[np.ndarray], dict[str, np.ndarray]] | None,
+    aggregate_modes: list[int],
+    keep: list[int],
+    fixed: dict[int, int],
+    clean_accuracy: dict[str, float | None],
+    top: int = 10,
+    threshold: float = 0.5,
+) -> FamilySummary:
+    """The family section of a summary; see the module docstring.
+
+    Args:
+      models: model names.
+      space: the run's :class:`fadejax.spaces.ConceptSpace`.
+      queried: every recorded query's ``(samples (Q,), cells (Q,))``.
+      failed_by_model: model -> ``(Q,)`` bool, its answer to each recorded query.
+      num_samples: held-out samples ``N``.
+      truths: model -> exhaustive rates ``(A,)``, or ``None``.
+      rates_of: ``cells (K,) -> {model: rates (K,)}`` on every held-out sample (a
+        re-evaluation), or ``None`` when the audit does not re-evaluate modes.
+      aggregate_modes: the run's own (aggregate) top modes, as cells.
+      keep, fixed: the report's view (its first two kept axes are shown per model).
+    """
+    samples, cells = queried
+    sizes = tuple(space.sizes)
+    shown = list(keep[:2])
+    rest = {**fixed}
+    if truths is not None:
+        ranked = {m: np.lexsort((np.arange(truths[m].size), -truths[m]))[:top] for m in models}
+        top_modes = {m: [_mode(space, int(c), float(truths[m][c])) for c in ranked[m]] for m in models}
+        views = {m: dense_view_mean(truths[m], sizes, shown, rest).tolist() for m in models}
+        source = "exhaustive"
+    else:
+        estimates = {m: cell_estimates(samples, cells, failed_by_model[m], num_samples, sizes) for m in models}
+        ranked = {m: estimates[m].cells[estimates[m].ranked(top)] for m in models}
+        top_modes = {m: [_mode(space, int(c), float(estimates[m].rate[np.searchsorted(estimates[m].cells, c)])) for c in ranked[m]] for m in models}
+        views = {}
+        for m in models:
+            visited, visits, failures = sparse_counts(cells, failed_by_model[m])
+            v = grouped_sum(visited, visits, sizes, shown, rest)
+            f = grouped_sum(visited, failures, sizes, shown, rest)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                views[m] = np.where(v > 0, f / np.maximum(v, 1), np.nan).astype(object)
+            views[m][v == 0] = None  # never visited: no rate (JSON null)
+            views[m] = views[m].tolist()
+        source = "records"
+
+    candidates = sorted({int(c) for m in models for c in ranked[m]} | {int(c) for c in aggregate_modes})
+    rates = _candidate_rates(models, np.asarray(candidates, np.int64), truths, rates_of, None if truths is not None else estimates)
+    shared, specific = [], []
+    for j, cell in enumerate(candidates):
+        per = {m: float(rates[m][j]) for m in models}
+        if min(per.values()) >= threshold:
+            shared.append({**_mode(space, cell, None), "rates": per})
+        failing = [m for m in models if per[m] >= threshold]
+        if len(failing) == 1:
+            m = failing[0]
+            gap = per[m] - max(r for other, r in per.items() if other != m)
+            specific.append({"model": m, **_mode(space, cell, None), "rates": per, "gap": gap})
+    shared.sort(key=lambda row: (-min(row["rates"].values()), row["cell"]))
+    specific.sort(key=lambda row: (-row["gap"], row["cell"]))
+
+    agreement = []
+    for a, b in combinations(models, 2):
+        overlap = len({int(c) for c in ranked[a]} & {int(c) for c in ranked[b]}) / max(1, min(len(ranked[a]), len(ranked[b])))
+        if truths is not None:
+            x, y = truths[a], truths[b]
+        else:
+            x, y = estimates[a].rate, estimates[b].rate  # the same visited cells for every model
+        agreement.append({"a": a, "b": b, "top_overlap": overlap, "correlation": _correlation(x, y)})
+    return FamilySummary(models=list(models), source=source, threshold=threshold, clean_accuracy=clean_accuracy, views=views,
+                         view_axes=[space.names[a] for a in shown], top=top_modes, shared=shared, specific=specific, agreement=agreement)
+
+
+def _mode(space, cell: int, rate: float | None) -> dict[str, Any]:
+    row: dict[str, Any] = {"cell": cell, "concepts": space.describe(cell)}
+    if rate is not None:
+        row["rate"] = rate
+    return row
+
+
+def _candidate_rates(models, cells: np.ndarray, truths, rates_of, estimates) -> dict[str, np.ndarray]:
+    """Each model's rate on every held-out sample for ``cells``: exhaustive, re-evaluated,
+    or (an audit that does not re-evaluate modes) its shrinkage estimate."""
+    if truths is not None:
+        return {m: truths[m][cells] for m in models}
+    if rates_of is not None and cells.size:
+        return rates_of(cells)
+    return {m: np.asarray([estimates[m].rate[np.searchsorted(estimates[m].cells, c)] for c in cells]) for m in models}
+
+
+def _correlation(x: np.ndarray, y: np.ndarray) -> float | None:
+    """Pearson correlation; ``None`` when either landscape is constant."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    if x.size < 2 or x.std() == 0 or y.std() == 0:
+        return None
+    return float(np.corrcoef(x, y)[0, 1])
