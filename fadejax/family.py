@@ -9,9 +9,10 @@ answer (``NAME.failed``). :func:`family_summary` turns them into what the report
   own recorded answers (:mod:`fadejax.estimates`);
 * the modes the whole family shares (every model fails at least ``threshold`` of the
   held-out samples there) and those specific to one model (it fails at least
-  ``threshold``, every other model less), judged on the candidates (the union of the
-  models' top modes and the run's aggregate modes) by each model's rate on every held-out
-  sample: exhaustive, or re-evaluated;
+  ``threshold``, every other model less), judged by each model's rate on every held-out
+  sample (exhaustive, or re-evaluated) on the candidates: each model's top ``k`` cells,
+  the ``k`` cells where the least-failing model fails most, for each model the ``k``
+  cells where it fails most above the others, and the run's own (aggregate) modes;
 * an agreement table: per pair of models, the share of their top-``k`` modes they have in
   common, and the Pearson correlation of their landscapes (over every cell with the truth;
   over the visited cells' estimates without).
@@ -28,6 +29,7 @@ import numpy as np
 from fadejax.estimates import cell_estimates
 from fadejax.landscapes import dense_view_mean, grouped_sum
 from fadejax.records import sparse_counts
+from fadejax.spaces import format_value
 
 
 @dataclass
@@ -42,6 +44,7 @@ class FamilySummary:
       views: model -> its landscape over the view's first two axes (list of lists,
         ``(size_0, size_1)``; ``None`` where never visited without the truth).
       view_axes: the two (or one) axis names of ``views``.
+      view_values: each of those axes' values, as labels.
       top: model -> its top modes, best first: ``{cell, concepts, rate}``.
       shared: modes every model fails, ``{cell, concepts, rates {model: rate}}``, worst
         least-failing model first.
@@ -56,6 +59,7 @@ class FamilySummary:
     clean_accuracy: dict[str, float | None]
     views: dict[str, list]
     view_axes: list[str]
+    view_values: list[list[str]]
     top: dict[str, list[dict[str, Any]]]
     shared: list[dict[str, Any]]
     specific: list[dict[str, Any]]
@@ -119,7 +123,17 @@ def family_summary(
             views[m] = views[m].tolist()
         source = "records"
 
-    candidates = sorted({int(c) for m in models for c in ranked[m]} | {int(c) for c in aggregate_modes})
+    # Candidates: each model's worst cells, the cells most specific to each model (its rate
+    # minus the highest other), the cells worst for the least-failing model, and the run's
+    # own modes; each then judged on its rates over every held-out sample.
+    universe, matrix = (np.arange(space.num_actions), np.stack([truths[m] for m in models])) if truths is not None else \
+        (estimates[models[0]].cells, np.stack([estimates[m].rate for m in models]))
+    picked = {int(c) for m in models for c in ranked[m]} | {int(c) for c in aggregate_modes}
+    picked |= {int(c) for c in universe[_best(matrix.min(axis=0), universe, top)]}
+    for i in range(len(models)):
+        others = np.delete(matrix, i, axis=0).max(axis=0)
+        picked |= {int(c) for c in universe[_best(matrix[i] - others, universe, top)]}
+    candidates = sorted(picked)
     rates = _candidate_rates(models, np.asarray(candidates, np.int64), truths, rates_of, None if truths is not None else estimates)
     shared, specific = [], []
     for j, cell in enumerate(candidates):
@@ -143,7 +157,13 @@ def family_summary(
             x, y = estimates[a].rate, estimates[b].rate  # the same visited cells for every model
         agreement.append({"a": a, "b": b, "top_overlap": overlap, "correlation": _correlation(x, y)})
     return FamilySummary(models=list(models), source=source, threshold=threshold, clean_accuracy=clean_accuracy, views=views,
-                         view_axes=[space.names[a] for a in shown], top=top_modes, shared=shared, specific=specific, agreement=agreement)
+                         view_axes=[space.names[a] for a in shown],
+                         view_values=[[format_value(v) for v in space.axes[a].values] for a in shown], top=top_modes, shared=shared, specific=specific, agreement=agreement)
+
+
+def _best(score: np.ndarray, cells: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the ``k`` highest ``score`` values (ties: lower cell)."""
+    return np.lexsort((cells, -score))[:k]
 
 
 def _mode(space, cell: int, rate: float | None) -> dict[str, Any]:

@@ -165,10 +165,13 @@ if (D.family) {  // each model's landscape side by side, one colour scale
   F.models.forEach(m => {
     const div = el('div', undefined, 'family-view'); box.appendChild(div);
     const z = F.views[m], two = F.view_axes.length > 1;
-    Plotly.newPlot(div, [{type: 'heatmap', z: two ? z : [z], zmin: 0, zmax: 1, colorscale: 'Viridis', showscale: m === F.models[F.models.length - 1],
-      hovertemplate: 'failure rate %{z:.2f}<extra></extra>'}],
-      {title: {text: m, font: {size: 13}}, margin: {l: 40, r: 10, t: 30, b: 40}, xaxis: {title: {text: two ? F.view_axes[1] : F.view_axes[0]}},
-       yaxis: {title: {text: two ? F.view_axes[0] : ''}}}, {displaylogo: false, staticPlot: false});
+    const x = two ? F.view_values[1] : F.view_values[0], y = two ? F.view_values[0] : [''];
+    Plotly.newPlot(div, [{type: 'heatmap', z: two ? z : [z], x: x, y: y, zmin: 0, zmax: 1, colorscale: 'Viridis',
+      showscale: m === F.models[F.models.length - 1], hoverongaps: false,
+      hovertemplate: (two ? F.view_axes[0] + ' %{y}, ' : '') + (two ? F.view_axes[1] : F.view_axes[0]) + ' %{x}: failure rate %{z:.2f}<extra></extra>'}],
+      {title: {text: m, font: {size: 13}}, margin: {l: 50, r: 10, t: 30, b: 45},
+       xaxis: {type: 'category', title: {text: two ? F.view_axes[1] : F.view_axes[0]}},
+       yaxis: {type: 'category', title: {text: two ? F.view_axes[0] : ''}}}, {displayModeBar: false});
   });
 }
 function show(i) {

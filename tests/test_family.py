@@ -16,6 +16,7 @@ from fadejax.config import ConfigError, parse_config
 from fadejax.ground_truth import failure_landscape
 from fadejax.rewards import classification_reward, family_reward
 from fadejax.task import build_task
+from report_page import open_at_first_failing_point
 
 AXES = [{"name": "rotation", "values": [-20, 0]}, {"name": "darkness", "values": [0.0, 0.7]}, {"name": "blur", "values": [0.0, 3.0]}]
 LIMIT = 120
@@ -148,3 +149,16 @@ def test_restructure_of_a_family_asks_which_model_and_fine_tunes_that_one(family
     assert report["model"] == "dark_blind" and "`dark_blind`" in (out / "shift_report.md").read_text()
     rediscovered = yaml.safe_load((out / "rediscovery" / "config.yaml").read_text())
     assert rediscovered["models"] == [] and rediscovered["model"]["architecture"] == "family_models:DarkBlind"
+
+
+def test_the_family_section_works_in_a_headless_browser(family_run, browser):
+    _, _, run, _ = family_run
+    files = {"json": str(run / "report" / "summary.json"), "html": str(run / "report" / "report.html")}
+    page, errors = open_at_first_failing_point(browser, files)
+    assert page.locator("#family-views .family-view .heatmaplayer").count() == 3  # one landscape per model, side by side
+    titles = [page.locator("#family-views .family-view").nth(i).locator(".gtitle").text_content() for i in range(3)]
+    assert titles == ["cnn", "cnn_file", "dark_blind"]
+    caption = page.locator("#failures figure.failure").first.inner_text()
+    assert all(f"{m}: " in caption for m in ("cnn", "cnn_file", "dark_blind"))  # every model's answer to the query
+    assert page.locator("#family-specific tbody tr").count() == len(json.loads((run / "report" / "summary.json").read_text())["family"]["specific"])
+    assert errors == []

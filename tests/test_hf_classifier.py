@@ -113,8 +113,9 @@ def test_an_image_folder_is_audited_with_its_classes_mapped_onto_the_models(mode
     path.write_text(yaml.safe_dump(config))
     assert main(["discover", "--config", str(path), "--out", str(tmp_path / "run")]) == 0, capsys.readouterr().err
     assert "1 unreadable images left out" in capsys.readouterr().out
-    labels = {r["label"] for r in map(json.loads, (tmp_path / "run" / "records.jsonl").read_text().splitlines())}
-    assert labels <= {2, 7}
+    records = [json.loads(line) for line in (tmp_path / "run" / "records.jsonl").read_text().splitlines()]
+    assert {r["label"] for r in records} <= {2, 7}
+    assert all(r["label_name"] == NAMES[r["label"]] and r["predicted_name"] == NAMES[r["predicted"]] for r in records)
     (root / "eleven").mkdir()
     Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(root / "eleven" / "0.png")
     assert main(["discover", "--config", str(path), "--out", str(tmp_path / "run2"), "--quiet"]) == 2
