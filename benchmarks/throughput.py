@@ -15,7 +15,9 @@ Models: ``default`` is the embedded default (``configs/digits.yaml``: the digits
 32x32, ~50 MFLOP per query); ``light`` is the LeNet-5-style network of
 ``configs/digits_lenet.yaml`` (28x28, ~0.4 MFLOP per query), light enough that the
 engine's own cost shows. ``--config`` times any other config instead (e.g. the
-summarizer, ``configs/summarize.yaml``, whose ceiling is its batched ``generate``).
+summarizer, ``configs/summarize.yaml``, whose ceiling is its batched ``generate``; a
+model family, ``configs/digits_family.yaml``, whose ceiling is one batched call of each
+of its models on the same inputs).
 
 After the rounds, a stage split: a few more iterations with a wait after every stage,
 so each stage's own time shows (propose: sample selection, action and perturbation on
@@ -50,7 +52,8 @@ from fadejax.searchers import REGISTRY as SEARCHERS  # noqa: E402
 from fadejax.task import build_task  # noqa: E402
 
 MODELS = {"default": "configs/digits.yaml", "light": "configs/digits_lenet.yaml"}
-TARGETS = {("default", 256): 0.9, ("default", 2048): 0.9, ("light", 256): 0.8, ("light", 2048): 0.9}
+TARGETS = {("default", 256): 0.9, ("default", 2048): 0.9, ("light", 256): 0.8, ("light", 2048): 0.9,
+           ("family", 256): 0.8, ("family", 2048): 0.8}  # family: a config with models: (e.g. configs/digits_family.yaml)
 
 
 def stage_split(discovery, state, task, model, writer: RecordWriter, iterations: int):
@@ -107,8 +110,8 @@ def measure(config_path: str, label: str, num_envs: int, queries_per_round: int,
         # As `fadejax discover` runs it: records and learning curves (metrics.jsonl and
         # TensorBoard, landscape images every run.landscape_every) on the writer's thread.
         log = LearningLog(Path(tmp) / "metrics.jsonl", num_envs=num_envs, sinks=[TensorBoardSink(Path(tmp) / "tensorboard")] if config.run.tensorboard else [])
-        writer = BackgroundRecordWriter(RecordWriter(Path(tmp) / "records.jsonl", task.space, config.mode), log=log)
-        plain = BackgroundRecordWriter(RecordWriter(Path(tmp) / "plain.jsonl", task.space, config.mode))
+        writer = BackgroundRecordWriter(RecordWriter(Path(tmp) / "records.jsonl", task.space, config.mode, names=getattr(task, "record_names", None)), log=log)
+        plain = BackgroundRecordWriter(RecordWriter(Path(tmp) / "plain.jsonl", task.space, config.mode, names=getattr(task, "record_names", None)))
         every = config.run.landscape_every if config.mode == "macro" and log.sinks else 0
 
         def engine(state, stop: int, logged: bool):
@@ -146,7 +149,7 @@ def measure(config_path: str, label: str, num_envs: int, queries_per_round: int,
         writer.close()
         setattr(owner, attribute, model)
         split, state = stage_split(
-            discovery, state, task, model, RecordWriter(Path(tmp) / "split.jsonl", task.space, config.mode), min(iterations, 20)
+            discovery, state, task, model, RecordWriter(Path(tmp) / "split.jsonl", task.space, config.mode, names=getattr(task, "record_names", None)), min(iterations, 20)
         )
     whole = sum(split.values())
     print("stage split (synchronised, median ms per iteration): " + ", ".join(f"{k} {v:.1f} ({v / whole:.0%})" for k, v in split.items()))
@@ -170,7 +173,12 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    cases = [(args.config, "config")] if args.config else [(MODELS[m], m) for m in MODELS if args.model in ("both", m)]
+    if args.config:
+        config = load_config(args.config)
+        family = config.audit.family_members(config)
+        cases = [(args.config, "family" if family else "config")]  # a family's ceiling: its models' batched calls, one each
+    else:
+        cases = [(MODELS[m], m) for m in MODELS if args.model in ("both", m)]
     summary = []
     for path, label in cases:
         for num_envs in args.num_envs:

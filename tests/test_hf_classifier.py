@@ -13,6 +13,7 @@ from PIL import Image
 from bridges.hf_classifier import ProcessorTransform, load_hf_image_classifier
 from fadejax.cli import main
 from fadejax.config import ConfigError, parse_config
+from readme import ROOT
 
 NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 #: differences allowed between our batched transform and the processor's own output, in
@@ -121,3 +122,19 @@ def test_an_image_folder_is_audited_with_its_classes_mapped_onto_the_models(mode
     assert main(["discover", "--config", str(path), "--out", str(tmp_path / "run2"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "['eleven'] are not classes of the model" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_gpu_example_config_runs_with_a_tiny_vit_on_an_imagenet_style_folder(models, tmp_path, capsys):
+    root = tmp_path / "val"
+    for i in range(10):  # WordNet-id folders, sorted: folder i is class i
+        (root / f"n0{i}000000").mkdir(parents=True)
+        for j in range(2):
+            Image.fromarray(np.full((40, 30, 3), 20 * i + j, np.uint8)).save(root / f"n0{i}000000" / f"ILSVRC2012_val_{j}.JPEG")
+    overrides = [f"data.path={root}", f"model.architecture={models['vit']}", "model.device=cpu", "data.image_size=32",
+                 "run.iterations=2", "run.num_envs=8"]
+    argv = ["discover", "--config", str(ROOT / "configs" / "imagenet_vit.yaml"), "--out", str(tmp_path / "run"), "--quiet"]
+    assert main(argv + [a for o in overrides for a in ("--set", o)]) == 0, capsys.readouterr().err
+    records = [json.loads(line) for line in (tmp_path / "run" / "records.jsonl").read_text().splitlines()]
+    assert len(records) == 16 and all(r["label_name"] == NAMES[r["label"]] for r in records)
+    stored = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert stored["data"]["class_map"] == "index" and stored["model"]["source"] == "huggingface"

@@ -14,6 +14,10 @@ NOT_RUN = {
     "runs/sd14": "a run of configs/sd14.yaml",
     "configs/summarize.yaml": "trains the tiny T5 for minutes on first use; the CLI matrix runs these commands on a tiny T5",
     "runs/summarize": "a run of configs/summarize.yaml",
+    "configs/imagenet_vit.yaml": "an ImageNet folder, ViT-B/16 from the Hugging Face cache, a GPU; test_hf_classifier runs it on a tiny ViT",
+    "runs/imagenet_vit": "a run of configs/imagenet_vit.yaml",
+    "configs/digits_family.yaml": "trains two more embedded models on first use (minutes); test_family audits a family of three",
+    "runs/digits_family": "a run of configs/digits_family.yaml",
 }
 #: appended to every discovery: a tiny budget on a few held-out samples
 BUDGET = ["--set", "run.iterations=2", "--set", "run.num_envs=8", "--quiet"]
