@@ -108,14 +108,25 @@ def test_aggregates_follow_their_definitions():
 
 def test_a_not_b_finds_what_the_dark_blind_model_broke(family_run, tmp_path):
     _, _, _, config = family_run
-    config = {**config, "reward": {"aggregate": "a_not_b", "a": "dark_blind", "b": "cnn"}, "run": {"iterations": 2, "num_envs": 32}}
-    task = build_task(parse_config(config), progress=False)
+    config = parse_config({**config, "reward": {"aggregate": "a_not_b", "a": "dark_blind", "b": "cnn"}, "run": {"iterations": 2, "num_envs": 32}})
+    task = build_task(config, progress=False)
     rates = failure_landscape(task)
     space = task.space
     for cell in range(space.num_actions):
         if space.describe(cell)["darkness"] == 0.0:
             assert rates[cell] == 0.0  # the two agree on bright images: nothing is broken there
     assert max(rates) > 0.3
+
+    from fadejax.audits.image.gym_env import AuditEnv  # the gymnasium view of the same family
+
+    env = AuditEnv(task, config.reward)
+    env.reset(seed=0)
+    dark = next(c for c in range(space.num_actions) if space.describe(c)["darkness"] == 0.7)
+    _, reward, _, _, info = env.step(dark)
+    models = info["models"]
+    assert set(models) == {"cnn", "cnn_file", "dark_blind"} and info["predicted"] is None
+    assert info["failed"] == (models["dark_blind"]["failed"] and not models["cnn"]["failed"])
+    assert (reward >= 0) == info["failed"]
 
 
 @pytest.mark.parametrize("bad, message", [

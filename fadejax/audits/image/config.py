@@ -70,7 +70,7 @@ class ModelConfig(_Strict):
     a local directory or a model id already in the Hugging Face cache (never downloaded);
     the processor's resize, crop and normalisation are applied to each perturbed batch
     (``normalize_mean`` / ``normalize_std`` are then not used), and its ``id2label`` names
-    the classes in ``run.json``.
+    the classes in ``run.json`` and the records (``label_name``, ``predicted_name``).
     """
 
     source: Literal["embedded", "file", "torchvision", "timm", "huggingface"] = "embedded"

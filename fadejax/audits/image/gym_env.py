@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fadejax.audits.image.task import ClassificationTask
-from fadejax.rewards import classification_reward, micro_reward
+from fadejax.rewards import classification_reward, family_reward, micro_reward
 from fadejax.spaces import MicroSpace
 
 
@@ -28,7 +28,9 @@ class AuditEnv(gym.Env):
 
     Observation: the sample's observation vector ``(D,)`` float32 (plus the normalised
     cell in micro mode). Action: ``Discrete(num_actions)``. ``info`` of each step holds
-    ``sample, label, cell, concepts, failed, predicted, score``.
+    ``sample, label, cell, concepts, failed, predicted, score``; for a model family
+    ``failed`` is the aggregate's (``reward.aggregate``), ``predicted`` and ``score`` are
+    ``None`` and ``models`` holds each model's ``{failed, predicted, score}``.
 
     Args:
       task: what is audited (data, perturbations, oracle, concept space).
@@ -87,7 +89,14 @@ class AuditEnv(gym.Env):
         self._steps += 1
         logits = self.task.oracle(self.perturbed_image(self._cell))
         r = self.reward_config
-        outcome = classification_reward(logits, jnp.asarray(self._labels[self._sample])[None], scale=r.scale, const=r.const, form=r.form)
+        label = jnp.asarray(self._labels[self._sample])[None]
+        per = None
+        if self.task.members:  # a family: (M, 1, classes) logits, one outcome of them as reward.aggregate says
+            rows = {name: i for i, name in enumerate(self.task.members)}
+            outcome, per = family_reward(logits, label, aggregate=r.aggregate, a=rows.get(r.a), b=rows.get(r.b),
+                                         scale=r.scale, const=r.const, form=r.form)
+        else:
+            outcome = classification_reward(logits, label, scale=r.scale, const=r.const, form=r.form)
         failed = bool(outcome.failed[0])
         reward = float(outcome.reward[0])
         if self.micro is not None:
@@ -100,4 +109,8 @@ class AuditEnv(gym.Env):
             "concepts": self.task.space.describe(cell_index), "failed": failed,
             "predicted": int(outcome.predicted[0]), "score": float(outcome.score[0]),
         }
+        if per is not None:
+            info["predicted"] = info["score"] = None  # no single model's answer: each one's is below
+            info["models"] = {name: {"failed": bool(per.failed[m, 0]), "predicted": int(per.predicted[m, 0]), "score": float(per.score[m, 0])}
+                              for m, name in enumerate(self.task.members)}
         return self._obs(), reward, terminated, truncated, info
