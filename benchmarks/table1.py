@@ -175,16 +175,6 @@ def score(run: Run, truth: np.ndarray, sizes: tuple[int, ...], num_samples: int,
     run.recall_curve = [(int(m), report_recall(run, truth, sizes, num_samples, int(m))[0]) for m in marks]
 
 
-def mean_ci(values: list[float]) -> tuple[float, float]:
-    """Mean and the half-width of its 95% t-interval."""
-    x = np.asarray([v for v in values if np.isfinite(v)], np.float64)
-    if x.size == 0:
-        return float("nan"), float("nan")
-    if x.size == 1:
-        return float(x[0]), float("nan")
-    return float(x.mean()), float(stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
-
-
 def build(args) -> tuple[object, object, np.ndarray, dict, str]:
     """``(config, task, truth, truth statistics, output prefix)``, live or recorded."""
     config = load_config(args.config, [*args.overrides, f"run.num_envs={args.num_envs}", f"run.iterations={args.iterations}"])
@@ -285,7 +275,7 @@ def main() -> None:
 
 def write_outputs(runs: dict[str, list[Run]], out: Path, budget: int, seeds: int, truth_stats: dict, what: str, prefix: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    aggregate = {name: {c: mean_ci([r.values.get(c, float("nan")) for r in group]) for c in COLUMNS} for name, group in runs.items()}
+    aggregate = {name: {c: metrics.mean_ci([r.values.get(c, float("nan")) for r in group]) for c in COLUMNS} for name, group in runs.items()}
 
     def cell(mean: float, half: float, digits: int) -> str:
         if not np.isfinite(mean):

@@ -5,6 +5,7 @@
     fadejax summarize RUN_DIR [--axes a,b,c] [--top 10] [--choose MODE ...]
     fadejax restructure RUN_DIR (--modes MODE ... | --modes-file modes.json | --top N)
     fadejax compare RUN_DIR RUN_DIR ... [--out DIR] [--ground-truth FILE]
+    fadejax sweep SPEC.yaml [--out DIR] [--address ADDR] [--resume] [--cpus N] | fadejax sweep --report DIR
 
 Bad input (config, data, model, output directory) prints one clear ``error:`` line and
 exits with status 2, leaving existing results untouched. Any other failure prints one
@@ -113,6 +114,17 @@ def _parser() -> argparse.ArgumentParser:
                                                "for their recall@10 curves")
     compare.add_argument("--points", type=int, default=10, help="points on each recall@10 curve (default 10)")
     compare.add_argument("--trust-code", action="store_true", help=TRUST_CODE_HELP)
+    sweep = commands.add_parser("sweep", help="an experiment grid (searchers x seeds x config fields) as Ray tasks, resumable; "
+                                              "or --report DIR: its tables and figure")
+    sweep.add_argument("spec", nargs="?", help="sweep spec YAML (base config, fields to vary; see fadejax/sweep_spec.py)")
+    sweep.add_argument("--out", help="sweep directory (default: sweeps/<spec file name>)")
+    sweep.add_argument("--address", help="join this Ray cluster (e.g. HOST:6379) instead of starting a local one")
+    sweep.add_argument("--resume", action="store_true", help="finish a sweep already in --out: complete points are kept, "
+                                                             "interrupted ones resume from their checkpoints")
+    sweep.add_argument("--cpus", type=int, help="CPUs of the local Ray (default: all of this machine's)")
+    sweep.add_argument("--report", metavar="DIR", help="write DIR's sweep.csv, summary.csv/.md and summary.png instead of running")
+    sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    sweep.add_argument("--trust-code", action="store_true", help="with --report: " + TRUST_CODE_HELP)
     landscape = commands.add_parser("landscape", help="exhaustive ground-truth failure landscape (every action x every held-out sample)")
     landscape.add_argument("--config", required=True, help="experiment YAML file (its audit's settings and space are used)")
     landscape.add_argument("--out", help="directory to save ground_truth.json in (default: runs/<config name>)")
@@ -150,11 +162,12 @@ def _bad_input_errors() -> tuple[type[BaseException], ...]:
     from fadejax.rundir import RunDirError
     from fadejax.spaces import SpaceError
     from fadejax.summarize import SummarizeError
+    from fadejax.sweep_spec import SweepError
     from fadejax.trust import UnsafeOutputError, UntrustedCodeError
 
     errors: list[type[BaseException]] = [
         audits.AuditError, CompareError, ConfigError, FineTuneError, GroundTruthError, LandscapeTooLarge, MetricsError, PerturbationError, RecordingError, RecordsError,
-        RunDirError, SpaceError, SummarizeError, UnsafeOutputError, UntrustedCodeError,
+        RunDirError, SpaceError, SummarizeError, SweepError, UnsafeOutputError, UntrustedCodeError,
     ]
     if "bridges.weights" in sys.modules:
         errors.append(sys.modules["bridges.weights"].ModelLoadError)
@@ -318,6 +331,30 @@ def _restructure(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from fadejax.sweep import run_sweep
+    from fadejax.sweep_report import write_report
+    from fadejax.sweep_spec import SweepError
+
+    if (args.spec is None) == (args.report is None):
+        raise SweepError("give a sweep spec to run (fadejax sweep SPEC.yaml) or --report DIR, not both and not neither")
+    if args.report is not None:
+        out, trust = Path(args.report), args.trust_code
+    else:
+        if args.cpus is not None and (args.cpus < 1 or args.address):
+            raise SweepError("--cpus sets the local Ray's CPUs: a positive number, and not with --address")
+        out, trust = (Path(args.out) if args.out else Path("sweeps") / Path(args.spec).stem), True  # the user's own spec
+        _Progress.enter("running the sweep", out)
+        manifest = run_sweep(args.spec, out, address=args.address, resume=args.resume, cpus=args.cpus, progress=not args.quiet)
+        counts = {s: sum(p["status"] == s for p in manifest["points"]) for s in ("complete", "failed")}
+        print(f"sweep {out}: {counts['complete']} of {len(manifest['points'])} points complete, {counts['failed']} failed")
+    _Progress.enter("writing the sweep's report", out)
+    files = write_report(out, trust_code=trust)
+    print(files["markdown"].read_text(), end="")
+    print(f"tables: {files['points']}, {files['summary']}; figure: {files['figure']}")
+    return 0 if args.report is not None or counts["failed"] == 0 else EXIT_FAILED
+
+
 def _compare(args: argparse.Namespace) -> int:
     from fadejax.compare import compare
     from fadejax.trust import refuse_links
@@ -351,6 +388,8 @@ def main(argv: list[str] | None = None) -> int:
             return _restructure(args)
         if args.command == "compare":
             return _compare(args)
+        if args.command == "sweep":
+            return _sweep(args)
     except KeyboardInterrupt:
         return 130
     except TimeoutError as exc:  # a text-to-image run waited longer than prompt.rating_timeout_s for ratings

@@ -13,6 +13,18 @@ from scipy.stats import spearmanr
 from fadejax.barycenters import grid_coordinates
 
 
+def mean_ci(values) -> tuple[float, float]:
+    """Mean and the half-width of its 95% t-interval (``nan`` half-width for one value)."""
+    from scipy import stats
+
+    x = np.asarray([v for v in values if np.isfinite(v)], np.float64)
+    if x.size == 0:
+        return float("nan"), float("nan")
+    if x.size == 1:
+        return float(x[0]), float("nan")
+    return float(x.mean()), float(stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
+
+
 def failures_found(failed: np.ndarray) -> int:
     """Number of queries on which the audited model failed (higher is better)."""
     return int(np.sum(failed))

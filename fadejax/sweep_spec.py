@@ -1,0 +1,157 @@
+"""Sweep specs: a base config and the fields to vary, expanded into checked points.
+
+A spec is a YAML file::
+
+    base: digits.yaml              # the base experiment (relative to the spec's folder)
+    set:                           # applied to every point (--set-style dotted paths)
+      run.iterations: 50
+    vary:                          # the grid: every combination of these values
+      searcher.kind: [random, posterior]
+      run.seed: [0, 1, 2, 3, 4]
+    draws: null                    # N: N points drawn from the grid instead (without repeats)
+    draws_seed: 0
+    resources: {cpus: 1, gpus: 0, memory_gb: null}   # what each point's Ray task asks for
+    ground_truth: null             # a ground_truth.json for the report's recall@10
+
+Setting ``searcher.kind`` gives a point that searcher's defaults (the base's searcher
+fields belong to the base's searcher), plus any other ``searcher.*`` field varied or set.
+Every point's config is validated when the spec is read, so a wrong field is named
+before anything runs.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import yaml
+
+from fadejax.config import ConfigError, ExperimentConfig, parse_config, set_dotted
+from fadejax.strict import Strict
+
+
+class SweepError(ValueError):
+    """A sweep spec or sweep directory cannot be used as asked; the message says why."""
+
+
+class Resources(Strict):
+    """What each point's Ray task reserves: CPU cores, GPUs (fractions allowed) and memory."""
+
+    cpus: float = pydantic.Field(1.0, gt=0)
+    gpus: float = pydantic.Field(0.0, ge=0)
+    memory_gb: float | None = pydantic.Field(None, gt=0)
+
+
+class SweepSpec(Strict):
+    """A sweep spec; see the module docstring."""
+
+    base: str = pydantic.Field(min_length=1)
+    set: dict[str, Any] = pydantic.Field(default_factory=dict)
+    vary: dict[str, list[Any]] = pydantic.Field(min_length=1)
+    draws: pydantic.PositiveInt | None = None
+    draws_seed: int = 0
+    resources: Resources = pydantic.Field(default_factory=Resources)
+    ground_truth: str | None = None
+
+    @pydantic.field_validator("vary")
+    @classmethod
+    def _values_to_vary(cls, vary: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for path, values in vary.items():
+            if not values:
+                raise ValueError(f"'{path}' has no values: an empty grid has no points")
+            if len({json.dumps(v, sort_keys=True) for v in values}) != len(values):
+                raise ValueError(f"'{path}' repeats a value: {values}")
+        return vary
+
+
+@dataclass(frozen=True)
+class Point:
+    """One run of a sweep: its place in the grid, its varied values and its whole config."""
+
+    index: int
+    values: dict[str, Any]
+    config: ExperimentConfig
+
+    @property
+    def key(self) -> str:
+        """Hash of the point's resolved config (what makes its results what they are)."""
+        return config_hash(self.config)
+
+    @property
+    def label(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.values.items())
+
+    @property
+    def directory(self) -> str:
+        return f"{self.index:04d}-{self.key[:10]}"
+
+
+def config_hash(config: ExperimentConfig) -> str:
+    return hashlib.sha256(json.dumps(config.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def read_spec(path: str | Path) -> tuple[SweepSpec, Path]:
+    """The spec at ``path`` and the base config's path; :class:`SweepError` names what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise SweepError(f"sweep spec '{path}' does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SweepError(f"sweep spec '{path}' is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise SweepError(f"sweep spec '{path}': the top level must be a mapping with base, vary, ...")
+    try:
+        spec = SweepSpec.model_validate(raw)
+    except pydantic.ValidationError as exc:
+        lines = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()]
+        raise SweepError(f"sweep spec '{path}': " + "; ".join(lines)) from None
+    base = (path.parent / spec.base).resolve()
+    if not base.is_file():
+        raise SweepError(f"sweep spec '{path}': base config '{spec.base}' does not exist (looked for {base})")
+    return spec, base
+
+
+def expand(spec: SweepSpec, base: Path) -> list[Point]:
+    """Every point of ``spec`` (the grid, or ``draws`` of it), each config validated."""
+    try:
+        base_data = yaml.safe_load(base.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise SweepError(f"base config '{base}' is not valid YAML: {exc}") from None
+    paths = list(spec.vary)
+    combos = list(itertools.product(*(spec.vary[p] for p in paths)))
+    if spec.draws is not None:
+        if spec.draws > len(combos):
+            raise SweepError(f"draws: {spec.draws} points asked from a grid of {len(combos)}")
+        chosen = sorted(random.Random(spec.draws_seed).sample(range(len(combos)), spec.draws))
+        combos = [combos[i] for i in chosen]
+    points = []
+    for index, combo in enumerate(combos):
+        values = dict(zip(paths, combo))
+        points.append(Point(index, values, _point_config(base_data, spec.set, values, base)))
+    keys = [p.key for p in points]
+    if len(set(keys)) != len(keys):
+        raise SweepError("two points of the sweep have the same config: a varied field changes nothing (e.g. a value "
+                         "equal to the base's under another spelling)")
+    return points
+
+
+def _point_config(base: dict[str, Any], fixed: dict[str, Any], values: dict[str, Any], base_path: Path) -> ExperimentConfig:
+    data = copy.deepcopy(base)
+    settings = {**fixed, **values}
+    if "searcher.kind" in settings:  # another searcher: its own defaults, not the base searcher's fields
+        data["searcher"] = {}
+    label = ", ".join(f"{k}={v}" for k, v in values.items())
+    try:
+        for path, value in settings.items():
+            set_dotted(data, f"{path}={json.dumps(value)}")
+        return parse_config(data, source=f"point ({label})")
+    except ConfigError as exc:
+        raise SweepError(f"{str(exc).replace(chr(10) + '  ', '; ')} (base config {base_path.name})") from None

@@ -1,0 +1,142 @@
+"""`fadejax sweep`: a grid of runs as Ray tasks on a local Ray of two workers, durable and
+resumable, with a tidy CSV; points replay the shipped digits recording (no model)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from fadejax.cli import main
+from fadejax.config import parse_config
+from fadejax.ground_truth import save_ground_truth
+from fadejax.recording import replay
+from fadejax.run import discover
+from fadejax.sweep_spec import expand, read_spec
+from readme import ROOT
+from subprocess_env import jax_subprocess_env
+
+RECORDING = str(ROOT / "recordings" / "digits.npz")
+SETTINGS = {"run.num_envs": 32, "run.checkpoint_every": 2, "run.tensorboard": False}
+
+
+def _spec(tmp_path: Path, name: str, **fields) -> Path:
+    spec = {"base": str(ROOT / "configs" / "digits.yaml"), "set": {**SETTINGS, **fields.pop("set", {})}, **fields}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def _sweep(*argv: str, cwd: Path, **popen):
+    command = [sys.executable, "-m", "fadejax.cli", "sweep", *argv, "--quiet"]
+    return subprocess.Popen(command, cwd=cwd, env=jax_subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def _records(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "records.jsonl").read_text().splitlines()]
+
+
+def test_a_sweep_runs_every_point_reports_failures_and_matches_the_points_run_one_at_a_time(tmp_path):
+    config = parse_config({"recording": RECORDING})
+    truth = tmp_path / "truth"
+    task = replay(config, RECORDING)
+    save_ground_truth(config, truth, task.recording.failure_rates(), task)
+    spec = _spec(tmp_path, "grid", set={"run.iterations": 4}, ground_truth="truth/ground_truth.json",
+                 vary={"recording": [RECORDING, str(tmp_path / "missing.npz")], "run.seed": [0, 1]})
+    sweep = _sweep(str(spec), "--out", "out", "--cpus", "2", cwd=tmp_path)
+    _, err = sweep.communicate(timeout=300)
+    assert sweep.returncode == 1  # two points failed; the others finished
+    manifest = json.loads((tmp_path / "out" / "sweep.json").read_text())
+    by_status = {s: [p for p in manifest["points"] if p["status"] == s] for s in ("complete", "failed")}
+    assert len(by_status["complete"]) == 2 and len(by_status["failed"]) == 2
+    assert all("missing.npz" in p["error"] for p in by_status["failed"]) and err.count("failed:") == 2
+
+    rows = {int(r["index"]): r for r in _csv(tmp_path / "out" / "sweep.csv")}
+    points = expand(*read_spec(spec))
+    for entry in by_status["complete"]:
+        point = points[entry["index"]]
+        alone = tmp_path / f"alone{point.index}"
+        summary = discover(point.config, alone, progress=False)  # the same point, one at a time, here
+        assert (tmp_path / "out" / entry["dir"] / "records.jsonl").read_bytes() == (alone / "records.jsonl").read_bytes()
+        row = rows[point.index]
+        assert int(row["failures"]) == summary.failures and int(row["queries"]) == summary.queries == 4 * 32
+        assert 0.0 <= float(row["recall@10"]) <= 1.0 and float(row["queries_per_s"]) > 0
+    for entry in by_status["failed"]:
+        assert rows[entry["index"]]["status"] == "failed" and "missing.npz" in rows[entry["index"]]["error"]
+    summary_md = (tmp_path / "out" / "summary.md").read_text()
+    assert "recording" in summary_md and "± " in summary_md and (tmp_path / "out" / "summary.png").stat().st_size > 0
+
+
+def _csv(path: Path) -> list[dict]:
+    import csv
+
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_killing_the_driver_mid_sweep_and_resuming_repeats_and_duplicates_nothing(tmp_path):
+    spec = _spec(tmp_path, "slow", set={"recording": RECORDING, "run.iterations": 30}, vary={"run.seed": [0, 1, 2]})
+    sweep = _sweep(str(spec), "--out", "out", "--cpus", "1", cwd=tmp_path, start_new_session=True)
+    manifest_path = tmp_path / "out" / "sweep.json"
+    deadline = time.monotonic() + 240
+    complete = []
+    while time.monotonic() < deadline and not complete:
+        time.sleep(0.5)
+        if manifest_path.is_file():
+            complete = [p for p in json.loads(manifest_path.read_text())["points"] if p["status"] == "complete"]
+    assert complete, "no point finished in time"
+    os.kill(sweep.pid, signal.SIGKILL)  # the driver, mid-sweep
+    sweep.wait()
+    os.killpg(sweep.pid, signal.SIGKILL)  # and whatever of its local Ray is left
+    finished = {p["dir"]: (tmp_path / "out" / p["dir"] / "records.jsonl").stat().st_mtime_ns for p in complete}
+    assert len(finished) < 3, "the sweep ended before it could be interrupted"
+
+    again = _sweep(str(spec), "--out", "out", "--resume", "--cpus", "1", cwd=tmp_path)
+    out, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err
+    manifest = json.loads(manifest_path.read_text())
+    assert [p["status"] for p in manifest["points"]] == ["complete"] * 3
+    for p in manifest["points"]:
+        run_dir = tmp_path / "out" / p["dir"]
+        pairs = [(r["iteration"], r["env"]) for r in _records(run_dir)]
+        assert len(pairs) == len(set(pairs)) == 30 * 32  # nothing lost, nothing twice
+        if p["dir"] in finished:  # not run again
+            assert (run_dir / "records.jsonl").stat().st_mtime_ns == finished[p["dir"]]
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"vary": {"run.seed": [0]}, "colour": 1}, "colour: Extra inputs are not permitted"),
+    ({"vary": {"run.seed": []}}, "'run.seed' has no values: an empty grid"),
+    ({"vary": {}}, "vary: Dictionary should have at least 1 item"),
+    ({"vary": {"run.bogus": [1, 2]}}, "run.bogus: unknown field; allowed here"),
+    ({"vary": {"searcher.kind": ["random", "nope"]}}, "unknown searcher kind 'nope'"),
+    ({"vary": {"run.seed": [0]}, "draws": 5}, "draws: 5 points asked from a grid of 1"),
+])
+def test_a_bad_spec_is_refused_in_one_line_before_anything_runs(tmp_path, capsys, spec, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"base": str(ROOT / "configs" / "digits.yaml"), **spec}))
+    assert main(["sweep", str(path), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_changed_spec_is_refused_on_an_existing_sweep(tmp_path, capsys):
+    first = _spec(tmp_path, "first", set={"recording": RECORDING}, vary={"run.seed": [0, 1]})
+    from fadejax.sweep import prepare
+
+    prepare(first, tmp_path / "out", resume=False)  # the manifest, as a started sweep leaves it
+    changed = _spec(tmp_path, "changed", set={"recording": RECORDING}, vary={"run.seed": [0, 2]})
+    before = (tmp_path / "out" / "sweep.json").read_bytes()
+    assert main(["sweep", str(changed), "--out", str(tmp_path / "out"), "--resume", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "holds a sweep of another spec (1 of its points differ" in err and len(err.strip().splitlines()) == 1
+    assert (tmp_path / "out" / "sweep.json").read_bytes() == before
+    assert main(["sweep", str(first), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    assert "add --resume" in capsys.readouterr().err
