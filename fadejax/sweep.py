@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -127,12 +128,12 @@ def run_sweep(spec_path: str | Path, out: str | Path, *, address: str | None = N
             running[ref] = p
             entries[p.index].update(status="submitted", error=None)
         write_json_atomic(out / MANIFEST, manifest)
-        done = len(points) - len(todo)
+        done, began = len(points) - len(todo), time.time()
         bar = tqdm(total=len(points), initial=done, disable=not progress, desc="sweep", unit="point")
         failed = 0
         while running:
             ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
-            started = sum(log_path(out / entries[p.index]["dir"]).is_file() for p in running.values())
+            started = sum(_written_since(log_path(out / entries[p.index]["dir"]), began) for p in running.values())
             bar.set_postfix(running=started, waiting=len(running) - started, failed=failed)
             if not ready:
                 continue
@@ -140,7 +141,7 @@ def run_sweep(spec_path: str | Path, out: str | Path, *, address: str | None = N
             entry = entries[p.index]
             try:
                 entry.update(status="complete", result=ray.get(ready[0]), error=None)
-            except ray.exceptions.RayTaskError as exc:
+            except ray.exceptions.RayError as exc:  # the point raised, or its worker died (killed, out of memory)
                 failed += 1
                 cause = exc.cause if getattr(exc, "cause", None) is not None else exc
                 entry.update(status="failed", error=f"{type(cause).__name__}: {cause}".strip().splitlines()[0][:500])
@@ -153,6 +154,11 @@ def run_sweep(spec_path: str | Path, out: str | Path, *, address: str | None = N
         if started_here:
             ray.shutdown()
     return manifest
+
+
+def _written_since(path: Path, moment: float) -> bool:
+    """Whether ``path`` exists and was written at or after ``moment`` (a point's log: it has begun)."""
+    return path.is_file() and path.stat().st_mtime >= moment
 
 
 def _finished(out: Path, entry: dict[str, Any]) -> bool:

@@ -138,6 +138,9 @@ def build_classification_task(config: ExperimentConfig, oracle: Any = None, prog
     train, held_out = load_data(config)
     info: dict[str, Any] = {"data": held_out.name, "held_out_samples": len(held_out)}
     members = config.models.names
+    if oracle is not None and members and list(getattr(oracle, "names", [])) != members:
+        raise ValueError(f"a family's oracle answers for each of its models {members}, with (M, B, classes) logits: "
+                         "pass a fadejax.audits.image.family.FamilyOracle of them, or no oracle")
     if oracle is None and members:
         oracle, held_out = _load_family(config, train, held_out, info, progress)
     elif oracle is None:
