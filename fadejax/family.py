@@ -102,41 +102,35 @@ def family_summary(
     samples, cells = queried
     sizes = tuple(space.sizes)
     shown = list(keep[:2])
-    rest = {**fixed}
+    # Each model's rate over the cells it can be judged on, one row per model: every cell
+    # with the truth; without it the visited cells' estimates (the same cells for every
+    # model: each query was asked of each).
     if truths is not None:
-        ranked = {m: np.lexsort((np.arange(truths[m].size), -truths[m]))[:top] for m in models}
-        top_modes = {m: [_mode(space, int(c), float(truths[m][c])) for c in ranked[m]] for m in models}
-        views = {m: dense_view_mean(truths[m], sizes, shown, rest).tolist() for m in models}
-        source = "exhaustive"
+        universe, matrix, source = np.arange(space.num_actions), np.stack([truths[m] for m in models]), "exhaustive"
+        views = {m: dense_view_mean(truths[m], sizes, shown, fixed).tolist() for m in models}
     else:
-        estimates = {m: cell_estimates(samples, cells, failed_by_model[m], num_samples, sizes) for m in models}
-        ranked = {m: estimates[m].cells[estimates[m].ranked(top)] for m in models}
-        top_modes = {m: [_mode(space, int(c), float(estimates[m].rate[np.searchsorted(estimates[m].cells, c)])) for c in ranked[m]] for m in models}
-        views = {}
-        for m in models:
-            visited, visits, failures = sparse_counts(cells, failed_by_model[m])
-            v = grouped_sum(visited, visits, sizes, shown, rest)
-            f = grouped_sum(visited, failures, sizes, shown, rest)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                views[m] = np.where(v > 0, f / np.maximum(v, 1), np.nan).astype(object)
-            views[m][v == 0] = None  # never visited: no rate (JSON null)
-            views[m] = views[m].tolist()
-        source = "records"
+        estimates = [cell_estimates(samples, cells, failed_by_model[m], num_samples, sizes) for m in models]
+        universe, matrix, source = estimates[0].cells, np.stack([e.rate for e in estimates]), "records"
+        views = {m: _observed_view(cells, failed_by_model[m], sizes, shown, fixed) for m in models}
+    best = [_best(row, universe, top) for row in matrix]
+    ranked = {m: {int(c) for c in universe[best[i]]} for i, m in enumerate(models)}
+    top_modes = {m: [_mode(space, int(universe[j]), float(matrix[i, j])) for j in best[i]] for i, m in enumerate(models)}
 
     # Candidates: each model's worst cells, the cells most specific to each model (its rate
     # minus the highest other), the cells worst for the least-failing model, and the run's
     # own modes; each then judged on its rates over every held-out sample.
-    universe, matrix = (np.arange(space.num_actions), np.stack([truths[m] for m in models])) if truths is not None else \
-        (estimates[models[0]].cells, np.stack([estimates[m].rate for m in models]))
-    picked = {int(c) for m in models for c in ranked[m]} | {int(c) for c in aggregate_modes}
+    picked = set().union(*ranked.values()) | {int(c) for c in aggregate_modes}
     picked |= {int(c) for c in universe[_best(matrix.min(axis=0), universe, top)]}
     for i in range(len(models)):
         others = np.delete(matrix, i, axis=0).max(axis=0)
         picked |= {int(c) for c in universe[_best(matrix[i] - others, universe, top)]}
-    candidates = sorted(picked)
-    rates = _candidate_rates(models, np.asarray(candidates, np.int64), truths, rates_of, None if truths is not None else estimates)
+    candidates = np.asarray(sorted(picked), np.int64)
+    if truths is None and rates_of is not None and candidates.size:
+        rates = rates_of(candidates)  # re-evaluated on every held-out sample
+    else:  # exhaustive; or the estimates, for an audit that does not re-evaluate modes
+        rates = {m: matrix[i, np.searchsorted(universe, candidates)] for i, m in enumerate(models)}
     shared, specific = [], []
-    for j, cell in enumerate(candidates):
+    for j, cell in enumerate(candidates.tolist()):
         per = {m: float(rates[m][j]) for m in models}
         if min(per.values()) >= threshold:
             shared.append({**_mode(space, cell, None), "rates": per})
@@ -149,16 +143,23 @@ def family_summary(
     specific.sort(key=lambda row: (-row["gap"], row["cell"]))
 
     agreement = []
-    for a, b in combinations(models, 2):
-        overlap = len({int(c) for c in ranked[a]} & {int(c) for c in ranked[b]}) / max(1, min(len(ranked[a]), len(ranked[b])))
-        if truths is not None:
-            x, y = truths[a], truths[b]
-        else:
-            x, y = estimates[a].rate, estimates[b].rate  # the same visited cells for every model
-        agreement.append({"a": a, "b": b, "top_overlap": overlap, "correlation": _correlation(x, y)})
+    for (i, a), (j, b) in combinations(enumerate(models), 2):
+        overlap = len(ranked[a] & ranked[b]) / max(1, min(len(ranked[a]), len(ranked[b])))
+        agreement.append({"a": a, "b": b, "top_overlap": overlap, "correlation": _correlation(matrix[i], matrix[j])})
     return FamilySummary(models=list(models), source=source, threshold=threshold, clean_accuracy=clean_accuracy, views=views,
                          view_axes=[space.names[a] for a in shown],
                          view_values=[[format_value(v) for v in space.axes[a].values] for a in shown], top=top_modes, shared=shared, specific=specific, agreement=agreement)
+
+
+def _observed_view(cells: np.ndarray, failed: np.ndarray, sizes: tuple[int, ...], shown: list[int], fixed: dict[int, int]) -> list:
+    """One model's observed failure rate over the view (nested lists; ``None`` where never visited)."""
+    visited, visits, failures = sparse_counts(cells, failed)
+    v = grouped_sum(visited, visits, sizes, shown, fixed)
+    f = grouped_sum(visited, failures, sizes, shown, fixed)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = np.where(v > 0, f / np.maximum(v, 1), np.nan).astype(object)
+    rate[v == 0] = None  # JSON null
+    return rate.tolist()
 
 
 def _best(score: np.ndarray, cells: np.ndarray, k: int) -> np.ndarray:
@@ -171,16 +172,6 @@ def _mode(space, cell: int, rate: float | None) -> dict[str, Any]:
     if rate is not None:
         row["rate"] = rate
     return row
-
-
-def _candidate_rates(models, cells: np.ndarray, truths, rates_of, estimates) -> dict[str, np.ndarray]:
-    """Each model's rate on every held-out sample for ``cells``: exhaustive, re-evaluated,
-    or (an audit that does not re-evaluate modes) its shrinkage estimate."""
-    if truths is not None:
-        return {m: truths[m][cells] for m in models}
-    if rates_of is not None and cells.size:
-        return rates_of(cells)
-    return {m: np.asarray([estimates[m].rate[np.searchsorted(estimates[m].cells, c)] for c in cells]) for m in models}
 
 
 def _correlation(x: np.ndarray, y: np.ndarray) -> float | None:
