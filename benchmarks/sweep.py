@@ -39,7 +39,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
-from scipy import stats  # noqa: E402
 
 from fadejax import metrics  # noqa: E402
 from fadejax.config import load_config, parse_config  # noqa: E402
@@ -66,10 +65,9 @@ def parse_grid(items: list[str]) -> list[tuple[str, list]]:
 
 
 def mean_ci(x: np.ndarray) -> tuple[float, float]:
-    x = np.asarray(x, np.float64)
-    if x.size < 2:
-        return float(x.mean()), 0.0
-    return float(x.mean()), float(stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
+    """:func:`fadejax.metrics.mean_ci`, with a half-width of 0 where one value gives none."""
+    mean, half = metrics.mean_ci(np.asarray(x, np.float64))
+    return mean, half if np.isfinite(half) else 0.0
 
 
 def main() -> None:

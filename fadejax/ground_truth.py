@@ -216,7 +216,14 @@ def read_ground_truth(path: Path, key: str, num_actions: int) -> tuple[np.ndarra
     """``(rates (num_actions,), statistics)`` from a ground-truth file made for landscape
     ``key``; ``None`` if there is no file or it was made for another landscape.
     :class:`GroundTruthError` names the file if it is corrupt."""
-    path = Path(path)
+    stored = _document(Path(path), key)
+    if stored is None:
+        return None
+    return _rates(stored.get("failure_rates"), num_actions, Path(path), ""), stored["statistics"]
+
+
+def _document(path: Path, key: str) -> dict | None:
+    """The parsed ground-truth file if it is there and made for landscape ``key``."""
     if not path.is_file():
         return None
     try:
@@ -225,15 +232,18 @@ def read_ground_truth(path: Path, key: str, num_actions: int) -> tuple[np.ndarra
         raise GroundTruthError(f"'{path}' is not a ground-truth file ({exc}); delete it to compute the landscape again") from None
     if not isinstance(stored, dict) or not isinstance(stored.get("statistics"), dict):
         raise GroundTruthError(f"'{path}' is not a ground-truth file (no statistics); delete it to compute the landscape again")
-    if stored.get("key") != key:
-        return None
-    rates = stored.get("failure_rates")
+    return stored if stored.get("key") == key else None
+
+
+def _rates(rates, num_actions: int, path: Path, what: str) -> np.ndarray:
+    """``rates`` as ``(num_actions,)`` float64, or :class:`GroundTruthError` if they are not
+    that many rates in [0, 1] (``what``: e.g. " for model 'a'")."""
     valid = isinstance(rates, list) and len(rates) == num_actions and all(type(r) in (int, float) and 0.0 <= r <= 1.0 for r in rates)
     if not valid:
         raise GroundTruthError(
-            f"'{path}' does not hold {num_actions} failure rates in [0, 1]; delete it to compute the landscape again"
+            f"'{path}' does not hold {num_actions} failure rates in [0, 1]{what}; delete it to compute the landscape again"
         )
-    return np.asarray(rates, np.float64), stored["statistics"]
+    return np.asarray(rates, np.float64)
 
 
 def save_ground_truth(config, run_dir: Path, rates: np.ndarray, task: AuditTask, by_model: dict[str, np.ndarray] | None = None) -> dict:
@@ -260,15 +270,8 @@ def read_model_truths(path: Path, key: str, num_actions: int, models: list[str])
     """Each family model's exhaustive rates ``{model: (num_actions,)}`` from a ground-truth
     file made for landscape ``key``; ``None`` if there is none or it lacks a model.
     :class:`GroundTruthError` names the file if they are malformed."""
-    if read_ground_truth(path, key, num_actions) is None:
+    stored = _document(Path(path), key)
+    by_model = None if stored is None else stored.get("model_failure_rates")
+    if not isinstance(by_model, dict) or any(m not in by_model for m in models):
         return None
-    stored = json.loads(Path(path).read_bytes()).get("model_failure_rates")
-    if not isinstance(stored, dict) or any(m not in stored for m in models):
-        return None
-    truths = {}
-    for m in models:
-        rates = stored[m]
-        if not (isinstance(rates, list) and len(rates) == num_actions and all(type(r) in (int, float) and 0.0 <= r <= 1.0 for r in rates)):
-            raise GroundTruthError(f"'{path}' does not hold {num_actions} failure rates in [0, 1] for model '{m}'; delete it to compute the landscape again")
-        truths[m] = np.asarray(rates, np.float64)
-    return truths
+    return {m: _rates(by_model[m], num_actions, Path(path), f" for model '{m}'") for m in models}

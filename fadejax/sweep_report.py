@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from fadejax.metrics import mean_ci
+from fadejax.rundir import read_status
 from fadejax.sweep import MANIFEST
 from fadejax.sweep_spec import SweepError
 
@@ -38,7 +39,7 @@ def point_row(sweep_dir: Path, entry: dict[str, Any], ground_truth: Path | None,
     if entry["status"] != "complete":
         return row
     run_dir = sweep_dir / entry["dir"]
-    status = json.loads((run_dir / "run.json").read_text())
+    status = read_status(run_dir)
     row.update(iterations=status.get("iterations"), queries=status.get("queries"), failures=status.get("failures"))
     if row["queries"]:
         row["failure_rate"] = row["failures"] / row["queries"]
