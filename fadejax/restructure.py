@@ -84,8 +84,8 @@ def restructure(run_dir: str | Path, modes: list[int], out_dir: str | Path | Non
     if done.is_file():
         try:
             previous = json.loads(done.read_bytes())
-            same = [m["cell"] for m in previous["modes"]] == list(modes) and previous.get("request") == settings
-        except (ValueError, KeyError, TypeError):  # not a shift report fadejax wrote
+            same = [m["cell"] for m in previous["modes"]] == list(modes) and _given(previous["request"]) == _given(settings)
+        except (ValueError, KeyError, TypeError, AttributeError):  # not a shift report fadejax wrote
             same = False
         if not same:
             raise SummarizeError(f"'{out}' holds a restructure of other modes or settings; choose another --out")
@@ -97,6 +97,12 @@ def restructure(run_dir: str | Path, modes: list[int], out_dir: str | Path | Non
     report["request"] = settings
     write_json_atomic(out / SHIFT_REPORT, report)  # last: its presence means the restructure is complete
     return report
+
+
+def _given(settings: dict[str, Any]) -> dict[str, Any]:
+    """The settings that were set: an option an audit gained later is ``None`` in a new
+    request and absent from an earlier report, and means the same in both."""
+    return {k: v for k, v in settings.items() if v is not None}
 
 
 def render_markdown(report: dict[str, Any]) -> str:

@@ -100,3 +100,17 @@ def test_a_finished_restructure_is_reused_and_other_modes_are_refused(shifted, c
     assert main(["restructure", str(root / "run"), "--modes", "0", "--epochs", "2", "--out", str(root / "out")]) == EXIT_BAD_INPUT
     assert "other modes or settings" in capsys.readouterr().err
     assert (root / "out" / "landscapes_before_after.png").stat().st_size > 0
+
+
+def test_a_restructure_written_before_an_option_existed_is_still_reused(shifted, capsys):
+    root, report = shifted
+    path = root / "out" / "shift_report.json"
+    older = {**report, "request": {k: v for k, v in report["request"].items() if k != "model"}}  # before --model existed
+    path.write_text(json.dumps(older))
+    try:
+        assert main(["restructure", str(root / "run"), "--modes", str(MODE), "--epochs", "2", "--out", str(root / "out")]) == 0
+        assert "already holds this restructure" in capsys.readouterr().out
+        assert main(["restructure", str(root / "run"), "--modes", str(MODE), "--epochs", "3", "--out", str(root / "out")]) == EXIT_BAD_INPUT
+        assert "other modes or settings" in capsys.readouterr().err  # a setting that differs still differs
+    finally:
+        path.write_text(json.dumps(report))
