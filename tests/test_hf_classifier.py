@@ -65,7 +65,9 @@ def test_the_batched_transform_matches_the_image_processor(models, kind):
     assert float(difference.max()) <= TOLERANCE_MAX and float(difference.mean()) <= TOLERANCE_MEAN
 
 
-@pytest.mark.parametrize("kind", ["vit", "convnext"])  # ResNet shares ConvNeXt's processor; its forward pass is checked below
+# ResNet shares ConvNeXt's processor; its forward pass is checked below. The ViT is audited
+# through the GPU example config (the last test).
+@pytest.mark.parametrize("kind", ["convnext"])
 def test_each_model_is_audited_from_its_directory_offline(models, kind, tmp_path, capsys):
     config = {"name": f"hf-{kind}", "data": {"limit": 24}, "model": {"source": "huggingface", "architecture": str(models[kind])},
               "searcher": {"kind": "random"}, "run": {"iterations": 2, "num_envs": 8}}
@@ -138,3 +140,21 @@ def test_the_gpu_example_config_runs_with_a_tiny_vit_on_an_imagenet_style_folder
     assert len(records) == 16 and all(r["label_name"] == NAMES[r["label"]] for r in records)
     stored = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert stored["data"]["class_map"] == "index" and stored["model"]["source"] == "huggingface"
+    model = json.loads((tmp_path / "run" / "run.json").read_text())["model"]  # audited offline from its directory
+    assert model["label_names"] == NAMES and 0.0 <= model["clean_accuracy"] <= 1.0
+    classifier = load_hf_image_classifier(str(models["vit"]))
+    assert classifier(torch.rand(3, 1, 32, 32)).shape == (3, 10)  # one channel: repeated to the three the model expects
+
+
+def test_a_model_id_already_in_the_hugging_face_cache_is_loaded_from_it(models, tmp_path, monkeypatch):
+    import shutil
+
+    import huggingface_hub.constants
+
+    repo = tmp_path / "hub" / "models--tiny--vit"  # the cache's own layout: snapshots by revision, refs/main names one
+    shutil.copytree(models["vit"], repo / "snapshots" / "abc123")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("abc123")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    classifier = load_hf_image_classifier("tiny/vit")
+    assert classifier.label_names == NAMES and classifier(torch.rand(2, 3, 32, 32)).shape == (2, 10)
