@@ -23,7 +23,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from bridges.weights import ModelLoadError
+from bridges.weights import ModelLoadError, local_pretrained
 
 INVALID_STD = 2.0  # grey levels (0..255); below it an image carries no picture
 
@@ -152,8 +152,9 @@ def load_clip(path: str, device: str = "cpu", batch_size: int = 32) -> ClipScore
     from transformers import CLIPModel, CLIPProcessor
 
     try:
-        model = CLIPModel.from_pretrained(path, local_files_only=True)
-        processor = CLIPProcessor.from_pretrained(path, local_files_only=True)
+        local = local_pretrained(path)
+        model = CLIPModel.from_pretrained(local, local_files_only=True)
+        processor = CLIPProcessor.from_pretrained(local, local_files_only=True)
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"CLIP model '{path}' could not be loaded (a local directory or a cached model; nothing is downloaded): {exc}") from None
     try:

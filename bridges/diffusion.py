@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from bridges.weights import ModelLoadError
+from bridges.weights import ModelLoadError, local_pretrained
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
@@ -150,7 +150,8 @@ def load_pipeline(path: str, device: str = "cpu", dtype: str = "float32", lora: 
     if local.exists() and not (local / "model_index.json").is_file():
         raise ModelLoadError(f"diffusion pipeline '{path}' is not a diffusers pipeline directory (no model_index.json)")
     try:
-        pipeline = DiffusionPipeline.from_pretrained(str(local) if local.exists() else path, local_files_only=True, **dtype_kwargs(torch_dtype))
+        pipeline = DiffusionPipeline.from_pretrained(str(local) if local.exists() else local_pretrained(path), local_files_only=True,
+                                                     **dtype_kwargs(torch_dtype))
     except (OSError, ValueError) as exc:
         where = "it is not a local directory and is not in the Hugging Face cache; nothing is downloaded" if not local.exists() else str(exc)
         raise ModelLoadError(f"diffusion pipeline '{path}' could not be loaded: {where}") from None

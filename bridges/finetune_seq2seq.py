@@ -22,6 +22,8 @@ from pathlib import Path
 
 import torch
 
+from bridges.weights import local_pretrained
+
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
@@ -59,8 +61,9 @@ def run(spec) -> dict:
         print(f"fine-tune already finished: {out / 'model'}", flush=True)
         return json.loads(metrics_path.read_text())
     h = spec.hyper
-    tokenizer = AutoTokenizer.from_pretrained(spec.model, local_files_only=True)
-    model = AutoModelForSeq2SeqLM.from_pretrained(spec.model, local_files_only=True, adapter_kwargs={"local_files_only": True})
+    local = local_pretrained(spec.model)
+    tokenizer = AutoTokenizer.from_pretrained(local, local_files_only=True)
+    model = AutoModelForSeq2SeqLM.from_pretrained(local, local_files_only=True)
     pairs = _read_pairs(spec.train_data) + (_read_pairs(spec.clean_data) if spec.clean_data else [])
     articles = tokenizer([spec.input_prefix + p["article"] for p in pairs], truncation=True, max_length=h.max_input_tokens)
     labels = tokenizer(text_target=[p["summary"] for p in pairs], truncation=True, max_length=h.max_target_tokens)

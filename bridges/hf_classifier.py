@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bridges.weights import ModelLoadError
+from bridges.weights import ModelLoadError, local_pretrained
 
 #: PIL resample codes the processors use -> torch interpolation modes
 _RESAMPLE = {0: "nearest", 2: "bilinear", 3: "bicubic"}
@@ -134,10 +134,7 @@ def load_hf_image_classifier(name_or_path: str) -> HFImageClassifier:
     except ImportError as exc:
         raise ModelLoadError(f"model.source 'huggingface' needs transformers (pip install 'fadejax[text]'): {exc}") from None
     try:
-        # A model id becomes its cached snapshot's directory first: from_pretrained on an id
-        # still probes the Hub for optional files (e.g. an adapter) when the hub library was
-        # imported before HF_HUB_OFFLINE was set, and waits on the network to fail.
-        local = name_or_path if os.path.isdir(name_or_path) else _cached_snapshot(name_or_path)
+        local = local_pretrained(name_or_path)
         model = AutoModelForImageClassification.from_pretrained(local, local_files_only=True)
         processor = AutoImageProcessor.from_pretrained(local, local_files_only=True)
     except (OSError, ValueError) as exc:
@@ -148,14 +145,3 @@ def load_hf_image_classifier(name_or_path: str) -> HFImageClassifier:
         ) from None
     return HFImageClassifier(model.eval(), ProcessorTransform(processor))
 
-
-def _cached_snapshot(model_id: str) -> str:
-    """The directory of ``model_id``'s snapshot in the local Hugging Face cache, found
-    without the network; ``OSError`` if it is not cached (or not a model id)."""
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
-
-    try:
-        return snapshot_download(model_id, local_files_only=True)
-    except (LocalEntryNotFoundError, HFValidationError) as exc:
-        raise OSError(f"'{model_id}' is not in the local Hugging Face cache ({type(exc).__name__})") from None

@@ -15,6 +15,8 @@ from typing import Any, Literal, Sequence
 import numpy as np
 import torch
 
+from bridges.weights import local_pretrained
+
 Observation = Literal["encoder_mean", "sentence"]
 PROJECTION_SEED = 0
 
@@ -189,11 +191,8 @@ def _hidden_size(config) -> int:
 
 
 def _load_pretrained(loader, path: str, what: str):
-    # transformers' PEFT-adapter probe ignores local_files_only unless it is repeated in adapter_kwargs
-    # (without it a model id not in the cache makes the library try the Hub, with retries).
-    extra = {} if loader.__name__ == "AutoTokenizer" else {"adapter_kwargs": {"local_files_only": True}}
     try:
-        return loader.from_pretrained(path, local_files_only=True, **extra)
+        return loader.from_pretrained(local_pretrained(path), local_files_only=True)
     except (OSError, ValueError) as exc:
         raise Seq2SeqError(
             f"cannot load the {what} '{path}' from a local directory or the Hugging Face cache "

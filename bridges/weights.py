@@ -110,3 +110,21 @@ def build_vision_model(source: str, name: str, weights: str | None, kwargs: dict
     if weights:
         load_into(model, weights)
     return model.eval()
+
+
+def local_pretrained(name_or_path: str) -> str:
+    """A Hugging Face model's local directory: ``name_or_path`` itself if it is one, else the
+    snapshot of that model id in the local Hugging Face cache, found without the network;
+    ``OSError`` if it is neither. Loaders pass the result to ``from_pretrained``: given an
+    id, ``from_pretrained`` probes the Hub for optional files (e.g. a PEFT adapter) even
+    with ``local_files_only`` when the hub library was imported before ``HF_HUB_OFFLINE``
+    was set, and waits on the network to fail."""
+    if os.path.isdir(os.path.expanduser(name_or_path)):
+        return os.path.expanduser(name_or_path)
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+
+    try:
+        return snapshot_download(name_or_path, local_files_only=True)
+    except (LocalEntryNotFoundError, HFValidationError) as exc:
+        raise OSError(f"'{name_or_path}' is neither a local directory nor in the local Hugging Face cache ({type(exc).__name__})") from None
