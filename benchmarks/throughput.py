@@ -1,7 +1,7 @@
 """Discovery throughput vs the audited model's own batched inference, side by side.
 
     .venv/bin/python benchmarks/throughput.py [--model both|default|light] [--num-envs 256 2048]
-        [--queries-per-round 16384] [--rounds 5] [--config FILE] [--searcher KIND]
+        [--queries-per-round 16384] [--rounds 5] [--config FILE] [--searcher KIND] [--set FIELD=VALUE ...]
 
 For each audited model and batch size, each round times (1) the engine: full discovery
 iterations (sample + act + perturb or edit + audited model + reward + searcher update +
@@ -22,9 +22,14 @@ of its models on the same inputs).
 After the rounds, a stage split: a few more iterations with a wait after every stage,
 so each stage's own time shows (propose: sample selection, action and perturbation on
 the device; model: the audited model's call and reward; settle: scoring and the
-searcher's update; records: formatting and writing the iteration's JSONL lines, which
-discovery does on a background thread). Their sum exceeds an engine iteration by what
+searcher's update; fetch: the iteration's record columns from the device to the host;
+records: formatting and writing its JSONL lines; discovery does the last two on a
+background thread). Their sum exceeds an engine iteration by what
 the engine overlaps.
+
+``--set`` changes config fields for every case, e.g. ``--set model.device=cuda`` to time
+the audited model on a GPU (JAX then runs the engine on its default device, the GPU
+when a CUDA build of jaxlib is installed).
 """
 
 from __future__ import annotations
@@ -58,7 +63,7 @@ TARGETS = {("default", 256): 0.9, ("default", 2048): 0.9, ("light", 256): 0.8, (
 
 def stage_split(discovery, state, task, model, writer: RecordWriter, iterations: int):
     """Median milliseconds per stage over ``iterations`` synchronised iterations; the state after them."""
-    times: dict[str, list[float]] = {"propose": [], "model": [], "settle": [], "records": []}
+    times: dict[str, list[float]] = {"propose": [], "model": [], "settle": [], "fetch": [], "records": []}
     for _ in range(iterations):
         began = time.perf_counter()
         inputs, pending = jax.block_until_ready(discovery.propose(state))
@@ -67,9 +72,11 @@ def stage_split(discovery, state, task, model, writer: RecordWriter, iterations:
         modelled = time.perf_counter()
         state, outcome, _ = jax.block_until_ready(discovery.settle(state, pending, core))
         settled = time.perf_counter()
-        writer.write(int(state.iteration) - 1, {**outcome, **fields})
+        columns = jax.device_get({**outcome, **fields})
+        fetched = time.perf_counter()
+        writer.write(int(state.iteration) - 1, columns)
         written = time.perf_counter()
-        for name, (a, b) in zip(times, [(began, proposed), (proposed, modelled), (modelled, settled), (settled, written)]):
+        for name, (a, b) in zip(times, [(began, proposed), (proposed, modelled), (modelled, settled), (settled, fetched), (fetched, written)]):
             times[name].append(1e3 * (b - a))
     return {name: statistics.median(values) for name, values in times.items()}, state
 
@@ -86,10 +93,13 @@ def load(config_path: str, searcher: str | None, overrides: list[str]):
     return parse_config(raw)
 
 
-def measure(config_path: str, label: str, num_envs: int, queries_per_round: int, rounds: int, searcher: str | None) -> float:
+def measure(
+    config_path: str, label: str, num_envs: int, queries_per_round: int, rounds: int, searcher: str | None,
+    overrides: list[str] = (),
+) -> float:
     iterations = max(4, queries_per_round // num_envs)
     total = iterations * (rounds + 2)
-    config = load(config_path, searcher, [f"run.num_envs={num_envs}", f"run.iterations={total}"])
+    config = load(config_path, searcher, [*overrides, f"run.num_envs={num_envs}", f"run.iterations={total}"])
     task = build_task(config, progress=False)
     captured: list = []
     where = config.audit.audited_model(task)
@@ -130,7 +140,8 @@ def measure(config_path: str, label: str, num_envs: int, queries_per_round: int,
         ratios, plain_ratios = [], []
         print(
             f"\n{label}: {config.name} ({task.kind}), searcher {config.searcher['kind']}, "
-            f"{num_envs} queries per iteration, {iterations} iterations per round"
+            f"{num_envs} queries per iteration, {iterations} iterations per round; "
+            f"JAX on {jax.devices()[0].platform}, model on {getattr(config.model, 'device', '?')}"
         )
         print(f"{'round':>5} {'engine q/s':>11} {'no-log q/s':>11} {'model-only q/s':>15} {'ratio':>7} {'no-log ratio':>13}")
         for round_index in range(rounds):
@@ -171,6 +182,8 @@ def main() -> None:
         "--searcher", choices=sorted(SEARCHERS),
         help="replace the config's searcher by this one's defaults (e.g. random: the loop without a learner's cost)",
     )
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                        help="change a config field for every case (repeatable), e.g. model.device=cuda")
     args = parser.parse_args()
 
     if args.config:
@@ -182,7 +195,7 @@ def main() -> None:
     summary = []
     for path, label in cases:
         for num_envs in args.num_envs:
-            summary.append((label, num_envs, measure(path, label, num_envs, args.queries_per_round, args.rounds, args.searcher)))
+            summary.append((label, num_envs, measure(path, label, num_envs, args.queries_per_round, args.rounds, args.searcher, args.overrides)))
     print("\nsummary (median engine / model-only throughput)")
     for label, num_envs, ratio in summary:
         target = TARGETS.get((label, num_envs))

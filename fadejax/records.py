@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+import jax
 import numpy as np
 
 from fadejax.durable import AppendOnlyFile, json_lines
@@ -93,7 +94,10 @@ class RecordWriter:
         """Append one iteration's records; ``outcome`` holds ``(B,)`` arrays (host or
         device: device arrays are fetched here) or lists, as
         :meth:`fadejax.discovery.Discovery.step` returns them."""
-        outcome = {k: v if isinstance(v, (list, tuple)) else np.asarray(v) for k, v in outcome.items()}
+        # One jax.device_get starts every device-to-host copy before waiting for any: on a
+        # GPU, fetching the columns one by one paid a round trip each.
+        arrays = jax.device_get({k: v for k, v in outcome.items() if not isinstance(v, (list, tuple))})
+        outcome = {k: v if isinstance(v, (list, tuple)) else np.asarray(arrays[k]) for k, v in outcome.items()}
         cells = np.asarray(outcome["cell"])
         # Column by column (one type dispatch per column, not per value), then one
         # f-string per line: ~5x faster than formatting value by value, same bytes.
