@@ -4,12 +4,22 @@ exhaustive ground truth, live or on a recording.
     .venv/bin/python benchmarks/table1.py [--config configs/digits.yaml] [--recorded REC.npz] [--iterations 50]
         [--num-envs 256] [--seeds 5] [--searchers NAME,NAME] [--micro] [--set FIELD=VALUE]
         [--searcher-set FIELD=VALUE] [--plugin FILE.py] [--out benchmarks/results]
+        [--sweep-dir DIR] [--address HOST:PORT | --cpus N | --inline]
+
+A thin wrapper over the sweep specs ``configs/sweeps/table1.yaml`` (and
+``table1_micro.yaml``): its options make the spec (base config, budget, seeds, rows), then
+``fadejax sweep`` runs every (searcher, seed) point as an ordinary run directory, as Ray
+tasks (a local Ray on every core, or a cluster with ``--address``; ``--inline``: one
+after another in this process), and this script scores the run directories against the
+exhaustive ground truth. The sweep lives in ``--sweep-dir`` (default
+``runs/sweeps/<table>-<hash of the spec>``), so running the same command again finishes
+an interrupted table without repeating its finished points.
 
 One query = one audited-model evaluation of one perturbed sample; every searcher gets
 ``iterations x num_envs`` of them through the same loop, oracle and reward. With
 ``--recorded`` the audited model is replaced by a lookup into a recording
 (:mod:`fadejax.recording`; ``fadejax landscape --record`` writes one): the same loop,
-searchers and rewards, seconds instead of minutes. Columns:
+searchers and rewards, seconds instead of minutes per point. Columns:
 
 * count      failures found while searching (higher is better)
 * distinct   distinct (sample, cell) pairs among them (a re-asked failing pair counts once)
@@ -22,7 +32,8 @@ searchers and rewards, seconds instead of minutes. Columns:
 * spearman   rank correlation of the report's per-cell estimate with the true rates (visited cells)
 * W1         Wasserstein distance (POT) of its failure distribution to the true one, grid units
 * gain       (its failure rate - random's) / (ceiling's - random's), paired by seed
-* seconds    wall time of the run (jit compilation excluded by a warm-up step)
+* seconds    the run's iterations' wall time (``metrics.jsonl``), its first iteration,
+             which compiles, counted at the median of the others
 
 The ceiling row always queries the truly worst cell on uniformly drawn samples; a
 searcher that also chooses *which samples* to query can pass it. "dqn (paper, greedy
@@ -46,6 +57,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
+import json
 import os
 import sys
 import tempfile
@@ -54,7 +67,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
@@ -62,40 +76,22 @@ import yaml  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from fadejax import metrics  # noqa: E402
-from fadejax.config import load_config, parse_config  # noqa: E402
+from fadejax.config import load_config  # noqa: E402
 from fadejax.discovery import Discovery  # noqa: E402
 from fadejax import estimates  # noqa: E402
 from fadejax.ground_truth import load_or_compute, per_sample_failures  # noqa: E402
 from fadejax.recording import replay  # noqa: E402
-from fadejax.records import RecordWriter  # noqa: E402
-from fadejax.run import build_discovery, iterate  # noqa: E402
+from fadejax.learning_log import METRICS_FILE, read_metrics  # noqa: E402
+from fadejax.records import RECORDS_FILE, RecordWriter, read_records  # noqa: E402
+from fadejax.run import build_discovery, iterate, load_latest_state  # noqa: E402
+from fadejax.sweep import MANIFEST, log_path  # noqa: E402
 from fadejax.walks import distinct_failure_bound, first_failure_moves  # noqa: E402
 from fadejax.searchers.plugins import PluginError, import_plugins  # noqa: E402
 from fadejax.searchers.frozen import FrozenGreedy  # noqa: E402
 from fadejax.task import build_task  # noqa: E402
 
-SEARCHERS: list[tuple[str, dict]] = [
-    ("random", {"kind": "random"}),
-    ("greedy eps=0.01", {"kind": "greedy", "epsilon": 0.01}),
-    ("greedy eps=0.1", {"kind": "greedy", "epsilon": 0.1}),
-    ("greedy eps=0.5", {"kind": "greedy", "epsilon": 0.5}),
-    ("threshold", {"kind": "threshold"}),
-    ("bayes (gp_hedge)", {"kind": "bayes"}),
-    ("thompson (cells)", {"kind": "thompson"}),
-    ("bayes-ucb (cells)", {"kind": "ucb"}),
-    ("cem", {"kind": "cem"}),
-    ("reinforce", {"kind": "reinforce"}),
-    ("dqn (paper)", {"kind": "dqn", "preset": "paper"}),
-    ("dqn (engine)", {"kind": "dqn", "preset": "engine"}),
-    ("bootstrapped dqn", {"kind": "bootstrapped"}),
-    ("posterior (default)", {"kind": "posterior"}),
-]
-MICRO_SEARCHERS: list[tuple[str, dict]] = [
-    ("micro: dqn (paper)", {"kind": "dqn", "preset": "paper"}),
-    ("micro: dqn (engine)", {"kind": "dqn", "preset": "engine"}),
-    ("micro: bootstrapped dqn", {"kind": "bootstrapped"}),
-    ("micro: posterior walk", {"kind": "posterior_walk"}),
-]
+SPECS = {"macro": ROOT / "configs" / "sweeps" / "table1.yaml", "micro": ROOT / "configs" / "sweeps" / "table1_micro.yaml"}
+GREEDY_EVAL = "dqn (paper, greedy eval)"  # the paper-preset DQN's trained greedy policy on a fresh budget
 COLUMNS = ["count", "distinct", "entropy", "recall@10", "own@10", "spearman", "W1", "gain", "seconds"]
 
 
@@ -175,9 +171,9 @@ def score(run: Run, truth: np.ndarray, sizes: tuple[int, ...], num_samples: int,
     run.recall_curve = [(int(m), report_recall(run, truth, sizes, num_samples, int(m))[0]) for m in marks]
 
 
-def build(args) -> tuple[object, object, np.ndarray, dict, str]:
+def build(args, base: Path) -> tuple[object, object, np.ndarray, dict, str]:
     """``(config, task, truth, truth statistics, output prefix)``, live or recorded."""
-    config = load_config(args.config, [*args.overrides, f"run.num_envs={args.num_envs}", f"run.iterations={args.iterations}"])
+    config = load_config(base, [*args.overrides, f"run.num_envs={args.num_envs}", f"run.iterations={args.iterations}"])
     prefix = "table1" if config.name == "digits" else f"table1_{config.name}"
     if args.recorded:
         task = replay(config, args.recorded)
@@ -191,15 +187,108 @@ def build(args) -> tuple[object, object, np.ndarray, dict, str]:
     return config, task, truth, stats_, prefix
 
 
+def make_spec(mode: str, args, base: Path, plugin_kinds: list[str]) -> dict:
+    """The sweep spec of ``mode``'s rows: the shipped one, with this command's base config,
+    budget, seeds, rows and settings."""
+    spec = yaml.safe_load(SPECS[mode].read_text())
+    spec["base"] = str(base)
+    fixed = spec.setdefault("set", {})
+    fixed.update({"run.iterations": args.iterations, "run.num_envs": args.num_envs})
+    for item in args.overrides:
+        field_path, _, value = item.partition("=")
+        fixed[field_path.strip()] = yaml.safe_load(value)
+    if args.recorded:
+        fixed["recording"] = str(Path(args.recorded).resolve())
+    rows = dict(spec["vary"]["searcher"])
+    if mode == "macro":
+        rows.update({kind: {"kind": kind} for kind in plugin_kinds})
+    if args.searchers:
+        wanted = {name.strip() for name in args.searchers.split(",")}
+        rows = {name: searcher for name, searcher in rows.items() if name in wanted}
+    extra = {key.strip(): yaml.safe_load(value) for key, _, value in (item.partition("=") for item in args.searcher_overrides)}
+    spec["vary"]["searcher"] = {name: {**searcher, **extra} for name, searcher in rows.items()}
+    spec["vary"]["run.seed"] = list(range(args.seeds))
+    return spec
+
+
+def run_sweeps(specs: dict[str, dict], args) -> dict[str, Path]:
+    """Run each spec's sweep (resuming one already started) and return each sweep's directory."""
+    from fadejax.sweep import run_sweep
+    from fadejax.sweep_spec import SweepError
+
+    fingerprint = hashlib.sha256(json.dumps([specs, args.plugin], sort_keys=True).encode()).hexdigest()[:10]
+    root = Path(args.sweep_dir) if args.sweep_dir else Path("runs") / "sweeps" / f"{args.prefix}-{fingerprint}"
+    root.mkdir(parents=True, exist_ok=True)
+    print(f"sweep: {root} ({'in this process' if args.inline else 'Ray ' + (args.address or 'on this machine')}); "
+          "the same command resumes it")
+    directories = {}
+    for mode, spec in specs.items():
+        spec_path = root / f"{mode}.yaml"
+        spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
+        try:
+            run_sweep(spec_path, root / mode, address=args.address, resume=True, cpus=args.cpus, plugins=args.plugin, inline=args.inline)
+        except SweepError as error:
+            raise SystemExit(f"error: {error}")
+        directories[mode] = root / mode
+    return directories
+
+
+def load_run(run_dir: Path, name: str, seed: int) -> Run:
+    """A finished point's queries and curve, from its ``records.jsonl`` and ``metrics.jsonl``."""
+    rows = [(r["iteration"], r["sample"], r["cell"], r["failed"]) for r in read_records(run_dir / RECORDS_FILE)]
+    iteration, samples, cells, failed = (np.asarray(column) for column in zip(*rows))
+    failed = failed.astype(bool)
+    curve = np.cumsum(np.bincount(iteration, weights=failed.astype(np.float64), minlength=int(iteration.max()) + 1))
+    times = [row["seconds"] for row in read_metrics(run_dir / METRICS_FILE) if row.get("seconds") is not None]
+    seconds = float(np.sum(times[1:]) + np.median(times[1:])) if len(times) > 1 else float(np.sum(times))
+    return Run(name, seed, samples, cells, failed, curve, None, seconds)
+
+
+def collect(directories: dict[str, Path], specs: dict[str, dict], task, args) -> tuple[dict[str, list[Run]], list[str]]:
+    """Every complete point as a :class:`Run` (the searcher's own ranking from its final
+    checkpoint), the greedy evaluation of each paper-preset DQN, and the failed points."""
+    runs: dict[str, list[Run]] = {}
+    failed = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for sweep_dir in directories.values():
+            manifest = json.loads((sweep_dir / MANIFEST).read_bytes())
+            built: dict[str, Discovery] = {}
+            for entry in manifest["points"]:
+                name, seed, run_dir = entry["values"]["searcher"], entry["values"]["run.seed"], sweep_dir / entry["dir"]
+                if entry["status"] != "complete":
+                    failed.append(f"{name} seed {seed}: {entry.get('error') or entry['status']} (log: {log_path(run_dir)})")
+                    continue
+                run = load_run(run_dir, name, seed)
+                runs.setdefault(name, []).append(run)
+                if name not in built:
+                    built[name] = build_discovery(load_config(run_dir / "config.yaml"), task)
+                discovery = built[name]
+                state = load_latest_state(run_dir, discovery) if discovery.mode == "macro" else None
+                if state is not None:
+                    run.estimate = np.asarray(discovery.searcher.action_scores(state.searcher, task.observations).mean(0))
+                print(f"  {name:<24} seed {seed}: {int(run.failed.sum()):6d} failures in {run.seconds:5.1f} s", flush=True)
+                if name == "dqn (paper)":
+                    frozen = Discovery(task, FrozenGreedy(discovery.searcher, state.searcher), mode="macro", num_envs=args.num_envs)
+                    warm_up(frozen)
+                    evaluation, _ = run_searcher(frozen, 10_000 + seed, args.iterations, Path(tmp))
+                    evaluation.name, evaluation.seed = GREEDY_EVAL, seed
+                    runs.setdefault(GREEDY_EVAL, []).append(evaluation)
+                    print(f"  {GREEDY_EVAL:<24} seed {seed}: {int(evaluation.failed.sum()):6d} failures in {evaluation.seconds:5.1f} s", flush=True)
+    order = [name for spec in specs.values() for name in spec["vary"]["searcher"]]
+    if GREEDY_EVAL in runs:
+        order.insert(order.index("dqn (paper)") + 1, GREEDY_EVAL)
+    return {name: sorted(runs[name], key=lambda r: r.seed) for name in order if name in runs}, failed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="configs/digits.yaml")
+    parser.add_argument("--config", help="base config (default: the spec's, configs/digits.yaml)")
     parser.add_argument("--recorded", help="replay this recording (.npz) instead of calling the audited model")
     parser.add_argument("--iterations", type=int, default=50, help="iterations per run (budget = iterations x num-envs)")
     parser.add_argument("--num-envs", type=int, default=256)
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--searchers", help="comma-separated names from the table (default: all)")
-    parser.add_argument("--micro", action="store_true", help="add microscopic-mode rows")
+    parser.add_argument("--searchers", help="comma-separated row names from the spec (default: all)")
+    parser.add_argument("--micro", action="store_true", help="add microscopic-mode rows (configs/sweeps/table1_micro.yaml)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a config field, as for fadejax discover (e.g. micro.max_steps=12)")
     parser.add_argument("--searcher-set", dest="searcher_overrides", action="append", default=[], metavar="FIELD=VALUE",
@@ -209,46 +298,31 @@ def main() -> None:
     parser.add_argument("--curve-points", type=int, default=10, help="points on the recall@10-vs-queries curve")
     parser.add_argument("--truth-dir", help="where ground_truth.json is kept (computed once; default runs/<config name>)")
     parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--sweep-dir", help="where the sweep's run directories go (default runs/sweeps/<table>-<hash of the spec>)")
+    runner = parser.add_mutually_exclusive_group()
+    runner.add_argument("--address", help="run the points on this Ray cluster (HOST:PORT; every node must see the sweep directory)")
+    runner.add_argument("--cpus", type=int, help="CPUs of the local Ray (default: all of this machine's)")
+    runner.add_argument("--inline", action="store_true", help="no Ray: run the points one after another in this process")
     args = parser.parse_args()
 
     try:
-        plugin_rows = [(kind, {"kind": kind}) for kind in import_plugins(args.plugin)]
+        plugin_kinds = import_plugins(args.plugin)
     except PluginError as error:
         parser.error(str(error))
-    config, task, truth, stats_, prefix = build(args)
+    base = Path(args.config).resolve() if args.config else (SPECS["macro"].parent / yaml.safe_load(SPECS["macro"].read_text())["base"]).resolve()
+    modes = ["macro", "micro"] if args.micro else ["macro"]
+    specs = {mode: make_spec(mode, args, base, plugin_kinds) for mode in modes}
+    if args.searchers:
+        known = [name for mode in modes for name in yaml.safe_load(SPECS[mode].read_text())["vary"]["searcher"]] + plugin_kinds
+        unknown = {name.strip() for name in args.searchers.split(",")} - set(known) - {GREEDY_EVAL}
+        if unknown:
+            parser.error(f"unknown searchers {sorted(unknown)}; choose from {known}")
+    specs = {mode: spec for mode, spec in specs.items() if spec["vary"]["searcher"]}
+    config, task, truth, stats_, args.prefix = build(args, base)
     sizes = task.space.sizes
     budget = args.iterations * args.num_envs
     print(f"budget: {budget} queries per run, {args.seeds} seeds")
-    chosen = SEARCHERS + plugin_rows + (MICRO_SEARCHERS if args.micro else [])
-    if args.searchers:
-        wanted = {name.strip() for name in args.searchers.split(",")}
-        unknown = wanted - {name for name, _ in chosen} - {"dqn (paper, greedy eval)"}
-        if unknown:
-            parser.error(f"unknown searchers {sorted(unknown)}; choose from {[name for name, _ in chosen]}")
-        chosen = [(name, searcher) for name, searcher in chosen if name in wanted]
-    if args.searcher_overrides:
-        extra = {key: yaml.safe_load(value) for key, _, value in (item.partition("=") for item in args.searcher_overrides)}
-        chosen = [(name, {**searcher, **extra}) for name, searcher in chosen]
-
-    runs: dict[str, list[Run]] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, searcher in chosen:
-            mode = "micro" if name.startswith("micro:") else "macro"
-            searcher_config = parse_config({**config.model_dump(mode="json"), "mode": mode, "searcher": searcher})
-            discovery = build_discovery(searcher_config, task)
-            warm_up(discovery)
-            for seed in range(args.seeds):
-                run, state = run_searcher(discovery, seed, args.iterations, Path(tmp))
-                run.name = name
-                runs.setdefault(name, []).append(run)
-                print(f"  {name:<24} seed {seed}: {int(run.failed.sum()):6d} failures in {run.seconds:5.1f} s", flush=True)
-                if name == "dqn (paper)":
-                    frozen = Discovery(task, FrozenGreedy(discovery.searcher, state.searcher), mode="macro", num_envs=args.num_envs)
-                    warm_up(frozen)
-                    evaluation, _ = run_searcher(frozen, 10_000 + seed, args.iterations, Path(tmp))
-                    evaluation.name, evaluation.seed = "dqn (paper, greedy eval)", seed
-                    runs.setdefault(evaluation.name, []).append(evaluation)
-                    print(f"  {evaluation.name:<24} seed {seed}: {int(evaluation.failed.sum()):6d} failures in {evaluation.seconds:5.1f} s", flush=True)
+    runs, failed = collect(run_sweeps(specs, args), specs, task, args)
     runs["ceiling (worst cell)"] = [ceiling_run(task, truth, seed, args.iterations, args.num_envs) for seed in range(args.seeds)]
 
     for group in runs.values():
@@ -261,7 +335,8 @@ def main() -> None:
     ceiling_rate = {r.seed: r.values["count"] / budget for r in runs["ceiling (worst cell)"]}
     for group in runs.values():
         for run in group:
-            run.values["gain"] = (run.values["count"] / budget - random_rate[run.seed]) / (ceiling_rate[run.seed] - random_rate[run.seed])
+            baseline = random_rate.get(run.seed, float(truth.mean()))  # a seed whose random point failed: the landscape mean
+            run.values["gain"] = (run.values["count"] / budget - baseline) / (ceiling_rate[run.seed] - baseline)
 
     if args.micro and args.recorded:  # what any walker could find: the cheapest failing pairs, one episode each
         moves = first_failure_moves(task.recording.failed, sizes, config.micro_space().start, config.micro.max_steps)
@@ -270,7 +345,10 @@ def main() -> None:
             else f"{config.name} ({config.task} audit, {task.space.num_actions} actions, {task.num_samples} held-out samples)")
     if args.recorded:
         what += f", replayed from the recording {Path(args.recorded).name}"
-    write_outputs(runs, Path(args.out), budget, args.seeds, stats_, what, prefix)
+    write_outputs(runs, Path(args.out), budget, args.seeds, stats_, what, args.prefix)
+    if failed:
+        print(f"\n{len(failed)} point(s) failed and are missing from the table:\n  " + "\n  ".join(failed), file=sys.stderr)
+        raise SystemExit(1)
 
 
 def write_outputs(runs: dict[str, list[Run]], out: Path, budget: int, seeds: int, truth_stats: dict, what: str, prefix: str) -> None:

@@ -5,7 +5,7 @@
     fadejax summarize RUN_DIR [--axes a,b,c] [--top 10] [--choose MODE ...]
     fadejax restructure RUN_DIR (--modes MODE ... | --modes-file modes.json | --top N)
     fadejax compare RUN_DIR RUN_DIR ... [--out DIR] [--ground-truth FILE]
-    fadejax sweep SPEC.yaml [--out DIR] [--address ADDR] [--resume] [--cpus N] | fadejax sweep --report DIR
+    fadejax sweep SPEC.yaml [--out DIR] [--address ADDR] [--resume] [--cpus N] [--inline] [--plugin FILE.py] | fadejax sweep --report DIR
 
 Bad input (config, data, model, output directory) prints one clear ``error:`` line and
 exits with status 2, leaving existing results untouched. Any other failure prints one
@@ -124,6 +124,10 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--cpus", type=int, help="CPUs of the local Ray (default: all of this machine's)")
     sweep.add_argument("--report", metavar="DIR", help="write DIR's sweep.csv, summary.csv/.md and summary.png instead of running")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    sweep.add_argument("--inline", action="store_true", help="no Ray: run the points one after another in this process "
+                                                             "(same run directories, manifest and resume)")
+    sweep.add_argument("--plugin", action="append", default=[], metavar="FILE.py",
+                       help="import this file of yours first (it registers searchers the spec names); every worker imports it too")
     sweep.add_argument("--trust-code", action="store_true", help="with --report: " + TRUST_CODE_HELP)
     landscape = commands.add_parser("landscape", help="exhaustive ground-truth failure landscape (every action x every held-out sample)")
     landscape.add_argument("--config", required=True, help="experiment YAML file (its audit's settings and space are used)")
@@ -332,20 +336,28 @@ def _restructure(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    from fadejax.searchers.plugins import PluginError, import_plugins
     from fadejax.sweep import run_sweep
     from fadejax.sweep_report import write_report
     from fadejax.sweep_spec import SweepError
 
     if (args.spec is None) == (args.report is None):
         raise SweepError("give a sweep spec to run (fadejax sweep SPEC.yaml) or --report DIR, not both and not neither")
+    try:
+        import_plugins(args.plugin)
+    except PluginError as exc:
+        raise SweepError(str(exc)) from None
     if args.report is not None:
         out, trust = Path(args.report), args.trust_code
     else:
         if args.cpus is not None and (args.cpus < 1 or args.address):
             raise SweepError("--cpus sets the local Ray's CPUs: a positive number, and not with --address")
+        if args.inline and (args.address or args.cpus is not None):
+            raise SweepError("--inline runs the points in this process, without Ray: not with --address or --cpus")
         out, trust = (Path(args.out) if args.out else Path("sweeps") / Path(args.spec).stem), True  # the user's own spec
         _Progress.enter("running the sweep", out)
-        manifest = run_sweep(args.spec, out, address=args.address, resume=args.resume, cpus=args.cpus, progress=not args.quiet)
+        manifest = run_sweep(args.spec, out, address=args.address, resume=args.resume, cpus=args.cpus, progress=not args.quiet,
+                             plugins=args.plugin, inline=args.inline)
         counts = {s: sum(p["status"] == s for p in manifest["points"]) for s in ("complete", "failed")}
         print(f"sweep {out}: {counts['complete']} of {len(manifest['points'])} points complete, {counts['failed']} failed")
     _Progress.enter("writing the sweep's report", out)

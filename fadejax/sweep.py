@@ -32,20 +32,38 @@ from fadejax.sweep_spec import Point, SweepError, SweepSpec, expand, read_spec
 MANIFEST = "sweep.json"
 POINTS = "points"
 LOG = "sweep.log"
+COMPILATION_CACHE = "jax-cache"
 
 
-def run_point(config_data: dict[str, Any], run_dir: str, cwd: str) -> dict[str, Any]:
-    """One point, inside its Ray task: discovery into ``run_dir`` (resumed if it was
-    started), its progress written to ``run_dir/sweep.log``; returns the run's counts."""
+def run_point(config_data: dict[str, Any], run_dir: str, cwd: str, plugins: tuple[str, ...] = ()) -> dict[str, Any]:
+    """One point, inside its Ray task (or inline): discovery into ``run_dir`` (resumed if
+    it was started), its progress written to ``NNNN-HASH.sweep.log`` beside it; returns
+    the run's counts. ``plugins``: searcher files to import first (``--plugin``)."""
     from fadejax.config import parse_config
     from fadejax.run import discover
+    from fadejax.searchers.plugins import import_plugins
 
     os.chdir(cwd)  # the configs' relative paths (a recording, data) are the driver's
     directory = Path(run_dir)
     directory.mkdir(parents=True, exist_ok=True)
+    import_plugins(list(plugins))
+    _share_compilations(directory.parent.parent / COMPILATION_CACHE)
     with open(log_path(directory), "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         summary = discover(parse_config(data=config_data), directory, resume=True, progress=True)
     return {"iterations": summary.iterations, "queries": summary.queries, "failures": summary.failures}
+
+
+def _share_compilations(path: Path) -> None:
+    """Point this process's JAX at the sweep's persistent compilation cache (once): the
+    points of a searcher compile the same programs, so all but the first on each worker
+    (and on every worker of a cluster that shares the directory) skip compiling."""
+    import jax
+
+    if jax.config.jax_compilation_cache_dir:  # already set (by the user, or an earlier point)
+        return
+    path.mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
 def log_path(run_dir: Path) -> Path:
@@ -90,17 +108,24 @@ def prepare(spec_path: str | Path, out: Path, resume: bool) -> tuple[SweepSpec, 
 
 
 def run_sweep(spec_path: str | Path, out: str | Path, *, address: str | None = None, resume: bool = False,
-              cpus: int | None = None, progress: bool = True) -> dict[str, Any]:
+              cpus: int | None = None, progress: bool = True, plugins: list[str] | tuple[str, ...] = (),
+              inline: bool = False) -> dict[str, Any]:
     """Run every point of the spec not yet complete; returns the manifest.
 
     ``address``: an existing Ray cluster (``ray://...`` or ``HOST:PORT``); without it a
     local Ray starts with ``cpus`` CPUs (default: all of this machine's) and stops at the
-    end. A point that raises is recorded ``failed`` with its error; the others go on.
+    end. ``inline``: no Ray; the points run one after another in this process (the same
+    run directories, manifest and resume). ``plugins``: searcher files to import (the
+    driver's and every worker's process). A point that raises is recorded ``failed`` with
+    its error; the others go on.
     """
-    import ray
     from tqdm import tqdm
 
+    from fadejax.searchers.plugins import import_plugins
+
     out = Path(out)
+    plugins = tuple(str(Path(p).resolve()) for p in plugins)
+    import_plugins(list(plugins))  # before the spec's points are validated: they may name the plugins' searchers
     spec, points, manifest = prepare(spec_path, out, resume)
     entries = {e["index"]: e for e in manifest["points"]}
     todo = [p for p in points if not _finished(out, entries[p.index])]
@@ -110,6 +135,47 @@ def run_sweep(spec_path: str | Path, out: str | Path, *, address: str | None = N
     if not todo:
         write_json_atomic(out / MANIFEST, manifest)
         return manifest
+    bar = tqdm(total=len(points), initial=len(points) - len(todo), disable=not progress, desc="sweep", unit="point")
+    failures = [0]
+
+    def settle(p: Point, result: dict[str, Any] | None, error: BaseException | None) -> None:
+        entry = entries[p.index]
+        if error is None:
+            entry.update(status="complete", result=result, error=None)
+        else:
+            failures[0] += 1
+            entry.update(status="failed", error=f"{type(error).__name__}: {error}".strip().splitlines()[0][:500])
+            print(f"point {p.index} ({p.label}) failed: {entry['error']}", file=sys.stderr)
+        write_json_atomic(out / MANIFEST, manifest)
+        bar.update(1)
+
+    def directory(p: Point) -> str:
+        return str((out / entries[p.index]["dir"]).resolve())
+
+    if inline:
+        for p in todo:
+            entries[p.index].update(status="submitted", error=None)
+            write_json_atomic(out / MANIFEST, manifest)
+            bar.set_postfix(running=1, waiting=len(todo) - 1 - todo.index(p), failed=failures[0], refresh=False)
+            try:
+                result, error = run_point(p.config.model_dump(mode="json"), directory(p), os.getcwd(), plugins), None
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as exc:  # noqa: BLE001 - a failing point is recorded; the others go on
+                result, error = None, exc
+            settle(p, result, error)
+    else:
+        _run_on_ray(spec, todo, entries, manifest, out, address, cpus, plugins, bar, failures, settle, directory)
+    bar.set_postfix(running=0, waiting=0, failed=failures[0])
+    bar.close()
+    return manifest
+
+
+def _run_on_ray(spec: SweepSpec, todo: list[Point], entries: dict[int, dict[str, Any]], manifest: dict[str, Any], out: Path,
+                address: str | None, cpus: int | None, plugins: tuple[str, ...], bar, failures: list[int], settle, directory) -> None:
+    """Each point of ``todo`` as a Ray task with the spec's resources; ``settle`` records each as it ends."""
+    import ray
+
     options: dict[str, Any] = {"num_cpus": spec.resources.cpus, "num_gpus": spec.resources.gpus, "max_retries": 0}
     if spec.resources.memory_gb is not None:
         options["memory"] = int(spec.resources.memory_gb * 2**30)
@@ -124,36 +190,25 @@ def run_sweep(spec_path: str | Path, out: str | Path, *, address: str | None = N
         cwd = os.getcwd()
         running = {}
         for p in todo:
-            ref = task.remote(p.config.model_dump(mode="json"), str((out / entries[p.index]["dir"]).resolve()), cwd)
-            running[ref] = p
+            running[task.remote(p.config.model_dump(mode="json"), directory(p), cwd, plugins)] = p
             entries[p.index].update(status="submitted", error=None)
         write_json_atomic(out / MANIFEST, manifest)
-        done, began = len(points) - len(todo), time.time()
-        bar = tqdm(total=len(points), initial=done, disable=not progress, desc="sweep", unit="point")
-        failed = 0
+        began = time.time()
         while running:
             ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
             started = sum(_written_since(log_path(out / entries[p.index]["dir"]), began) for p in running.values())
-            bar.set_postfix(running=started, waiting=len(running) - started, failed=failed)
+            bar.set_postfix(running=started, waiting=len(running) - started, failed=failures[0], refresh=False)
             if not ready:
                 continue
             p = running.pop(ready[0])
-            entry = entries[p.index]
             try:
-                entry.update(status="complete", result=ray.get(ready[0]), error=None)
+                result, error = ray.get(ready[0]), None
             except ray.exceptions.RayError as exc:  # the point raised, or its worker died (killed, out of memory)
-                failed += 1
-                cause = exc.cause if getattr(exc, "cause", None) is not None else exc
-                entry.update(status="failed", error=f"{type(cause).__name__}: {cause}".strip().splitlines()[0][:500])
-                print(f"point {p.index} ({p.label}) failed: {entry['error']}", file=sys.stderr)
-            write_json_atomic(out / MANIFEST, manifest)
-            bar.update(1)
-        bar.set_postfix(running=0, waiting=0, failed=failed)
-        bar.close()
+                result, error = None, exc.cause if getattr(exc, "cause", None) is not None else exc
+            settle(p, result, error)
     finally:
         if started_here:
             ray.shutdown()
-    return manifest
 
 
 def _written_since(path: Path, moment: float) -> bool:

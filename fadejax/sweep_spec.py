@@ -8,6 +8,8 @@ A spec is a YAML file::
     vary:                          # the grid: every combination of these values
       searcher.kind: [random, posterior]
       run.seed: [0, 1, 2, 3, 4]
+      # or values with labels (the label names the value in the manifest and tables):
+      # searcher: {"greedy eps=0.1": {kind: greedy, epsilon: 0.1}, random: {kind: random}}
     draws: null                    # N: N points drawn from the grid instead (without repeats)
     draws_seed: 0
     resources: {cpus: 1, gpus: 0, memory_gb: null}   # what each point's Ray task asks for
@@ -54,7 +56,7 @@ class SweepSpec(Strict):
 
     base: str = pydantic.Field(min_length=1)
     set: dict[str, Any] = pydantic.Field(default_factory=dict)
-    vary: dict[str, list[Any]] = pydantic.Field(min_length=1)
+    vary: dict[str, list[Any] | dict[str, Any]] = pydantic.Field(min_length=1)
     draws: pydantic.PositiveInt | None = None
     draws_seed: int = 0
     resources: Resources = pydantic.Field(default_factory=Resources)
@@ -62,18 +64,25 @@ class SweepSpec(Strict):
 
     @pydantic.field_validator("vary")
     @classmethod
-    def _values_to_vary(cls, vary: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    def _values_to_vary(cls, vary: dict[str, list[Any] | dict[str, Any]]) -> dict[str, list[Any] | dict[str, Any]]:
         for path, values in vary.items():
             if not values:
                 raise ValueError(f"'{path}' has no values: an empty grid has no points")
-            if len({json.dumps(v, sort_keys=True) for v in values}) != len(values):
+            listed = list(values.values()) if isinstance(values, dict) else values
+            if len({json.dumps(v, sort_keys=True) for v in listed}) != len(listed):
                 raise ValueError(f"'{path}' repeats a value: {values}")
         return vary
+
+    def choices(self, path: str) -> list[tuple[Any, Any]]:
+        """``(label, value)`` of each value of a varied field (a listed value is its own label)."""
+        values = self.vary[path]
+        return list(values.items()) if isinstance(values, dict) else [(v, v) for v in values]
 
 
 @dataclass(frozen=True)
 class Point:
-    """One run of a sweep: its place in the grid, its varied values and its whole config."""
+    """One run of a sweep: its place in the grid, its varied values (their labels, where
+    the spec gives values labels) and its whole config."""
 
     index: int
     values: dict[str, Any]
@@ -126,7 +135,7 @@ def expand(spec: SweepSpec, base: Path) -> list[Point]:
     except yaml.YAMLError as exc:
         raise SweepError(f"base config '{base}' is not valid YAML: {exc}") from None
     paths = list(spec.vary)
-    combos = list(itertools.product(*(spec.vary[p] for p in paths)))
+    combos = list(itertools.product(*(spec.choices(p) for p in paths)))
     if spec.draws is not None:
         if spec.draws > len(combos):
             raise SweepError(f"draws: {spec.draws} points asked from a grid of {len(combos)}")
@@ -134,8 +143,9 @@ def expand(spec: SweepSpec, base: Path) -> list[Point]:
         combos = [combos[i] for i in chosen]
     points = []
     for index, combo in enumerate(combos):
-        values = dict(zip(paths, combo))
-        points.append(Point(index, values, _point_config(base_data, spec.set, values, base)))
+        labels = {path: label for path, (label, _) in zip(paths, combo)}
+        values = {path: value for path, (_, value) in zip(paths, combo)}
+        points.append(Point(index, labels, _point_config(base_data, spec.set, values, labels, base)))
     keys = [p.key for p in points]
     if len(set(keys)) != len(keys):
         raise SweepError("two points of the sweep have the same config: a varied field changes nothing (e.g. a value "
@@ -143,12 +153,15 @@ def expand(spec: SweepSpec, base: Path) -> list[Point]:
     return points
 
 
-def _point_config(base: dict[str, Any], fixed: dict[str, Any], values: dict[str, Any], base_path: Path) -> ExperimentConfig:
+def _point_config(base: dict[str, Any], fixed: dict[str, Any], values: dict[str, Any], labels: dict[str, Any],
+                  base_path: Path) -> ExperimentConfig:
     data = copy.deepcopy(base)
     settings = {**fixed, **values}
     if "searcher.kind" in settings:  # another searcher: its own defaults, not the base searcher's fields
         data["searcher"] = {}
-    label = ", ".join(f"{k}={v}" for k, v in values.items())
+    if "searcher" in settings:  # a whole searcher section first; searcher.* fields then refine it
+        settings = {"searcher": settings.pop("searcher"), **settings}
+    label = ", ".join(f"{k}={v}" for k, v in labels.items())
     try:
         for path, value in settings.items():
             set_dotted(data, f"{path}={json.dumps(value)}")

@@ -16,6 +16,7 @@ from fadejax.searchers.greedy import EpsilonGreedy, GreedyConfig
 ROOT = Path(__file__).resolve().parents[1]
 GUIDE = ROOT / "docs" / "benchmark-your-searcher.md"
 TINY = ["--iterations", "2", "--num-envs", "16", "--seeds", "2"]
+INLINE = ["--inline"]  # table1.py's points in this process: Ray's own start is tested in test_sweep.py
 
 
 @pytest.fixture()
@@ -66,12 +67,13 @@ def test_the_guides_commands_run_with_a_plugin_searcher(clean_registry, tmp_path
     assert [c[0] for c in commands] == ["benchmarks/table1.py", "benchmarks/table1.py", "benchmarks/sweep.py"]
     recorded, live, sweep = commands
 
-    out = _run(recorded + TINY + ["--searchers", "uniform,random", "--out", str(tmp_path / "rec")], capsys)
+    out = _run(recorded + TINY + INLINE + ["--searchers", "uniform,random", "--out", str(tmp_path / "rec"), "--sweep-dir", str(tmp_path / "s1")], capsys)
     assert re.search(r"^\| uniform \| \d+", out, re.M) and re.search(r"^\| random \| \d+", out, re.M)
     assert "uniform" in (tmp_path / "rec" / "table1_recorded_runs.csv").read_text()
 
     # live: the audited model answers; a coarse truth on 30 held-out digits and one row keep it quick
-    out = _run(live + TINY + ["--searchers", "uniform", "--set", "data.limit=30", "--truth-dir", str(tmp_path / "truth"), "--out", str(tmp_path / "live")], capsys)
+    out = _run(live + TINY + INLINE + ["--searchers", "uniform", "--set", "data.limit=30", "--truth-dir", str(tmp_path / "truth"),
+                                        "--out", str(tmp_path / "live"), "--sweep-dir", str(tmp_path / "s2")], capsys)
     assert re.search(r"^\| uniform \| \d+", out, re.M) and "ground truth computed" in out
 
     out = _run(sweep + TINY + ["--out", str(tmp_path / "sweep")], capsys)
