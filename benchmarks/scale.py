@@ -1,41 +1,47 @@
 """Scale: agent time, end-to-end time, memory and failures found as the concept space grows.
 
-    .venv/bin/python benchmarks/scale.py [--iterations 30] [--num-envs 256] [--memory-budget-gb 6] [--out benchmarks/results]
+    .venv/bin/python benchmarks/scale.py [--iterations 30] [--num-envs 256] [--sizes 125,15625,1000000,10000000]
+        [--memory-budget-gb 6] [--out benchmarks/results] [--sweep-dir DIR] [--address HOST:PORT | --cpus N | --inline]
 
-Action spaces of 125 (the embedded default, 5^3), 15,625 (5^6), 10^6 (configs/digits_million.yaml,
-10^6) and 10^7 (the same plus a seventh axis, saturation, which is the identity on grey
-digits: a nuisance axis the agent must learn to ignore), each with the flat Q-head and the
-factored (action-branching) head. Every point runs in its own process so that its peak
-memory (``ru_maxrss``) is its own. Per point:
+A thin wrapper over the sweep spec ``configs/sweeps/scale.yaml``: action spaces of 125 (the
+embedded default, 5^3), 15,625 (5^6), 10^6 (configs/digits_million.yaml) and 10^7 (the same
+plus a seventh axis, saturation, which is the identity on grey digits: a nuisance axis
+the agent must learn to ignore), each with the DQN's flat Q-head, its factored
+(action-branching) head, and random search. ``fadejax sweep`` runs every point as an
+ordinary run directory in its own Ray worker process (``resources.fresh_worker``), so its
+peak memory is its own; ``--inline`` runs them one after another in this process instead
+(peak memory is then this process's). The sweep lives in ``--sweep-dir`` (default
+``runs/sweeps/scale-<hash of the spec>``): the same command again finishes an interrupted
+one without repeating finished points. Per (size, head):
 
 * agent ms/it   the searcher alone: ``act`` + ``update`` (replay add, one batch-256 gradient
                 step) on synthetic observations, jitted, warm, mean over 50 iterations
+                (measured here, after the sweep, in this process)
 * e2e ms/it     a whole discovery iteration on the embedded digits CNN (sample, act,
-                perturb, audited model, reward, learn), warm
+                perturb, audited model, reward, learn): the median of the point's
+                iterations after its first two (``metrics.jsonl``)
 * agent MB      bytes of the searcher's state (parameters, target, optimiser, replay)
-* peak MB       the process's peak resident memory
+* peak MB       the point's process's peak resident memory
 * failures      failures found by the DQN in ``iterations x num_envs`` queries, beside
-                a random searcher's in the same budget (the failure rate of a random cell)
-* modes         the 5 top cells by mean Q, re-evaluated on all 540 held-out digits: their
-                mean true failure rate (this is how failures at 10^6 actions are checked
-                to be real without an exhaustive landscape)
+                the random point's in the same budget (the failure rate of a random cell)
+* modes         the 5 top cells by mean Q of the point's final state, re-evaluated on
+                all 540 held-out digits: their mean true failure rate (this is how failures
+                at 10^6 actions are checked to be real without an exhaustive landscape)
 
-The flat head is skipped where its estimated memory (output layer, its Adam moments and
-target copy, and the (batch, A) Q-values of a double-Q update) exceeds the budget.
-Writes ``scale.md`` / ``scale.csv`` to ``--out`` and the plot (time vs action-space size,
-log axes, as the paper's Figure 7) to ``docs/scale.png``.
+The flat head is left out of the sweep where its estimated memory (output layer, its Adam
+moments and target copy, and the (batch, A) Q-values of a double-Q update) exceeds the
+budget. Writes ``scale.md`` / ``scale.csv`` to ``--out`` and the plot (time vs
+action-space size, log axes, as the paper's Figure 7) to ``docs/scale.png``.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import os
-import resource
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -43,23 +49,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-SATURATION = {"name": "saturation", "values": [0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 1.8, 2.0]}
-
-
-def space_axes(size: int) -> list[dict] | None:
-    """The concept axes of each benchmarked size (None: the embedded default's)."""
-    import yaml
-
-    million = yaml.safe_load((ROOT / "configs" / "digits_million.yaml").read_text())["space"]["axes"]
-    if size == 125:
-        return None
-    if size == 5**6:
-        return [{"name": a["name"], "values": a["values"][::2]} for a in million]
-    if size == 10**6:
-        return million
-    if size == 10**7:
-        return million + [SATURATION]
-    raise ValueError(f"no benchmark space of {size} actions")
+SPEC = ROOT / "configs" / "sweeps" / "scale.yaml"
+HEADS = ("flat", "factored")
 
 
 def flat_memory_gb(actions: int, hidden: int = 256, batch: int = 256) -> float:
@@ -68,35 +59,55 @@ def flat_memory_gb(actions: int, hidden: int = 256, batch: int = 256) -> float:
     return 4 * (5 * hidden * actions + 3 * batch * actions) / 1e9
 
 
-def run_point(size: int, head: str, iterations: int, num_envs: int) -> dict:
-    """Measure one (size, head) point in this process; returns the row."""
+def make_spec(args) -> dict:
+    """The shipped spec with this command's sizes, budget and memory budget."""
+    import yaml
+
+    spec = yaml.safe_load(SPEC.read_text())
+    spec["base"] = str((SPEC.parent / spec["base"]).resolve())
+    spaces = spec["vary"]["space.axes"]
+    sizes = [s.strip() for s in args.sizes.split(",")]
+    unknown = [s for s in sizes if s not in spaces]
+    if unknown:
+        raise SystemExit(f"error: no benchmark space of {unknown} actions; the spec has {list(spaces)}")
+    spec["vary"]["space.axes"] = {size: spaces[size] for size in sizes}
+    spec["set"].update({"run.iterations": args.iterations, "run.num_envs": args.num_envs})
+    spec["exclude"] = [{"space.axes": size, "searcher": "flat"} for size in sizes if flat_memory_gb(int(size)) > args.memory_budget_gb]
+    return spec
+
+
+def run(spec: dict, args) -> Path:
+    """Run (or resume) the sweep; its directory."""
+    import yaml
+
+    from fadejax.sweep import run_sweep
+    from fadejax.sweep_spec import SweepError
+
+    fingerprint = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
+    out = Path(args.sweep_dir) if args.sweep_dir else Path("runs") / "sweeps" / f"scale-{fingerprint}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    spec_path = out.parent / f"{out.name}.yaml"
+    spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    print(f"sweep: {out} ({'in this process' if args.inline else 'Ray ' + (args.address or 'on this machine')}); "
+          "the same command resumes it", flush=True)
+    try:
+        # A local Ray gets at least the spec's CPUs per point: one point at a time on a small machine.
+        cpus = args.cpus or (None if args.address or args.inline else max(os.cpu_count() or 1, int(spec["resources"]["cpus"])))
+        run_sweep(spec_path, out, address=args.address, resume=True, cpus=cpus, inline=args.inline)
+    except SweepError as error:
+        raise SystemExit(f"error: {error}")
+    return out
+
+
+def agent_alone(config, task, num_envs: int) -> tuple[float, float]:
+    """The searcher alone on synthetic observations: ``(ms per act + update, state MB)``."""
     import jax
     import jax.numpy as jnp
-    import numpy as np
 
-    from fadejax.config import parse_config
-    from fadejax.ground_truth import failure_rates
-    from fadejax.records import RecordWriter
-    from fadejax.run import build_discovery, iterate
+    from fadejax.run import build_discovery
     from fadejax.searchers.base import Transition
-    from fadejax.task import build_task
 
-    def config_for(kind: str) -> dict:
-        data = {"run": {"iterations": iterations, "num_envs": num_envs, "seed": 0}, "searcher": {"kind": kind}}
-        if kind == "dqn":
-            data["searcher"]["head"] = head
-        axes = space_axes(size)
-        if axes is not None:
-            data["space"] = {"axes": axes}
-        return data
-
-    config = parse_config(config_for("dqn"))
-    task = build_task(config, progress=False)
-    assert task.space.num_actions == size
-    discovery = build_discovery(config, task)
-    searcher = discovery.searcher
-
-    # -- the agent alone -------------------------------------------------------------
+    searcher = build_discovery(config, task).searcher
     state = searcher.init(jax.random.PRNGKey(0))
     act, update = jax.jit(searcher.act), jax.jit(searcher.update, donate_argnums=0)
     obs = jax.random.normal(jax.random.PRNGKey(1), (num_envs, searcher.obs_dim))
@@ -106,8 +117,7 @@ def run_point(size: int, head: str, iterations: int, num_envs: int) -> dict:
         action = act(state, obs, k)
         reward = jax.random.normal(k, (num_envs,))
         t = Transition(obs, action, reward, obs, jnp.ones(num_envs, bool), jnp.zeros(num_envs, jnp.int32), reward > 0)
-        state, metrics = update(state, t, k)
-        return state, metrics
+        return update(state, t, k)
 
     for i in range(5):  # compile and fill the replay past min_replay
         state, metrics = agent_step(state, i)
@@ -117,33 +127,61 @@ def run_point(size: int, head: str, iterations: int, num_envs: int) -> dict:
         state, metrics = agent_step(state, 100 + i)
     jax.block_until_ready(metrics)
     agent_ms = 1e3 * (time.perf_counter() - began) / 50
-    agent_mb = sum(x.nbytes for x in jax.tree.leaves(state)) / 1e6
-    del state
+    return agent_ms, sum(x.nbytes for x in jax.tree.leaves(state)) / 1e6
 
-    # -- end to end on the digits CNN, and failures at a fixed budget -------------------
-    def discover_budget(discovery):
-        loop = discovery.init(0)
-        with tempfile.TemporaryDirectory() as tmp:
-            writer = RecordWriter(Path(tmp) / "records.jsonl", task.space, "macro")
-            times, failures = [], 0
-            for iteration, loop, host in iterate(discovery, loop, writer, iterations):
-                jax.block_until_ready(loop.iteration)
-                times.append(time.perf_counter())
-                failures += int(np.sum(host["failed"]))
-            writer.close()
-        return loop, failures, 1e3 * float(np.median(np.diff(times[2:])))
 
-    loop, failures, e2e_ms = discover_budget(discovery)
-    best, _ = searcher.top_actions(loop.searcher, task.observations, 5)
-    mode_rates = failure_rates(task, np.asarray(best, np.int32))
-    random_discovery = build_discovery(parse_config(config_for("random")), task)
-    _, random_failures, _ = discover_budget(random_discovery)
-    return {
-        "actions": size, "head": head, "agent_ms": agent_ms, "e2e_ms": e2e_ms, "agent_mb": agent_mb,
-        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "queries": iterations * num_envs, "failures": failures, "random_failures": random_failures,
-        "top_modes_true_rate": float(np.mean(mode_rates)), "top_modes": [int(c) for c in best],
-    }
+def rows_of(sweep_dir: Path, args) -> list[dict]:
+    """One row per (size, head) from the sweep's run directories."""
+    import numpy as np
+
+    from fadejax.config import load_config
+    from fadejax.ground_truth import failure_rates
+    from fadejax.learning_log import METRICS_FILE, read_metrics
+    from fadejax.rundir import read_status
+    from fadejax.run import build_discovery, load_latest_state
+    from fadejax.sweep import MANIFEST
+    from fadejax.task import build_task
+
+    manifest = json.loads((sweep_dir / MANIFEST).read_bytes())
+    points = {(e["values"]["space.axes"], e["values"]["searcher"]): e for e in manifest["points"]}
+    rows = []
+    for size in [s.strip() for s in args.sizes.split(",")]:
+        random_point = points[(size, "random")]
+        random_failures = read_status(sweep_dir / random_point["dir"]).get("failures") if random_point["status"] == "complete" else None
+        task = None
+        for head in HEADS:
+            entry = points.get((size, head))
+            if entry is None:
+                reason = f"estimated {flat_memory_gb(int(size)):.1f} GB > {args.memory_budget_gb:g} GB"
+                print(f"{int(size):>10} {head:<8} skipped: {reason}", flush=True)
+                rows.append({"actions": int(size), "head": head, "skipped": reason})
+                continue
+            run_dir = sweep_dir / entry["dir"]
+            if entry["status"] != "complete":
+                reason = f"failed: {entry.get('error') or entry['status']}"
+                print(f"{int(size):>10} {head:<8} {reason}", flush=True)
+                rows.append({"actions": int(size), "head": head, "skipped": reason})
+                continue
+            config = load_config(run_dir / "config.yaml")
+            task = task or build_task(config, progress=False)
+            assert task.space.num_actions == int(size)
+            agent_ms, agent_mb = agent_alone(config, task, args.num_envs)
+            discovery = build_discovery(config, task)
+            state = load_latest_state(run_dir, discovery)
+            best, _ = discovery.searcher.top_actions(state.searcher, task.observations, 5)
+            mode_rates = failure_rates(task, np.asarray(best, np.int32))
+            seconds = [m["seconds"] for m in read_metrics(run_dir / METRICS_FILE) if m.get("seconds") is not None]
+            row = {
+                "actions": int(size), "head": head, "agent_ms": agent_ms, "e2e_ms": 1e3 * float(np.median(seconds[2:] or seconds)),
+                "agent_mb": agent_mb, "peak_mb": entry["result"]["peak_rss_mb"],
+                "queries": read_status(run_dir)["queries"], "failures": read_status(run_dir)["failures"], "random_failures": random_failures,
+                "top_modes_true_rate": float(np.mean(mode_rates)), "top_modes": [int(c) for c in best],
+            }
+            rows.append(row)
+            print(f"{int(size):>10} {head:<8} agent {row['agent_ms']:7.2f} ms/it  e2e {row['e2e_ms']:7.1f} ms/it  agent {row['agent_mb']:8.1f} MB  "
+                  f"peak {row['peak_mb']:7.0f} MB  failures {row['failures']} (random {row['random_failures']})  "
+                  f"top-5 modes true rate {row['top_modes_true_rate']:.1%}", flush=True)
+    return rows
 
 
 def main() -> None:
@@ -153,34 +191,15 @@ def main() -> None:
     parser.add_argument("--sizes", default="125,15625,1000000,10000000")
     parser.add_argument("--memory-budget-gb", type=float, default=6.0, help="skip the flat head where its estimate exceeds this")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
-    parser.add_argument("--point", help=argparse.SUPPRESS)  # "SIZE,HEAD": measure one point (child process)
+    parser.add_argument("--sweep-dir", help="where the sweep's run directories go (default runs/sweeps/scale-<hash of the spec>)")
+    runner = parser.add_mutually_exclusive_group()
+    runner.add_argument("--address", help="run the points on this Ray cluster (HOST:PORT; every node must see the sweep directory)")
+    runner.add_argument("--cpus", type=int, help="CPUs of the local Ray (default: all of this machine's)")
+    runner.add_argument("--inline", action="store_true", help="no Ray: run the points one after another in this process")
     args = parser.parse_args()
 
-    if args.point:
-        size, head = args.point.split(",")
-        print(json.dumps(run_point(int(size), head, args.iterations, args.num_envs)))
-        return
-
-    rows = []
-    for size in [int(s) for s in args.sizes.split(",")]:
-        for head in ("flat", "factored"):
-            if head == "flat" and flat_memory_gb(size) > args.memory_budget_gb:
-                print(f"{size:>10} {head:<8} skipped: estimated {flat_memory_gb(size):.1f} GB > budget {args.memory_budget_gb:g} GB", flush=True)
-                rows.append({"actions": size, "head": head, "skipped": f"estimated {flat_memory_gb(size):.1f} GB > {args.memory_budget_gb:g} GB"})
-                continue
-            cmd = [sys.executable, __file__, "--point", f"{size},{head}", "--iterations", str(args.iterations), "--num-envs", str(args.num_envs)]
-            result = subprocess.run(cmd, capture_output=True, text=True)
-            if result.returncode != 0:
-                reason = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else f"exit {result.returncode}"
-                print(f"{size:>10} {head:<8} failed: {reason}", flush=True)
-                rows.append({"actions": size, "head": head, "skipped": f"failed: {reason}"})
-                continue
-            row = json.loads(result.stdout.strip().splitlines()[-1])
-            rows.append(row)
-            print(f"{size:>10} {head:<8} agent {row['agent_ms']:7.2f} ms/it  e2e {row['e2e_ms']:7.1f} ms/it  agent {row['agent_mb']:8.1f} MB  "
-                  f"peak {row['peak_mb']:7.0f} MB  failures {row['failures']} (random {row['random_failures']})  "
-                  f"top-5 modes true rate {row['top_modes_true_rate']:.1%}", flush=True)
-    write(rows, Path(args.out), args)
+    sweep_dir = run(make_spec(args), args)
+    write(rows_of(sweep_dir, args), Path(args.out), args)
 
 
 def write(rows: list[dict], out: Path, args) -> None:

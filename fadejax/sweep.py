@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import sys
 import time
 import warnings
@@ -38,7 +39,8 @@ COMPILATION_CACHE = "jax-cache"
 def run_point(config_data: dict[str, Any], run_dir: str, cwd: str, plugins: tuple[str, ...] = ()) -> dict[str, Any]:
     """One point, inside its Ray task (or inline): discovery into ``run_dir`` (resumed if
     it was started), its progress written to ``NNNN-HASH.sweep.log`` beside it; returns
-    the run's counts. ``plugins``: searcher files to import first (``--plugin``)."""
+    the run's counts and the process's peak resident memory so far (the point's own with
+    ``resources.fresh_worker``). ``plugins``: searcher files to import first (``--plugin``)."""
     from fadejax.config import parse_config
     from fadejax.run import discover
     from fadejax.searchers.plugins import import_plugins
@@ -50,7 +52,8 @@ def run_point(config_data: dict[str, Any], run_dir: str, cwd: str, plugins: tupl
     _share_compilations(directory.parent.parent / COMPILATION_CACHE)
     with open(log_path(directory), "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         summary = discover(parse_config(data=config_data), directory, resume=True, progress=True)
-    return {"iterations": summary.iterations, "queries": summary.queries, "failures": summary.failures}
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return {"iterations": summary.iterations, "queries": summary.queries, "failures": summary.failures, "peak_rss_mb": peak_mb}
 
 
 def _share_compilations(path: Path) -> None:
@@ -186,7 +189,9 @@ def _run_on_ray(spec: SweepSpec, todo: list[Point], entries: dict[int, dict[str,
             ray.init(address=address, num_cpus=None if address else cpus, include_dashboard=False, log_to_driver=False,
                      configure_logging=False)
     try:
-        task = ray.remote(run_point).options(**options)
+        _check_feasible(spec, ray.cluster_resources(), address)
+        # fresh_worker: the worker exits after its point (max_calls is a remote() setting, not an option)
+        task = (ray.remote(max_calls=1)(run_point) if spec.resources.fresh_worker else ray.remote(run_point)).options(**options)
         cwd = os.getcwd()
         running = {}
         for p in todo:
@@ -209,6 +214,16 @@ def _run_on_ray(spec: SweepSpec, todo: list[Point], entries: dict[int, dict[str,
     finally:
         if started_here:
             ray.shutdown()
+
+
+def _check_feasible(spec: SweepSpec, cluster: dict[str, float], address: str | None) -> None:
+    """Refuse a point that no node could run (Ray would wait for it for ever)."""
+    where = f"the Ray cluster at {address}" if address else "the local Ray"
+    for name, key, want in (("cpus", "CPU", spec.resources.cpus), ("gpus", "GPU", spec.resources.gpus)):
+        have = cluster.get(key, 0.0)
+        if want > have:
+            raise SweepError(f"each point asks for resources.{name}: {want:g}, but {where} has {have:g} in all; "
+                             f"lower resources.{name}" + ("" if address or name == "gpus" else " or raise --cpus"))
 
 
 def _written_since(path: Path, moment: float) -> bool:

@@ -10,9 +10,11 @@ A spec is a YAML file::
       run.seed: [0, 1, 2, 3, 4]
       # or values with labels (the label names the value in the manifest and tables):
       # searcher: {"greedy eps=0.1": {kind: greedy, epsilon: 0.1}, random: {kind: random}}
+    exclude:                       # combinations left out of the grid (by value or label)
+      - {searcher.kind: random, run.seed: 4}
     draws: null                    # N: N points drawn from the grid instead (without repeats)
     draws_seed: 0
-    resources: {cpus: 1, gpus: 0, memory_gb: null}   # what each point's Ray task asks for
+    resources: {cpus: 1, gpus: 0, memory_gb: null, fresh_worker: false}   # each point's Ray task
     ground_truth: null             # a ground_truth.json for the report's recall@10
 
 Setting ``searcher.kind`` gives a point that searcher's defaults (the base's searcher
@@ -49,6 +51,9 @@ class Resources(Strict):
     cpus: float = pydantic.Field(1.0, gt=0)
     gpus: float = pydantic.Field(0.0, ge=0)
     memory_gb: float | None = pydantic.Field(None, gt=0)
+    #: run each point in a new worker process: its peak memory is its own, and nothing
+    #: (compiled programs, caches) carries over from the point before it on that worker
+    fresh_worker: bool = False
 
 
 class SweepSpec(Strict):
@@ -57,6 +62,7 @@ class SweepSpec(Strict):
     base: str = pydantic.Field(min_length=1)
     set: dict[str, Any] = pydantic.Field(default_factory=dict)
     vary: dict[str, list[Any] | dict[str, Any]] = pydantic.Field(min_length=1)
+    exclude: list[dict[str, Any]] = pydantic.Field(default_factory=list)
     draws: pydantic.PositiveInt | None = None
     draws_seed: int = 0
     resources: Resources = pydantic.Field(default_factory=Resources)
@@ -73,10 +79,31 @@ class SweepSpec(Strict):
                 raise ValueError(f"'{path}' repeats a value: {values}")
         return vary
 
+    @pydantic.model_validator(mode="after")
+    def _exclusions_name_the_grid(self) -> "SweepSpec":
+        for number, entry in enumerate(self.exclude):
+            if not entry:
+                raise ValueError(f"exclude[{number}] is empty: it would leave out every point")
+            for path, value in entry.items():
+                if path not in self.vary:
+                    raise ValueError(f"exclude[{number}] names '{path}', which is not varied; varied: {sorted(self.vary)}")
+                if not any(_same(value, label) or _same(value, v) for label, v in self.choices(path)):
+                    raise ValueError(f"exclude[{number}]: {value!r} is not a value of '{path}'")
+        return self
+
+    def excluded(self, combo: dict[str, tuple[Any, Any]]) -> bool:
+        """Whether a combination (path -> (label, value)) matches an ``exclude`` entry."""
+        return any(all(_same(want, combo[path][0]) or _same(want, combo[path][1]) for path, want in entry.items())
+                   for entry in self.exclude)
+
     def choices(self, path: str) -> list[tuple[Any, Any]]:
         """``(label, value)`` of each value of a varied field (a listed value is its own label)."""
         values = self.vary[path]
         return list(values.items()) if isinstance(values, dict) else [(v, v) for v in values]
+
+
+def _same(a: Any, b: Any) -> bool:
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
 @dataclass(frozen=True)
@@ -120,7 +147,7 @@ def read_spec(path: str | Path) -> tuple[SweepSpec, Path]:
     try:
         spec = SweepSpec.model_validate(raw)
     except pydantic.ValidationError as exc:
-        lines = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()]
+        lines = [(f"{'.'.join(str(p) for p in e['loc'])}: " if e["loc"] else "") + e["msg"].removeprefix("Value error, ") for e in exc.errors()]
         raise SweepError(f"sweep spec '{path}': " + "; ".join(lines)) from None
     base = (path.parent / spec.base).resolve()
     if not base.is_file():
@@ -135,7 +162,9 @@ def expand(spec: SweepSpec, base: Path) -> list[Point]:
     except yaml.YAMLError as exc:
         raise SweepError(f"base config '{base}' is not valid YAML: {exc}") from None
     paths = list(spec.vary)
-    combos = list(itertools.product(*(spec.choices(p) for p in paths)))
+    combos = [c for c in itertools.product(*(spec.choices(p) for p in paths)) if not spec.excluded(dict(zip(paths, c)))]
+    if not combos:
+        raise SweepError("exclude leaves no point of the grid")
     if spec.draws is not None:
         if spec.draws > len(combos):
             raise SweepError(f"draws: {spec.draws} points asked from a grid of {len(combos)}")
