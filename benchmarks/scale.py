@@ -9,8 +9,10 @@ plus a seventh axis, saturation, which is the identity on grey digits: a nuisanc
 the agent must learn to ignore), each with the DQN's flat Q-head, its factored
 (action-branching) head, and random search. ``fadejax sweep`` runs every point as an
 ordinary run directory in its own Ray worker process (``resources.fresh_worker``), so its
-peak memory is its own; ``--inline`` runs them one after another in this process instead
-(peak memory is then this process's). The sweep lives in ``--sweep-dir`` (default
+peak memory is its own, reserving 2 CPUs (Ray gives it 2 OpenMP threads; a local Ray gets
+at least 2 CPUs, so a 2-core machine runs one point at a time, as the timings need);
+``--inline`` runs them one after another in this process instead (peak memory is then
+this process's). The sweep lives in ``--sweep-dir`` (default
 ``runs/sweeps/scale-<hash of the spec>``): the same command again finishes an interrupted
 one without repeating finished points. Per (size, head):
 

@@ -43,6 +43,7 @@ class RunCurves:
     queries: np.ndarray  # (T,) int64
     columns: dict[str, np.ndarray]  # column name (as in metrics.jsonl) -> (T,) float64, nan where undefined
     recall: tuple[np.ndarray, np.ndarray] | None = None  # (queries (P,), recall@10 (P,)) where a ground truth exists
+    truth_rates: np.ndarray | None = None  # (A,) the ground truth's failure rate per cell, where it exists
     label: str = ""
     notes: list[str] = field(default_factory=list)
 
@@ -129,6 +130,7 @@ def load_curves(run_dir: str | Path, *, trust_code: bool = False, ground_truth: 
     curves = RunCurves(run_dir, config, queries, columns, notes=notes)
     if truth is not None and recorded is not None and recorded[0].size:
         curves.recall = _recall_curve(recorded, truth, config, points, run_dir)
+        curves.truth_rates = truth[0]
     return curves
 
 

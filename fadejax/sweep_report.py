@@ -4,9 +4,13 @@ Writes into the sweep directory:
 
 * ``sweep.csv``: one row per point (tidy): its index, the varied fields as columns, the
   status (and error of a failed point), iterations, queries, failures, failure rate,
-  recall@10 of the report's ranking against a ground truth (the spec's ``ground_truth``,
-  else the point's own ``ground_truth.json``; empty without one) and the median queries
-  per second of its iterations;
+  and, against a ground truth (the spec's ``ground_truth``, else the point's own
+  ``ground_truth.json``; empty without one), the captured gain and recall@10 of the
+  report's ranking, then the median queries per second of its iterations. The captured
+  gain is Table 1's: ``(failure rate - random's) / (ceiling's - random's)``, with their
+  expected rates from the truth (random search: the mean cell's rate; the ceiling,
+  always the worst cell on uniformly drawn samples: the worst cell's rate); 0 is no
+  better than random search, 1 as good as knowing the worst cell;
 * ``summary.csv`` and ``summary.md``: per group of points that differ only in fields
   named like a seed (``run.seed``, ``...seed``), each figure's mean with the half-width
   of its 95% t-interval over the group's complete points (Table 1's form);
@@ -27,7 +31,7 @@ from fadejax.rundir import read_status
 from fadejax.sweep import MANIFEST
 from fadejax.sweep_spec import SweepError
 
-FIGURES = ("failures", "failure_rate", "recall@10", "queries_per_s")
+FIGURES = ("failures", "failure_rate", "gain", "recall@10", "queries_per_s")
 
 
 def point_row(sweep_dir: Path, entry: dict[str, Any], ground_truth: Path | None, trust_code: bool) -> dict[str, Any]:
@@ -52,7 +56,17 @@ def point_row(sweep_dir: Path, entry: dict[str, Any], ground_truth: Path | None,
         row["queries_per_s"] = float(np.nanmedian(speeds))
     if curves.recall is not None:
         row["recall@10"] = float(curves.recall[1][-1])
+    if curves.truth_rates is not None and row["failure_rate"] is not None:
+        row["gain"] = captured_gain(row["failure_rate"], curves.truth_rates)
     return row
+
+
+def captured_gain(failure_rate: float, truth_rates: np.ndarray) -> float:
+    """Share of the gap between random search and always asking the worst cell that a
+    run's ``failure_rate`` captured, from the truth's ``(A,)`` per-cell rates (NaN when
+    every cell fails equally often: there is no gap)."""
+    random_rate, ceiling = float(np.mean(truth_rates)), float(np.max(truth_rates))
+    return (failure_rate - random_rate) / (ceiling - random_rate) if ceiling > random_rate else float("nan")
 
 
 def write_report(sweep_dir: str | Path, *, trust_code: bool = False) -> dict[str, Path]:
@@ -109,11 +123,12 @@ def _cell(mean: float | None, half: float | None, digits: int) -> str:
 
 
 def _markdown(summary: list[dict[str, Any]], grouping: list[str], rows: list[dict[str, Any]]) -> str:
-    head = [*grouping, "points", "failures", "failure rate", "recall@10", "queries/s"]
+    head = [*grouping, "points", "failures", "failure rate", "gain", "recall@10", "queries/s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for s in summary:
         lines.append("| " + " | ".join([*(str(s[f]) for f in grouping), f"{s['complete']}/{s['points']}",
                                          _cell(s["failures"], s["failures_ci95"], 0), _cell(s["failure_rate"], s["failure_rate_ci95"], 3),
+                                         _cell(s["gain"], s["gain_ci95"], 2),
                                          _cell(s["recall@10"], s["recall@10_ci95"], 2), _cell(s["queries_per_s"], s["queries_per_s_ci95"], 0)]) + " |")
     failed = [r for r in rows if r["status"] == "failed"]
     notes = ["", "Mean ± half-width of the 95% t-interval over each group's complete points (seeds)."]

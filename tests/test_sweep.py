@@ -47,7 +47,8 @@ def test_a_sweep_runs_every_point_reports_failures_and_matches_the_points_run_on
     config = parse_config({"recording": RECORDING})
     truth = tmp_path / "truth"
     task = replay(config, RECORDING)
-    save_ground_truth(config, truth, task.recording.failure_rates(), task)
+    rates = task.recording.failure_rates()
+    save_ground_truth(config, truth, rates, task)
     spec = _spec(tmp_path, "grid", set={"run.iterations": 4}, ground_truth="truth/ground_truth.json",
                  vary={"recording": [RECORDING, str(tmp_path / "missing.npz")], "run.seed": [0, 1]})
     sweep = _sweep(str(spec), "--out", "out", "--cpus", "2", cwd=tmp_path)
@@ -72,6 +73,9 @@ def test_a_sweep_runs_every_point_reports_failures_and_matches_the_points_run_on
         status = json.loads((tmp_path / "out" / entry["dir"] / "run.json").read_text())
         assert int(row["failures"]) == status["failures"] and int(row["queries"]) == 4 * 32
         assert 0.0 <= float(row["recall@10"]) <= 1.0 and float(row["queries_per_s"]) > 0
+        # captured gain: random search's expected rate (the mean cell) is 0, the worst cell's is 1
+        expected = (status["failures"] / status["queries"] - rates.mean()) / (rates.max() - rates.mean())
+        assert float(row["gain"]) == pytest.approx(expected)
     for entry in by_status["failed"]:
         assert rows[entry["index"]]["status"] == "failed" and "missing.npz" in rows[entry["index"]]["error"]
     summary_md = (tmp_path / "out" / "summary.md").read_text()
@@ -122,6 +126,10 @@ def test_killing_the_driver_mid_sweep_and_resuming_repeats_and_duplicates_nothin
     ({"vary": {"run.bogus": [1, 2]}}, "run.bogus: unknown field; allowed here"),
     ({"vary": {"searcher.kind": ["random", "nope"]}}, "unknown searcher kind 'nope'"),
     ({"vary": {"run.seed": [0]}, "draws": 5}, "draws: 5 points asked from a grid of 1"),
+    ({"vary": {"run.seed": [0, 1]}, "exclude": [{"run.iterations": 3}]}, "exclude[0] names 'run.iterations', which is not varied"),
+    ({"vary": {"run.seed": [0, 1]}, "exclude": [{"run.seed": 7}]}, "exclude[0]: 7 is not a value of 'run.seed'"),
+    ({"vary": {"run.seed": [0]}, "exclude": [{"run.seed": 0}]}, "exclude leaves no point of the grid"),
+    ({"vary": {"searcher": {"a": {"kind": "random"}, "b": {"kind": "nope"}}}}, "unknown searcher kind 'nope'"),
 ])
 def test_a_bad_spec_is_refused_in_one_line_before_anything_runs(tmp_path, capsys, spec, message):
     path = tmp_path / "bad.yaml"
@@ -145,3 +153,48 @@ def test_a_changed_spec_is_refused_on_an_existing_sweep(tmp_path, capsys):
     assert (tmp_path / "out" / "sweep.json").read_bytes() == before
     assert main(["sweep", str(first), "--out", str(tmp_path / "out"), "--quiet"]) == 2
     assert "add --resume" in capsys.readouterr().err
+
+
+def test_labelled_values_exclusions_and_a_plugin_searcher_run_inline_and_resume(tmp_path, capsys, monkeypatch):
+    """Values with labels name the points; an excluded combination is not run; a searcher
+    from the user's --plugin file runs; --inline needs no Ray; --resume re-runs nothing."""
+    from fadejax.searchers import REGISTRY
+
+    saved = dict(REGISTRY)
+    monkeypatch.chdir(tmp_path)
+    spec = tmp_path / "labelled.yaml"
+    settings = {k: v for k, v in SETTINGS.items() if k != "searcher.kind"}  # the searcher is what varies
+    spec.write_text(yaml.safe_dump({
+        "base": str(ROOT / "configs" / "digits.yaml"), "set": {**settings, "recording": RECORDING, "run.iterations": 2},
+        "vary": {"searcher": {"coin flip": {"kind": "random"}, "mine": {"kind": "uniform"}}, "run.seed": [0, 1]},
+        "exclude": [{"searcher": "mine", "run.seed": 1}],
+    }, sort_keys=False))
+    try:
+        argv = ["sweep", str(spec), "--out", "out", "--inline", "--quiet", "--plugin", str(ROOT / "examples" / "uniform_searcher.py")]
+        assert main(argv) == 0
+        manifest = json.loads((tmp_path / "out" / "sweep.json").read_text())
+        assert [p["values"] for p in manifest["points"]] == [
+            {"searcher": "coin flip", "run.seed": 0}, {"searcher": "coin flip", "run.seed": 1}, {"searcher": "mine", "run.seed": 0}]
+        assert [p["status"] for p in manifest["points"]] == ["complete"] * 3
+        mine = tmp_path / "out" / manifest["points"][2]["dir"]
+        assert yaml.safe_load((mine / "config.yaml").read_text())["searcher"]["kind"] == "uniform"
+        assert {r["searcher"] for r in _csv(tmp_path / "out" / "sweep.csv")} == {"coin flip", "mine"}
+        assert "| coin flip | 2/2 |" in capsys.readouterr().out
+        written = {p["dir"]: (tmp_path / "out" / p["dir"] / "records.jsonl").stat().st_mtime_ns for p in manifest["points"]}
+        assert main([*argv, "--resume"]) == 0
+        assert {d: (tmp_path / "out" / d / "records.jsonl").stat().st_mtime_ns for d in written} == written
+    finally:
+        REGISTRY.clear()
+        REGISTRY.update(saved)
+
+
+def test_a_point_no_node_could_run_is_refused_instead_of_waiting_for_ever(tmp_path):
+    from fadejax.sweep import _check_feasible
+    from fadejax.sweep_spec import SweepError, SweepSpec
+
+    spec = SweepSpec.model_validate({"base": "x.yaml", "vary": {"run.seed": [0]}, "resources": {"cpus": 4, "gpus": 1}})
+    with pytest.raises(SweepError, match=r"resources.cpus: 4, but the local Ray has 2 in all; lower resources.cpus or raise --cpus"):
+        _check_feasible(spec, {"CPU": 2.0}, None)
+    with pytest.raises(SweepError, match=r"resources.gpus: 1, but the Ray cluster at head:6379 has 0 in all"):
+        _check_feasible(spec, {"CPU": 64.0}, "head:6379")
+    _check_feasible(spec, {"CPU": 4.0, "GPU": 1.0}, None)  # enough: no error
