@@ -2,6 +2,7 @@
 
     fadejax discover --config configs/digits.yaml [--out DIR] [--resume] [--set field.path=value ...]
     fadejax landscape --config configs/digits.yaml [--out DIR] [--record [PATH]]
+    fadejax describe --config CONFIG [--model NAME] [--top N] [--out DIR]
     fadejax summarize RUN_DIR [--axes a,b,c] [--top 10] [--choose MODE ...]
     fadejax restructure RUN_DIR (--modes MODE ... | --modes-file modes.json | --top N)
     fadejax compare RUN_DIR RUN_DIR ... [--out DIR] [--ground-truth FILE]
@@ -129,6 +130,14 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--plugin", action="append", default=[], metavar="FILE.py",
                        help="import this file of yours first (it registers searchers the spec names); every worker imports it too")
     sweep.add_argument("--trust-code", action="store_true", help="with --report: " + TRUST_CODE_HELP)
+    describe = commands.add_parser("describe", help="name the audited classifier's real held-out failures in words "
+                                                    "(CLIP picks each one's condition; the 'conditions' audit)")
+    describe.add_argument("--config", required=True, help="experiment YAML file")
+    describe.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE")
+    describe.add_argument("--model", help="in a model family's config: the member whose failures to describe")
+    describe.add_argument("--top", type=int, default=5, help="how many (class, condition) pairs to print (default 5)")
+    describe.add_argument("--out", help="output directory (default: runs/<config name>/describe)")
+    describe.add_argument("--quiet", action="store_true", help="no progress messages")
     landscape = commands.add_parser("landscape", help="exhaustive ground-truth failure landscape (every action x every held-out sample)")
     landscape.add_argument("--config", required=True, help="experiment YAML file (its audit's settings and space are used)")
     landscape.add_argument("--out", help="directory to save ground_truth.json in (default: runs/<config name>)")
@@ -191,6 +200,23 @@ def _discover(args: argparse.Namespace) -> int:
     summary = discover(config, out, resume=args.resume, progress=not args.quiet)
     _Progress.enter("printing the summary")
     print(summary.render())
+    return 0
+
+
+def _describe(args: argparse.Namespace) -> int:
+    from fadejax.config import ConfigError, load_config
+
+    _Progress.enter("loading the config")
+    config = load_config(args.config, args.overrides)
+    if args.top < 1:
+        raise ConfigError(f"--top {args.top}: give 1 or more")
+    out = Path(args.out) if args.out else Path("runs") / config.name / "describe"
+    _Progress.enter("describing the failures", out)
+    report = config.audit.describe_failures(config, out, model=args.model, top=args.top, progress=not args.quiet)
+    print(f"{report.get('described', 0)} failures described: {out / 'describe.md'}")
+    for rank, item in enumerate(report.get("top", []), 1):
+        print(f"  {rank}. {item['class']} {item['condition']}: {item['seed_failures']} debug-seed and "
+              f"{item['held_out_failures']} debug-held-out failures (cell {item['cell']})")
     return 0
 
 
@@ -394,6 +420,8 @@ def main(argv: list[str] | None = None) -> int:
             return _discover(args)
         if args.command == "landscape":
             return _landscape(args)
+        if args.command == "describe":
+            return _describe(args)
         if args.command == "summarize":
             return _summarize(args)
         if args.command == "restructure":

@@ -129,7 +129,7 @@ def test_an_audit_without_restructure_refuses_it_in_one_line(workdir, clean_regi
 
 
 @pytest.mark.parametrize("task, message", [
-    ("tabluar", "unknown task 'tabluar'; known audits: ['image', 'prompt', 'text']"),
+    ("tabluar", "unknown task 'tabluar'; known audits: ['conditions', 'image', 'prompt', 'text']"),
     ("examples.no_such_module:Audit", "cannot import module 'examples.no_such_module'"),
     ("examples.tabular_audit:NoSuchClass", "module 'examples.tabular_audit' has no 'NoSuchClass'"),
     ("examples.tabular_audit:LinearModel", "is not a fadejax.audits.Audit subclass"),

@@ -27,6 +27,7 @@ BUILTIN: dict[str, str] = {
     "image": "fadejax.audits.image:ImageAudit",
     "text": "fadejax.audits.text:TextAudit",
     "prompt": "fadejax.audits.prompt:PromptAudit",
+    "conditions": "fadejax.audits.conditions:ConditionAudit",
 }
 ENTRY_POINT_GROUP = "fadejax.audits"
 #: the audit a config gets when it names no ``task`` (the embedded default)

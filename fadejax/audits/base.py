@@ -159,6 +159,20 @@ class Audit:
         """Audit-specific figures for the summary and report (e.g. a bias measure), or ``None``."""
         return None
 
+    def describe_failures(self, config: "ExperimentConfig", out: Path, *, model: str | None = None, top: int = 5,
+                          progress: bool = True) -> dict[str, Any]:
+        """``fadejax describe``: name the audited model's real failures in words (e.g. each
+        held-out failure's most likely condition, by CLIP), write them to ``out`` and return
+        the description (JSON-able; ``top`` ranked items under ``"top"``). ``model``: a
+        family member's name."""
+        raise AuditError(f"the '{self.name}' audit does not describe failures in words (the 'conditions' audit does)")
+
+    def render_description(self, report: dict[str, Any]) -> str:
+        """The description as Markdown."""
+        import json
+
+        return f"```json\n{json.dumps(report, indent=2)}\n```\n"
+
     # -- restructure --------------------------------------------------------------------
     def check_restructure(self, config: "ExperimentConfig", request: RestructureRequest) -> None:
         """Raise :class:`AuditError` for a restructure request this audit cannot serve,

@@ -135,24 +135,8 @@ def load_data(config: ExperimentConfig) -> tuple[ImageDataset | None, ImageDatas
 def build_classification_task(config: ExperimentConfig, oracle: Any = None, progress: bool = True) -> ClassificationTask:
     """Load the held-out images and the audited classifier (through the torch bridge unless
     ``oracle`` is given), and check the model once on the clean held-out set."""
-    train, held_out = load_data(config)
-    info: dict[str, Any] = {"data": held_out.name, "held_out_samples": len(held_out)}
+    oracle, held_out, info = load_classifier(config, oracle, progress)
     members = config.models.names
-    if oracle is not None and members and list(getattr(oracle, "names", [])) != members:
-        raise ValueError(f"a family's oracle answers for each of its models {members}, with (M, B, classes) logits: "
-                         "pass a fadejax.audits.image.family.FamilyOracle of them, or no oracle")
-    if oracle is None and members:
-        oracle, held_out = _load_family(config, train, held_out, info, progress)
-    elif oracle is None:
-        from bridges.loading import build_classifier_oracle  # torch enters here, not at import time
-
-        oracle, model_info = build_classifier_oracle(config.model, train, held_out, config.data, progress=progress)
-        info.update(model_info)
-        held_out = map_classes(held_out, model_info.get("label_names"), config.data.class_map)
-    if held_out.skipped:
-        info["skipped_unreadable"] = len(held_out.skipped)
-        if progress:
-            print(f"note: {len(held_out.skipped)} unreadable images left out (data.skip_unreadable), e.g. {held_out.skipped[0]}")
     space = config.concept_space()
     perturb = perturbations.compose(
         [a.perturbation_name for a in config.space.axes], [a.values for a in config.space.axes]
@@ -179,6 +163,31 @@ def build_classification_task(config: ExperimentConfig, oracle: Any = None, prog
         for name in members:
             info["family"][name]["clean_accuracy"] = accuracy[name]
     return task
+
+
+def load_classifier(config: ExperimentConfig, oracle: Any = None, progress: bool = True) -> tuple[Oracle, ImageDataset, dict[str, Any]]:
+    """``(audited model, held-out data in its classes, info)`` as the config's ``data`` and
+    ``model`` (or ``models``) sections say; ``oracle`` replaces the model (for a family, a
+    :class:`fadejax.audits.image.family.FamilyOracle` of its models)."""
+    train, held_out = load_data(config)
+    info: dict[str, Any] = {"data": held_out.name, "held_out_samples": len(held_out)}
+    members = config.models.names
+    if oracle is not None and members and list(getattr(oracle, "names", [])) != members:
+        raise ValueError(f"a family's oracle answers for each of its models {members}, with (M, B, classes) logits: "
+                         "pass a fadejax.audits.image.family.FamilyOracle of them, or no oracle")
+    if oracle is None and members:
+        oracle, held_out = _load_family(config, train, held_out, info, progress)
+    elif oracle is None:
+        from bridges.loading import build_classifier_oracle  # torch enters here, not at import time
+
+        oracle, model_info = build_classifier_oracle(config.model, train, held_out, config.data, progress=progress)
+        info.update(model_info)
+        held_out = map_classes(held_out, model_info.get("label_names"), config.data.class_map)
+    if held_out.skipped:
+        info["skipped_unreadable"] = len(held_out.skipped)
+        if progress:
+            print(f"note: {len(held_out.skipped)} unreadable images left out (data.skip_unreadable), e.g. {held_out.skipped[0]}")
+    return oracle, held_out, info
 
 
 def _load_family(config: ExperimentConfig, train: ImageDataset | None, held_out: ImageDataset, info: dict[str, Any], progress: bool):

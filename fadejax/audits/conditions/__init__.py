@@ -1,0 +1,107 @@
+"""The generated-conditions audit (``task: conditions``): a classifier on images a diffusion
+model generates of its classes under conditions named in words, each checked by CLIP
+(Chegini & Feizi). Sections: ``conditions`` (required), and the image audit's ``data``
+(the classifier's held-out set: the clean debug set ``fadejax describe`` reads),
+``model`` or ``models`` (the audited classifier or family) and ``reward`` (eq. 4).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fadejax.audits.base import Audit, AuditError, section_paths
+from fadejax.audits.conditions.config import ConditionsConfig
+from fadejax.audits.image import ImageAudit
+from fadejax.audits.image.config import DataConfig, ModelConfig, ModelFamily, RewardConfig
+
+#: the two word axes a config of this audit has, in this order
+AXES = ("class", "condition")
+
+
+class ConditionAudit(Audit):
+    name = "conditions"
+    sections = {"data": DataConfig, "model": ModelConfig, "models": ModelFamily, "reward": RewardConfig, "conditions": ConditionsConfig}
+    required = ("conditions",)
+    example_view = "generated"
+    landscape_refusal = ("exhaustive landscapes of generated images are not computed (every query is a diffusion run); "
+                         "summarize the discovery run instead")
+    recordable = False  # every query is a diffusion run
+    reevaluates_modes = False  # re-generating a mode costs diffusion runs
+
+    def code_named(self, data: dict[str, Any]) -> list[tuple[str, str]]:
+        return ImageAudit.code_named(self, data)
+
+    def paths_named(self, data: dict[str, Any]) -> list[tuple[str, str]]:
+        found = ImageAudit.paths_named(self, data)
+        return found + section_paths(data, {"conditions": ("pipeline", "clip")})
+
+    def default_axes(self) -> list[dict[str, Any]]:
+        return [{"name": "class", "values": ["dog", "cat"]}, {"name": "condition", "values": ["in the snow", "on the grass"]}]
+
+    def check_axes(self, axes) -> None:
+        names = [a.name for a in axes]
+        if tuple(names) != AXES:
+            raise ValueError(f"space.axes: a conditions audit has two word axes, 'class' then 'condition'; got {names}")
+        for i, axis in enumerate(axes):
+            if not axis.words:
+                raise ValueError(f"space.axes.{i}: '{axis.name}' needs words, got {axis.values}")
+
+    def check_config(self, config) -> None:
+        from fadejax.audits.prompt.prompts import PromptError, validate_template, validate_templates
+
+        ImageAudit.check_config(self, config)  # model vs models, the family's aggregate
+        c = config.conditions
+        try:
+            validate_templates(c.templates, list(AXES))
+            validate_template(c.class_prompt, ["class"])
+        except PromptError as exc:
+            field = "conditions.class_prompt" if c.class_prompt in str(exc) else "conditions.templates"
+            raise ValueError(f"{field}: {exc}") from None
+        classes, conditions = ([str(v) for v in a.values] for a in config.space.axes)
+        for name, words in (c.vocabulary or {}).items():
+            if name not in classes:
+                raise ValueError(f"conditions.vocabulary: '{name}' is not a word of the class axis {classes}")
+            unknown = [w for w in words if w not in conditions]
+            if unknown or not words:
+                raise ValueError(f"conditions.vocabulary.{name}: {unknown or 'no words'} not among the condition axis' words {conditions}")
+        for name in c.class_index or {}:
+            if name not in classes:
+                raise ValueError(f"conditions.class_index: '{name}' is not a word of the class axis {classes}")
+        if c.visible_top_k > len(classes):
+            raise ValueError(f"conditions.visible_top_k: {c.visible_top_k} is more than the {len(classes)} class words")
+
+    def family_members(self, config) -> list[str]:
+        return config.models.names
+
+    def landscape_identity(self, config) -> dict[str, Any]:
+        identity = {name: getattr(config, name).model_dump(mode="json") for name in ("data", "model", "reward", "conditions")}
+        return {**identity, "models": config.models.model_dump(mode="json")}
+
+    def build_task(self, config, *, oracle: Any = None, progress: bool = True):
+        from fadejax.audits.conditions.task import build_condition_task
+
+        return build_condition_task(config, oracle=oracle, progress=progress)
+
+    def audited_model(self, task) -> tuple[Any, str]:
+        return task, "classifier"  # generated images at the classifier's size (B, S, S, 3) -> logits
+
+    def attach_examples(self, task, examples: list[tuple[int, dict[str, Any]]], run_dir: Path) -> None:
+        from fadejax.audits.prompt import PromptAudit
+
+        PromptAudit.attach_examples(self, task, examples, run_dir)  # the generated PNGs, as the text-to-image audit shows them
+
+    def describe_failures(self, config, out: Path, *, model: str | None = None, top: int = 5, progress: bool = True) -> dict[str, Any]:
+        from fadejax.audits.conditions.describe import describe
+
+        if config.models.names and model is None:
+            raise AuditError(f"this run audits a family; name the model whose failures to describe with --model, one of {config.models.names}")
+        if model is not None and model not in config.models.names:
+            raise AuditError(f"--model '{model}' is not a model of this config's family {config.models.names or '(it audits one model)'}")
+        return describe(config, Path(out), model=model, top=top, progress=progress)
+
+    def render_description(self, report: dict[str, Any]) -> str:
+        from fadejax.audits.conditions.describe import render_markdown
+
+        return render_markdown(report)
+

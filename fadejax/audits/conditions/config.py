@@ -1,0 +1,57 @@
+"""The generated-conditions audit's config section, ``conditions``."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import pydantic
+
+from fadejax.strict import Strict
+
+
+class ConditionsConfig(Strict):
+    """A classifier audited on images a diffusion model generates of its classes under
+    conditions named in words (Chegini & Feizi's CLIP-aided debugging).
+
+    The concept space has two word axes, ``class`` (words for the classifier's classes) and
+    ``condition`` (e.g. backgrounds: "in the snow", "on a beach"). A query fills one of
+    ``templates`` (the samples; the paper's is ``a photo of a {class} {condition}``) with a
+    cell's words, generates the image with the local diffusers ``pipeline`` (one seed per
+    query, recorded), checks with the local ``clip`` that the class is visible (the
+    intended class among the ``visible_top_k`` most probable of ``class_prompt`` over every
+    class word; otherwise the query is invalid, never a failure) and asks the audited
+    classifier (the ``model`` section, or a family under ``models``) at ``image_size``.
+
+    ``class_index`` maps each class word to the classifier's label (default: the word
+    matched, case-insensitively, to the model's or data's class names, or to one of a
+    name's comma-separated aliases). ``vocabulary`` lists each class's candidate
+    conditions for ``fadejax describe`` (default: every condition word for every class),
+    which names the condition of each of the classifier's real held-out failures with
+    CLIP and splits them into a debug seed and a debug held-out set.
+    """
+
+    pipeline: str | None = None
+    clip: str | None = None
+    device: str = "cpu"
+    dtype: Literal["float32", "float16"] = "float32"
+    steps: pydantic.PositiveInt = 30
+    guidance_scale: float = pydantic.Field(7.5, ge=0.0)
+    height: pydantic.PositiveInt = 512
+    width: pydantic.PositiveInt = 512
+    batch_size: pydantic.PositiveInt = 4
+    templates: list[str] = pydantic.Field(default_factory=lambda: ["a photo of a {class} {condition}"], min_length=1)
+    class_prompt: str = "a photo of a {class}"
+    visible_top_k: pydantic.PositiveInt = 1
+    class_index: dict[str, int] | None = None
+    image_size: pydantic.PositiveInt | None = None
+    vocabulary: dict[str, list[str]] | None = None
+    debug_seed_fraction: float = pydantic.Field(0.5, gt=0.0, lt=1.0)
+    debug_split_seed: int = 0
+
+    @pydantic.model_validator(mode="after")
+    def _paths(self) -> "ConditionsConfig":
+        if self.pipeline is None:
+            raise ValueError("conditions.pipeline: a local diffusers pipeline directory is needed (it generates every query's image)")
+        if self.clip is None:
+            raise ValueError("conditions.clip: a local CLIP model directory is needed (visibility checks, observations, describe)")
+        return self

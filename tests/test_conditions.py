@@ -1,0 +1,184 @@
+"""The generated-conditions audit (Chegini & Feizi's setting, searched) on a tiny random
+diffusion pipeline and CLIP built offline and a tiny RGB classifier (a family of two):
+config errors named, invalid images never failures, discovery with regenerable images
+through the CLI, and `fadejax describe` naming each real failure's condition."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+from tiny_classifier import make_tiny_classifier
+from tiny_diffusion import make_tiny_clip, make_tiny_pipeline
+
+from fadejax.cli import main
+from fadejax.config import ConfigError, load_config, parse_config
+
+CLASSES = ["cat", "dog", "bird"]
+CONDITIONS = ["in the snow", "on the grass", "at night"]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """Tiny pipeline and CLIP, two tiny classifiers, a folder of 16x16 held-out images of the
+    three classes, and a config of the family."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("conditions")
+    pipeline, clip = make_tiny_pipeline(root / "pipeline"), make_tiny_clip(root / "clip")
+    rng = np.random.default_rng(0)
+    for name in CLASSES:
+        (root / "data" / name).mkdir(parents=True)
+        for i in range(6):
+            Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(root / "data" / name / f"{i}.png")
+    member = lambda seed: {"source": "file", "architecture": "tiny_classifier:TinyRGB",  # noqa: E731
+                           "architecture_kwargs": {"num_classes": 3, "image_size": 16},
+                           "weights": str(make_tiny_classifier(root / f"tiny{seed}.safetensors", seed))}
+    data = {
+        "name": "conditions-test", "task": "conditions",
+        "data": {"source": "folder", "path": str(root / "data"), "image_size": 16},
+        "models": [{"name": "first", **member(0)}, {"name": "second", **member(1)}],
+        "space": {"axes": [{"name": "class", "values": CLASSES}, {"name": "condition", "values": CONDITIONS}]},
+        "conditions": {"pipeline": str(pipeline), "clip": str(clip), "steps": 2, "height": 16, "width": 16, "batch_size": 8,
+                       "templates": ["a photo of a {class} {condition}", "a picture of a {class}, {condition}"],
+                       "visible_top_k": 2, "vocabulary": {"cat": CONDITIONS, "dog": CONDITIONS[:2], "bird": ["at night"]}},
+        "searcher": {"kind": "random"},
+        "run": {"iterations": 2, "num_envs": 6, "checkpoint_every": 1, "tensorboard": False},
+    }
+    path = root / "config.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    yield root, path, data
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"conditions": {"clip": "c"}}, "conditions.pipeline: a local diffusers pipeline directory is needed"),
+    ({"conditions": {"pipeline": "p", "clip": "c", "templates": ["a {class}"]}}, "does not use {condition}"),
+    ({"conditions": {"pipeline": "p", "clip": "c", "vocabulary": {"cat": ["on the moon"]}}}, "['on the moon'] not among the condition axis"),
+    ({"conditions": {"pipeline": "p", "clip": "c", "visible_top_k": 5}}, "visible_top_k: 5 is more than the 3 class words"),
+    ({"space": {"axes": [{"name": "condition", "values": CONDITIONS}, {"name": "class", "values": CLASSES}]}},
+     "two word axes, 'class' then 'condition'"),
+])
+def test_a_bad_conditions_config_names_its_field(change, message):
+    data = {"task": "conditions", "conditions": {"pipeline": "p", "clip": "c"},
+            "space": {"axes": [{"name": "class", "values": CLASSES}, {"name": "condition", "values": CONDITIONS}]}, **change}
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]").replace("{", r"\{").replace("}", r"\}")):
+        parse_config(data)
+
+
+class Generator:
+    """Random images whose first pixel names the prompt's class (what the stub CLIP sees); the
+    second image is blank (a safety-checker black image) and the third looks like a bird."""
+
+    def generate(self, prompts, seeds):
+        images = np.stack([np.random.default_rng(s % 2**32).integers(0, 256, (16, 16, 3), dtype=np.uint8) for s in seeds])
+        images[:, 0, 0, 0] = [next(i for i, c in enumerate(CLASSES) if f" {c} " in f"{p} ") for p in prompts]
+        images[1] = 0
+        images[2, 0, 0, 0] = CLASSES.index("bird")
+        return images
+
+
+class Scorer:
+    """CLIP that sees the class an image's first pixel names."""
+
+    def text_embeddings(self, texts):
+        return np.ones((len(texts), 4), np.float32)
+
+    def zero_shot(self, images, prompts):
+        probs = np.full((len(images), len(prompts)), 0.1, np.float32)
+        probs[np.arange(len(images)), images[:, 0, 0, 0]] = 0.8
+        return probs
+
+
+def test_invalid_images_are_never_failures_and_every_seed_is_recorded(setup, tmp_path):
+    from fadejax.audits.conditions.task import AUDIT, build_condition_task, generation_seed
+
+    _, path, _ = setup
+    config = load_config(path, ["conditions.visible_top_k=1"])
+    single = parse_config({**config.model_dump(mode="json"), "models": [],
+                           "model": {k: v for k, v in config.models.member("first").model_dump(mode="json").items()}})
+
+    def wrong(x):  # every answer is label 0, bird (the folder's classes sort as bird, cat, dog): cats and dogs fail
+        return np.tile(np.asarray([[5.0, 0.0, 0.0]], np.float32), (x.shape[0], 1))
+
+    task = build_condition_task(single, oracle=wrong, generator=Generator(), scorer=Scorer(), progress=False)
+    assert task.class_labels.tolist() == [1, 2, 0]  # cat, dog, bird: matched to the folder's class names
+    task.attach_run_dir(tmp_path)
+    cells = np.asarray([[0, 0], [0, 1], [0, 2], [2, 0], [1, 1]])  # cat, cat (blank), cat (CLIP sees a bird), bird, dog
+    core, fields = task.evaluate(None, {"sample": np.zeros(5, np.int32), "cell": cells, "iteration": np.int32(7)})
+    assert fields["valid"].tolist() == [True, False, False, True, True]
+    assert fields["blank"].tolist() == [False, True, False, False, False]
+    assert core["failed"].tolist() == [True, False, False, False, True]  # the bird is answered right; invalid ones never fail
+    assert core["reward"][1] == core["reward"][2] == -1.0 and core["reward"][0] > 0
+    assert fields["seed"] == [generation_seed(single.run.seed, AUDIT, 7, env) for env in range(5)]
+    assert fields["prompt"][0] == "a photo of a cat in the snow" and (tmp_path / "images" / "it000007-env0001.png").is_file()
+
+
+@pytest.fixture(scope="module")
+def family_run(setup):
+    root, path, _ = setup
+    out = root / "run"
+    assert main(["discover", "--config", str(path), "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+def test_a_family_discovers_through_the_cli_with_regenerable_images(setup, family_run, capsys):
+    from bridges.diffusion import load_diffusion
+
+    records = [json.loads(line) for line in (family_run / "records.jsonl").read_text().splitlines()]
+    assert len(records) == 2 * 6
+    for r in records:
+        assert r["prompt"] in {t.format(**{"class": r["concepts"]["class"], "condition": r["concepts"]["condition"]})
+                               for t in ("a photo of a {class} {condition}", "a picture of a {class}, {condition}")}
+        for name in ("first", "second"):
+            assert not r[f"{name}.failed"] or r["valid"]  # an invalid image fails no model
+            assert r[f"{name}.failed"] == (r["valid"] and r[f"{name}.predicted"] != r["label"])
+        assert r["failed"] == (r["valid"] and r["first.failed"] and r["second.failed"])  # mean of two: more than half fail
+    record = records[3]
+    again = load_diffusion(str(setup[0] / "pipeline"), steps=2, height=16, width=16).generate([record["prompt"]], [record["seed"]])[0]
+    saved = np.asarray(Image.open(family_run / "images" / record["image"]).convert("RGB"))
+    assert np.abs(again.astype(int) - saved.astype(int)).max() <= 1
+
+    assert main(["summarize", str(family_run), "--trust-code"]) == 0  # its models are classes the tests define
+    assert (family_run / "report" / "report.html").is_file()
+    capsys.readouterr()
+    assert main(["landscape", "--config", str(setup[1]), "--out", str(setup[0] / "landscape")]) == 2
+    assert "exhaustive landscapes of generated images are not computed" in capsys.readouterr().err
+
+
+def test_describe_names_each_failures_condition_and_splits_the_debug_set(setup, capsys):
+    from bridges.clip_scorer import load_clip
+    from fadejax.audits.conditions.describe import as_uint8_rgb
+    from fadejax.audits.image.data import load_folder
+
+    root, path, data = setup
+    assert main(["describe", "--config", str(path), "--out", str(root / "d0")]) == 2  # a family: which model?
+    assert "name the model whose failures to describe with --model, one of ['first', 'second']" in capsys.readouterr().err
+
+    assert main(["describe", "--config", str(path), "--model", "second", "--top", "2", "--out", str(root / "d")]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads((root / "d" / "describe.json").read_text())
+    seed, held = set(report["debug_seed"]), set(report["debug_held_out"])
+    described = [a["index"] for a in report["assignments"]]
+    assert report["described"] == report["failures"] > 0  # every class is on the class axis
+    assert not seed & held and seed | held == set(described)
+    for a in report["assignments"]:
+        assert a["condition"] in data["conditions"]["vocabulary"][a["class"]] and a["predicted"] != a["label"]
+        assert (root / "d" / a["image"]).is_file()
+    cats = [a for a in report["assignments"] if a["class"] == "cat"]  # three candidates: CLIP's argmax, checked directly
+    assert cats, "the seeded classifier misclassifies a cat"
+    held_out = load_folder(data["data"]["path"], 16)
+    scorer = load_clip(data["conditions"]["clip"])
+    prompts = {c: f"a photo of a cat {c}" for c in CONDITIONS}
+    probs = scorer.zero_shot(as_uint8_rgb(held_out.images[[a["index"] for a in cats]]), prompts)
+    assert [a["condition"] for a in cats] == [CONDITIONS[i] for i in probs.argmax(1)]
+    birds = [a for a in report["assignments"] if a["class"] == "bird"]
+    assert all(a["condition"] == "at night" and a["probability"] == 1.0 for a in birds)  # one candidate
+    assert sum(p["seed_failures"] + p["held_out_failures"] for p in report["pairs"]) == len(described)
+    counts = [p["seed_failures"] for p in report["pairs"]]
+    assert counts == sorted(counts, reverse=True)
+    top = report["pairs"][0]
+    assert f"1. {top['class']} {top['condition']}: {top['seed_failures']} debug-seed" in printed
+    assert "| 1 | " + top["class"] in (root / "d" / "describe.md").read_text()

@@ -1,0 +1,33 @@
+"""A tiny RGB classifier for audits of generated images, built and saved in tests.
+
+``TinyRGB(num_classes, image_size)``: flatten, a hidden layer of 8, the class head (the
+fine-tuner's final linear layer). ``make_tiny_classifier(path, seed)`` saves a seeded
+random one as safetensors; ``model.source: file`` with ``architecture:
+tiny_classifier:TinyRGB`` loads it (the tests directory is on the path).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+class TinyRGB(nn.Module):
+    def __init__(self, num_classes: int = 3, image_size: int = 16):
+        super().__init__()
+        self.features = nn.Sequential(nn.Flatten(), nn.Linear(3 * image_size * image_size, 8), nn.ReLU())
+        self.head = nn.Linear(8, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, S, S) -> (B, classes)
+        return self.head(self.features(x))
+
+
+def make_tiny_classifier(path: str | Path, seed: int = 0, num_classes: int = 3, image_size: int = 16) -> Path:
+    from safetensors.torch import save_file
+
+    torch.manual_seed(seed)
+    model = TinyRGB(num_classes, image_size)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    return Path(path)
