@@ -4,6 +4,8 @@ config errors named, invalid images never failures, discovery with regenerable i
 through the CLI, and `fadejax describe` naming each real failure's condition."""
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,10 +31,11 @@ def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("conditions")
     pipeline, clip = make_tiny_pipeline(root / "pipeline"), make_tiny_clip(root / "clip")
     rng = np.random.default_rng(0)
-    for name in CLASSES:
-        (root / "data" / name).mkdir(parents=True)
-        for i in range(6):
-            Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(root / "data" / name / f"{i}.png")
+    for split, count in (("data", 6), ("train", 4)):
+        for name in CLASSES:
+            (root / split / name).mkdir(parents=True)
+            for i in range(count):
+                Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(root / split / name / f"{i}.png")
     member = lambda seed: {"source": "file", "architecture": "tiny_classifier:TinyRGB",  # noqa: E731
                            "architecture_kwargs": {"num_classes": 3, "image_size": 16},
                            "weights": str(make_tiny_classifier(root / f"tiny{seed}.safetensors", seed))}
@@ -43,7 +46,8 @@ def setup(tmp_path_factory):
         "space": {"axes": [{"name": "class", "values": CLASSES}, {"name": "condition", "values": CONDITIONS}]},
         "conditions": {"pipeline": str(pipeline), "clip": str(clip), "steps": 2, "height": 16, "width": 16, "batch_size": 8,
                        "templates": ["a photo of a {class} {condition}", "a picture of a {class}, {condition}"],
-                       "visible_top_k": 2, "vocabulary": {"cat": CONDITIONS, "dog": CONDITIONS[:2], "bird": ["at night"]}},
+                       "visible_top_k": 2, "vocabulary": {"cat": CONDITIONS, "dog": CONDITIONS[:2], "bird": ["at night"]},
+                       "train_data": str(root / "train")},
         "searcher": {"kind": "random"},
         "run": {"iterations": 2, "num_envs": 6, "checkpoint_every": 1, "tensorboard": False},
     }
@@ -182,3 +186,41 @@ def test_describe_names_each_failures_condition_and_splits_the_debug_set(setup, 
     top = report["pairs"][0]
     assert f"1. {top['class']} {top['condition']}: {top['seed_failures']} debug-seed" in printed
     assert "| 1 | " + top["class"] in (root / "d" / "describe.md").read_text()
+
+
+def test_restructure_fixes_every_models_head_with_generated_data_beside_the_random_baseline(setup, family_run, monkeypatch, capsys):
+    from safetensors.torch import load_file
+
+    from tiny_classifier import TinyRGB
+
+    root, _, data = setup
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]))  # the fine-tuner's process imports TinyRGB
+    out = root / "fixed"
+    argv = ["restructure", str(family_run), "--modes", "0", "--modes", "4", "--epochs", "3", "--images-per-mode", "2",
+            "--eval-images-per-mode", "2", "--out", str(out), "--trust-code"]
+    assert main(argv) == 0, capsys.readouterr().err
+    report = json.loads((out / "shift_report.json").read_text())
+    g = report["generated"]
+    searched = {json.loads(line)["seed"] for line in (family_run / "records.jsonl").read_text().splitlines()}
+    sets = [set(g["seeds"][name]) for name in ("generated", "random", "eval")]
+    assert not (sets[0] & sets[1] or sets[0] & sets[2] or sets[1] & sets[2] or searched & (sets[0] | sets[1] | sets[2]))
+    assert g["images"] == g["random_baseline_images"] == len(g["seeds"]["generated"]) > 0  # the same image budget
+    fixed, baseline = np.load(out / "generated" / "generated.npz"), np.load(out / "generated" / "random.npz")
+    assert sorted(fixed["labels"].tolist()) == sorted(baseline["labels"].tolist())  # ... of the same classes
+    assert all(p in ("a photo of a cat", "a photo of a dog") for p in g["prompts"]["random"])
+    assert set(g["prompts"]["generated"]) <= {"a photo of a cat in the snow", "a photo of a dog on the grass"}
+    assert report["lambda"] == 0.5 and "L_original + 0.5 · L_generated" in (out / "shift_report.md").read_text()
+    assert set(report["models"]) == {"first", "second"}  # no --model: the whole family, one generated set
+    held = np.load(out / "generated" / "eval.npz")
+    for name, seed in (("first", 0), ("second", 1)):
+        base = load_file(data["models"][seed]["weights"])
+        tuned = load_file(report["fine_tune"][f"{name}/generated"]["model"])
+        assert sorted(k for k in base if not np.array_equal(base[k].numpy(), tuned[k].numpy())) == ["head.bias", "head.weight"]
+        model = TinyRGB(3, 16)
+        model.load_state_dict(tuned)
+        with torch.no_grad():
+            predicted = model(torch.from_numpy(held["images"]).permute(0, 3, 1, 2)).argmax(-1).numpy()
+        assert report["models"][name]["generated"]["generated_held_out_accuracy"] == pytest.approx(float(np.mean(predicted == held["labels"])))
+        assert f"| {name} | clean held-out |" in (out / "shift_report.md").read_text()
+    assert [m["cell"] for m in report["modes"]] == [0, 4]
+    assert json.loads((out / "rediscovery" / "run.json").read_text())["status"] == "complete"

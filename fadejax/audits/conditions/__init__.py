@@ -28,13 +28,20 @@ class ConditionAudit(Audit):
                          "summarize the discovery run instead")
     recordable = False  # every query is a diffusion run
     reevaluates_modes = False  # re-generating a mode costs diffusion runs
+    restructure_defaults = (1000, 0.2)  # the paper's head retraining: many cheap epochs (the head trains on cached features)
+    restructure_options = {
+        "model": ImageAudit.restructure_options["model"],  # here: without it, every member of a family (the collective fix)
+        "images_per_mode": (int, "generated-conditions runs: images generated per chosen mode for the fix (default 5)"),
+        "eval_images_per_mode": (int, "generated-conditions runs: fresh images per mode that check the fix (default 5)"),
+    }
+    finetune_specs = {"classifier": "fadejax.audits.image.finetune_spec:ClassifierSpec"}
 
     def code_named(self, data: dict[str, Any]) -> list[tuple[str, str]]:
         return ImageAudit.code_named(self, data)
 
     def paths_named(self, data: dict[str, Any]) -> list[tuple[str, str]]:
         found = ImageAudit.paths_named(self, data)
-        return found + section_paths(data, {"conditions": ("pipeline", "clip")})
+        return found + section_paths(data, {"conditions": ("pipeline", "clip", "train_data")})
 
     def default_axes(self) -> list[dict[str, Any]]:
         return [{"name": "class", "values": ["dog", "cat"]}, {"name": "condition", "values": ["in the snow", "on the grass"]}]
@@ -90,6 +97,21 @@ class ConditionAudit(Audit):
         from fadejax.audits.prompt import PromptAudit
 
         PromptAudit.attach_examples(self, task, examples, run_dir)  # the generated PNGs, as the text-to-image audit shows them
+
+    def check_restructure(self, config, request) -> None:
+        from fadejax.audits.conditions.restructure import check
+
+        check(config, request)
+
+    def restructure(self, run_dir: Path, config, modes: list[int], out: Path, request) -> dict[str, Any]:
+        from fadejax.audits.conditions.restructure import restructure_conditions
+
+        return restructure_conditions(run_dir, config, modes, out, request)
+
+    def render_shift_report(self, report: dict[str, Any]) -> str:
+        from fadejax.audits.conditions.restructure import render_markdown
+
+        return render_markdown(report)
 
     def describe_failures(self, config, out: Path, *, model: str | None = None, top: int = 5, progress: bool = True) -> dict[str, Any]:
         from fadejax.audits.conditions.describe import describe

@@ -45,6 +45,9 @@ class ConditionsConfig(Strict):
     class_index: dict[str, int] | None = None
     image_size: pydantic.PositiveInt | None = None
     vocabulary: dict[str, list[str]] | None = None
+    #: the classifier's training images (a folder of class folders or an .npz) for the
+    #: L_original term when ``fadejax restructure`` retrains its final layer
+    train_data: str | None = None
     debug_seed_fraction: float = pydantic.Field(0.5, gt=0.0, lt=1.0)
     debug_split_seed: int = 0
 
