@@ -77,6 +77,11 @@ def run(spec) -> dict:
     generator = torch.Generator().manual_seed(h.seed)
     fail_x, fail_y = _load_npz(spec.failure_data)
     clean = _load_npz(spec.clean_data) if spec.clean_data else None
+    if spec.normalize_mean is not None or spec.normalize_std is not None:  # as the audit's oracle feeds the model
+        mean = torch.tensor(spec.normalize_mean or [0.0], dtype=torch.float32).view(1, -1, 1, 1)
+        std = torch.tensor(spec.normalize_std or [1.0], dtype=torch.float32).view(1, -1, 1, 1)
+        fail_x = (fail_x - mean) / std
+        clean = ((clean[0] - mean) / std, clean[1]) if clean else None
 
     checkpoint = out / "checkpoint.pt"
     start, history = 0, []

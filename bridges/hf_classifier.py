@@ -145,3 +145,16 @@ def load_hf_image_classifier(name_or_path: str) -> HFImageClassifier:
         ) from None
     return HFImageClassifier(model.eval(), ProcessorTransform(processor))
 
+
+class LocalHFImageClassifier(HFImageClassifier):
+    """:class:`HFImageClassifier` built from ``path`` (a local directory or a model id in the
+    Hugging Face cache), as a class ``model.source: file`` can name
+    (``architecture: bridges.hf_classifier:LocalHFImageClassifier``, ``architecture_kwargs:
+    {path: ...}``), so that restructure can retrain its final layer; ``weights`` is then its
+    state dict saved as safetensors (the same model's, or a fine-tuned one). Its processor's
+    resizing and normalisation are part of the module."""
+
+    def __init__(self, path: str):
+        loaded = load_hf_image_classifier(path)
+        super().__init__(loaded.model, loaded.transform)
+

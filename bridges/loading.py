@@ -40,6 +40,9 @@ def build_classifier_oracle(model_config, train_set, held_out, data_config, prog
     elif model_config.source == "file":
         model = load_into(build_from_import_path(model_config.architecture, model_config.architecture_kwargs), model_config.weights)
         info = {"weights": model_config.weights}
+        names = getattr(model, "label_names", None)  # a class that names its classes (e.g. LocalHFImageClassifier)
+        if isinstance(names, (list, tuple)) and names:
+            info["label_names"] = [str(n) for n in names]
     else:
         model = build_vision_model(model_config.source, model_config.architecture, model_config.weights, model_config.architecture_kwargs)
         info = {"weights": model_config.weights or "(library cache)"}

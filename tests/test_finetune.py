@@ -105,3 +105,20 @@ def test_a_bad_spec_fails_clearly_before_any_work(data, tmp_path, change, messag
         launch(spec, quiet=True)
     assert message in str(info.value)
     assert not (tmp_path / "never").exists()
+
+
+def test_a_models_input_normalisation_is_applied_to_both_training_sets(data, tmp_path):
+    """With normalize_mean/std the fine-tuner feeds the model what the audit's oracle feeds
+    it: the same head as fine-tuning on sets normalised beforehand."""
+    root, weights = data
+    mean, std = 0.25, 0.5
+    for name in ("failures_small", "clean_small"):
+        with np.load(root / f"{name}.npz") as archive:
+            np.savez(tmp_path / f"{name}.npz", images=(archive["images"] - mean) / std, labels=archive["labels"])
+    spec = _spec(root, weights, tmp_path / "normalised", small=True)
+    normalised = launch({**spec, "normalize_mean": [mean], "normalize_std": [std]}, quiet=True)
+    beforehand = launch({**spec, "output_dir": str(tmp_path / "beforehand"), "failure_data": str(tmp_path / "failures_small.npz"),
+                         "clean_data": str(tmp_path / "clean_small.npz")}, quiet=True)
+    a, b = (load_file(m["model"]) for m in (normalised, beforehand))
+    np.testing.assert_allclose(a["head.weight"].numpy(), b["head.weight"].numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(a["head.bias"].numpy(), b["head.bias"].numpy(), rtol=1e-5, atol=1e-6)

@@ -61,9 +61,6 @@ def check(config: ExperimentConfig, request: RestructureRequest) -> None:
         if m.source != "file":
             raise AuditError(f"restructure retrains the final layer of 'file' models (an architecture class and its weights); "
                              f"{where} is a '{m.source}' model")
-        if m.normalize_mean is not None or m.normalize_std is not None:
-            raise AuditError(f"{where} normalises its inputs (normalize_mean/std), which the head fine-tuner does not apply; "
-                             "fold the normalisation into the model class instead")
     if request.use_clean and config.conditions.train_data is None:
         raise AuditError("L_original needs the classifier's training images: set conditions.train_data (a folder of class "
                          "folders or an .npz), or pass --no-clean to train on the generated data alone")
@@ -208,7 +205,8 @@ def restructure_conditions(run_dir: Path, config: ExperimentConfig, modes: list[
                         "weights": section.weights, "failure_data": str(data_dir / f"{data}.npz"), "clean_data": clean,
                         "output_dir": str(out / "finetune" / label / data),
                         "hyper": {"epochs": request.epochs, "learning_rate": request.learning_rate,
-                                  "failure_weight": request.failure_weight, "seed": config.run.seed}}
+                                  "failure_weight": request.failure_weight, "seed": config.run.seed},
+                        "normalize_mean": section.normalize_mean, "normalize_std": section.normalize_std}
                 metrics = launch(spec, quiet=not progress)
                 fine_tunes[f"{label}/{data}"] = metrics
                 tuned = section.model_copy(update={"weights": metrics["model"]})

@@ -28,7 +28,8 @@ class ClassifierSpec(_Strict):
     training-split samples perturbed under the chosen modes, with their true labels.
     ``clean_data`` (optional): unperturbed training samples; with it the loss is
     ``L_clean + failure_weight * L_failure`` (Chegini & Feizi's remedy), without it
-    ``L_failure`` alone.
+    ``L_failure`` alone. ``normalize_mean`` / ``normalize_std`` (per channel): the model's
+    input normalisation, applied to both sets as the audit's oracle applies it.
     """
 
     kind: Literal["classifier"] = "classifier"
@@ -39,6 +40,8 @@ class ClassifierSpec(_Strict):
     clean_data: str | None = None
     output_dir: str
     hyper: ClassifierHyper = pydantic.Field(default_factory=ClassifierHyper)
+    normalize_mean: list[float] | None = None
+    normalize_std: list[float] | None = None
 
     @pydantic.model_validator(mode="after")
     def _files_exist(self) -> "ClassifierSpec":

@@ -72,6 +72,7 @@ def restructure_classifier(run_dir: Path, config: ExperimentConfig, modes: list[
         "failure_data": str(failures), "clean_data": str(clean) if use_clean else None,
         "output_dir": str(out / "finetune"),
         "hyper": {"epochs": epochs, "learning_rate": learning_rate, "failure_weight": failure_weight, "seed": config.run.seed},
+        "normalize_mean": config.model.normalize_mean, "normalize_std": config.model.normalize_std,
     }
     metrics = launch(spec, quiet=not progress)
 
