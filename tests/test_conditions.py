@@ -160,6 +160,10 @@ def test_describe_names_each_failures_condition_and_splits_the_debug_set(setup, 
     root, path, data = setup
     assert main(["describe", "--config", str(path), "--out", str(root / "d0")]) == 2  # a family: which model?
     assert "name the model whose failures to describe with --model, one of ['first', 'second']" in capsys.readouterr().err
+    assert main(["describe", "--config", str(Path(__file__).parents[1] / "configs" / "digits.yaml"), "--out", str(root / "d1")]) == 2  # another audit
+    err = capsys.readouterr().err
+    assert "the 'image' audit does not describe failures in words" in err and len(err.strip().splitlines()) == 1
+    assert not (root / "d0").exists() and not (root / "d1").exists()
 
     assert main(["describe", "--config", str(path), "--model", "second", "--top", "2", "--out", str(root / "d")]) == 0
     printed = capsys.readouterr().out

@@ -158,3 +158,27 @@ def test_a_model_id_already_in_the_hugging_face_cache_is_loaded_from_it(models, 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     classifier = load_hf_image_classifier("tiny/vit")
     assert classifier.label_names == NAMES and classifier(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_a_hugging_face_classifier_as_a_file_model_names_its_classes_and_answers_the_same(models, tmp_path):
+    """LocalHFImageClassifier: what restructure can retrain (a class and its weights), with
+    the processor's steps inside and the model's class names given to the audit."""
+    from safetensors.torch import save_file
+
+    from bridges.finetune_classifier import final_linear
+    from bridges.hf_classifier import LocalHFImageClassifier
+    from bridges.loading import build_classifier_oracle
+    from fadejax.audits.image.config import DataConfig, ModelConfig
+    from fadejax.audits.image.data import ImageDataset
+
+    module = LocalHFImageClassifier(str(models["resnet"]))
+    save_file({k: v.contiguous() for k, v in module.state_dict().items()}, str(tmp_path / "resnet.safetensors"))
+    section = ModelConfig(source="file", architecture="bridges.hf_classifier:LocalHFImageClassifier",
+                          architecture_kwargs={"path": str(models["resnet"])}, weights=str(tmp_path / "resnet.safetensors"))
+    held_out = ImageDataset(np.zeros((2, 32, 32, 3), np.float32), np.zeros(2, np.int64), 10, "blank")
+    oracle, info = build_classifier_oracle(section, None, held_out, DataConfig(), progress=False)
+    assert info["label_names"] == NAMES
+    images = np.random.default_rng(0).random((3, 32, 32, 3)).astype(np.float32)
+    expected = load_hf_image_classifier(str(models["resnet"]))(torch.from_numpy(images).permute(0, 3, 1, 2))
+    np.testing.assert_allclose(np.asarray(oracle(images)), expected.detach().numpy(), rtol=1e-4, atol=1e-5)
+    assert final_linear(module) is module.model.classifier[-1]  # the head the fine-tuner retrains
