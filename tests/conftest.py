@@ -80,17 +80,28 @@ def digits_task(default_config):
 
 
 @pytest.fixture(scope="session")
-def ground_truth(digits_task) -> np.ndarray:
+def ground_truth(digits_task, tmp_path_factory) -> np.ndarray:
     """Exhaustive failure rate of each of the 125 default actions, ``(125,)``, over the first
     third (180) of the held-out digits: a third of the queries of the whole set (measured on
     recordings/digits.npz: rates correlate 0.994 with the whole set's, the same worst cell
-    and the same 13 worst cells)."""
+    and the same 13 worst cells). Computed once per session: the first pytest-xdist worker
+    to need it saves it where every worker looks (the others wait for it, then load it)."""
+    from filelock import FileLock
+
     from fadejax.config import parse_config
     from fadejax.ground_truth import failure_landscape
     from fadejax.task import build_task
 
-    third = build_task(parse_config({"data": {"limit": digits_task.num_samples // 3}}), oracle=digits_task.oracle, progress=False)
-    return failure_landscape(third)
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    saved = shared / "ground_truth_third.npy"
+    with FileLock(str(saved) + ".lock"):
+        if saved.is_file():
+            return np.load(saved)
+        third = build_task(parse_config({"data": {"limit": digits_task.num_samples // 3}}), oracle=digits_task.oracle, progress=False)
+        rates = failure_landscape(third)
+        np.save(saved, rates)
+        return rates
 
 
 # Debian's chromium as the probe starts it (no sandbox as root; no background network calls).
@@ -132,7 +143,8 @@ def _torch_threads_unchanged_by_a_module():
 #: collected. Only the order changes, never what runs.
 SLOWEST_FIRST = ["test_searcher_contract.py", "test_cli_matrix.py", "test_run_resume.py", "test_readme_commands.py", "test_report.py",
                  "test_text_task.py", "test_text_finetune.py", "test_end_to_end.py", "test_finetune.py", "test_prompt_task.py",
-                 "test_searcher_guide.py", "test_audit_guide.py", "test_restructure.py", "test_scale.py", "test_multidevice.py"]
+                 "test_sweep.py", "test_conditions.py", "test_searcher_guide.py", "test_audit_guide.py", "test_restructure.py",
+                 "test_scale.py", "test_multidevice.py"]
 
 
 def pytest_collection_modifyitems(items):
