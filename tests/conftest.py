@@ -143,7 +143,7 @@ def _torch_threads_unchanged_by_a_module():
 #: collected. Only the order changes, never what runs.
 SLOWEST_FIRST = ["test_searcher_contract.py", "test_cli_matrix.py", "test_run_resume.py", "test_readme_commands.py", "test_report.py",
                  "test_text_task.py", "test_text_finetune.py", "test_end_to_end.py", "test_finetune.py", "test_prompt_task.py",
-                 "test_sweep.py", "test_conditions.py", "test_searcher_guide.py", "test_audit_guide.py", "test_restructure.py",
+                 "test_posterior.py", "test_sweep.py", "test_conditions.py", "test_searcher_guide.py", "test_posterior_walk.py", "test_audit_guide.py", "test_restructure.py",
                  "test_scale.py", "test_multidevice.py"]
 
 

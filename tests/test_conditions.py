@@ -191,6 +191,40 @@ def test_describe_names_each_failures_condition_and_splits_the_debug_set(setup, 
     assert f"1. {top['class']} {top['condition']}: {top['seed_failures']} debug-seed" in printed
     assert "| 1 | " + top["class"] in (root / "d" / "describe.md").read_text()
 
+    # the same vocabulary from a file; a file naming an unknown condition is refused in one line, before any model loads
+    (root / "vocabulary.yaml").write_text(yaml.safe_dump(data["conditions"]["vocabulary"]))
+    assert main(["describe", "--config", str(path), "--model", "second", "--out", str(root / "d2"),
+                 "--set", f"conditions.vocabulary={root / 'vocabulary.yaml'}"]) == 0
+    assert json.loads((root / "d2" / "describe.json").read_text())["assignments"] == report["assignments"]
+    (root / "bad.yaml").write_text(yaml.safe_dump({"cat": ["on the moon"]}))
+    capsys.readouterr()
+    assert main(["describe", "--config", str(path), "--model", "second", "--out", str(root / "d3"),
+                 "--set", f"conditions.vocabulary={root / 'bad.yaml'}"]) == 2
+    err = capsys.readouterr().err
+    assert "['on the moon'] not among the condition axis' words" in err and len(err.strip().splitlines()) == 1
+
+
+def test_each_failure_gets_the_condition_its_image_was_built_to_match():
+    """CLIP's zero-shot choice among a class's candidates, on images built so that a stub
+    CLIP matches each to one condition; a class with one candidate needs no CLIP."""
+    from fadejax.audits.conditions.describe import assign_conditions
+
+    class MarkedScorer:  # sees the condition an image's first pixel names, among the prompts it is given
+        def zero_shot(self, images, prompts):
+            names = list(prompts)
+            probs = np.full((len(images), len(names)), 0.05, np.float32)
+            for i, image in enumerate(images):
+                probs[i, names.index(CONDITIONS[image[0, 0, 0]])] = 0.9
+            return probs / probs.sum(1, keepdims=True)
+
+    built = [("cat", "at night"), ("cat", "in the snow"), ("dog", "on the grass"), ("bird", "at night"), ("cat", "on the grass")]
+    images = np.zeros((len(built), 4, 4, 3), np.uint8)
+    images[:, 0, 0, 0] = [CONDITIONS.index(condition) for _, condition in built]
+    vocabulary = {"cat": CONDITIONS, "dog": CONDITIONS[:2], "bird": ["at night"]}
+    assigned, probability = assign_conditions(MarkedScorer(), images, [c for c, _ in built], vocabulary, "a photo of a {class} {condition}")
+    assert assigned == [condition for _, condition in built]
+    assert probability[3] == 1.0 and all(0.5 < p < 1.0 for i, p in enumerate(probability) if i != 3)
+
 
 def test_restructure_fixes_every_models_head_with_generated_data_beside_the_random_baseline(setup, family_run, monkeypatch, capsys):
     from safetensors.torch import load_file

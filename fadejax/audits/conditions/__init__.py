@@ -19,6 +19,43 @@ from fadejax.audits.image.config import DataConfig, ModelConfig, ModelFamily, Re
 AXES = ("class", "condition")
 
 
+def check_vocabulary(vocabulary: Any, config, where: str = "conditions.vocabulary") -> dict[str, list[str]]:
+    """``vocabulary`` as class word -> candidate conditions, each a word of the axes;
+    ``ValueError`` naming ``where`` otherwise."""
+    classes, conditions = ([str(v) for v in a.values] for a in config.space.axes)
+    if not isinstance(vocabulary, dict):
+        raise ValueError(f"{where}: a mapping of class words to lists of conditions is needed, got {type(vocabulary).__name__}")
+    for name, words in vocabulary.items():
+        if name not in classes:
+            raise ValueError(f"{where}: '{name}' is not a word of the class axis {classes}")
+        unknown = [w for w in words if w not in conditions] if isinstance(words, list) else words
+        if unknown or not words:
+            raise ValueError(f"{where}.{name}: {unknown or 'no words'} not among the condition axis' words {conditions}")
+    return {str(k): [str(w) for w in v] for k, v in vocabulary.items()}
+
+
+def read_vocabulary(config) -> dict[str, list[str]]:
+    """Each class word's candidate conditions: ``conditions.vocabulary`` (a mapping or a
+    YAML/JSON file of one), every condition word for a class it leaves out."""
+    import yaml
+
+    given = config.conditions.vocabulary or {}
+    if isinstance(given, str):
+        path = Path(given)
+        if not path.is_file():
+            raise AuditError(f"conditions.vocabulary: the file '{given}' does not exist")
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise AuditError(f"conditions.vocabulary: '{given}' is not YAML or JSON: {exc}") from None
+        try:
+            given = check_vocabulary(loaded, config, where=f"conditions.vocabulary ({given})")
+        except ValueError as exc:
+            raise AuditError(str(exc)) from None
+    conditions = [str(v) for v in config.space.axes[1].values]
+    return {str(w): list(given.get(str(w), conditions)) for w in config.space.axes[0].values}
+
+
 class ConditionAudit(Audit):
     name = "conditions"
     sections = {"data": DataConfig, "model": ModelConfig, "models": ModelFamily, "reward": RewardConfig, "conditions": ConditionsConfig}
@@ -41,7 +78,7 @@ class ConditionAudit(Audit):
 
     def paths_named(self, data: dict[str, Any]) -> list[tuple[str, str]]:
         found = ImageAudit.paths_named(self, data)
-        return found + section_paths(data, {"conditions": ("pipeline", "clip", "train_data")})
+        return found + section_paths(data, {"conditions": ("pipeline", "clip", "train_data", "vocabulary")})
 
     def default_axes(self) -> list[dict[str, Any]]:
         return [{"name": "class", "values": ["dog", "cat"]}, {"name": "condition", "values": ["in the snow", "on the grass"]}]
@@ -65,13 +102,9 @@ class ConditionAudit(Audit):
         except PromptError as exc:
             field = "conditions.class_prompt" if c.class_prompt in str(exc) else "conditions.templates"
             raise ValueError(f"{field}: {exc}") from None
-        classes, conditions = ([str(v) for v in a.values] for a in config.space.axes)
-        for name, words in (c.vocabulary or {}).items():
-            if name not in classes:
-                raise ValueError(f"conditions.vocabulary: '{name}' is not a word of the class axis {classes}")
-            unknown = [w for w in words if w not in conditions]
-            if unknown or not words:
-                raise ValueError(f"conditions.vocabulary.{name}: {unknown or 'no words'} not among the condition axis' words {conditions}")
+        classes = [str(v) for v in config.space.axes[0].values]
+        if isinstance(c.vocabulary, dict):  # a file is read and checked when it is used (its path may be relative to a run)
+            check_vocabulary(c.vocabulary, config)
         for name in c.class_index or {}:
             if name not in classes:
                 raise ValueError(f"conditions.class_index: '{name}' is not a word of the class axis {classes}")

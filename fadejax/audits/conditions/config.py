@@ -25,7 +25,8 @@ class ConditionsConfig(Strict):
     ``class_index`` maps each class word to the classifier's label (default: the word
     matched, case-insensitively, to the model's or data's class names, or to one of a
     name's comma-separated aliases). ``vocabulary`` lists each class's candidate
-    conditions for ``fadejax describe`` (default: every condition word for every class),
+    conditions for ``fadejax describe`` (a mapping, or the path of a YAML or JSON file
+    holding one; default: every condition word for every class),
     which names the condition of each of the classifier's real held-out failures with
     CLIP and splits them into a debug seed and a debug held-out set.
     """
@@ -44,7 +45,7 @@ class ConditionsConfig(Strict):
     visible_top_k: pydantic.PositiveInt = 1
     class_index: dict[str, int] | None = None
     image_size: pydantic.PositiveInt | None = None
-    vocabulary: dict[str, list[str]] | None = None
+    vocabulary: dict[str, list[str]] | str | None = None
     #: the classifier's training images (a folder of class folders or an .npz) for the
     #: L_original term when ``fadejax restructure`` retrains its final layer
     train_data: str | None = None

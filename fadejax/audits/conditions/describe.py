@@ -77,10 +77,12 @@ def describe(config, out: Path, *, model: str | None = None, top: int = 5, progr
     its family); writes ``describe.json``, ``describe.md`` and ``images/`` to ``out``."""
     from bridges.clip_scorer import load_clip
     from bridges.diffusion import save_png
+    from fadejax.audits.conditions import read_vocabulary
     from fadejax.audits.conditions.task import class_labels_of
     from fadejax.audits.image import member_config
     from fadejax.audits.image.task import load_classifier
 
+    vocabulary = read_vocabulary(config)  # a vocabulary file's mistakes are named before any model loads
     audited = member_config(config, model) if model is not None else config
     classifier, held_out, info = load_classifier(audited, None, progress)
     names = info.get("label_names") or held_out.class_names
@@ -88,7 +90,6 @@ def describe(config, out: Path, *, model: str | None = None, top: int = 5, progr
     words = [str(v) for v in config.space.axes[0].values]
     conditions = [str(v) for v in config.space.axes[1].values]
     word_of = {int(label): word for word, label in zip(words, class_labels_of(config, names))}
-    vocabulary = {w: list((c.vocabulary or {}).get(w, conditions)) for w in words}
 
     if progress:
         print(f"classifying {len(held_out)} held-out images ...", flush=True)
