@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import pydantic
 
-from fadejax.strict import Strict
+from fadejax.audits.prompt.config import GenerationConfig
 
 
-class ConditionsConfig(Strict):
+class ConditionsConfig(GenerationConfig):
     """A classifier audited on images a diffusion model generates of its classes under
     conditions named in words (Chegini & Feizi's CLIP-aided debugging).
 
@@ -31,15 +29,7 @@ class ConditionsConfig(Strict):
     CLIP and splits them into a debug seed and a debug held-out set.
     """
 
-    pipeline: str | None = None
     clip: str | None = None
-    device: str = "cpu"
-    dtype: Literal["float32", "float16"] = "float32"
-    steps: pydantic.PositiveInt = 30
-    guidance_scale: float = pydantic.Field(7.5, ge=0.0)
-    height: pydantic.PositiveInt = 512
-    width: pydantic.PositiveInt = 512
-    batch_size: pydantic.PositiveInt = 4
     templates: list[str] = pydantic.Field(default_factory=lambda: ["a photo of a {class} {condition}"], min_length=1)
     class_prompt: str = "a photo of a {class}"
     visible_top_k: pydantic.PositiveInt = 1

@@ -33,6 +33,7 @@ import numpy as np
 from fadejax.audits.base import AuditError, RestructureRequest
 from fadejax.audits.conditions.task import EVAL, RANDOM, TRAIN, generation_seed, to_classifier, visible
 from fadejax.audits.prompt.prompts import compose
+from fadejax.audits.prompt.restructure import observed_rates
 from fadejax.config import ExperimentConfig, parse_config
 from fadejax.records import RECORDS_FILE, read_records
 
@@ -119,15 +120,6 @@ def _load(section, held_out, config):
     from bridges.loading import build_classifier_oracle
 
     return build_classifier_oracle(section, None, held_out, config.data, progress=False)[0]
-
-
-def _observed(records: list[dict], cells: list[int]) -> dict[int, tuple[int, int]]:
-    out = {c: (0, 0) for c in cells}
-    for r in records:
-        if r["cell"] in out:
-            visits, fails = out[r["cell"]]
-            out[r["cell"]] = (visits + 1, fails + int(r["failed"]))
-    return out
 
 
 def restructure_conditions(run_dir: Path, config: ExperimentConfig, modes: list[int], out: Path, request: RestructureRequest) -> dict[str, Any]:
@@ -232,8 +224,8 @@ def restructure_conditions(run_dir: Path, config: ExperimentConfig, modes: list[
     new_config = parse_config(new_data)
     new_task = build_task(new_config, progress=progress)
     rediscovery = link_rediscovery(new_config, new_task, run_dir, out, progress)
-    before_rates = _observed(list(read_records(run_dir / RECORDS_FILE)), modes)
-    after_rates = _observed(list(read_records(rediscovery / RECORDS_FILE)), modes)
+    before_rates = observed_rates(list(read_records(run_dir / RECORDS_FILE)), modes)
+    after_rates = observed_rates(list(read_records(rediscovery / RECORDS_FILE)), modes)
     rows = []
     for mode in modes:
         (v0, f0), (v1, f1) = before_rates[mode], after_rates[mode]

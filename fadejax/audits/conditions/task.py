@@ -29,6 +29,7 @@ import numpy as np
 from fadejax.audits.conditions import ConditionAudit
 from fadejax.audits.image.config import RewardConfig
 from fadejax.audits.prompt.prompts import compose
+from fadejax.audits.prompt.task import TemplatedImageQueries, query_id
 from fadejax.rewards import classification_reward, family_reward
 from fadejax.spaces import ConceptSpace
 
@@ -40,11 +41,6 @@ AUDIT, TRAIN, RANDOM, EVAL = 0, 1, 2, 3
 def generation_seed(run_seed: int, domain: int, a: int, b: int) -> int:
     """The diffusion seed of image ``(a, b)`` of ``domain`` (a query: ``(iteration, env)``)."""
     return int(np.random.SeedSequence([run_seed, domain, a, b]).generate_state(1)[0])
-
-
-def query_id(iteration: int, env: int) -> str:
-    """The name of a query's image: ``it000012-env0003``."""
-    return f"it{iteration:06d}-env{env:04d}"
 
 
 def to_classifier(images: np.ndarray, size: int) -> jax.Array:
@@ -62,7 +58,7 @@ def visible(probs: np.ndarray, intended: np.ndarray, top_k: int) -> np.ndarray:
 
 
 @dataclass
-class ConditionTask:
+class ConditionTask(TemplatedImageQueries):
     """Everything a discovery run needs about a generated-conditions audit.
 
     Attributes:
@@ -116,23 +112,6 @@ class ConditionTask:
         self.record_names = {"label": self.label_names, "predicted": self.label_names} if self.label_names else {}
         if self.members and self.label_names:
             self.record_names.update({f"{m}.predicted": self.label_names for m in self.members})
-
-    @property
-    def num_samples(self) -> int:
-        return len(self.templates)
-
-    def attach_run_dir(self, run_dir: Path) -> None:
-        """Where the generated images (``images/``) of this run go."""
-        self.run_dir = Path(run_dir)
-        (self.run_dir / "images").mkdir(parents=True, exist_ok=True)
-
-    def prepare(self, sample: jax.Array, values: jax.Array, key: jax.Array) -> None:
-        return None  # prompts are composed and images generated on the host, in evaluate
-
-    def prompts(self, samples: np.ndarray, cells: np.ndarray) -> list[str]:
-        """The prompts of ``B`` queries: template ``samples[b]`` with the words of ``cells[b]`` (``(B, 2)`` indices)."""
-        return [compose(self.templates[int(s)], {a.name: str(a.values[int(i)]) for a, i in zip(self.space.axes, cell)})
-                for s, cell in zip(samples, cells)]
 
     def evaluate(self, inputs: None, pending: dict[str, jax.Array]) -> tuple[dict[str, Any], dict[str, Any]]:
         """Compose, generate (one batched call), save PNGs, check visibility, classify."""

@@ -9,7 +9,21 @@ import pydantic
 from fadejax.strict import Strict as _Strict
 
 
-class PromptConfig(_Strict):
+class GenerationConfig(_Strict):
+    """How a local diffusers ``pipeline`` directory (or a model id in the Hugging Face
+    cache) generates images: device, precision, denoising steps, guidance, size, batch."""
+
+    pipeline: str | None = None
+    device: str = "cpu"
+    dtype: Literal["float32", "float16"] = "float32"
+    steps: pydantic.PositiveInt = 30
+    guidance_scale: float = pydantic.Field(7.5, ge=0.0)
+    height: pydantic.PositiveInt = 512
+    width: pydantic.PositiveInt = 512
+    batch_size: pydantic.PositiveInt = 4
+
+
+class PromptConfig(GenerationConfig):
     """The text-to-image audit (``task: prompt``): a diffusers pipeline from a local
     ``pipeline`` directory, prompts from ``templates`` filled with the axes' words, reward
     eq. 9 (``clip``, a local CLIP at ``clip``) or eq. 8 (``human`` ratings on a local page).
@@ -19,15 +33,7 @@ class PromptConfig(_Strict):
     invalid. ``attribute_prompts`` drive the zero-shot bias measure (male-to-female ratio).
     """
 
-    pipeline: str | None = None
     lora: str | None = None
-    device: str = "cpu"
-    dtype: Literal["float32", "float16"] = "float32"
-    steps: pydantic.PositiveInt = 30
-    guidance_scale: float = pydantic.Field(7.5, ge=0.0)
-    height: pydantic.PositiveInt = 512
-    width: pydantic.PositiveInt = 512
-    batch_size: pydantic.PositiveInt = 4
     templates: list[str] | None = None
     held_out: pydantic.PositiveInt | None = None
     reward: Literal["clip", "human"] = "clip"

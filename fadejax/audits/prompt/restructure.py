@@ -35,7 +35,8 @@ def records_ratio(records: list[dict], numerator: str, denominator: str) -> floa
     return attribute_ratio(Counter(r.get("attribute", "ambiguous") for r in records), numerator, denominator)
 
 
-def _rates(records: list[dict], cells: list[int]) -> dict[int, tuple[int, int]]:
+def observed_rates(records: list[dict], cells: list[int]) -> dict[int, tuple[int, int]]:
+    """``cell -> (visits, failures)`` among ``records`` for each of ``cells``."""
     out = {c: (0, 0) for c in cells}
     for r in records:
         if r["cell"] in out:
@@ -68,7 +69,7 @@ def restructure_prompt(run_dir: Path, config: ExperimentConfig, modes: list[int]
     before = list(read_records(run_dir / RECORDS_FILE))
     after = list(read_records(rediscovery / RECORDS_FILE))
     num, den = p.bias_ratio
-    old, new = _rates(before, modes), _rates(after, modes)
+    old, new = observed_rates(before, modes), observed_rates(after, modes)
     rows = []
     for mode in modes:
         (v0, f0), (v1, f1) = old[mode], new[mode]

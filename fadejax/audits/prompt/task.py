@@ -55,8 +55,37 @@ def query_id(iteration: int, env: int) -> str:
     return f"it{iteration:06d}-env{env:04d}"
 
 
+class TemplatedImageQueries:
+    """What the tasks whose queries are generated images share: the templates are the
+    samples, a cell's words fill one, and each image is saved in the run directory's
+    ``images/``. A subclass has ``templates``, ``space`` and ``run_dir`` fields."""
+
+    templates: list[str]
+    space: ConceptSpace
+    run_dir: Path | None
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.templates)
+
+    def attach_run_dir(self, run_dir: Path) -> None:
+        """Where this run's generated images (``images/``) go (and, for human ratings, ``ratings.sqlite``)."""
+        self.run_dir = Path(run_dir)
+        (self.run_dir / "images").mkdir(parents=True, exist_ok=True)
+
+    def prepare(self, sample: jax.Array, values: jax.Array, key: jax.Array) -> None:
+        return None  # prompts are composed and images generated on the host, in evaluate
+
+    def prompts(self, samples: np.ndarray, cells: np.ndarray) -> list[str]:
+        """The prompts of ``B`` queries: template ``samples[b]`` filled with the words of ``cells[b]`` (``(B, axes)`` indices)."""
+        return [
+            compose(self.templates[int(s)], {axis.name: str(axis.values[int(i)]) for axis, i in zip(self.space.axes, cell)})
+            for s, cell in zip(samples, cells)
+        ]
+
+
 @dataclass
-class PromptTask:
+class PromptTask(TemplatedImageQueries):
     """Everything a discovery run needs about a text-to-image audit.
 
     Attributes:
@@ -90,25 +119,6 @@ class PromptTask:
     run_dir: Path | None = None
     _store: Any = None
     _server: Any = None
-
-    @property
-    def num_samples(self) -> int:
-        return len(self.templates)
-
-    def attach_run_dir(self, run_dir: Path) -> None:
-        """Where images (``images/``) and ratings (``ratings.sqlite``) of this run go."""
-        self.run_dir = Path(run_dir)
-        (self.run_dir / "images").mkdir(parents=True, exist_ok=True)
-
-    def prepare(self, sample: jax.Array, values: jax.Array, key: jax.Array) -> None:
-        return None  # prompts are composed and images generated on the host, in evaluate
-
-    def prompts(self, samples: np.ndarray, cells: np.ndarray) -> list[str]:
-        """The prompts of ``B`` queries: template ``samples[b]`` filled with the words of ``cells[b]``."""
-        return [
-            compose(self.templates[int(s)], {axis.name: str(axis.values[int(i)]) for axis, i in zip(self.space.axes, cell)})
-            for s, cell in zip(samples, cells)
-        ]
 
     def image_seed(self, iteration: int, env: int) -> int:
         return int(np.random.SeedSequence([self.seed, iteration, env]).generate_state(1)[0])
