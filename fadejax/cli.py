@@ -213,10 +213,7 @@ def _describe(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / config.name / "describe"
     _Progress.enter("describing the failures", out)
     report = config.audit.describe_failures(config, out, model=args.model, top=args.top, progress=not args.quiet)
-    print(f"{report.get('described', 0)} failures described: {out / 'describe.md'}")
-    for rank, item in enumerate(report.get("top", []), 1):
-        print(f"  {rank}. {item['class']} {item['condition']}: {item['seed_failures']} debug-seed and "
-              f"{item['held_out_failures']} debug-held-out failures (cell {item['cell']})")
+    print("\n".join(report.get("lines", [])))
     return 0
 
 

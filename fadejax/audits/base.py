@@ -163,15 +163,9 @@ class Audit:
                           progress: bool = True) -> dict[str, Any]:
         """``fadejax describe``: name the audited model's real failures in words (e.g. each
         held-out failure's most likely condition, by CLIP), write them to ``out`` and return
-        the description (JSON-able; ``top`` ranked items under ``"top"``). ``model``: a
-        family member's name."""
+        the description (JSON-able), whose ``"lines"`` the command prints (the ``top``
+        ranked items among them). ``model``: a family member's name."""
         raise AuditError(f"the '{self.name}' audit does not describe failures in words (the 'conditions' audit does)")
-
-    def render_description(self, report: dict[str, Any]) -> str:
-        """The description as Markdown."""
-        import json
-
-        return f"```json\n{json.dumps(report, indent=2)}\n```\n"
 
     # -- restructure --------------------------------------------------------------------
     def check_restructure(self, config: "ExperimentConfig", request: RestructureRequest) -> None:

@@ -155,8 +155,3 @@ class ConditionAudit(Audit):
             raise AuditError(f"--model '{model}' is not a model of this config's family {config.models.names or '(it audits one model)'}")
         return describe(config, Path(out), model=model, top=top, progress=progress)
 
-    def render_description(self, report: dict[str, Any]) -> str:
-        from fadejax.audits.conditions.describe import render_markdown
-
-        return render_markdown(report)
-

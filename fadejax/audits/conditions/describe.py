@@ -129,6 +129,9 @@ def describe(config, out: Path, *, model: str | None = None, top: int = 5, progr
         "failures": len(wrong), "described": len(named), "debug_seed": seed_idx.tolist(), "debug_held_out": held_idx.tolist(),
         "template": c.templates[0], "vocabulary": vocabulary, "pairs": ranked, "top": ranked[:top], "assignments": failures,
     }
+    report["lines"] = [f"{len(named)} failures described: {out / 'describe.md'}"] + [
+        f"  {rank}. {p['class']} {p['condition']}: {p['seed_failures']} debug-seed and {p['held_out_failures']} debug-held-out "
+        f"failures (cell {p['cell']})" for rank, p in enumerate(ranked[:top], 1)]
     (out / "describe.json").write_text(json.dumps(report, indent=2))
     (out / "describe.md").write_text(render_markdown(report))
     return report
