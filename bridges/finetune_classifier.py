@@ -73,7 +73,7 @@ def run(spec) -> dict:
     head = final_linear(model)
     for p in head.parameters():
         p.requires_grad_(True)
-    optimizer = torch.optim.SGD(head.parameters(), lr=h.learning_rate, momentum=h.momentum)
+    optimizer = torch.optim.SGD(head.parameters(), lr=h.learning_rate, momentum=h.momentum, weight_decay=h.weight_decay)
     generator = torch.Generator().manual_seed(h.seed)
     fail_x, fail_y = _load_npz(spec.failure_data)
     clean = _load_npz(spec.clean_data) if spec.clean_data else None

@@ -248,6 +248,8 @@ def test_restructure_fixes_every_models_head_with_generated_data_beside_the_rand
     assert all(p in ("a photo of a cat", "a photo of a dog") for p in g["prompts"]["random"])
     assert set(g["prompts"]["generated"]) <= {"a photo of a cat in the snow", "a photo of a dog on the grass"}
     assert report["lambda"] == 0.5 and "L_original + 0.5 · L_generated" in (out / "shift_report.md").read_text()
+    spec = json.loads((Path(report["fine_tune"]["first/generated"]["model"]).parent / "spec.json").read_text())
+    assert spec["hyper"]["weight_decay"] == 5e-4 and report["settings"]["weight_decay"] == 5e-4  # the paper's
     assert set(report["models"]) == {"first", "second"}  # no --model: the whole family, one generated set
     held = np.load(out / "generated" / "eval.npz")
     for name, seed in (("first", 0), ("second", 1)):
@@ -262,3 +264,6 @@ def test_restructure_fixes_every_models_head_with_generated_data_beside_the_rand
         assert f"| {name} | clean held-out |" in (out / "shift_report.md").read_text()
     assert [m["cell"] for m in report["modes"]] == [0, 4]
     assert json.loads((out / "rediscovery" / "run.json").read_text())["status"] == "complete"
+    capsys.readouterr()
+    assert main(["compare", str(family_run), str(out / "rediscovery"), "--out", str(root / "compared"), "--trust-code"]) == 0
+    assert (root / "compared" / "compare.html").is_file() and (root / "compared" / "compare.png").is_file()

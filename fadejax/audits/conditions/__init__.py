@@ -70,6 +70,7 @@ class ConditionAudit(Audit):
         "model": ImageAudit.restructure_options["model"],  # here: without it, every member of a family (the collective fix)
         "images_per_mode": (int, "generated-conditions runs: images generated per chosen mode for the fix (default 5)"),
         "eval_images_per_mode": (int, "generated-conditions runs: fresh images per mode that check the fix (default 5)"),
+        "weight_decay": (float, "generated-conditions runs: SGD weight decay of the head (default 5e-4, the paper's)"),
     }
     finetune_specs = {"classifier": "fadejax.audits.image.finetune_spec:ClassifierSpec"}
 

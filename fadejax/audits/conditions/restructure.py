@@ -39,6 +39,8 @@ from fadejax.records import RECORDS_FILE, read_records
 
 #: how many tries a set may take per image it needs before it settles for fewer valid ones
 TRIES_PER_IMAGE = 4
+#: the head's SGD weight decay unless --weight-decay says otherwise (the paper's Table 4)
+WEIGHT_DECAY = 5e-4
 
 
 def targets_of(config: ExperimentConfig, model: str | None) -> list[str | None]:
@@ -69,6 +71,8 @@ def check(config: ExperimentConfig, request: RestructureRequest) -> None:
         value = request.options.get(name)
         if value is not None and value < 1:
             raise AuditError(f"--{name.replace('_', '-')} {value}: give 1 or more")
+    if request.options.get("weight_decay") is not None and request.options["weight_decay"] < 0:
+        raise AuditError(f"--weight-decay {request.options['weight_decay']}: give 0 or more")
 
 
 def generate_set(task, prompts: list[str], classes: list[int], domain: int, taken: set[int], progress: bool = True
@@ -134,6 +138,7 @@ def restructure_conditions(run_dir: Path, config: ExperimentConfig, modes: list[
     progress, c = request.progress, config.conditions
     per_mode = request.options.get("images_per_mode") or 5
     eval_per_mode = request.options.get("eval_images_per_mode") or 5
+    weight_decay = request.options.get("weight_decay", WEIGHT_DECAY)
     targets = targets_of(config, request.options.get("model"))
     task = build_task(config, progress=progress)
     space = config.concept_space()
@@ -197,7 +202,7 @@ def restructure_conditions(run_dir: Path, config: ExperimentConfig, modes: list[
                         "weights": section.weights, "failure_data": str(data_dir / f"{data}.npz"), "clean_data": clean,
                         "output_dir": str(out / "finetune" / label / data),
                         "hyper": {"epochs": request.epochs, "learning_rate": request.learning_rate,
-                                  "failure_weight": request.failure_weight, "seed": config.run.seed},
+                                  "failure_weight": request.failure_weight, "weight_decay": weight_decay, "seed": config.run.seed},
                         "normalize_mean": section.normalize_mean, "normalize_std": section.normalize_std}
                 metrics = launch(spec, quiet=not progress)
                 fine_tunes[f"{label}/{data}"] = metrics
@@ -236,7 +241,7 @@ def restructure_conditions(run_dir: Path, config: ExperimentConfig, modes: list[
         "run": str(run_dir), "model": request.options.get("model"), "rediscovery": str(rediscovery),
         "note": "the fix retrained only each model's final layer, on generated images whose seeds no image of the run or of the "
                 "other sets uses; debug held-out failures and clean held-out images are real ones it never saw",
-        "lambda": request.failure_weight if request.use_clean else None, "settings": settings_of(request),
+        "lambda": request.failure_weight if request.use_clean else None, "settings": {**settings_of(request), "weight_decay": weight_decay},
         "generated": {"per_mode": per_mode, "images": len(fix[1]), "random_baseline_images": len(baseline[1]),
                       "eval_images": len(held[1]), "seeds": {"generated": fix[2], "random": baseline[2], "eval": held[2]},
                       "prompts": {"generated": fix[3], "random": baseline[3]}, "searched_seeds": searched},
@@ -271,7 +276,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     loss = "L_generated alone (--no-clean)" if lam is None else f"L_original + {lam:g} · L_generated"
     lines = [
         f"# Shift report for {report['run']}", "", f"_{report['note']}._", "",
-        f"Final layer retrained with {loss}, {report['settings']['epochs']} epochs, learning rate {report['settings']['learning_rate']:g}; "
+        f"Final layer retrained with {loss}, {report['settings']['epochs']} epochs, learning rate {report['settings']['learning_rate']:g}, "
+        f"weight decay {report['settings']['weight_decay']:g}; "
         f"{g['images']} generated images ({g['per_mode']} asked per mode), against the random-debugging baseline's {g['random_baseline_images']} "
         f"images of the same classes (\"a photo of a {{class}}\"); {g['eval_images']} fresh generated images check both.", "",
         "| model | measured on | before | fixed (generated) | random baseline | gain over baseline |", "|---|---|---|---|---|---|",

@@ -18,6 +18,7 @@ class ClassifierHyper(_Strict):
     epochs: pydantic.PositiveInt = 5
     batch_size: pydantic.PositiveInt = 64
     failure_weight: float = pydantic.Field(0.5, ge=0.0)  # lambda in L = L_clean + lambda * L_failure
+    weight_decay: float = pydantic.Field(0.0, ge=0.0)  # SGD's L2 penalty on the head (Chegini & Feizi: 5e-4)
     seed: int = 0
 
 
