@@ -1,6 +1,6 @@
 """The audit registry, keyed by the config's ``task:`` value.
 
-Built-in audits (``image``, ``text``, ``prompt``) are imported on first use. Other audits
+Built-in audits (``image``, ``text``, ``prompt``, ``conditions``) are imported on first use. Other audits
 come from:
 
 - :func:`register` in code that runs before the config is read;
