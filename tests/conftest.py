@@ -144,7 +144,8 @@ def _torch_threads_unchanged_by_a_module():
 SLOWEST_FIRST = ["test_searcher_contract.py", "test_cli_matrix.py", "test_run_resume.py", "test_readme_commands.py", "test_report.py",
                  "test_text_task.py", "test_text_finetune.py", "test_end_to_end.py", "test_finetune.py", "test_prompt_task.py",
                  "test_posterior.py", "test_sweep.py", "test_conditions.py", "test_searcher_guide.py", "test_posterior_walk.py", "test_audit_guide.py", "test_restructure.py",
-                 "test_scale.py", "test_multidevice.py"]
+                 "test_scale.py", "test_multidevice.py", "test_family.py", "test_learning_curves.py", "test_gym_env.py", "test_lora.py",
+                 "test_dqn.py", "test_fused.py", "test_ground_truth.py"]
 
 
 def pytest_collection_modifyitems(items):
