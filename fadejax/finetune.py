@@ -26,6 +26,10 @@ from typing import Any
 import pydantic
 
 
+#: the fine-tuning process's progress and errors, in its output directory
+STDERR_LOG = "finetune.log"
+
+
 class FineTuneError(RuntimeError):
     """A fine-tune spec is invalid or the fine-tuning process failed."""
 
@@ -67,19 +71,36 @@ def launch(spec: pydantic.BaseModel | dict[str, Any], *, quiet: bool = False) ->
 
     ``spec`` is a validated spec model or a mapping with a ``kind``; it needs an ``output_dir``.
     """
-    spec = spec if isinstance(spec, pydantic.BaseModel) else validate_spec(spec)
-    out = Path(spec.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    spec_path = out / "spec.json"
-    existing = json.loads(spec_path.read_text()) if spec_path.is_file() else None
-    wanted = spec.model_dump(mode="json")
-    if existing is not None and existing != wanted:
-        raise FineTuneError(f"'{out}' holds a fine-tune with a different spec; choose another output_dir")
-    spec_path.write_text(json.dumps(wanted, indent=2))
-    result = subprocess.run(
-        [sys.executable, "-m", "bridges.finetune", str(spec_path)],
-        stdout=subprocess.DEVNULL if quiet else None, stderr=subprocess.PIPE, text=True,
-    )
-    if result.returncode != 0:
-        raise FineTuneError(f"the fine-tuning process failed (exit {result.returncode}): {result.stderr.strip()[-2000:]}")
-    return json.loads((out / "metrics.json").read_text())
+    return launch_all([spec], quiet=quiet)[0]
+
+
+def launch_all(specs: list[pydantic.BaseModel | dict[str, Any]], *, quiet: bool = False, parallel: int = 1) -> list[dict[str, Any]]:
+    """Run (or resume) several fine-tunes, each in its own process, at most ``parallel`` at
+    a time (e.g. every model of a family at once on a machine with the cores for it);
+    return their ``metrics.json`` in order. Every spec is validated and every output
+    directory checked before any process starts."""
+    specs = [spec if isinstance(spec, pydantic.BaseModel) else validate_spec(spec) for spec in specs]
+    paths = []
+    for spec in specs:
+        out = Path(spec.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        spec_path = out / "spec.json"
+        existing = json.loads(spec_path.read_text()) if spec_path.is_file() else None
+        wanted = spec.model_dump(mode="json")
+        if existing is not None and existing != wanted:
+            raise FineTuneError(f"'{out}' holds a fine-tune with a different spec; choose another output_dir")
+        spec_path.write_text(json.dumps(wanted, indent=2))
+        paths.append(spec_path)
+    step = max(parallel, 1)
+    for start in range(0, len(paths), step):
+        running = []
+        for path in paths[start : start + step]:
+            with open(path.parent / STDERR_LOG, "w") as log:  # a file, not a pipe: a chatty process never blocks on it
+                running.append((path, subprocess.Popen([sys.executable, "-m", "bridges.finetune", str(path)],
+                                                       stdout=subprocess.DEVNULL if quiet else None, stderr=log)))
+        failed = [(path, process.wait()) for path, process in running]
+        for path, code in failed:
+            if code != 0:
+                err = (path.parent / STDERR_LOG).read_text(errors="replace")
+                raise FineTuneError(f"the fine-tuning process failed (exit {code}; its output: {path.parent / STDERR_LOG}): {err.strip()[-2000:]}")
+    return [json.loads((path.parent / "metrics.json").read_text()) for path in paths]

@@ -15,7 +15,8 @@ data (Chegini & Feizi), for one model or a whole family with one generated set.
    default every member of a family: the collective fix) twice with the classifier
    fine-tuner, ``L_original + λ·L_generated`` (λ: ``--failure-weight``; L_original on
    ``conditions.train_data``; ``--no-clean``: the generated data alone), once on the
-   generated set and once on the baseline's;
+   generated set and once on the baseline's; the fine-tunes run side by side, one process
+   each, as many at once as there are cores;
 3. **measures** each model before, after the fix and after the baseline on its debug
    held-out failures (``fadejax describe``'s split of its misclassified held-out images),
    on the clean held-out set, and on the generated held-out images, overall and per mode;
@@ -25,6 +26,7 @@ data (Chegini & Feizi), for one model or a whole family with one generated set.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +133,7 @@ def restructure_conditions(run_dir: Path, config: ExperimentConfig, modes: list[
     from fadejax.audits.conditions.describe import as_uint8_rgb, predictions, split_debug
     from fadejax.audits.image.data import load_folder, load_npz
     from fadejax.audits.image.task import load_classifier
-    from fadejax.finetune import launch
+    from fadejax.finetune import launch_all
     from fadejax.restructure import link_rediscovery, settings_of
     from fadejax.task import build_task
 
@@ -182,33 +184,39 @@ def restructure_conditions(run_dir: Path, config: ExperimentConfig, modes: list[
     held_x = np.asarray(np.load(data_dir / "eval.npz")["images"])
     held_modes = [m for m in modes for _ in range(eval_per_mode)]
     eval_cells = _cells_of(held[3], held_modes, eval_prompts)
+    variants = ("generated", "random")
+    specs = {}
+    for name in targets:  # every fine-tune at once: each model's head on each set
+        section = model_section(config, name)
+        for data in variants:
+            specs[(name, data)] = {
+                "architecture": section.architecture, "architecture_kwargs": dict(section.architecture_kwargs),
+                "weights": section.weights, "failure_data": str(data_dir / f"{data}.npz"), "clean_data": clean,
+                "output_dir": str(out / "finetune" / (name or "model") / data),
+                "hyper": {"epochs": request.epochs, "learning_rate": request.learning_rate,
+                          "failure_weight": request.failure_weight, "weight_decay": weight_decay, "seed": config.run.seed},
+                "normalize_mean": section.normalize_mean, "normalize_std": section.normalize_std}
+    if progress:
+        print(f"retraining the final layer of {len(targets)} model(s) on each set ({len(specs)} fine-tunes) ...", flush=True)
+    tuned_metrics = dict(zip(specs, launch_all(list(specs.values()), quiet=not progress, parallel=min(len(specs), os.cpu_count() or 1))))
+
     models: dict[str, Any] = {}
     fixed_sections: dict[str | None, dict[str, Any]] = {}
-    fine_tunes: dict[str, Any] = {}
+    fine_tunes = {f"{name or 'model'}/{data}": metrics for (name, data), metrics in tuned_metrics.items()}
     for name in targets:
         section = model_section(config, name)
-        label = name or "model"
         single = config if name is None else _member(config, name)
         before, held_out, _ = load_classifier(single, None, False)
         predicted = predictions(before, np.asarray(held_out.images, np.float32))
         wrong = np.flatnonzero(predicted != held_out.labels)
         _, debug_held = split_debug(wrong, held_out.labels[wrong], c.debug_seed_fraction, c.debug_split_seed)
         row: dict[str, Any] = {}
-        for variant, data in (("before", None), ("generated", "generated"), ("random", "random")):
-            if data is None:
-                classifier = before
-            else:
-                spec = {"architecture": section.architecture, "architecture_kwargs": dict(section.architecture_kwargs),
-                        "weights": section.weights, "failure_data": str(data_dir / f"{data}.npz"), "clean_data": clean,
-                        "output_dir": str(out / "finetune" / label / data),
-                        "hyper": {"epochs": request.epochs, "learning_rate": request.learning_rate,
-                                  "failure_weight": request.failure_weight, "weight_decay": weight_decay, "seed": config.run.seed},
-                        "normalize_mean": section.normalize_mean, "normalize_std": section.normalize_std}
-                metrics = launch(spec, quiet=not progress)
-                fine_tunes[f"{label}/{data}"] = metrics
-                tuned = section.model_copy(update={"weights": metrics["model"]})
+        for variant in ("before", *variants):
+            classifier = before
+            if variant != "before":
+                tuned = section.model_copy(update={"weights": tuned_metrics[(name, variant)]["model"]})
                 classifier = _load(tuned, held_out, config)
-                if data == "generated":
+                if variant == "generated":
                     fixed_sections[name] = tuned.model_dump(mode="json")
             row[variant] = {
                 "debug_held_out_accuracy": _accuracy(classifier, held_out.images[debug_held], held_out.labels[debug_held]),
@@ -217,7 +225,7 @@ def restructure_conditions(run_dir: Path, config: ExperimentConfig, modes: list[
                 "generated_held_out_by_mode": {str(m): _accuracy(classifier, held_x[eval_cells == m], held[1][eval_cells == m]) for m in modes},
             }
         row["debug_held_out_failures"] = len(debug_held)
-        models[label] = row
+        models[name or "model"] = row
 
     new_data = config.model_dump(mode="json")
     new_data["name"] = f"{config.name}-restructured"
