@@ -80,12 +80,12 @@ def check(config: ExperimentConfig, request: RestructureRequest) -> None:
 def generate_set(task, prompts: list[str], classes: list[int], domain: int, taken: set[int], progress: bool = True
                  ) -> tuple[np.ndarray, np.ndarray, list[int], list[str], list[int]]:
     """One valid image per prompt where possible: ``(images (K, H, W, 3) uint8, labels (K,),
-    seeds, prompts, class word indices)``; a prompt gets up to :data:`TRIES_PER_IMAGE`
-    seeds, each new to ``taken`` (which the chosen ones join). ``classes``: each prompt's
-    class word index."""
+    seeds, prompts, positions)``, ``positions`` the index in ``prompts`` of each kept
+    image's prompt; a prompt gets up to :data:`TRIES_PER_IMAGE` seeds, each new to
+    ``taken`` (which the chosen ones join). ``classes``: each prompt's class word index."""
     from bridges.clip_scorer import invalid
 
-    kept_images, kept_labels, kept_seeds, kept_prompts, kept_classes = [], [], [], [], []
+    kept_images, kept_labels, kept_seeds, kept = [], [], [], []
     pending = list(range(len(prompts)))
     for attempt in range(TRIES_PER_IMAGE):
         if not pending:
@@ -104,14 +104,13 @@ def generate_set(task, prompts: list[str], classes: list[int], domain: int, take
                 kept_images.append(images[k])
                 kept_labels.append(int(task.class_labels[classes[i]]))
                 kept_seeds.append(seeds[k])
-                kept_prompts.append(prompts[i])
-                kept_classes.append(classes[i])
+                kept.append(i)
                 taken.add(seeds[k])
         pending = [i for k, i in enumerate(pending) if not ok[k]]
     if pending and progress:
         print(f"note: {len(pending)} of {len(prompts)} images stayed invalid after {TRIES_PER_IMAGE} seeds each; the set is smaller")
     images = np.stack(kept_images) if kept_images else np.zeros((0, 1, 1, 3), np.uint8)
-    return images, np.asarray(kept_labels, np.int64), kept_seeds, kept_prompts, kept_classes
+    return images, np.asarray(kept_labels, np.int64), kept_seeds, [prompts[i] for i in kept], kept
 
 
 def _accuracy(classifier, x, labels: np.ndarray) -> float | None:
@@ -130,7 +129,7 @@ def _load(section, held_out, config):
 
 def restructure_conditions(run_dir: Path, config: ExperimentConfig, modes: list[int], out: Path, request: RestructureRequest) -> dict[str, Any]:
     """Fix ``modes`` of the conditions run in ``run_dir`` into ``out``; see the module docstring."""
-    from fadejax.audits.conditions.describe import as_uint8_rgb, predictions, split_debug
+    from fadejax.audits.conditions.describe import predictions, split_debug
     from fadejax.audits.image.data import load_folder, load_npz
     from fadejax.audits.image.task import load_classifier
     from fadejax.finetune import launch_all
@@ -164,16 +163,18 @@ def restructure_conditions(run_dir: Path, config: ExperimentConfig, modes: list[
     if not len(fix[1]):
         raise AuditError("no valid image of the chosen modes was generated (each was blank or CLIP did not see its class); "
                          "choose other modes or loosen conditions.visible_top_k")
-    baseline_prompts = [compose(c.class_prompt, {"class": words[k]}) for k in fix[4]]  # the same classes, as many images
-    baseline = generate_set(task, baseline_prompts, fix[4], RANDOM, taken, progress)
+    fix_kept_classes = [fix_classes[i] for i in fix[4]]
+    baseline_prompts = [compose(c.class_prompt, {"class": words[k]}) for k in fix_kept_classes]  # the same classes, as many images
+    baseline = generate_set(task, baseline_prompts, fix_kept_classes, RANDOM, taken, progress)
     eval_prompts, eval_classes = prompts_of(c.templates[0], eval_per_mode)
     held = generate_set(task, eval_prompts, eval_classes, EVAL, taken, progress)
     data_dir = out / "generated"
     data_dir.mkdir(parents=True, exist_ok=True)
     size = task.image_size
+    inputs = {}  # each set as the classifier's input (B, S, S, 3) in [0, 1]
     for name, (images, labels, seeds, prompts, _) in {"generated": fix, "random": baseline, "eval": held}.items():
-        x = np.asarray(to_classifier(images, size)) if len(images) else np.zeros((0, size, size, 3), np.float32)
-        np.savez(data_dir / f"{name}.npz", images=x, labels=labels, seeds=np.asarray(seeds, np.int64), prompts=np.asarray(prompts))
+        inputs[name] = np.asarray(to_classifier(images, size)) if len(images) else np.zeros((0, size, size, 3), np.float32)
+        np.savez(data_dir / f"{name}.npz", images=inputs[name], labels=labels, seeds=np.asarray(seeds, np.int64), prompts=np.asarray(prompts))
     clean = None
     if request.use_clean:
         source = Path(c.train_data)
@@ -181,9 +182,8 @@ def restructure_conditions(run_dir: Path, config: ExperimentConfig, modes: list[
         np.savez(data_dir / "original.npz", images=original.images, labels=original.labels)
         clean = str(data_dir / "original.npz")
 
-    held_x = np.asarray(np.load(data_dir / "eval.npz")["images"])
-    held_modes = [m for m in modes for _ in range(eval_per_mode)]
-    eval_cells = _cells_of(held[3], held_modes, eval_prompts)
+    held_x = inputs["eval"]
+    eval_cells = np.asarray([modes[i // eval_per_mode] for i in held[4]], np.int64)  # prompts_of lists each mode's count together
     variants = ("generated", "random")
     specs = {}
     for name in targets:  # every fine-tune at once: each model's head on each set
@@ -263,12 +263,6 @@ def _member(config: ExperimentConfig, name: str) -> ExperimentConfig:
     from fadejax.audits.image import member_config
 
     return member_config(config, name)
-
-
-def _cells_of(kept_prompts: list[str], planned_cells: list[int], planned_prompts: list[str]) -> np.ndarray:
-    """The mode of each kept image, matched by its prompt (each mode's prompt is its own)."""
-    cell_of = dict(zip(planned_prompts, planned_cells))
-    return np.asarray([cell_of[p] for p in kept_prompts], np.int64)
 
 
 def _pct(value: float | None) -> str:
