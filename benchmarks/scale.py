@@ -173,10 +173,11 @@ def rows_of(sweep_dir: Path, args) -> list[dict]:
             best, _ = discovery.searcher.top_actions(state.searcher, task.observations, 5)
             mode_rates = failure_rates(task, np.asarray(best, np.int32))
             seconds = [m["seconds"] for m in read_metrics(run_dir / METRICS_FILE) if m.get("seconds") is not None]
+            status = read_status(run_dir)
             row = {
                 "actions": int(size), "head": head, "agent_ms": agent_ms, "e2e_ms": 1e3 * float(np.median(seconds[2:] or seconds)),
                 "agent_mb": agent_mb, "peak_mb": entry["result"]["peak_rss_mb"],
-                "queries": read_status(run_dir)["queries"], "failures": read_status(run_dir)["failures"], "random_failures": random_failures,
+                "queries": status["queries"], "failures": status["failures"], "random_failures": random_failures,
                 "top_modes_true_rate": float(np.mean(mode_rates)), "top_modes": [int(c) for c in best],
             }
             rows.append(row)
