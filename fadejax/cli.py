@@ -2,7 +2,7 @@
 
     fadejax discover --config configs/digits.yaml [--out DIR] [--resume] [--set field.path=value ...]
     fadejax landscape --config configs/digits.yaml [--out DIR] [--record [PATH]]
-    fadejax describe --config CONFIG [--model NAME] [--top N] [--out DIR]
+    fadejax describe --config CONFIG [--model NAME] [--run RUN_DIR] [--top N] [--out DIR]
     fadejax summarize RUN_DIR [--axes a,b,c] [--top 10] [--choose MODE ...]
     fadejax restructure RUN_DIR (--modes MODE ... | --modes-file modes.json | --top N)
     fadejax compare RUN_DIR RUN_DIR ... [--out DIR] [--ground-truth FILE]
@@ -137,6 +137,11 @@ def _parser() -> argparse.ArgumentParser:
     describe.add_argument("--model", help="in a model family's config: the member whose failures to describe")
     describe.add_argument("--top", type=int, default=5, help="how many (class, condition) pairs to print (default 5)")
     describe.add_argument("--out", help="output directory (default: runs/<config name>/describe)")
+    describe.add_argument("--run", help="describe the failures this image-audit discovery run of the same classifier found "
+                          "(default: the classifier's misclassified held-out images)")
+    describe.add_argument("--max-failures", type=int, default=1000, help="with --run: describe at most this many of its distinct "
+                          "failures, a seeded random choice (default 1000)")
+    describe.add_argument("--trust-code", action="store_true", help="with --run: " + TRUST_CODE_HELP)
     describe.add_argument("--quiet", action="store_true", help="no progress messages")
     landscape = commands.add_parser("landscape", help="exhaustive ground-truth failure landscape (every action x every held-out sample)")
     landscape.add_argument("--config", required=True, help="experiment YAML file (its audit's settings and space are used)")
@@ -212,7 +217,8 @@ def _describe(args: argparse.Namespace) -> int:
         raise ConfigError(f"--top {args.top}: give 1 or more")
     out = Path(args.out) if args.out else Path("runs") / config.name / "describe"
     _Progress.enter("describing the failures", out)
-    report = config.audit.describe_failures(config, out, model=args.model, top=args.top, progress=not args.quiet)
+    report = config.audit.describe_failures(config, out, model=args.model, top=args.top, run=Path(args.run) if args.run else None,
+                                            limit=args.max_failures, trust_code=args.trust_code, progress=not args.quiet)
     print("\n".join(report.get("lines", [])))
     return 0
 

@@ -204,6 +204,55 @@ def test_describe_names_each_failures_condition_and_splits_the_debug_set(setup, 
     assert "['on the moon'] not among the condition axis' words" in err and len(err.strip().splitlines()) == 1
 
 
+def test_describe_names_the_failures_an_image_audit_run_of_the_classifier_found(setup, capsys):
+    """``describe --run``: the distinct failing (sample, cell) pairs of an image-audit run of
+    the same classifier, each image regenerated, at most --max-failures of them; a run of
+    another classifier, or one naming code without --trust-code, is refused in one line."""
+    import jax
+    import jax.numpy as jnp
+
+    from fadejax.audits.conditions.describe import as_uint8_rgb
+    from fadejax.task import build_task
+
+    root, path, data = setup
+    first = data["models"][0]
+    image_run = {"name": "perturbed", "data": data["data"], "model": {k: v for k, v in first.items() if k != "name"},
+                 "space": {"axes": [{"name": "darkness", "values": [0.0, 0.9]}, {"name": "blur", "values": [0.0, 2.0]}]},
+                 "searcher": {"kind": "random"}, "run": {"iterations": 2, "num_envs": 8, "checkpoint_every": 1, "tensorboard": False}}
+    (root / "image_run.yaml").write_text(yaml.safe_dump(image_run))
+    run = root / "image_run"
+    assert main(["discover", "--config", str(root / "image_run.yaml"), "--out", str(run), "--quiet"]) == 0
+    records = [json.loads(line) for line in (run / "records.jsonl").read_text().splitlines()]
+    distinct = {(r["sample"], r["cell"]): r for r in records if r["failed"]}
+    assert len(distinct) > 3, "the seeded classifier fails on some perturbed images"
+    capsys.readouterr()
+
+    argv = ["describe", "--config", str(path), "--run", str(run), "--max-failures", "3", "--quiet"]
+    for extra, message in ((["--model", "first"], "only with --trust-code"),
+                           (["--model", "second", "--trust-code"], "audited another classifier than this config's (model.weights: run")):
+        assert main(argv + extra + ["--out", str(root / "refused")]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not (root / "refused").exists()
+
+    assert main(argv + ["--model", "first", "--trust-code", "--out", str(root / "from_run")]) == 0, capsys.readouterr().err
+    report = json.loads((root / "from_run" / "describe.json").read_text())
+    assert report["source"] == "run" and report["failures"] == len(distinct) and report["left_out"] == len(distinct) - 3
+    assert report["failure_records"] == sum(r["failed"] for r in records)
+    described = report["assignments"]
+    assert len(described) == report["described"] == 3 and [a["index"] for a in described] == [0, 1, 2]
+    task = build_task(load_config(root / "image_run.yaml"), progress=False)
+    for a in described:
+        r = distinct[(a["sample"], a["cell"])]
+        assert (a["label"], a["predicted"], a["concepts"]) == (r["label"], r["predicted"], r["concepts"]) and a["predicted"] != a["label"]
+        assert a["condition"] in data["conditions"]["vocabulary"][a["class"]]
+        expected = task.prepare(jnp.asarray([a["sample"]]), task.space.decode(jnp.asarray([a["cell"]])), jax.random.PRNGKey(0))
+        saved = np.asarray(Image.open(root / "from_run" / a["image"]).convert("RGB"))
+        assert np.array_equal(saved, as_uint8_rgb(np.asarray(expected))[0])  # the failing image itself, regenerated
+    assert set(report["debug_seed"]) | set(report["debug_held_out"]) == {0, 1, 2}
+    assert "distinct failing (held-out sample, cell) pairs in the discovery run" in (root / "from_run" / "describe.md").read_text()
+
+
 def test_each_failure_gets_the_condition_its_image_was_built_to_match():
     """CLIP's zero-shot choice among a class's candidates, on images built so that a stub
     CLIP matches each to one condition; a class with one candidate needs no CLIP."""

@@ -160,11 +160,14 @@ class Audit:
         return None
 
     def describe_failures(self, config: "ExperimentConfig", out: Path, *, model: str | None = None, top: int = 5,
+                          run: Path | None = None, limit: int = 1000, trust_code: bool = False,
                           progress: bool = True) -> dict[str, Any]:
         """``fadejax describe``: name the audited model's real failures in words (e.g. each
         held-out failure's most likely condition, by CLIP), write them to ``out`` and return
         the description (JSON-able), whose ``"lines"`` the command prints (the ``top``
-        ranked items among them). ``model``: a family member's name."""
+        ranked items among them). ``model``: a family member's name; ``run``: a discovery
+        run whose failures to describe instead (at most ``limit``; ``trust_code`` as for
+        any run directory, :mod:`fadejax.trust`)."""
         raise AuditError(f"the '{self.name}' audit does not describe failures in words (the 'conditions' audit does)")
 
     # -- restructure --------------------------------------------------------------------

@@ -147,12 +147,16 @@ class ConditionAudit(Audit):
 
         return render_markdown(report)
 
-    def describe_failures(self, config, out: Path, *, model: str | None = None, top: int = 5, progress: bool = True) -> dict[str, Any]:
+    def describe_failures(self, config, out: Path, *, model: str | None = None, top: int = 5, run: Path | None = None, limit: int = 1000,
+                          trust_code: bool = False, progress: bool = True) -> dict[str, Any]:
         from fadejax.audits.conditions.describe import describe
 
         if config.models.names and model is None:
-            raise AuditError(f"this run audits a family; name the model whose failures to describe with --model, one of {config.models.names}")
-        if model is not None and model not in config.models.names:
+            raise AuditError(f"this config audits a family; name the model whose failures to describe with --model, one of {config.models.names}")
+        if model is not None and model not in config.models.names and (run is None or config.models.names):  # with --run and one
+            # model, it names the member of the run's family that is this classifier
             raise AuditError(f"--model '{model}' is not a model of this config's family {config.models.names or '(it audits one model)'}")
-        return describe(config, Path(out), model=model, top=top, progress=progress)
+        if limit < 1:
+            raise AuditError(f"--max-failures {limit}: give 1 or more")
+        return describe(config, Path(out), model=model, top=top, run=run, limit=limit, trust_code=trust_code, progress=progress)
 

@@ -10,7 +10,13 @@ share (what checks the fix). CLIP assigns each failure the condition whose promp
 class's candidates (``conditions.vocabulary``; default every condition word), and the
 (class, condition) pairs are ranked by the seed failures they explain.
 
-Writes ``describe.json`` (every failure: its held-out index, class, condition, CLIP's
+With ``--run RUN_DIR`` the failures are instead those an image-audit discovery run of the
+same classifier found (``task: image``; e.g. rotations and blur of the same held-out
+images): each distinct failing (held-out sample, cell) pair's image is regenerated from the
+run's config (keyed perturbations, such as noise, redrawn with a fixed key) and described
+in the same way, at most ``--max-failures`` of them (a seeded random choice).
+
+Writes ``describe.json`` (every failure: its held-out index, or its run sample and cell, class, condition, CLIP's
 probability and split; the ranked pairs with their cells), ``describe.md`` and each
 failure's image as ``images/NNNNNN.png``.
 """
@@ -18,11 +24,13 @@ failure's image as ``images/NNNNNN.png``.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from fadejax.audits.base import AuditError
 from fadejax.audits.prompt.prompts import compose
 
 
@@ -72,47 +80,138 @@ def as_uint8_rgb(images: np.ndarray) -> np.ndarray:
     return np.repeat(x, 3, axis=-1) if x.shape[-1] == 1 else x
 
 
-def describe(config, out: Path, *, model: str | None = None, top: int = 5, progress: bool = True) -> dict[str, Any]:
-    """Describe the held-out failures of the config's classifier (``model``: that member of
-    its family); writes ``describe.json``, ``describe.md`` and ``images/`` to ``out``."""
-    from bridges.clip_scorer import load_clip
-    from bridges.diffusion import save_png
-    from fadejax.audits.conditions import read_vocabulary
-    from fadejax.audits.conditions.task import class_labels_of
-    from fadejax.audits.image import member_config
+@dataclass
+class Failures:
+    """The failures to describe, in one order.
+
+    Attributes:
+      images: ``(N, H, W, 3)`` uint8, what CLIP sees.
+      labels, predicted: ``(N,)`` int64, the true and the answered label.
+      entries: per failure what identifies it: ``{"index"}``, its held-out index, for the
+        debug set; for a run's failure ``{"index", "sample", "cell", "concepts"}``, its
+        number among the run's failures described, its held-out sample and its cell.
+      facts: what the report says of where they came from.
+      names: the classifier's class names (``None`` if it names none).
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    predicted: np.ndarray
+    entries: list[dict[str, Any]]
+    facts: dict[str, Any]
+    names: list[str] | None
+
+
+def debug_set_failures(audited, progress: bool) -> Failures:
+    """The classifier's misclassified held-out images (the clean debug set)."""
     from fadejax.audits.image.task import load_classifier
 
-    vocabulary = read_vocabulary(config)  # a vocabulary file's mistakes are named before any model loads
-    audited = member_config(config, model) if model is not None else config
     classifier, held_out, info = load_classifier(audited, None, progress)
-    names = info.get("label_names") or held_out.class_names
-    c = config.conditions
-    words = [str(v) for v in config.space.axes[0].values]
-    conditions = [str(v) for v in config.space.axes[1].values]
-    word_of = {int(label): word for word, label in zip(words, class_labels_of(config, names))}
-
     if progress:
         print(f"classifying {len(held_out)} held-out images ...", flush=True)
     predicted = predictions(classifier, np.asarray(held_out.images, np.float32))
     labels = np.asarray(held_out.labels, np.int64)
     wrong = np.flatnonzero(predicted != labels)
-    named = np.asarray([i for i in wrong if int(labels[i]) in word_of], np.int64)
-    seed_idx, held_idx = split_debug(named, labels[named], c.debug_seed_fraction, c.debug_split_seed)
-    images = as_uint8_rgb(held_out.images[named]) if len(named) else np.zeros((0, 1, 1, 3), np.uint8)
+    facts = {"source": "debug_set", "held_out_samples": len(held_out),
+             "clean_accuracy": float(np.mean(predicted == labels)) if len(labels) else None, "failures": len(wrong)}
+    return Failures(as_uint8_rgb(held_out.images[wrong]) if len(wrong) else np.zeros((0, 1, 1, 3), np.uint8), labels[wrong],
+                    predicted[wrong], [{"index": int(i)} for i in wrong], facts, info.get("label_names") or held_out.class_names)
+
+
+def _same_classifier(run_model, audited_model, run_dir: Path) -> None:
+    """Refuse a run of another classifier than the one described (the device may differ)."""
+    ours, theirs = (m.model_dump(mode="json", exclude={"device"}) for m in (audited_model, run_model))
+    differing = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
+    if differing:
+        shown = "; ".join(f"model.{k}: run {theirs.get(k)!r}, config {ours.get(k)!r}" for k in differing)
+        raise AuditError(f"--run '{run_dir}' audited another classifier than this config's ({shown}); "
+                         "describe a run of the classifier the config names")
+
+
+def run_failures(audited, run_dir: Path, model: str | None, limit: int, seed: int, trust_code: bool, progress: bool) -> Failures:
+    """The distinct failing (held-out sample, cell) pairs of an image-audit discovery run of
+    the same classifier, each image regenerated; at most ``limit`` of them (a seeded random
+    choice, kept in the order the run found them)."""
+    from fadejax.audits.image import member_config
+    from fadejax.audits.image.task import compose_perturbations, load_classifier, perturbed_images
+    from fadejax.records import read_records
+    from fadejax.summarize import note_outside_paths, read_run_config
+
+    run_config = read_run_config(run_dir, trust_code)
+    if run_config.audit.name != "image":
+        raise AuditError(f"--run '{run_dir}' is a '{run_config.audit.name}' run; describe reads the failures of an image-audit run "
+                         "(task: image) of the same classifier")
+    family = run_config.models.names
+    if family and model not in family:
+        raise AuditError(f"--run '{run_dir}' audits a family {family}: name the model whose failures to describe with --model")
+    if model is not None and family:
+        run_config, prefix = member_config(run_config, model), f"{model}."
+    else:
+        prefix = ""
+    _same_classifier(run_config.model, audited.model, run_dir)
+    note_outside_paths(run_dir, run_config)
+
+    seen: dict[tuple[int, int], dict[str, Any]] = {}
+    records = 0
+    for r in read_records(run_dir / "records.jsonl"):
+        if r.get(f"{prefix}failed"):
+            records += 1
+            seen.setdefault((int(r["sample"]), int(r["cell"])), {"sample": int(r["sample"]), "cell": int(r["cell"]), "concepts": r["concepts"],
+                                                                 "label": int(r["label"]), "predicted": int(r[f"{prefix}predicted"])})
+    found = list(seen.values())
+    kept = found if len(found) <= limit else [found[i] for i in np.sort(np.random.default_rng(seed).choice(len(found), limit, replace=False))]
+    _, held_out, info = load_classifier(run_config, None, progress)
     if progress:
-        print(f"{len(wrong)} failures, {len(named)} of classes on the class axis; naming their conditions with CLIP ...", flush=True)
+        print(f"regenerating {len(kept)} of the run's {len(found)} distinct failures ...", flush=True)
+    samples = np.asarray([f["sample"] for f in kept], np.int64)
+    images = perturbed_images(compose_perturbations(run_config), run_config.concept_space(), np.asarray(held_out.images)[samples],
+                              np.asarray([f["cell"] for f in kept], np.int64))
+    facts = {"source": "run", "run": str(run_dir), "failure_records": records, "failures": len(found), "left_out": len(found) - len(kept),
+             "held_out_samples": len(held_out)}
+    return Failures(as_uint8_rgb(images) if len(kept) else np.zeros((0, 1, 1, 3), np.uint8),
+                    np.asarray([f["label"] for f in kept], np.int64), np.asarray([f["predicted"] for f in kept], np.int64),
+                    [{"index": j, **{k: f[k] for k in ("sample", "cell", "concepts")}} for j, f in enumerate(kept)], facts, info.get("label_names") or held_out.class_names)
+
+
+def describe(config, out: Path, *, model: str | None = None, top: int = 5, run: Path | None = None, limit: int = 1000,
+             trust_code: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Describe the failures of the config's classifier (``model``: that member of its
+    family): its held-out failures, or with ``run`` those an image-audit discovery run of it
+    found (at most ``limit``). Writes ``describe.json``, ``describe.md`` and ``images/`` to ``out``."""
+    from bridges.clip_scorer import load_clip
+    from bridges.diffusion import save_png
+    from fadejax.audits.conditions import read_vocabulary
+    from fadejax.audits.conditions.task import class_labels_of
+    from fadejax.audits.image import member_config
+
+    vocabulary = read_vocabulary(config)  # a vocabulary file's mistakes are named before any model loads
+    audited = member_config(config, model) if model is not None and config.models.names else config
+    c = config.conditions
+    found = run_failures(audited, Path(run), model, limit, c.debug_split_seed, trust_code, progress) if run is not None \
+        else debug_set_failures(audited, progress)
+    words = [str(v) for v in config.space.axes[0].values]
+    conditions = [str(v) for v in config.space.axes[1].values]
+    word_of = {int(label): word for word, label in zip(words, class_labels_of(config, found.names))}
+
+    named = np.asarray([j for j, label in enumerate(found.labels) if int(label) in word_of], np.int64)
+    seed_idx, held_idx = split_debug(named, found.labels[named], c.debug_seed_fraction, c.debug_split_seed)
+    if progress:
+        print(f"{len(found.labels)} failures, {len(named)} of classes on the class axis; naming their conditions with CLIP ...", flush=True)
     scorer = load_clip(c.clip, c.device)
-    assigned, probability = assign_conditions(scorer, images, [word_of[int(labels[i])] for i in named], vocabulary, c.templates[0])
+    images = found.images[named]
+    assigned, probability = assign_conditions(scorer, images, [word_of[int(found.labels[j])] for j in named], vocabulary, c.templates[0])
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "images").mkdir(exist_ok=True)
     in_seed = set(seed_idx.tolist())
     failures = []
-    for j, i in enumerate(named.tolist()):
-        save_png(images[j], out / "images" / f"{i:06d}.png")
-        failures.append({"index": i, "label": int(labels[i]), "class": word_of[int(labels[i])], "predicted": int(predicted[i]),
-                         "condition": assigned[j], "probability": float(probability[j]), "split": "seed" if i in in_seed else "held_out",
-                         "image": f"images/{i:06d}.png"})
+    for k, j in enumerate(named.tolist()):
+        entry = found.entries[j]
+        name = f"{entry['index']:06d}"
+        save_png(images[k], out / "images" / f"{name}.png")
+        label = int(found.labels[j])
+        failures.append({**entry, "label": label, "class": word_of[label], "predicted": int(found.predicted[j]), "condition": assigned[k],
+                         "probability": float(probability[k]), "split": "seed" if j in in_seed else "held_out", "image": f"images/{name}.png"})
     pairs: dict[tuple[str, str], dict[str, Any]] = {}
     for f in failures:
         pair = pairs.setdefault((f["class"], f["condition"]), {"class": f["class"], "condition": f["condition"], "seed_failures": 0,
@@ -125,9 +224,9 @@ def describe(config, out: Path, *, model: str | None = None, top: int = 5, progr
         p["cell"] = int(np.ravel_multi_index((words.index(p["class"]), conditions.index(p["condition"])), sizes))
         p["share_of_seed"] = p["seed_failures"] / max(len(seed_idx), 1)
     report = {
-        "config": config.name, "model": model, "held_out_samples": len(held_out), "clean_accuracy": float(np.mean(predicted == labels)) if len(labels) else None,
-        "failures": len(wrong), "described": len(named), "debug_seed": seed_idx.tolist(), "debug_held_out": held_idx.tolist(),
-        "template": c.templates[0], "vocabulary": vocabulary, "pairs": ranked, "top": ranked[:top], "assignments": failures,
+        "config": config.name, "model": model, **found.facts, "described": len(named), "debug_seed": [found.entries[j]["index"] for j in seed_idx],
+        "debug_held_out": [found.entries[j]["index"] for j in held_idx], "template": c.templates[0], "vocabulary": vocabulary, "pairs": ranked, "top": ranked[:top],
+        "assignments": failures,
     }
     report["lines"] = [f"{len(named)} failures described: {out / 'describe.md'}"] + [
         f"  {rank}. {p['class']} {p['condition']}: {p['seed_failures']} debug-seed and {p['held_out_failures']} debug-held-out "
@@ -141,11 +240,16 @@ def render_markdown(report: dict[str, Any]) -> str:
     """The description as Markdown: the ranked (class, condition) pairs with a few images each."""
     who = f" ({report['model']})" if report.get("model") else ""
     accuracy = report.get("clean_accuracy")
+    if report.get("source") == "run":
+        left_out = f", {report['left_out']} of them left out at random (--max-failures)" if report["left_out"] else ""
+        found = (f"{report['failures']} distinct failing (held-out sample, cell) pairs in the discovery run {report['run']} "
+                 f"({report['failure_records']} failed queries{left_out}), each image regenerated")
+    else:
+        found = (f"{report['failures']} of {report['held_out_samples']} held-out images misclassified"
+                 + (f" (clean accuracy {accuracy:.1%})" if accuracy is not None else ""))
     lines = [
         f"# Failures of {report['config']}{who}, described in words", "",
-        f"{report['failures']} of {report['held_out_samples']} held-out images misclassified"
-        + (f" (clean accuracy {accuracy:.1%})" if accuracy is not None else "")
-        + f"; {report['described']} of classes on the class axis, split into {len(report['debug_seed'])} debug-seed and "
+        found + f"; {report['described']} of classes on the class axis, split into {len(report['debug_seed'])} debug-seed and "
           f"{len(report['debug_held_out'])} debug-held-out failures. CLIP named each one's condition with "
           f"\"{report['template']}\" over its class's candidates.", "",
         "| rank | class | condition | cell | debug seed | debug held-out | share of seed | images |",

@@ -131,15 +131,14 @@ class ImageAudit(Audit):
 
     def attach_examples(self, task, examples: list[tuple[int, dict[str, Any]]], run_dir: Path) -> None:
         """Each example's perturbed image, regenerated (keyed perturbations are re-drawn)."""
-        import jax
         import jax.numpy as jnp
         import numpy as np
 
+        from fadejax.audits.image.task import perturbed_images
         from fadejax.summarize import png_base64
 
         samples = jnp.asarray([r["sample"] for _, r in examples], jnp.int32)
-        values = task.space.decode(jnp.asarray([c for c, _ in examples], jnp.int32))
-        images = np.asarray(jax.jit(task.perturb)(task.images[samples], values, jax.random.PRNGKey(0)))
+        images = perturbed_images(task.perturb, task.space, task.images[samples], np.asarray([c for c, _ in examples]))
         for (_, record), image in zip(examples, images):
             record["image"] = png_base64(image)
 

@@ -96,6 +96,22 @@ class ClassificationTask:
         self.images, self.labels, self.observations = jax.device_put((self.images, self.labels, self.observations), sharding)
 
 
+def compose_perturbations(config: ExperimentConfig) -> Callable[[jax.Array, jax.Array, jax.Array], jax.Array]:
+    """The config's axes' perturbations chained in axis order: ``(images, values, key) -> images``."""
+    return perturbations.compose([a.perturbation_name for a in config.space.axes], [a.values for a in config.space.axes])
+
+
+def perturbed_images(perturb: Callable[[jax.Array, jax.Array, jax.Array], jax.Array], space: ConceptSpace, images: np.ndarray,
+                     cells: np.ndarray, batch: int = 256) -> np.ndarray:
+    """Clean ``(N, H, W, C)`` images under the cells ``(N,)`` (flat indices of ``space``):
+    ``(N, H, W, C)`` float32 in [0, 1]. Keyed perturbations (noise) are drawn with a fixed
+    key, so they are like, not equal to, what a run's query saw."""
+    apply = jax.jit(perturb)
+    out = [np.asarray(apply(jnp.asarray(images[i : i + batch]), space.decode(jnp.asarray(cells[i : i + batch], jnp.int32)),
+                            jax.random.PRNGKey(0))) for i in range(0, len(cells), batch)]
+    return np.concatenate(out) if out else np.zeros((0, *np.shape(images)[1:]), np.float32)
+
+
 def pixel_observations(images: jax.Array, size: int) -> jax.Array:
     """Clean images ``(N, H, W, C)`` downsampled to ``(N, size * size * C)``."""
     n, _, _, c = images.shape
@@ -138,9 +154,7 @@ def build_classification_task(config: ExperimentConfig, oracle: Any = None, prog
     oracle, held_out, info = load_classifier(config, oracle, progress)
     members = config.models.names
     space = config.concept_space()
-    perturb = perturbations.compose(
-        [a.perturbation_name for a in config.space.axes], [a.values for a in config.space.axes]
-    )
+    perturb = compose_perturbations(config)
     images = jnp.asarray(held_out.images)
     observations = make_observations(config.observation, images, oracle)
     task = ClassificationTask(
