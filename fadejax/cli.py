@@ -3,6 +3,7 @@
     fadejax discover --config configs/digits.yaml [--out DIR] [--resume] [--set field.path=value ...]
     fadejax landscape --config configs/digits.yaml [--out DIR] [--record [PATH]]
     fadejax describe --config CONFIG [--model NAME] [--run RUN_DIR] [--top N] [--out DIR]
+    fadejax propose-conditions --config CONFIG --generator MODEL_DIR --out NEW_CONFIG.yaml [--per-class K]
     fadejax summarize RUN_DIR [--axes a,b,c] [--top 10] [--choose MODE ...]
     fadejax restructure RUN_DIR (--modes MODE ... | --modes-file modes.json | --top N)
     fadejax compare RUN_DIR RUN_DIR ... [--out DIR] [--ground-truth FILE]
@@ -143,6 +144,19 @@ def _parser() -> argparse.ArgumentParser:
                           "failures, a seeded random choice (default 1000)")
     describe.add_argument("--trust-code", action="store_true", help="with --run: " + TRUST_CODE_HELP)
     describe.add_argument("--quiet", action="store_true", help="no progress messages")
+    propose = commands.add_parser("propose-conditions", help="a local text-generation model proposes conditions for each class "
+                                                             "word of a 'conditions' config; writes the config extended by them")
+    propose.add_argument("--config", required=True, help="a generated-conditions experiment YAML file (task: conditions)")
+    propose.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE")
+    propose.add_argument("--generator", required=True, help="a local causal or encoder-decoder language model directory (or a model "
+                                                            "id already in the Hugging Face cache; nothing is downloaded)")
+    propose.add_argument("--out", required=True, help="the new config file to write (must not exist)")
+    propose.add_argument("--per-class", type=int, default=5, help="new conditions per class word (default 5)")
+    propose.add_argument("--prompt", help="what the model is given per class, with {class} (default: conditions.class_prompt for a "
+                                          "causal model, which it continues; a short question for an encoder-decoder)")
+    propose.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    propose.add_argument("--device", default="cpu", help="torch device for the model (default cpu)")
+    propose.add_argument("--quiet", action="store_true", help="no progress messages")
     landscape = commands.add_parser("landscape", help="exhaustive ground-truth failure landscape (every action x every held-out sample)")
     landscape.add_argument("--config", required=True, help="experiment YAML file (its audit's settings and space are used)")
     landscape.add_argument("--out", help="directory to save ground_truth.json in (default: runs/<config name>)")
@@ -189,6 +203,8 @@ def _bad_input_errors() -> tuple[type[BaseException], ...]:
     ]
     if "bridges.weights" in sys.modules:
         errors.append(sys.modules["bridges.weights"].ModelLoadError)
+    if "bridges.text_generator" in sys.modules:
+        errors.append(sys.modules["bridges.text_generator"].TextGeneratorError)
     if "bridges.classifier" in sys.modules:
         errors.append(sys.modules["bridges.classifier"].OracleError)
     return tuple(errors)
@@ -220,6 +236,16 @@ def _describe(args: argparse.Namespace) -> int:
     report = config.audit.describe_failures(config, out, model=args.model, top=args.top, run=Path(args.run) if args.run else None,
                                             limit=args.max_failures, trust_code=args.trust_code, progress=not args.quiet)
     print("\n".join(report.get("lines", [])))
+    return 0
+
+
+def _propose_conditions(args: argparse.Namespace) -> int:
+    from fadejax.audits.conditions.propose import propose_conditions
+
+    _Progress.enter("proposing conditions")
+    result = propose_conditions(Path(args.config), args.overrides, args.generator, Path(args.out), per_class=args.per_class,
+                                prompt=args.prompt, seed=args.seed, device=args.device, progress=not args.quiet)
+    print("\n".join(result["lines"]))
     return 0
 
 
@@ -425,6 +451,8 @@ def main(argv: list[str] | None = None) -> int:
             return _landscape(args)
         if args.command == "describe":
             return _describe(args)
+        if args.command == "propose-conditions":
+            return _propose_conditions(args)
         if args.command == "summarize":
             return _summarize(args)
         if args.command == "restructure":

@@ -275,6 +275,69 @@ def test_each_failure_gets_the_condition_its_image_was_built_to_match():
     assert probability[3] == 1.0 and all(0.5 < p < 1.0 for i, p in enumerate(probability) if i != 3)
 
 
+def _tiny_language_models(root: Path) -> tuple[str, str]:
+    """A tiny random GPT-2 and T5 over a word-level tokenizer of condition-like words."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from bridges.tiny_summarizer import build_model, build_word_tokenizer
+
+    tokenizer = build_word_tokenizer(["a photo of a cat dog bird in on at the snow grass night beach rain fog sofa desert water forest"])
+    torch.manual_seed(0)
+    gpt = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=64, n_embd=16, n_layer=1, n_head=2,
+                                     bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id))
+    t5 = build_model(tokenizer, {"d_model": 16, "d_ff": 32, "d_kv": 8, "num_layers": 1, "num_decoder_layers": 1, "num_heads": 2, "seed": 0})
+    for name, model in (("gpt", gpt), ("t5", t5)):
+        model.save_pretrained(root / name)
+        tokenizer.save_pretrained(root / name)
+    return str(root / "gpt"), str(root / "t5")
+
+
+def test_a_local_language_model_proposes_conditions_into_a_new_valid_config(setup, capsys):
+    from fadejax.audits.conditions.propose import clean_proposal
+
+    assert clean_proposal("A photo of a dog on the Beach. It is sunny", "a photo of a dog", 5) == "on the beach"
+    assert clean_proposal(' "in {the} snow", with friends', "", 5) == "in the snow, with friends"
+    assert clean_proposal("at night under a very bright full moon", "", 3) == "at night under"
+    assert clean_proposal(" 42 ... ", "", 5) is None
+
+    root, path, data = setup
+    gpt, t5 = _tiny_language_models(root / "language")
+    out = root / "proposed.yaml"
+    argv = ["propose-conditions", "--config", str(path), "--per-class", "3", "--quiet"]
+    assert main(argv + ["--generator", gpt, "--out", str(out)]) == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    config = load_config(out)  # valid, as written
+    conditions = [str(v) for v in config.space.axes[1].values]
+    assert conditions[:3] == CONDITIONS and [str(v) for v in config.space.axes[0].values] == CLASSES
+    for word in CLASSES:
+        before = data["conditions"]["vocabulary"][word]
+        after = config.conditions.vocabulary[word]
+        new = after[len(before):]
+        assert after[: len(before)] == before and 1 <= len(new) <= 3 and len(set(new)) == len(new)
+        assert all(p == p.lower() and 1 <= len(p.split()) <= 5 and p not in before and set(new) <= set(conditions) for p in new)
+        assert f"{word}: {', '.join(new)}" in printed
+    assert set(conditions) == set(CONDITIONS) | {p for w in CLASSES for p in config.conditions.vocabulary[w]}
+
+    again = root / "again.yaml"
+    assert main(argv + ["--generator", gpt, "--out", str(again)]) == 0
+    assert again.read_text() == out.read_text()  # the same seed proposes the same
+    assert main(argv + ["--generator", t5, "--out", str(root / "t5.yaml"), "--seed", "3"]) == 0  # an encoder-decoder answers
+    assert len(load_config(root / "t5.yaml").space.axes[1].values) > len(CONDITIONS)
+
+    written = out.read_text()
+    capsys.readouterr()
+    for extra, message in ((["--generator", gpt, "--out", str(out)], "exists; name a new file"),
+                           (["--generator", str(root / "nowhere"), "--out", str(root / "x.yaml")], "could not be loaded"),
+                           (["--generator", gpt, "--out", str(root / "x.yaml"), "--prompt", "a {kind}"], "--prompt:")):
+        assert main(argv + extra) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    assert out.read_text() == written and not (root / "x.yaml").exists()
+    assert main(["propose-conditions", "--config", str(Path(__file__).parents[1] / "configs" / "digits.yaml"),
+                 "--generator", gpt, "--out", str(root / "x.yaml")]) == 2
+    assert "extends a generated-conditions config" in capsys.readouterr().err
+
+
 def test_restructure_fixes_every_models_head_with_generated_data_beside_the_random_baseline(setup, family_run, monkeypatch, capsys):
     from safetensors.torch import load_file
 

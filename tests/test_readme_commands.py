@@ -19,7 +19,7 @@ NOT_RUN = {
     "configs/digits_family.yaml": "trains two more embedded models on first use (minutes); test_family audits a family of three",
     "runs/digits_family": "a run of configs/digits_family.yaml",
     "configs/conditions_imagenet.yaml": "Stable Diffusion v1-5, CLIP ViT-B/32 and ResNet-50 from the Hugging Face cache, ImageNet, a GPU; "
-                                        "test_conditions runs describe, discover and restructure on tiny models",
+                                        "test_conditions runs propose-conditions, describe, discover and restructure on tiny models",
     "runs/conditions_imagenet": "a run of configs/conditions_imagenet.yaml",
     "configs/sweeps/searchers.yaml": "15 points of 200 iterations on a local Ray; test_sweep runs small sweeps, kills and resumes one",
     "sweeps/searchers": "the report of that sweep",
@@ -32,7 +32,7 @@ LIVE_SUBSET = ["--set", "data.limit=12"]  # not for a replay: a recording fits i
 def _target(argv: list[str]) -> str:
     if argv[0] == "sweep":
         return argv[argv.index("--report") + 1] if "--report" in argv else argv[1]
-    if argv[0] in ("discover", "landscape", "describe"):
+    if argv[0] in ("discover", "landscape", "describe", "propose-conditions"):
         return argv[argv.index("--config") + 1]
     return argv[1]
 
