@@ -18,7 +18,8 @@ from fadejax.run import discover
 RUN = {"iterations": 2, "num_envs": 8, "checkpoint_every": 1}
 #: where an audit's `fadejax restructure` runs through the CLI with closer checks than here
 #: (a fine-tune per audit is the slowest step, so each runs once in the suite)
-RESTRUCTURE_TESTED_IN = {"image": "tests/test_restructure.py", "text": "tests/test_text_task.py", "prompt": "tests/test_prompt_task.py"}
+RESTRUCTURE_TESTED_IN = {"image": "tests/test_restructure.py", "text": "tests/test_text_task.py", "prompt": "tests/test_prompt_task.py",
+                         "conditions": "tests/test_conditions.py"}
 SMALL_IMAGE_SPACE = {"axes": [{"name": "rotation", "values": [-20, 0, 20]}, {"name": "darkness", "values": [0.0, 0.7]},
                               {"name": "blur", "values": [0.0, 3.0]}]}
 
@@ -86,15 +87,37 @@ def _audit(name: str, root: Path) -> dict:
         return {"config": {"task": "text", "mode": "micro", "text": text, "space": space, "micro": {"max_steps": 3}},
                 "axes": "delete_word", "fix": "lower_case=1", "restructure": None}
     pipeline, clip = _tiny_pipeline(root)
-    prompt = {"pipeline": pipeline, "clip": clip, "steps": 2, "height": 16, "width": 16, "batch_size": 4}
-    return {"config": {"task": "prompt", "prompt": prompt}, "axes": None, "fix": None, "restructure": RESTRUCTURE_TESTED_IN["prompt"]}
+    generation = {"pipeline": pipeline, "clip": clip, "steps": 2, "height": 16, "width": 16, "batch_size": 4}
+    if name == "prompt-macro":
+        return {"config": {"task": "prompt", "prompt": generation}, "axes": None, "fix": None, "restructure": RESTRUCTURE_TESTED_IN["prompt"]}
+    return {"config": _conditions_config(root, generation), "axes": "class", "fix": "condition=night", "trust": True,
+            "restructure": RESTRUCTURE_TESTED_IN["conditions"]}
+
+
+def _conditions_config(root: Path, generation: dict) -> dict:
+    """A tiny RGB classifier of three classes (tests/tiny_classifier.py) with a folder of
+    16x16 held-out images, audited on generated images."""
+    from PIL import Image
+    from tiny_classifier import make_tiny_classifier
+
+    rng = np.random.default_rng(0)
+    for name in ("bird", "cat", "dog"):
+        (root / "data" / name).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(root / "data" / name / f"{i}.png")
+    model = {"source": "file", "architecture": "tiny_classifier:TinyRGB", "architecture_kwargs": {"num_classes": 3, "image_size": 16},
+             "weights": str(make_tiny_classifier(root / "tiny.safetensors"))}
+    space = {"axes": [{"name": "class", "values": ["cat", "dog"]}, {"name": "condition", "values": ["snow", "night"]}]}
+    return {"task": "conditions", "data": {"source": "folder", "path": str(root / "data"), "image_size": 16}, "model": model,
+            "space": space, "conditions": generation}
 
 
 def _records(run: Path) -> bytes:
     return (run / "records.jsonl").read_bytes()
 
 
-@pytest.mark.parametrize("audit", ["image-macro", "image-micro", "text-macro", "text-micro", "prompt-macro", "recorded-macro", "recorded-micro"])
+@pytest.mark.parametrize("audit", ["image-macro", "image-micro", "text-macro", "text-micro", "prompt-macro", "conditions-macro",
+                                   "recorded-macro", "recorded-micro"])
 def test_every_command_on_every_audit(audit, tmp_path, capsys):
     spec = _audit(audit, tmp_path)
     data = {"name": f"matrix-{audit}", "run": RUN, **spec["config"]}
@@ -128,7 +151,8 @@ def test_every_command_on_every_audit(audit, tmp_path, capsys):
 
     # landscape: computed and saved, or refused in one line where an audit has none
     code, err = cli("landscape", "--config", str(config_path), "--out", str(run), "--quiet")
-    if audit.startswith("prompt"):
+    generated = audit.startswith(("prompt", "conditions"))  # no exhaustive landscape of generated images
+    if generated:
         assert code == EXIT_BAD_INPUT and err.startswith("error: ") and len(err.strip().splitlines()) == 1
     else:
         assert code == 0, err
@@ -141,13 +165,14 @@ def test_every_command_on_every_audit(audit, tmp_path, capsys):
     # recall@10 curve where the landscape exists)
     assert [row["iteration"] for row in read_metrics(run / "metrics.jsonl")] == list(range(RUN["iterations"]))
     assert any((run / "tensorboard").iterdir())
-    code, err = cli("compare", str(run), str(cut), "--out", str(tmp_path / "compare"))
+    trust = ["--trust-code"] if spec.get("trust") else []  # a config naming a model class by import path
+    code, err = cli("compare", str(run), str(cut), "--out", str(tmp_path / "compare"), *trust)
     assert code == 0, err
     page = (tmp_path / "compare" / "compare.html").read_text()
-    assert "failures found" in page and ("recall@10" in page) == (not audit.startswith("prompt"))
+    assert "failures found" in page and ("recall@10" in page) == (not generated)
 
     # summarize, with a view of chosen axes, a slice at a hidden one, and a chosen mode
-    argv = ["summarize", str(run), "--choose", "0"]
+    argv = ["summarize", str(run), "--choose", "0", *trust]
     if spec["axes"]:
         argv += ["--axes", spec["axes"]]
     if spec["fix"]:
@@ -163,5 +188,5 @@ def test_every_command_on_every_audit(audit, tmp_path, capsys):
     if isinstance(spec["restructure"], str):
         assert Path(spec["restructure"]).name in {p.name for p in Path(__file__).parent.glob("test_*.py")}
         return
-    code, err = cli("restructure", str(run), "--top", "1")
+    code, err = cli("restructure", str(run), "--top", "1", *trust)
     assert code == EXIT_BAD_INPUT and err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
