@@ -240,11 +240,14 @@ def _describe(args: argparse.Namespace) -> int:
 
 
 def _propose_conditions(args: argparse.Namespace) -> int:
-    from fadejax.audits.conditions.propose import propose_conditions
+    from fadejax.config import load_config
 
+    _Progress.enter("loading the config")
+    config = load_config(args.config, args.overrides)
     _Progress.enter("proposing conditions")
-    result = propose_conditions(Path(args.config), args.overrides, args.generator, Path(args.out), per_class=args.per_class,
-                                prompt=args.prompt, seed=args.seed, device=args.device, progress=not args.quiet)
+    result = config.audit.propose_conditions(config, Path(args.config), args.overrides, args.generator, Path(args.out),
+                                             per_class=args.per_class, prompt=args.prompt, seed=args.seed, device=args.device,
+                                             progress=not args.quiet)
     print("\n".join(result["lines"]))
     return 0
 

@@ -170,6 +170,15 @@ class Audit:
         any run directory, :mod:`fadejax.trust`)."""
         raise AuditError(f"the '{self.name}' audit does not describe failures in words (the 'conditions' audit does)")
 
+    def propose_conditions(self, config: "ExperimentConfig", source: Path, overrides: list[str], generator: str, out: Path, *,
+                           per_class: int = 5, prompt: str | None = None, seed: int = 0, device: str = "cpu",
+                           progress: bool = True) -> dict[str, Any]:
+        """``fadejax propose-conditions``: a local language model (``generator``) proposes new
+        words for the config's axes; the config file ``source`` (with ``overrides``) extended
+        by them is written to ``out``. Returns ``{"proposals", "config", "lines"}``, whose
+        ``"lines"`` the command prints."""
+        raise AuditError(f"propose-conditions extends a generated-conditions config (task: conditions); this is a '{self.name}' config")
+
     # -- restructure --------------------------------------------------------------------
     def check_restructure(self, config: "ExperimentConfig", request: RestructureRequest) -> None:
         """Raise :class:`AuditError` for a restructure request this audit cannot serve,

@@ -160,3 +160,9 @@ class ConditionAudit(Audit):
             raise AuditError(f"--max-failures {limit}: give 1 or more")
         return describe(config, Path(out), model=model, top=top, run=run, limit=limit, trust_code=trust_code, progress=progress)
 
+    def propose_conditions(self, config, source: Path, overrides: list[str], generator: str, out: Path, *, per_class: int = 5,
+                           prompt: str | None = None, seed: int = 0, device: str = "cpu", progress: bool = True) -> dict[str, Any]:
+        from fadejax.audits.conditions.propose import propose_conditions
+
+        return propose_conditions(config, Path(source), overrides, generator, Path(out), per_class=per_class, prompt=prompt, seed=seed,
+                                  device=device, progress=progress)

@@ -76,20 +76,16 @@ def proposed_config(data: dict[str, Any], axes: list[dict[str, Any]], proposals:
     return out
 
 
-def propose_conditions(config_path: Path, overrides: list[str], generator_path: str, out: Path, *, per_class: int = 5,
+def propose_conditions(config, config_path: Path, overrides: list[str], generator_path: str, out: Path, *, per_class: int = 5,
                        prompt: str | None = None, seed: int = 0, device: str = "cpu", progress: bool = True) -> dict[str, Any]:
-    """Propose conditions for the class words of the conditions config at ``config_path``
-    with the local model at ``generator_path`` and write the extended config to ``out``
-    (which must not exist). Returns ``{"proposals", "config", "lines"}``."""
+    """Propose conditions for the class words of ``config`` (read from ``config_path`` with
+    ``overrides``) with the local model at ``generator_path`` and write the extended config
+    to ``out`` (which must not exist). Returns ``{"proposals", "config", "lines"}``."""
     from bridges.text_generator import load_text_generator
     from fadejax.audits.conditions import read_vocabulary
     from fadejax.audits.prompt.prompts import PromptError, validate_template
-    from fadejax.config import load_config, parse_config, set_dotted
+    from fadejax.config import parse_config, set_dotted
 
-    config = load_config(config_path, overrides)
-    if config.audit.name != "conditions":
-        raise AuditError(f"propose-conditions extends a generated-conditions config (task: conditions); '{config_path}' is a "
-                         f"'{config.audit.name}' config")
     if per_class < 1:
         raise AuditError(f"--per-class {per_class}: give 1 or more")
     if out.exists():
