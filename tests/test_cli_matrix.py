@@ -90,7 +90,7 @@ def _audit(name: str, root: Path) -> dict:
     generation = {"pipeline": pipeline, "clip": clip, "steps": 2, "height": 16, "width": 16, "batch_size": 4}
     if name == "prompt-macro":
         return {"config": {"task": "prompt", "prompt": generation}, "axes": None, "fix": None, "restructure": RESTRUCTURE_TESTED_IN["prompt"]}
-    return {"config": _conditions_config(root, generation), "axes": "class", "fix": "condition=night", "trust": True,
+    return {"config": _conditions_config(root, generation), "axes": "class,style", "fix": "condition=night", "trust": True,
             "restructure": RESTRUCTURE_TESTED_IN["conditions"]}
 
 
@@ -107,9 +107,11 @@ def _conditions_config(root: Path, generation: dict) -> dict:
             Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(root / "data" / name / f"{i}.png")
     model = {"source": "file", "architecture": "tiny_classifier:TinyRGB", "architecture_kwargs": {"num_classes": 3, "image_size": 16},
              "weights": str(make_tiny_classifier(root / "tiny.safetensors"))}
-    space = {"axes": [{"name": "class", "values": ["cat", "dog"]}, {"name": "condition", "values": ["snow", "night"]}]}
+    space = {"axes": [{"name": "class", "values": ["cat", "dog"]}, {"name": "condition", "values": ["snow", "night"]},
+                      {"name": "style", "values": ["photo", "sketch"]}]}  # a further word axis
+    conditions = {**generation, "templates": ["a {style} of a {class} in the {condition}"], "describe_template": "a {class} in the {condition}"}
     return {"task": "conditions", "data": {"source": "folder", "path": str(root / "data"), "image_size": 16}, "model": model,
-            "space": space, "conditions": generation}
+            "space": space, "conditions": conditions}
 
 
 def _records(run: Path) -> bytes:

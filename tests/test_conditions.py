@@ -20,6 +20,7 @@ from fadejax.config import ConfigError, load_config, parse_config
 
 CLASSES = ["cat", "dog", "bird"]
 CONDITIONS = ["in the snow", "on the grass", "at night"]
+STYLES = ["photo", "painting"]
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +64,14 @@ def setup(tmp_path_factory):
     ({"conditions": {"pipeline": "p", "clip": "c", "vocabulary": {"cat": ["on the moon"]}}}, "['on the moon'] not among the condition axis"),
     ({"conditions": {"pipeline": "p", "clip": "c", "visible_top_k": 5}}, "visible_top_k: 5 is more than the 3 class words"),
     ({"space": {"axes": [{"name": "condition", "values": CONDITIONS}, {"name": "class", "values": CLASSES}]}},
-     "two word axes, 'class' then 'condition'"),
+     "word axes are 'class' then 'condition', then any further ones"),
+    ({"space": {"axes": [{"name": "class", "values": CLASSES}, {"name": "condition", "values": CONDITIONS}, {"name": "style", "values": [1, 2]}]}},
+     "'style' needs words"),
+    ({"space": {"axes": [{"name": "class", "values": CLASSES}, {"name": "condition", "values": CONDITIONS}, {"name": "style", "values": STYLES}]}},
+     "conditions.templates: prompt template 'a photo of a {class} {condition}' does not use {style}"),
+    ({"conditions": {"pipeline": "p", "clip": "c", "templates": ["a {style} of a {class} {condition}"]},
+      "space": {"axes": [{"name": "class", "values": CLASSES}, {"name": "condition", "values": CONDITIONS}, {"name": "style", "values": STYLES}]}},
+     "conditions.describe_template: prompt template 'a {style} of a {class} {condition}' uses unknown {style}"),
 ])
 def test_a_bad_conditions_config_names_its_field(change, message):
     data = {"task": "conditions", "conditions": {"pipeline": "p", "clip": "c"},
@@ -246,6 +254,23 @@ def test_describe_names_the_failures_an_image_audit_run_of_the_classifier_found(
         assert np.array_equal(saved, as_uint8_rgb(np.asarray(expected))[0])  # the failing image itself, regenerated
     assert set(report["debug_seed"]) | set(report["debug_held_out"]) == {0, 1, 2}
     assert "distinct failing (held-out sample, cell) pairs in the discovery run" in (root / "from_run" / "describe.md").read_text()
+
+
+def test_a_further_word_axis_fills_every_prompt_and_describe_names_each_pairs_cells():
+    """A ``style`` axis after class and condition: a valid config with a describe
+    template; a mode's prompts carry its three words; a (class, condition) pair stands
+    for one cell per style."""
+    from fadejax.audits.conditions.restructure import mode_prompts
+
+    config = parse_config({"task": "conditions", "conditions": {"pipeline": "p", "clip": "c", "templates": ["a {style} of a {class} {condition}"],
+                                                                 "describe_template": "a photo of a {class} {condition}"},
+                           "space": {"axes": [{"name": "class", "values": CLASSES}, {"name": "condition", "values": CONDITIONS},
+                                              {"name": "style", "values": STYLES}]}})
+    space = config.concept_space()
+    mode = int(np.ravel_multi_index((1, 2, 1), space.sizes))  # dog, at night, painting
+    prompts, classes = mode_prompts(space, [mode, 0], config.conditions.templates[0], 2)
+    assert prompts == ["a painting of a dog at night"] * 2 + ["a photo of a cat in the snow"] * 2 and classes == [1, 1, 0, 0]
+    assert mode_prompts(space, [mode], config.conditions.class_prompt, 1) == (["a photo of a dog"], [1])
 
 
 def _built_to_match(scorer, prompts: list[str], target: int, seed: int) -> np.ndarray:

@@ -15,7 +15,8 @@ from fadejax.audits.conditions.config import ConditionsConfig
 from fadejax.audits.image import ImageAudit
 from fadejax.audits.image.config import DataConfig, ModelConfig, ModelFamily, RewardConfig
 
-#: the two word axes a config of this audit has, in this order
+#: the two word axes a config of this audit starts with, in this order (further word axes,
+#: e.g. ``style``, may follow)
 AXES = ("class", "condition")
 
 
@@ -32,6 +33,13 @@ def check_vocabulary(vocabulary: Any, config, where: str = "conditions.vocabular
         if unknown or not words:
             raise ValueError(f"{where}.{name}: {unknown or 'no words'} not among the condition axis' words {conditions}")
     return {str(k): [str(w) for w in v] for k, v in vocabulary.items()}
+
+
+def describe_template(config) -> str:
+    """The prompt CLIP names a failure's condition with: ``conditions.describe_template``,
+    by default the first of ``conditions.templates``."""
+    c = config.conditions
+    return c.describe_template or c.templates[0]
 
 
 def read_vocabulary(config) -> dict[str, list[str]]:
@@ -86,8 +94,9 @@ class ConditionAudit(Audit):
 
     def check_axes(self, axes) -> None:
         names = [a.name for a in axes]
-        if tuple(names) != AXES:
-            raise ValueError(f"space.axes: a conditions audit has two word axes, 'class' then 'condition'; got {names}")
+        if tuple(names[:2]) != AXES:
+            raise ValueError(f"space.axes: a conditions audit's word axes are 'class' then 'condition', then any further ones "
+                             f"(e.g. 'style'); got {names}")
         for i, axis in enumerate(axes):
             if not axis.words:
                 raise ValueError(f"space.axes.{i}: '{axis.name}' needs words, got {axis.values}")
@@ -97,12 +106,16 @@ class ConditionAudit(Audit):
 
         ImageAudit.check_config(self, config)  # model vs models, the family's aggregate
         c = config.conditions
-        try:
-            validate_templates(c.templates, list(AXES))
-            validate_template(c.class_prompt, ["class"])
-        except PromptError as exc:
-            field = "conditions.class_prompt" if c.class_prompt in str(exc) else "conditions.templates"
-            raise ValueError(f"{field}: {exc}") from None
+        checks = [("conditions.templates", lambda: validate_templates(c.templates, [a.name for a in config.space.axes])),
+                  ("conditions.class_prompt", lambda: validate_template(c.class_prompt, ["class"])),
+                  ("conditions.describe_template", lambda: validate_template(describe_template(config), list(AXES)))]
+        for field, check in checks:
+            try:
+                check()
+            except PromptError as exc:
+                more = (" (templates[0] names more axes than class and condition: give the prompt CLIP names each failure's "
+                        "condition with)" if field.endswith("describe_template") and c.describe_template is None else "")
+                raise ValueError(f"{field}: {exc}{more}") from None
         classes = [str(v) for v in config.space.axes[0].values]
         if isinstance(c.vocabulary, dict):  # a file is read and checked when it is used (its path may be relative to a run)
             check_vocabulary(c.vocabulary, config)

@@ -12,9 +12,10 @@ class ConditionsConfig(GenerationConfig):
     conditions named in words (Chegini & Feizi's CLIP-aided debugging).
 
     The concept space has two word axes, ``class`` (words for the classifier's classes) and
-    ``condition`` (e.g. backgrounds: "in the snow", "on a beach"). A query fills one of
-    ``templates`` (the samples; the paper's is ``a photo of a {class} {condition}``) with a
-    cell's words, generates the image with the local diffusers ``pipeline`` (one seed per
+    ``condition`` (e.g. backgrounds: "in the snow", "on a beach"), and may have further
+    word axes (e.g. ``style``: "a painting", "a sketch"). A query fills one of
+    ``templates`` (the samples; the paper's is ``a photo of a {class} {condition}``; each
+    uses every axis) with a cell's words, generates the image with the local diffusers ``pipeline`` (one seed per
     query, recorded), checks with the local ``clip`` that the class is visible (the
     intended class among the ``visible_top_k`` most probable of ``class_prompt`` over every
     class word; otherwise the query is invalid, never a failure) and asks the audited
@@ -26,7 +27,8 @@ class ConditionsConfig(GenerationConfig):
     conditions for ``fadejax describe`` (a mapping, or the path of a YAML or JSON file
     holding one; default: every condition word for every class),
     which names the condition of each of the classifier's real held-out failures with
-    CLIP and splits them into a debug seed and a debug held-out set.
+    CLIP (by ``describe_template``, default the first template; it uses ``{class}`` and
+    ``{condition}`` only) and splits them into a debug seed and a debug held-out set.
     """
 
     clip: str | None = None
@@ -36,6 +38,7 @@ class ConditionsConfig(GenerationConfig):
     class_index: dict[str, int] | None = None
     image_size: pydantic.PositiveInt | None = None
     vocabulary: dict[str, list[str]] | str | None = None
+    describe_template: str | None = None
     #: the classifier's training images (a folder of class folders or an .npz) for the
     #: L_original term when ``fadejax restructure`` retrains its final layer
     train_data: str | None = None

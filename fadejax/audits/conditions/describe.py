@@ -6,7 +6,8 @@ held-out split: the clean debug set of Chegini & Feizi) whose true class is a wo
 ``class`` axis. Per class it is split at random into a *debug seed* share
 (``conditions.debug_seed_fraction``; what a fix may learn from) and a *debug held-out*
 share (what checks the fix). CLIP assigns each failure the condition whose prompt
-(``templates[0]`` filled with the class and the condition) it matches best among the
+(``conditions.describe_template``, default ``templates[0]``, filled with the class and the
+condition) it matches best among the
 class's candidates (``conditions.vocabulary``; default every condition word), and the
 (class, condition) pairs are ranked by the seed failures they explain.
 
@@ -180,13 +181,14 @@ def describe(config, out: Path, *, model: str | None = None, top: int = 5, run: 
     found (at most ``limit``). Writes ``describe.json``, ``describe.md`` and ``images/`` to ``out``."""
     from bridges.clip_scorer import load_clip
     from bridges.diffusion import save_png
-    from fadejax.audits.conditions import read_vocabulary
+    from fadejax.audits.conditions import describe_template, read_vocabulary
     from fadejax.audits.conditions.task import class_labels_of
     from fadejax.audits.image import member_config
 
     vocabulary = read_vocabulary(config)  # a vocabulary file's mistakes are named before any model loads
     audited = member_config(config, model) if model is not None and config.models.names else config
     c = config.conditions
+    template = describe_template(config)
     found = run_failures(audited, Path(run), model, limit, c.debug_split_seed, trust_code, progress) if run is not None \
         else debug_set_failures(audited, progress)
     words = [str(v) for v in config.space.axes[0].values]
@@ -199,7 +201,7 @@ def describe(config, out: Path, *, model: str | None = None, top: int = 5, run: 
         print(f"{len(found.labels)} failures, {len(named)} of classes on the class axis; naming their conditions with CLIP ...", flush=True)
     scorer = load_clip(c.clip, c.device)
     images = found.images[named]
-    assigned, probability = assign_conditions(scorer, images, [word_of[int(found.labels[j])] for j in named], vocabulary, c.templates[0])
+    assigned, probability = assign_conditions(scorer, images, [word_of[int(found.labels[j])] for j in named], vocabulary, template)
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "images").mkdir(exist_ok=True)
@@ -221,19 +223,27 @@ def describe(config, out: Path, *, model: str | None = None, top: int = 5, run: 
     ranked = sorted(pairs.values(), key=lambda p: (-p["seed_failures"], -p["held_out_failures"], p["class"], p["condition"]))
     sizes = config.concept_space().sizes
     for p in ranked:
-        p["cell"] = int(np.ravel_multi_index((words.index(p["class"]), conditions.index(p["condition"])), sizes))
+        # the pair's cells: one, or one per combination of the further axes' words (e.g. styles)
+        p["cells"] = [int(np.ravel_multi_index((words.index(p["class"]), conditions.index(p["condition"]), *rest), sizes))
+                      for rest in np.ndindex(*sizes[2:])]
         p["share_of_seed"] = p["seed_failures"] / max(len(seed_idx), 1)
     report = {
         "config": config.name, "model": model, **found.facts, "described": len(named), "debug_seed": [found.entries[j]["index"] for j in seed_idx],
-        "debug_held_out": [found.entries[j]["index"] for j in held_idx], "template": c.templates[0], "vocabulary": vocabulary, "pairs": ranked, "top": ranked[:top],
+        "debug_held_out": [found.entries[j]["index"] for j in held_idx], "template": template, "vocabulary": vocabulary, "pairs": ranked, "top": ranked[:top],
         "assignments": failures,
     }
     report["lines"] = [f"{len(named)} failures described: {out / 'describe.md'}"] + [
         f"  {rank}. {p['class']} {p['condition']}: {p['seed_failures']} debug-seed and {p['held_out_failures']} debug-held-out "
-        f"failures (cell {p['cell']})" for rank, p in enumerate(ranked[:top], 1)]
+        f"failures ({_cells(p)})" for rank, p in enumerate(ranked[:top], 1)]
     (out / "describe.json").write_text(json.dumps(report, indent=2))
     (out / "describe.md").write_text(render_markdown(report))
     return report
+
+
+def _cells(pair: dict[str, Any]) -> str:
+    """``cell N`` or ``cells N, M, ...`` of a (class, condition) pair."""
+    cells = pair["cells"]
+    return f"cell {cells[0]}" if len(cells) == 1 else "cells " + ", ".join(str(c) for c in cells)
 
 
 def render_markdown(report: dict[str, Any]) -> str:
@@ -252,11 +262,11 @@ def render_markdown(report: dict[str, Any]) -> str:
         found + f"; {report['described']} of classes on the class axis, split into {len(report['debug_seed'])} debug-seed and "
           f"{len(report['debug_held_out'])} debug-held-out failures. CLIP named each one's condition with "
           f"\"{report['template']}\" over its class's candidates.", "",
-        "| rank | class | condition | cell | debug seed | debug held-out | share of seed | images |",
+        "| rank | class | condition | cells | debug seed | debug held-out | share of seed | images |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for rank, p in enumerate(report["pairs"], 1):
         shown = " ".join(f"![{Path(i).stem}]({i})" for i in p["images"][:4])
-        lines.append(f"| {rank} | {p['class']} | {p['condition']} | {p['cell']} | {p['seed_failures']} | {p['held_out_failures']} | "
+        lines.append(f"| {rank} | {p['class']} | {p['condition']} | {_cells(p).split(' ', 1)[1]} | {p['seed_failures']} | {p['held_out_failures']} | "
                      f"{p['share_of_seed']:.0%} | {shown} |")
     return "\n".join(lines) + "\n"

@@ -127,6 +127,18 @@ def _load(section, held_out, config):
     return build_classifier_oracle(section, None, held_out, config.data, progress=False)[0]
 
 
+def mode_prompts(space, modes: list[int], template: str, count: int) -> tuple[list[str], list[int]]:
+    """``count`` copies of ``template`` filled with each mode's words (every axis the
+    template names), in mode order, and each prompt's class index (the ``class`` axis)."""
+    prompts, classes = [], []
+    for mode in modes:
+        index = [int(v) for v in np.unravel_index(mode, space.sizes)]
+        concepts = {axis.name: str(axis.values[i]) for axis, i in zip(space.axes, index)}
+        prompts += [compose(template, {k: v for k, v in concepts.items() if "{" + k + "}" in template})] * count
+        classes += [index[0]] * count
+    return prompts, classes
+
+
 def restructure_conditions(run_dir: Path, config: ExperimentConfig, modes: list[int], out: Path, request: RestructureRequest) -> dict[str, Any]:
     """Fix ``modes`` of the conditions run in ``run_dir`` into ``out``; see the module docstring."""
     from fadejax.audits.conditions.describe import predictions, split_debug
@@ -147,15 +159,7 @@ def restructure_conditions(run_dir: Path, config: ExperimentConfig, modes: list[
     taken = {int(r["seed"]) for r in read_records(run_dir / RECORDS_FILE)}
     searched = len(taken)
 
-    def prompts_of(template: str, count: int) -> tuple[list[str], list[int]]:
-        prompts, classes = [], []
-        for mode in modes:
-            class_index, condition_index = (int(v) for v in np.unravel_index(mode, space.sizes))
-            concepts = {"class": words[class_index], "condition": str(space.axes[1].values[condition_index])}
-            prompts += [compose(template, {k: v for k, v in concepts.items() if "{" + k + "}" in template})] * count
-            classes += [class_index] * count
-        return prompts, classes
-
+    prompts_of = lambda template, count: mode_prompts(space, modes, template, count)  # noqa: E731
     if progress:
         print(f"generating {per_mode} images per mode for the fix, as many for the random baseline, {eval_per_mode} to check ...", flush=True)
     fix_prompts, fix_classes = prompts_of(c.templates[0], per_mode)
