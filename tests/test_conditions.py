@@ -236,6 +236,11 @@ def test_describe_names_the_failures_an_image_audit_run_of_the_classifier_found(
         assert main(argv + extra + ["--out", str(root / "refused")]) == 2
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, err
+    (root / "unstarted").mkdir()
+    (root / "unstarted" / "config.yaml").write_text((run / "config.yaml").read_text())
+    assert main(["describe", "--config", str(path), "--run", str(root / "unstarted"), "--model", "first", "--trust-code",
+                 "--out", str(root / "refused"), "--quiet"]) == 2
+    assert "has no records.jsonl" in capsys.readouterr().err
     assert not (root / "refused").exists()
 
     assert main(argv + ["--model", "first", "--trust-code", "--out", str(root / "from_run")]) == 0, capsys.readouterr().err

@@ -17,8 +17,8 @@ images): each distinct failing (held-out sample, cell) pair's image is regenerat
 run's config (keyed perturbations, such as noise, redrawn with a fixed key) and described
 in the same way, at most ``--max-failures`` of them (a seeded random choice).
 
-Writes ``describe.json`` (every failure: its held-out index, or its run sample and cell, class, condition, CLIP's
-probability and split; the ranked pairs with their cells), ``describe.md`` and each
+Writes ``describe.json`` (every failure: its held-out index, or its run sample and cell,
+class, condition, CLIP's probability and split; the ranked pairs with their cells), ``describe.md`` and each
 failure's image as ``images/NNNNNN.png``.
 """
 
@@ -129,10 +129,12 @@ def _same_classifier(run_model, audited_model, run_dir: Path) -> None:
                          "describe a run of the classifier the config names")
 
 
-def run_failures(audited, run_dir: Path, model: str | None, limit: int, seed: int, trust_code: bool, progress: bool) -> Failures:
+def run_failures(audited, run_dir: Path, model: str | None, limit: int, seed: int, trust_code: bool, progress: bool,
+                 audited_is_member: bool = False) -> Failures:
     """The distinct failing (held-out sample, cell) pairs of an image-audit discovery run of
     the same classifier, each image regenerated; at most ``limit`` of them (a seeded random
-    choice, kept in the order the run found them)."""
+    choice, kept in the order the run found them). ``model`` names the run's family member,
+    or (``audited_is_member``) the config's."""
     from fadejax.audits.image import member_config
     from fadejax.audits.image.task import compose_perturbations, load_classifier, perturbed_images
     from fadejax.records import read_records
@@ -145,11 +147,15 @@ def run_failures(audited, run_dir: Path, model: str | None, limit: int, seed: in
     family = run_config.models.names
     if family and model not in family:
         raise AuditError(f"--run '{run_dir}' audits a family {family}: name the model whose failures to describe with --model")
+    if model is not None and not family and not audited_is_member:
+        raise AuditError(f"--model '{model}': neither this config nor the run '{run_dir}' audits a family of models")
     if model is not None and family:
         run_config, prefix = member_config(run_config, model), f"{model}."
     else:
         prefix = ""
     _same_classifier(run_config.model, audited.model, run_dir)
+    if not (run_dir / "records.jsonl").is_file():
+        raise AuditError(f"--run '{run_dir}' has no records.jsonl: it has not queried its model yet")
     note_outside_paths(run_dir, run_config)
 
     seen: dict[tuple[int, int], dict[str, Any]] = {}
@@ -171,7 +177,8 @@ def run_failures(audited, run_dir: Path, model: str | None, limit: int, seed: in
              "held_out_samples": len(held_out)}
     return Failures(as_uint8_rgb(images) if len(kept) else np.zeros((0, 1, 1, 3), np.uint8),
                     np.asarray([f["label"] for f in kept], np.int64), np.asarray([f["predicted"] for f in kept], np.int64),
-                    [{"index": j, **{k: f[k] for k in ("sample", "cell", "concepts")}} for j, f in enumerate(kept)], facts, info.get("label_names") or held_out.class_names)
+                    [{"index": j, **{k: f[k] for k in ("sample", "cell", "concepts")}} for j, f in enumerate(kept)], facts,
+                    info.get("label_names") or held_out.class_names)
 
 
 def describe(config, out: Path, *, model: str | None = None, top: int = 5, run: Path | None = None, limit: int = 1000,
@@ -189,7 +196,8 @@ def describe(config, out: Path, *, model: str | None = None, top: int = 5, run: 
     audited = member_config(config, model) if model is not None and config.models.names else config
     c = config.conditions
     template = describe_template(config)
-    found = run_failures(audited, Path(run), model, limit, c.debug_split_seed, trust_code, progress) if run is not None \
+    found = run_failures(audited, Path(run), model, limit, c.debug_split_seed, trust_code, progress,
+                         audited_is_member=bool(config.models.names)) if run is not None \
         else debug_set_failures(audited, progress)
     words = [str(v) for v in config.space.axes[0].values]
     conditions = [str(v) for v in config.space.axes[1].values]

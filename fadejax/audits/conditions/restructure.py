@@ -159,10 +159,9 @@ def restructure_conditions(run_dir: Path, config: ExperimentConfig, modes: list[
     taken = {int(r["seed"]) for r in read_records(run_dir / RECORDS_FILE)}
     searched = len(taken)
 
-    prompts_of = lambda template, count: mode_prompts(space, modes, template, count)  # noqa: E731
     if progress:
         print(f"generating {per_mode} images per mode for the fix, as many for the random baseline, {eval_per_mode} to check ...", flush=True)
-    fix_prompts, fix_classes = prompts_of(c.templates[0], per_mode)
+    fix_prompts, fix_classes = mode_prompts(space, modes, c.templates[0], per_mode)
     fix = generate_set(task, fix_prompts, fix_classes, TRAIN, taken, progress)
     if not len(fix[1]):
         raise AuditError("no valid image of the chosen modes was generated (each was blank or CLIP did not see its class); "
@@ -170,7 +169,7 @@ def restructure_conditions(run_dir: Path, config: ExperimentConfig, modes: list[
     fix_kept_classes = [fix_classes[i] for i in fix[4]]
     baseline_prompts = [compose(c.class_prompt, {"class": words[k]}) for k in fix_kept_classes]  # the same classes, as many images
     baseline = generate_set(task, baseline_prompts, fix_kept_classes, RANDOM, taken, progress)
-    eval_prompts, eval_classes = prompts_of(c.templates[0], eval_per_mode)
+    eval_prompts, eval_classes = mode_prompts(space, modes, c.templates[0], eval_per_mode)
     held = generate_set(task, eval_prompts, eval_classes, EVAL, taken, progress)
     data_dir = out / "generated"
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -187,7 +186,7 @@ def restructure_conditions(run_dir: Path, config: ExperimentConfig, modes: list[
         clean = str(data_dir / "original.npz")
 
     held_x = inputs["eval"]
-    eval_cells = np.asarray([modes[i // eval_per_mode] for i in held[4]], np.int64)  # prompts_of lists each mode's count together
+    eval_cells = np.asarray([modes[i // eval_per_mode] for i in held[4]], np.int64)  # mode_prompts lists each mode's count together
     variants = ("generated", "random")
     specs = {}
     for name in targets:  # every fine-tune at once: each model's head on each set
