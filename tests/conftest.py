@@ -137,15 +137,19 @@ def _torch_threads_unchanged_by_a_module():
         torch.set_num_threads(threads)
 
 
-#: The slowest test files (measured, one process, this machine), run first: with two
-#: pytest-xdist workers taking a file at a time, a long file started last would leave one
-#: worker idle at the end. Tests within a file keep their order; other files follow as
-#: collected. Only the order changes, never what runs.
-SLOWEST_FIRST = ["test_searcher_contract.py", "test_cli_matrix.py", "test_run_resume.py", "test_readme_commands.py", "test_report.py",
-                 "test_text_task.py", "test_text_finetune.py", "test_end_to_end.py", "test_finetune.py", "test_prompt_task.py",
-                 "test_posterior.py", "test_sweep.py", "test_conditions.py", "test_searcher_guide.py", "test_posterior_walk.py", "test_audit_guide.py", "test_restructure.py",
-                 "test_scale.py", "test_multidevice.py", "test_family.py", "test_learning_curves.py", "test_gym_env.py", "test_lora.py",
-                 "test_dqn.py", "test_fused.py", "test_ground_truth.py"]
+#: The slowest test files (measured under the suite's two workers, this machine), run
+#: first: with two pytest-xdist workers taking a file at a time, a long file started last
+#: would leave one worker idle at the end. scripts/test.sh passes --no-loadscope-reorder,
+#: without which pytest-xdist orders files by their number of tests instead. Tests within a
+#: file keep their order; other files follow as collected. Only the order changes, never
+#: what runs.
+SLOWEST_FIRST = ["test_cli_matrix.py", "test_searcher_contract.py", "test_text_task.py", "test_report.py", "test_run_resume.py",
+                 "test_posterior.py", "test_dqn.py", "test_family.py", "test_prompt_task.py", "test_sweep.py", "test_gym_env.py",
+                 "test_learning_curves.py", "test_finetune.py", "test_text_finetune.py", "test_new_searchers.py", "test_fused.py",
+                 "test_searcher_guide.py", "test_readme_commands.py", "test_conditions.py", "test_audit_guide.py", "test_restructure.py",
+                 "test_lora.py", "test_multidevice.py", "test_posterior_walk.py", "test_scale.py", "test_ground_truth.py",
+                 "test_bootstrapped.py", "test_perturbations.py", "test_cli_bad_input.py", "test_hf_classifier.py", "test_end_to_end.py",
+                 "test_baselines.py"]
 
 
 def pytest_collection_modifyitems(items):
