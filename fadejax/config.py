@@ -363,6 +363,12 @@ def set_dotted(data: dict[str, Any], assignment: str) -> None:
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
     """Read a YAML config file, apply ``field.path=value`` overrides, and validate it."""
+    return parse_config(read_config_data(path, overrides), source=str(path))
+
+
+def read_config_data(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
+    """A YAML config file's mapping as written, with ``field.path=value`` overrides applied,
+    not yet validated (no defaults filled in); :class:`ConfigError` if it cannot be read."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file '{path}' does not exist")
@@ -374,4 +380,4 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
         raise ConfigError(f"{path}: the top level must be a mapping of fields")
     for assignment in overrides or []:
         set_dotted(data, assignment)
-    return parse_config(data, source=str(path))
+    return data

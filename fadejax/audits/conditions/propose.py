@@ -84,7 +84,7 @@ def propose_conditions(config, config_path: Path, overrides: list[str], generato
     from bridges.text_generator import load_text_generator
     from fadejax.audits.conditions import read_vocabulary
     from fadejax.audits.prompt.prompts import PromptError, validate_template
-    from fadejax.config import parse_config, set_dotted
+    from fadejax.config import parse_config, read_config_data
 
     if per_class < 1:
         raise AuditError(f"--per-class {per_class}: give 1 or more")
@@ -103,9 +103,7 @@ def propose_conditions(config, config_path: Path, overrides: list[str], generato
         print(f"proposing {per_class} conditions for each of {len(words)} classes with '{generator_path}' ...", flush=True)
     proposals = propose(generator, words, prompt, per_class, vocabulary, seed=seed)
 
-    data = yaml.safe_load(Path(config_path).read_text())
-    for assignment in overrides:
-        set_dotted(data, assignment)
+    data = read_config_data(config_path, overrides)
     axes = [a.model_dump(mode="json", exclude_none=True) for a in config.space.axes]
     extended = proposed_config(data, axes, proposals, vocabulary)
     parse_config(extended, source=str(out))  # what is written is a valid config
