@@ -115,7 +115,7 @@ def debug_set_failures(audited, progress: bool) -> Failures:
     wrong = np.flatnonzero(predicted != labels)
     facts = {"source": "debug_set", "held_out_samples": len(held_out),
              "clean_accuracy": float(np.mean(predicted == labels)) if len(labels) else None, "failures": len(wrong)}
-    return Failures(as_uint8_rgb(held_out.images[wrong]) if len(wrong) else np.zeros((0, 1, 1, 3), np.uint8), labels[wrong],
+    return Failures(as_uint8_rgb(held_out.images[wrong]), labels[wrong],
                     predicted[wrong], [{"index": int(i)} for i in wrong], facts, info.get("label_names") or held_out.class_names)
 
 
@@ -175,7 +175,7 @@ def run_failures(audited, run_dir: Path, model: str | None, limit: int, seed: in
                               np.asarray([f["cell"] for f in kept], np.int64))
     facts = {"source": "run", "run": str(run_dir), "failure_records": records, "failures": len(found), "left_out": len(found) - len(kept),
              "held_out_samples": len(held_out)}
-    return Failures(as_uint8_rgb(images) if len(kept) else np.zeros((0, 1, 1, 3), np.uint8),
+    return Failures(as_uint8_rgb(images),
                     np.asarray([f["label"] for f in kept], np.int64), np.asarray([f["predicted"] for f in kept], np.int64),
                     [{"index": j, **{k: f[k] for k in ("sample", "cell", "concepts")}} for j, f in enumerate(kept)], facts,
                     info.get("label_names") or held_out.class_names)
