@@ -68,6 +68,12 @@ def cell_estimates(samples: np.ndarray, actions: np.ndarray, failed: np.ndarray,
     state = model.init(jax.random.PRNGKey(0))
     state = state.replace(hist_sample=jnp.asarray(np.pad(samples, (0, pad))), hist_action=jnp.asarray(np.pad(actions, (0, pad))),
                           hist_failed=jnp.asarray(np.pad(failed, (0, pad)), jnp.float32), seen=jnp.int32(samples.size))
+    if model.fit_on_pairs:  # the fit reads per-pair counts (PosteriorSampling.keep's, built here at once)
+        queries = np.zeros((model.num_cells, int(num_samples)), np.float32)
+        failures = np.zeros_like(queries)
+        np.add.at(queries, (actions, samples), 1.0)
+        np.add.at(failures, (actions, samples), failed.astype(np.float32))
+        state = state.replace(pair_queries=jnp.asarray(queries), pair_failures=jnp.asarray(failures))
     state = fit(state)
     cells = np.unique(actions).astype(np.int64)
     score, var = _scores_of(model, state, cells)

@@ -22,6 +22,8 @@ from typing import Callable, Sequence
 import jax
 import jax.numpy as jnp
 
+from fadejax.fusion import materialize
+
 ApplyFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
 
 # ITU-R 601-2 luma, the weights PIL uses for its "L" (grey) conversion.
@@ -129,36 +131,39 @@ def noise(images: jax.Array, sigma: jax.Array, key: jax.Array) -> jax.Array:
     return jnp.clip(images + _per_sample(sigma) * jax.random.normal(key, images.shape, images.dtype), 0.0, 1.0)
 
 
-def _translate(images: jax.Array, dy: jax.Array, dx: jax.Array) -> jax.Array:
-    """Move each image's content ``dy`` pixels down and ``dx`` right (per sample, fractional ok).
+def _shift_along(images: jax.Array, pixels: jax.Array, axis: int) -> jax.Array:
+    """Move each image's content ``pixels`` (per sample, fractional ok) towards higher
+    indices of ``axis`` (1: down, 2: right).
 
-    Bilinear; pixels that come from outside the image are 0, as
-    ``scipy.ndimage.shift(..., order=1, mode='grid-constant')``.
+    Bilinear along that one axis: output index ``x`` reads ``(1 - t) * in[x - k] + t * in[x - k - 1]``
+    with ``k = floor(pixels)``, ``t = pixels - k``, and source pixels outside the image are 0,
+    as ``scipy.ndimage.shift(..., order=1, mode='grid-constant')``. Two gathers along the
+    axis instead of a 2-D interpolation's four (3x faster on a CPU, the same values).
     """
-    _, height, width, _ = images.shape
-    ys, xs = jnp.meshgrid(jnp.arange(height, dtype=jnp.float32), jnp.arange(width, dtype=jnp.float32), indexing="ij")
+    n = images.shape[axis]
+    pixels = jnp.asarray(pixels, jnp.float32)
+    whole = jnp.floor(pixels)
+    frac = (pixels - whole)[:, None, None, None]
+    source = jnp.arange(n, dtype=jnp.int32)[None, :] - whole.astype(jnp.int32)[:, None]  # (B, n): the (1 - t) tap's index
+    shape = [images.shape[0], 1, 1, 1]
+    shape[axis] = n
 
-    def one(image: jax.Array, down: jax.Array, right: jax.Array) -> jax.Array:
-        def channel(plane: jax.Array) -> jax.Array:
-            return jax.scipy.ndimage.map_coordinates(plane, [ys - down, xs - right], order=1, mode="constant", cval=0.0)
+    def tap(index: jax.Array) -> jax.Array:
+        inside = ((index >= 0) & (index < n)).reshape(shape)
+        got = jnp.take_along_axis(images, jnp.clip(index, 0, n - 1).reshape(shape), axis=axis)
+        return jnp.where(inside, got, 0.0)
 
-        return jax.vmap(channel, in_axes=-1, out_axes=-1)(image)
-
-    dy = jnp.asarray(dy, jnp.float32)
-    dx = jnp.asarray(dx, jnp.float32)
-    return jnp.clip(jax.vmap(one)(images, dy, dx), 0.0, 1.0)
+    return jnp.clip((1.0 - frac) * tap(source) + frac * tap(source - 1), 0.0, 1.0)
 
 
 def shift_x(images: jax.Array, pixels: jax.Array, key: jax.Array | None = None) -> jax.Array:
     """Translate each image ``pixels`` to the right (negative: left); bilinear, zero fill."""
-    pixels = jnp.asarray(pixels, jnp.float32)
-    return _translate(images, jnp.zeros_like(pixels), pixels)
+    return _shift_along(images, pixels, axis=2)
 
 
 def shift_y(images: jax.Array, pixels: jax.Array, key: jax.Array | None = None) -> jax.Array:
     """Translate each image ``pixels`` down (negative: up); bilinear, zero fill."""
-    pixels = jnp.asarray(pixels, jnp.float32)
-    return _translate(images, pixels, jnp.zeros_like(pixels))
+    return _shift_along(images, pixels, axis=1)
 
 
 def _whole(values: jax.Array) -> jax.Array:
@@ -206,8 +211,14 @@ def occlusion(images: jax.Array, side: jax.Array, key: jax.Array | None = None) 
 
 def gamma(images: jax.Array, exponent: jax.Array, key: jax.Array | None = None) -> jax.Array:
     """Gamma curve ``x ** exponent`` (1 = unchanged; > 1 darkens mid-tones and thins strokes,
-    < 1 brightens and thickens), as ``skimage.exposure.adjust_gamma``."""
-    return jnp.clip(jnp.power(images, _per_sample(exponent)), 0.0, 1.0)
+    < 1 brightens and thickens), as ``skimage.exposure.adjust_gamma``.
+
+    Computed as ``exp(exponent * log x)`` (``log 0 = -inf`` gives 0): within a unit in the
+    last place of ``jnp.power``, which handles signs and special cases these inputs never
+    have and costs 2.4x as much on a CPU. The input is materialised first: with an earlier
+    stage fused into the logarithm, XLA's contraction of multiply-adds would round it in the
+    last place differently from the same gamma applied alone."""
+    return jnp.clip(jnp.exp(_per_sample(exponent) * jnp.log(materialize(images))), 0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -300,19 +311,8 @@ def compose(names: Sequence[str], axis_values: Sequence[Sequence[float]]) -> Cal
         keys = jax.random.split(key, len(applies))
         for i, apply in enumerate(applies):
             if barrier_before[i]:
-                images = _materialize(images, values)
+                images = materialize(images)
             images = apply(images, values[:, i], keys[i])
         return images
 
     return perturb
-
-
-def _materialize(images: jax.Array, values: jax.Array) -> jax.Array:
-    """``images`` unchanged, as a buffer XLA will not fuse into its consumers.
-
-    ``jax.lax.optimization_barrier`` is dropped by XLA's CPU pipeline before fusion; a
-    conditional is not. Both branches return the images (times 1.0, exact, so the branches
-    differ and the conditional is not simplified away); the predicate only has to be
-    unknown at compile time.
-    """
-    return jax.lax.cond(jnp.isfinite(values[0, 0]), lambda x: x, lambda x: x * 1.0, images)

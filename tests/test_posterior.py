@@ -87,6 +87,51 @@ def test_the_history_keeps_exactly_the_recorded_queries():
     np.testing.assert_array_equal(state.hist_sample, [15, 16, 3, 10, 11, 12, 13, 14])
 
 
+def test_the_fit_on_pair_counts_equals_the_fit_on_the_history():
+    """Where the (cell, sample) grid is small the fit reads per-pair counts: the same MAP and
+    precisions as the sweeps over every kept query, to float32 rounding."""
+    p = _synthetic()
+    rng = np.random.default_rng(2)
+    samples, actions = rng.integers(0, 40, 2000), rng.integers(0, 25, 2000)
+    failed = rng.random(2000) < p[samples, actions]
+    s = _searcher(capacity=2000)
+    assert s.fit_on_pairs
+    state = jax.jit(s.keep)(s.init(jax.random.PRNGKey(0)), jnp.asarray(samples, jnp.int32), jnp.asarray(actions, jnp.int32), jnp.asarray(failed))
+    on_pairs, on_history = jax.jit(s._fit_pairs)(state), jax.jit(s._fit_history)(state)
+    for field in ("bias", "u", "w", "v", "prec_u", "prec_w", "prec_v"):
+        np.testing.assert_allclose(getattr(on_pairs, field), getattr(on_history, field), rtol=1e-4, atol=1e-5, err_msg=field)
+    assert not _searcher(capacity=200).fit_on_pairs  # 1,000 pairs against 200 kept queries: the history is cheaper
+
+
+def test_the_pair_counts_forget_exactly_what_the_ring_overwrites():
+    s = _searcher(num_samples=8, capacity=128, num_envs=16)
+    assert s.fit_on_pairs
+    keep = jax.jit(s.keep)
+    state = s.init(jax.random.PRNGKey(0))
+    rng = np.random.default_rng(3)
+    for _ in range(12):  # 192 queries through a ring of 128
+        batch = rng.integers(0, 8, 16), rng.integers(0, 25, 16), rng.random(16) < 0.4
+        state = keep(state, *(jnp.asarray(x) for x in batch))
+    queries, failures = np.zeros((25, 8)), np.zeros((25, 8))
+    np.add.at(queries, (np.asarray(state.hist_action), np.asarray(state.hist_sample)), 1.0)
+    np.add.at(failures, (np.asarray(state.hist_action), np.asarray(state.hist_sample)), np.asarray(state.hist_failed))
+    np.testing.assert_array_equal(state.pair_queries, queries)
+    np.testing.assert_array_equal(state.pair_failures, failures)
+
+
+def test_identify_samples_are_uniform_among_the_fresh_ones():
+    from fadejax.searchers.posterior import _uniform_true
+
+    mask = np.zeros((3, 10), bool)
+    mask[0, [1, 4, 7]] = True
+    mask[1, :] = True
+    picks = np.stack([np.asarray(_uniform_true(k, jnp.asarray(mask))) for k in jax.random.split(jax.random.PRNGKey(0), 3000)])
+    assert set(np.unique(picks[:, 0])) == {1, 4, 7}
+    np.testing.assert_allclose(np.bincount(picks[:, 0], minlength=10)[[1, 4, 7]] / 3000, 1 / 3, atol=0.04)
+    np.testing.assert_allclose(np.bincount(picks[:, 1], minlength=10) / 3000, 0.1, atol=0.025)
+    assert np.all(picks[:, 2] == -1)  # no fresh sample: the caller falls back
+
+
 def _play(searcher, p, iterations, seed=0):
     """Drive the searcher on a synthetic world ``p`` (N, A) with jitted calls; returns the last state and every query."""
     state = searcher.init(jax.random.PRNGKey(seed))

@@ -12,7 +12,12 @@ interactions). Gaussian priors (``sample_prior_std``, ``axis_prior_std``,
 strength from its axes and its samples' measured difficulty. After each batch a few
 block-coordinate Newton sweeps refit the maximum a posteriori estimate on every query
 kept (a ring buffer of ``capacity`` queries, default the whole planned run), and the
-diagonal of the Hessian gives a Laplace posterior.
+diagonal of the Hessian gives a Laplace posterior. The likelihood depends on a query only
+through its (sample, cell) pair, so where the ``(N, A)`` grid of pairs is no larger than
+twice the history, the fit reads per-pair counts of queries and failures (kept up to date
+query by query) instead of the history: the same sums, as dense reductions rather than
+gathers and scatters over every query (about ten times faster on a CPU, see
+``benchmarks/RESULTS.md``).
 
 Each batch of ``B`` environments splits in two (environments keep their role by index):
 
@@ -47,6 +52,7 @@ import jax.numpy as jnp
 import numpy as np
 import pydantic
 
+from fadejax.fusion import materialize
 from fadejax.landscapes import marginal_view, top_k_separable
 from fadejax.searchers.base import Searcher, SearcherConfig, Transition
 
@@ -84,6 +90,37 @@ class PosteriorState:
     hist_failed: jax.Array  # (C,) float32 in {0, 1}
     asked: jax.Array  # (N, A) bool, pairs asked so far ((1, 1) when too large to keep)
     seen: jax.Array  # () int32 queries kept so far (saturates at no bound; index = seen % C)
+    pair_queries: jax.Array  # (A, N) float32, kept queries per (cell, sample) pair ((1, 1) when the fit reads the history)
+    pair_failures: jax.Array  # (A, N) float32, kept failed queries per pair ((1, 1) likewise)
+
+
+def _sigmoid(x: jax.Array) -> jax.Array:
+    # The logistic function through tanh: the same values to float32 rounding, and on a CPU
+    # XLA's tanh is about a third cheaper than its logistic (the fit's passes are sigmoids).
+    return 0.5 * jnp.tanh(0.5 * x) + 0.5
+
+
+def _uniform_true(key: jax.Array, mask: jax.Array) -> jax.Array:
+    """For each row of ``mask`` ``(R, N)`` bool, the column of one of its ``True`` entries,
+    uniformly chosen; ``-1`` for a row with none. ``(R,)`` int32.
+
+    One uniform draw per row picks the chosen entry's rank among the row's ``True`` ones,
+    and the rank is found in two steps over blocks of about ``sqrt(N)`` columns (which block,
+    then where in it): a cumulative sum over every entry is several times slower on a CPU.
+    """
+    rows, n = mask.shape
+    width = max(1, math.isqrt(n - 1) + 1)
+    blocks = -(-n // width)
+    grid = jnp.pad(mask, ((0, 0), (0, blocks * width - n))).reshape(rows, blocks, width).astype(jnp.int32)
+    per_block = jnp.sum(grid, axis=-1)  # (R, blocks)
+    through = jnp.cumsum(per_block, axis=-1)
+    count = through[:, -1]
+    rank = jnp.minimum(jnp.floor(jax.random.uniform(key, (rows,)) * count).astype(jnp.int32), count - 1)
+    block = jnp.argmax(through > rank[:, None], axis=-1)
+    before = jnp.take_along_axis(through - per_block, block[:, None], axis=-1)[:, 0]
+    inside = jnp.take_along_axis(grid, block[:, None, None], axis=1)[:, 0]  # (R, width)
+    column = jnp.argmax(jnp.cumsum(inside, axis=-1) > (rank - before)[:, None], axis=-1)
+    return jnp.where(count > 0, block * width + column, -1).astype(jnp.int32)
 
 
 def _newton_step(grad: jax.Array, hess: jax.Array) -> jax.Array:
@@ -113,6 +150,12 @@ class PosteriorSampling(Searcher):
         self.cell_effects = self.dense and len(self.grid) > 1  # one axis: v_a would repeat w
         self.track_pairs = self.dense and self.num_samples * self.num_cells <= config.max_pairs_tracked
         self.capacity = config.capacity or max(self.total_iterations * self.num_envs, self.num_envs)
+        pairs = self.num_samples * self.num_cells
+        #: the fit reads per-pair counts (dense reductions) rather than the history (gathers and
+        #: scatters over every query): where the grid of pairs is at most twice the history
+        #: (a dense pass costs a few times less per element than a gathered one), and where a
+        #: batch never overwrites its own slots of the ring (the counts forget what it drops)
+        self.fit_on_pairs = self.dense and pairs <= 2 * self.capacity and self.capacity >= self.num_envs
         self._offsets = np.concatenate([[0], np.cumsum(self.grid)]).astype(np.int32)
         self._strides = jnp.asarray([math.prod(self.grid[i + 1 :]) for i in range(len(self.grid))], jnp.int32)
         self._sizes = jnp.asarray(self.grid, jnp.int32)
@@ -122,6 +165,7 @@ class PosteriorSampling(Searcher):
         c = self.config
         n_v = self.num_cells if self.cell_effects else 1
         n_w = int(self._offsets[-1])
+        counts = (self.num_cells, self.num_samples) if self.fit_on_pairs else (1, 1)  # cell-major: the sums run along rows
         return PosteriorState(
             bias=jnp.float32(0.0),
             u=jnp.zeros(self.num_samples, jnp.float32), w=jnp.zeros(n_w, jnp.float32), v=jnp.zeros(n_v, jnp.float32),
@@ -131,6 +175,7 @@ class PosteriorSampling(Searcher):
             hist_sample=jnp.zeros(self.capacity, jnp.int32), hist_action=jnp.zeros(self.capacity, jnp.int32),
             hist_failed=jnp.zeros(self.capacity, jnp.float32), seen=jnp.int32(0),
             asked=jnp.zeros((self.num_samples, self.num_cells) if self.track_pairs else (1, 1), bool),
+            pair_queries=jnp.zeros(counts, jnp.float32), pair_failures=jnp.zeros(counts, jnp.float32),
         )
 
     # -- the model ------------------------------------------------------------------------
@@ -151,7 +196,54 @@ class PosteriorSampling(Searcher):
         return total + v if self.cell_effects else total
 
     def _fit(self, s: PosteriorState) -> PosteriorState:
-        """``sweeps`` block-coordinate Newton sweeps of the MAP estimate on the kept queries."""
+        """``sweeps`` block-coordinate Newton sweeps of the MAP estimate on the kept queries
+        (from the per-pair counts where they are kept, else from the history)."""
+        return self._fit_pairs(s) if self.fit_on_pairs else self._fit_history(s)
+
+    def _fit_pairs(self, s: PosteriorState) -> PosteriorState:
+        """:meth:`_fit_history`'s sweeps on the ``(A, N)`` per-pair counts: each block's
+        gradient and curvature are sums of ``failures - queries * p`` and ``queries * p (1 - p)``
+        over the pairs, so every pass is a dense sigmoid and reductions, no gather or scatter."""
+        c = self.config
+        n, k = s.pair_queries, s.pair_failures  # (A, N)
+
+        def residuals(bias, u, w, v):
+            p = _sigmoid(bias + self._cell_scores(w, v)[:, None] + u[None, :])
+            return k - n * p, n * p * (1.0 - p)
+
+        def sweep(carry, _):
+            bias, u, w, v, _, _, prec_v = carry
+            resid, curv = residuals(bias, u, w, v)
+            h = jnp.sum(curv) + c.bias_prior_std**-2
+            bias = bias + _newton_step(jnp.sum(resid) - bias / c.bias_prior_std**2, h)
+            resid, curv = residuals(bias, u, w, v)
+            prec_u = jnp.sum(curv, axis=0) + c.sample_prior_std**-2
+            u = u + _newton_step(jnp.sum(resid, axis=0) - u / c.sample_prior_std**2, prec_u)
+            parts, precs = [], []
+            for j in range(len(self.grid)):  # one axis at a time, as in the history's fit
+                resid, curv = residuals(bias, u, w, v)
+                others = tuple(a for a in range(len(self.grid)) if a != j)
+                lo, hi = int(self._offsets[j]), int(self._offsets[j + 1])
+                # over the samples first, then over the other axes of the (A,) cell sums
+                hess = jnp.sum(jnp.sum(curv, axis=1).reshape(self.grid), axis=others) + c.axis_prior_std**-2
+                grad = jnp.sum(jnp.sum(resid, axis=1).reshape(self.grid), axis=others) - w[lo:hi] / c.axis_prior_std**2
+                part = w[lo:hi] + _newton_step(grad, hess)
+                w = jnp.concatenate([w[:lo], part, w[hi:]])
+                precs.append(hess)
+            prec_w = jnp.concatenate(precs)
+            if self.cell_effects:
+                resid, curv = residuals(bias, u, w, v)
+                prec_v = jnp.sum(curv, axis=1) + c.cell_prior_std**-2
+                v = v + _newton_step(jnp.sum(resid, axis=1) - v / c.cell_prior_std**2, prec_v)
+            return (bias, u, w, v, prec_u, prec_w, prec_v), None
+
+        init = (s.bias, s.u, s.w, s.v, s.prec_u, s.prec_w, s.prec_v)
+        (bias, u, w, v, prec_u, prec_w, prec_v), _ = jax.lax.scan(sweep, init, None, length=c.sweeps)
+        return s.replace(bias=bias, u=u, w=w, v=v, prec_u=prec_u, prec_w=prec_w, prec_v=prec_v)
+
+    def _fit_history(self, s: PosteriorState) -> PosteriorState:
+        """``sweeps`` block-coordinate Newton sweeps of the MAP estimate on the kept queries'
+        history: per query, gathers of its effects and scatters of its gradient."""
         c = self.config
         valid = (jnp.arange(self.capacity) < s.seen).astype(jnp.float32)
         sample, action, y = s.hist_sample, s.hist_action, s.hist_failed  # action: the queried cell
@@ -163,7 +255,7 @@ class PosteriorSampling(Searcher):
             return eta + v[action] if self.cell_effects else eta
 
         def block(param, index, size, prior_var, eta_fn):
-            p = jax.nn.sigmoid(eta_fn())
+            p = _sigmoid(eta_fn())
             resid, curv = valid * (y - p), valid * p * (1.0 - p)
             grad = jax.ops.segment_sum(resid, index, size) - param / prior_var
             hess = jax.ops.segment_sum(curv, index, size) + 1.0 / prior_var
@@ -171,14 +263,14 @@ class PosteriorSampling(Searcher):
 
         def sweep(carry, _):
             bias, u, w, v, _, _, _ = carry
-            p = jax.nn.sigmoid(logits(bias, u, w, v))
+            p = _sigmoid(logits(bias, u, w, v))
             g = jnp.sum(valid * (y - p)) - bias / c.bias_prior_std**2
             h = jnp.sum(valid * p * (1 - p)) + c.bias_prior_std**-2
             bias = bias + _newton_step(g, h)
             u, prec_u = block(u, sample, self.num_samples, c.sample_prior_std**2, lambda: logits(bias, u, w, v))
             prec_w = jnp.zeros_like(w)
             for j in range(len(self.grid)):  # one axis at a time: its values share every query's other terms
-                p = jax.nn.sigmoid(logits(bias, u, w, v))
+                p = _sigmoid(logits(bias, u, w, v))
                 resid, curv = valid * (y - p), valid * p * (1.0 - p)
                 grad = jax.ops.segment_sum(resid, cols[:, j], n_w) - w / c.axis_prior_std**2
                 hess = jax.ops.segment_sum(curv, cols[:, j], n_w) + c.axis_prior_std**-2
@@ -196,19 +288,34 @@ class PosteriorSampling(Searcher):
         (bias, u, w, v, prec_u, prec_w, prec_v), _ = jax.lax.scan(sweep, init, None, length=c.sweeps)
         return s.replace(bias=bias, u=u, w=w, v=v, prec_u=prec_u, prec_w=prec_w, prec_v=prec_v)
 
-    def update(self, state: PosteriorState, transition: Transition, key: jax.Array) -> tuple[PosteriorState, dict[str, jax.Array]]:
-        b = transition.action.shape[0]
-        cell = transition.action if transition.cell is None else transition.cell
-        slots = (state.seen + jnp.arange(b)) % self.capacity
+    def keep(self, state: PosteriorState, sample: jax.Array, cell: jax.Array, failed: jax.Array) -> PosteriorState:
+        """``state`` with ``Q`` more queries kept (``sample``, ``cell`` ``(Q,)`` int32, ``failed``
+        ``(Q,)`` bool): written to the history's ring (over the oldest once it is full) and,
+        where the fit reads them, to the per-pair counts (the overwritten queries taken out)."""
+        q = sample.shape[0]
+        order = state.seen + jnp.arange(q)
+        slots = order % self.capacity
+        failed = failed.astype(jnp.float32)
+        if self.fit_on_pairs:
+            dropped = (order >= self.capacity).astype(jnp.float32)  # the slot held a query kept earlier
+            old = (state.hist_action[slots], state.hist_sample[slots])
+            state = state.replace(
+                pair_queries=state.pair_queries.at[old].add(-dropped).at[cell, sample].add(1.0),
+                pair_failures=state.pair_failures.at[old].add(-dropped * state.hist_failed[slots]).at[cell, sample].add(failed),
+            )
         state = state.replace(
-            hist_sample=state.hist_sample.at[slots].set(transition.sample),
+            hist_sample=state.hist_sample.at[slots].set(sample),
             hist_action=state.hist_action.at[slots].set(cell),
-            hist_failed=state.hist_failed.at[slots].set(transition.failed.astype(jnp.float32)),
-            seen=jnp.minimum(state.seen + b, jnp.int32(2**30)),
+            hist_failed=state.hist_failed.at[slots].set(failed),
+            seen=jnp.minimum(state.seen + q, jnp.int32(2**30)),
         )
         if self.track_pairs:
-            state = state.replace(asked=state.asked.at[transition.sample, cell].set(True))
-        state = self._fit(state)
+            state = state.replace(asked=state.asked.at[sample, cell].set(True))
+        return state
+
+    def update(self, state: PosteriorState, transition: Transition, key: jax.Array) -> tuple[PosteriorState, dict[str, jax.Array]]:
+        cell = transition.action if transition.cell is None else transition.cell
+        state = self._fit(self.keep(state, transition.sample, cell, transition.failed))
         scale = jnp.sqrt(1.0 / state.prec_w)
         return state, {"mean_axis_std": jnp.mean(scale), "bias": state.bias, "kept": jnp.minimum(state.seen, self.capacity)}
 
@@ -222,19 +329,19 @@ class PosteriorSampling(Searcher):
         yet asked under the environment's identify cell (uniform among those)."""
         c = self.config
         k_cand, k_noise, k_fresh = jax.random.split(key, 3)
-        cand = jax.random.randint(k_cand, (batch, c.sample_candidates), 0, self.num_samples, dtype=jnp.int32)
-        draw = state.u[cand] + c.posterior_scale * jax.random.normal(k_noise, cand.shape) / jnp.sqrt(state.prec_u[cand])
+        cand = materialize(jax.random.randint(k_cand, (batch, c.sample_candidates), 0, self.num_samples, dtype=jnp.int32))
+        noise = materialize(jax.random.normal(k_noise, cand.shape))  # (materialize: see act)
+        draw = state.u[cand] + c.posterior_scale * noise / jnp.sqrt(state.prec_u[cand])
         chosen = jnp.take_along_axis(cand, jnp.argmax(draw, axis=-1)[:, None], axis=-1)[:, 0]
         n_id = self._num_identify(batch)
         if n_id == 0:
             return chosen
-        uniform = cand[:, 0]
+        uniform = cand[:n_id, 0]
         if self.track_pairs:
-            cells = jnp.zeros(batch, jnp.int32).at[:n_id].set(self._identify_cells(state, n_id))
-            fresh = ~state.asked[:, cells].T  # (B, N): samples not yet asked under each env's cell
-            pick = jnp.argmax(jnp.where(fresh, jax.random.uniform(k_fresh, fresh.shape), -1.0), axis=-1).astype(jnp.int32)
-            uniform = jnp.where(jnp.any(fresh, axis=-1), pick, uniform)
-        return jnp.where(jnp.arange(batch) < n_id, uniform, chosen)
+            fresh = ~state.asked[:, self._identify_cells(state, n_id)].T  # (n_id, N): samples not yet asked under each cell
+            pick = _uniform_true(k_fresh, fresh)
+            uniform = jnp.where(pick >= 0, pick, uniform)
+        return jnp.concatenate([uniform, chosen[n_id:]])
 
     def _draw_w(self, state: PosteriorState, key: jax.Array, batch: int) -> jax.Array:
         noise = jax.random.normal(key, (batch,) + state.w.shape)
@@ -243,22 +350,25 @@ class PosteriorSampling(Searcher):
     def act(self, state: PosteriorState, obs: jax.Array, key: jax.Array, sample: jax.Array | None = None) -> jax.Array:
         batch = obs.shape[0]
         k_w, k_v, _ = jax.random.split(key, 3)  # a third key, unused: splitting in three keeps every draw as in the measured runs
-        w_draw = self._draw_w(state, k_w, batch)
         if not self.dense:  # separable: the draw's worst cell is each axis' worst value
+            w_draw = self._draw_w(state, k_w, batch)
             cells = [jnp.argmax(w_draw[:, self._offsets[j] : self._offsets[j + 1]], axis=-1) for j in range(len(self.grid))]
             return jnp.sum(jnp.stack(cells, -1) * self._strides, axis=-1).astype(jnp.int32)
-        v_draw = state.v + self.config.posterior_scale * jax.random.normal(k_v, (batch,) + state.v.shape) / jnp.sqrt(state.prec_v)
-        drawn = self._cell_scores(w_draw, v_draw)  # (B, A); v is (1,) and broadcasts when dropped
+        n_id = self._num_identify(batch)
+        finders = batch - n_id  # only the find environments draw (the identify ones ask fixed cells)
+        # The draws get buffers of their own: fused into the cell scores, XLA would
+        # recompute every random number at each of its reads (2x the cost of act on a CPU).
+        w_draw = materialize(self._draw_w(state, k_w, finders))
+        v_draw = materialize(state.v + self.config.posterior_scale * jax.random.normal(k_v, (finders,) + state.v.shape) / jnp.sqrt(state.prec_v))
+        drawn = self._cell_scores(w_draw, v_draw)  # (B - n_id, A); v is (1,) and broadcasts when dropped
         if self.track_pairs and sample is not None and self.config.fresh_pairs:
             # a pair already asked teaches nothing new (and, where perturbations are
             # deterministic, answers as before): ask this sample about its worst fresh cell
-            drawn = jnp.where(state.asked[sample], drawn - 1e4, drawn)
+            drawn = jnp.where(state.asked[sample[n_id:]], drawn - 1e4, drawn)
         find = jnp.argmax(drawn, axis=-1).astype(jnp.int32)
-        n_id = self._num_identify(batch)
         if n_id == 0:
             return find
-        identify = jnp.zeros(batch, jnp.int32).at[:n_id].set(self._identify_cells(state, n_id))
-        return jnp.where(jnp.arange(batch) < n_id, identify, find)
+        return jnp.concatenate([self._identify_cells(state, n_id), find])
 
     def _identify_cells(self, state: PosteriorState, count: int, eligible: jax.Array | None = None) -> jax.Array:
         """The cells the ``count`` identify environments ask, ``(count,)``: a deterministic

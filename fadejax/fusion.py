@@ -1,0 +1,26 @@
+"""Control over XLA's fusion where it costs: keep an expensive producer out of its consumers.
+
+XLA fuses elementwise producers into their consumers and recomputes them there. That is
+usually free, but a producer that is costly per element (a random draw, an interpolation's
+gathers) fused into a consumer that reads each of its elements several times, or into a
+reduction whose loop vectorises badly, is paid again at every read. On a CPU that made
+posterior sampling's Thompson draws cost 2-3x (``benchmarks/RESULTS.md``, "Engine overhead")
+and a rotation feeding a blur 4x.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def materialize(x: jax.Array) -> jax.Array:
+    """``x`` (a numeric array) unchanged, written to its own buffer first.
+
+    ``jax.lax.optimization_barrier`` would say this, but XLA's CPU pipeline drops it before
+    fusion; a conditional is not dropped. Both branches return ``x`` (the second times one,
+    exact, so that the branches differ and the conditional is not simplified away), and the
+    predicate reads ``x`` itself, so it cannot be known at compile time.
+    """
+    first = x.reshape(-1)[0].astype(jnp.float32)
+    return jax.lax.cond(jnp.isfinite(first), lambda y: y, lambda y: y * jnp.ones((), y.dtype), x)
