@@ -14,13 +14,16 @@ import jax
 import jax.numpy as jnp
 
 
-def materialize(x: jax.Array) -> jax.Array:
+def materialize(x: jax.Array, unknown: jax.Array | None = None) -> jax.Array:
     """``x`` (a numeric array) unchanged, written to its own buffer first.
 
     ``jax.lax.optimization_barrier`` would say this, but XLA's CPU pipeline drops it before
     fusion; a conditional is not dropped. Both branches return ``x`` (the second times one,
     exact, so that the branches differ and the conditional is not simplified away), and the
-    predicate reads ``x`` itself, so it cannot be known at compile time.
+    predicate reads the first element of ``unknown`` (default ``x`` itself), which the
+    compiler cannot know. Which array the predicate reads changes how XLA splits the
+    producers of ``x`` into kernels, and so, in the last place, what they compute: pass the
+    same ``unknown`` wherever results must stay bit for bit as they were.
     """
-    first = x.reshape(-1)[0].astype(jnp.float32)
+    first = (x if unknown is None else unknown).reshape(-1)[0].astype(jnp.float32)
     return jax.lax.cond(jnp.isfinite(first), lambda y: y, lambda y: y * jnp.ones((), y.dtype), x)

@@ -311,7 +311,7 @@ def compose(names: Sequence[str], axis_values: Sequence[Sequence[float]]) -> Cal
         keys = jax.random.split(key, len(applies))
         for i, apply in enumerate(applies):
             if barrier_before[i]:
-                images = materialize(images)
+                images = materialize(images, unknown=values)  # the predicate the measured runs had
             images = apply(images, values[:, i], keys[i])
         return images
 

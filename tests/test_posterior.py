@@ -100,16 +100,16 @@ def test_the_fit_on_pair_counts_equals_the_fit_on_the_history():
     on_pairs, on_history = jax.jit(s._fit_pairs)(state), jax.jit(s._fit_history)(state)
     for field in ("bias", "u", "w", "v", "prec_u", "prec_w", "prec_v"):
         np.testing.assert_allclose(getattr(on_pairs, field), getattr(on_history, field), rtol=1e-4, atol=1e-5, err_msg=field)
-    assert not _searcher(capacity=200).fit_on_pairs  # 1,000 pairs against 200 kept queries: the history is cheaper
+    assert not _searcher(capacity=100).fit_on_pairs  # 1,000 pairs against 100 kept queries: the history is cheaper
 
 
 def test_the_pair_counts_forget_exactly_what_the_ring_overwrites():
-    s = _searcher(num_samples=8, capacity=128, num_envs=16)
+    s = _searcher(num_samples=8, capacity=64, num_envs=16)
     assert s.fit_on_pairs
     keep = jax.jit(s.keep)
     state = s.init(jax.random.PRNGKey(0))
     rng = np.random.default_rng(3)
-    for _ in range(12):  # 192 queries through a ring of 128
+    for _ in range(9):  # 144 queries through a ring of 64
         batch = rng.integers(0, 8, 16), rng.integers(0, 25, 16), rng.random(16) < 0.4
         state = keep(state, *(jnp.asarray(x) for x in batch))
     queries, failures = np.zeros((25, 8)), np.zeros((25, 8))

@@ -13,11 +13,11 @@ strength from its axes and its samples' measured difficulty. After each batch a 
 block-coordinate Newton sweeps refit the maximum a posteriori estimate on every query
 kept (a ring buffer of ``capacity`` queries, default the whole planned run), and the
 diagonal of the Hessian gives a Laplace posterior. The likelihood depends on a query only
-through its (sample, cell) pair, so where the ``(N, A)`` grid of pairs is no larger than
-twice the history, the fit reads per-pair counts of queries and failures (kept up to date
-query by query) instead of the history: the same sums, as dense reductions rather than
-gathers and scatters over every query (about ten times faster on a CPU, see
-``benchmarks/RESULTS.md``).
+through its (sample, cell) pair, so where the ``(N, A)`` grid of pairs is tracked and no
+larger than eight times the history, the fit reads per-pair counts of queries and
+failures (kept up to date query by query) instead of the history: the same sums, as
+dense reductions rather than gathers and scatters over every query (1.6-5x faster on a
+CPU from 8 down to 1.3 pairs per kept query, see ``benchmarks/RESULTS.md``).
 
 Each batch of ``B`` environments splits in two (environments keep their role by index):
 
@@ -152,10 +152,10 @@ class PosteriorSampling(Searcher):
         self.capacity = config.capacity or max(self.total_iterations * self.num_envs, self.num_envs)
         pairs = self.num_samples * self.num_cells
         #: the fit reads per-pair counts (dense reductions) rather than the history (gathers and
-        #: scatters over every query): where the grid of pairs is at most twice the history
-        #: (a dense pass costs a few times less per element than a gathered one), and where a
-        #: batch never overwrites its own slots of the ring (the counts forget what it drops)
-        self.fit_on_pairs = self.dense and pairs <= 2 * self.capacity and self.capacity >= self.num_envs
+        #: scatters over every query): where the grid of pairs is at most eight times the
+        #: history (a dense pass costs about a tenth per element of a gathered one here), and
+        #: where a batch never overwrites its own slots of the ring (the counts forget what it drops)
+        self.fit_on_pairs = self.track_pairs and pairs <= 8 * self.capacity and self.capacity >= self.num_envs
         self._offsets = np.concatenate([[0], np.cumsum(self.grid)]).astype(np.int32)
         self._strides = jnp.asarray([math.prod(self.grid[i + 1 :]) for i in range(len(self.grid))], jnp.int32)
         self._sizes = jnp.asarray(self.grid, jnp.int32)
