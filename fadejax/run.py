@@ -21,7 +21,7 @@ from fadejax.config import ConfigError, ExperimentConfig
 from fadejax.discovery import Discovery, LoopState
 from fadejax.learning_log import METRICS_FILE, LearningLog, Sink, StageTimes
 from fadejax.records import RECORDS_FILE, BackgroundRecordWriter, RecordWriter, top_observed_cells
-from fadejax.rundir import STATUS_FILE, SUMMARY_FILE, check, create, read_status, write_json_atomic
+from fadejax.rundir import STATUS_FILE, SUMMARY_FILE, RunDirError, check, create, read_status, write_json_atomic
 from fadejax.searchers import REGISTRY as SEARCHERS
 from fadejax.sinks import TENSORBOARD_DIR, TensorBoardSink, WandbSink
 from fadejax.searchers.base import Walk
@@ -59,14 +59,41 @@ def _restore(manager: ocp.CheckpointManager, template: LoopState) -> tuple[LoopS
     step = manager.latest_step()
     if step is None:
         return None
+    metadata = manager.item_metadata(step) or {}
+    _check_state_layout(metadata, template, manager.directory)
     lengths = {"records_bytes": np.zeros((), np.int64)}
-    if "metrics_bytes" in (manager.item_metadata(step) or {}):
+    if "metrics_bytes" in metadata:
         lengths["metrics_bytes"] = np.zeros((), np.int64)
     target = {"loop": template, **lengths}
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
     restored = manager.restore(step, args=ocp.args.StandardRestore(abstract))
     metrics_bytes = int(restored["metrics_bytes"]) if "metrics_bytes" in restored else None
     return restored["loop"], int(restored["records_bytes"]), metrics_bytes
+
+
+def _leaf_names(tree: Any) -> set[str]:
+    """Every leaf's path in ``tree`` as ``a.b.c`` (attribute and key paths alike)."""
+    return {".".join(str(getattr(k, "name", getattr(k, "key", k))) for k in path) for path, _ in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+class CheckpointLayoutError(RunDirError):
+    """A run's checkpoint holds a loop state of another layout than this version builds."""
+
+
+def _check_state_layout(metadata: Any, template: LoopState, where: Path) -> None:
+    """Refuse, in words, a checkpoint whose loop state has other fields than this version's
+    (e.g. written before a searcher kept another array); orbax would only say the trees differ."""
+    if "loop" not in metadata:
+        return
+    on_disk, expected = _leaf_names(metadata["loop"]), _leaf_names(template)
+    if on_disk != expected:
+        missing, extra = sorted(expected - on_disk), sorted(on_disk - expected)
+        raise CheckpointLayoutError(
+            f"the checkpoints in '{where}' hold a loop state of another layout than this fadejax's "
+            f"(missing: {', '.join(missing) or 'none'}; not expected: {', '.join(extra) or 'none'}): they were written by "
+            "another version of fadejax or of the run's searcher. Resume the run with the version that wrote it, "
+            "or start it again in a new --out"
+        )
 
 
 def load_latest_state(run_dir: str | Path, discovery: Discovery) -> LoopState:

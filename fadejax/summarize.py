@@ -256,7 +256,7 @@ def load_summary(run_dir: str | Path, *, keep: list[int] | None = None, fixed: d
     policy_mean = policy_conf = None
     searcher = searcher_state = None
     if config.mode == "macro":
-        from fadejax.run import build_discovery, load_latest_state
+        from fadejax.run import CheckpointLayoutError, build_discovery, load_latest_state
 
         try:
             discovery = build_discovery(config, task)
@@ -266,6 +266,9 @@ def load_summary(run_dir: str | Path, *, keep: list[int] | None = None, fixed: d
             policy_conf = 1.0 / np.maximum(point_p.std(axis=0), 1e-6)
         except FileNotFoundError:
             notes.append("no checkpoint yet: the policy landscape (eq. 10) is not available, only the observed one")
+        except CheckpointLayoutError:
+            notes.append("the run's checkpoint was written by another version of its searcher: the policy landscape "
+                         "(eq. 10) is not available, only the observed one")
     else:
         notes.append("microscopic run: the policy chooses moves, not cells, so only the observed landscape is shown")
 

@@ -133,3 +133,33 @@ def test_microscopic_episodes_walk_one_notch_per_step_and_end_at_failure_or_the_
             previous = start if record["done"] else cell
         steps = [r["step"] for r in trail]
         assert steps[0] == 1 and all(b == (1 if a_done else a + 1) for a, b, a_done in zip(steps, steps[1:], [r["done"] for r in trail]))
+
+
+def test_a_checkpoint_of_another_state_layout_is_refused_in_words_and_summarize_still_reports(tmp_path):
+    """A checkpoint written by another version of a searcher (here: one array fewer in its
+    state) is refused by --resume with the fields named and nothing in the run touched;
+    summarize reports the run without its policy landscape."""
+    import orbax.checkpoint as ocp
+
+    from fadejax.run import CheckpointLayoutError
+    from fadejax.summarize import load_summary
+
+    out = tmp_path / "run"
+    config = parse_config({**SMALL, "data": {"limit": 64}, "searcher": {"kind": "posterior"},
+                           "run": {**SMALL["run"], "iterations": 6, "checkpoint_every": 2, "tensorboard": False}})
+    discover(config, out, progress=False, stop_after=4)
+    manager = ocp.CheckpointManager((out / "checkpoints").absolute(), options=ocp.CheckpointManagerOptions(max_to_keep=2),
+                                    item_handlers=ocp.StandardCheckpointHandler())
+    step = manager.latest_step()
+    tree = manager.restore(step)
+    del tree["loop"]["searcher"]["pair_queries"]  # as a searcher written before it kept per-pair counts
+    manager.save(step + 1, args=ocp.args.StandardSave(tree), force=True)
+    manager.wait_until_finished()
+    manager.close()
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    with pytest.raises(CheckpointLayoutError, match=r"missing: searcher\.pair_queries; not expected: none"):
+        discover(config, out, resume=True, progress=False)
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    summary = load_summary(out)
+    assert summary.view_policy_mean is None and any("written by another version of its searcher" in n for n in summary.notes)
