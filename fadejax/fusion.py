@@ -25,5 +25,8 @@ def materialize(x: jax.Array, unknown: jax.Array | None = None) -> jax.Array:
     producers of ``x`` into kernels, and so, in the last place, what they compute: pass the
     same ``unknown`` wherever results must stay bit for bit as they were.
     """
-    first = (x if unknown is None else unknown).reshape(-1)[0].astype(jnp.float32)
+    source = x if unknown is None else unknown
+    if source.size == 0:  # nothing to compute, nothing to keep apart
+        return x
+    first = source.reshape(-1)[0].astype(jnp.float32)
     return jax.lax.cond(jnp.isfinite(first), lambda y: y, lambda y: y * jnp.ones((), y.dtype), x)

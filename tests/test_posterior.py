@@ -283,3 +283,14 @@ def test_a_recorded_run_makes_the_live_runs_choices_query_by_query(small, search
     # The CNN's float sums can differ in the last bits between batch shapes (1,024 vs 32 images per
     # call); eq. 4's log of 1 - score + 1e-3 magnifies that for confident scores.
     np.testing.assert_allclose(replay["reward"], live["reward"], rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0])
+def test_all_find_or_all_identify_batches_act(fraction):
+    """Either role may have the whole batch (the other then draws nothing)."""
+    s = _searcher(num_envs=8, identify_fraction=fraction)
+    state = s.init(jax.random.PRNGKey(0))
+    samples = jax.jit(lambda st, k: s.select_samples(st, k, 8))(state, jax.random.PRNGKey(1))
+    actions = jax.jit(lambda st, k: s.act(st, jnp.zeros((8, 1)), k, sample=samples))(state, jax.random.PRNGKey(2))
+    assert samples.shape == actions.shape == (8,)
+    assert np.all((0 <= np.asarray(samples)) & (np.asarray(samples) < 40)) and np.all((0 <= np.asarray(actions)) & (np.asarray(actions) < 25))

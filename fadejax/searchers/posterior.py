@@ -219,7 +219,7 @@ class PosteriorSampling(Searcher):
             resid, curv = residuals(bias, u, w, v)
             prec_u = jnp.sum(curv, axis=0) + c.sample_prior_std**-2
             u = u + _newton_step(jnp.sum(resid, axis=0) - u / c.sample_prior_std**2, prec_u)
-            parts, precs = [], []
+            precs = []
             for j in range(len(self.grid)):  # one axis at a time, as in the history's fit
                 resid, curv = residuals(bias, u, w, v)
                 others = tuple(a for a in range(len(self.grid)) if a != j)
@@ -349,7 +349,7 @@ class PosteriorSampling(Searcher):
 
     def act(self, state: PosteriorState, obs: jax.Array, key: jax.Array, sample: jax.Array | None = None) -> jax.Array:
         batch = obs.shape[0]
-        k_w, k_v, _ = jax.random.split(key, 3)  # a third key, unused: splitting in three keeps every draw as in the measured runs
+        k_w, k_v, _ = jax.random.split(key, 3)  # the third key is unused
         if not self.dense:  # separable: the draw's worst cell is each axis' worst value
             w_draw = self._draw_w(state, k_w, batch)
             cells = [jnp.argmax(w_draw[:, self._offsets[j] : self._offsets[j + 1]], axis=-1) for j in range(len(self.grid))]
