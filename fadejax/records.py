@@ -52,15 +52,13 @@ _CONCEPT_CACHE_SIZE = 1 << 16
 
 def _json_column(values) -> list[str]:
     """A ``(B,)`` column as JSON texts, exactly as :func:`_json_scalar` writes each value."""
-    if isinstance(values, np.ndarray) and values.ndim == 1 and values.size:
+    if isinstance(values, np.ndarray) and values.ndim == 1:
         if values.dtype == np.bool_:
-            return np.where(values, "true", "false").tolist()
-        # A list's repr formats every element in C, as repr (shortest round trip) or str of
-        # each would: one call and a split per column instead of one Python call per value.
+            return ["true" if v else "false" for v in values.tolist()]
         if np.issubdtype(values.dtype, np.integer):
-            return repr(values.tolist())[1:-1].split(", ")
+            return [str(v) for v in values.tolist()]
         if np.issubdtype(values.dtype, np.floating):
-            texts = repr(values.tolist())[1:-1].split(", ")
+            texts = [repr(v) for v in values.tolist()]
             if not np.isfinite(values).all():
                 texts = [t if np.isfinite(v) else "null" for t, v in zip(texts, values.tolist())]
             return texts
