@@ -82,7 +82,7 @@ def test_an_error_on_the_writer_thread_is_raised_in_the_loop(tmp_path: Path):
         np.array([200, 3], np.uint8),
         np.array([True, False]),
         np.array([], np.float32),
-        np.array([-1.0, -1.0, 0.0, -0.0, -1.0, np.nan, 2.5, -1.0, -1.0, -0.0, -1.0, np.nan, -1.0], np.float32),  # repeats: formatted once each
+        np.array([-1.0, -1.0, 0.0, -0.0, -1.0, np.nan, 2.5, -1.0, -1.0, -0.0, -1.0, np.nan, -1.0], np.float32),  # repeated values, -0.0 beside 0.0
         ["plain", 'with "quotes" and \\ backslash', "caf\u00e9 \u2603", "line\nbreak"],
         [3, 1.5, True, None, "mixed"],
     ],
