@@ -20,8 +20,10 @@ from typing import Any, Iterator, Sequence
 
 import jax
 import numpy as np
+import pyarrow as pa
 
 from fadejax.durable import AppendOnlyFile, json_lines
+from fadejax.json_columns import joined_lines, json_scalar, json_texts
 from fadejax.learning_log import LearningLog, StageTimes
 from fadejax.spaces import ConceptSpace
 
@@ -36,33 +38,7 @@ class RecordsError(ValueError):
 CORE_FIELDS = ("action", "cell", "reward", "failed")
 
 
-def _json_scalar(value) -> str:
-    """One value as JSON text: bools, ints, floats (round-trip exact) and strings."""
-    if isinstance(value, (bool, np.bool_)):
-        return "true" if value else "false"
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    if isinstance(value, (float, np.floating)):
-        return repr(float(value)) if np.isfinite(value) else "null"
-    return json.dumps(str(value))
-
-
 _CONCEPT_CACHE_SIZE = 1 << 16
-
-
-def _json_column(values) -> list[str]:
-    """A ``(B,)`` column as JSON texts, exactly as :func:`_json_scalar` writes each value."""
-    if isinstance(values, np.ndarray) and values.ndim == 1:
-        if values.dtype == np.bool_:
-            return ["true" if v else "false" for v in values.tolist()]
-        if np.issubdtype(values.dtype, np.integer):
-            return [str(v) for v in values.tolist()]
-        if np.issubdtype(values.dtype, np.floating):
-            texts = [repr(v) for v in values.tolist()]
-            if not np.isfinite(values).all():
-                texts = [t if np.isfinite(v) else "null" for t, v in zip(texts, values.tolist())]
-            return texts
-    return [_json_scalar(v) for v in values]
 
 
 class RecordWriter:
@@ -82,8 +58,10 @@ class RecordWriter:
         # field -> JSON texts of its class names: each such integer field gets a FIELD_name
         self._named = {field: np.asarray([json.dumps(str(n)) for n in labels], dtype=object) for field, labels in (names or {}).items()}
         self._names = [json.dumps(n) for n in space.names]
-        self._values = [[_json_scalar(v) for v in a.values] for a in space.axes]
+        self._values = [[json_scalar(v) for v in a.values] for a in space.axes]
         self._concept_cache: dict[int, str] = {}
+        self._concept_table: pa.Array | None = None
+        self._env_texts: pa.Array | None = None
         self._file = AppendOnlyFile(self.path, truncate_to, what="records", error=RecordsError)
 
     @property
@@ -99,39 +77,46 @@ class RecordWriter:
         arrays = jax.device_get({k: v for k, v in outcome.items() if not isinstance(v, (list, tuple))})
         outcome = {k: v if isinstance(v, (list, tuple)) else np.asarray(arrays[k]) for k, v in outcome.items()}
         cells = np.asarray(outcome["cell"])
-        # Column by column (one type dispatch per column, not per value), then one
-        # f-string per line: ~5x faster than formatting value by value, same bytes.
-        concepts = self._concepts(cells)
-        samples, actions = _json_column(outcome["sample"]), _json_column(outcome["action"])
-        rewards, failed = _json_column(outcome["reward"]), _json_column(outcome["failed"])
-        extra = sorted(k for k in outcome if k not in CORE_FIELDS + ("sample", "done", "step"))
-        tail = []
-        for k in extra:
-            tail.append([f', "{k}": {text}' for text in _json_column(outcome[k])])
-            if k in self._named:
-                tail.append([f', "{k}_name": {text}' for text in self._named[k][np.asarray(outcome[k], np.int64)].tolist()])
-        if self.mode == "micro":
-            steps = _json_column(np.asarray(outcome["step"]).astype(np.int64))
-            done = _json_column(np.asarray(outcome["done"]).astype(bool))
-            tail.append([f', "step": {a}, "done": {b}' for a, b in zip(steps, done)])
-        ends = ["".join(parts) for parts in zip(*tail)] if tail else [""] * cells.shape[0]
-        lines = [
-            f'{{"iteration": {iteration}, "env": {env}, "sample": {samples[env]}, "action": {actions[env]}, '
-            f'"cell": {cell}, "concepts": {{{concepts[env]}}}, "reward": {rewards[env]}, "failed": {failed[env]}{ends[env]}}}\n'
-            for env, cell in enumerate(cells.tolist())
+        # Column by column, then the columns joined into lines by Arrow (fadejax.json_columns):
+        # no Python string per value or per line, the same bytes.
+        parts: list[str | pa.Array] = [
+            f'{{"iteration": {iteration}, "env": ', self._envs(cells.shape[0]), ', "sample": ', json_texts(outcome["sample"]),
+            ', "action": ', json_texts(outcome["action"]), ', "cell": ', json_texts(cells), ', "concepts": {', self._concepts(cells),
+            '}, "reward": ', json_texts(outcome["reward"]), ', "failed": ', json_texts(outcome["failed"]),
         ]
-        self._file.append("".join(lines).encode())
+        for k in sorted(k for k in outcome if k not in CORE_FIELDS + ("sample", "done", "step")):
+            parts += [f', "{k}": ', json_texts(outcome[k])]
+            if k in self._named:
+                parts += [f', "{k}_name": ', pa.array(self._named[k][np.asarray(outcome[k], np.int64)], pa.string())]
+        if self.mode == "micro":
+            parts += [', "step": ', json_texts(np.asarray(outcome["step"]).astype(np.int64)),
+                      ', "done": ', json_texts(np.asarray(outcome["done"]).astype(bool))]
+        self._file.append(joined_lines(parts + ["}\n"]))
 
-    def _concepts(self, cells: np.ndarray) -> list[str]:
-        """The ``concepts`` object's inside for each cell, ``axis: value, ...`` (cached per cell)."""
-        missing = [c for c in set(cells.tolist()) if c not in self._concept_cache]
-        if missing:
-            per_axis = np.unravel_index(np.asarray(missing, np.int64), self.space.sizes)  # row-major, as ConceptSpace numbers cells
-            for j, cell in enumerate(missing):
-                self._concept_cache[cell] = ", ".join(f"{n}: {self._values[i][per_axis[i][j]]}" for i, n in enumerate(self._names))
-            if len(self._concept_cache) > _CONCEPT_CACHE_SIZE:  # million-action spaces: keep memory bounded
+    def _envs(self, batch: int) -> pa.Array:
+        """``0 .. batch-1`` as JSON texts (the same every iteration)."""
+        if self._env_texts is None or len(self._env_texts) != batch:
+            self._env_texts = json_texts(np.arange(batch))
+        return self._env_texts
+
+    def _concepts(self, cells: np.ndarray) -> pa.Array:
+        """The ``concepts`` object's inside for each cell, ``axis: value, ...``: taken from a
+        table of every cell's where the space has at most ``_CONCEPT_CACHE_SIZE`` cells,
+        else from a cache of the cells seen (million-action spaces: memory kept bounded)."""
+        if self.space.num_actions <= _CONCEPT_CACHE_SIZE:
+            if self._concept_table is None:
+                self._concept_table = pa.array(self._concept_texts(np.arange(self.space.num_actions)), pa.string())
+            return self._concept_table.take(pa.array(cells.astype(np.int64)))
+        missing = np.asarray([c for c in set(cells.tolist()) if c not in self._concept_cache], np.int64)
+        if missing.size:
+            self._concept_cache.update(zip(missing.tolist(), self._concept_texts(missing)))
+            if len(self._concept_cache) > _CONCEPT_CACHE_SIZE:
                 self._concept_cache = {c: self._concept_cache[c] for c in set(cells.tolist())}
-        return [self._concept_cache[c] for c in cells.tolist()]
+        return pa.array([self._concept_cache[c] for c in cells.tolist()], pa.string())
+
+    def _concept_texts(self, cells: np.ndarray) -> list[str]:
+        per_axis = np.unravel_index(cells, self.space.sizes)  # row-major, as ConceptSpace numbers cells
+        return [", ".join(f"{n}: {self._values[i][per_axis[i][j]]}" for i, n in enumerate(self._names)) for j in range(cells.shape[0])]
 
     def sync(self) -> None:
         """Flush to stable storage (called at checkpoints)."""

@@ -6,6 +6,8 @@ from pathlib import Path
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fadejax.records import BackgroundRecordWriter, RecordWriter, read_records
 from fadejax.spaces import Axis, ConceptSpace
@@ -88,8 +90,45 @@ def test_an_error_on_the_writer_thread_is_raised_in_the_loop(tmp_path: Path):
     ],
 )
 def test_column_formatting_writes_what_value_by_value_formatting_writes(column):
-    from fadejax.records import _json_column, _json_scalar
+    from fadejax.json_columns import json_scalar, json_texts
 
     values = column.tolist() if isinstance(column, np.ndarray) else column
-    expected = [_json_scalar(v) for v in (column if isinstance(column, np.ndarray) else values)]
-    assert _json_column(column) == expected
+    expected = [json_scalar(v) for v in (column if isinstance(column, np.ndarray) else values)]
+    assert json_texts(column).to_pylist() == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(allow_nan=True, allow_infinity=True, width=32), min_size=1, max_size=64),
+       st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=1, max_size=64))
+def test_arrow_formats_every_float_as_python_does(singles, doubles):
+    """Arrow's digits where they equal repr's, Python's elsewhere (tiny, huge, whole, -0.0, NaN)."""
+    from fadejax.json_columns import json_scalar, json_texts
+
+    for column in (np.asarray(singles, np.float32), np.asarray(doubles, np.float64)):
+        assert json_texts(column).to_pylist() == [json_scalar(v) for v in column]
+
+
+def test_floats_of_every_magnitude_format_as_python_does():
+    """Values over the whole float range (float32's overflows to infinity included) and the
+    decades either side of the bounds where Arrow and repr part ways (1e-4, 1e10), plus
+    whole numbers near them."""
+    from fadejax.json_columns import json_scalar, json_texts
+
+    rng = np.random.default_rng(0)
+    spread = rng.standard_normal(60_000) * 10.0 ** rng.uniform(-45, 39, 60_000)
+    near = np.concatenate([rng.uniform(0.5, 2.0, 20_000) * b for b in (1e-5, 1e-4, 1e-3, 1e9, 1e10, 1e11)])
+    whole = np.concatenate([np.arange(-1000, 1000), np.arange(10**10 - 1000, 10**10 + 1000), 2.0 ** np.arange(-30, 40)])
+    with np.errstate(over="ignore"):
+        singles = spread.astype(np.float32)
+    for column in (singles, spread, near, whole.astype(np.float64), near.astype(np.float32)):
+        assert json_texts(column).to_pylist() == [json_scalar(v) for v in column.tolist()]
+
+
+def test_joined_lines_refuse_a_missing_value():
+    import pyarrow as pa
+
+    from fadejax.json_columns import joined_lines
+
+    assert bytes(joined_lines(["{", pa.array(["1", "2"]), "}\n"])) == b"{1}\n{2}\n"
+    with pytest.raises(ValueError, match="1 of 2 rows have a missing value"):
+        joined_lines(["{", pa.array(["1", None]), "}\n"])
