@@ -135,8 +135,13 @@ def measure(
             (writer if logged else plain).drain()
             return state, count * num_envs / (time.perf_counter() - began)
 
-        # Warm-up round: compiles every jitted step and fills the replay buffer.
+        # Warm-up round: compiles every jitted step and fills the replay buffer. The policy
+        # landscape is drawn once too: a round of few iterations may not reach its first
+        # run.landscape_every, and would time its compilation.
         state, _ = engine(state, iterations, True)
+        if every:
+            log_landscape(writer, discovery, state, int(state.iteration) - 1)
+            writer.drain()
         ratios, plain_ratios = [], []
         print(
             f"\n{label}: {config.name} ({task.kind}), searcher {config.searcher['kind']}, "

@@ -1,0 +1,118 @@
+"""The record writer's formatting vs value-by-value Python formatting of the same lines, side by side.
+
+    .venv/bin/python benchmarks/records_speed.py [--num-envs 256 2048] [--repeat 7] [--against OTHER_records.py]
+
+For each batch size and mode, times :meth:`fadejax.records.RecordWriter.write` (columns
+formatted and joined into lines by Arrow, ``fadejax.json_columns``) against the plainest
+writer of the same bytes: ``json_scalar`` on each value and one f-string per line, joined in
+Python. The columns are a classifier audit's (``label, predicted, score`` with class names;
+scores in the range of a max softmax, rewards ``-1`` or a log-odds), on the embedded
+default's 125-cell space. Prints milliseconds per iteration's write (best of ``--repeat``
+runs of 20 writes each), their ratio, and checks that both wrote the same bytes.
+
+``--against FILE``: also time the ``RecordWriter`` of another ``fadejax/records.py`` (e.g. an
+earlier commit's: ``git show COMMIT:fadejax/records.py > /tmp/earlier_records.py``) on the
+same columns, and check it writes the same bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+import tempfile
+import timeit
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+from fadejax.config import parse_config  # noqa: E402
+from fadejax.json_columns import json_scalar  # noqa: E402
+from fadejax.records import RecordWriter  # noqa: E402
+from fadejax.spaces import ConceptSpace  # noqa: E402
+
+NAMES = {"label": [str(d) for d in range(10)], "predicted": [str(d) for d in range(10)]}
+
+
+def outcome(batch: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    failed = rng.random(batch) < 0.3
+    action = rng.integers(0, 125, batch).astype(np.int32)
+    return {
+        "action": action, "cell": action, "sample": rng.integers(0, 540, batch).astype(np.int32),
+        "reward": np.where(failed, 3.0 * rng.random(batch), -1.0).astype(np.float32), "failed": failed,
+        "label": rng.integers(0, 10, batch).astype(np.int32), "predicted": rng.integers(0, 10, batch).astype(np.int32),
+        "score": rng.uniform(0.1, 1.0, batch).astype(np.float32),
+        "step": rng.integers(1, 5, batch).astype(np.int32), "done": rng.random(batch) < 0.5,
+    }
+
+
+def concept_texts(space: ConceptSpace) -> list[str]:
+    """Each cell's ``"axis": value, ...`` (computed once, as the writer does)."""
+    per_axis = np.unravel_index(np.arange(space.num_actions), space.sizes)
+    return [", ".join(f"{json.dumps(a.name)}: {json_scalar(a.values[per_axis[i][c]])}" for i, a in enumerate(space.axes))
+            for c in range(space.num_actions)]
+
+
+def plain_lines(writer: RecordWriter, concepts_of: list[str], iteration: int, out: dict[str, np.ndarray]) -> bytes:
+    """The same lines, every value through ``json_scalar`` and every line an f-string."""
+    lines = []
+    for env in range(out["cell"].shape[0]):
+        cell = int(out["cell"][env])
+        concepts = concepts_of[cell]
+        line = (f'{{"iteration": {iteration}, "env": {env}, "sample": {json_scalar(out["sample"][env])}, "action": {json_scalar(out["action"][env])}, '
+                f'"cell": {cell}, "concepts": {{{concepts}}}, "reward": {json_scalar(out["reward"][env])}, "failed": {json_scalar(out["failed"][env])}')
+        for k in ("label", "predicted", "score"):
+            line += f', "{k}": {json_scalar(out[k][env])}'
+            if k in NAMES:
+                line += f', "{k}_name": {json_scalar(NAMES[k][int(out[k][env])])}'
+        if writer.mode == "micro":
+            line += f', "step": {json_scalar(out["step"][env])}, "done": {json_scalar(out["done"][env])}'
+        lines.append(line + "}\n")
+    return "".join(lines).encode()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--num-envs", type=int, nargs="+", default=[256, 2048])
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--against", type=Path, help="another records.py whose RecordWriter to time beside this one's")
+    args = parser.parse_args()
+    other = None
+    if args.against is not None:
+        spec = importlib.util.spec_from_file_location("other_records", args.against)
+        other = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(other)
+    space = parse_config({}).concept_space()
+    concepts_of = concept_texts(space)
+    rng = np.random.default_rng(0)
+    print(f"{'envs':>5} {'mode':>6} {'writer ms':>10} {'plain ms':>9} {'plain / writer':>15}  same bytes"
+          + (f"  {'other ms':>9} {'other / writer':>15}  same bytes" if other else ""))
+    for batch in args.num_envs:
+        for mode in ("macro", "micro"):
+            out = outcome(batch, rng)
+            with tempfile.TemporaryDirectory() as tmp:
+                writer = RecordWriter(Path(tmp) / "records.jsonl", space, mode, names=NAMES)
+                writer.write(0, out)  # the concept table is built on the first write
+                written = writer.offset
+                fast = min(timeit.repeat(lambda: writer.write(1, out), number=20, repeat=args.repeat)) / 20 * 1e3
+                plain = min(timeit.repeat(lambda: plain_lines(writer, concepts_of, 1, out), number=20, repeat=args.repeat)) / 20 * 1e3
+                writer.close()
+                first = (Path(tmp) / "records.jsonl").read_bytes()[:written]
+            same = first == plain_lines(writer, concepts_of, 0, out)
+            line = f"{batch:>5} {mode:>6} {fast:>10.2f} {plain:>9.2f} {plain / fast:>15.1f}  {same!s:>10}"
+            if other is not None:
+                with tempfile.TemporaryDirectory() as tmp:
+                    theirs = other.RecordWriter(Path(tmp) / "records.jsonl", space, mode, names=NAMES)
+                    theirs.write(0, out)
+                    slow = min(timeit.repeat(lambda: theirs.write(1, out), number=20, repeat=args.repeat)) / 20 * 1e3
+                    theirs.close()
+                    agree = (Path(tmp) / "records.jsonl").read_bytes()[:written] == first
+                line += f"  {slow:>9.2f} {slow / fast:>15.1f}  {agree}"
+            print(line)
+
+
+if __name__ == "__main__":
+    main()
