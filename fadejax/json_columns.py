@@ -10,6 +10,7 @@ value by value (tests/test_background_records.py checks both on many values).
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any, Sequence
 
@@ -36,14 +37,36 @@ def json_scalar(value: Any) -> str:
     return json.dumps(str(value))
 
 
-def _float_texts(values: np.ndarray) -> pa.Array:
-    x = values.astype(np.float64)
+@functools.cache
+def _arrow_writes_repr_digits() -> bool:
+    """Whether this pyarrow's cast writes ``repr``'s digits inside the range used: checked
+    once on values of every decade of it, so that another pyarrow version that formats
+    differently makes the writer slower, never its records different."""
+    rng = np.random.default_rng(0)
+    decades = np.repeat(np.arange(-4, 10), 12)  # 1e-4 .. 1e10, twelve values in each decade
+    probes = np.concatenate([
+        rng.uniform(1.0, 10.0, decades.size) * 10.0**decades * rng.choice([-1.0, 1.0], decades.size),
+        rng.random(64).astype(np.float32), [0.0, -0.0, 1.0, -2.0, 1e-4, 9999999999.5, 1234567.0, 0.1, 1.0 / 3.0],
+    ])
+    return _arrow_float_texts(probes).to_pylist() == [json_scalar(v) for v in probes.tolist()]
+
+
+def _arrow_float_texts(x: np.ndarray) -> pa.Array:
+    """Arrow's texts of ``x`` (float64, all in Arrow's range), ``.0`` added to whole numbers."""
     texts = pc.cast(pa.array(x), pa.string())
-    magnitude = np.abs(x)
-    by_arrow = ((magnitude >= _ARROW_LOW) & (magnitude < _ARROW_HIGH)) | (x == 0)
-    whole = by_arrow & (x == np.trunc(x))
+    whole = x == np.trunc(x)
     if whole.any():
         texts = pc.if_else(pa.array(whole), pc.binary_join_element_wise(texts, ".0", ""), texts)
+    return texts
+
+
+def _float_texts(values: np.ndarray) -> pa.Array:
+    x = values.astype(np.float64)
+    if not _arrow_writes_repr_digits():
+        return pa.array([json_scalar(v) for v in x.tolist()], pa.string())
+    magnitude = np.abs(x)
+    by_arrow = ((magnitude >= _ARROW_LOW) & (magnitude < _ARROW_HIGH)) | (x == 0)
+    texts = _arrow_float_texts(np.where(by_arrow, x, 0.0))
     if not by_arrow.all():
         by_python = np.flatnonzero(~by_arrow)
         fill = np.full(x.shape[0], None, dtype=object)

@@ -124,6 +124,18 @@ def test_floats_of_every_magnitude_format_as_python_does():
         assert json_texts(column).to_pylist() == [json_scalar(v) for v in column.tolist()]
 
 
+def test_this_pyarrow_formats_floats_on_the_fast_path_and_another_would_fall_back(monkeypatch):
+    """The pinned pyarrow passes the writer's check (so records are formatted by Arrow); a
+    pyarrow that failed it would get Python's texts, the same bytes."""
+    from fadejax import json_columns
+
+    assert json_columns._arrow_writes_repr_digits()
+    column = np.array([0.5, -1.0, 1e-7, 3.25e12, np.nan, 0.1], np.float64)
+    expected = [json_columns.json_scalar(v) for v in column]
+    monkeypatch.setattr(json_columns, "_arrow_writes_repr_digits", lambda: False)
+    assert json_columns.json_texts(column).to_pylist() == expected
+
+
 def test_joined_lines_refuse_a_missing_value():
     import pyarrow as pa
 
