@@ -9,7 +9,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # time, measured with jax.monitoring's compile events): compile without XLA's costly LLVM
 # optimisations (the whole suite ~8% faster here) and with XLA's older CPU fusion code
 # generator, which compiles the loop's programs in half the time (the suite 12:10 -> 10:42
-# here, measured 2026-12-02). A program's
+# here, measured 2026-12-02). (Compiling each program unsplit,
+# --xla_cpu_parallel_codegen_split_count=1, saved another 36 s but moved a perturbation
+# chain's values by one ulp against its stages run one by one: not used.) A program's
 # meaning is the same; float results may differ in the last bits from the default flags, so
 # every comparison a test makes is between runs under the same flags (subprocesses inherit
 # them). FADEJAX_TEST_XLA_OPTIMISE=1 runs the suite with XLA's default flags instead.

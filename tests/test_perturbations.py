@@ -10,6 +10,8 @@ Tolerances (absolute, intensities in [0, 1]):
   (two-sample Kolmogorov-Smirnov statistic < 0.02 over ~37k pixels).
 """
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -127,7 +129,12 @@ def test_unknown_names_and_out_of_range_values_are_rejected():
 
 def test_a_chain_gives_exactly_what_its_stages_give_one_at_a_time(digit_images, photo_images):
     """compose materialises the images before a neighbourhood stage (a speed measure): the
-    values must be those of the stages run one after another, bit for bit."""
+    values must be those of the stages run one after another, bit for bit under the suite's
+    compile flags (tests/conftest.py). Under XLA's default flags (FADEJAX_TEST_XLA_OPTIMISE=1)
+    LLVM's optimisations round a fused pointwise stage differently from the same stage alone
+    (measured 2026-12-02, before and after the materialising: at most 1.2e-7 on [0, 1] images,
+    one float32 step at 1), so there the chain must agree to within two such steps."""
+    exact = os.environ.get("FADEJAX_TEST_XLA_OPTIMISE") != "1"
     names = ["rotation", "darkness", "blur", "gamma", "pixelate", "noise"]
     values = [[-20.0, 0.0, 20.0], [0.0, 0.3, 0.7], [0.0, 0.5, 3.0], [0.5, 1.0, 2.0], [1.0, 2.0, 3.0], [0.0, 0.05, 0.1]]
     chained = jax.jit(P.compose(names, values))
@@ -140,7 +147,11 @@ def test_a_chain_gives_exactly_what_its_stages_give_one_at_a_time(digit_images, 
         one_at_a_time = jnp.asarray(images)
         for i, stage in enumerate(stages):
             one_at_a_time = stage(one_at_a_time, params[:, i], keys[i])
-        np.testing.assert_array_equal(np.asarray(chained(jnp.asarray(images), params, key)), np.asarray(one_at_a_time))
+        got = np.asarray(chained(jnp.asarray(images), params, key))
+        if exact:
+            np.testing.assert_array_equal(got, np.asarray(one_at_a_time))
+        else:
+            np.testing.assert_allclose(got, np.asarray(one_at_a_time), rtol=0.0, atol=2.5e-7)
 
 
 @pytest.mark.parametrize("name", sorted(P.REGISTRY))
