@@ -83,6 +83,7 @@ from fadejax.ground_truth import load_or_compute, per_sample_failures  # noqa: E
 from fadejax.recording import replay  # noqa: E402
 from fadejax.learning_log import METRICS_FILE, read_metrics  # noqa: E402
 from fadejax.records import RECORDS_FILE, RecordWriter, read_records  # noqa: E402
+from fadejax.record_columns import read_columns  # noqa: E402
 from fadejax.run import build_discovery, iterate, load_latest_state  # noqa: E402
 from fadejax.sweep import MANIFEST, log_path  # noqa: E402
 from fadejax.walks import distinct_failure_bound, first_failure_moves  # noqa: E402
@@ -235,9 +236,13 @@ def run_sweeps(specs: dict[str, dict], args) -> dict[str, Path]:
 
 def load_run(run_dir: Path, name: str, seed: int) -> Run:
     """A finished point's queries and curve, from its ``records.jsonl`` and ``metrics.jsonl``."""
-    rows = [(r["iteration"], r["sample"], r["cell"], r["failed"]) for r in read_records(run_dir / RECORDS_FILE)]
-    iteration, samples, cells, failed = (np.asarray(column) for column in zip(*rows))
-    failed = failed.astype(bool)
+    fast = read_columns(run_dir / RECORDS_FILE, {"iteration": "int64", "sample": "int64", "cell": "int64", "failed": "bool"})
+    if fast is not None:
+        iteration, samples, cells, failed = (fast[0][k] for k in ("iteration", "sample", "cell", "failed"))
+    else:  # line by line: a point's records Arrow cannot vouch for
+        rows = [(r["iteration"], r["sample"], r["cell"], r["failed"]) for r in read_records(run_dir / RECORDS_FILE)]
+        iteration, samples, cells, failed = (np.asarray(column) for column in zip(*rows))
+        failed = failed.astype(bool)
     curve = np.cumsum(np.bincount(iteration, weights=failed.astype(np.float64), minlength=int(iteration.max()) + 1))
     times = [row["seconds"] for row in read_metrics(run_dir / METRICS_FILE) if row.get("seconds") is not None]
     seconds = float(np.sum(times[1:]) + np.median(times[1:])) if len(times) > 1 else float(np.sum(times))

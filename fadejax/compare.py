@@ -27,6 +27,7 @@ from fadejax.config import ExperimentConfig
 from fadejax.ground_truth import GROUND_TRUTH_FILE, GroundTruthError, landscape_key, read_ground_truth
 from fadejax.learning_log import METRICS_FILE, MetricsError, read_metrics
 from fadejax.records import RECORDS_FILE, RecordsError, read_records
+from fadejax.record_columns import read_columns
 from fadejax.summarize import read_run_config
 
 
@@ -68,7 +69,11 @@ def _columns_from_metrics(rows: list[dict[str, Any]]) -> tuple[np.ndarray, dict[
 
 def _queries_of(run_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Every recorded query's ``(iteration, sample, cell, failed)``, each ``(Q,)``."""
-    iteration, sample, cell, failed = [], [], [], []
+    fast = read_columns(run_dir / RECORDS_FILE, {"iteration": "int64", "sample": "int64", "cell": "int64", "failed": "bool"})
+    if fast is not None and all((fast[0][k] >= 0).all() for k in ("iteration", "sample", "cell")):
+        columns = fast[0]
+        return columns["iteration"], columns["sample"], columns["cell"], columns["failed"]
+    iteration, sample, cell, failed = [], [], [], []  # line by line: names the bad record
     for number, record in enumerate(read_records(run_dir / RECORDS_FILE), 1):
         values = (record.get("iteration"), record.get("sample"), record.get("cell"), record.get("failed"))
         if not all(type(v) is int and v >= 0 for v in values[:3]) or type(values[3]) is not bool:

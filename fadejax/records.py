@@ -25,6 +25,7 @@ import pyarrow as pa
 from fadejax.durable import AppendOnlyFile, json_lines
 from fadejax.json_columns import joined_lines, json_scalar, json_texts
 from fadejax.learning_log import LearningLog, StageTimes
+from fadejax.record_columns import read_columns
 from fadejax.spaces import ConceptSpace
 
 RECORDS_FILE = "records.jsonl"
@@ -241,7 +242,10 @@ def read_records(path: Path) -> Iterator[dict]:
 def cell_statistics(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sparse per-cell statistics of a records file: ``(cells, visits, failures)``, each
     ``(V,)`` int64 over the ``V`` visited cells (sorted), whatever the size of the space."""
-    cells, failed = [], []
+    fast = read_columns(path, {"cell": "int64", "failed": "bool"})
+    if fast is not None and (fast[0]["cell"] >= 0).all():
+        return sparse_counts(fast[0]["cell"], fast[0]["failed"])
+    cells, failed = [], []  # line by line: names the bad record, or reads what Arrow refused
     for number, record in enumerate(read_records(path), 1):
         cell, fail = record.get("cell"), record.get("failed")
         if type(cell) is not int or cell < 0 or type(fail) is not bool:

@@ -33,6 +33,7 @@ from fadejax.estimates import cell_estimates
 from fadejax.ground_truth import GROUND_TRUTH_FILE, GroundTruthError, failure_rates, landscape_key, read_ground_truth
 from fadejax.landscapes import check_view, dense_view_mean, grouped_sum, pooled_cells, view_shape
 from fadejax.records import RECORDS_FILE, sparse_counts
+from fadejax.record_columns import CompleteLines, read_columns
 from fadejax.rundir import CONFIG_FILE, read_status
 from fadejax.spaces import format_value
 from fadejax.task import AuditTask, build_task
@@ -128,6 +129,15 @@ def _read_records(run_dir: Path, num_actions: int, per_cell: int, members: list[
     path = run_dir / RECORDS_FILE
     if not path.is_file():
         raise SummarizeError(f"'{run_dir}' has no {RECORDS_FILE}: the run never made a query")
+    fast = read_columns(path, {"cell": "int64", "sample": "int64", "failed": "bool", **{f"{m}.failed": "bool" for m in members}})
+    if fast is not None and ((fast[0]["cell"] >= 0) & (fast[0]["cell"] < num_actions)).all():
+        columns, lines = fast
+        cells_arr, failed_arr = columns["cell"], columns["failed"]
+        cells, visits, failures = sparse_counts(cells_arr, failed_arr)
+        member_failed = {m: columns[f"{m}.failed"] for m in members}
+        examples = _first_failures(lines, cells_arr, failed_arr, per_cell)
+        return cells, visits, failures, examples, int(cells_arr.size), cells_arr[failed_arr], (columns["sample"], cells_arr, failed_arr), member_failed
+    # Line by line: names the bad line in its error, or reads the rare lines Arrow refuses.
     all_cells: list[int] = []
     all_samples: list[int] = []
     all_failed: list[bool] = []
@@ -165,6 +175,23 @@ def _read_records(run_dir: Path, num_actions: int, per_cell: int, members: list[
     cells, visits, failures = sparse_counts(cells_arr, failed_arr)
     member_failed = {m: np.asarray(a, bool) for m, a in by_model.items()}
     return cells, visits, failures, examples, int(cells_arr.size), cells_arr[failed_arr], (np.asarray(all_samples, np.int64), cells_arr, failed_arr), member_failed
+
+
+def _first_failures(lines: CompleteLines, cells: np.ndarray, failed: np.ndarray, per_cell: int) -> dict[int, list[dict]]:
+    """The first ``per_cell`` failed records of each cell, in file order (``cells``,
+    ``failed``: ``(Q,)`` columns of the records file's ``lines``): every failed cell is a key,
+    in the order of its first failure, as the line-by-line reading fills them."""
+    rows = np.flatnonzero(failed)
+    failed_cells = cells[rows]
+    order = np.argsort(failed_cells, kind="stable")
+    ranked = failed_cells[order]
+    rank = np.arange(ranked.size) - np.searchsorted(ranked, ranked, side="left")  # place among its cell's failures
+    kept = np.sort(rows[order[rank < per_cell]])
+    unique, first = np.unique(failed_cells, return_index=True)
+    examples: dict[int, list[dict]] = {int(c): [] for c in unique[np.argsort(first)]}
+    for row, line in zip(kept.tolist(), lines.lines(kept)):
+        examples[int(cells[row])].append(json.loads(line))
+    return examples
 
 
 def png_base64(image: np.ndarray, scale: int = 2) -> str:

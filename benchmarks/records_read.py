@@ -1,0 +1,91 @@
+"""Reading a run's records: Arrow's JSON parser vs line by line, side by side.
+
+    .venv/bin/python benchmarks/records_read.py [--iterations 200] [--num-envs 2048] [--repeat 3]
+
+Writes a run's ``records.jsonl`` with the engine's writer (a classifier audit's columns on
+the embedded default's 125-cell space, as ``benchmarks/records_speed.py`` does; 200
+iterations of 2,048 queries: 409,600 records, about 110 MB), then times the three readers
+that read every record, each with its Arrow path (``fadejax.record_columns``) and with it
+switched off (``json.loads`` on each line, the reference): ``summarize``'s statistics and
+examples, ``compare``'s queries and ``cell_statistics`` (top cells, ``restructure``).
+The two alternate; the best of ``--repeat`` runs of each is printed in seconds, with their
+ratio and whether the two gave the same arrays and examples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np  # noqa: E402
+
+import fadejax.records as records  # noqa: E402
+from fadejax import compare, summarize  # noqa: E402
+from fadejax.config import parse_config  # noqa: E402
+from records_speed import NAMES, outcome  # noqa: E402
+
+READERS = {
+    "summarize": (summarize, "_read_records", lambda run: (run, 125, 5)),
+    "compare": (compare, "_queries_of", lambda run: (run,)),
+    "cell_statistics": (records, "cell_statistics", lambda run: (run / records.RECORDS_FILE,)),
+}
+
+
+def same(a, b) -> bool:
+    if isinstance(a, np.ndarray):
+        return a.dtype == b.dtype and np.array_equal(a, b)
+    if isinstance(a, (tuple, list)):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+    return a == b
+
+
+def timed(module, function: str, args: tuple, arrow: bool) -> tuple[float, object]:
+    original = module.read_columns
+    if not arrow:
+        module.read_columns = lambda *_: None
+    try:
+        began = time.perf_counter()
+        result = getattr(module, function)(*args)
+        return time.perf_counter() - began, result
+    finally:
+        module.read_columns = original
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--iterations", type=int, default=200)
+    parser.add_argument("--num-envs", type=int, default=2048)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    space = parse_config({}).concept_space()
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Path(tmp)
+        writer = records.RecordWriter(run / records.RECORDS_FILE, space, "macro", names=NAMES)
+        for iteration in range(args.iterations):
+            writer.write(iteration, outcome(args.num_envs, rng))
+        writer.close()
+        size = (run / records.RECORDS_FILE).stat().st_size
+        print(f"{args.iterations * args.num_envs:,} records, {size / 1e6:.0f} MB")
+        print(f"{'reader':>16} {'arrow s':>8} {'line by line s':>15} {'ratio':>6}  same")
+        for name, (module, function, arguments) in READERS.items():
+            fast, slow, agree = [], [], True
+            for _ in range(args.repeat):
+                seconds, a = timed(module, function, arguments(run), arrow=True)
+                fast.append(seconds)
+                seconds, b = timed(module, function, arguments(run), arrow=False)
+                slow.append(seconds)
+                agree = agree and same(a, b)
+            print(f"{name:>16} {min(fast):>8.2f} {min(slow):>15.2f} {min(slow) / min(fast):>6.1f}  {agree}")
+
+
+if __name__ == "__main__":
+    main()
