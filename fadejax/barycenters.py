@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from fadejax.pot import ot
+from fadejax.pot import pot
 
 
 def grid_coordinates(sizes: Sequence[int]) -> np.ndarray:
@@ -38,7 +38,7 @@ def barycenter(mass: np.ndarray, sizes: Sequence[int], center: int, radius: floa
     locations = [c[None, :] for c in coords]
     unit = [np.ones(1) for _ in cells]
     start = coords[np.argmax(weights)][None, :]
-    result = ot.lp.free_support_barycenter(locations, unit, start, weights=weights / weights.sum())
+    result = pot().lp.free_support_barycenter(locations, unit, start, weights=weights / weights.sum())
     return np.asarray(result[0])
 
 
@@ -50,7 +50,7 @@ def distance_in_ball(p: np.ndarray, q: np.ndarray, sizes: Sequence[int], center:
     if a.sum() <= 0 or b.sum() <= 0:
         return float("nan")
     coords = grid_coordinates(sizes)[cells]
-    return float(ot.emd2(a / a.sum(), b / b.sum(), ot.dist(coords, coords, metric="euclidean")))
+    return float(pot().emd2(a / a.sum(), b / b.sum(), pot().dist(coords, coords, metric="euclidean")))
 
 
 def distances_by_radius(p: np.ndarray, q: np.ndarray, sizes: Sequence[int], center: int, max_radius: int) -> list[float]:
@@ -63,4 +63,4 @@ def unordered_distance(p: np.ndarray, q: np.ndarray) -> float:
     (Table 3): actions placed at positions 0..A-1, as the paper does for text edits."""
     a, b = np.asarray(p, np.float64), np.asarray(q, np.float64)
     positions = np.arange(a.size, dtype=np.float64)
-    return float(ot.wasserstein_1d(positions, positions, a / a.sum(), b / b.sum(), p=1))
+    return float(pot().wasserstein_1d(positions, positions, a / a.sum(), b / b.sum(), p=1))

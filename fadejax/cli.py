@@ -439,6 +439,11 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Commands that compile JAX programs and keep them in fadejax's compilation cache
+#: (fadejax.compilation_cache); a sweep's points share a cache of the sweep's own.
+COMPILING = ("discover", "landscape", "summarize", "restructure")
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = _parser().parse_args(argv)
@@ -447,6 +452,10 @@ def main(argv: list[str] | None = None) -> int:
         from bridges.quiet import silence_progress_bars
 
         silence_progress_bars()
+    if args.command in COMPILING:
+        from fadejax.compilation_cache import enable
+
+        enable()
     try:
         if args.command == "discover":
             return _discover(args)

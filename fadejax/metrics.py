@@ -7,8 +7,7 @@ All functions are pure, take NumPy arrays over the macroscopic action space
 from __future__ import annotations
 
 import numpy as np
-from fadejax.pot import ot
-from scipy.stats import spearmanr
+from fadejax.pot import pot
 
 from fadejax.barycenters import grid_coordinates
 
@@ -72,13 +71,15 @@ def spearman(estimate: np.ndarray, truth: np.ndarray) -> float:
     """Spearman rank correlation of estimated and true per-cell failure rates (``nan`` if either is constant)."""
     if np.ptp(estimate) == 0 or np.ptp(truth) == 0:
         return float("nan")
+    from scipy.stats import spearmanr  # here: scipy.stats is 1.2 s of the start of every command that draws a figure
+
     return float(spearmanr(estimate, truth).statistic)
 
 
 def grid_cost(sizes: tuple[int, ...]) -> np.ndarray:
     """Euclidean distance between cells on the concept grid (value indices), ``(A, A)``."""
     coords = grid_coordinates(sizes)
-    return ot.dist(coords, coords, metric="euclidean")
+    return pot().dist(coords, coords, metric="euclidean")
 
 
 def wasserstein_to_truth(failed_cells: np.ndarray, truth: np.ndarray, sizes: tuple[int, ...]) -> float:
@@ -88,4 +89,4 @@ def wasserstein_to_truth(failed_cells: np.ndarray, truth: np.ndarray, sizes: tup
     q = truth / truth.sum()
     if p.sum() == 0:
         return float("nan")
-    return float(ot.emd2(p, q, grid_cost(sizes)))
+    return float(pot().emd2(p, q, grid_cost(sizes)))

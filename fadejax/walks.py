@@ -17,10 +17,12 @@ exhaustive table this gives:
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-import scipy.sparse
+
+if TYPE_CHECKING:
+    import scipy.sparse
 
 
 def neighbour_table(grid: Sequence[int]) -> np.ndarray:
@@ -39,6 +41,8 @@ def neighbour_table(grid: Sequence[int]) -> np.ndarray:
 
 def move_adjacency(grid: Sequence[int]) -> scipy.sparse.csr_matrix:
     """``(cells, cells)`` bool: ``[c, d]`` when one move (clipped) takes cell ``c`` to ``d``."""
+    import scipy.sparse  # here: scipy.sparse is 0.3 s of every command's start, and few use it
+
     table = neighbour_table(grid)
     rows = np.repeat(np.arange(table.shape[0]), table.shape[1])
     return scipy.sparse.csr_matrix((np.ones(rows.size, bool), (rows, table.ravel())), shape=(table.shape[0],) * 2)
@@ -54,6 +58,8 @@ def first_failure_moves(failed: np.ndarray, grid: Sequence[int], start: Sequence
     n, num_cells = failed.shape
     if num_cells != int(np.prod(grid)):
         raise ValueError(f"the table has {num_cells} cells; the grid {tuple(grid)} has {int(np.prod(grid))}")
+    import scipy.sparse
+
     adjacency = move_adjacency(grid).astype(np.int32)
     moves = np.full((n, num_cells), -1, np.int32)
     at = np.zeros((n, num_cells), bool)  # where a walk can stand after k moves without having failed

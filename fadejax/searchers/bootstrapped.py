@@ -45,7 +45,6 @@ import jax
 import jax.numpy as jnp
 import optax
 import pydantic
-import rlax
 
 from fadejax.searchers.base import Searcher, SearcherConfig, Transition
 from fadejax.searchers.dqn import QNetwork, learn_from_replay, learning_rate_schedule, update_target
@@ -196,6 +195,7 @@ class BootstrappedDQN(Searcher):
     def _head_losses(self, params: dict, target_params: dict, prior: Any, batch: dict) -> jax.Array:
         """Each head's masked mean Huber TD error over the batch, ``(K,)``."""
         c = self.config
+        import rlax  # here, not at the top: rlax pulls in distrax and TFP, ~1 s of every command's start
         discount = c.gamma * (1.0 - batch["terminal"].astype(jnp.float32))
 
         def values(p, obs):

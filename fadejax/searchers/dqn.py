@@ -31,7 +31,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pydantic
-import rlax
 
 from fadejax.landscapes import marginal_view, top_k_separable
 from fadejax.searchers.base import Searcher, SearcherConfig, Transition
@@ -382,6 +381,7 @@ class DQN(Searcher):
 
     def _loss(self, params: dict, target_params: dict, batch: dict) -> jax.Array:
         c = self.config
+        import rlax  # here, not at the top: rlax pulls in distrax and TFP, ~1 s of every command's start
         discount = c.gamma * (1.0 - batch["terminal"].astype(jnp.float32))
         if self.factored:
             return jnp.mean(rlax.huber_loss(self._factored_td(params, target_params, batch, discount), c.huber_delta))
