@@ -22,6 +22,9 @@ import pyarrow as pa
 import pyarrow.json as pa_json
 
 
+_SCAN_BYTES = 1 << 24
+
+
 @dataclass(frozen=True)
 class CompleteLines:
     """A records file's complete part: ``data``, its bytes up to and including the last
@@ -36,7 +39,10 @@ class CompleteLines:
         data = Path(path).read_bytes()
         if not data.endswith(b"\n"):
             data = data[: data.rfind(b"\n") + 1]
-        return cls(data, np.flatnonzero(np.frombuffer(data, np.uint8) == ord("\n")))
+        view = np.frombuffer(data, np.uint8)
+        # in slices: a comparison of the whole file at once would take another file's worth of memory
+        ends = [np.flatnonzero(view[i: i + _SCAN_BYTES] == ord("\n")) + i for i in range(0, view.size, _SCAN_BYTES)]
+        return cls(data, np.concatenate(ends) if ends else np.zeros(0, np.int64))
 
     def lines(self, rows: Sequence[int] | np.ndarray) -> list[bytes]:
         """The lines (without their newline) at the 0-based ``rows``."""

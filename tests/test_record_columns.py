@@ -162,3 +162,13 @@ def test_complete_lines_finds_each_record(tmp_path):
     path.write_bytes(b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in rows))
     lines = CompleteLines.of(path)
     assert [json.loads(t) for t in lines.lines([4, 0, 2])] == [rows[4], rows[0], rows[2]]
+
+
+def test_lines_are_found_across_the_scans_slices(run_dir, monkeypatch):
+    import fadejax.record_columns as record_columns
+
+    whole = CompleteLines.of(run_dir / "records.jsonl")
+    monkeypatch.setattr(record_columns, "_SCAN_BYTES", 7)  # lines of ~300 bytes: every line end in another slice
+    sliced = CompleteLines.of(run_dir / "records.jsonl")
+    assert np.array_equal(sliced.ends, whole.ends) and whole.ends.size == 12 * 64
+    assert whole.ends[-1] == len(whole.data) - 1
