@@ -3,7 +3,7 @@
 Reading a run's ``records.jsonl`` line by line with :func:`json.loads` costs about 10 µs a
 record in Python (4 s for the 409,600 records of a 200-iteration run at 2,048 queries an
 iteration); Arrow's multi-threaded parser reads only the named fields, in C++, several times
-faster (``benchmarks/records_speed.py --read``). The line-by-line readers stay the reference:
+faster (``benchmarks/records_read.py``: 6-9x). The line-by-line readers stay the reference:
 :func:`read_columns` returns ``None`` whenever it cannot vouch that they would read the same
 values without an error (a line that does not parse, a field that is missing, null or of
 another type, a blank line, bytes that are not UTF-8, a key given twice, an integer beyond

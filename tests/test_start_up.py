@@ -95,3 +95,14 @@ def test_an_unwritable_cache_still_gives_the_split(tmp_path, monkeypatch):
     train, held = data.load_digits_split(28, 0.3, 0)
     assert len(train) + len(held) == 1797
 
+
+
+def test_a_discovery_imports_none_of_the_packages_only_other_commands_use():
+    """rlax (with distrax and TFP), POT, scikit-learn and scipy.stats cost 4-5 s of a
+    command's start together; the discovery loop, its image audit and its landscape
+    figures need none of them (the DQN searchers, summaries' distances, the digits' first
+    split and the metrics import them when they run)."""
+    probe = ("import sys, fadejax.cli, fadejax.run, fadejax.figures, fadejax.audits.image.task, fadejax.searchers; "
+             "print(' '.join(m for m in ('rlax', 'distrax', 'ot', 'sklearn', 'scipy.stats') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], env=_without_jax_cache(), capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.split() == []
