@@ -22,6 +22,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from fadejax.compilation_cache import fadejax_cache
+
 ARCHITECTURE_VERSION = 1
 
 DEFAULT_ARCHITECTURE = "digits_cnn"
@@ -57,7 +59,8 @@ class DigitsCNN(nn.Module):
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("FADEJAX_CACHE", Path.home() / ".cache" / "fadejax"))
+    """fadejax's cache directory (``$FADEJAX_CACHE``, default ``~/.cache/fadejax``)."""
+    return fadejax_cache()
 
 
 def embedded_module(architecture: str) -> Callable[..., nn.Module]:

@@ -14,6 +14,7 @@ import os
 import tempfile
 import zipfile
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 
 import jax
@@ -21,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fadejax.audits.base import AuditError
+from fadejax.compilation_cache import fadejax_cache
 
 
 class DataError(AuditError):
@@ -99,10 +101,6 @@ def _make_digits_split(image_size: int, held_out_fraction: float, seed: int) -> 
 
 
 def _digits_cache_path(image_size: int, held_out_fraction: float, seed: int) -> Path:
-    from importlib.metadata import version
-
-    from fadejax.compilation_cache import fadejax_cache
-
     key = hashlib.sha256(json.dumps([image_size, float(held_out_fraction), seed, version("scikit-learn"), jax.__version__]).encode()).hexdigest()[:16]
     return fadejax_cache() / "data" / f"digits-{image_size}px-{key}.npz"
 
