@@ -1,6 +1,8 @@
 """The record writer's background thread: the same bytes as writing in the loop, exact
 offsets at checkpoints, and errors that reach the loop."""
 
+import json
+import time
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -144,3 +146,53 @@ def test_joined_lines_refuse_a_missing_value():
     assert bytes(joined_lines(["{", pa.array(["1", "2"]), "}\n"])) == b"{1}\n{2}\n"
     with pytest.raises(ValueError, match="1 of 2 rows have a missing value"):
         joined_lines(["{", pa.array(["1", None]), "}\n"])
+
+
+def test_iterations_written_together_give_the_bytes_of_writing_them_one_by_one(tmp_path: Path):
+    """Coalesced writes (the background writer's several iterations in one pass), with batch
+    sizes that change, texts, named classes and microscopic fields; an iteration whose fields
+    differ from its neighbours' is written in a pass of its own."""
+    names = {"label": ["zero", "one", "two"]}
+    for mode in ("macro", "micro"):
+        outcomes = []
+        for iteration, batch in enumerate([8, 8, 3, 1, 8, 5]):
+            outcome = _outcome(iteration, batch)
+            outcome["label"] = np.arange(batch) % 3
+            if mode == "micro":
+                outcome["step"], outcome["done"] = np.arange(batch) + 1, np.arange(batch) % 2 == 0
+            outcomes.append((iteration, outcome))
+        outcomes[3][1]["extra"] = np.ones(1, np.float32)  # another field set: its own pass
+        one_by_one = RecordWriter(tmp_path / f"one_{mode}.jsonl", SPACE, mode, names=names)
+        together = RecordWriter(tmp_path / f"together_{mode}.jsonl", SPACE, mode, names=names)
+        for iteration, outcome in outcomes:
+            one_by_one.write(iteration, outcome)
+        together.write_many(outcomes)
+        assert together.offset == one_by_one.offset
+        one_by_one.close()
+        together.close()
+        assert (tmp_path / f"together_{mode}.jsonl").read_bytes() == (tmp_path / f"one_{mode}.jsonl").read_bytes()
+
+
+def test_held_iterations_reach_the_file_within_the_delay_bound_and_at_every_drain(tmp_path: Path):
+    """The writer holds fetched iterations to write them together, but no longer than its
+    delay bound, and never past a drain: records and learning-curve rows, in order."""
+    from fadejax.learning_log import LearningLog
+
+    path = tmp_path / "records.jsonl"
+    log = LearningLog(tmp_path / "metrics.jsonl", num_envs=8)
+    holding = BackgroundRecordWriter(RecordWriter(path, SPACE, "macro"), log=log, coalesce_rows=10_000, max_delay=3600.0)
+    for iteration in range(3):
+        holding.write(iteration, _outcome(iteration))
+    assert holding.offset == path.stat().st_size and sum(1 for _ in open(path)) == 3 * 8  # offset drains
+    assert holding.failures == sum(int(np.sum(_outcome(i)["failed"])) for i in range(3))
+    rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    assert [r["iteration"] for r in rows] == [0, 1, 2] and all(r["time.records"] > 0 for r in rows)
+    holding.close()
+
+    prompt = BackgroundRecordWriter(RecordWriter(tmp_path / "prompt.jsonl", SPACE, "macro"), coalesce_rows=10_000, max_delay=0.0)
+    prompt.write(0, _outcome(0))
+    deadline = time.monotonic() + 30
+    while (tmp_path / "prompt.jsonl").stat().st_size == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)  # no drain: the delay bound alone writes it
+    assert sum(1 for _ in open(tmp_path / "prompt.jsonl")) == 8
+    prompt.close()
