@@ -8,7 +8,10 @@ writer of the same bytes: ``json_scalar`` on each value and one f-string per lin
 Python. The columns are a classifier audit's (``label, predicted, score`` with class names;
 scores in the range of a max softmax, rewards ``-1`` or a log-odds), on the embedded
 default's 125-cell space. Prints milliseconds per iteration's write (best of ``--repeat``
-runs of 20 writes each), their ratio, and checks that both wrote the same bytes.
+runs of 20 writes each), their ratio, and checks that both wrote the same bytes. Then the
+background writer's way at small batches: ``--together`` iterations written in one pass
+(:meth:`~fadejax.records.RecordWriter.write_many`), milliseconds per iteration, checked
+against writing them one by one.
 
 ``--against FILE``: also time the ``RecordWriter`` of another ``fadejax/records.py`` (e.g. an
 earlier commit's: ``git show COMMIT:fadejax/records.py > /tmp/earlier_records.py``) on the
@@ -78,6 +81,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--num-envs", type=int, nargs="+", default=[256, 2048])
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--together", type=int, default=8, help="iterations per write_many pass (the background writer's 2,048 rows at 256 envs)")
     parser.add_argument("--against", type=Path, help="another records.py whose RecordWriter to time beside this one's")
     args = parser.parse_args()
     other = None
@@ -89,6 +93,7 @@ def main() -> None:
     concepts_of = concept_texts(space)
     rng = np.random.default_rng(0)
     print(f"{'envs':>5} {'mode':>6} {'writer ms':>10} {'plain ms':>9} {'plain / writer':>15}  same bytes"
+          + f"  {'together ms':>12} {'writer / together':>18}  same bytes"
           + (f"  {'other ms':>9} {'other / writer':>15}  same bytes" if other else ""))
     for batch in args.num_envs:
         for mode in ("macro", "micro"):
@@ -103,6 +108,19 @@ def main() -> None:
                 first = (Path(tmp) / "records.jsonl").read_bytes()[:written]
             same = first == plain_lines(writer, concepts_of, 0, out)
             line = f"{batch:>5} {mode:>6} {fast:>10.2f} {plain:>9.2f} {plain / fast:>15.1f}  {same!s:>10}"
+            group = [(i, outcome(batch, rng)) for i in range(args.together)]
+            with tempfile.TemporaryDirectory() as tmp:
+                singly = RecordWriter(Path(tmp) / "singly.jsonl", space, mode, names=NAMES)
+                together = RecordWriter(Path(tmp) / "together.jsonl", space, mode, names=NAMES)
+                for i, o in group:
+                    singly.write(i, o)
+                together.write_many(group)
+                agree_together = (Path(tmp) / "together.jsonl").read_bytes() == (Path(tmp) / "singly.jsonl").read_bytes()
+                each = min(timeit.repeat(lambda: [singly.write(i, o) for i, o in group], number=5, repeat=args.repeat)) / (5 * len(group)) * 1e3
+                pooled = min(timeit.repeat(lambda: together.write_many(group), number=5, repeat=args.repeat)) / (5 * len(group)) * 1e3
+                singly.close()
+                together.close()
+            line += f"  {pooled:>12.2f} {each / pooled:>18.1f}  {agree_together!s:>10}"
             if other is not None:
                 with tempfile.TemporaryDirectory() as tmp:
                     theirs = other.RecordWriter(Path(tmp) / "records.jsonl", space, mode, names=NAMES)
