@@ -190,7 +190,8 @@ class BackgroundRecordWriter:
 
     At most ``depth`` iterations wait in the queue (:meth:`write` blocks beyond that). The
     thread fetches each iteration as it comes and writes the fetched ones together once they
-    hold ``coalesce_rows`` queries or the oldest was fetched ``max_delay`` seconds ago:
+    hold ``coalesce_rows`` queries or the oldest was fetched ``max_delay`` seconds ago
+    (whether or not more iterations come):
     formatting a few thousand rows in one pass costs little more than formatting a few
     hundred (Arrow's cost per call is fixed), so small batches are not paid for one by one.
     :attr:`offset`, :meth:`drain` and :meth:`sync` first write everything submitted, so a
@@ -220,7 +221,15 @@ class BackgroundRecordWriter:
 
     def _work(self) -> None:
         while True:
-            item = self._queue.get()
+            wait = None if not self._held else max(0.0, self._held_since + self.max_delay - time.perf_counter())
+            try:
+                item = self._queue.get(timeout=wait)
+            except queue.Empty:  # the loop went quiet: what is held has waited long enough
+                try:
+                    self._write_held()
+                except BaseException as exc:  # noqa: BLE001 - handed to the loop's thread
+                    self._error = exc
+                continue
             try:
                 if self._error is not None:  # after an error, only drain (the loop raises it)
                     self._held, self._held_rows = [], 0

@@ -189,10 +189,10 @@ def test_held_iterations_reach_the_file_within_the_delay_bound_and_at_every_drai
     assert [r["iteration"] for r in rows] == [0, 1, 2] and all(r["time.records"] > 0 for r in rows)
     holding.close()
 
-    prompt = BackgroundRecordWriter(RecordWriter(tmp_path / "prompt.jsonl", SPACE, "macro"), coalesce_rows=10_000, max_delay=0.0)
-    prompt.write(0, _outcome(0))
+    prompt = BackgroundRecordWriter(RecordWriter(tmp_path / "prompt.jsonl", SPACE, "macro"), coalesce_rows=10_000, max_delay=0.2)
+    prompt.write(0, _outcome(0))  # and nothing after it
     deadline = time.monotonic() + 30
     while (tmp_path / "prompt.jsonl").stat().st_size == 0 and time.monotonic() < deadline:
-        time.sleep(0.01)  # no drain: the delay bound alone writes it
+        time.sleep(0.01)  # no drain and no later iteration: the delay bound alone writes it
     assert sum(1 for _ in open(tmp_path / "prompt.jsonl")) == 8
     prompt.close()
