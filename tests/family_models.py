@@ -7,7 +7,7 @@ from bridges.digits_cnn import DigitsCNN
 
 class DarkBlind(DigitsCNN):
     """The digits CNN, except on dark images: when an image's brightest pixel is below
-    ``threshold`` it answers the next class (``darkness 0.7`` leaves at most 0.3)."""
+    ``threshold`` it answers the next class (``darkness 0.62`` leaves at most 0.38)."""
 
     def __init__(self, image_size: int = 32, threshold: float = 0.4):
         super().__init__(image_size)

@@ -18,7 +18,11 @@ from fadejax.rewards import classification_reward, family_reward
 from fadejax.task import build_task
 from report_page import open_at_first_failing_point
 
-AXES = [{"name": "rotation", "values": [-20, 0]}, {"name": "darkness", "values": [0.0, 0.7]}, {"name": "blur", "values": [0.0, 3.0]}]
+# DARK leaves every pixel at most 0.38, under the dark-blind model's 0.4, while the embedded
+# CNN still reads most digits: on an upright, sharp digit it fails 10-20% of them there, where
+# at darkness 0.7 a CNN trained on one CPU failed 56% (the CPU's own training differs a little)
+DARK = 0.62
+AXES = [{"name": "rotation", "values": [-20, 0]}, {"name": "darkness", "values": [0.0, DARK]}, {"name": "blur", "values": [0.0, 3.0]}]
 LIMIT = 120
 
 
@@ -54,7 +58,7 @@ def test_every_record_holds_every_models_answer_and_the_mean_aggregate(family_ru
         answers = [r[f"{m}.failed"] for m in ("cnn", "cnn_file", "dark_blind")]
         assert r["failed"] == (sum(answers) >= 2)  # mean: more than half of three
         assert r["cnn.predicted"] == r["cnn_file.predicted"] and r["cnn.failed"] == (r["cnn.predicted"] != r["label"])
-    dark = [r for r in records if r["concepts"]["darkness"] == 0.7]
+    dark = [r for r in records if r["concepts"]["darkness"] == DARK]
     assert dark and all(r["dark_blind.predicted"] == (r["cnn.predicted"] + 1) % 10 for r in dark)
 
 
@@ -65,7 +69,7 @@ def test_each_models_truth_is_its_own_landscape(family_run, digits_task):
     assert truth["model_failure_rates"]["cnn"] == pytest.approx(alone.tolist())
     assert truth["model_failure_rates"]["cnn_file"] == truth["model_failure_rates"]["cnn"]
     space = parse_config({"space": {"axes": AXES}}).concept_space()
-    dark_cells = [c for c in range(8) if space.describe(c)["darkness"] == 0.7]
+    dark_cells = [c for c in range(8) if space.describe(c)["darkness"] == DARK]
     assert all(truth["model_failure_rates"]["dark_blind"][c] > 0.8 for c in dark_cells)
     assert set(truth["statistics"]["models"]) == {"cnn", "cnn_file", "dark_blind"}
 
@@ -76,7 +80,7 @@ def test_the_report_names_the_dark_blind_model_alone_as_failing_on_dark_images(f
     assert family["source"] == "exhaustive" and family["models"] == ["cnn", "cnn_file", "dark_blind"]
     assert family["specific"], "the dark-blind model's dark modes are specific to it"
     assert {row["model"] for row in family["specific"]} == {"dark_blind"}
-    assert all(row["concepts"]["darkness"] == 0.7 for row in family["specific"])
+    assert all(row["concepts"]["darkness"] == DARK for row in family["specific"])
     assert all(min(row["rates"].values()) >= 0.5 for row in family["shared"])
     pairs = {(a["a"], a["b"]): a for a in family["agreement"]}
     assert pairs[("cnn", "cnn_file")]["top_overlap"] == 1.0 and pairs[("cnn", "cnn_file")]["correlation"] == pytest.approx(1.0)
@@ -121,7 +125,7 @@ def test_a_not_b_finds_what_the_dark_blind_model_broke(family_run, tmp_path):
 
     env = AuditEnv(task, config.reward)
     env.reset(seed=0)
-    dark = next(c for c in range(space.num_actions) if space.describe(c)["darkness"] == 0.7)
+    dark = next(c for c in range(space.num_actions) if space.describe(c)["darkness"] == DARK)
     _, reward, _, _, info = env.step(dark)
     models = info["models"]
     assert set(models) == {"cnn", "cnn_file", "dark_blind"} and info["predicted"] is None
@@ -154,7 +158,7 @@ def test_restructure_of_a_family_asks_which_model_and_fine_tunes_that_one(family
     assert main(["restructure", str(run), "--modes", "2", "--model", "lenet", "--trust-code", "--out", str(tmp_path / "x")]) == 2
     assert "'lenet' is not a model" in capsys.readouterr().err
     out = tmp_path / "dark"
-    assert main(["restructure", str(run), "--modes", "rotation=0,darkness=0.7,blur=0", "--model", "dark_blind", "--epochs", "1",
+    assert main(["restructure", str(run), "--modes", f"rotation=0,darkness={DARK},blur=0", "--model", "dark_blind", "--epochs", "1",
                  "--trust-code", "--out", str(out)]) == 0
     report = json.loads((out / "shift_report.json").read_text())
     assert report["model"] == "dark_blind" and "`dark_blind`" in (out / "shift_report.md").read_text()
