@@ -290,7 +290,7 @@ def discover(config: ExperimentConfig, run_dir: str | Path, *, resume: bool = Fa
         every = config.run.landscape_every if config.mode == "macro" and log.sinks else 0
         stop = total if stop_after is None else min(total, start + stop_after)
         for iteration, state, _ in iterate(discovery, state, writer, stop, log=True):
-            failures = failures_before + writer.failures  # as written so far: a few iterations behind at most
+            failures = failures_before + writer.failures  # as fetched by the writer so far: a few iterations behind at most
             queries_this_call += discovery.num_envs
             if every and (iteration + 1) % every == 0:
                 log_landscape(writer, discovery, state, iteration)
