@@ -94,8 +94,7 @@ class RecordWriter:
         """The JSONL bytes of iterations that all have the same fields."""
         if len(iterations) == 1:
             iteration, outcome = iterations[0]
-            sizes = [len(outcome["cell"])]
-            head: list[str | pa.Array] = [f'{{"iteration": {iteration}, "env": ', self._envs(sizes[0])]
+            head: list[str | pa.Array] = [f'{{"iteration": {iteration}, "env": ', self._envs(len(outcome["cell"]))]
         else:
             outcome = {k: _concatenated([o[k] for _, o in iterations]) for k in iterations[0][1]}
             sizes = [len(o["cell"]) for _, o in iterations]
@@ -177,7 +176,12 @@ class _Fetched:
     failures: int
     learner: dict[str, Any] | None
     times: StageTimes | None
+    fetched_at: float  # time.perf_counter() when its fetch began
     fetch_seconds: float
+
+    @property
+    def rows(self) -> int:
+        return len(self.outcome["failed"])
 
 
 _FLUSH = object()  # queued by drain(): write what the thread holds, then report
@@ -213,15 +217,13 @@ class BackgroundRecordWriter:
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         self._held: list[_Fetched] = []
-        self._held_rows = 0
-        self._held_since = 0.0
         self.failures = 0
         self._thread = threading.Thread(target=self._work, name="fadejax-records", daemon=True)
         self._thread.start()
 
     def _work(self) -> None:
         while True:
-            wait = None if not self._held else max(0.0, self._held_since + self.max_delay - time.perf_counter())
+            wait = None if not self._held else max(0.0, self._held[0].fetched_at + self.max_delay - time.perf_counter())
             try:
                 item = self._queue.get(timeout=wait)
             except queue.Empty:  # the loop went quiet: what is held has waited long enough
@@ -232,7 +234,7 @@ class BackgroundRecordWriter:
                 continue
             try:
                 if self._error is not None:  # after an error, only drain (the loop raises it)
-                    self._held, self._held_rows = [], 0
+                    self._held = []
                 elif isinstance(item, tuple):
                     self._hold(*item)
                 else:  # an image, a drain's flush or the close: the records before it first
@@ -251,26 +253,23 @@ class BackgroundRecordWriter:
         host = fetch(outcome)
         failures = int(np.count_nonzero(np.asarray(host["failed"])))
         self.failures += failures
-        if not self._held:
-            self._held_since = began
-        self._held.append(_Fetched(iteration, host, failures, learner, times, time.perf_counter() - began))
-        self._held_rows += len(host["failed"])
-        if self._held_rows >= self.coalesce_rows or time.perf_counter() - self._held_since >= self.max_delay:
+        self._held.append(_Fetched(iteration, host, failures, learner, times, began, time.perf_counter() - began))
+        if sum(h.rows for h in self._held) >= self.coalesce_rows or time.perf_counter() - self._held[0].fetched_at >= self.max_delay:
             self._write_held()
 
     def _write_held(self) -> None:
         """Write the held iterations' lines (one pass), then their learning-curve rows; each
         row's ``time.records`` is its fetch plus its share of the pass."""
-        held, rows = self._held, self._held_rows
+        held, self._held = self._held, []
         if not held:
             return
-        self._held, self._held_rows = [], 0
+        rows = sum(h.rows for h in held)
         began = time.perf_counter()
         self._writer.write_many([(h.iteration, h.outcome) for h in held])
         seconds = time.perf_counter() - began
         if self.log is not None:
             for h in held:
-                share = seconds * len(h.outcome["failed"]) / max(rows, 1)
+                share = seconds * h.rows / max(rows, 1)
                 self.log.add(h.iteration, h.failures, h.learner or {}, h.times, h.fetch_seconds + share)
 
     def _submit(self, work) -> None:
