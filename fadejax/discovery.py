@@ -172,12 +172,8 @@ class Discovery:
     def _propose(self, state: LoopState) -> tuple[jax.Array, dict[str, jax.Array]]:
         key, k_select, k_act, k_perturb, k_update, k_reset = jax.random.split(state.key, 6)
         if self.mode == "macro":
-            sample = self.searcher.select_samples(state.searcher, k_select, self.num_envs)
-            obs = self.observe(sample, state.cell)
-            if self.searcher.acts_on_samples:  # it also wants to know which rows it acts on
-                action = self.searcher.act(state.searcher, obs, k_act, sample=sample)
-            else:
-                action = self.searcher.act(state.searcher, obs, k_act)
+            sample, action, obs = self.searcher.choose(state.searcher, k_select, k_act, self.num_envs,
+                                                       lambda rows: self.observe(rows, state.cell))
             cell = self.task.space.cell_of(action)
         else:
             sample = state.sample

@@ -79,6 +79,8 @@ def cell_estimates(samples: np.ndarray, actions: np.ndarray, failed: np.ndarray,
     score, var = _scores_of(model, state, cells)
     u = np.asarray(state.u, np.float64)
     base = float(state.bias) + u[:, None]  # (N, 1)
+    # the sample x axis-value interactions of each visited cell, (N, K) (zero without them)
+    inter = np.asarray(model._sample_cell_terms(state.z), np.float64)[:, cells] if model.interactions else np.zeros((1, cells.size))
 
     # The held-out set is finite: a (sample, cell) pair that was asked contributes what the
     # model answered (its mean, if it was asked more than once), and only the pairs never
@@ -88,12 +90,12 @@ def cell_estimates(samples: np.ndarray, actions: np.ndarray, failed: np.ndarray,
     pair_mean = np.bincount(inverse, failed.astype(np.float64)) / np.bincount(inverse)
     pair_cell = np.searchsorted(cells, pairs // num_samples)
     observed_sum = np.bincount(pair_cell, pair_mean, cells.size)
-    pair_base = base[pairs % num_samples, 0]
+    pair_base = base[pairs % num_samples, 0] + inter[pairs % num_samples if model.interactions else 0, pair_cell]
 
     def rate(s: np.ndarray) -> np.ndarray:
         predicted_all = np.zeros(s.size)
         for lo in range(0, s.size, 4096):  # bounded (N, chunk) memory
-            predicted_all[lo : lo + 4096] = _sigmoid(base + s[None, lo : lo + 4096]).sum(axis=0)
+            predicted_all[lo : lo + 4096] = _sigmoid(base + inter[:, lo : lo + 4096] + s[None, lo : lo + 4096]).sum(axis=0)
         predicted_asked = np.bincount(pair_cell, _sigmoid(pair_base + s[pair_cell]), cells.size)
         return (observed_sum + predicted_all - predicted_asked) / num_samples
 
@@ -101,7 +103,7 @@ def cell_estimates(samples: np.ndarray, actions: np.ndarray, failed: np.ndarray,
     # not yet asked (each a Bernoulli draw even if s_a were known exactly).
     p_all = np.zeros(cells.size)
     for lo in range(0, cells.size, 4096):
-        q = _sigmoid(base + score[None, lo : lo + 4096])
+        q = _sigmoid(base + inter[:, lo : lo + 4096] + score[None, lo : lo + 4096])
         p_all[lo : lo + 4096] = (q * (1 - q)).sum(axis=0)
     q_asked = _sigmoid(pair_base + score[pair_cell])
     spread = Z95 * np.sqrt(np.maximum(p_all - np.bincount(pair_cell, q_asked * (1 - q_asked), cells.size), 0.0)) / num_samples

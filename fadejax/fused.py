@@ -196,7 +196,8 @@ def _with_settings(searcher: Any, values: dict[str, jax.Array]) -> Any:
     """The searcher rebuilt from its config with ``values`` (traced scalars) for those fields."""
     config = searcher.config.model_copy(update=values)  # no validation: the values are tracers
     return type(searcher)(config, num_actions=searcher.num_actions, obs_dim=searcher.obs_dim, num_samples=searcher.num_samples,
-                          total_iterations=searcher.total_iterations, num_envs=searcher.num_envs, sizes=searcher.sizes, walk=searcher.walk)
+                          total_iterations=searcher.total_iterations, num_envs=searcher.num_envs, sizes=searcher.sizes, walk=searcher.walk,
+                          deterministic=searcher.deterministic)
 
 
 def _settings_program(base: Discovery, iterations: int, keep_queries: bool):

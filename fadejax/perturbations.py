@@ -230,6 +230,8 @@ class Perturbation:
       low, high: the allowed range of strengths (inclusive).
       unit: what a strength means, for error messages and reports.
       build: given the axis values a space will use, returns the jittable ``apply``.
+      random: the family draws from its key per query (``noise``), so the same image under
+        the same strength can be answered differently twice; the others are deterministic.
     """
 
     name: str
@@ -240,6 +242,7 @@ class Perturbation:
     identity: float | None = None  # the strength that leaves an image unchanged, if any
     whole: bool = False  # strengths must be whole numbers (pixel counts)
     pointwise: bool = False  # each output pixel reads only the same input pixel (see compose)
+    random: bool = False  # draws from the per-query key (see the attribute's docstring)
 
     def check(self, values: Sequence[float], where: str) -> None:
         bad = [v for v in values if not (self.low <= float(v) <= self.high)]
@@ -272,7 +275,7 @@ register(Perturbation("brightness", 0.0, 10.0, "brightness factor, 1 = unchanged
 register(Perturbation("saturation", 0.0, 10.0, "colour factor, 1 = unchanged", _fixed(saturation), identity=1.0, pointwise=True))
 register(Perturbation("contrast", 0.0, 10.0, "contrast factor, 1 = unchanged", _fixed(contrast), identity=1.0))
 register(Perturbation("blur", 0.0, 16.0, "Gaussian sigma in pixels", lambda values: make_gaussian_blur(max(values)), identity=0.0))
-register(Perturbation("noise", 0.0, 1.0, "Gaussian noise std in intensity units", _fixed(noise), identity=0.0, pointwise=True))
+register(Perturbation("noise", 0.0, 1.0, "Gaussian noise std in intensity units", _fixed(noise), identity=0.0, pointwise=True, random=True))
 register(Perturbation("shift_x", -1024.0, 1024.0, "pixels to the right (negative: left), zero fill", _fixed(shift_x), identity=0.0))
 register(Perturbation("shift_y", -1024.0, 1024.0, "pixels down (negative: up), zero fill", _fixed(shift_y), identity=0.0))
 register(Perturbation("pixelate", 1.0, 1024.0, "tile side in whole pixels, 1 = unchanged", _fixed(pixelate), identity=1.0, whole=True))
@@ -286,6 +289,12 @@ def get(name: str) -> Perturbation:
         return REGISTRY[name]
     except KeyError:
         raise PerturbationError(f"unknown perturbation '{name}'; registered: {sorted(REGISTRY)}") from None
+
+
+def draws_per_query(names: Sequence[str]) -> bool:
+    """Whether a chain of these families draws randomness per query (any of them is ``random``):
+    then a (sample, cell) pair asked twice may be answered differently."""
+    return any(get(n).random for n in names)
 
 
 def compose(names: Sequence[str], axis_values: Sequence[Sequence[float]]) -> Callable[[jax.Array, jax.Array, jax.Array], jax.Array]:

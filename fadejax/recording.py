@@ -187,6 +187,8 @@ class RecordedTask:
     space: ConceptSpace
     info: dict[str, Any] = field(default_factory=dict)
     kind: str = "recorded"
+    #: a lookup: a (sample, cell) pair asked twice is answered the same
+    deterministic = True
 
     def __post_init__(self) -> None:
         r = self.recording

@@ -26,7 +26,7 @@ from fadejax.searchers import REGISTRY as SEARCHERS
 from fadejax.sinks import TENSORBOARD_DIR, TensorBoardSink, WandbSink
 from fadejax.searchers.base import Walk
 from fadejax.spaces import format_value
-from fadejax.task import AuditTask, Oracle, build_task
+from fadejax.task import AuditTask, Oracle, build_task, is_deterministic
 
 
 def build_discovery(config: ExperimentConfig, task: AuditTask) -> Discovery:
@@ -40,6 +40,7 @@ def build_discovery(config: ExperimentConfig, task: AuditTask) -> Discovery:
         num_samples=task.num_samples, total_iterations=config.run.iterations, num_envs=config.run.num_envs,
         sizes=task.space.sizes if micro is None else (num_actions,),
         walk=None if micro is None else Walk(task.space.sizes, micro.start, config.micro.max_steps),
+        deterministic=is_deterministic(task),
     )
     return Discovery(
         task, searcher, mode=config.mode, num_envs=config.run.num_envs,

@@ -25,12 +25,17 @@ class AuditTask(Protocol):
       info: facts for reports (model path, clean score, ...).
       kind: the name of the audit that built it (``"recorded"`` for a replayed recording).
       landscape_refusal: optional; if set, why no exhaustive landscape is computed for it.
+      deterministic: a (sample, cell) pair asked twice is answered the same (image
+        perturbations that draw nothing per query, recordings, seeded text edits); False
+        where each query draws anew (noise, a diffusion seed per query). On a deterministic
+        audit a re-asked pair teaches nothing, so the default searchers never re-ask one.
     """
 
     space: ConceptSpace
     observations: jax.Array
     info: dict[str, Any]
     kind: str
+    deterministic: bool
 
     @property
     def num_samples(self) -> int: ...
@@ -60,6 +65,11 @@ class Oracle(Protocol):
     num_classes: int
 
     def __call__(self, images: jax.Array) -> jax.Array: ...
+
+
+def is_deterministic(task: AuditTask) -> bool:
+    """``task.deterministic``; a third party's task that does not say is taken as drawing anew per query."""
+    return bool(getattr(task, "deterministic", False))
 
 
 def build_task(config: ExperimentConfig, oracle: Any = None, progress: bool = True) -> AuditTask:

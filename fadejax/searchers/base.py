@@ -18,7 +18,7 @@ implementing these methods, added to ``fadejax.searchers.REGISTRY``.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, NamedTuple, Sequence
+from typing import Any, Callable, ClassVar, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -72,6 +72,8 @@ class Searcher:
       sizes: the concept space's axis sizes (macroscopic actions are cells of this grid);
         in microscopic mode ``(num_actions,)``, the moves.
       walk: microscopic mode's grid, start cell and episode length (``None`` in macroscopic mode).
+      deterministic: the audit answers a (sample, cell) pair asked twice the same
+        (:attr:`fadejax.task.AuditTask.deterministic`), so re-asking one teaches nothing.
     """
 
     #: False for searchers defined only over macroscopic cells (the baselines).
@@ -91,8 +93,10 @@ class Searcher:
     #: (``searcher.NAME`` in ``metrics.jsonl``, ``searcher/NAME`` in TensorBoard).
     reports: ClassVar[dict[str, str]] = {}
 
-    def __init__(self, config: SearcherConfig, *, num_actions: int, obs_dim: int, num_samples: int, total_iterations: int, num_envs: int, sizes: tuple[int, ...] = (), walk: Walk | None = None):
+    def __init__(self, config: SearcherConfig, *, num_actions: int, obs_dim: int, num_samples: int, total_iterations: int, num_envs: int, sizes: tuple[int, ...] = (), walk: Walk | None = None,
+                 deterministic: bool = False):
         self.config = config
+        self.deterministic = deterministic
         self.num_actions = num_actions
         self.obs_dim = obs_dim
         self.num_samples = num_samples
@@ -110,6 +114,19 @@ class Searcher:
 
     def act(self, state: SearcherState, obs: jax.Array, key: jax.Array) -> jax.Array:
         raise NotImplementedError
+
+    def choose(self, state: SearcherState, k_select: jax.Array, k_act: jax.Array, batch: int,
+               observe: Callable[[jax.Array], jax.Array]) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """Macroscopic mode's ``batch`` queries: ``(samples (B,) int32, actions (B,) int32, obs (B, D))``.
+
+        ``observe(samples)`` gives the observations. By default the samples come first
+        (:meth:`select_samples`) and each action is chosen on its sample's observation
+        (:meth:`act`); a searcher that picks (sample, cell) pairs jointly overrides this."""
+        sample = self.select_samples(state, k_select, batch)
+        obs = observe(sample)
+        if self.acts_on_samples:  # it also wants to know which rows it acts on
+            return sample, self.act(state, obs, k_act, sample=sample), obs
+        return sample, self.act(state, obs, k_act), obs
 
     def action_scores(self, state: SearcherState, obs: jax.Array) -> jax.Array:
         raise NotImplementedError

@@ -19,6 +19,7 @@ class FrozenGreedy(Searcher):
         super().__init__(
             inner.config, num_actions=inner.num_actions, obs_dim=inner.obs_dim, num_samples=inner.num_samples,
             total_iterations=inner.total_iterations, num_envs=inner.num_envs, sizes=inner.sizes, walk=inner.walk,
+            deterministic=inner.deterministic,
         )
         self.inner = inner
         self.trained = state

@@ -65,15 +65,19 @@ class PosteriorConfig(SearcherConfig):
     axis_prior_std: pydantic.PositiveFloat = 1.5
     cell_prior_std: pydantic.PositiveFloat = 1.0
     bias_prior_std: pydantic.PositiveFloat = 3.0
+    #: prior std of the sample x axis-value interactions ``z_i[j, x]`` (this digit breaks under
+    #: rotation, that one under darkness); 0 leaves them out (the additive model)
+    interaction_prior_std: float = pydantic.Field(1.0, ge=0.0)
     sweeps: pydantic.PositiveInt = 2
-    identify_fraction: float = pydantic.Field(0.35, ge=0.0, le=1.0)
+    identify_fraction: float = pydantic.Field(0.25, ge=0.0, le=1.0)
     top_k: pydantic.PositiveInt = 10
     sample_candidates: pydantic.PositiveInt = 8
-    posterior_scale: pydantic.PositiveFloat = 1.0
+    posterior_scale: pydantic.PositiveFloat = 0.5
     capacity: pydantic.PositiveInt | None = None
     max_cell_effects: pydantic.PositiveInt = 65_536
     max_pairs_tracked: pydantic.PositiveInt = 1 << 22  # (N, A) bools kept in the state and its checkpoints
-    fresh_pairs: bool = False
+    #: never re-ask an answered (sample, cell) pair: ``auto`` where the audit is deterministic
+    fresh_pairs: bool | Literal["auto"] = "auto"
 
 
 @flax.struct.dataclass
@@ -85,6 +89,8 @@ class PosteriorState:
     prec_u: jax.Array  # (N,) posterior precisions (Laplace, diagonal)
     prec_w: jax.Array  # (sum(sizes),)
     prec_v: jax.Array  # (A,) or (1,)
+    z: jax.Array  # (N, sum(sizes)) sample x axis-value interactions, or (1, 1) when left out
+    prec_z: jax.Array  # (N, sum(sizes)) or (1, 1)
     hist_sample: jax.Array  # (C,) int32
     hist_action: jax.Array  # (C,) int32
     hist_failed: jax.Array  # (C,) float32 in {0, 1}
@@ -149,6 +155,8 @@ class PosteriorSampling(Searcher):
         self.dense = self.num_cells <= config.max_cell_effects  # (B, cells) arrays are affordable
         self.cell_effects = self.dense and len(self.grid) > 1  # one axis: v_a would repeat w
         self.track_pairs = self.dense and self.num_samples * self.num_cells <= config.max_pairs_tracked
+        #: asked pairs are never asked again (a deterministic audit answers them as before)
+        self.fresh_pairs = self.deterministic if config.fresh_pairs == "auto" else bool(config.fresh_pairs)
         self.capacity = config.capacity or max(self.total_iterations * self.num_envs, self.num_envs)
         pairs = self.num_samples * self.num_cells
         #: the fit reads per-pair counts (dense reductions) rather than the history (gathers and
@@ -156,6 +164,8 @@ class PosteriorSampling(Searcher):
         #: history (a dense pass costs about a tenth per element of a gathered one here), and
         #: where a batch never overwrites its own slots of the ring (the counts forget what it drops)
         self.fit_on_pairs = self.track_pairs and pairs <= 8 * self.capacity and self.capacity >= self.num_envs
+        #: sample x axis-value interactions are fitted on the per-pair counts only
+        self.interactions = self.fit_on_pairs and config.interaction_prior_std > 0
         self._offsets = np.concatenate([[0], np.cumsum(self.grid)]).astype(np.int32)
         self._strides = jnp.asarray([math.prod(self.grid[i + 1 :]) for i in range(len(self.grid))], jnp.int32)
         self._sizes = jnp.asarray(self.grid, jnp.int32)
@@ -172,6 +182,8 @@ class PosteriorSampling(Searcher):
             prec_u=jnp.full(self.num_samples, c.sample_prior_std**-2, jnp.float32),
             prec_w=jnp.full(n_w, c.axis_prior_std**-2, jnp.float32),
             prec_v=jnp.full(n_v, c.cell_prior_std**-2, jnp.float32),
+            z=jnp.zeros((self.num_samples, n_w) if self.interactions else (1, 1), jnp.float32),
+            prec_z=jnp.full((self.num_samples, n_w) if self.interactions else (1, 1), (c.interaction_prior_std or 1.0) ** -2, jnp.float32),
             hist_sample=jnp.zeros(self.capacity, jnp.int32), hist_action=jnp.zeros(self.capacity, jnp.int32),
             hist_failed=jnp.zeros(self.capacity, jnp.float32), seen=jnp.int32(0),
             asked=jnp.zeros((self.num_samples, self.num_cells) if self.track_pairs else (1, 1), bool),
@@ -206,22 +218,26 @@ class PosteriorSampling(Searcher):
         over the pairs, so every pass is a dense sigmoid and reductions, no gather or scatter."""
         c = self.config
         n, k = s.pair_queries, s.pair_failures  # (A, N)
+        inter = self.interactions
 
-        def residuals(bias, u, w, v):
-            p = _sigmoid(bias + self._cell_scores(w, v)[:, None] + u[None, :])
+        def residuals(bias, u, w, v, z):
+            eta = bias + self._cell_scores(w, v)[:, None] + u[None, :]
+            if inter:
+                eta = eta + self._sample_cell_terms(z).T
+            p = _sigmoid(eta)
             return k - n * p, n * p * (1.0 - p)
 
         def sweep(carry, _):
-            bias, u, w, v, _, _, prec_v = carry
-            resid, curv = residuals(bias, u, w, v)
+            bias, u, w, v, z, _, _, prec_v, prec_z = carry
+            resid, curv = residuals(bias, u, w, v, z)
             h = jnp.sum(curv) + c.bias_prior_std**-2
             bias = bias + _newton_step(jnp.sum(resid) - bias / c.bias_prior_std**2, h)
-            resid, curv = residuals(bias, u, w, v)
+            resid, curv = residuals(bias, u, w, v, z)
             prec_u = jnp.sum(curv, axis=0) + c.sample_prior_std**-2
             u = u + _newton_step(jnp.sum(resid, axis=0) - u / c.sample_prior_std**2, prec_u)
             precs = []
             for j in range(len(self.grid)):  # one axis at a time, as in the history's fit
-                resid, curv = residuals(bias, u, w, v)
+                resid, curv = residuals(bias, u, w, v, z)
                 others = tuple(a for a in range(len(self.grid)) if a != j)
                 lo, hi = int(self._offsets[j]), int(self._offsets[j + 1])
                 # over the samples first, then over the other axes of the (A,) cell sums
@@ -232,14 +248,35 @@ class PosteriorSampling(Searcher):
                 precs.append(hess)
             prec_w = jnp.concatenate(precs)
             if self.cell_effects:
-                resid, curv = residuals(bias, u, w, v)
+                resid, curv = residuals(bias, u, w, v, z)
                 prec_v = jnp.sum(curv, axis=1) + c.cell_prior_std**-2
                 v = v + _newton_step(jnp.sum(resid, axis=1) - v / c.cell_prior_std**2, prec_v)
-            return (bias, u, w, v, prec_u, prec_w, prec_v), None
+            if inter:  # each sample's own effect of each axis value, one axis at a time
+                zprecs = []
+                for j in range(len(self.grid)):
+                    resid, curv = residuals(bias, u, w, v, z)
+                    others = tuple(a for a in range(len(self.grid)) if a != j)
+                    lo, hi = int(self._offsets[j]), int(self._offsets[j + 1])
+                    shape = self.grid + (self.num_samples,)
+                    hess = jnp.sum(curv.reshape(shape), axis=others).T + c.interaction_prior_std**-2  # (N, size_j)
+                    grad = jnp.sum(resid.reshape(shape), axis=others).T - z[:, lo:hi] / c.interaction_prior_std**2
+                    z = jnp.concatenate([z[:, :lo], z[:, lo:hi] + _newton_step(grad, hess), z[:, hi:]], axis=1)
+                    zprecs.append(hess)
+                prec_z = jnp.concatenate(zprecs, axis=1)
+            return (bias, u, w, v, z, prec_u, prec_w, prec_v, prec_z), None
 
-        init = (s.bias, s.u, s.w, s.v, s.prec_u, s.prec_w, s.prec_v)
-        (bias, u, w, v, prec_u, prec_w, prec_v), _ = jax.lax.scan(sweep, init, None, length=c.sweeps)
-        return s.replace(bias=bias, u=u, w=w, v=v, prec_u=prec_u, prec_w=prec_w, prec_v=prec_v)
+        init = (s.bias, s.u, s.w, s.v, s.z, s.prec_u, s.prec_w, s.prec_v, s.prec_z)
+        (bias, u, w, v, z, prec_u, prec_w, prec_v, prec_z), _ = jax.lax.scan(sweep, init, None, length=c.sweeps)
+        return s.replace(bias=bias, u=u, w=w, v=v, z=z, prec_u=prec_u, prec_w=prec_w, prec_v=prec_v, prec_z=prec_z)
+
+    def _sample_cell_terms(self, z: jax.Array) -> jax.Array:
+        """``sum_j z_i[j, a_j]`` for every sample and cell, ``(N, A)``, from ``z`` ``(N, sum(grid))``."""
+        total = jnp.zeros((z.shape[0],) + (1,) * len(self.grid), z.dtype)
+        for j, size in enumerate(self.grid):
+            shape = [z.shape[0]] + [1] * len(self.grid)
+            shape[1 + j] = size
+            total = total + z[:, self._offsets[j] : self._offsets[j + 1]].reshape(shape)
+        return total.reshape(z.shape[0], self.num_cells)
 
     def _fit_history(self, s: PosteriorState) -> PosteriorState:
         """``sweeps`` block-coordinate Newton sweeps of the MAP estimate on the kept queries'
@@ -343,6 +380,69 @@ class PosteriorSampling(Searcher):
             uniform = jnp.where(pick >= 0, pick, uniform)
         return jnp.concatenate([uniform, chosen[n_id:]])
 
+    def choose(self, state: PosteriorState, k_select: jax.Array, k_act: jax.Array, batch: int, observe) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """With fresh pairs (and the pairs tracked), the batch's ``B`` (sample, cell) pairs are
+        chosen jointly, all distinct and none asked before (while any is left):
+
+        * identify environments: their cells as :meth:`_identify_cells` ranks them, each on a
+          uniformly drawn sample not yet asked under its cell (environments sharing a cell get
+          different samples);
+        * find environments: one posterior draw of ``u_i + s_a`` over the whole ``(N, A)`` grid
+          (Thompson sampling for a batch), and the ``B - n_id`` pairs it rates likeliest to fail
+          among those not yet asked: the model's best guesses at failures not yet found.
+
+        Otherwise samples first, then cells (:meth:`Searcher.choose`)."""
+        if not (self.fresh_pairs and self.track_pairs):
+            return super().choose(state, k_select, k_act, batch, observe)
+        k_id, k_u, k_w, k_v = jax.random.split(k_select, 4)
+        n, cells_n = self.num_samples, self.num_cells
+        n_id = self._num_identify(batch)
+        asked = state.asked
+        id_cells = self._identify_cells(state, n_id) if n_id else jnp.zeros(0, jnp.int32)
+        if n_id:
+            id_samples = self._fresh_samples(state, k_id, id_cells)
+            placed = id_samples >= 0
+            asked = asked.at[jnp.where(placed, id_samples, n), id_cells].set(True, mode="drop")
+        scale = self.config.posterior_scale
+        u = state.u + scale * jax.random.normal(k_u, state.u.shape) / jnp.sqrt(state.prec_u)
+        w = state.w + scale * jax.random.normal(k_w, state.w.shape) / jnp.sqrt(state.prec_w)
+        v = state.v + scale * jax.random.normal(k_v, state.v.shape) / jnp.sqrt(state.prec_v)
+        drawn = u[:, None] + self._cell_scores(w, v)[None, :]  # (N, A)
+        if self.interactions:
+            k_z = jax.random.fold_in(k_w, 1)
+            drawn = drawn + self._sample_cell_terms(state.z + scale * jax.random.normal(k_z, state.z.shape) / jnp.sqrt(state.prec_z))
+        # pairs already asked sink below every fresh one (and keep their order among themselves)
+        drawn = jnp.where(asked, drawn - 1e6, drawn).reshape(-1)
+        _, best = jax.lax.top_k(drawn, min(batch, n * cells_n))  # distinct pairs, likeliest first
+        best = jnp.pad(best, (0, batch - best.shape[0]), mode="wrap")
+        find_sample, find_cell = (best // cells_n).astype(jnp.int32), (best % cells_n).astype(jnp.int32)
+        if n_id == 0:
+            return find_sample, find_cell, observe(find_sample)
+        # an identify environment whose cell has no fresh sample left takes a find pair instead
+        spare = batch - n_id + jnp.arange(n_id)
+        sample = jnp.concatenate([jnp.where(placed, id_samples, find_sample[spare]), find_sample[: batch - n_id]])
+        action = jnp.concatenate([jnp.where(placed, id_cells, find_cell[spare]), find_cell[: batch - n_id]])
+        return sample, action, observe(sample)
+
+    def _fresh_samples(self, state: PosteriorState, key: jax.Array, cells: jax.Array) -> jax.Array:
+        """For identify cells ``(I,)`` (equal cells next to each other, as :meth:`_identify_cells`
+        returns them), a uniformly drawn sample not yet asked under each, distinct among the
+        environments sharing a cell; ``-1`` where the cell has too few fresh samples. ``(I,)`` int32."""
+        count = cells.shape[0]
+        position = jnp.arange(count)
+        # runs of equal cells: the first index of each environment's run
+        starts = jnp.concatenate([jnp.ones(1, bool), cells[1:] != cells[:-1]])
+        first = jax.lax.cummax(jnp.where(starts, position, 0))
+        occurrence = position - first  # 0 for the run's first environment, 1 for the next, ...
+        # one uniform score per (cell, sample), shared by the environments of a cell
+        scores = jax.vmap(lambda c: jax.random.uniform(jax.random.fold_in(key, c), (self.num_samples,)))(cells)
+        scores = jnp.where(state.asked[:, cells].T, -1.0, scores)  # (I, N)
+        top, order = jax.lax.top_k(scores, min(count, self.num_samples))
+        pick = jnp.minimum(occurrence, top.shape[1] - 1)
+        value = jnp.take_along_axis(top, pick[:, None], axis=1)[:, 0]
+        sample = jnp.take_along_axis(order, pick[:, None], axis=1)[:, 0]
+        return jnp.where((value >= 0) & (occurrence < top.shape[1]), sample, -1).astype(jnp.int32)
+
     def _draw_w(self, state: PosteriorState, key: jax.Array, batch: int) -> jax.Array:
         noise = jax.random.normal(key, (batch,) + state.w.shape)
         return state.w + self.config.posterior_scale * noise / jnp.sqrt(state.prec_w)
@@ -361,7 +461,7 @@ class PosteriorSampling(Searcher):
         w_draw = materialize(self._draw_w(state, k_w, finders))
         v_draw = materialize(state.v + self.config.posterior_scale * jax.random.normal(k_v, (finders,) + state.v.shape) / jnp.sqrt(state.prec_v))
         drawn = self._cell_scores(w_draw, v_draw)  # (B - n_id, A); v is (1,) and broadcasts when dropped
-        if self.track_pairs and sample is not None and self.config.fresh_pairs:
+        if self.track_pairs and sample is not None and self.fresh_pairs:
             # a pair already asked teaches nothing new (and, where perturbations are
             # deterministic, answers as before): ask this sample about its worst fresh cell
             drawn = jnp.where(state.asked[sample[n_id:]], drawn - 1e4, drawn)
@@ -393,9 +493,23 @@ class PosteriorSampling(Searcher):
             z = jnp.where(eligible, z, jnp.inf)
         order = jnp.argsort(z)  # most ambiguous first
         ambiguous = jnp.clip(jnp.sum(z < 2.0), 1, self.num_cells)
-        # env j -> the ambiguous cell at rank floor((j / count)^2 * m): denser at the top of the list
-        ranks = jnp.floor(jnp.square(jnp.arange(count) / count) * ambiguous).astype(jnp.int32)
-        return order[ranks].astype(jnp.int32)
+        if not (self.fresh_pairs and self.track_pairs):
+            # env j -> the ambiguous cell at rank floor((j / count)^2 * m): denser at the top of the list
+            ranks = jnp.floor(jnp.square(jnp.arange(count) / count) * ambiguous).astype(jnp.int32)
+            return order[ranks].astype(jnp.int32)
+        # Without re-asks, a cell asked on every sample is known exactly, and the report's
+        # interval of a cell holds its true rate only as far as the model predicts the samples
+        # never asked there (which the find environments skip: the easy ones). So half the
+        # environments complete the current top k, the least covered first, and half settle
+        # the boundary as above. Sorted: environments sharing a cell sit together.
+        settle = count - count // 2
+        ranks = jnp.floor(jnp.square(jnp.arange(settle) / settle) * ambiguous).astype(jnp.int32)
+        top = jax.lax.top_k(mean, k)[1]
+        left = 1.0 - coverage[top]
+        top = top[jnp.argsort(-left)]  # least covered first
+        open_cells = jnp.clip(jnp.sum(left > 0), 1, k)
+        spread = jnp.floor(jnp.arange(count // 2) / max(count // 2, 1) * open_cells).astype(jnp.int32)
+        return jnp.sort(jnp.concatenate([order[ranks], top[spread]])).astype(jnp.int32)
 
     def _cell_variance(self, state: PosteriorState) -> jax.Array:
         """Diagonal-Laplace variance of each cell's score ``sum_j w_j + v``, ``(A,)``."""

@@ -54,7 +54,7 @@ class PosteriorWalkConfig(PosteriorConfig):
     kind: Literal["posterior_walk"] = "posterior_walk"  # type: ignore[assignment]
     discount: float = pydantic.Field(0.9, gt=0.0, le=1.0)
     identify_fraction: float = pydantic.Field(0.2, ge=0.0, le=1.0)
-    fresh_pairs: bool = True
+    fresh_pairs: bool | Literal["auto"] = "auto"
 
 
 @flax.struct.dataclass
@@ -162,7 +162,7 @@ class PosteriorWalk(PosteriorSampling):
             mean = jax.nn.sigmoid(self._mean_logits(state, sample))
             p = jnp.where((jnp.arange(batch) < n_id)[:, None], jnp.where(at_target, 1.0, mean), p)
         new, end = p, p
-        if self.track_pairs and self.config.fresh_pairs:  # a known answer is no news, and a known failure ends the walk
+        if self.track_pairs and self.fresh_pairs:  # a known answer is no news, and a known failure ends the walk
             asked = state.asked[sample]
             new = jnp.where(asked, 0.0, p)
             end = jnp.where(asked, state.failed_pairs[sample].astype(p.dtype), p)

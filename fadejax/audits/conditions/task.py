@@ -95,6 +95,8 @@ class ConditionTask(TemplatedImageQueries):
     seed: int = 0
     info: dict[str, Any] = field(default_factory=dict)
     kind: str = "conditions"
+    #: each query generates its image from a seed of its own (iteration, env), so a (sample, cell) pair asked again is a new draw
+    deterministic = False
     landscape_refusal: str = ConditionAudit.landscape_refusal
     run_dir: Path | None = None
 

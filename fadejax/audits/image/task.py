@@ -40,6 +40,8 @@ class ClassificationTask:
         logits; empty for one model.
       label_names: the class names, where the model or data names them (records then
         carry ``label_name`` and ``predicted_name``).
+      deterministic: every perturbation of the space is deterministic, so a (sample, cell)
+        pair asked twice is answered the same (False with ``noise``, which draws per query).
     """
 
     images: jax.Array
@@ -53,6 +55,7 @@ class ClassificationTask:
     kind: str = "image"
     members: tuple[str, ...] = ()
     label_names: tuple[str, ...] | None = None
+    deterministic: bool = True
 
     def __post_init__(self) -> None:
         r = self.reward
@@ -168,6 +171,7 @@ def build_classification_task(config: ExperimentConfig, oracle: Any = None, prog
         reward=config.reward,
         members=tuple(members),
         label_names=tuple(info["label_names"]) if info.get("label_names") else None,
+        deterministic=not perturbations.draws_per_query([a.perturbation_name for a in config.space.axes]),
     )
     # One pass over the clean held-out set: checks the model's output (classes, NaN)
     # before any run directory is written, and gives the clean accuracy for reports.

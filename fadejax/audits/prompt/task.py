@@ -114,6 +114,8 @@ class PromptTask(TemplatedImageQueries):
     rating_port: int = 0
     info: dict[str, Any] = field(default_factory=dict)
     kind: str = "prompt"
+    #: each query generates its image from a seed of its own (iteration, env), so a (sample, cell) pair asked again is a new draw
+    deterministic = False
     #: why ``fadejax landscape`` refuses this task (the audit's own words)
     landscape_refusal: str = PromptAudit.landscape_refusal
     run_dir: Path | None = None

@@ -100,6 +100,9 @@ class TextTask:
     workers: int = 0
     info: dict[str, Any] = field(default_factory=dict)
     kind: str = "text"
+    #: each edit's spot is seeded by (seed, article, axis, application) and the summarizer
+    #: decodes greedily: a (sample, cell) pair asked twice is answered the same
+    deterministic = True
 
     @property
     def num_samples(self) -> int:
