@@ -19,6 +19,7 @@ is none yet) and exits with status 1.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -96,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     restructure.add_argument("--modes", action="append", default=[], metavar="MODE",
                              help="a mode to fade: cell index or axis=value pairs (repeatable)")
     restructure.add_argument("--modes-file", help="a modes.json exported by the report or by summarize --choose")
-    restructure.add_argument("--top", type=int, default=0, help="fade the run's N top observed failure modes (if no --modes given)")
+    restructure.add_argument("--top", type=int, default=0, help="fade the run's N failure modes of highest estimated rate (if no --modes given)")
     restructure.add_argument("--failure-weight", type=float, default=0.5, help="lambda in L_clean + lambda * L_failure (default 0.5)")
     restructure.add_argument("--no-clean", action="store_true", help="train on the failure data alone (no clean-data term)")
     defaults = "; ".join(f"{a.name} {a.restructure_defaults[0]} epochs, lr {a.restructure_defaults[1]:g}"
@@ -362,8 +363,9 @@ def _print_family(family: dict) -> None:
 
 
 def _restructure(args: argparse.Namespace) -> int:
-    from fadejax.records import RECORDS_FILE, top_observed_cells
+    from fadejax.records import RECORDS_FILE, query_columns
     from fadejax.restructure import restructure
+    from fadejax.rundir import SUMMARY_FILE
     from fadejax.summarize import SummarizeError, parse_mode, read_modes_file, read_run_config
 
     run_dir = Path(args.run_dir)
@@ -373,7 +375,15 @@ def _restructure(args: argparse.Namespace) -> int:
     if args.modes_file:
         cells += read_modes_file(args.modes_file, config)
     if not cells and args.top > 0:
-        cells = [row["cell"] for row in top_observed_cells(run_dir / RECORDS_FILE, args.top)]
+        # the N modes with the highest estimated rate over the held-out set (as discover prints them)
+        from fadejax.estimates import top_estimated_cells
+
+        done = json.loads((run_dir / SUMMARY_FILE).read_text()) if (run_dir / SUMMARY_FILE).is_file() else {}
+        if not done.get("held_out_samples"):
+            raise SummarizeError(f"'{run_dir}' has no finished discovery with estimated rates ({SUMMARY_FILE}): finish it "
+                                 "(fadejax discover ... --resume) or choose the modes with --modes / --modes-file")
+        rows = top_estimated_cells(*query_columns(run_dir / RECORDS_FILE), int(done["held_out_samples"]), config.concept_space().sizes, args.top)
+        cells = [row["cell"] for row in rows]
     if not cells:
         raise SummarizeError("choose the modes to fade: --modes, --modes-file or --top N")
     out = Path(args.out) if args.out else None

@@ -113,6 +113,22 @@ def cell_estimates(samples: np.ndarray, actions: np.ndarray, failed: np.ndarray,
     return CellEstimates(cells, rate(score), lower, upper)
 
 
+def top_estimated_cells(samples: np.ndarray, actions: np.ndarray, failed: np.ndarray, num_samples: int, sizes: tuple[int, ...],
+                        k: int) -> list[dict]:
+    """The ``k`` cells with the highest estimated failure rate over all ``num_samples`` held-out
+    samples (:func:`cell_estimates` of ``Q`` queries), worst first: ``[{"cell", "estimate",
+    "interval", "samples_asked", "samples_failed"}]``, the last two over *distinct* samples
+    (a re-asked pair counts once; it failed if it failed when last asked)."""
+    est = cell_estimates(samples, actions, failed, num_samples, sizes)
+    pair = np.asarray(actions, np.int64) * num_samples + np.asarray(samples, np.int64)
+    pairs, last = np.unique(pair[::-1], return_index=True)  # the last answer of each pair
+    last_failed = np.asarray(failed, bool)[::-1][last]
+    asked = np.bincount(np.searchsorted(est.cells, pairs // num_samples), minlength=est.cells.size)
+    failing = np.bincount(np.searchsorted(est.cells, pairs // num_samples), last_failed.astype(np.int64), est.cells.size).astype(np.int64)
+    return [{"cell": int(est.cells[i]), "estimate": float(est.rate[i]), "interval": [float(est.lower[i]), float(est.upper[i])],
+             "samples_asked": int(asked[i]), "samples_failed": int(failing[i])} for i in est.ranked(k)]
+
+
 def report_recall(samples: np.ndarray, actions: np.ndarray, failed: np.ndarray, truth: np.ndarray, sizes: tuple[int, ...],
                   num_samples: int, k: int = 10) -> tuple[float, float]:
     """How well the report would rank the worst cells after these ``Q`` queries (``samples``,

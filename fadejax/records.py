@@ -356,6 +356,22 @@ def cell_statistics(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return sparse_counts(np.asarray(cells, np.int64), np.asarray(failed, bool))
 
 
+def query_columns(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every query of a records file: ``(samples, cells, failed)``, each ``(Q,)`` (int64, int64, bool)."""
+    fast = read_columns(path, {"sample": "int64", "cell": "int64", "failed": "bool"})
+    if fast is not None and (fast[0]["cell"] >= 0).all() and (fast[0]["sample"] >= 0).all():
+        return fast[0]["sample"], fast[0]["cell"], fast[0]["failed"]
+    samples, cells, failed = [], [], []  # line by line: names the bad record, or reads what Arrow refused
+    for number, record in enumerate(read_records(path), 1):
+        sample, cell, fail = record.get("sample"), record.get("cell"), record.get("failed")
+        if type(sample) is not int or type(cell) is not int or sample < 0 or cell < 0 or type(fail) is not bool:
+            raise RecordsError(f"'{path}' record {number} has no valid sample and cell (integers >= 0) and failed flag (true or false)")
+        samples.append(sample)
+        cells.append(cell)
+        failed.append(fail)
+    return np.asarray(samples, np.int64), np.asarray(cells, np.int64), np.asarray(failed, bool)
+
+
 def sparse_counts(cells: np.ndarray, failed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Queries ``(Q,)`` (their cells and whether each failed) counted per visited cell:
     ``(cells, visits, failures)``, each ``(V,)`` int64, cells sorted."""

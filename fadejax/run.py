@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import time
 import uuid
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from fadejax import __version__
 from fadejax.config import ConfigError, ExperimentConfig
 from fadejax.discovery import Discovery, LoopState
 from fadejax.learning_log import METRICS_FILE, LearningLog, Sink, StageTimes
-from fadejax.records import RECORDS_FILE, BackgroundRecordWriter, RecordWriter, top_observed_cells
+from fadejax.records import RECORDS_FILE, BackgroundRecordWriter, RecordWriter, query_columns
 from fadejax.rundir import STATUS_FILE, SUMMARY_FILE, RunDirError, check, create, read_status, write_json_atomic
 from fadejax.searchers import REGISTRY as SEARCHERS
 from fadejax.sinks import TENSORBOARD_DIR, TensorBoardSink, WandbSink
@@ -206,29 +207,39 @@ class RunSummary:
     failures: int
     top_cells: list[dict[str, Any]]
     seconds: float
+    held_out_samples: int | None = None  # the N every estimated rate is over
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "iterations": self.iterations, "queries": self.queries, "failures": self.failures,
-            "failure_rate": self.failures / max(self.queries, 1), "top_cells": self.top_cells,
+            "failure_rate": self.failures / max(self.queries, 1), "held_out_samples": self.held_out_samples, "top_cells": self.top_cells,
         }
 
     def render(self) -> str:
         lines = [
             f"run {self.run_dir}: {self.iterations} iterations, {self.queries} queries, "
             f"{self.failures} failures ({100 * self.failures / max(self.queries, 1):.1f}%)",
-            "top failure cells (observed failure rate over visits):",
+            "top failure cells (estimated failure rate over every held-out sample, 95% interval; distinct samples asked):",
         ]
         for row in self.top_cells:
             concepts = ", ".join(f"{k}={format_value(v)}" for k, v in row["concepts"].items())
-            lines.append(f"  cell {row['cell']:>7}  {concepts:<45} {row['failure_rate']:6.1%}  ({row['failures']}/{row['visits']})")
+            lo, hi = row["interval"]
+            lines.append(f"  cell {row['cell']:>7}  {concepts:<45} {row['estimate']:6.1%} [{lo:.1%}, {hi:.1%}]"
+                         f"  ({row['samples_failed']}/{row['samples_asked']} failed)")
         return "\n".join(lines)
 
 
-def top_cells(run_dir: Path, config: ExperimentConfig, k: int = 5, min_visits: int = 5) -> list[dict[str, Any]]:
-    """The ``k`` cells with the highest observed failure rate among those visited ``>= min_visits`` times."""
+def top_cells(run_dir: Path, config: ExperimentConfig, num_samples: int, k: int = 5) -> list[dict[str, Any]]:
+    """The ``k`` cells with the highest estimated failure rate over the ``num_samples`` held-out
+    samples, with 95% intervals (:func:`fadejax.estimates.top_estimated_cells`)."""
+    from fadejax.estimates import top_estimated_cells
+
+    path = run_dir / RECORDS_FILE
+    if not path.is_file() or path.stat().st_size == 0:
+        return []
     space = config.concept_space()
-    return [{**row, "concepts": space.describe(row["cell"])} for row in top_observed_cells(run_dir / RECORDS_FILE, k, min_visits)]
+    rows = top_estimated_cells(*query_columns(path), num_samples, space.sizes, k)
+    return [{**row, "concepts": space.describe(row["cell"])} for row in rows]
 
 
 def discover(config: ExperimentConfig, run_dir: str | Path, *, resume: bool = False, oracle: Oracle | None = None, progress: bool = True, stop_after: int | None = None) -> RunSummary:
@@ -247,7 +258,8 @@ def discover(config: ExperimentConfig, run_dir: str | Path, *, resume: bool = Fa
     resuming = check(run_dir, config, resume)
     status = read_status(run_dir)
     if resuming and status.get("status") == "complete":
-        summary = RunSummary(run_dir, status["iterations"], status["queries"], status["failures"], top_cells(run_dir, config), 0.0)
+        done = json.loads((run_dir / SUMMARY_FILE).read_text()) if (run_dir / SUMMARY_FILE).is_file() else {}
+        summary = RunSummary(run_dir, status["iterations"], status["queries"], status["failures"], done.get("top_cells", []), 0.0, done.get("held_out_samples"))
         if progress:
             print(f"run '{run_dir}' is already complete.")
         return summary
@@ -325,7 +337,8 @@ def discover(config: ExperimentConfig, run_dir: str | Path, *, resume: bool = Fa
     manager.close()
     writer.close()
     seconds = time.perf_counter() - began
-    summary = RunSummary(run_dir, int(state.iteration), int(state.queries), int(state.failures), top_cells(run_dir, config), seconds)
+    summary = RunSummary(run_dir, int(state.iteration), int(state.queries), int(state.failures), top_cells(run_dir, config, task.num_samples), seconds,
+                         task.num_samples)
     status.update({"iterations": summary.iterations, "queries": summary.queries, "failures": summary.failures})
     if finished:
         _save_policy(run_dir, state.searcher)
