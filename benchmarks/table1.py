@@ -21,8 +21,13 @@ One query = one audited-model evaluation of one perturbed sample; every searcher
 (:mod:`fadejax.recording`; ``fadejax landscape --record`` writes one): the same loop,
 searchers and rewards, seconds instead of minutes per point. Columns:
 
-* count      failures found while searching (higher is better)
-* distinct   distinct (sample, cell) pairs among them (a re-asked failing pair counts once)
+* distinct   distinct failing (sample, cell) pairs found (a re-asked failing pair counts once;
+             on a deterministic audit a re-ask teaches nothing): the headline column
+* re-asked   share of the queries that asked a pair already asked
+* coverage   share of the true top-10 cells whose true rate lies inside the report's 95% interval
+* q@0.9      queries until the report's recall@10 first reaches 0.9 and stays there (at the
+             resolution of ``--curve-points``; empty if it never does)
+* count      failing queries, re-asks included (the paper's count)
 * entropy    of the failures' distribution over cells, nats (lower = more concentrated)
 * recall@10  share of the report's 10 top-ranked modes that are truly top-10 (ties count):
              the report ranks every searcher's records the same way, by the shrinkage
@@ -34,6 +39,11 @@ searchers and rewards, seconds instead of minutes per point. Columns:
 * gain       (its failure rate - random's) / (ceiling's - random's), paired by seed
 * seconds    the run's iterations' wall time (``metrics.jsonl``), its first iteration,
              which compiles, counted at the median of the others
+
+With ``--recorded`` two rows come from the truth table: the *additive-known bound* asks the
+pairs in the order of the best additive logistic model of the table (a sample effect plus a
+cell effect, fitted on every answer), each once; the *oracle* asks the failing pairs first.
+A searcher that learns sample x concept interactions can pass the first; none passes the second.
 
 The ceiling row always queries the truly worst cell on uniformly drawn samples; a
 searcher that also chooses *which samples* to query can pass it. "dqn (paper, greedy
@@ -93,7 +103,8 @@ from fadejax.task import build_task  # noqa: E402
 
 SPECS = {"macro": ROOT / "configs" / "sweeps" / "table1.yaml", "micro": ROOT / "configs" / "sweeps" / "table1_micro.yaml"}
 GREEDY_EVAL = "dqn (paper, greedy eval)"  # the paper-preset DQN's trained greedy policy on a fresh budget
-COLUMNS = ["count", "distinct", "entropy", "recall@10", "own@10", "spearman", "W1", "gain", "seconds"]
+COLUMNS = ["distinct", "re-asked", "recall@10", "coverage", "q@0.9", "count", "entropy", "own@10", "spearman", "W1", "gain", "seconds"]
+BOUNDS = ("additive-known bound", "oracle (knows every answer)")  # rows from the truth table, with --recorded
 
 
 @dataclass
@@ -149,6 +160,14 @@ def ceiling_run(task, truth: np.ndarray, seed: int, iterations: int, batch: int)
     return Run("ceiling (worst cell)", seed, rows, np.full(rows.size, worst), fails[rows], np.cumsum(per_iteration), None, float("nan"))
 
 
+def bound_run(name: str, order: np.ndarray, table: np.ndarray, seed: int, iterations: int, batch: int) -> Run:
+    """A row that asks the truth table's pairs in ``order`` (flat ``sample * A + cell``), each once."""
+    picks = order[: iterations * batch]
+    rows, cells = picks // table.shape[1], picks % table.shape[1]
+    fails = table[rows, cells]
+    return Run(name, seed, rows, cells, fails, np.cumsum(fails.reshape(iterations, batch).sum(axis=1)), None, float("nan"))
+
+
 def report_recall(run: Run, truth: np.ndarray, sizes: tuple[int, ...], num_samples: int, upto: int | None = None) -> tuple[float, float]:
     """Recall@10 and Spearman (over visited cells) of the report's ranking of the first ``upto`` queries."""
     q = slice(0, upto)
@@ -158,18 +177,23 @@ def report_recall(run: Run, truth: np.ndarray, sizes: tuple[int, ...], num_sampl
 def score(run: Run, truth: np.ndarray, sizes: tuple[int, ...], num_samples: int, budget: int, curve_points: int) -> None:
     v = run.values
     v["count"] = float(run.failed.sum())
-    pairs = run.samples[run.failed].astype(np.int64) * truth.size + run.cells[run.failed]
-    v["distinct"] = float(np.unique(pairs).size)
+    v["distinct"] = float(metrics.distinct_failing_pairs(run.samples, run.cells, run.failed, truth.size))
+    v["re-asked"] = metrics.reasked_share(run.samples, run.cells, truth.size)
     v["entropy"] = metrics.failure_entropy(run.failed_cells, truth.size)
     v["W1"] = metrics.wasserstein_to_truth(run.failed_cells, truth, sizes)
     v["seconds"] = run.seconds
     if run.estimate is not None:
         v["own@10"] = metrics.recall_at_k(run.estimate, truth, min(10, truth.size))
-    if run.name.startswith("ceiling"):
+    if run.name.startswith("ceiling") or run.name in BOUNDS:
         return
     v["recall@10"], v["spearman"] = report_recall(run, truth, sizes, num_samples)
+    est = estimates.cell_estimates(run.samples, run.cells, run.failed, num_samples, sizes)
+    lower, upper = np.full(truth.size, np.nan), np.full(truth.size, np.nan)
+    lower[est.cells], upper[est.cells] = est.lower, est.upper
+    v["coverage"] = metrics.interval_coverage(lower, upper, truth, min(10, truth.size))
     marks = np.unique(np.linspace(budget / curve_points, budget, curve_points).astype(int))
     run.recall_curve = [(int(m), report_recall(run, truth, sizes, num_samples, int(m))[0]) for m in marks]
+    v["q@0.9"] = metrics.queries_to_level(run.recall_curve, 0.9)
 
 
 def build(args, base: Path) -> tuple[object, object, np.ndarray, dict, str]:
@@ -329,6 +353,12 @@ def main() -> None:
     print(f"budget: {budget} queries per run, {args.seeds} seeds")
     runs, failed = collect(run_sweeps(specs, args), specs, task, args)
     runs["ceiling (worst cell)"] = [ceiling_run(task, truth, seed, args.iterations, args.num_envs) for seed in range(args.seeds)]
+    if args.recorded and budget <= task.recording.failed.size:  # the truth table: what a searcher knowing it would find
+        table = task.recording.failed
+        additive = metrics.additive_known_order(table)
+        runs[BOUNDS[0]] = [bound_run(BOUNDS[0], additive, table, seed, args.iterations, args.num_envs) for seed in range(args.seeds)]
+        runs[BOUNDS[1]] = [bound_run(BOUNDS[1], metrics.oracle_order(table, seed), table, seed, args.iterations, args.num_envs)
+                           for seed in range(args.seeds)]
 
     for group in runs.values():
         for run in group:
@@ -365,7 +395,8 @@ def write_outputs(runs: dict[str, list[Run]], out: Path, budget: int, seeds: int
             return "—"
         return f"{mean:.{digits}f} ± {half:.{digits}f}" if np.isfinite(half) else f"{mean:.{digits}f}"
 
-    digits = {"count": 0, "distinct": 0, "entropy": 2, "recall@10": 2, "own@10": 2, "spearman": 2, "W1": 2, "gain": 2, "seconds": 1}
+    digits = {"count": 0, "distinct": 0, "re-asked": 3, "recall@10": 2, "coverage": 2, "q@0.9": 0, "entropy": 2, "own@10": 2,
+              "spearman": 2, "W1": 2, "gain": 2, "seconds": 1}
     lines = [
         f"{what}, {budget} queries per run, mean ± 95% CI over {seeds} seeds.",
         f"Ground truth: mean failure rate {truth_stats['mean_failure_rate']:.3f}, worst cell {truth_stats['worst_failure_rate']:.3f}.",

@@ -60,7 +60,7 @@ def _two_axis_layers(summary: RunSummaryData) -> list[tuple[str, np.ndarray]]:
 
 
 def write_figures(summary: RunSummaryData, out_dir) -> list[str]:
-    """``landscape.{png,pdf}`` (3-D scatter of the view, colour = P(a|s) or failure rate,
+    """``landscape.{png,pdf}`` (3-D scatter of the view, colour = estimated failure rate, else P(a|s) or the observed rate,
     size = confidence), ``landscapes_side_by_side.{png,pdf}`` (policy, observed and true
     landscapes as heat maps of the view's first two axes, the third pooled) and
     ``modes.{png,pdf}`` (top failure modes with observed and true rates)."""
@@ -74,7 +74,9 @@ def write_figures(summary: RunSummaryData, out_dir) -> list[str]:
     keep = summary.keep
     names = [space.names[a] for a in keep]
     points = points_3d(summary)
-    colour = np.asarray([p["mean_p"] if p["mean_p"] is not None else (p["rate"] or 0.0) for p in points])
+    by_estimate = any(p["estimate"] is not None for p in points)  # the estimated rate first, as in the HTML report
+    colour = np.asarray([(p["estimate"] or 0.0) if by_estimate else (p["mean_p"] if p["mean_p"] is not None else (p["rate"] or 0.0))
+                         for p in points])
     raw = np.asarray([p["confidence"] if p["confidence"] is not None else p["visits"] for p in points], float)
     size = 15 + 150 * (raw - raw.min()) / (np.ptp(raw) or 1.0)
     positions = [_axis_positions(space, a) for a in keep]
@@ -91,7 +93,8 @@ def write_figures(summary: RunSummaryData, out_dir) -> list[str]:
         ax.legend(loc="upper left")
     for setter, name in zip((ax.set_xlabel, ax.set_ylabel, ax.set_zlabel), names + ["", "", ""]):
         setter(name)
-    fig.colorbar(sc, ax=ax, shrink=0.6, label="P(a|s)" if summary.view_policy_mean is not None else "observed failure rate")
+    label = "estimated failure rate" if by_estimate else ("P(a|s)" if summary.view_policy_mean is not None else "observed failure rate")
+    fig.colorbar(sc, ax=ax, shrink=0.6, label=label)
     ax.set_title("Failure landscape (size = confidence)")
     for suffix in ("png", "pdf"):
         fig.savefig(out / f"landscape.{suffix}", dpi=130, bbox_inches="tight")

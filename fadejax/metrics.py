@@ -90,3 +90,73 @@ def wasserstein_to_truth(failed_cells: np.ndarray, truth: np.ndarray, sizes: tup
     if p.sum() == 0:
         return float("nan")
     return float(pot().emd2(p, q, grid_cost(sizes)))
+
+
+# -- what each query taught: distinct pairs, re-asks, intervals, queries to the worst modes -----
+
+
+def distinct_failing_pairs(samples: np.ndarray, cells: np.ndarray, failed: np.ndarray, num_actions: int) -> int:
+    """Distinct (sample, cell) pairs among the failing queries (a re-asked failing pair counts once)."""
+    failed = np.asarray(failed, bool)
+    pairs = np.asarray(samples, np.int64)[failed] * num_actions + np.asarray(cells, np.int64)[failed]
+    return int(np.unique(pairs).size)
+
+
+def reasked_share(samples: np.ndarray, cells: np.ndarray, num_actions: int) -> float:
+    """Share of the ``Q`` queries that asked a (sample, cell) pair asked before; 0 for no queries."""
+    pairs = np.asarray(samples, np.int64) * num_actions + np.asarray(cells, np.int64)
+    return float(1.0 - np.unique(pairs).size / pairs.size) if pairs.size else 0.0
+
+
+def interval_coverage(lower: np.ndarray, upper: np.ndarray, truth: np.ndarray, k: int = 10) -> float:
+    """Share of the true top-``k`` cells (ties included) whose true rate lies inside the reported
+    interval ``[lower, upper]`` (``(num_actions,)`` each; ``nan`` for a cell with no estimate,
+    which counts as not covered)."""
+    top = true_top_cells(truth, k)
+    lo, hi = np.asarray(lower, np.float64)[top], np.asarray(upper, np.float64)[top]
+    return float(np.mean((lo <= truth[top]) & (truth[top] <= hi)))
+
+
+def queries_to_level(curve: list[tuple[int, float]], level: float = 0.9) -> float:
+    """The queries after which a curve ``[(queries, value), ...]`` (ascending queries) first reaches
+    ``level`` and stays there to its end; ``nan`` if its last point is below ``level``."""
+    reached = float("nan")
+    for queries, value in curve:
+        if value >= level:
+            if np.isnan(reached):
+                reached = float(queries)
+        else:
+            reached = float("nan")
+    return reached
+
+
+def additive_logits(table: np.ndarray, ridge: float = 1e-2, sweeps: int = 200) -> np.ndarray:
+    """The best *additive* logistic model of a truth table ``(N, A)`` bool: ``b + u_i + c_a``
+    fitted by Newton sweeps on every answer (a small ridge keeps all-fail or never-fail rows
+    finite). ``(N, A)`` logits."""
+    y = np.asarray(table, np.float64)
+    u, c = np.zeros(y.shape[0]), np.zeros(y.shape[1])
+    for _ in range(sweeps):
+        for axis in (1, 0):  # samples, then cells
+            p = 1.0 / (1.0 + np.exp(-(u[:, None] + c[None, :])))
+            resid, curv = (y - p).sum(axis=axis), (p * (1 - p)).sum(axis=axis)
+            if axis == 1:
+                u += np.clip((resid - ridge * u) / (curv + ridge), -2, 2)
+            else:
+                c += np.clip((resid - ridge * c) / (curv + ridge), -2, 2)
+    return u[:, None] + c[None, :]
+
+
+def additive_known_order(table: np.ndarray) -> np.ndarray:
+    """Every (sample, cell) pair as a flat index ``sample * A + cell``, likeliest to fail first
+    under :func:`additive_logits`: the order of a searcher that knew the best additive model of
+    the truth and never re-asked. ``(N * A,)`` int64."""
+    return np.argsort(-additive_logits(table).ravel(), kind="stable").astype(np.int64)
+
+
+def oracle_order(table: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Every pair as a flat index, the failing ones first (each group in a random order): a
+    searcher that knew every answer. ``(N * A,)`` int64."""
+    flat = np.asarray(table, bool).ravel()
+    order = np.random.default_rng(seed).permutation(flat.size)
+    return order[np.argsort(~flat[order], kind="stable")].astype(np.int64)

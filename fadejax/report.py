@@ -50,6 +50,7 @@ def points_3d(summary: RunSummaryData) -> list[dict[str, Any]]:
             "visits": int(summary.view_visits[key]),
             "failures": int(summary.view_failures[key]),
             "rate": None if not np.isfinite(rate[key]) else float(rate[key]),
+            "estimate": None if summary.view_estimate is None or not np.isfinite(summary.view_estimate[key]) else float(summary.view_estimate[key]),
             "mean_p": None if summary.view_policy_mean is None else float(summary.view_policy_mean[key]),
             "confidence": None if summary.view_policy_confidence is None else float(summary.view_policy_confidence[key]),
             "truth": None if summary.view_truth is None else float(summary.view_truth[key]),
@@ -68,8 +69,24 @@ def barycenter_values(summary: RunSummaryData) -> dict[str, list[float]]:
     }
 
 
+def mode_points(summary: RunSummaryData, points: list[dict[str, Any]]) -> list[dict[str, int]]:
+    """The report's ranked modes on the landscape: ``[{"rank", "point"}]``, ``point`` indexing
+    ``points`` (modes outside the view's slice are left out)."""
+    space = summary.config.concept_space()
+    where = {tuple(p["key"]): i for i, p in enumerate(points)}
+    marked = []
+    for mode in summary.modes:
+        index = np.unravel_index(int(mode["cell"]), space.sizes)
+        if all(int(index[a]) == i for a, i in summary.fixed.items()):
+            point = where.get(tuple(int(index[a]) for a in summary.keep))
+            if point is not None:
+                marked.append({"rank": int(mode["rank"]), "point": point})
+    return marked
+
+
 def report_data(summary: RunSummaryData) -> dict[str, Any]:
     space = summary.config.concept_space()
+    points = points_3d(summary)
     return {
         "run": str(summary.run_dir),
         "kind": summary.kind,
@@ -83,7 +100,8 @@ def report_data(summary: RunSummaryData) -> dict[str, Any]:
             "iterations": summary.iterations, "planned": summary.planned, "partial": summary.partial,
             "cells_visited": int(summary.cells.size),
         },
-        "points": points_3d(summary),
+        "points": points,
+        "mode_points": mode_points(summary, points),
         "barycenters": barycenter_values(summary),
         "modes": [{k: _finite(v) for k, v in m.items()} for m in summary.modes],
         "policy_modes": [{k: _finite(v) for k, v in m.items()} for m in summary.policy_modes],
@@ -95,7 +113,9 @@ def report_data(summary: RunSummaryData) -> dict[str, Any]:
 _SCRIPT = r"""
 const D = JSON.parse(document.getElementById('fadejax-data').textContent);
 const P = D.points;
-const LAYERS = {mean_p: 'mean P(a|s) (eq. 10)', rate: 'observed failure rate', truth: 'true failure rate'};
+// The first layer shown is the estimated failure rate: the policy's mass (eq. 10) of a
+// searcher that concentrates is near zero almost everywhere, and shows nothing of the landscape.
+const LAYERS = {estimate: 'estimated failure rate', mean_p: 'mean P(a|s) (eq. 10)', rate: 'observed failure rate', truth: 'true failure rate'};
 const available = Object.keys(LAYERS).filter(k => P.some(p => p[k] !== null));
 const layer = k => P.map(p => (p[k] === null ? 0 : p[k]));
 const colour = layer(available[0]);
@@ -104,7 +124,7 @@ const lo = Math.min(...raw), hi = Math.max(...raw);
 const size = raw.map(v => 6 + 18 * (hi > lo ? (v - lo) / (hi - lo) : 0.5));
 const fmt = v => (v === null || v === undefined ? '—' : (Math.abs(v) < 1 ? v.toFixed(3) : v.toFixed(2)));
 const hover = P.map(p => D.axes.map((a, i) => a + ' = ' + p.values[i]).join('<br>') +
-  '<br>mean P(a|s): ' + fmt(p.mean_p) + '<br>failures ' + p.failures + ' / ' + p.visits +
+  '<br>estimated failure rate: ' + fmt(p.estimate) + '<br>mean P(a|s): ' + fmt(p.mean_p) + '<br>failures ' + p.failures + ' / ' + p.visits +
   (p.truth !== null ? '<br>true rate ' + fmt(p.truth) : ''));
 const xyz = i => P.map(p => p.values[i] === undefined ? 0 : (typeof p.values[i] === 'number' ? p.values[i] : p.key[i]));
 const radii = Object.keys(D.barycenters);
@@ -115,7 +135,11 @@ Plotly.newPlot('landscape', [
    text: hover, hoverinfo: 'text', marker: {size: size, color: colour, colorscale: 'Viridis', showscale: true,
    colorbar: {title: {text: LAYERS[available[0]]}}, opacity: 0.9}, name: 'cells'},
   {type: 'scatter3d', mode: 'markers', x: b0.x, y: b0.y, z: b0.z, name: 'barycenter',
-   marker: {symbol: 'diamond', size: 14, color: '#e4572e', line: {color: '#000', width: 1}}, hoverinfo: 'name'}
+   marker: {symbol: 'diamond', size: 14, color: '#e4572e', line: {color: '#000', width: 1}}, hoverinfo: 'name'},
+  {type: 'scatter3d', mode: 'markers+text', name: 'top modes (estimated)',
+   x: D.mode_points.map(m => xyz(0)[m.point]), y: D.mode_points.map(m => xyz(1)[m.point]), z: D.mode_points.map(m => xyz(2)[m.point]),
+   text: D.mode_points.map(m => '#' + m.rank), textposition: 'top center', customdata: D.mode_points.map(m => m.point),
+   marker: {symbol: 'circle-open', size: 16, color: '#d62728', line: {width: 3}}, hoverinfo: 'text'}
 ], {margin: {l: 0, r: 0, t: 10, b: 0}, scene: {xaxis: {title: {text: D.axes[0]}}, yaxis: {title: {text: D.axes[1] || ''}},
    zaxis: {title: {text: D.axes[2] || ''}}}, legend: {x: 0, y: 1}}, {displaylogo: false});
 const by = document.getElementById('colour-by');

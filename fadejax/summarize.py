@@ -76,6 +76,7 @@ class RunSummaryData:
     attributes: dict[str, Any] | None = None  # the audit's summary_extras (a prompt run's zero-shot attribute counts and ratio)
     family: dict[str, Any] | None = None  # a model family's comparison (fadejax.family.FamilySummary.as_dict)
     notes: list[str] = field(default_factory=list)
+    view_estimate: np.ndarray | None = None  # (*view) estimated failure rate (fadejax.estimates) averaged over the visited pooled cells; nan where none
 
     @property
     def failures_total(self) -> int:
@@ -368,6 +369,9 @@ def load_summary(run_dir: str | Path, *, keep: list[int] | None = None, fixed: d
     view_failures = grouped_sum(cells, cell_failures, space.sizes, keep, fixed)
     with np.errstate(invalid="ignore", divide="ignore"):
         observed = np.where(view_visits > 0, view_failures / np.maximum(view_visits, 1), 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        view_estimate = (grouped_sum(estimates.cells, estimates.rate, space.sizes, keep, fixed)
+                         / grouped_sum(estimates.cells, np.ones(estimates.cells.size), space.sizes, keep, fixed))
     mass = policy_mean if policy_mean is not None else observed
     shape = view_shape(space.sizes, keep)
     centers = {}
@@ -386,7 +390,7 @@ def load_summary(run_dir: str | Path, *, keep: list[int] | None = None, fixed: d
         view_policy_mean=policy_mean, view_policy_confidence=policy_conf, view_truth=truth, modes=modes, policy_modes=policy_modes,
         barycenters=centers, examples=shown, entropy=metrics.failure_entropy(failed_cells, space.num_actions), notes=notes,
         kind="recorded" if task.kind == "recorded" else config.audit.example_view, attributes=config.audit.summary_extras(run_dir, config),
-        family=family,
+        family=family, view_estimate=view_estimate,
     )
 
 

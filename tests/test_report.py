@@ -114,7 +114,19 @@ def test_the_report_works_in_a_headless_browser(report, run_dir, tmp_path):
         page.on("request", lambda r: requests.append(r.url))
         page.goto("file://" + files["html"])
         page.wait_for_selector("#landscape .gl-container canvas", timeout=30_000)
-        assert page.evaluate("document.getElementById('landscape')._fullData.length") == 2  # cells + barycenter
+        assert page.evaluate("document.getElementById('landscape')._fullData.length") == 3  # cells, barycenter, top modes
+        # The first picture shows the failures: coloured by the estimated failure rate, the
+        # report's top modes marked with their ranks on their own points.
+        assert page.input_value("#colour-by") == "estimate"
+        colours = page.evaluate("document.getElementById('landscape')._fullData[0].marker.color")
+        assert colours == pytest.approx([p["estimate"] or 0 for p in data["points"]])
+        assert page.evaluate("document.getElementById('landscape')._fullData[0].marker.colorbar.title.text") == "estimated failure rate"
+        estimated = {p["cell"]: p["estimate"] for p in data["points"]}
+        assert all(estimated[m["cell"]] == pytest.approx(m["estimate"]) for m in summary.modes)  # one cell per point here
+        marks = page.evaluate("document.getElementById('landscape')._fullData[2]")
+        assert marks["text"] == [f"#{m['rank']}" for m in summary.modes]
+        first = data["points"][data["mode_points"][0]["point"]]
+        assert first["cell"] == summary.modes[0]["cell"] and marks["x"][0] == pytest.approx(first["values"][0])
 
         # A real mouse hover picks a point in the WebGL scene ...
         page.evaluate("document.getElementById('landscape').on('plotly_hover', e => window.hovered = e.points[0].customdata)")
