@@ -1,0 +1,83 @@
+"""Every query counts: no re-asked deterministic pair, and the metrics that reward information."""
+
+import math
+
+import numpy as np
+import pytest
+
+from fadejax import metrics
+from fadejax.config import load_config
+from fadejax.fused import run_fused
+from fadejax.perturbations import draws_per_query
+from fadejax.recording import replay
+from fadejax.run import build_discovery
+
+
+def _recorded(overrides=()):
+    config = load_config("configs/digits.yaml", ["recording=recordings/digits.npz", "run.iterations=30", *overrides])
+    task = replay(config, config.recording)
+    return task, build_discovery(config, task)
+
+
+def test_the_default_searcher_never_reasks_a_pair_of_a_deterministic_audit():
+    task, discovery = _recorded()
+    assert task.deterministic and discovery.searcher.fresh_pairs
+    result = run_fused(discovery, [0, 1], 30, keep_queries=True)  # 7,680 queries of 67,500 pairs, per seed
+    for seed in range(2):
+        samples, cells, failed = result.queries(seed)
+        assert metrics.reasked_share(samples, cells, task.space.num_actions) == 0.0
+        # and it finds failures: most of its queries fail, far above the landscape's mean (0.21)
+        assert failed.mean() > 0.6
+
+
+def test_with_fresh_pairs_off_the_same_searcher_reasks():
+    task, discovery = _recorded(["searcher.fresh_pairs=false"])
+    assert not discovery.searcher.fresh_pairs
+    samples, cells, _ = run_fused(discovery, [0], 30, keep_queries=True).queries(0)
+    assert metrics.reasked_share(samples, cells, task.space.num_actions) > 0.2  # the check above can fail
+
+
+def test_audits_that_draw_per_query_keep_asking_pairs_again():
+    assert draws_per_query(["rotation", "noise"]) and not draws_per_query(["rotation", "darkness", "blur"])
+    task, discovery = _recorded()
+    task.deterministic = False  # as an audit with noise would say
+    again = build_discovery(load_config("configs/digits.yaml", ["recording=recordings/digits.npz"]), task)
+    assert not again.searcher.fresh_pairs
+
+
+def test_reasked_share_and_distinct_failing_pairs():
+    samples = np.array([0, 0, 1, 0, 2])
+    cells = np.array([3, 3, 3, 4, 3])
+    failed = np.array([True, True, False, True, True])
+    assert metrics.reasked_share(samples, cells, 5) == pytest.approx(1 / 5)
+    assert metrics.distinct_failing_pairs(samples, cells, failed, 5) == 3
+
+
+def test_interval_coverage_counts_the_true_top_cells_inside_their_intervals():
+    truth = np.array([0.9, 0.8, 0.1, 0.7])
+    lower = np.array([0.85, 0.81, 0.0, np.nan])
+    upper = np.array([0.95, 0.9, 0.2, np.nan])
+    # top 3: cells 0 (inside), 1 (0.8 below 0.81: outside), 3 (no estimate: not covered)
+    assert metrics.interval_coverage(lower, upper, truth, 3) == pytest.approx(1 / 3)
+    assert metrics.interval_coverage(lower, upper, truth, 1) == 1.0
+
+
+def test_queries_to_level_is_the_first_point_after_which_it_stays():
+    curve = [(100, 0.5), (200, 0.9), (300, 0.8), (400, 0.9), (500, 1.0)]
+    assert metrics.queries_to_level(curve, 0.9) == 400  # reached at 200, lost at 300
+    assert math.isnan(metrics.queries_to_level([(100, 0.95), (200, 0.85)], 0.9))
+    assert metrics.queries_to_level([(100, 0.9)], 0.9) == 100
+
+
+def test_the_bounds_order_the_truth_table():
+    rng = np.random.default_rng(0)
+    u, c = rng.normal(0, 1.5, 60), rng.normal(0, 1.5, 20)
+    table = rng.random((60, 20)) < 1 / (1 + np.exp(-(u[:, None] + c[None, :] - 0.5)))
+    budget = 300
+    additive = metrics.additive_known_order(table)[:budget]
+    oracle = metrics.oracle_order(table)[:budget]
+    assert np.unique(additive).size == budget and np.unique(oracle).size == budget  # each pair once
+    found = lambda order: int(table.ravel()[order].sum())  # noqa: E731
+    random_order = rng.permutation(table.size)[:budget]
+    assert found(oracle) == min(budget, int(table.sum()))
+    assert found(random_order) < found(additive) <= found(oracle)
