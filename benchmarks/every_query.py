@@ -58,8 +58,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE")
+    parser.add_argument("--audit", nargs=3, action="append", metavar=("NAME", "CONFIG", "RECORDING"),
+                        help="score this audit instead of the shipped ones (12,800 queries; repeatable), e.g. the held-out "
+                             "configs in benchmarks/heldout/ recorded with fadejax landscape --record")
     args = parser.parse_args()
-    for name, config_path, recording, iterations, envs in AUDITS:
+    audits = [(name, config, recording, 50, 256) for name, config, recording in args.audit] if args.audit else AUDITS
+    for name, config_path, recording, iterations, envs in audits:
         config = load_config(ROOT / config_path, [f"recording={ROOT / recording}", f"run.iterations={iterations}",
                                                   f"run.num_envs={envs}", *args.overrides])
         task = replay(config, config.recording)

@@ -26,7 +26,8 @@ searchers and rewards, seconds instead of minutes per point. Columns:
 * re-asked   share of the queries that asked a pair already asked
 * coverage   share of the true top-10 cells whose true rate lies inside the report's 95% interval
 * q@0.9      queries until the report's recall@10 first reaches 0.9 and stays there (at the
-             resolution of ``--curve-points``; empty if it never does)
+             resolution of ``--curve-points``): the median over seeds, a seed that never
+             gets there counted as more than the budget, and how many seeds got there
 * count      failing queries, re-asks included (the paper's count)
 * entropy    of the failures' distribution over cells, nats (lower = more concentrated)
 * recall@10  share of the report's 10 top-ranked modes that are truly top-10 (ties count):
@@ -389,11 +390,25 @@ def main() -> None:
 def write_outputs(runs: dict[str, list[Run]], out: Path, budget: int, seeds: int, truth_stats: dict, what: str, prefix: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     aggregate = {name: {c: metrics.mean_ci([r.values.get(c, float("nan")) for r in group]) for c in COLUMNS} for name, group in runs.items()}
+    # Queries to recall@10 >= 0.9: a seed that never gets there is not a missing value but
+    # "more than the budget", so the column is the median over seeds (inf counted) and how many got there.
+    reach = {}
+    for name, group in runs.items():
+        q = np.asarray([r.values.get("q@0.9", np.nan) for r in group], float)
+        q = q[~np.isnan(q)]
+        reach[name] = (float(np.median(q)) if q.size else float("nan"), int(np.isfinite(q).sum()), int(q.size))
+        aggregate[name]["q@0.9"] = reach[name][:2]
 
     def cell(mean: float, half: float, digits: int) -> str:
         if not np.isfinite(mean):
             return "—"
         return f"{mean:.{digits}f} ± {half:.{digits}f}" if np.isfinite(half) else f"{mean:.{digits}f}"
+
+    def reach_cell(name: str) -> str:
+        median, reached, total = reach[name]
+        if not total:
+            return "—"
+        return (f"{median:.0f}" if np.isfinite(median) else f"> {budget}") + f" ({reached}/{total})"
 
     digits = {"count": 0, "distinct": 0, "re-asked": 3, "recall@10": 2, "coverage": 2, "q@0.9": 0, "entropy": 2, "own@10": 2,
               "spearman": 2, "W1": 2, "gain": 2, "seconds": 1}
@@ -405,7 +420,7 @@ def write_outputs(runs: dict[str, list[Run]], out: Path, budget: int, seeds: int
         "|---|" + "---|" * len(COLUMNS),
     ]
     for name, row in aggregate.items():
-        lines.append(f"| {name} | " + " | ".join(cell(*row[c], digits[c]) for c in COLUMNS) + " |")
+        lines.append(f"| {name} | " + " | ".join(reach_cell(name) if c == "q@0.9" else cell(*row[c], digits[c]) for c in COLUMNS) + " |")
     if "walk_bound" in truth_stats:
         lines += ["", f"Microscopic walks (≤ max_steps moves from the start cell, one failure per episode) can find at most "
                       f"{truth_stats['walk_bound']} distinct failures in {budget} queries, even knowing the table (fadejax.walks)."]
@@ -415,7 +430,8 @@ def write_outputs(runs: dict[str, list[Run]], out: Path, budget: int, seeds: int
 
     with open(out / f"{prefix}.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["searcher"] + [f"{c}_{part}" for c in COLUMNS for part in ("mean", "ci95")])
+        # (q@0.9's pair is the median over seeds and the number of seeds that reached 0.9)
+        writer.writerow(["searcher"] + [f"{c}_{part}" for c in COLUMNS for part in (("median", "seeds_reached") if c == "q@0.9" else ("mean", "ci95"))])
         for name, row in aggregate.items():
             writer.writerow([name] + [x for c in COLUMNS for x in row[c]])
     with open(out / f"{prefix}_runs.csv", "w", newline="") as f:

@@ -119,14 +119,14 @@ def interval_coverage(lower: np.ndarray, upper: np.ndarray, truth: np.ndarray, k
 
 def queries_to_level(curve: list[tuple[int, float]], level: float = 0.9) -> float:
     """The queries after which a curve ``[(queries, value), ...]`` (ascending queries) first reaches
-    ``level`` and stays there to its end; ``nan`` if its last point is below ``level``."""
-    reached = float("nan")
+    ``level`` and stays there to its end; ``inf`` if its last point is below ``level`` (more
+    than the budget: so medians over seeds rank a searcher that never gets there last)."""
+    reached = float("inf")
     for queries, value in curve:
         if value >= level:
-            if np.isnan(reached):
-                reached = float(queries)
+            reached = min(reached, float(queries))
         else:
-            reached = float("nan")
+            reached = float("inf")
     return reached
 
 

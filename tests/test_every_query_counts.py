@@ -65,7 +65,7 @@ def test_interval_coverage_counts_the_true_top_cells_inside_their_intervals():
 def test_queries_to_level_is_the_first_point_after_which_it_stays():
     curve = [(100, 0.5), (200, 0.9), (300, 0.8), (400, 0.9), (500, 1.0)]
     assert metrics.queries_to_level(curve, 0.9) == 400  # reached at 200, lost at 300
-    assert math.isnan(metrics.queries_to_level([(100, 0.95), (200, 0.85)], 0.9))
+    assert metrics.queries_to_level([(100, 0.95), (200, 0.85)], 0.9) == math.inf
     assert metrics.queries_to_level([(100, 0.9)], 0.9) == 100
 
 

@@ -59,7 +59,10 @@ def test_a_run_directory_holds_config_records_checkpoints_policy_and_summary(ref
     status = json.loads((out / "run.json").read_text())
     assert status["status"] == "complete" and status["iterations"] == ITERATIONS
     top = json.loads((out / "summary.json").read_text())["top_cells"]
-    assert top and all(0.0 <= row["failure_rate"] <= 1.0 for row in top)
+    # estimated over every held-out sample, inside its 95% interval, from distinct samples asked
+    assert top and all(row["interval"][0] <= row["estimate"] <= row["interval"][1] for row in top)
+    assert all(0 <= row["samples_failed"] <= row["samples_asked"] for row in top)
+    assert [row["estimate"] for row in top] == sorted((row["estimate"] for row in top), reverse=True)
 
 
 def test_stopping_and_resuming_in_process_reproduces_the_uninterrupted_run(reference, tmp_path):
