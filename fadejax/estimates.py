@@ -90,6 +90,7 @@ def cell_estimates(samples: np.ndarray, actions: np.ndarray, failed: np.ndarray,
     pair_mean = np.bincount(inverse, failed.astype(np.float64)) / np.bincount(inverse)
     pair_cell = np.searchsorted(cells, pairs // num_samples)
     observed_sum = np.bincount(pair_cell, pair_mean, cells.size)
+    complete = np.bincount(pair_cell, minlength=cells.size) >= num_samples  # (K,) asked on every sample
     pair_base = base[pairs % num_samples, 0] + inter[pairs % num_samples if model.interactions else 0, pair_cell]
 
     def rate(s: np.ndarray) -> np.ndarray:
@@ -97,7 +98,11 @@ def cell_estimates(samples: np.ndarray, actions: np.ndarray, failed: np.ndarray,
         for lo in range(0, s.size, 4096):  # bounded (N, chunk) memory
             predicted_all[lo : lo + 4096] = _sigmoid(base + inter[:, lo : lo + 4096] + s[None, lo : lo + 4096]).sum(axis=0)
         predicted_asked = np.bincount(pair_cell, _sigmoid(pair_base + s[pair_cell]), cells.size)
-        return (observed_sum + predicted_all - predicted_asked) / num_samples
+        # what the pairs never asked add; exactly 0 for a cell asked on every sample (the
+        # difference of the two sums would leave float rounding, enough to put a known
+        # rate outside its own zero-width interval)
+        unasked = np.where(complete, 0.0, np.maximum(predicted_all - predicted_asked, 0.0))
+        return (observed_sum + unasked) / num_samples
 
     # The interval: the posterior of s_a, widened by the predictive spread of the answers
     # not yet asked (each a Bernoulli draw even if s_a were known exactly).
