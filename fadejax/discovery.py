@@ -42,7 +42,22 @@ from fadejax.learning_log import StageTimes
 from fadejax.rewards import micro_reward
 from fadejax.searchers.base import Searcher, Transition
 from fadejax.spaces import MicroSpace
-from fadejax.task import AuditTask
+from fadejax.task import AuditTask, is_deterministic
+
+
+#: The largest (samples x cells) grid whose answers a run keeps to serve re-asked pairs
+#: (about 10 bytes per pair: 40 MB at this size); larger spaces call the model again.
+MAX_ANSWERED_PAIRS = 1 << 22
+
+
+@flax.struct.dataclass
+class Answers:
+    """The run's own answers to the (sample, cell) pairs it has asked, on a deterministic audit."""
+
+    known: jax.Array  # (N, A) bool, the pair has been answered
+    failed: jax.Array  # (N, A) bool
+    reward: jax.Array  # (N, A) float32
+    micro_base: jax.Array  # (N, A) float32 in micro mode (eq. 5's base), (1, 1) otherwise
 
 
 @flax.struct.dataclass
@@ -57,6 +72,7 @@ class LoopState:
     sample: jax.Array  # (B,) int32, dataset row per environment (microscopic episodes)
     cell: jax.Array  # (B, num_axes) int32, current concept cell per environment
     steps: jax.Array  # (B,) int32, moves made in the current episode
+    answers: Answers | None = None  # the pairs answered so far (deterministic audits only)
 
 
 class Discovery:
@@ -90,7 +106,13 @@ class Discovery:
         self.micro = micro
         self.max_steps = max_steps
         self.alpha = alpha
+        #: a re-asked pair is served from the run's own answers, not the model: the audit answers
+        #: a pair asked twice the same, and the grid of pairs is small enough to keep
+        self.reuse = (is_deterministic(task) and not self.sharded
+                      and task.num_samples * task.space.num_actions <= MAX_ANSWERED_PAIRS)
+        self._field_template: dict[str, Any] | None = None  # the task's record fields, as the model last gave them
         self._init = None  # jitted on first use
+        self._expand = jax.jit(_expand, static_argnums=2)
         self.propose = jax.jit(self._propose)
         self.settle = jax.jit(self._settle, donate_argnums=0)
 
@@ -146,6 +168,12 @@ class Discovery:
             cell=jnp.asarray(start, jnp.int32),
             steps=jnp.zeros((b,), jnp.int32),
         )
+        if self.reuse:
+            n, cells = self.task.num_samples, self.task.space.num_actions
+            micro_shape = (n, cells) if self.mode == "micro" else (1, 1)
+            state = state.replace(answers=Answers(
+                known=jnp.zeros((n, cells), bool), failed=jnp.zeros((n, cells), bool), reward=jnp.zeros((n, cells), jnp.float32),
+                micro_base=jnp.zeros(micro_shape, jnp.float32)))
         return state
 
     # -- sharding -------------------------------------------------------------------------
@@ -191,7 +219,24 @@ class Discovery:
             obs=obs, action=action, sample=sample, cell=cell, values=values, steps=state.steps + 1, iteration=state.iteration,
             key=key, k_perturb=k_perturb, k_update=k_update, k_reset=k_reset,
         )
+        if self.reuse:  # which queries re-ask a pair: answered before, or asked earlier in this batch
+            flat = self.task.space.action_of(cell)
+            known = state.answers.known[sample, flat]
+            first = _first_occurrence(sample * self.task.space.num_actions + flat)  # < MAX_ANSWERED_PAIRS: int32
+            pending.update(known=known, first=first, reused=known | (first != jnp.arange(sample.shape[0])))
         return inputs, pending
+
+    def _served(self, answers: Answers, pending: dict[str, jax.Array], core: dict[str, jax.Array]) -> dict[str, jax.Array]:
+        """``core`` with every re-asked query's answer taken from the run's answers (a pair
+        answered in an earlier iteration) or from its batch's first query of the pair."""
+        sample, flat = pending["sample"], self.task.space.action_of(pending["cell"])
+        known, first = pending["known"], pending["first"]
+        table = {"failed": answers.failed, "reward": answers.reward}
+        values = {"failed": jnp.asarray(core["failed"], bool), "reward": jnp.asarray(core["reward"], jnp.float32)}
+        if self.mode == "micro":
+            table["micro_base"] = answers.micro_base
+            values["micro_base"] = jnp.asarray(core.get("micro_base", core["reward"]), jnp.float32)
+        return {k: jnp.where(known, table[k][sample, flat], v)[first] for k, v in values.items()}
 
     def _score(self, pending: dict[str, jax.Array], core: dict[str, jax.Array]) -> dict[str, jax.Array]:
         failed = jnp.asarray(core["failed"], bool)
@@ -199,10 +244,13 @@ class Discovery:
         if self.mode == "micro":  # eq. 5 (images) / eq. 7 (text): the task's micro base minus alpha per step
             reward = micro_reward(jnp.asarray(core.get("micro_base", core["reward"]), jnp.float32), pending["steps"], self.alpha)
         done = jnp.ones_like(failed) if self.mode == "macro" else failed | (pending["steps"] >= self.max_steps)
-        return dict(
+        outcome = dict(
             reward=reward, failed=failed, done=done, action=pending["action"], sample=pending["sample"],
             cell=self.task.space.action_of(pending["cell"]), step=pending["steps"],
         )
+        if self.reuse:
+            outcome["reused"] = pending["reused"]
+        return outcome
 
     def _learn(self, state: LoopState, pending: dict[str, jax.Array], outcome: dict[str, jax.Array]) -> tuple[LoopState, dict[str, jax.Array]]:
         sample, cell = pending["sample"], pending["cell"]
@@ -222,6 +270,14 @@ class Discovery:
             cell = jnp.where(done[:, None], self.micro.start_cells(self.num_envs), cell)
             steps = jnp.where(done, 0, steps)
         n_fail = jnp.sum(failed.astype(jnp.int32))
+        if self.reuse:  # every answer is kept (a re-asked pair's is the same as before)
+            flat, ans = outcome["cell"], state.answers
+            state = state.replace(answers=ans.replace(
+                known=ans.known.at[pending["sample"], flat].set(True),
+                failed=ans.failed.at[pending["sample"], flat].set(failed),
+                reward=ans.reward.at[pending["sample"], flat].set(pending["served"]["reward"]),
+                micro_base=ans.micro_base.at[pending["sample"], flat].set(pending["served"]["micro_base"]) if self.mode == "micro" else ans.micro_base,
+            ))
         new_state = state.replace(
             searcher=searcher_state,
             key=pending["key"],
@@ -235,6 +291,9 @@ class Discovery:
     def _settle(self, state: LoopState, pending: dict[str, jax.Array], core: dict[str, jax.Array]) -> tuple[LoopState, dict[str, jax.Array], dict[str, jax.Array]]:
         """Score the audited model's answers, then learn from them (one compiled program,
         one dispatch): ``(new state, outcome, learner metrics)``."""
+        if self.reuse:
+            core = self._served(state.answers, pending, core)
+            pending = {**pending, "served": core}
         outcome = self._score(pending, core)
         state, metrics = self._learn(state, pending, outcome)
         return state, outcome, metrics
@@ -254,10 +313,74 @@ class Discovery:
         if times is not None:
             jax.block_until_ready(inputs)
         proposed = time.perf_counter()
-        core, fields = self.task.evaluate(inputs, pending)
+        core, fields = self.evaluate(inputs, pending)
         evaluated = time.perf_counter()
         state, outcome, metrics = self.settle(state, pending, core)
         if times is not None:
             jax.block_until_ready(state.iteration)
             times.propose, times.model, times.learn = proposed - began, evaluated - proposed, time.perf_counter() - evaluated
         return state, {**outcome, **fields}, metrics
+
+    # -- serving re-asked pairs ------------------------------------------------------------
+    #: pending's per-environment entries (leading dimension B); the rest are keys and counters
+    _PER_ENV = ("obs", "action", "sample", "cell", "values", "steps", "known", "first", "reused")
+
+    def evaluate(self, inputs: Any, pending: dict[str, jax.Array]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The audited model's answers to the batch: on a deterministic audit the model is
+        called only on the queries that ask a pair for the first time (padded up to a multiple
+        of ``B / 8``, so at most eight batch shapes ever compile); the others are filled in by
+        ``settle`` from the run's answers, and their record fields by the record writer."""
+        if not self.reuse:
+            return self.task.evaluate(inputs, pending)
+        reused = np.asarray(pending["reused"])
+        if not reused.any() or (reused.all() and self._field_template is None):
+            core, fields = self.task.evaluate(inputs, pending)  # (all re-asked, fields never seen: the model tells their form)
+            self._field_template = {k: v[:0] if not isinstance(v, (list, tuple)) else [] for k, v in fields.items()}
+            return core, fields
+        b = reused.size
+        fresh = np.flatnonzero(~reused)
+        if fresh.size == 0:
+            placeholder = {"failed": jnp.zeros(b, bool), "reward": jnp.zeros(b, jnp.float32)}
+            return placeholder, {k: _blank(v, b) for k, v in self._field_template.items()}
+        quantum = max(1, b // 8)
+        rows = np.concatenate([fresh, np.full(-fresh.size % quantum, fresh[0])]).astype(np.int32)
+        take = jnp.asarray(rows)
+        sub_inputs = None if inputs is None else jax.tree.map(lambda x: x[take] if getattr(x, "ndim", 0) and x.shape[0] == b else x, inputs)
+        sub_pending = {k: (v[take] if k in self._PER_ENV else v) for k, v in pending.items()}
+        core, fields = self.task.evaluate(sub_inputs, sub_pending)
+        self._field_template = {k: v[:0] if not isinstance(v, (list, tuple)) else [] for k, v in fields.items()}
+        core = {k: self._expand(jnp.asarray(v)[: fresh.size], jnp.asarray(fresh, jnp.int32), b) for k, v in core.items()}
+        return core, {k: _spread(v, fresh, b) for k, v in fields.items()}
+
+
+def _first_occurrence(pair: jax.Array) -> jax.Array:
+    """For each entry of ``pair`` ``(B,)``, the index of the first entry with the same value, ``(B,)`` int32."""
+    order = jnp.argsort(pair, stable=True)
+    ordered = pair[order]
+    position = jnp.arange(pair.shape[0])
+    starts = jnp.concatenate([jnp.ones(1, bool), ordered[1:] != ordered[:-1]])
+    first_in_order = jax.lax.cummax(jnp.where(starts, position, 0))
+    return jnp.zeros_like(position).at[order].set(order[first_in_order]).astype(jnp.int32)
+
+
+def _expand(values: jax.Array, rows: jax.Array, size: int) -> jax.Array:
+    """``values`` ``(n,)`` placed at ``rows`` of a ``(size,)`` array of zeros."""
+    return jnp.zeros((size,) + values.shape[1:], values.dtype).at[rows].set(values)
+
+
+def _spread(values: Any, rows: np.ndarray, size: int) -> Any:
+    """A record field of the fresh queries ``rows`` widened to the batch: the other entries
+    are blanks the record writer fills from the run's earlier answers."""
+    if isinstance(values, (list, tuple)):
+        out: list[Any] = [None] * size
+        for row, value in zip(rows.tolist(), values):
+            out[row] = value
+        return out
+    values = np.asarray(values)
+    out_array = np.zeros((size,) + values.shape[1:], values.dtype)
+    out_array[rows] = values[: rows.size]
+    return out_array
+
+
+def _blank(template: Any, size: int) -> Any:
+    return [None] * size if isinstance(template, list) else np.zeros((size,) + np.shape(template)[1:], np.asarray(template).dtype)

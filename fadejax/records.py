@@ -38,6 +38,9 @@ class RecordsError(ValueError):
 
 #: Fields every record has, written first and in this order; a task's own fields follow.
 CORE_FIELDS = ("action", "cell", "reward", "failed")
+#: Written after ``failed`` on a deterministic audit: the query re-asked a pair and was answered
+#: from the run's own answers, not by the model (its task fields repeat the first answer's).
+REUSED = "reused"
 
 
 _CONCEPT_CACHE_SIZE = 1 << 16
@@ -65,6 +68,9 @@ class RecordWriter:
         self._concept_table: pa.Array | None = None
         self._env_texts: pa.Array | None = None
         self._file = AppendOnlyFile(self.path, truncate_to, what="records", error=RecordsError)
+        #: (sample * A + cell) -> the task fields of the pair's first record; built from the
+        #: file at the first re-asked query, then kept up to date (runs that never re-ask skip it)
+        self._answered: dict[int, dict[str, Any]] | None = None
 
     @property
     def offset(self) -> int:
@@ -81,6 +87,11 @@ class RecordWriter:
         bytes as :meth:`write` of each in turn, formatted in one pass (Arrow's fixed cost
         per call is paid once, not once per iteration). Each outcome is a :func:`fetch`
         result (host arrays or lists)."""
+        if any(REUSED in o and np.any(o[REUSED]) for _, o in iterations) or (self._answered is not None and any(REUSED in o for _, o in iterations)):
+            for item in iterations:  # one at a time: each re-asked query's fields come from the records before it
+                self._fill_reused(item[1])
+                self._file.append(self._lines([item]))
+            return
         start = 0
         while start < len(iterations):  # runs of iterations with the same fields, one pass each
             fields = set(iterations[start][1])
@@ -89,6 +100,38 @@ class RecordWriter:
                 end += 1
             self._file.append(self._lines(iterations[start:end]))
             start = end
+
+    def _task_fields(self, outcome: dict) -> list[str]:
+        return [k for k in outcome if k not in CORE_FIELDS + ("sample", "done", "step", REUSED)]
+
+    def _fill_reused(self, outcome: dict) -> None:
+        """Give each re-asked query of ``outcome`` (in place) the task fields of its pair's
+        first answer: from the records already written, or from this iteration's own."""
+        num_actions = self.space.num_actions
+        if self._answered is None:
+            self._answered = {}
+            for record in read_records(self.path):
+                pair = int(record["sample"]) * num_actions + int(record["cell"])
+                if not record.get(REUSED, False) and pair not in self._answered:
+                    self._answered[pair] = {k: record[k] for k in self._task_fields(record) if k != "concepts" and k != "iteration"
+                                            and k != "env" and not k.endswith("_name")}
+        fields = self._task_fields(outcome)
+        pairs = (np.asarray(outcome["sample"], np.int64) * num_actions + np.asarray(outcome["cell"], np.int64)).tolist()
+        reused = np.asarray(outcome[REUSED], bool).tolist()
+        for row, (pair, again) in enumerate(zip(pairs, reused)):
+            if not again and pair not in self._answered:
+                self._answered[pair] = {k: _item(outcome[k][row]) for k in fields}
+        for k in fields:
+            if not isinstance(outcome[k], list):
+                outcome[k] = np.array(outcome[k])  # a writable copy
+        for row, (pair, again) in enumerate(zip(pairs, reused)):
+            if again:
+                known = self._answered.get(pair)
+                if known is None:
+                    raise RecordsError(f"'{self.path}': a re-asked pair (sample {pair // num_actions}, cell {pair % num_actions}) "
+                                       "has no earlier answer in the records")
+                for k in fields:
+                    outcome[k][row] = known[k]
 
     def _lines(self, iterations: Sequence[tuple[int, dict]]) -> memoryview:
         """The JSONL bytes of iterations that all have the same fields."""
@@ -109,7 +152,9 @@ class RecordWriter:
             ', "action": ', json_texts(outcome["action"]), ', "cell": ', json_texts(cells), ', "concepts": {', self._concepts(cells),
             '}, "reward": ', json_texts(outcome["reward"]), ', "failed": ', json_texts(outcome["failed"]),
         ]
-        for k in sorted(k for k in outcome if k not in CORE_FIELDS + ("sample", "done", "step")):
+        if REUSED in outcome:
+            parts += [f', "{REUSED}": ', json_texts(np.asarray(outcome[REUSED], bool))]
+        for k in sorted(self._task_fields(outcome)):
             parts += [f', "{k}": ', json_texts(outcome[k])]
             if k in self._named:
                 parts += [f', "{k}_name": ', pa.array(self._named[k][np.asarray(outcome[k], np.int64)], pa.string())]
@@ -158,6 +203,10 @@ def fetch(outcome: dict[str, Any]) -> dict[str, Any]:
     # GPU, fetching the columns one by one paid a round trip each.
     arrays = jax.device_get({k: v for k, v in outcome.items() if not isinstance(v, (list, tuple))})
     return {k: v if isinstance(v, (list, tuple)) else np.asarray(arrays[k]) for k, v in outcome.items()}
+
+
+def _item(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
 
 
 def _concatenated(columns: Sequence[Any]) -> Any:
