@@ -445,7 +445,8 @@ def _compare(args: argparse.Namespace) -> int:
     files = compare(args.run_dirs, out, trust_code=args.trust_code, ground_truth=args.ground_truth, points=args.points)
     for note in files.pop("notes"):
         print(f"note: {note}")
-    print(f"comparison: {files['html']} (and {files['png'].name}, {files['pdf'].name})")
+    print(files["table"].read_text(), end="")
+    print(f"comparison: {files['html']} (and {files['png'].name}, {files['pdf'].name}, compare.md, compare.csv)")
     return 0
 
 

@@ -45,13 +45,16 @@ class RunCurves:
     columns: dict[str, np.ndarray]  # column name (as in metrics.jsonl) -> (T,) float64, nan where undefined
     recall: tuple[np.ndarray, np.ndarray] | None = None  # (queries (P,), recall@10 (P,)) where a ground truth exists
     truth_rates: np.ndarray | None = None  # (A,) the ground truth's failure rate per cell, where it exists
+    figures: dict[str, float] = field(default_factory=dict)  # the run's headline figures at its last query (see compare's table)
     label: str = ""
     notes: list[str] = field(default_factory=list)
 
 
 #: Panels in this order first; then every searcher figure any run reports.
 PANELS = [
-    ("failures_total", "failures found"),
+    ("distinct_failing_pairs", "distinct failing (sample, cell) pairs found"),
+    ("reasked_share", "share of queries that re-asked a pair"),
+    ("failures_total", "failing queries (re-asks included)"),
     ("recall@10", "recall@10 of the report's top 10"),
     ("queries_per_s", "queries per second"),
 ]
@@ -119,7 +122,7 @@ def load_curves(run_dir: str | Path, *, trust_code: bool = False, ground_truth: 
     queries, columns = _columns_from_metrics(rows) if rows else (np.zeros(0, np.int64), {})
     truth = _truth_for(run_dir, config, ground_truth) if has_records else None
     recorded = None
-    if has_records and (truth is not None or not rows):
+    if has_records:
         try:
             recorded = _queries_of(run_dir)
         except RecordsError as exc:
@@ -133,10 +136,52 @@ def load_curves(run_dir: str | Path, *, trust_code: bool = False, ground_truth: 
         queries = np.cumsum(np.bincount(recorded[0])[iterations]).astype(np.int64)
         columns = {"failures": per_iteration[iterations], "failures_total": np.cumsum(per_iteration[iterations])}
     curves = RunCurves(run_dir, config, queries, columns, notes=notes)
+    if recorded is not None and recorded[0].size:
+        _add_information_curves(curves, recorded)
     if truth is not None and recorded is not None and recorded[0].size:
         curves.recall = _recall_curve(recorded, truth, config, points, run_dir)
         curves.truth_rates = truth[0]
+        _add_truth_figures(curves, recorded, truth)
     return curves
+
+
+def _add_information_curves(curves: RunCurves, recorded) -> None:
+    """Per iteration, the distinct failing pairs found so far and the share of queries so far
+    that re-asked a pair (from the records), and the run's final figures of both."""
+    from fadejax import metrics
+
+    iteration, sample, cell, failed = recorded
+    num_actions = curves.config.concept_space().num_actions
+    pairs = sample * num_actions + cell
+    _, first = np.unique(pairs, return_index=True)  # each pair's first query
+    new_pair = np.zeros(pairs.size, bool)
+    new_pair[first] = True
+    steps = curves.queries.size
+    per_iteration = lambda mask: np.bincount(iteration[mask], minlength=steps)[:steps]  # noqa: E731
+    asked = np.cumsum(per_iteration(np.ones(pairs.size, bool))).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        curves.columns["distinct_failing_pairs"] = np.cumsum(per_iteration(new_pair & failed)).astype(np.float64)
+        curves.columns["reasked_share"] = np.where(asked > 0, 1.0 - np.cumsum(per_iteration(new_pair)) / asked, np.nan)
+    curves.figures.update(queries=float(pairs.size), distinct=float(metrics.distinct_failing_pairs(sample, cell, failed, num_actions)),
+                          reasked=metrics.reasked_share(sample, cell, num_actions), failing_queries=float(failed.sum()))
+
+
+def _add_truth_figures(curves: RunCurves, recorded, truth: tuple[np.ndarray, int | None]) -> None:
+    """Against the ground truth: the report's final recall@10, the coverage of its 95%
+    intervals over the true top 10, and the queries until its recall@10 reached 0.9 for good."""
+    from fadejax import metrics
+    from fadejax.estimates import cell_estimates
+
+    _, sample, cell, failed = recorded
+    rates, held_out = truth
+    num_samples = held_out if held_out is not None else int(sample.max()) + 1
+    est = cell_estimates(sample, cell, failed, num_samples, tuple(curves.config.concept_space().sizes))
+    lower, upper = np.full(rates.size, np.nan), np.full(rates.size, np.nan)
+    lower[est.cells], upper[est.cells] = est.lower, est.upper
+    k = min(10, rates.size)
+    marks, recall = curves.recall
+    curves.figures.update(recall_at_10=float(recall[-1]), coverage=metrics.interval_coverage(lower, upper, rates, k),
+                          queries_to_recall_0_9=metrics.queries_to_level(list(zip(marks.tolist(), recall.tolist())), 0.9))
 
 
 def _recall_curve(recorded, truth: tuple[np.ndarray, int | None], config: ExperimentConfig, points: int, run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -231,8 +276,43 @@ def compare(run_dirs: Sequence[str | Path], out_dir: str | Path, *, trust_code: 
     panels = panels_of(curves)
     written: dict[str, Any] = _write_figure(curves, panels, out)
     written["html"] = _write_html(curves, panels, out)
+    written["table"] = _write_table(curves, out)
     written["notes"] = [note for c in curves for note in c.notes]
     return written
+
+
+#: The table's columns: (figure, heading, format); information first, the paper's count last.
+TABLE = [
+    ("queries", "queries", "{:.0f}"),
+    ("distinct", "distinct failing pairs", "{:.0f}"),
+    ("reasked", "re-asked", "{:.1%}"),
+    ("recall_at_10", "recall@10", "{:.2f}"),
+    ("coverage", "interval coverage (top 10)", "{:.2f}"),
+    ("queries_to_recall_0_9", "queries to recall@10 ≥ 0.9", "{:.0f}"),
+    ("failing_queries", "failing queries", "{:.0f}"),
+]
+
+
+def _write_table(curves: Sequence[RunCurves], out: Path) -> Path:
+    """``compare.md`` and ``compare.csv``: each run's figures at its last query (``TABLE``;
+    those against the ground truth only where it exists; queries to recall 0.9 is ``inf``
+    where the run never got there for good)."""
+    import csv
+
+    def text(value: float | None, form: str) -> str:
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            return "—"
+        return "never" if value == float("inf") else form.format(value)
+
+    lines = ["| run | " + " | ".join(h for _, h, _ in TABLE) + " |", "|---|" + "---|" * len(TABLE)]
+    lines += [f"| {c.label} | " + " | ".join(text(c.figures.get(k), f) for k, _, f in TABLE) + " |" for c in curves]
+    (out / "compare.md").write_text("\n".join(lines) + "\n")
+    with open(out / "compare.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["run", "label"] + [k for k, _, _ in TABLE])
+        for c in curves:
+            writer.writerow([str(c.run_dir), c.label] + ["" if c.figures.get(k) is None else c.figures[k] for k, _, _ in TABLE])
+    return out / "compare.md"
 
 
 def _write_figure(curves: Sequence[RunCurves], panels: list[tuple[str, str]], out: Path) -> dict[str, Path]:

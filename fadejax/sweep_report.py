@@ -3,10 +3,12 @@
 Writes into the sweep directory:
 
 * ``sweep.csv``: one row per point (tidy): its index, the varied fields as columns, the
-  status (and error of a failed point), iterations, queries, failures, failure rate,
-  and, against a ground truth (the spec's ``ground_truth``, else the point's own
-  ``ground_truth.json``; empty without one), the captured gain and recall@10 of the
-  report's ranking, then the median queries per second of its iterations. The captured
+  status (and error of a failed point), iterations, queries, distinct failing (sample,
+  cell) pairs, the share of queries that re-asked a pair, failures, failure rate, and,
+  against a ground truth (the spec's ``ground_truth``, else the point's own
+  ``ground_truth.json``; empty without one), recall@10 of the report's ranking, the
+  coverage of its 95% intervals over the true top 10 and the captured gain, then the
+  median queries per second of its iterations. The captured
   gain is Table 1's: ``(failure rate - random's) / (ceiling's - random's)``, with their
   expected rates from the truth (random search: the mean cell's rate; the ceiling,
   always the worst cell on uniformly drawn samples: the worst cell's rate); 0 is no
@@ -31,7 +33,10 @@ from fadejax.rundir import read_status
 from fadejax.sweep import MANIFEST
 from fadejax.sweep_spec import SweepError
 
-FIGURES = ("failures", "failure_rate", "gain", "recall@10", "queries_per_s")
+#: Information first: distinct failing (sample, cell) pairs and the share of queries that re-asked one
+#: (from the records), then, against a ground truth, recall@10 and the coverage of the report's
+#: 95% intervals over the true top 10; then the paper's failing queries.
+FIGURES = ("distinct", "reasked", "recall@10", "coverage", "failures", "failure_rate", "gain", "queries_per_s")
 
 
 def point_row(sweep_dir: Path, entry: dict[str, Any], ground_truth: Path | None, trust_code: bool) -> dict[str, Any]:
@@ -54,6 +59,9 @@ def point_row(sweep_dir: Path, entry: dict[str, Any], ground_truth: Path | None,
     speeds = curves.columns.get("queries_per_s")
     if speeds is not None and np.isfinite(speeds).any():
         row["queries_per_s"] = float(np.nanmedian(speeds))
+    for name in ("distinct", "reasked", "coverage"):
+        if name in curves.figures:
+            row[name] = curves.figures[name]
     if curves.recall is not None:
         row["recall@10"] = float(curves.recall[1][-1])
     if curves.truth_rates is not None and row["failure_rate"] is not None:
@@ -123,13 +131,14 @@ def _cell(mean: float | None, half: float | None, digits: int) -> str:
 
 
 def _markdown(summary: list[dict[str, Any]], grouping: list[str], rows: list[dict[str, Any]]) -> str:
-    head = [*grouping, "points", "failures", "failure rate", "gain", "recall@10", "queries/s"]
+    head = [*grouping, "points", "distinct failing pairs", "re-asked", "recall@10", "coverage", "failures", "failure rate", "gain", "queries/s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for s in summary:
         lines.append("| " + " | ".join([*(str(s[f]) for f in grouping), f"{s['complete']}/{s['points']}",
+                                         _cell(s["distinct"], s["distinct_ci95"], 0), _cell(s["reasked"], s["reasked_ci95"], 3),
+                                         _cell(s["recall@10"], s["recall@10_ci95"], 2), _cell(s["coverage"], s["coverage_ci95"], 2),
                                          _cell(s["failures"], s["failures_ci95"], 0), _cell(s["failure_rate"], s["failure_rate_ci95"], 3),
-                                         _cell(s["gain"], s["gain_ci95"], 2),
-                                         _cell(s["recall@10"], s["recall@10_ci95"], 2), _cell(s["queries_per_s"], s["queries_per_s_ci95"], 0)]) + " |")
+                                         _cell(s["gain"], s["gain_ci95"], 2), _cell(s["queries_per_s"], s["queries_per_s_ci95"], 0)]) + " |")
     failed = [r for r in rows if r["status"] == "failed"]
     notes = ["", "Mean ± half-width of the 95% t-interval over each group's complete points (seeds)."]
     notes += [f"- point {r['index']} failed: {r['error']}" for r in failed]

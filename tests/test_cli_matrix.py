@@ -171,7 +171,9 @@ def test_every_command_on_every_audit(audit, tmp_path, capsys):
     code, err = cli("compare", str(run), str(cut), "--out", str(tmp_path / "compare"), *trust)
     assert code == 0, err
     page = (tmp_path / "compare" / "compare.html").read_text()
-    assert "failures found" in page and ("recall@10" in page) == (not generated)
+    assert "distinct failing (sample, cell) pairs found" in page and "failing queries" in page and ("recall@10" in page) == (not generated)
+    table = (tmp_path / "compare" / "compare.md").read_text()
+    assert table.startswith("| run | queries | distinct failing pairs | re-asked |") and len(table.splitlines()) == 4
 
     # summarize, with a view of chosen axes, a slice at a hidden one, and a chosen mode
     argv = ["summarize", str(run), "--choose", "0", *trust]

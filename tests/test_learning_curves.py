@@ -3,6 +3,7 @@ event files holding the same numbers, Weights & Biases through its API, and ``fa
 compare`` on several runs."""
 
 import importlib.machinery
+import csv
 import json
 import math
 import shutil
@@ -213,13 +214,22 @@ def second_run(tmp_path_factory, digits_task):
 
 def test_compare_labels_two_runs_by_the_one_field_they_differ_in(run, second_run, tmp_path):
     files = compare([run, second_run], tmp_path / "cmp")
-    assert {p.name for p in (tmp_path / "cmp").iterdir()} == {"compare.png", "compare.pdf", "compare.html"}
+    assert {p.name for p in (tmp_path / "cmp").iterdir()} == {"compare.png", "compare.pdf", "compare.html", "compare.md", "compare.csv"}
     assert files["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and files["pdf"].read_bytes()[:5] == b"%PDF-"
     html = files["html"].read_text()
     assert "run.seed=3" in html and "run.seed=4" in html
     assert "<script src=" not in html.replace("<script src=\"data:", "")  # plotly inlined: opens offline
-    for panel in ["failures found", "queries per second", "epsilon", "loss", "q_max"]:
+    for panel in ["distinct failing (sample, cell) pairs found", "share of queries that re-asked a pair", "failing queries",
+                  "queries per second", "epsilon", "loss", "q_max"]:
         assert panel in html
+    # the table leads with what each query taught: distinct failing pairs and re-asks, from the records
+    rows = {r["run"]: r for r in csv.DictReader(open(tmp_path / "cmp" / "compare.csv"))}
+    for run_dir in (run, second_run):
+        records = list(read_records(run_dir / "records.jsonl"))
+        failing = {(r["sample"], r["cell"]) for r in records if r["failed"]}
+        assert int(float(rows[str(run_dir)]["distinct"])) == len(failing)
+        assert float(rows[str(run_dir)]["reasked"]) == pytest.approx(1 - len({(r["sample"], r["cell"]) for r in records}) / len(records))
+        assert int(float(rows[str(run_dir)]["failing_queries"])) == sum(r["failed"] for r in records)
 
 
 def test_labels_leave_out_the_fields_a_differing_kind_brings():

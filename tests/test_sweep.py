@@ -103,6 +103,12 @@ def test_a_killed_sweep_resumes_without_repeats_reports_failing_points_and_match
         status = json.loads((tmp_path / "out" / entry["dir"] / "run.json").read_text())
         assert int(row["failures"]) == status["failures"] and int(row["queries"]) == 16 * 32
         assert 0.0 <= float(row["recall@10"]) <= 1.0 and float(row["queries_per_s"]) > 0
+        # distinct failing pairs and the re-asked share, as the records count them
+        records = _records(tmp_path / "out" / entry["dir"])
+        pairs = [(r["sample"], r["cell"]) for r in records]
+        assert int(float(row["distinct"])) == len({(r["sample"], r["cell"]) for r in records if r["failed"]})
+        assert float(row["reasked"]) == pytest.approx(1 - len(set(pairs)) / len(pairs))
+        assert 0.0 <= float(row["coverage"]) <= 1.0
         # captured gain: random search's expected rate (the mean cell) is 0, the worst cell's is 1
         expected = (status["failures"] / status["queries"] - rates.mean()) / (rates.max() - rates.mean())
         assert float(row["gain"]) == pytest.approx(expected)
