@@ -24,6 +24,7 @@ from fadejax.estimates import report_recall
 from fadejax.ground_truth import landscape_key
 from fadejax.learning_log import TIMING_COLUMNS, LearningLog, read_metrics, tag_of
 from fadejax.records import read_records
+from fadejax.task import build_task
 from fadejax.run import _checkpoint_manager, _restore, build_discovery, discover
 from fadejax.searchers import REGISTRY
 from resume_check import drop_latest_checkpoint, reproducible_rows
@@ -149,7 +150,7 @@ def test_a_run_from_before_learning_curves_resumes_and_keeps_them_from_there(tmp
     (out / "config.yaml").write_text(yaml.safe_dump(stored))
     (out / "metrics.jsonl").unlink()
     shutil.rmtree(out / "tensorboard")
-    discovery = build_discovery(config, digits_task)
+    discovery = build_discovery(config, build_task(config, oracle=digits_task.oracle, progress=False))  # the run's own held-out set
     manager = _checkpoint_manager(out)
     state, records_bytes, _ = _restore(manager, discovery.init(0))
     for step in manager.all_steps():

@@ -52,7 +52,7 @@ def test_a_run_directory_holds_config_records_checkpoints_policy_and_summary(ref
     assert len(records) == ITERATIONS * 32 == summary.queries
     assert [r["iteration"] for r in records[::32]] == list(range(ITERATIONS))
     first = records[0]
-    assert set(first) == {"iteration", "env", "sample", "label", "action", "cell", "concepts", "reward", "failed", "predicted", "score"}
+    assert set(first) == {"iteration", "env", "sample", "label", "action", "cell", "concepts", "reward", "failed", "reused", "predicted", "score"}
     assert set(first["concepts"]) == {"rotation", "darkness", "blur"}
     assert sum(r["failed"] for r in records) == summary.failures
     assert all((r["predicted"] != r["label"]) == r["failed"] for r in records)
