@@ -106,12 +106,17 @@ def cell_estimates(samples: np.ndarray, actions: np.ndarray, failed: np.ndarray,
 
     # The interval: the posterior of s_a, widened by the predictive spread of the answers
     # not yet asked (each a Bernoulli draw even if s_a were known exactly).
+    # Each unasked answer is a Bernoulli draw even if its probability were known, and its
+    # probability is uncertain through its sample's effect u_i too (delta method: the slope
+    # p (1 - p) times u_i's posterior variance), which matters for samples asked little.
+    var_u = 1.0 / np.asarray(state.prec_u, np.float64)[:, None]  # (N, 1)
     p_all = np.zeros(cells.size)
     for lo in range(0, cells.size, 4096):
         q = _sigmoid(base + inter[:, lo : lo + 4096] + score[None, lo : lo + 4096])
-        p_all[lo : lo + 4096] = (q * (1 - q)).sum(axis=0)
+        p_all[lo : lo + 4096] = (q * (1 - q) + (q * (1 - q)) ** 2 * var_u).sum(axis=0)
     q_asked = _sigmoid(pair_base + score[pair_cell])
-    spread = Z95 * np.sqrt(np.maximum(p_all - np.bincount(pair_cell, q_asked * (1 - q_asked), cells.size), 0.0)) / num_samples
+    asked_var = q_asked * (1 - q_asked) + (q_asked * (1 - q_asked)) ** 2 * var_u[pairs % num_samples, 0]
+    spread = Z95 * np.sqrt(np.where(complete, 0.0, np.maximum(p_all - np.bincount(pair_cell, asked_var, cells.size), 0.0))) / num_samples
     half = Z95 * np.sqrt(var)
     lower = np.clip(rate(score - half) - spread, 0.0, 1.0)
     upper = np.clip(rate(score + half) + spread, 0.0, 1.0)
