@@ -68,7 +68,7 @@ def stage_split(discovery, state, task, model, writer: RecordWriter, iterations:
         began = time.perf_counter()
         inputs, pending = jax.block_until_ready(discovery.propose(state))
         proposed = time.perf_counter()
-        core, fields = jax.block_until_ready(task.evaluate(inputs, pending))
+        core, fields = jax.block_until_ready(discovery.evaluate(inputs, pending))  # (re-asked pairs: served, as in the loop)
         modelled = time.perf_counter()
         state, outcome, _ = jax.block_until_ready(discovery.settle(state, pending, core))
         settled = time.perf_counter()
@@ -120,8 +120,11 @@ def measure(
         # As `fadejax discover` runs it: records and learning curves (metrics.jsonl and
         # TensorBoard, landscape images every run.landscape_every) on the writer's thread.
         log = LearningLog(Path(tmp) / "metrics.jsonl", num_envs=num_envs, sinks=[TensorBoardSink(Path(tmp) / "tensorboard")] if config.run.tensorboard else [])
-        writer = BackgroundRecordWriter(RecordWriter(Path(tmp) / "records.jsonl", task.space, config.mode, names=getattr(task, "record_names", None)), log=log)
-        plain = BackgroundRecordWriter(RecordWriter(Path(tmp) / "plain.jsonl", task.space, config.mode, names=getattr(task, "record_names", None)))
+        # One records file for every pass, as one run has: a query that re-asks a pair
+        # (a long budget exhausts the grid) takes its fields from the records before it.
+        records = RecordWriter(Path(tmp) / "records.jsonl", task.space, config.mode, names=getattr(task, "record_names", None))
+        writer = BackgroundRecordWriter(records, log=log)
+        plain = BackgroundRecordWriter(records)
         every = config.run.landscape_every if config.mode == "macro" and log.sinks else 0
 
         def engine(state, stop: int, logged: bool):
@@ -161,12 +164,10 @@ def measure(
             ratios.append(with_log / ceiling)
             plain_ratios.append(without_log / ceiling)
             print(f"{round_index:>5} {with_log:>11.0f} {without_log:>11.0f} {ceiling:>15.0f} {with_log / ceiling:>7.2f} {without_log / ceiling:>13.2f}")
+        setattr(owner, attribute, model)
+        split, state = stage_split(discovery, state, task, model, records, min(iterations, 20))  # both writers are drained
         plain.close()
         writer.close()
-        setattr(owner, attribute, model)
-        split, state = stage_split(
-            discovery, state, task, model, RecordWriter(Path(tmp) / "split.jsonl", task.space, config.mode, names=getattr(task, "record_names", None)), min(iterations, 20)
-        )
     whole = sum(split.values())
     print("stage split (synchronised, median ms per iteration): " + ", ".join(f"{k} {v:.1f} ({v / whole:.0%})" for k, v in split.items()))
     median = statistics.median(ratios)
