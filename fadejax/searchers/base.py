@@ -5,8 +5,9 @@ changes lives in its *state*, a pytree, so the loop can jit every method and che
 the state with orbax. The loop calls, per iteration (``B`` parallel environments,
 ``D``-dim observations, ``A`` actions)::
 
-    idx     = searcher.select_samples(state, key, B)   # (B,) int32 dataset rows
-    actions = searcher.act(state, obs, key)            # (B,) int32 in [0, A)
+    idx, actions, obs = searcher.choose(state, k_select, k_act, B, observe)
+        # by default: idx = select_samples(state, k_select, B)  (B,) int32 dataset rows
+        #             actions = act(state, observe(idx), k_act)  (B,) int32 in [0, A)
     ...                                                # perturb, audited model, reward
     state, metrics = searcher.update(state, transition, key)
 
