@@ -39,11 +39,11 @@ AUDITS = [  # (name, config, recording, iterations, environments)
 ]
 
 
-def score(task, samples: np.ndarray, cells: np.ndarray, failed: np.ndarray) -> dict[str, float]:
+def score(task, samples: np.ndarray, cells: np.ndarray, failed: np.ndarray, drawn: np.ndarray | None) -> dict[str, float]:
     table = task.recording.failed
     truth = table.mean(axis=0)
     n, a = table.shape
-    est = estimates.cell_estimates(samples, cells, failed, n, task.space.sizes)
+    est = estimates.cell_estimates(samples, cells, failed, n, task.space.sizes, drawn=drawn)
     lower, upper = np.full(a, np.nan), np.full(a, np.nan)
     lower[est.cells], upper[est.cells] = est.lower, est.upper
     return {
@@ -68,7 +68,7 @@ def main() -> None:
                                                   f"run.num_envs={envs}", *args.overrides])
         task = replay(config, config.recording)
         result = run_fused(build_discovery(config, task), list(range(args.seeds)), iterations, keep_queries=True)
-        rows = [score(task, *result.queries(i)) for i in range(args.seeds)]
+        rows = [score(task, *result.queries(i), result.drawn_queries(i)) for i in range(args.seeds)]
         budget = iterations * envs
         bound = int(task.recording.failed.ravel()[metrics.additive_known_order(task.recording.failed)[:budget]].sum())
         cells = {k: metrics.mean_ci([r[k] for r in rows]) for k in rows[0]}

@@ -159,7 +159,7 @@ def main() -> None:
                 setting = dict(zip([f for f, _ in grid], point))
                 for i, seed in enumerate(seeds):
                     sample, cell, failed = result.queries(i)
-                    estimate = cell_estimates(sample, cell, failed, task.num_samples, task.space.sizes)
+                    estimate = cell_estimates(sample, cell, failed, task.num_samples, task.space.sizes, drawn=result.drawn_queries(i))
                     queries = result.iterations * result.num_envs
                     rate = float(failed.sum()) / queries
                     rows.append({**setting, "seed": seed, "queries": queries, "failures": int(failed.sum()), "failure_rate": rate,

@@ -93,7 +93,7 @@ from fadejax import estimates  # noqa: E402
 from fadejax.ground_truth import load_or_compute, per_sample_failures  # noqa: E402
 from fadejax.recording import replay  # noqa: E402
 from fadejax.learning_log import METRICS_FILE, read_metrics  # noqa: E402
-from fadejax.records import RECORDS_FILE, RecordWriter, read_records  # noqa: E402
+from fadejax.records import RECORDS_FILE, RecordWriter, query_drawn, read_records  # noqa: E402
 from fadejax.record_columns import read_columns  # noqa: E402
 from fadejax.run import build_discovery, iterate, load_latest_state  # noqa: E402
 from fadejax.sweep import MANIFEST, log_path  # noqa: E402
@@ -118,6 +118,7 @@ class Run:
     curve: np.ndarray  # cumulative failures after each iteration
     estimate: np.ndarray | None  # the searcher's own per-cell ranking
     seconds: float
+    drawn: np.ndarray | None = None  # (Q,) bool: the query's sample was a uniform draw, where the searcher marks it
     recall_curve: list[tuple[int, float]] = field(default_factory=list)  # (queries, recall@10 of the report)
     values: dict = field(default_factory=dict)
 
@@ -135,9 +136,11 @@ def warm_up(discovery: Discovery) -> None:
 def run_searcher(discovery: Discovery, seed: int, iterations: int, scratch: Path) -> tuple[Run, object]:
     state = discovery.init(seed)
     writer = RecordWriter(scratch / "records.jsonl", discovery.task.space, discovery.mode)
-    samples, cells, failed = [], [], []
+    samples, cells, failed, drawn = [], [], [], []
     began = time.perf_counter()
     for _, state, host in iterate(discovery, state, writer, iterations):
+        if "drawn" in host:
+            drawn.append(np.asarray(host["drawn"], bool))
         samples.append(host["sample"])
         cells.append(host["cell"])
         failed.append(np.asarray(host["failed"], bool))
@@ -148,7 +151,8 @@ def run_searcher(discovery: Discovery, seed: int, iterations: int, scratch: Path
     if discovery.mode == "macro":
         estimate = np.asarray(discovery.searcher.action_scores(state.searcher, discovery.task.observations).mean(0))
     curve = np.cumsum([f.sum() for f in failed])
-    run = Run("", seed, np.concatenate(samples), np.concatenate(cells), np.concatenate(failed), curve, estimate, seconds)
+    run = Run("", seed, np.concatenate(samples), np.concatenate(cells), np.concatenate(failed), curve, estimate, seconds,
+              np.concatenate(drawn) if drawn else None)
     return run, state
 
 
@@ -172,7 +176,8 @@ def bound_run(name: str, order: np.ndarray, table: np.ndarray, seed: int, iterat
 def report_recall(run: Run, truth: np.ndarray, sizes: tuple[int, ...], num_samples: int, upto: int | None = None) -> tuple[float, float]:
     """Recall@10 and Spearman (over visited cells) of the report's ranking of the first ``upto`` queries."""
     q = slice(0, upto)
-    return estimates.report_recall(run.samples[q], run.cells[q], run.failed[q], truth, sizes, num_samples)
+    drawn = None if run.drawn is None else run.drawn[q]
+    return estimates.report_recall(run.samples[q], run.cells[q], run.failed[q], truth, sizes, num_samples, drawn=drawn)
 
 
 def score(run: Run, truth: np.ndarray, sizes: tuple[int, ...], num_samples: int, budget: int, curve_points: int) -> None:
@@ -188,7 +193,7 @@ def score(run: Run, truth: np.ndarray, sizes: tuple[int, ...], num_samples: int,
     if run.name.startswith("ceiling") or run.name in BOUNDS:
         return
     v["recall@10"], v["spearman"] = report_recall(run, truth, sizes, num_samples)
-    est = estimates.cell_estimates(run.samples, run.cells, run.failed, num_samples, sizes)
+    est = estimates.cell_estimates(run.samples, run.cells, run.failed, num_samples, sizes, drawn=run.drawn)
     lower, upper = np.full(truth.size, np.nan), np.full(truth.size, np.nan)
     lower[est.cells], upper[est.cells] = est.lower, est.upper
     v["coverage"] = metrics.interval_coverage(lower, upper, truth, min(10, truth.size))
@@ -271,7 +276,7 @@ def load_run(run_dir: Path, name: str, seed: int) -> Run:
     curve = np.cumsum(np.bincount(iteration, weights=failed.astype(np.float64), minlength=int(iteration.max()) + 1))
     times = [row["seconds"] for row in read_metrics(run_dir / METRICS_FILE) if row.get("seconds") is not None]
     seconds = float(np.sum(times[1:]) + np.median(times[1:])) if len(times) > 1 else float(np.sum(times))
-    return Run(name, seed, samples, cells, failed, curve, None, seconds)
+    return Run(name, seed, samples, cells, failed, curve, None, seconds, query_drawn(run_dir / RECORDS_FILE))
 
 
 def collect(directories: dict[str, Path], specs: dict[str, dict], task, args) -> tuple[dict[str, list[Run]], list[str]]:

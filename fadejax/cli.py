@@ -363,7 +363,7 @@ def _print_family(family: dict) -> None:
 
 
 def _restructure(args: argparse.Namespace) -> int:
-    from fadejax.records import RECORDS_FILE, query_columns
+    from fadejax.records import RECORDS_FILE, query_columns, query_drawn
     from fadejax.restructure import restructure
     from fadejax.rundir import SUMMARY_FILE
     from fadejax.summarize import SummarizeError, parse_mode, read_modes_file, read_run_config
@@ -382,7 +382,9 @@ def _restructure(args: argparse.Namespace) -> int:
         if not done.get("held_out_samples"):
             raise SummarizeError(f"'{run_dir}' has no finished discovery with estimated rates ({SUMMARY_FILE}): finish it "
                                  "(fadejax discover ... --resume) or choose the modes with --modes / --modes-file")
-        rows = top_estimated_cells(*query_columns(run_dir / RECORDS_FILE), int(done["held_out_samples"]), config.concept_space().sizes, args.top)
+        records = run_dir / RECORDS_FILE
+        rows = top_estimated_cells(*query_columns(records), int(done["held_out_samples"]), config.concept_space().sizes, args.top,
+                                   drawn=query_drawn(records))
         cells = [row["cell"] for row in rows]
     if not cells:
         raise SummarizeError("choose the modes to fade: --modes, --modes-file or --top N")

@@ -26,7 +26,7 @@ import numpy as np
 from fadejax.config import ExperimentConfig
 from fadejax.ground_truth import GROUND_TRUTH_FILE, GroundTruthError, landscape_key, read_ground_truth
 from fadejax.learning_log import METRICS_FILE, MetricsError, read_metrics
-from fadejax.records import RECORDS_FILE, RecordsError, read_records
+from fadejax.records import RECORDS_FILE, RecordsError, query_drawn, read_records
 from fadejax.record_columns import read_columns
 from fadejax.summarize import read_run_config
 
@@ -139,9 +139,13 @@ def load_curves(run_dir: str | Path, *, trust_code: bool = False, ground_truth: 
     if recorded is not None and recorded[0].size:
         _add_information_curves(curves, recorded)
     if truth is not None and recorded is not None and recorded[0].size:
-        curves.recall = _recall_curve(recorded, truth, config, points, run_dir)
+        try:
+            drawn = query_drawn(run_dir / RECORDS_FILE)
+        except RecordsError as exc:
+            raise CompareError(str(exc)) from None
+        curves.recall = _recall_curve(recorded, drawn, truth, config, points, run_dir)
         curves.truth_rates = truth[0]
-        _add_truth_figures(curves, recorded, truth)
+        _add_truth_figures(curves, recorded, drawn, truth)
     return curves
 
 
@@ -166,16 +170,17 @@ def _add_information_curves(curves: RunCurves, recorded) -> None:
                           reasked=metrics.reasked_share(sample, cell, num_actions), failing_queries=float(failed.sum()))
 
 
-def _add_truth_figures(curves: RunCurves, recorded, truth: tuple[np.ndarray, int | None]) -> None:
+def _add_truth_figures(curves: RunCurves, recorded, drawn: np.ndarray | None, truth: tuple[np.ndarray, int | None]) -> None:
     """Against the ground truth: the report's final recall@10, the coverage of its 95%
-    intervals over the true top 10, and the queries until its recall@10 reached 0.9 for good."""
+    intervals over the true top 10 (checked on the uniformly ``drawn`` ``(Q,)`` queries where
+    the records mark them), and the queries until its recall@10 reached 0.9 for good."""
     from fadejax import metrics
     from fadejax.estimates import cell_estimates
 
     _, sample, cell, failed = recorded
     rates, held_out = truth
     num_samples = held_out if held_out is not None else int(sample.max()) + 1
-    est = cell_estimates(sample, cell, failed, num_samples, tuple(curves.config.concept_space().sizes))
+    est = cell_estimates(sample, cell, failed, num_samples, tuple(curves.config.concept_space().sizes), drawn=drawn)
     lower, upper = np.full(rates.size, np.nan), np.full(rates.size, np.nan)
     lower[est.cells], upper[est.cells] = est.lower, est.upper
     k = min(10, rates.size)
@@ -184,7 +189,8 @@ def _add_truth_figures(curves: RunCurves, recorded, truth: tuple[np.ndarray, int
                           queries_to_recall_0_9=metrics.queries_to_level(list(zip(marks.tolist(), recall.tolist())), 0.9))
 
 
-def _recall_curve(recorded, truth: tuple[np.ndarray, int | None], config: ExperimentConfig, points: int, run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+def _recall_curve(recorded, drawn: np.ndarray | None, truth: tuple[np.ndarray, int | None], config: ExperimentConfig, points: int,
+                  run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     """Recall@10 of the report's ranking after ``points`` evenly spaced shares of the queries."""
     from fadejax.estimates import report_recall
 
@@ -197,7 +203,8 @@ def _recall_curve(recorded, truth: tuple[np.ndarray, int | None], config: Experi
     sizes = tuple(config.concept_space().sizes)
     marks = np.unique(np.linspace(sample.size / points, sample.size, points).astype(np.int64))
     marks = marks[marks > 0]  # more points than queries: no empty prefixes
-    recall = [report_recall(sample[:m], cell[:m], failed[:m], rates, sizes, num_samples)[0] for m in marks]
+    recall = [report_recall(sample[:m], cell[:m], failed[:m], rates, sizes, num_samples, drawn=None if drawn is None else drawn[:m])[0]
+              for m in marks]
     return marks, np.asarray(recall, np.float64)
 
 

@@ -110,6 +110,8 @@ class Discovery:
         #: a pair asked twice the same, and the grid of pairs is small enough to keep
         self.reuse = (is_deterministic(task) and not self.sharded
                       and task.num_samples * task.space.num_actions <= MAX_ANSWERED_PAIRS)
+        #: records say which queries' samples were uniform draws (macroscopic mode, searchers that mark them)
+        self.marks_drawn = mode == "macro" and searcher.marks_drawn
         self._field_template: dict[str, Any] | None = None  # the task's record fields, as the model last gave them
         self._init = None  # jitted on first use
         self._expand = jax.jit(_expand, static_argnums=2)
@@ -200,8 +202,8 @@ class Discovery:
     def _propose(self, state: LoopState) -> tuple[jax.Array, dict[str, jax.Array]]:
         key, k_select, k_act, k_perturb, k_update, k_reset = jax.random.split(state.key, 6)
         if self.mode == "macro":
-            sample, action, obs = self.searcher.choose(state.searcher, k_select, k_act, self.num_envs,
-                                                       lambda rows: self.observe(rows, state.cell))
+            sample, action, obs, drawn = self.searcher.choose(state.searcher, k_select, k_act, self.num_envs,
+                                                              lambda rows: self.observe(rows, state.cell))
             cell = self.task.space.cell_of(action)
         else:
             sample = state.sample
@@ -211,6 +213,7 @@ class Discovery:
             else:
                 action = self.searcher.act(state.searcher, obs, k_act)
             cell = self.micro.move(state.cell, action)
+            drawn = None  # a walk's cells depend on its sample: none is a draw for the cell it asks
         values = self.task.space.values_of_cell(cell)
         inputs = self.task.prepare(sample, values, k_perturb)
         if inputs is not None:
@@ -219,6 +222,8 @@ class Discovery:
             obs=obs, action=action, sample=sample, cell=cell, values=values, steps=state.steps + 1, iteration=state.iteration,
             key=key, k_perturb=k_perturb, k_update=k_update, k_reset=k_reset,
         )
+        if self.marks_drawn:
+            pending["drawn"] = jnp.asarray(drawn, bool)
         if self.reuse:  # which queries re-ask a pair: answered before, or asked earlier in this batch
             flat = self.task.space.action_of(cell)
             known = state.answers.known[sample, flat]
@@ -250,6 +255,8 @@ class Discovery:
         )
         if self.reuse:
             outcome["reused"] = pending["reused"]
+        if self.marks_drawn:
+            outcome["drawn"] = pending["drawn"]
         return outcome
 
     def _learn(self, state: LoopState, pending: dict[str, jax.Array], outcome: dict[str, jax.Array]) -> tuple[LoopState, dict[str, jax.Array]]:
@@ -323,7 +330,7 @@ class Discovery:
 
     # -- serving re-asked pairs ------------------------------------------------------------
     #: pending's per-environment entries (leading dimension B); the rest are keys and counters
-    _PER_ENV = ("obs", "action", "sample", "cell", "values", "steps", "known", "first", "reused")
+    _PER_ENV = ("obs", "action", "sample", "cell", "values", "steps", "known", "first", "reused", "drawn")
 
     def evaluate(self, inputs: Any, pending: dict[str, jax.Array]) -> tuple[dict[str, Any], dict[str, Any]]:
         """The audited model's answers to the batch: on a deterministic audit the model is

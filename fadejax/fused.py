@@ -53,7 +53,8 @@ class FusedResult:
 
     ``failures`` ``(S, T)`` int32: failures per seed and iteration. With ``keep_queries``,
     ``sample``, ``cell`` (macroscopic action index) ``(S, T, B)`` int32 and ``failed``
-    ``(S, T, B)`` bool; otherwise ``None``. ``compile_seconds`` is 0 when the program was
+    ``(S, T, B)`` bool, and ``drawn`` ``(S, T, B)`` bool where the searcher marks uniformly
+    drawn samples (:attr:`fadejax.searchers.base.Choice.drawn`); otherwise ``None``. ``compile_seconds`` is 0 when the program was
     already compiled (same discovery, seed count, iterations and ``keep_queries``);
     ``seconds`` is the run alone, until its results are on the host.
     """
@@ -68,6 +69,7 @@ class FusedResult:
     final: LoopState
     seconds: float
     compile_seconds: float
+    drawn: np.ndarray | None = None
 
     @property
     def total_failures(self) -> np.ndarray:
@@ -79,6 +81,11 @@ class FusedResult:
         if self.sample is None:
             raise ValueError("this fused run did not keep its queries; call run_fused(..., keep_queries=True)")
         return self.sample[index].reshape(-1), self.cell[index].reshape(-1), self.failed[index].reshape(-1)
+
+    def drawn_queries(self, index: int) -> np.ndarray | None:
+        """Which of seed ``index``'s queries (in :meth:`queries` order) were uniform draws,
+        ``(T * B,)`` bool; ``None`` where the searcher marks none."""
+        return None if self.drawn is None else self.drawn[index].reshape(-1)
 
 
 # discovery -> {(seeds, iterations, keep_queries): compiled program}
@@ -113,6 +120,8 @@ def _scan_seeds(d: Discovery, iterations: int, keep_queries: bool):
         out = {"failures": jnp.sum(failed.astype(jnp.int32))}
         if keep_queries:
             out.update(sample=outcome["sample"].astype(jnp.int32), cell=outcome["cell"].astype(jnp.int32), failed=failed)
+            if "drawn" in outcome:
+                out["drawn"] = outcome["drawn"]
         return state, out
 
     def one_seed(state: LoopState):
@@ -181,6 +190,7 @@ def run_fused(discovery: Discovery, seeds: Sequence[int], iterations: int, keep_
         seeds=seeds, iterations=iterations, num_envs=discovery.num_envs, failures=np.asarray(host["failures"]),
         sample=host.get("sample"), cell=host.get("cell"), failed=None if "failed" not in host else np.asarray(host["failed"], bool),
         final=final, seconds=seconds, compile_seconds=compile_seconds,
+        drawn=None if "drawn" not in host else np.asarray(host["drawn"], bool),
     )
 
 
@@ -284,10 +294,10 @@ def run_fused_settings(discoveries: Sequence[Discovery], fields: Sequence[str], 
     seconds = time.perf_counter() - began
     results = []
     for p in range(len(discoveries)):
-        pick = (lambda key: None if key not in host else np.asarray(host[key][p], bool if key == "failed" else np.int32))
+        pick = (lambda key: None if key not in host else np.asarray(host[key][p], bool if key in ("failed", "drawn") else np.int32))
         results.append(FusedResult(
             seeds=seeds, iterations=iterations, num_envs=base.num_envs, failures=np.asarray(host["failures"][p]),
             sample=pick("sample"), cell=pick("cell"), failed=pick("failed"),
-            final=jax.tree.map(lambda x, p=p: x[p], final), seconds=seconds, compile_seconds=compile_seconds,
+            final=jax.tree.map(lambda x, p=p: x[p], final), seconds=seconds, compile_seconds=compile_seconds, drawn=pick("drawn"),
         ))
     return results

@@ -41,6 +41,9 @@ CORE_FIELDS = ("action", "cell", "reward", "failed")
 #: Written after ``failed`` on a deterministic audit: the query re-asked a pair and was answered
 #: from the run's own answers, not by the model (its task fields repeat the first answer's).
 REUSED = "reused"
+#: Written after ``failed`` (and ``reused``) where the searcher marks them: the query's sample
+#: was drawn uniformly at random, blind to any answer (:attr:`fadejax.searchers.base.Choice.drawn`).
+DRAWN = "drawn"
 
 
 _CONCEPT_CACHE_SIZE = 1 << 16
@@ -102,7 +105,7 @@ class RecordWriter:
             start = end
 
     def _task_fields(self, outcome: dict) -> list[str]:
-        return [k for k in outcome if k not in CORE_FIELDS + ("sample", "done", "step", REUSED)]
+        return [k for k in outcome if k not in CORE_FIELDS + ("sample", "done", "step", REUSED, DRAWN)]
 
     def _fill_reused(self, outcome: dict) -> None:
         """Give each re-asked query of ``outcome`` (in place) the task fields of its pair's
@@ -154,6 +157,8 @@ class RecordWriter:
         ]
         if REUSED in outcome:
             parts += [f', "{REUSED}": ', json_texts(np.asarray(outcome[REUSED], bool))]
+        if DRAWN in outcome:
+            parts += [f', "{DRAWN}": ', json_texts(np.asarray(outcome[DRAWN], bool))]
         for k in sorted(self._task_fields(outcome)):
             parts += [f', "{k}": ', json_texts(outcome[k])]
             if k in self._named:
@@ -419,6 +424,25 @@ def query_columns(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         cells.append(cell)
         failed.append(fail)
     return np.asarray(samples, np.int64), np.asarray(cells, np.int64), np.asarray(failed, bool)
+
+
+def query_drawn(path: Path) -> np.ndarray | None:
+    """Which queries of a records file were uniform draws (the ``drawn`` field), ``(Q,)`` bool,
+    in the order of :func:`query_columns`; ``None`` where the records do not say (a searcher
+    that marks none, microscopic mode, or a run written before the field existed)."""
+    first = next(iter(read_records(path)), None)
+    if first is None or DRAWN not in first:
+        return None
+    fast = read_columns(path, {DRAWN: "bool"})
+    if fast is not None:
+        return fast[0][DRAWN]
+    drawn = []
+    for number, record in enumerate(read_records(path), 1):
+        value = record.get(DRAWN, False)
+        if type(value) is not bool:
+            raise RecordsError(f"'{path}' record {number} has a '{DRAWN}' field that is not true or false")
+        drawn.append(value)
+    return np.asarray(drawn, bool)
 
 
 def sparse_counts(cells: np.ndarray, failed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

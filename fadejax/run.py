@@ -21,7 +21,7 @@ from fadejax import __version__
 from fadejax.config import ConfigError, ExperimentConfig
 from fadejax.discovery import Discovery, LoopState
 from fadejax.learning_log import METRICS_FILE, LearningLog, Sink, StageTimes
-from fadejax.records import RECORDS_FILE, BackgroundRecordWriter, RecordWriter, query_columns
+from fadejax.records import RECORDS_FILE, BackgroundRecordWriter, RecordWriter, query_columns, query_drawn
 from fadejax.rundir import STATUS_FILE, SUMMARY_FILE, RunDirError, check, create, read_status, write_json_atomic
 from fadejax.searchers import REGISTRY as SEARCHERS
 from fadejax.sinks import TENSORBOARD_DIR, TensorBoardSink, WandbSink
@@ -224,8 +224,12 @@ class RunSummary:
         for row in self.top_cells:
             concepts = ", ".join(f"{k}={format_value(v)}" for k, v in row["concepts"].items())
             lo, hi = row["interval"]
+            drawn = f", {row['samples_drawn']} drawn at random" if row.get("samples_drawn") else ""
             lines.append(f"  cell {row['cell']:>7}  {concepts:<45} {row['estimate']:6.1%} [{lo:.1%}, {hi:.1%}]"
-                         f"  ({row['samples_failed']}/{row['samples_asked']} failed)")
+                         f"  ({row['samples_failed']}/{row['samples_asked']} failed{drawn})")
+        if self.top_cells and not self.top_cells[0].get("checked", False):
+            lines.append("  (model-based estimates: this searcher asked no uniformly drawn samples to check them on; "
+                         "see fadejax.estimates)")
         return "\n".join(lines)
 
 
@@ -238,7 +242,7 @@ def top_cells(run_dir: Path, config: ExperimentConfig, num_samples: int, k: int 
     if not path.is_file() or path.stat().st_size == 0:
         return []
     space = config.concept_space()
-    rows = top_estimated_cells(*query_columns(path), num_samples, space.sizes, k)
+    rows = top_estimated_cells(*query_columns(path), num_samples, space.sizes, k, drawn=query_drawn(path))
     return [{**row, "concepts": space.describe(row["cell"])} for row in rows]
 
 

@@ -32,7 +32,7 @@ from fadejax.config import ConfigError, ExperimentConfig, parse_config
 from fadejax.estimates import cell_estimates
 from fadejax.ground_truth import GROUND_TRUTH_FILE, GroundTruthError, failure_rates, landscape_key, read_ground_truth
 from fadejax.landscapes import check_view, dense_view_mean, grouped_sum, pooled_cells, view_shape
-from fadejax.records import RECORDS_FILE, sparse_counts
+from fadejax.records import RECORDS_FILE, query_drawn, sparse_counts
 from fadejax.record_columns import CompleteLines, read_columns
 from fadejax.rundir import CONFIG_FILE, read_status
 from fadejax.spaces import format_value
@@ -351,7 +351,7 @@ def load_summary(run_dir: str | Path, *, keep: list[int] | None = None, fixed: d
     # hard samples inflates the rates of the cells it tried on them.
     if not 0 <= int(queried[0].min()) <= int(queried[0].max()) < task.num_samples:
         raise SummarizeError(f"the records name samples outside the audit's {task.num_samples} held-out samples")
-    estimates = cell_estimates(*queried, task.num_samples, space.sizes)
+    estimates = cell_estimates(*queried, task.num_samples, space.sizes, drawn=query_drawn(run_dir / RECORDS_FILE))
     where_estimated = {int(c): i for i, c in enumerate(estimates.cells)}
     ranked = estimates.cells[estimates.ranked(top)]
     modes = [describe_mode(rank, int(c)) for rank, c in enumerate(ranked, 1)]

@@ -5,9 +5,10 @@ changes lives in its *state*, a pytree, so the loop can jit every method and che
 the state with orbax. The loop calls, per iteration (``B`` parallel environments,
 ``D``-dim observations, ``A`` actions)::
 
-    idx, actions, obs = searcher.choose(state, k_select, k_act, B, observe)
+    idx, actions, obs, drawn = searcher.choose(state, k_select, k_act, B, observe)
         # by default: idx = select_samples(state, k_select, B)  (B,) int32 dataset rows
         #             actions = act(state, observe(idx), k_act)  (B,) int32 in [0, A)
+        #             drawn = samples_drawn  (B,) bool: idx drawn uniformly, blind to answers
     ...                                                # perturb, audited model, reward
     state, metrics = searcher.update(state, transition, key)
 
@@ -43,6 +44,18 @@ class Transition(NamedTuple):
     failed: jax.Array  # (B,) bool, the audited model failed on this query
     cell: jax.Array | None = None  # (B,) int32, the queried cell's index in the concept grid (None: = action)
     done: jax.Array | None = None  # (B,) bool, the episode ended here (failure or step limit; None: = terminal)
+
+
+class Choice(NamedTuple):
+    """One iteration's macroscopic queries, as :meth:`Searcher.choose` returns them."""
+
+    sample: jax.Array  # (B,) int32, dataset rows
+    action: jax.Array  # (B,) int32, cells
+    obs: jax.Array  # (B, D) float32, the rows' observations
+    # (B,) bool: the sample was drawn uniformly at random (among all samples, or among those
+    # not yet asked under its cell) without regard to any answer. The report checks its
+    # model's predictions for the samples never asked on these (fadejax.estimates).
+    drawn: jax.Array
 
 
 class Walk(NamedTuple):
@@ -93,6 +106,11 @@ class Searcher:
     #: exactly these keys every iteration; a run logs them as its learning curves
     #: (``searcher.NAME`` in ``metrics.jsonl``, ``searcher/NAME`` in TensorBoard).
     reports: ClassVar[dict[str, str]] = {}
+    #: True for searchers whose every sample is a uniform draw made without regard to any
+    #: answer or to the cell it is asked under (the default :meth:`select_samples`, and an
+    #: ``act`` that ignores the observation): the report may then check its model on them
+    #: (:attr:`Choice.drawn`).
+    samples_drawn: ClassVar[bool] = False
 
     def __init__(self, config: SearcherConfig, *, num_actions: int, obs_dim: int, num_samples: int, total_iterations: int, num_envs: int, sizes: tuple[int, ...] = (), walk: Walk | None = None,
                  deterministic: bool = False):
@@ -116,18 +134,22 @@ class Searcher:
     def act(self, state: SearcherState, obs: jax.Array, key: jax.Array) -> jax.Array:
         raise NotImplementedError
 
+    @property
+    def marks_drawn(self) -> bool:
+        """Whether :meth:`choose` may mark any query ``drawn`` (its records then say which)."""
+        return self.samples_drawn
+
     def choose(self, state: SearcherState, k_select: jax.Array, k_act: jax.Array, batch: int,
-               observe: Callable[[jax.Array], jax.Array]) -> tuple[jax.Array, jax.Array, jax.Array]:
-        """Macroscopic mode's ``batch`` queries: ``(samples (B,) int32, actions (B,) int32, obs (B, D))``.
+               observe: Callable[[jax.Array], jax.Array]) -> Choice:
+        """Macroscopic mode's ``batch`` queries (a :class:`Choice`).
 
         ``observe(samples)`` gives the observations. By default the samples come first
         (:meth:`select_samples`) and each action is chosen on its sample's observation
         (:meth:`act`); a searcher that picks (sample, cell) pairs jointly overrides this."""
         sample = self.select_samples(state, k_select, batch)
         obs = observe(sample)
-        if self.acts_on_samples:  # it also wants to know which rows it acts on
-            return sample, self.act(state, obs, k_act, sample=sample), obs
-        return sample, self.act(state, obs, k_act), obs
+        action = self.act(state, obs, k_act, sample=sample) if self.acts_on_samples else self.act(state, obs, k_act)
+        return Choice(sample, action, obs, jnp.full(batch, self.samples_drawn))
 
     def action_scores(self, state: SearcherState, obs: jax.Array) -> jax.Array:
         raise NotImplementedError

@@ -59,6 +59,7 @@ class BayesState:
 
 class BayesOpt(Searcher):
     supports_micro = False
+    samples_drawn = True  # uniform samples; the cell is chosen without looking at them
     config: BayesConfig
     reports = {**COVERAGE, "best_rate": "the highest failure rate of one proposal's batch so far"}
 

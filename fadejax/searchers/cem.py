@@ -58,6 +58,7 @@ class CEMState:
 
 class CrossEntropy(Searcher):
     supports_micro = False
+    samples_drawn = True  # uniform samples; the cell is chosen without looking at them
     config: CEMConfig
     reports = {
         **COVERAGE,

@@ -54,7 +54,7 @@ import pydantic
 
 from fadejax.fusion import materialize
 from fadejax.landscapes import marginal_view, top_k_separable
-from fadejax.searchers.base import Searcher, SearcherConfig, Transition
+from fadejax.searchers.base import Choice, Searcher, SearcherConfig, Transition
 
 
 class PosteriorConfig(SearcherConfig):
@@ -380,7 +380,11 @@ class PosteriorSampling(Searcher):
             uniform = jnp.where(pick >= 0, pick, uniform)
         return jnp.concatenate([uniform, chosen[n_id:]])
 
-    def choose(self, state: PosteriorState, k_select: jax.Array, k_act: jax.Array, batch: int, observe) -> tuple[jax.Array, jax.Array, jax.Array]:
+    @property
+    def marks_drawn(self) -> bool:
+        return self.dense and self.config.identify_fraction > 0
+
+    def choose(self, state: PosteriorState, k_select: jax.Array, k_act: jax.Array, batch: int, observe) -> Choice:
         """With fresh pairs (and the pairs tracked), the batch's ``B`` (sample, cell) pairs are
         chosen jointly, all distinct and none asked before (while any is left):
 
@@ -391,12 +395,15 @@ class PosteriorSampling(Searcher):
           (Thompson sampling for a batch), and the ``B - n_id`` pairs it rates likeliest to fail
           among those not yet asked: the model's best guesses at failures not yet found.
 
-        Otherwise samples first, then cells (:meth:`Searcher.choose`)."""
+        Otherwise samples first, then cells (:meth:`Searcher.choose`). Either way the
+        identify environments' samples are uniform draws (``drawn``); the find environments'
+        are not."""
+        n_id = self._num_identify(batch)
         if not (self.fresh_pairs and self.track_pairs):
-            return super().choose(state, k_select, k_act, batch, observe)
+            chosen = super().choose(state, k_select, k_act, batch, observe)
+            return chosen._replace(drawn=jnp.arange(batch) < n_id)
         k_id, k_u, k_w, k_v = jax.random.split(k_select, 4)
         n, cells_n = self.num_samples, self.num_cells
-        n_id = self._num_identify(batch)
         asked = state.asked
         id_cells = self._identify_cells(state, n_id) if n_id else jnp.zeros(0, jnp.int32)
         if n_id:
@@ -417,12 +424,12 @@ class PosteriorSampling(Searcher):
         best = jnp.pad(best, (0, batch - best.shape[0]), mode="wrap")
         find_sample, find_cell = (best // cells_n).astype(jnp.int32), (best % cells_n).astype(jnp.int32)
         if n_id == 0:
-            return find_sample, find_cell, observe(find_sample)
+            return Choice(find_sample, find_cell, observe(find_sample), jnp.zeros(batch, bool))
         # an identify environment whose cell has no fresh sample left takes a find pair instead
         spare = batch - n_id + jnp.arange(n_id)
         sample = jnp.concatenate([jnp.where(placed, id_samples, find_sample[spare]), find_sample[: batch - n_id]])
         action = jnp.concatenate([jnp.where(placed, id_cells, find_cell[spare]), find_cell[: batch - n_id]])
-        return sample, action, observe(sample)
+        return Choice(sample, action, observe(sample), jnp.concatenate([placed, jnp.zeros(batch - n_id, bool)]))
 
     def _fresh_samples(self, state: PosteriorState, key: jax.Array, cells: jax.Array) -> jax.Array:
         """For identify cells ``(I,)`` (equal cells next to each other, as :meth:`_identify_cells`

@@ -17,6 +17,7 @@ class RandomConfig(SearcherConfig):
 
 class RandomSearch(Searcher):
     supports_micro = False
+    samples_drawn = True
     reports = dict(COVERAGE)
 
     def init(self, key: jax.Array) -> CellCounts:

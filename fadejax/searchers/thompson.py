@@ -86,6 +86,7 @@ class _BetaBandit(Searcher):
     """Shared state and update of the two Beta-Bernoulli bandits."""
 
     supports_micro = False
+    samples_drawn = True  # uniform samples; the cell is chosen without looking at them
     config: ThompsonConfig | UCBConfig
     reports = {
         "posterior_std": "standard deviation of each cell's Beta posterior, averaged over cells: the uncertainty left",
