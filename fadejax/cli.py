@@ -8,6 +8,7 @@
     fadejax restructure RUN_DIR (--modes MODE ... | --modes-file modes.json | --top N)
     fadejax compare RUN_DIR RUN_DIR ... [--out DIR] [--ground-truth FILE]
     fadejax sweep SPEC.yaml [--out DIR] [--address ADDR] [--resume] [--cpus N] [--inline] [--plugin FILE.py] | fadejax sweep --report DIR
+    fadejax trust [DIR ...] [--remove] [--list]
 
 Bad input (config, data, model, output directory) prints one clear ``error:`` line and
 exits with status 2, leaving existing results untouched. Any other failure prints one
@@ -166,6 +167,11 @@ def _parser() -> argparse.ArgumentParser:
                            help="also keep every (sample, cell) answer as a recording for model-free replays "
                                 "(default PATH: OUT/recording.npz; see fadejax.recording)")
     landscape.add_argument("--quiet", action="store_true", help="no progress bar")
+    trust = commands.add_parser("trust", help="trust your own run directories once (pinned to their config and code); "
+                                              "an edited, moved or copied directory is refused again")
+    trust.add_argument("paths", nargs="*", metavar="DIR", help="run directories to trust")
+    trust.add_argument("--remove", action="store_true", help="forget these directories instead")
+    trust.add_argument("--list", dest="list_only", action="store_true", help="list trusted directories and whether each still matches")
     return parser
 
 
@@ -186,6 +192,7 @@ def _restructure_options() -> dict[str, tuple[type, str]]:
 def _bad_input_errors() -> tuple[type[BaseException], ...]:
     from fadejax.compare import CompareError
     from fadejax.config import ConfigError
+    from fadejax.dirlock import DirectoryLockedError
     from fadejax.finetune import FineTuneError
     from fadejax.ground_truth import GroundTruthError, LandscapeTooLarge
     from fadejax.learning_log import MetricsError
@@ -199,7 +206,7 @@ def _bad_input_errors() -> tuple[type[BaseException], ...]:
     from fadejax.trust import UnsafeOutputError, UntrustedCodeError
 
     errors: list[type[BaseException]] = [
-        audits.AuditError, CompareError, ConfigError, FineTuneError, GroundTruthError, LandscapeTooLarge, MetricsError, PerturbationError, RecordingError, RecordsError,
+        audits.AuditError, CompareError, ConfigError, DirectoryLockedError, FineTuneError, GroundTruthError, LandscapeTooLarge, MetricsError, PerturbationError, RecordingError, RecordsError,
         RunDirError, SpaceError, SummarizeError, SweepError, UnsafeOutputError, UntrustedCodeError,
     ]
     if "bridges.weights" in sys.modules:
@@ -255,6 +262,7 @@ def _propose_conditions(args: argparse.Namespace) -> int:
 
 def _landscape(args: argparse.Namespace) -> int:
     from fadejax.config import load_config
+    from fadejax.dirlock import DirectoryLock
     from fadejax.ground_truth import check_landscape_dir, landscape_key, load_or_compute, save_ground_truth
     from fadejax.recording import record
     from fadejax.spaces import format_value
@@ -264,19 +272,20 @@ def _landscape(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
     out = Path(args.out) if args.out else Path("runs") / config.name
     _Progress.enter("computing the landscape", out)
-    if args.record is not None:
-        family = config.audit.family_members(config)
-        if family:
-            raise ConfigError(f"--record: a recording holds one answer per query, not each of a family's models {family}; "
-                              "compute the family's landscapes without --record, or record each model on its own")
-        check_landscape_dir(config, out)  # refuses a directory holding another audit's run
-        task = build_task(config, progress=not args.quiet)
-        recording = record(task, landscape_key(config), config.name, progress=not args.quiet)
-        path = recording.save(Path(args.record) if args.record else out / "recording.npz")
-        stats, reused = save_ground_truth(config, out, recording.failure_rates(), task), False
-        print(f"recording: {path} ({path.stat().st_size / 1e3:.0f} kB, {task.num_samples} samples x {task.space.num_actions} cells)")
-    else:
-        _, stats, reused = load_or_compute(config, out, lambda: build_task(config, progress=not args.quiet), progress=not args.quiet)
+    with DirectoryLock(out, "landscape directory"):  # one writer (fadejax.dirlock)
+        if args.record is not None:
+            family = config.audit.family_members(config)
+            if family:
+                raise ConfigError(f"--record: a recording holds one answer per query, not each of a family's models {family}; "
+                                  "compute the family's landscapes without --record, or record each model on its own")
+            check_landscape_dir(config, out)  # refuses a directory holding another audit's run
+            task = build_task(config, progress=not args.quiet)
+            recording = record(task, landscape_key(config), config.name, progress=not args.quiet)
+            path = recording.save(Path(args.record) if args.record else out / "recording.npz")
+            stats, reused = save_ground_truth(config, out, recording.failure_rates(), task), False
+            print(f"recording: {path} ({path.stat().st_size / 1e3:.0f} kB, {task.num_samples} samples x {task.space.num_actions} cells)")
+        else:
+            _, stats, reused = load_or_compute(config, out, lambda: build_task(config, progress=not args.quiet), progress=not args.quiet)
     _Progress.enter("printing the landscape's statistics")
     worst = ", ".join(f"{k}={format_value(v)}" for k, v in stats["worst_concepts"].items())
     clean = stats.get("clean_accuracy")
@@ -296,6 +305,7 @@ def _landscape(args: argparse.Namespace) -> int:
 def _summarize(args: argparse.Namespace) -> int:
     import json
 
+    from fadejax.dirlock import DirectoryLock
     from fadejax.figures import write_figures
     from fadejax.report import write_report
     from fadejax.summarize import SummarizeError, load_summary, modes_document, parse_mode, read_run_config
@@ -330,9 +340,12 @@ def _summarize(args: argparse.Namespace) -> int:
                            family_threshold=args.family_threshold)
     out = Path(args.out) if args.out else run_dir / "report"
     _Progress.enter("writing the report")
-    files = write_report(summary, out)
-    _Progress.enter("writing the figures")
-    figures = write_figures(summary, out)
+    with DirectoryLock(out, "report directory"):  # one writer of the report; the run it reads takes no lock
+        files = write_report(summary, out)
+        _Progress.enter("writing the figures")
+        figures = write_figures(summary, out)
+        if cells:
+            (out / "modes.json").write_text(json.dumps(modes_document(run_dir, config, cells), indent=2))
     for note in summary.notes:
         print(f"note: {note}")
     if summary.family:
@@ -340,9 +353,7 @@ def _summarize(args: argparse.Namespace) -> int:
     print(f"report: {files['html']}")
     print(f"numbers: {files['json']}, {files['csv']}, {files['cells']}; figures: {', '.join(Path(f).name for f in figures)}")
     if cells:
-        path = out / "modes.json"
-        path.write_text(json.dumps(modes_document(run_dir, config, cells), indent=2))
-        print(f"chosen modes: {path}")
+        print(f"chosen modes: {out / 'modes.json'}")
     return 0
 
 
@@ -458,6 +469,8 @@ COMPILING = ("discover", "landscape", "summarize", "restructure")
 
 
 def main(argv: list[str] | None = None) -> int:
+    from fadejax.dirlock import LeaseLostError
+
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = _parser().parse_args(argv)
     _Progress.step, _Progress.directory = "starting", None
@@ -486,8 +499,15 @@ def main(argv: list[str] | None = None) -> int:
             return _compare(args)
         if args.command == "sweep":
             return _sweep(args)
+        if args.command == "trust":
+            from fadejax.trust import trust_command
+
+            return trust_command(args.paths, args.remove, args.list_only)
     except KeyboardInterrupt:
         return 130
+    except LeaseLostError as exc:  # this process was stopped longer than its lease: it wrote nothing more
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except TimeoutError as exc:  # a text-to-image run waited longer than prompt.rating_timeout_s for ratings
         print(f"error: {exc}; the run is kept: rate the images and continue it with --resume", file=sys.stderr)
         return EXIT_TIMED_OUT

@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 from typing import Any, Iterator
 
+from fadejax.dirlock import covering
+
 
 class AppendOnlyFile:
     """A binary file opened for appending, first cut back to ``truncate_to`` bytes.
@@ -31,6 +33,7 @@ class AppendOnlyFile:
                 f"'{self.path}' holds {size} bytes but the checkpoint recorded {truncate_to}; "
                 f"the {what} were shortened outside fadejax, so this run cannot resume exactly"
             )
+        self._lock = covering(self.path)  # the directory lock this process holds over the file, if any
         self._file = open(self.path, "a+b")
         self._file.truncate(truncate_to)
         self._file.seek(truncate_to)
@@ -41,7 +44,10 @@ class AppendOnlyFile:
         return self._file.tell()
 
     def append(self, data: bytes) -> None:
-        """Append ``data`` and flush it to the operating system."""
+        """Append ``data`` and flush it to the operating system (never after this process's
+        lease on the directory lapsed: :meth:`fadejax.dirlock.DirectoryLock.check`)."""
+        if self._lock is not None:
+            self._lock.check()
         self._file.write(data)
         self._file.flush()
 

@@ -169,7 +169,7 @@ def check_landscape_dir(config, run_dir: Path) -> str:
 
         data = yaml.safe_load(run_config.read_text())
         # --out may hold someone else's run: parse it only if it names no code beyond the user's config's
-        refuse_untrusted_code(data, f"'{run_dir}'", False, trusted=code_named(config.model_dump(mode="json")))
+        refuse_untrusted_code(data, f"'{run_dir}'", False, trusted=code_named(config.model_dump(mode="json")), run_dir=run_dir)
         if landscape_key(parse_config(data)) != key:
             raise RunDirError(
                 f"'{run_dir}' holds a run with different data, model or concept space; "

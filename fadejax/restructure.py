@@ -16,6 +16,7 @@ from typing import Any
 
 from fadejax import audits
 from fadejax.audits import AuditError, RestructureRequest
+from fadejax.dirlock import DirectoryLock
 from fadejax.config import ExperimentConfig
 from fadejax.run import discover
 from fadejax.rundir import STATUS_FILE, read_status, write_json_atomic
@@ -80,6 +81,13 @@ def restructure(run_dir: str | Path, modes: list[int], out_dir: str | Path | Non
     out = Path(out_dir) if out_dir else run_dir.parent / f"{run_dir.name}-restructured"
     refuse_links(out)
     settings = {**settings_of(request), **{name: options.get(name) for name in audit.restructure_options}}
+    with DirectoryLock(out, "restructure directory"):  # one writer (fadejax.dirlock)
+        return _restructure_locked(audit, run_dir, config, list(modes), out, request, settings, progress)
+
+
+def _restructure_locked(audit, run_dir: Path, config, modes: list[int], out: Path, request, settings: dict[str, Any],
+                        progress: bool) -> dict[str, Any]:
+    """:func:`restructure` once this process holds ``out``'s lock."""
     done = out / SHIFT_REPORT
     if done.is_file():
         try:
@@ -92,7 +100,7 @@ def restructure(run_dir: str | Path, modes: list[int], out_dir: str | Path | Non
         if progress:
             print(f"'{out}' already holds this restructure; its shift report is reused")
         return previous
-    report = audit.restructure(run_dir, config, list(modes), out, request)
+    report = audit.restructure(run_dir, config, modes, out, request)
     report["task"] = audit.name
     report["request"] = settings
     write_json_atomic(out / SHIFT_REPORT, report)  # last: its presence means the restructure is complete

@@ -20,6 +20,7 @@ from tqdm import tqdm
 from fadejax import __version__
 from fadejax.config import ConfigError, ExperimentConfig
 from fadejax.discovery import Discovery, LoopState
+from fadejax.dirlock import DirectoryLock, check_held, refuse_if_held
 from fadejax.learning_log import METRICS_FILE, LearningLog, Sink, StageTimes
 from fadejax.records import RECORDS_FILE, BackgroundRecordWriter, RecordWriter, query_columns, query_drawn
 from fadejax.rundir import STATUS_FILE, SUMMARY_FILE, RunDirError, check, create, read_status, write_json_atomic
@@ -28,6 +29,7 @@ from fadejax.sinks import TENSORBOARD_DIR, TensorBoardSink, WandbSink
 from fadejax.searchers.base import Walk
 from fadejax.spaces import format_value
 from fadejax.task import AuditTask, Oracle, build_task, is_deterministic
+from fadejax.trust import trust_own_run
 
 
 def build_discovery(config: ExperimentConfig, task: AuditTask) -> Discovery:
@@ -112,6 +114,7 @@ def load_latest_state(run_dir: str | Path, discovery: Discovery) -> LoopState:
 
 def _save(manager: ocp.CheckpointManager, state: LoopState, writer: BackgroundRecordWriter, force: bool = False) -> None:
     writer.sync()
+    check_held(Path(manager.directory))  # a holder whose lease lapsed saves nothing (fadejax.dirlock)
     if int(state.iteration) in manager.all_steps():  # e.g. the final save right after a periodic one
         return
     # Save a copy: the next iteration donates the live state's buffers while orbax may still be writing.
@@ -259,20 +262,36 @@ def discover(config: ExperimentConfig, run_dir: str | Path, *, resume: bool = Fa
         used to simulate interruptions in tests.
     """
     run_dir = Path(run_dir)
-    resuming = check(run_dir, config, resume)
-    status = read_status(run_dir)
-    if resuming and status.get("status") == "complete":
-        done = json.loads((run_dir / SUMMARY_FILE).read_text()) if (run_dir / SUMMARY_FILE).is_file() else {}
-        summary = RunSummary(run_dir, status["iterations"], status["queries"], status["failures"], done.get("top_cells", []), 0.0, done.get("held_out_samples"))
-        if progress:
-            print(f"run '{run_dir}' is already complete.")
-        return summary
-
+    refuse_if_held(run_dir, "run directory")  # a live writer is named first, whatever else the directory says
+    resuming = check(run_dir, config, resume)  # touches nothing
+    if resuming and read_status(run_dir).get("status") == "complete":
+        return _completed(run_dir, progress)
     if config.run.wandb is not None and importlib.util.find_spec("wandb") is None:
         raise ConfigError("run.wandb is set but the 'wandb' package is not installed; install it with: pip install 'fadejax[wandb]'")
-    task = build_task(config, oracle=oracle, progress=progress)  # bad data or model fail here, before any write
+    task = build_task(config, oracle=oracle, progress=progress)  # bad data or model fail here, before any write or lock file
+    with DirectoryLock(run_dir, "run directory"):
+        resuming = check(run_dir, config, resume)  # again: another writer may have started or finished it meanwhile
+        if resuming and read_status(run_dir).get("status") == "complete":
+            return _completed(run_dir, progress)
+        return _discover_locked(config, run_dir, resuming, task, progress, stop_after)
+
+
+def _completed(run_dir: Path, progress: bool) -> RunSummary:
+    """The summary of a run that is already complete."""
+    status = read_status(run_dir)
+    done = json.loads((run_dir / SUMMARY_FILE).read_text()) if (run_dir / SUMMARY_FILE).is_file() else {}
+    if progress:
+        print(f"run '{run_dir}' is already complete.")
+    return RunSummary(run_dir, status["iterations"], status["queries"], status["failures"], done.get("top_cells", []), 0.0, done.get("held_out_samples"))
+
+
+def _discover_locked(config: ExperimentConfig, run_dir: Path, resuming: bool, task: AuditTask, progress: bool,
+                     stop_after: int | None) -> RunSummary:
+    """:func:`discover` once this process holds the run directory's lock."""
+    status = read_status(run_dir)
     if not resuming:
         create(run_dir, config)
+        trust_own_run(run_dir, config.model_dump(mode="json"))  # the user's own run, pinned to what it holds (SECURITY.md)
     if hasattr(task, "attach_run_dir"):  # tasks that keep files per query (generated images, ratings)
         task.attach_run_dir(run_dir)
     discovery = build_discovery(config, task)
@@ -302,6 +321,7 @@ def discover(config: ExperimentConfig, run_dir: str | Path, *, resume: bool = Fa
         log.sinks = _open_sinks(config, run_dir, status, int(state.queries) + 1 if resuming else None)
         if resuming:
             create(run_dir, config)  # the config may differ in logging settings only (rundir.check): keep the new ones
+            trust_own_run(run_dir, config.model_dump(mode="json"))
         status.update({"status": "running", "fadejax_version": __version__, "model": task.info, "iterations_planned": total})
         write_json_atomic(run_dir / STATUS_FILE, status)
         every = config.run.landscape_every if config.mode == "macro" and log.sinks else 0

@@ -25,6 +25,7 @@ import yaml
 
 from fadejax import audits
 from fadejax.config import ConfigError, ExperimentConfig, parse_config
+from fadejax.dirlock import LOCK_FILE, check_held
 
 
 class RunDirError(ValueError):
@@ -38,12 +39,15 @@ LOGGING_FIELDS = ("run.tensorboard", "run.landscape_every", "run.wandb")
 STATUS_FILE = "run.json"
 SUMMARY_FILE = "summary.json"
 # Files that may be in a run directory before its run starts: the exhaustive landscape, and
-# stored human ratings (a prompt run replays them instead of asking again).
-PRE_RUN_FILES = {"ground_truth.json", "ratings.sqlite", "ratings.sqlite-wal", "ratings.sqlite-shm"}
+# stored human ratings (a prompt run replays them instead of asking again), and the lock
+# of the writer that is about to start it (fadejax.dirlock).
+PRE_RUN_FILES = {"ground_truth.json", "ratings.sqlite", "ratings.sqlite-wal", "ratings.sqlite-shm", LOCK_FILE}
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON via a temporary file and rename, so readers never see half a file."""
+    """Write JSON via a temporary file and rename, so readers never see half a file (never
+    after this process's lease on the directory lapsed: :func:`fadejax.dirlock.check_held`)."""
+    check_held(path)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, default=float))
     os.replace(tmp, path)

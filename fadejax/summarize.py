@@ -103,7 +103,7 @@ def read_run_config(run_dir: Path, trust_code: bool = False) -> ExperimentConfig
         raise SummarizeError(f"'{run_dir}' is not a fadejax run directory (no {CONFIG_FILE})")
     try:
         data = yaml.safe_load(path.read_text())
-        refuse_untrusted_code(data, f"run directory '{run_dir}'", trust_code)
+        refuse_untrusted_code(data, f"run directory '{run_dir}'", trust_code, run_dir=run_dir)
         config = parse_config(data, source=str(path))
     except UntrustedCodeError as exc:
         raise SummarizeError(str(exc)) from None

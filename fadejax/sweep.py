@@ -9,8 +9,16 @@ configs' files at the same paths, e.g. a shared file system).
 ``OUT/sweep.json`` (the manifest) records the spec, and per point its varied values,
 config hash, directory and status: ``pending``, ``submitted`` (handed to Ray; its log
 file appears once it runs), ``complete`` (with its counts) or ``failed`` (with the
-error). Each point's progress bar and messages go to ``points/NNNN-HASH.sweep.log``. It is rewritten atomically whenever a point
-changes. Running the same command again with ``--resume`` skips complete points and
+error), and the attempts at it (``attempts``: each attempt's host, pid and events, from
+``points/NNNN-HASH.attempts.jsonl``). Each point's progress bar and messages go to
+``points/NNNN-HASH.sweep.log``. It is rewritten atomically whenever a point changes.
+
+One driver per sweep directory and one writer per point: the sweep holds the lock on
+``OUT`` and each point's discovery the lock on its run directory (:mod:`fadejax.dirlock`).
+An attempt that finds its point held by a live attempt (a Ray retry of a task whose first
+attempt still runs, e.g. on a node Ray believed lost) waits for it and then resumes the
+point (finding it complete if the first attempt finished it); a holder whose lease has
+lapsed is refused, and a dead one's lock is gone with it, so the new attempt takes over. Running the same command again with ``--resume`` skips complete points and
 resumes the others from their checkpoints (discovery resumes exactly), so a killed
 sweep finishes without repeating or duplicating anything; a spec whose points differ
 from the manifest's is refused.
@@ -19,20 +27,26 @@ from the manifest's is refused.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import resource
+import socket
 import sys
 import time
+import uuid
 import warnings
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from fadejax.dirlock import LOCK_FILE, DirectoryLock, DirectoryLockedError, describe_holder, holder_of, lease_live, refuse_if_held
 from fadejax.rundir import read_status, write_json_atomic
 from fadejax.sweep_spec import Point, SweepError, SweepSpec, expand, read_spec
 
 MANIFEST = "sweep.json"
 POINTS = "points"
 LOG = "sweep.log"
+ATTEMPTS = "attempts.jsonl"
 COMPILATION_CACHE = "jax-cache"
 
 
@@ -50,10 +64,71 @@ def run_point(config_data: dict[str, Any], run_dir: str, cwd: str, plugins: tupl
     directory.mkdir(parents=True, exist_ok=True)
     import_plugins(list(plugins))
     _share_compilations(directory.parent.parent / COMPILATION_CACHE)
-    with open(log_path(directory), "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-        summary = discover(parse_config(data=config_data), directory, resume=True, progress=True)
+    config = parse_config(data=config_data)
+    note = _attempt_writer(directory)
+    note("started")
+    waited = False
+    while True:
+        try:
+            with open(log_path(directory), "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                summary = discover(config, directory, resume=True, progress=True)
+            break
+        except DirectoryLockedError as exc:
+            # another attempt of this point (a Ray retry whose first attempt lives on) holds it: wait
+            # while its lease runs, then resume (it may have finished the point); refuse a stalled one
+            holder = holder_of(directory)
+            if not lease_live(holder):
+                note("refused", str(exc))
+                raise
+            if not waited:
+                note("waiting", f"for {describe_holder(holder)}")
+                waited = True
+            time.sleep(1.0)
+        except BaseException as exc:
+            note("failed", f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
+            raise
+    note("complete")
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     return {"iterations": summary.iterations, "queries": summary.queries, "failures": summary.failures, "peak_rss_mb": peak_mb}
+
+
+def attempts_path(run_dir: Path) -> Path:
+    """Where each attempt at a point is noted: beside its run directory, ``NNNN-HASH.attempts.jsonl``."""
+    return run_dir.parent / f"{run_dir.name}.{ATTEMPTS}"
+
+
+def _attempt_writer(run_dir: Path):
+    """``note(event, detail="")``: append one line about this attempt (host, pid, time) to the
+    point's attempts file. Lines are short single writes in append mode, so attempts on one
+    machine never interleave within a line."""
+    attempt = {"host": socket.gethostname(), "pid": os.getpid(), "attempt": uuid.uuid4().hex[:8]}
+
+    def note(event: str, detail: str = "") -> None:
+        line = {**attempt, "time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "event": event}
+        if detail:
+            line["detail"] = detail
+        with open(attempts_path(run_dir), "a") as file:
+            file.write(json.dumps(line) + "\n")
+
+    return note
+
+
+def read_attempts(run_dir: Path) -> list[dict[str, Any]]:
+    """Each attempt at a point, in order of its first line: ``{"attempt", "host", "pid",
+    "events": [[time, event, detail], ...]}`` (an unreadable line is skipped)."""
+    attempts: dict[str, dict[str, Any]] = {}
+    path = attempts_path(run_dir)
+    if not path.is_file():
+        return []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            row = json.loads(line)
+            key = str(row["attempt"])
+            entry = attempts.setdefault(key, {"attempt": key, "host": row.get("host"), "pid": row.get("pid"), "events": []})
+            entry["events"].append([row.get("time"), row.get("event"), row.get("detail", "")])
+        except (ValueError, KeyError, TypeError):
+            continue
+    return list(attempts.values())
 
 
 def _share_compilations(path: Path) -> None:
@@ -88,8 +163,6 @@ def prepare(spec_path: str | Path, out: Path, resume: bool) -> tuple[SweepSpec, 
     points = expand(spec, base)
     path = out / MANIFEST
     if path.is_file():
-        import json
-
         try:
             manifest = json.loads(path.read_bytes())
             stored = [(p["index"], p["key"]) for p in manifest["points"]]
@@ -102,7 +175,7 @@ def prepare(spec_path: str | Path, out: Path, resume: bool) -> tuple[SweepSpec, 
         if not resume:
             raise SweepError(f"'{out}' already holds this sweep; add --resume to finish it (complete points are kept)")
         return spec, points, manifest
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and any(p.name != LOCK_FILE for p in out.iterdir()):
         raise SweepError(f"'{out}' exists and is not a sweep directory; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     manifest = _manifest(Path(spec_path), spec, points)
@@ -122,13 +195,25 @@ def run_sweep(spec_path: str | Path, out: str | Path, *, address: str | None = N
     driver's and every worker's process). A point that raises is recorded ``failed`` with
     its error; the others go on.
     """
-    from tqdm import tqdm
-
     from fadejax.searchers.plugins import import_plugins
 
     out = Path(out)
     plugins = tuple(str(Path(p).resolve()) for p in plugins)
     import_plugins(list(plugins))  # before the spec's points are validated: they may name the plugins' searchers
+    refuse_if_held(out, "sweep directory")  # a live driver is named first
+    if not (out / MANIFEST).is_file() and out.exists() and any(p.name != LOCK_FILE for p in out.iterdir()):
+        raise SweepError(f"'{out}' exists and is not a sweep directory; choose another --out")  # before a lock file lands in it
+    spec, base = read_spec(spec_path)
+    expand(spec, base)  # a bad spec is refused before anything is written
+    with DirectoryLock(out, "sweep directory"):  # one driver per sweep (fadejax.dirlock); each point's run takes its own
+        return _run_sweep_locked(spec_path, out, address, resume, cpus, progress, plugins, inline)
+
+
+def _run_sweep_locked(spec_path: str | Path, out: Path, address: str | None, resume: bool, cpus: int | None, progress: bool,
+                      plugins: tuple[str, ...], inline: bool) -> dict[str, Any]:
+    """:func:`run_sweep` once this process holds the sweep directory's lock."""
+    from tqdm import tqdm
+
     spec, points, manifest = prepare(spec_path, out, resume)
     entries = {e["index"]: e for e in manifest["points"]}
     todo = [p for p in points if not _finished(out, entries[p.index])]
@@ -143,6 +228,7 @@ def run_sweep(spec_path: str | Path, out: str | Path, *, address: str | None = N
 
     def settle(p: Point, result: dict[str, Any] | None, error: BaseException | None) -> None:
         entry = entries[p.index]
+        entry["attempts"] = read_attempts(out / entry["dir"])
         if error is None:
             entry.update(status="complete", result=result, error=None)
         else:

@@ -25,6 +25,19 @@ from sklearn.datasets import load_digits
 
 
 @pytest.fixture(scope="session", autouse=True)
+def own_trust_store(tmp_path_factory):
+    """A trust store of the session's own (fadejax.trust): runs the tests make are trusted
+    there, never in the real user's config directory; subprocesses inherit it."""
+    before = os.environ.get("FADEJAX_CONFIG_DIR")
+    os.environ["FADEJAX_CONFIG_DIR"] = str(tmp_path_factory.mktemp("fadejax-config"))
+    yield
+    if before is None:
+        os.environ.pop("FADEJAX_CONFIG_DIR", None)
+    else:
+        os.environ["FADEJAX_CONFIG_DIR"] = before
+
+
+@pytest.fixture(scope="session", autouse=True)
 def jax_compilation_cache(tmp_path_factory):
     """JAX's persistent compilation cache for the session: the many runs that build the same
     loop (a reference run, a stopped one, its resumption; every CLI test on the same config)
