@@ -8,6 +8,7 @@
     fadejax restructure RUN_DIR (--modes MODE ... | --modes-file modes.json | --top N)
     fadejax compare RUN_DIR RUN_DIR ... [--out DIR] [--ground-truth FILE]
     fadejax sweep SPEC.yaml [--out DIR] [--address ADDR] [--resume] [--cpus N] [--inline] [--plugin FILE.py] | fadejax sweep --report DIR
+    fadejax check RUN_DIR
     fadejax trust [DIR ...] [--remove] [--list]
 
 Bad input (config, data, model, output directory) prints one clear ``error:`` line and
@@ -167,6 +168,9 @@ def _parser() -> argparse.ArgumentParser:
                            help="also keep every (sample, cell) answer as a recording for model-free replays "
                                 "(default PATH: OUT/recording.npz; see fadejax.recording)")
     landscape.add_argument("--quiet", action="store_true", help="no progress bar")
+    check = commands.add_parser("check", help="verify a run directory: config, records, checkpoint, curves, report (exit 0 if sound, 1 if not)")
+    check.add_argument("run_dir", metavar="RUN_DIR", help="the run directory to read (nothing is written)")
+    check.add_argument("--trust-code", action="store_true", help="read a run whose config names code (see SECURITY.md)")
     trust = commands.add_parser("trust", help="trust your own run directories once (pinned to their config and code); "
                                               "an edited, moved or copied directory is refused again")
     trust.add_argument("paths", nargs="*", metavar="DIR", help="run directories to trust")
@@ -448,6 +452,17 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0 if args.report is not None or counts["failed"] == 0 else EXIT_FAILED
 
 
+def _check(args: argparse.Namespace) -> int:
+    from fadejax.run_check import check_run
+
+    _Progress.enter("checking the run", Path(args.run_dir))
+    problems = check_run(Path(args.run_dir), trust_code=args.trust_code)
+    for problem in problems:
+        print(problem)
+    print(f"{args.run_dir}: " + (f"{len(problems)} problem{'s' * (len(problems) != 1)}" if problems else "sound"))
+    return EXIT_FAILED if problems else 0
+
+
 def _compare(args: argparse.Namespace) -> int:
     from fadejax.compare import compare
     from fadejax.trust import refuse_links
@@ -499,6 +514,8 @@ def main(argv: list[str] | None = None) -> int:
             return _compare(args)
         if args.command == "sweep":
             return _sweep(args)
+        if args.command == "check":
+            return _check(args)
         if args.command == "trust":
             from fadejax.trust import trust_command
 

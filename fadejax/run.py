@@ -23,6 +23,7 @@ from fadejax.discovery import Discovery, LoopState
 from fadejax.dirlock import DirectoryLock, check_held, refuse_if_held
 from fadejax.learning_log import METRICS_FILE, LearningLog, Sink, StageTimes
 from fadejax.records import RECORDS_FILE, BackgroundRecordWriter, RecordWriter, query_columns, query_drawn
+from fadejax.run_check import RECORDS_DIGEST, file_sha256, records_damage
 from fadejax.rundir import STATUS_FILE, SUMMARY_FILE, RunDirError, check, create, read_status, write_json_atomic
 from fadejax.searchers import REGISTRY as SEARCHERS
 from fadejax.sinks import TENSORBOARD_DIR, TensorBoardSink, WandbSink
@@ -301,6 +302,9 @@ def _discover_locked(config: ExperimentConfig, run_dir: Path, resuming: bool, ta
     restored = _restore(manager, state) if resuming else None
     if restored is not None:
         state, records_bytes, metrics_bytes = restored
+        damage = records_damage(run_dir, discovery.num_envs, upto_bytes=records_bytes)
+        if damage:  # rows the checkpoint vouches for are out of place: resuming would build on them
+            raise RunDirError(f"{damage} (fadejax check '{run_dir}' lists every problem)")
         metrics_bytes = metrics_bytes or 0  # a checkpoint from before learning curves: they start here
     elif resuming and progress:
         print(f"no checkpoint in '{run_dir}' yet; starting it from the beginning")
@@ -368,5 +372,6 @@ def _discover_locked(config: ExperimentConfig, run_dir: Path, resuming: bool, ta
         _save_policy(run_dir, state.searcher)
         write_json_atomic(run_dir / SUMMARY_FILE, summary.as_dict())
         status["status"] = "complete"
+        status[RECORDS_DIGEST] = file_sha256(run_dir / RECORDS_FILE)  # what fadejax check compares the records with
     write_json_atomic(run_dir / STATUS_FILE, status)
     return summary

@@ -270,6 +270,8 @@ def _run_on_ray(spec: SweepSpec, todo: list[Point], entries: dict[int, dict[str,
         options["memory"] = int(spec.resources.memory_gb * 2**30)
     started_here = not ray.is_initialized()
     if started_here:
+        if address is not None:
+            _match_ray_auth(address)
         with warnings.catch_warnings():  # Ray starts its processes by fork + exec: nothing of JAX's runs in them
             warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
             ray.init(address=address, num_cpus=None if address else cpus, include_dashboard=False, log_to_driver=False,
@@ -300,6 +302,42 @@ def _run_on_ray(spec: SweepSpec, todo: list[Point], entries: dict[int, dict[str,
     finally:
         if started_here:
             ray.shutdown()
+
+
+def _match_ray_auth(address: str, timeout: float = 10.0) -> None:
+    """Give this driver the Ray head's authentication mode before ``ray.init(address=...)``.
+
+    Ray 2.60's ``ray start --head`` turns token authentication on whenever a token exists on
+    the head (``~/.ray/auth_token``, which any local ``ray.init()`` creates, or
+    ``RAY_AUTH_TOKEN[_PATH]``), but a driver connecting to ``HOST:PORT`` never turns it on by
+    itself, and a driver in token mode cannot serve a head without it. So ask the head: its GCS
+    answers ``GetClusterId`` without a token unless token auth is on. Ray reads
+    ``RAY_AUTH_MODE`` when it is imported, hence the re-initialised config. A head that does
+    not answer is refused at once (``ray.init`` would retry for minutes)."""
+    if "://" in address or address in ("auto", "local"):
+        return
+    import grpc
+    from ray._raylet import AuthenticationTokenLoader, Config
+    from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
+
+    with grpc.insecure_channel(address) as channel:
+        try:
+            gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel).GetClusterId(gcs_service_pb2.GetClusterIdRequest(), timeout=timeout)
+            mode = "disabled"
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.UNAVAILABLE:
+                raise SweepError(f"no Ray head answers at {address}: start one there (ray start --head) or fix --address") from None
+            if exc.code() != grpc.StatusCode.UNAUTHENTICATED:
+                return  # let ray.init say what is wrong
+            mode = "token"
+    if mode == "token" and not (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
+                                or (Path.home() / ".ray" / "auth_token").is_file()):
+        raise SweepError(f"the Ray head at {address} uses token authentication and this machine has no token: copy the "
+                         "output of `ray get-auth-token` on the head to ~/.ray/auth_token here (or set RAY_AUTH_TOKEN)")
+    if os.environ.get("RAY_AUTH_MODE") != mode:
+        os.environ["RAY_AUTH_MODE"] = mode
+        Config.initialize("")
+        AuthenticationTokenLoader.instance().reset_cache()  # forget a token an earlier local ray.init loaded
 
 
 def _check_feasible(spec: SweepSpec, cluster: dict[str, float], address: str | None) -> None:
