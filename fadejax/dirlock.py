@@ -87,6 +87,8 @@ def _process_alive(pid: int) -> bool:
 
 
 def _describe(holder: dict[str, Any]) -> str:
+    if "pid" not in holder:  # locked a moment ago, its record not yet written
+        return "another process that is just starting (its record is not written yet)"
     started = holder.get("started", "an unknown time")
     return (f"process {holder.get('pid', '?')} on host {holder.get('host', '?')} "
             f"(command: {holder.get('command', '?')}; started {started})")

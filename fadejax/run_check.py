@@ -48,8 +48,8 @@ def records_damage(run_dir: Path, num_envs: int, upto_bytes: int | None = None) 
         return None
     try:
         iteration, env, lines = _positions(path)
-    except RecordsError as exc:
-        return str(exc)
+    except RecordsError:  # an unreadable record: each reader names it in its own words (check_run too)
+        return None
     if upto_bytes is not None:
         rows = int(np.searchsorted(lines.ends, upto_bytes))  # lines ending before the checkpoint's length
         iteration, env = iteration[:rows], env[:rows]
@@ -120,6 +120,11 @@ def check_run(run_dir: str | Path, trust_code: bool = False) -> list[str]:
     num_envs = config.run.num_envs
     problems = []
     status = read_status(run_dir)
+    if (run_dir / RECORDS_FILE).is_file():
+        try:
+            _positions(run_dir / RECORDS_FILE)
+        except RecordsError as exc:
+            problems.append(f"records: {exc}")
     damage = records_damage(run_dir, num_envs) or digest_damage(run_dir, status)
     if damage:
         problems.append(f"records: {damage}")

@@ -274,10 +274,10 @@ def load_summary(run_dir: str | Path, *, keep: list[int] | None = None, fixed: d
     members = config.audit.family_members(config)
     from fadejax.run_check import digest_damage, records_damage  # (run_check imports this module)
 
-    damage = records_damage(run_dir, config.run.num_envs) or digest_damage(run_dir, status)
-    if damage:  # never a figure from records two writers interleaved or a hand edited
-        raise SummarizeError(f"{damage} (fadejax check '{run_dir}' lists every problem)")
     cells, cell_visits, cell_failures, examples, queries, failed_cells, queried, member_failed = _read_records(run_dir, space.num_actions, per_cell, members)
+    damage = records_damage(run_dir, config.run.num_envs) or digest_damage(run_dir, status)
+    if damage:  # never a figure from records two writers interleaved or a hand edited (an unreadable line: named above)
+        raise SummarizeError(f"{damage} (fadejax check '{run_dir}' lists every problem)")
     notes: list[str] = []
     partial = status.get("status") != "complete"
     if partial:

@@ -4,6 +4,7 @@ config errors named, invalid images never failures, discovery with regenerable i
 through the CLI, and `fadejax describe` naming each real failure's condition."""
 
 import json
+import shutil
 import os
 from pathlib import Path
 
@@ -230,7 +231,10 @@ def test_describe_names_the_failures_an_image_audit_run_of_the_classifier_found(
     assert len(distinct) > 3, "the seeded classifier fails on some perturbed images"
     capsys.readouterr()
 
-    argv = ["describe", "--config", str(path), "--run", str(run), "--max-failures", "3", "--quiet"]
+    # the user's own run is trusted (fadejax.trust); the same run shared elsewhere (a copy) is not
+    shared = root / "shared_run"
+    shutil.copytree(run, shared)
+    argv = ["describe", "--config", str(path), "--run", str(shared), "--max-failures", "3", "--quiet"]
     for extra, message in ((["--model", "first"], "only with --trust-code"),
                            (["--model", "second", "--trust-code"], "audited another classifier than this config's (model.weights: run")):
         assert main(argv + extra + ["--out", str(root / "refused")]) == 2

@@ -12,6 +12,7 @@ from fadejax.audits.text import edits, rewards
 from fadejax.audits.text.data import builtin_articles
 from fadejax.audits.text.task import build_text_task
 from fadejax.config import parse_config
+from fadejax.run_check import file_sha256
 from fadejax.ground_truth import failure_landscape
 from fadejax.run import discover
 from report_page import open_at_first_failing_point
@@ -139,6 +140,9 @@ def test_the_text_report_shows_texts_and_keeps_hostile_text_inert(text_run, tmp_
         if r["failed"]:
             r["summary"] = HOSTILE + r["summary"]
     (hostile / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    status = json.loads((hostile / "run.json").read_text())  # as a hostile sharer would, consistent with the records
+    status["records_sha256"] = file_sha256(hostile / "records.jsonl")
+    (hostile / "run.json").write_text(json.dumps(status))
     task = build_text_task(config, oracle=LeadOracle(), progress=False)
     summary = load_summary(hostile, task=task, keep=[0])
     files = write_report(summary, hostile / "report")
