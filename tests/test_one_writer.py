@@ -130,3 +130,24 @@ def test_a_lease_taken_over_is_noticed(tmp_path):
             lock.check()
     finally:
         lock.release()
+
+
+def test_where_record_locks_are_not_supported_the_lease_decides(tmp_path, monkeypatch):
+    import errno
+    import fcntl
+
+    def no_locks(fd, flags):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "lockf", no_locks)
+    directory = tmp_path / "d"
+    directory.mkdir()
+    live = {"host": "elsewhere", "pid": 4242, "command": "fadejax discover", "started": "2026-12-05T10:00:00+00:00",
+            "lease_seconds": 30.0, "token": "theirs", "renewed": time.time()}
+    (directory / LOCK_FILE).write_text(json.dumps(live))
+    with pytest.raises(DirectoryLockedError, match="process 4242 on host elsewhere"):
+        DirectoryLock(directory).acquire()
+    assert json.loads((directory / LOCK_FILE).read_text()) == live  # refused: nothing changed
+    (directory / LOCK_FILE).write_text(json.dumps({**live, "renewed": time.time() - 60}))  # its lease lapsed
+    with DirectoryLock(directory):
+        assert holder_of(directory)["pid"] == os.getpid()
