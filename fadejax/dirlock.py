@@ -134,17 +134,26 @@ class DirectoryLock:
         self._thread.start()
         return self
 
-    def _take(self, fd: int) -> None:
+    def _lock_or_refuse(self, fd: int, flags: int) -> bool:
+        """Take the record lock ``flags`` on ``fd`` (True); where record locks are not supported,
+        let the lease decide (False: no lock taken, and no live holder). Raise the refusal
+        naming a live holder."""
         try:
-            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.lockf(fd, flags | fcntl.LOCK_NB)
+            return True
         except OSError as exc:
             if exc.errno in (errno.EACCES, errno.EAGAIN):
                 raise self._refusal(_read(fd)) from None
             if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
                 raise
-            holder = _read(fd)  # no record locks here: the lease alone decides
-            if self._lease_live(holder) and not (holder.get("host") == socket.gethostname() and not _process_alive(int(holder.get("pid", -1)))):
-                raise self._refusal(holder) from None
+        holder = _read(fd)  # no record locks here: the lease alone decides
+        gone = holder.get("host") == socket.gethostname() and not _process_alive(int(holder.get("pid", -1)))
+        if self._lease_live(holder) and not gone:
+            raise self._refusal(holder)
+        return False
+
+    def _take(self, fd: int) -> None:
+        self._lock_or_refuse(fd, fcntl.LOCK_EX)
         self._holder = {
             "host": socket.gethostname(), "pid": os.getpid(), "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) or "python",
             "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "lease_seconds": self.lease, "token": self._token,
@@ -234,19 +243,8 @@ def refuse_if_held(directory: str | Path, what: str = "directory") -> None:
     except OSError:  # no lock file: nobody has written it under a lock
         return
     try:
-        probe = DirectoryLock(directory, what)
-        try:
-            fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno in (errno.EACCES, errno.EAGAIN):
-                raise probe._refusal(_read(fd)) from None
-            if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
-                raise
-            holder = _read(fd)
-            if probe._lease_live(holder) and not (holder.get("host") == socket.gethostname() and not _process_alive(int(holder.get("pid", -1)))):
-                raise probe._refusal(holder) from None
-            return
-        fcntl.lockf(fd, fcntl.LOCK_UN)
+        if DirectoryLock(directory, what)._lock_or_refuse(fd, fcntl.LOCK_SH):
+            fcntl.lockf(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
 

@@ -18,7 +18,9 @@ One driver per sweep directory and one writer per point: the sweep holds the loc
 An attempt that finds its point held by a live attempt (a Ray retry of a task whose first
 attempt still runs, e.g. on a node Ray believed lost) waits for it and then resumes the
 point (finding it complete if the first attempt finished it); a holder whose lease has
-lapsed is refused, and a dead one's lock is gone with it, so the new attempt takes over. Running the same command again with ``--resume`` skips complete points and
+lapsed is refused, and a dead one's lock is gone with it, so the new attempt takes over.
+
+Running the same command again with ``--resume`` skips complete points and
 resumes the others from their checkpoints (discovery resumes exactly), so a killed
 sweep finishes without repeating or duplicating anything; a spec whose points differ
 from the manifest's is refused.
