@@ -44,10 +44,11 @@ def main() -> None:
 
     import jax
 
-    from fadejax.config import parse_config
-    from fadejax.records import RecordWriter
-    from fadejax.run import build_discovery, iterate
-    from fadejax.task import build_task
+    from fadejax.engine.config import parse_config
+    from fadejax.engine.store.records import RecordWriter
+    from fadejax.stages.discover import iterate
+    from fadejax.engine.checkpoints import build_discovery
+    from fadejax.engine.build import build_task
 
     with tempfile.TemporaryDirectory() as tmp:
         tiny = args.pipeline is None

@@ -26,11 +26,11 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from fadejax import estimates, metrics  # noqa: E402
-from fadejax.config import load_config  # noqa: E402
-from fadejax.fused import run_fused  # noqa: E402
-from fadejax.recording import replay  # noqa: E402
-from fadejax.run import build_discovery  # noqa: E402
+from fadejax.analysis import estimates, metrics  # noqa: E402
+from fadejax.engine.config import load_config  # noqa: E402
+from fadejax.engine.fused import run_fused  # noqa: E402
+from fadejax.engine.recording import replay  # noqa: E402
+from fadejax.engine.checkpoints import build_discovery  # noqa: E402
 
 AUDITS = [  # (name, config, recording, iterations, environments)
     ("embedded default", "configs/digits.yaml", "recordings/digits.npz", 50, 256),

@@ -4,7 +4,7 @@
         [--searchers posterior,random,greedy] [--seeds 5] [--iterations 50] [--num-envs 256] [--memory 1,5,25,100]
 
 For each searcher: ``--seeds`` runs of ``iterations x num_envs`` queries with
-:func:`fadejax.fused.run_fused` (one program: vmap over seeds, scan over iterations, the
+:func:`fadejax.engine.fused.run_fused` (one program: vmap over seeds, scan over iterations, the
 queries kept) and with ``Discovery.step`` one iteration at a time, one seed after another,
 each iteration's sample, cell and failed flag copied to the host (what Table 1 keeps). Both
 are compiled first; compilation is printed apart. Checks that both made the same queries.
@@ -28,10 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from fadejax.config import load_config, parse_config  # noqa: E402
-from fadejax.fused import compile_fused, run_fused  # noqa: E402
-from fadejax.recording import replay  # noqa: E402
-from fadejax.run import build_discovery  # noqa: E402
+from fadejax.engine.config import load_config, parse_config  # noqa: E402
+from fadejax.engine.fused import compile_fused, run_fused  # noqa: E402
+from fadejax.engine.recording import replay  # noqa: E402
+from fadejax.engine.checkpoints import build_discovery  # noqa: E402
 
 SEARCHERS = {"posterior": {"kind": "posterior"}, "random": {"kind": "random"}, "greedy": {"kind": "greedy", "epsilon": 0.5}}
 

@@ -8,10 +8,10 @@ ways, each compiled first (compilation excluded):
 
 * live        the loop of Table 1, every query a call to the audited model;
 * recorded    the same loop with the model replaced by the recording's lookup;
-* fused       the recorded loop as one compiled program over all seeds (``fadejax.fused``),
+* fused       the recorded loop as one compiled program over all seeds (``fadejax.engine.fused``),
               for the searchers whose vmapped arithmetic is bitwise that of the plain loop
               (random, ε-greedy, posterior); the others' fused runs may drift late (see
-              ``fadejax/fused.py``) and are left out here.
+              ``fadejax/engine/fused.py``) and are left out here.
 
 Prints per searcher the seconds of each, the speed-up of the fastest recorded form over live,
 and whether live and recorded found the same failures seed by seed; then the whole table's
@@ -35,11 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 
-from fadejax.config import load_config, parse_config  # noqa: E402
-from fadejax.fused import run_fused  # noqa: E402
-from fadejax.recording import replay  # noqa: E402
-from fadejax.run import build_discovery  # noqa: E402
-from fadejax.task import build_task  # noqa: E402
+from fadejax.engine.config import load_config, parse_config  # noqa: E402
+from fadejax.engine.fused import run_fused  # noqa: E402
+from fadejax.engine.recording import replay  # noqa: E402
+from fadejax.engine.checkpoints import build_discovery  # noqa: E402
+from fadejax.engine.build import build_task  # noqa: E402
 from table1 import SEARCHERS, run_searcher, warm_up  # noqa: E402
 
 #: kinds whose fused (vmapped) runs make the plain loop's queries bitwise (tests/test_fused.py)

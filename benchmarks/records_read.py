@@ -5,7 +5,7 @@
 Writes a run's ``records.jsonl`` with the engine's writer (a classifier audit's columns on
 the embedded default's 125-cell space, as ``benchmarks/records_speed.py`` does; 200
 iterations of 2,048 queries: 409,600 records, about 110 MB), then times the three readers
-that read every record, each with its Arrow path (``fadejax.record_columns``) and with it
+that read every record, each with its Arrow path (``fadejax.engine.store.record_columns``) and with it
 switched off (``json.loads`` on each line, the reference): ``summarize``'s statistics and
 examples, ``compare``'s queries and ``cell_statistics`` (top cells, ``restructure``).
 The two alternate; the best of ``--repeat`` runs of each is printed in seconds, with their
@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 
-import fadejax.records as records  # noqa: E402
-from fadejax import compare, summarize  # noqa: E402
-from fadejax.config import parse_config  # noqa: E402
+import fadejax.engine.store.records as records  # noqa: E402
+from fadejax.stages import compare, summarize  # noqa: E402
+from fadejax.engine.config import parse_config  # noqa: E402
 from records_speed import NAMES, outcome  # noqa: E402
 
 READERS = {

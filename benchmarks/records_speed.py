@@ -2,19 +2,19 @@
 
     .venv/bin/python benchmarks/records_speed.py [--num-envs 256 2048] [--repeat 7] [--against OTHER_records.py]
 
-For each batch size and mode, times :meth:`fadejax.records.RecordWriter.write` (columns
-formatted and joined into lines by Arrow, ``fadejax.json_columns``) against the plainest
+For each batch size and mode, times :meth:`fadejax.engine.store.records.RecordWriter.write` (columns
+formatted and joined into lines by Arrow, ``fadejax.engine.store.json_columns``) against the plainest
 writer of the same bytes: ``json_scalar`` on each value and one f-string per line, joined in
 Python. The columns are a classifier audit's (``label, predicted, score`` with class names;
 scores in the range of a max softmax, rewards ``-1`` or a log-odds), on the embedded
 default's 125-cell space. Prints milliseconds per iteration's write (best of ``--repeat``
 runs of 20 writes each), their ratio, and checks that both wrote the same bytes. Then the
 background writer's way at small batches: ``--together`` iterations written in one pass
-(:meth:`~fadejax.records.RecordWriter.write_many`), milliseconds per iteration, checked
+(:meth:`~fadejax.engine.store.records.RecordWriter.write_many`), milliseconds per iteration, checked
 against writing them one by one.
 
-``--against FILE``: also time the ``RecordWriter`` of another ``fadejax/records.py`` (e.g. an
-earlier commit's: ``git show COMMIT:fadejax/records.py > /tmp/earlier_records.py``) on the
+``--against FILE``: also time the ``RecordWriter`` of another ``fadejax/engine/store/records.py`` (e.g. an
+earlier commit's: ``git show COMMIT:fadejax/engine/store/records.py > /tmp/earlier_records.py``) on the
 same columns, and check it writes the same bytes.
 """
 
@@ -32,10 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from fadejax.config import parse_config  # noqa: E402
-from fadejax.json_columns import json_scalar  # noqa: E402
-from fadejax.records import RecordWriter  # noqa: E402
-from fadejax.spaces import ConceptSpace  # noqa: E402
+from fadejax.engine.config import parse_config  # noqa: E402
+from fadejax.engine.store.json_columns import json_scalar  # noqa: E402
+from fadejax.engine.store.records import RecordWriter  # noqa: E402
+from fadejax.core.spaces import ConceptSpace  # noqa: E402
 
 NAMES = {"label": [str(d) for d in range(10)], "predicted": [str(d) for d in range(10)]}
 

@@ -36,10 +36,10 @@ import torch  # noqa: E402
 from PIL import Image, ImageEnhance, ImageFilter  # noqa: E402
 
 from fadejax.audits.image.gym_env import AuditEnv  # noqa: E402
-from fadejax.config import load_config, parse_config  # noqa: E402
-from fadejax.rewards import classification_reward  # noqa: E402
-from fadejax.run import build_discovery  # noqa: E402
-from fadejax.task import build_task  # noqa: E402
+from fadejax.engine.config import load_config, parse_config  # noqa: E402
+from fadejax.core.rewards import classification_reward  # noqa: E402
+from fadejax.engine.checkpoints import build_discovery  # noqa: E402
+from fadejax.engine.build import build_task  # noqa: E402
 from table1 import run_searcher, warm_up  # noqa: E402  (the sibling benchmark's measurement)
 
 PIL_OPS = {

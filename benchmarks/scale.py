@@ -82,8 +82,8 @@ def run(spec: dict, args) -> Path:
     """Run (or resume) the sweep; its directory."""
     import yaml
 
-    from fadejax.sweep import run_sweep
-    from fadejax.sweep_spec import SweepError
+    from fadejax.sweeps.runner import run_sweep
+    from fadejax.sweeps.spec import SweepError
 
     fingerprint = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
     out = Path(args.sweep_dir) if args.sweep_dir else Path("runs") / "sweeps" / f"scale-{fingerprint}"
@@ -106,7 +106,7 @@ def agent_alone(config, task, num_envs: int) -> tuple[float, float]:
     import jax
     import jax.numpy as jnp
 
-    from fadejax.run import build_discovery
+    from fadejax.engine.checkpoints import build_discovery
     from fadejax.searchers.base import Transition
 
     searcher = build_discovery(config, task).searcher
@@ -136,13 +136,13 @@ def rows_of(sweep_dir: Path, args) -> list[dict]:
     """One row per (size, head) from the sweep's run directories."""
     import numpy as np
 
-    from fadejax.config import load_config
-    from fadejax.ground_truth import failure_rates
-    from fadejax.learning_log import METRICS_FILE, read_metrics
-    from fadejax.rundir import read_status
-    from fadejax.run import build_discovery, load_latest_state
-    from fadejax.sweep import MANIFEST
-    from fadejax.task import build_task
+    from fadejax.engine.config import load_config
+    from fadejax.engine.ground_truth import failure_rates
+    from fadejax.engine.store.learning_log import METRICS_FILE, read_metrics
+    from fadejax.engine.store.rundir import read_status
+    from fadejax.engine.checkpoints import build_discovery, load_latest_state
+    from fadejax.sweeps.runner import MANIFEST
+    from fadejax.engine.build import build_task
 
     manifest = json.loads((sweep_dir / MANIFEST).read_bytes())
     points = {(e["values"]["space.axes"], e["values"]["searcher"]): e for e in manifest["points"]}

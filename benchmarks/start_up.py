@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fadejax.compilation_cache import DIRECTORY, fadejax_cache  # noqa: E402
+from fadejax.engine.compilation_cache import DIRECTORY, fadejax_cache  # noqa: E402
 
 
 #: Runs another checkout's fadejax: the editable install's import hook (which would find

@@ -1,5 +1,5 @@
 """Sweep a searcher's settings on a recording: every grid point x every seed, many settings and
-all seeds in one compiled program (:func:`fadejax.fused.run_fused_settings`).
+all seeds in one compiled program (:func:`fadejax.engine.fused.run_fused_settings`).
 
     .venv/bin/python benchmarks/sweep.py --recorded REC.npz --config configs/digits.yaml \\
         --searcher '{"kind": "posterior"}' \\
@@ -17,8 +17,8 @@ shape or a Python branch (``identify_fraction``, ``sample_candidates``, hidden s
 non-searcher fields get one program per value. Writes ``<name>.csv``, one row per run — the grid
 values, seed, failures, failure rate, gain vs random = (rate - landscape mean) /
 (worst cell - landscape mean), and recall@10 of the report's ranking
-(:func:`fadejax.estimates.cell_estimates` on the run's queries, scored with
-:func:`fadejax.metrics.recall_at_k`) — and ``<name>.png`` (failures per grid point, mean and
+(:func:`fadejax.analysis.estimates.cell_estimates` on the run's queries, scored with
+:func:`fadejax.analysis.metrics.recall_at_k`) — and ``<name>.png`` (failures per grid point, mean and
 95% t-interval over seeds). Prints runs per second excluding compilation, and the
 compilation time, separately from the (host-side) recall scoring.
 """
@@ -40,12 +40,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
-from fadejax import metrics  # noqa: E402
-from fadejax.config import load_config, parse_config  # noqa: E402
-from fadejax.estimates import cell_estimates  # noqa: E402
-from fadejax import fused  # noqa: E402
-from fadejax.recording import replay  # noqa: E402
-from fadejax.run import build_discovery  # noqa: E402
+from fadejax.analysis import metrics  # noqa: E402
+from fadejax.engine.config import load_config, parse_config  # noqa: E402
+from fadejax.analysis.estimates import cell_estimates  # noqa: E402
+from fadejax.engine import fused  # noqa: E402
+from fadejax.engine.recording import replay  # noqa: E402
+from fadejax.engine.checkpoints import build_discovery  # noqa: E402
 from fadejax.searchers.plugins import PluginError, import_plugins  # noqa: E402
 
 
@@ -65,7 +65,7 @@ def parse_grid(items: list[str]) -> list[tuple[str, list]]:
 
 
 def mean_ci(x: np.ndarray) -> tuple[float, float]:
-    """:func:`fadejax.metrics.mean_ci`, with a half-width of 0 where one value gives none."""
+    """:func:`fadejax.analysis.metrics.mean_ci`, with a half-width of 0 where one value gives none."""
     mean, half = metrics.mean_ci(np.asarray(x, np.float64))
     return mean, half if np.isfinite(half) else 0.0
 

@@ -18,7 +18,7 @@ an interrupted table without repeating its finished points.
 One query = one audited-model evaluation of one perturbed sample; every searcher gets
 ``iterations x num_envs`` of them through the same loop, oracle and reward. With
 ``--recorded`` the audited model is replaced by a lookup into a recording
-(:mod:`fadejax.recording`; ``fadejax landscape --record`` writes one): the same loop,
+(:mod:`fadejax.engine.recording`; ``fadejax landscape --record`` writes one): the same loop,
 searchers and rewards, seconds instead of minutes per point. Columns:
 
 * distinct   distinct failing (sample, cell) pairs found (a re-asked failing pair counts once;
@@ -32,7 +32,7 @@ searchers and rewards, seconds instead of minutes per point. Columns:
 * entropy    of the failures' distribution over cells, nats (lower = more concentrated)
 * recall@10  share of the report's 10 top-ranked modes that are truly top-10 (ties count):
              the report ranks every searcher's records the same way, by the shrinkage
-             estimate of :mod:`fadejax.estimates`
+             estimate of :mod:`fadejax.analysis.estimates`
 * own@10     the same for the searcher's own ranking (``action_scores`` averaged over the
              held-out observations: posterior means, Q-values or observed rates)
 * spearman   rank correlation of the report's per-cell estimate with the true rates (visited cells)
@@ -52,7 +52,7 @@ eval)" runs the paper-preset DQN's trained greedy policy on a fresh budget of th
 size. ``--micro`` adds microscopic-mode rows (episodes walking the grid from the config's
 ``micro.start``, run with the config's other settings, so a micro config also gives the
 macroscopic rows beside them); with ``--recorded`` it also states how many distinct
-failures any walk could find in the budget (:mod:`fadejax.walks`), the bound of a
+failures any walk could find in the budget (:mod:`fadejax.core.walks`), the bound of a
 microscopic searcher's ``distinct`` column. ``--searcher-set FIELD=VALUE`` sets a field of
 every chosen row's searcher, for sweeps. ``--plugin FILE.py`` imports a module of your
 own that registers searchers (:func:`fadejax.searchers.register`); each one it registers
@@ -86,21 +86,22 @@ import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from fadejax import metrics  # noqa: E402
-from fadejax.config import load_config  # noqa: E402
-from fadejax.discovery import Discovery  # noqa: E402
-from fadejax import estimates  # noqa: E402
-from fadejax.ground_truth import load_or_compute, per_sample_failures  # noqa: E402
-from fadejax.recording import replay  # noqa: E402
-from fadejax.learning_log import METRICS_FILE, read_metrics  # noqa: E402
-from fadejax.records import RECORDS_FILE, RecordWriter, query_drawn, read_records  # noqa: E402
-from fadejax.record_columns import read_columns  # noqa: E402
-from fadejax.run import build_discovery, iterate, load_latest_state  # noqa: E402
-from fadejax.sweep import MANIFEST, log_path  # noqa: E402
-from fadejax.walks import distinct_failure_bound, first_failure_moves  # noqa: E402
+from fadejax.analysis import metrics  # noqa: E402
+from fadejax.engine.config import load_config  # noqa: E402
+from fadejax.engine.loop import Discovery  # noqa: E402
+from fadejax.analysis import estimates  # noqa: E402
+from fadejax.engine.ground_truth import load_or_compute, per_sample_failures  # noqa: E402
+from fadejax.engine.recording import replay  # noqa: E402
+from fadejax.engine.store.learning_log import METRICS_FILE, read_metrics  # noqa: E402
+from fadejax.engine.store.records import RECORDS_FILE, RecordWriter, query_drawn, read_records  # noqa: E402
+from fadejax.engine.store.record_columns import read_columns  # noqa: E402
+from fadejax.stages.discover import iterate
+from fadejax.engine.checkpoints import build_discovery, load_latest_state  # noqa: E402
+from fadejax.sweeps.runner import MANIFEST, log_path  # noqa: E402
+from fadejax.core.walks import distinct_failure_bound, first_failure_moves  # noqa: E402
 from fadejax.searchers.plugins import PluginError, import_plugins  # noqa: E402
 from fadejax.searchers.frozen import FrozenGreedy  # noqa: E402
-from fadejax.task import build_task  # noqa: E402
+from fadejax.engine.build import build_task  # noqa: E402
 
 SPECS = {"macro": ROOT / "configs" / "sweeps" / "table1.yaml", "micro": ROOT / "configs" / "sweeps" / "table1_micro.yaml"}
 GREEDY_EVAL = "dqn (paper, greedy eval)"  # the paper-preset DQN's trained greedy policy on a fresh budget
@@ -244,8 +245,8 @@ def make_spec(mode: str, args, base: Path, plugin_kinds: list[str]) -> dict:
 
 def run_sweeps(specs: dict[str, dict], args) -> dict[str, Path]:
     """Run each spec's sweep (resuming one already started) and return each sweep's directory."""
-    from fadejax.sweep import run_sweep
-    from fadejax.sweep_spec import SweepError
+    from fadejax.sweeps.runner import run_sweep
+    from fadejax.sweeps.spec import SweepError
 
     fingerprint = hashlib.sha256(json.dumps([specs, args.plugin], sort_keys=True).encode()).hexdigest()[:10]
     root = Path(args.sweep_dir) if args.sweep_dir else Path("runs") / "sweeps" / f"{args.prefix}-{fingerprint}"
@@ -428,7 +429,7 @@ def write_outputs(runs: dict[str, list[Run]], out: Path, budget: int, seeds: int
         lines.append(f"| {name} | " + " | ".join(reach_cell(name) if c == "q@0.9" else cell(*row[c], digits[c]) for c in COLUMNS) + " |")
     if "walk_bound" in truth_stats:
         lines += ["", f"Microscopic walks (≤ max_steps moves from the start cell, one failure per episode) can find at most "
-                      f"{truth_stats['walk_bound']} distinct failures in {budget} queries, even knowing the table (fadejax.walks)."]
+                      f"{truth_stats['walk_bound']} distinct failures in {budget} queries, even knowing the table (fadejax.core.walks)."]
     table = "\n".join(lines)
     (out / f"{prefix}.md").write_text(table + "\n")
     print("\n" + table)

@@ -48,13 +48,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import jax  # noqa: E402
 import yaml  # noqa: E402
 
-from fadejax.config import load_config, parse_config, set_dotted  # noqa: E402
-from fadejax.records import BackgroundRecordWriter, RecordWriter  # noqa: E402
-from fadejax.learning_log import LearningLog  # noqa: E402
-from fadejax.run import build_discovery, iterate, log_landscape  # noqa: E402
-from fadejax.sinks import TensorBoardSink  # noqa: E402
+from fadejax.engine.config import load_config, parse_config, set_dotted  # noqa: E402
+from fadejax.engine.store.records import BackgroundRecordWriter, RecordWriter  # noqa: E402
+from fadejax.engine.store.learning_log import LearningLog  # noqa: E402
+from fadejax.stages.discover import iterate, log_landscape
+from fadejax.engine.checkpoints import build_discovery  # noqa: E402
+from fadejax.engine.store.sinks import TensorBoardSink  # noqa: E402
 from fadejax.searchers import REGISTRY as SEARCHERS  # noqa: E402
-from fadejax.task import build_task  # noqa: E402
+from fadejax.engine.build import build_task  # noqa: E402
 
 MODELS = {"default": "configs/digits.yaml", "light": "configs/digits_lenet.yaml"}
 TARGETS = {("default", 256): 0.9, ("default", 2048): 0.9, ("light", 256): 0.8, ("light", 2048): 0.9,

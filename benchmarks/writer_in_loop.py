@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/writer_in_loop.py [--config configs/digits_lenet.yaml] [--num-envs 256]
         [--searcher random] [--rounds 7]
 
-The same discovery loop (:func:`fadejax.run.iterate`, no learning log) runs with four
+The same discovery loop (:func:`fadejax.stages.discover.iterate`, no learning log) runs with four
 writers in turn, each round once each, then the audited model alone on the round's inputs:
 
 * ``none``: no records at all (the loop's own ceiling);
@@ -11,7 +11,7 @@ writers in turn, each round once each, then the audited model alone on the round
   unread (what handing over to a thread costs);
 * ``thread, fetching``: the thread copies each iteration's columns to the host and writes
   nothing (what the fetch costs);
-* ``writer``: :class:`fadejax.records.BackgroundRecordWriter` as discovery uses it (fetch,
+* ``writer``: :class:`fadejax.engine.store.records.BackgroundRecordWriter` as discovery uses it (fetch,
   format, write).
 
 Prints each one's median queries per second and its ratio to the model alone. On a CPU the
@@ -34,10 +34,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import jax  # noqa: E402
 
-from fadejax.records import BackgroundRecordWriter, RecordWriter  # noqa: E402
-from fadejax.run import build_discovery, iterate  # noqa: E402
+from fadejax.engine.store.records import BackgroundRecordWriter, RecordWriter  # noqa: E402
+from fadejax.stages.discover import iterate
+from fadejax.engine.checkpoints import build_discovery  # noqa: E402
 from fadejax.searchers import REGISTRY as SEARCHERS  # noqa: E402
-from fadejax.task import build_task  # noqa: E402
+from fadejax.engine.build import build_task  # noqa: E402
 from throughput import load  # noqa: E402
 
 

@@ -22,7 +22,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from fadejax.compilation_cache import fadejax_cache
+from fadejax.engine.compilation_cache import fadejax_cache
 
 ARCHITECTURE_VERSION = 1
 

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-#: fine-tuner kind -> module with ``run(spec) -> metrics``; the spec models are named by the audits (fadejax.finetune.spec_kinds).
+#: fine-tuner kind -> module with ``run(spec) -> metrics``; the spec models are named by the audits (fadejax.stages.finetune.spec_kinds).
 RUNNERS: dict[str, str] = {
     "classifier": "bridges.finetune_classifier",
     "seq2seq": "bridges.finetune_seq2seq",
@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) != 1:
         print("usage: python -m bridges.finetune SPEC.json", file=sys.stderr)
         return 2
-    from fadejax.finetune import FineTuneError, validate_spec
+    from fadejax.stages.finetune import FineTuneError, validate_spec
 
     try:
         spec = validate_spec(json.loads(Path(argv[0]).read_text()))

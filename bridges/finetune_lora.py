@@ -37,7 +37,7 @@ import torch
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
-from fadejax.audits.prompt.finetune_spec import captioned_images
+from fadejax.core.captions import captioned_images
 
 TARGET_MODULES = ["to_k", "to_q", "to_v", "to_out.0"]
 ADAPTER_FILE = "pytorch_lora_weights.safetensors"

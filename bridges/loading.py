@@ -7,7 +7,7 @@ from bridges.weights import ModelLoadError, build_from_import_path, build_vision
 
 
 def build_classifier_oracle(model_config, train_set, held_out, data_config, progress: bool = True) -> tuple[ClassifierOracle, dict]:
-    """``(oracle, info)`` for ``model_config`` (a :class:`fadejax.config.ModelConfig`).
+    """``(oracle, info)`` for ``model_config`` (a :class:`fadejax.audits.image.config.ModelConfig`).
 
     For the embedded model, ``train_set`` trains it (once; cached) and ``held_out``
     measures it; ``info`` reports where the weights are and the clean accuracy.

@@ -3,14 +3,15 @@
 A word-level tokenizer (``tokenizers`` WordLevel, cased, split on whitespace and
 punctuation, decoded with punctuation re-attached) is built on the training articles and
 wrapped as a ``transformers.PreTrainedTokenizerFast``; a small ``T5ForConditionalGeneration``
-learns to write the one-sentence summaries of :func:`fadejax.audits.text.data.builtin_articles`
-(``"train"``) with AdamW. Training is seeded and runs in a few minutes on a CPU; model and
+learns to write the one-sentence summaries of the built-in articles (``"train"``) with
+AdamW. The caller (the text audit) hands over the articles and the BLEU scorer: bridges
+know nothing of audits. Training is seeded and runs in a few minutes on a CPU; model and
 tokenizer are saved with ``save_pretrained`` under ``$FADEJAX_CACHE`` (default
 ``~/.cache/fadejax``) in ``models/tiny-summarizer-<hash of the recipe>`` and reused on
 later runs. ``info.json`` beside them records the recipe, size, training time and the
 clean held-out BLEU.
 
-Run ``python -m bridges.tiny_summarizer`` to train (or find) it and print its numbers.
+Run ``python -m fadejax.audits.text.task`` to train (or find) it and print its numbers.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -157,32 +158,44 @@ def _pad(rows: list[list[int]], value: int) -> torch.Tensor:
     return torch.tensor([r + [value] * (width - len(r)) for r in rows], dtype=torch.long)
 
 
-def held_out_bleu(path: Path, n: int, max_input_tokens: int = RECIPE["max_input_tokens"], max_new_tokens: int = RECIPE["max_target_tokens"]) -> float:
+class Corpus(Protocol):
+    """Articles and their reference summaries, index-aligned."""
+
+    articles: list[str]
+    references: list[str]
+
+
+#: ``articles(split, n, seed=...)``: ``n`` articles of ``"train"`` or ``"held_out"``.
+Articles = Callable[..., Corpus]
+#: ``bleu(hypotheses, references)``: ``(n,)`` sentence BLEU in [0, 1].
+Bleu = Callable[[list[str], list[str]], np.ndarray]
+
+
+def held_out_bleu(path: Path, n: int, articles: Articles, bleu_batch: Bleu, max_input_tokens: int = RECIPE["max_input_tokens"],
+                  max_new_tokens: int = RECIPE["max_target_tokens"]) -> float:
     """Mean sentence BLEU in [0, 1] of the saved model's greedy summaries of the first ``n`` held-out articles."""
     from bridges.seq2seq import load_seq2seq
-    from fadejax.audits.text.data import builtin_articles
-    from fadejax.audits.text.rewards import bleu_batch
 
-    held_out = builtin_articles("held_out", n)
+    held_out = articles("held_out", n)
     oracle = load_seq2seq(str(path), "cpu", max_input_tokens=max_input_tokens, max_new_tokens=max_new_tokens)
     return float(bleu_batch(oracle.summarize(held_out.articles), held_out.references).mean())
 
 
-def ensure_tiny_summarizer(progress: bool = True, recipe: dict[str, Any] | None = None) -> Path:
+def ensure_tiny_summarizer(articles: Articles, bleu_batch: Bleu, progress: bool = True, recipe: dict[str, Any] | None = None) -> Path:
     """The directory of the trained tiny summarizer (model + tokenizer), training it once if absent.
 
-    ``recipe`` defaults to :data:`RECIPE`; tests may pass a smaller one. Load the result
-    with :func:`bridges.seq2seq.load_seq2seq`.
+    ``articles`` and ``bleu_batch`` are the text audit's corpus and scorer (used only to
+    train and score a new model; the cache key is the recipe). ``recipe`` defaults to
+    :data:`RECIPE`; tests may pass a smaller one. Load the result with
+    :func:`bridges.seq2seq.load_seq2seq`.
     """
-    from fadejax.audits.text.data import builtin_articles
-
     recipe = dict(RECIPE if recipe is None else recipe)
     target = model_dir(recipe)
     if (target / "info.json").is_file():
         return target
     if progress:
         print(f"training the tiny summarizer once (cached at {target})", flush=True)
-    data = builtin_articles("train", recipe["train_articles"], seed=recipe["data_seed"])
+    data = articles("train", recipe["train_articles"], seed=recipe["data_seed"])
     started = time.perf_counter()
     model, tokenizer = train(data.articles, data.references, recipe, progress=progress)
     seconds = time.perf_counter() - started
@@ -196,7 +209,7 @@ def ensure_tiny_summarizer(progress: bool = True, recipe: dict[str, Any] | None 
         "parameters": int(sum(p.numel() for p in model.parameters())),
         "vocab_size": len(tokenizer),
         "train_seconds": round(seconds, 1),
-        "held_out_bleu": held_out_bleu(staging, recipe["eval_articles"], recipe["max_input_tokens"], recipe["max_target_tokens"]),
+        "held_out_bleu": held_out_bleu(staging, recipe["eval_articles"], articles, bleu_batch, recipe["max_input_tokens"], recipe["max_target_tokens"]),
         "eval_articles": recipe["eval_articles"],
     }
     (staging / "info.json").write_text(json.dumps(info, indent=2))
@@ -214,8 +227,3 @@ def ensure_tiny_summarizer(progress: bool = True, recipe: dict[str, Any] | None 
 def load_info(path: Path) -> dict[str, Any]:
     """The ``info.json`` written beside a trained tiny summarizer."""
     return json.loads((Path(path) / "info.json").read_text())
-
-
-if __name__ == "__main__":
-    location = ensure_tiny_summarizer()
-    print(json.dumps({"path": str(location), **load_info(location)}, indent=2))

@@ -26,8 +26,8 @@ import numpy as np
 import pydantic
 
 from fadejax.audits import Audit, AuditError, RestructureRequest
-from fadejax.strict import Strict
-from fadejax.spaces import ConceptSpace
+from fadejax.core.strict import Strict
+from fadejax.core.spaces import ConceptSpace
 
 
 class TabularConfig(Strict):
@@ -98,7 +98,7 @@ class LinearModel:
 
 @dataclass
 class TabularTask:
-    """The :class:`fadejax.task.AuditTask` of this audit. ``features`` ``(N, F)`` held-out
+    """The :class:`fadejax.engine.task.AuditTask` of this audit. ``features`` ``(N, F)`` held-out
     samples on the device; each axis shifts feature ``shifted[i]`` by ``values[:, i] *
     scale[i]`` (its standard deviation)."""
 
@@ -187,9 +187,9 @@ class TabularAudit(Audit):
     def restructure(self, run_dir: Path, config, modes: list[int], out: Path, request: RestructureRequest) -> dict[str, Any]:
         """Refit on the training split plus its copies shifted under each chosen mode, then
         rediscover and compare the held-out failure rate of each mode before and after."""
-        from fadejax.config import parse_config
-        from fadejax.ground_truth import failure_rates
-        from fadejax.restructure import link_rediscovery
+        from fadejax.engine.config import parse_config
+        from fadejax.engine.ground_truth import failure_rates
+        from fadejax.stages.restructure import link_rediscovery
 
         (x_train, y_train), _, names = load_split(config.tabular)
         space, std = config.concept_space(), x_train.std(0)

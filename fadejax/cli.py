@@ -121,7 +121,7 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--trust-code", action="store_true", help=TRUST_CODE_HELP)
     sweep = commands.add_parser("sweep", help="an experiment grid (searchers x seeds x config fields) as Ray tasks, resumable; "
                                               "or --report DIR: its tables and figure")
-    sweep.add_argument("spec", nargs="?", help="sweep spec YAML (base config, fields to vary; see fadejax/sweep_spec.py)")
+    sweep.add_argument("spec", nargs="?", help="sweep spec YAML (base config, fields to vary; see fadejax/sweeps/spec.py)")
     sweep.add_argument("--out", help="sweep directory (default: sweeps/<spec file name>)")
     sweep.add_argument("--address", help="join this Ray cluster (e.g. HOST:6379) instead of starting a local one")
     sweep.add_argument("--resume", action="store_true", help="finish a sweep already in --out: complete points are kept, "
@@ -166,7 +166,7 @@ def _parser() -> argparse.ArgumentParser:
     landscape.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE")
     landscape.add_argument("--record", nargs="?", const="", metavar="PATH",
                            help="also keep every (sample, cell) answer as a recording for model-free replays "
-                                "(default PATH: OUT/recording.npz; see fadejax.recording)")
+                                "(default PATH: OUT/recording.npz; see fadejax.engine.recording)")
     landscape.add_argument("--quiet", action="store_true", help="no progress bar")
     check = commands.add_parser("check", help="verify a run directory: config, records, checkpoint, curves, report (exit 0 if sound, 1 if not)")
     check.add_argument("run_dir", metavar="RUN_DIR", help="the run directory to read (nothing is written)")
@@ -194,20 +194,20 @@ def _restructure_options() -> dict[str, tuple[type, str]]:
 
 
 def _bad_input_errors() -> tuple[type[BaseException], ...]:
-    from fadejax.compare import CompareError
-    from fadejax.config import ConfigError
-    from fadejax.dirlock import DirectoryLockedError
-    from fadejax.finetune import FineTuneError
-    from fadejax.ground_truth import GroundTruthError, LandscapeTooLarge
-    from fadejax.learning_log import MetricsError
-    from fadejax.perturbations import PerturbationError
-    from fadejax.recording import RecordingError
-    from fadejax.records import RecordsError
-    from fadejax.rundir import RunDirError
-    from fadejax.spaces import SpaceError
-    from fadejax.summarize import SummarizeError
-    from fadejax.sweep_spec import SweepError
-    from fadejax.trust import UnsafeOutputError, UntrustedCodeError
+    from fadejax.stages.compare import CompareError
+    from fadejax.engine.config import ConfigError
+    from fadejax.engine.store.dirlock import DirectoryLockedError
+    from fadejax.stages.finetune import FineTuneError
+    from fadejax.engine.ground_truth import GroundTruthError, LandscapeTooLarge
+    from fadejax.engine.store.learning_log import MetricsError
+    from fadejax.core.perturbations import PerturbationError
+    from fadejax.engine.recording import RecordingError
+    from fadejax.engine.store.records import RecordsError
+    from fadejax.engine.store.rundir import RunDirError
+    from fadejax.core.spaces import SpaceError
+    from fadejax.stages.summarize import SummarizeError
+    from fadejax.sweeps.spec import SweepError
+    from fadejax.engine.store.trust import UnsafeOutputError, UntrustedCodeError
 
     errors: list[type[BaseException]] = [
         audits.AuditError, CompareError, ConfigError, DirectoryLockedError, FineTuneError, GroundTruthError, LandscapeTooLarge, MetricsError, PerturbationError, RecordingError, RecordsError,
@@ -223,8 +223,8 @@ def _bad_input_errors() -> tuple[type[BaseException], ...]:
 
 
 def _discover(args: argparse.Namespace) -> int:
-    from fadejax.config import load_config
-    from fadejax.run import discover
+    from fadejax.engine.config import load_config
+    from fadejax.stages.discover import discover
 
     _Progress.enter("loading the config")
     config = load_config(args.config, args.overrides)
@@ -237,7 +237,7 @@ def _discover(args: argparse.Namespace) -> int:
 
 
 def _describe(args: argparse.Namespace) -> int:
-    from fadejax.config import ConfigError, load_config
+    from fadejax.engine.config import ConfigError, load_config
 
     _Progress.enter("loading the config")
     config = load_config(args.config, args.overrides)
@@ -252,7 +252,7 @@ def _describe(args: argparse.Namespace) -> int:
 
 
 def _propose_conditions(args: argparse.Namespace) -> int:
-    from fadejax.config import load_config
+    from fadejax.engine.config import load_config
 
     _Progress.enter("loading the config")
     config = load_config(args.config, args.overrides)
@@ -265,18 +265,18 @@ def _propose_conditions(args: argparse.Namespace) -> int:
 
 
 def _landscape(args: argparse.Namespace) -> int:
-    from fadejax.config import load_config
-    from fadejax.dirlock import DirectoryLock
-    from fadejax.ground_truth import check_landscape_dir, landscape_key, load_or_compute, save_ground_truth
-    from fadejax.recording import record
-    from fadejax.spaces import format_value
-    from fadejax.task import build_task
+    from fadejax.engine.config import ConfigError, load_config
+    from fadejax.engine.store.dirlock import DirectoryLock
+    from fadejax.engine.ground_truth import check_landscape_dir, landscape_key, load_or_compute, save_ground_truth
+    from fadejax.engine.recording import record
+    from fadejax.core.spaces import format_value
+    from fadejax.engine.build import build_task
 
     _Progress.enter("loading the config")
     config = load_config(args.config, args.overrides)
     out = Path(args.out) if args.out else Path("runs") / config.name
     _Progress.enter("computing the landscape", out)
-    with DirectoryLock(out, "landscape directory"):  # one writer (fadejax.dirlock)
+    with DirectoryLock(out, "landscape directory"):  # one writer (fadejax.engine.store.dirlock)
         if args.record is not None:
             family = config.audit.family_members(config)
             if family:
@@ -309,11 +309,11 @@ def _landscape(args: argparse.Namespace) -> int:
 def _summarize(args: argparse.Namespace) -> int:
     import json
 
-    from fadejax.dirlock import DirectoryLock
-    from fadejax.figures import write_figures
-    from fadejax.report import write_report
-    from fadejax.summarize import SummarizeError, load_summary, modes_document, parse_mode, read_run_config
-    from fadejax.trust import refuse_links
+    from fadejax.engine.store.dirlock import DirectoryLock
+    from fadejax.stages.figures import write_figures
+    from fadejax.stages.report import write_report
+    from fadejax.stages.summarize import SummarizeError, load_summary, modes_document, parse_mode, read_run_config
+    from fadejax.engine.store.trust import refuse_links
 
     run_dir = Path(args.run_dir)
     _Progress.enter("reading the run's config", run_dir)
@@ -363,7 +363,7 @@ def _summarize(args: argparse.Namespace) -> int:
 
 def _print_family(family: dict) -> None:
     """The family's shared and model-specific modes, a few lines each."""
-    from fadejax.spaces import format_value
+    from fadejax.core.spaces import format_value
 
     def describe(row: dict) -> str:
         concepts = ", ".join(f"{k}={format_value(v)}" for k, v in row["concepts"].items())
@@ -378,10 +378,10 @@ def _print_family(family: dict) -> None:
 
 
 def _restructure(args: argparse.Namespace) -> int:
-    from fadejax.records import RECORDS_FILE, query_columns, query_drawn
-    from fadejax.restructure import restructure
-    from fadejax.rundir import SUMMARY_FILE
-    from fadejax.summarize import SummarizeError, parse_mode, read_modes_file, read_run_config
+    from fadejax.engine.store.records import RECORDS_FILE, query_columns, query_drawn
+    from fadejax.stages.restructure import restructure
+    from fadejax.engine.store.rundir import SUMMARY_FILE
+    from fadejax.stages.summarize import SummarizeError, parse_mode, read_modes_file, read_run_config
 
     run_dir = Path(args.run_dir)
     _Progress.enter("reading the run's config", run_dir)
@@ -391,7 +391,7 @@ def _restructure(args: argparse.Namespace) -> int:
         cells += read_modes_file(args.modes_file, config)
     if not cells and args.top > 0:
         # the N modes with the highest estimated rate over the held-out set (as discover prints them)
-        from fadejax.estimates import top_estimated_cells
+        from fadejax.analysis.estimates import top_estimated_cells
 
         done = json.loads((run_dir / SUMMARY_FILE).read_text()) if (run_dir / SUMMARY_FILE).is_file() else {}
         if not done.get("held_out_samples"):
@@ -413,7 +413,7 @@ def _restructure(args: argparse.Namespace) -> int:
         options[name.strip().replace("-", "_")] = yaml.safe_load(value)
     report = restructure(run_dir, cells, out, failure_weight=args.failure_weight, use_clean=not args.no_clean, epochs=args.epochs,
                          learning_rate=args.learning_rate, options=options, trust_code=args.trust_code)
-    from fadejax.restructure import render_markdown
+    from fadejax.stages.restructure import render_markdown
 
     print(render_markdown(report))
     print(f"shift report: {Path(report['rediscovery']).parent / 'shift_report.md'} (and .json)")
@@ -422,9 +422,9 @@ def _restructure(args: argparse.Namespace) -> int:
 
 def _sweep(args: argparse.Namespace) -> int:
     from fadejax.searchers.plugins import PluginError, import_plugins
-    from fadejax.sweep import run_sweep
-    from fadejax.sweep_report import write_report
-    from fadejax.sweep_spec import SweepError
+    from fadejax.sweeps.runner import run_sweep
+    from fadejax.sweeps.report import write_report
+    from fadejax.sweeps.spec import SweepError
 
     if (args.spec is None) == (args.report is None):
         raise SweepError("give a sweep spec to run (fadejax sweep SPEC.yaml) or --report DIR, not both and not neither")
@@ -453,7 +453,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from fadejax.run_check import check_run
+    from fadejax.engine.store.run_check import check_run
 
     _Progress.enter("checking the run", Path(args.run_dir))
     problems = check_run(Path(args.run_dir), trust_code=args.trust_code)
@@ -464,8 +464,8 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from fadejax.compare import compare
-    from fadejax.trust import refuse_links
+    from fadejax.stages.compare import compare
+    from fadejax.engine.store.trust import refuse_links
 
     out = Path(args.out)
     refuse_links(out)
@@ -479,12 +479,12 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 #: Commands that compile JAX programs and keep them in fadejax's compilation cache
-#: (fadejax.compilation_cache); a sweep's points share a cache of the sweep's own.
+#: (fadejax.engine.compilation_cache); a sweep's points share a cache of the sweep's own.
 COMPILING = ("discover", "landscape", "summarize", "restructure")
 
 
 def main(argv: list[str] | None = None) -> int:
-    from fadejax.dirlock import LeaseLostError
+    from fadejax.engine.store.dirlock import LeaseLostError
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = _parser().parse_args(argv)
@@ -494,7 +494,7 @@ def main(argv: list[str] | None = None) -> int:
 
         silence_progress_bars()
     if args.command in COMPILING:
-        from fadejax.compilation_cache import enable
+        from fadejax.engine.compilation_cache import enable
 
         enable()
     try:
@@ -517,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "check":
             return _check(args)
         if args.command == "trust":
-            from fadejax.trust import trust_command
+            from fadejax.engine.store.trust import trust_command
 
             return trust_command(args.paths, args.remove, args.list_only)
     except KeyboardInterrupt:

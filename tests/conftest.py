@@ -26,7 +26,7 @@ from sklearn.datasets import load_digits
 
 @pytest.fixture(scope="session", autouse=True)
 def own_trust_store(tmp_path_factory):
-    """A trust store of the session's own (fadejax.trust): runs the tests make are trusted
+    """A trust store of the session's own (fadejax.engine.store.trust): runs the tests make are trusted
     there, never in the real user's config directory; subprocesses inherit it."""
     before = os.environ.get("FADEJAX_CONFIG_DIR")
     os.environ["FADEJAX_CONFIG_DIR"] = str(tmp_path_factory.mktemp("fadejax-config"))
@@ -84,7 +84,7 @@ def photo_images() -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def default_config():
-    from fadejax.config import parse_config
+    from fadejax.engine.config import parse_config
 
     return parse_config({})
 
@@ -92,7 +92,7 @@ def default_config():
 @pytest.fixture(scope="session")
 def digits_task(default_config):
     """The embedded default task: held-out digits, the trained CNN through the torch bridge."""
-    from fadejax.task import build_task
+    from fadejax.engine.build import build_task
 
     return build_task(default_config, progress=False)
 
@@ -106,9 +106,9 @@ def ground_truth(digits_task, tmp_path_factory) -> np.ndarray:
     to need it saves it where every worker looks (the others wait for it, then load it)."""
     from filelock import FileLock
 
-    from fadejax.config import parse_config
-    from fadejax.ground_truth import failure_landscape
-    from fadejax.task import build_task
+    from fadejax.engine.config import parse_config
+    from fadejax.engine.ground_truth import failure_landscape
+    from fadejax.engine.build import build_task
 
     base = tmp_path_factory.getbasetemp()
     shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base

@@ -4,8 +4,9 @@ exactly as the uninterrupted one."""
 import json
 from pathlib import Path
 
-from fadejax.learning_log import TIMING_COLUMNS, read_metrics
-from fadejax.run import _checkpoint_manager, discover
+from fadejax.engine.store.learning_log import TIMING_COLUMNS, read_metrics
+from fadejax.stages.discover import discover
+from fadejax.engine.checkpoints import checkpoint_manager
 
 
 def reproducible_rows(run_dir: Path) -> list[dict]:
@@ -16,7 +17,7 @@ def reproducible_rows(run_dir: Path) -> list[dict]:
 def drop_latest_checkpoint(run_dir: Path) -> int:
     """Delete a stopped run's last checkpoint (the one taken when it stopped), as if it had
     been killed after its last periodic one; returns the iteration it now resumes from."""
-    manager = _checkpoint_manager(run_dir)
+    manager = checkpoint_manager(run_dir)
     try:
         manager.delete(manager.latest_step())
         return manager.latest_step() or 0

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from fadejax import audits
+from fadejax.engine import registry
 from fadejax.cli import EXIT_BAD_INPUT, main
 from report_page import open_at_first_failing_point
 
@@ -31,7 +32,7 @@ def workdir(tmp_path, monkeypatch):
 
 @pytest.fixture()
 def clean_registry(monkeypatch):
-    monkeypatch.setattr(audits, "_REGISTRY", dict(audits._REGISTRY))
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     for name in [m for m in sys.modules if m.startswith("examples")]:
         monkeypatch.delitem(sys.modules, name)
 
@@ -64,7 +65,7 @@ def test_the_guides_commands_run_on_an_audit_from_outside_the_package(workdir, c
     status = json.loads((workdir / "runs" / "wine-restructured" / "rediscovery" / "run.json").read_text())
     assert status["status"] == "complete" and status["restructured_from"] == "runs/wine"
     # a resumed run imports the audit its config names again, in a fresh registry
-    audits._REGISTRY.pop("tabular"), audits._REGISTRY.pop("examples.tabular_audit:TabularAudit")
+    registry._REGISTRY.pop("tabular"), registry._REGISTRY.pop("examples.tabular_audit:TabularAudit")
     assert main(["discover", "--config", "examples/tabular.yaml", "--out", "runs/wine", "--resume", *TINY]) == 0
 
 
@@ -72,10 +73,10 @@ def test_the_report_lists_a_plugin_audits_record_fields_as_text(workdir, clean_r
     """The generic view a new audit gets: each failure's record fields, as text (a plugin's
     values are untrusted, like model outputs)."""
     import examples.tabular_audit as tabular
-    from fadejax.config import load_config
-    from fadejax.report import write_report
-    from fadejax.run import discover
-    from fadejax.summarize import load_summary
+    from fadejax.engine.config import load_config
+    from fadejax.stages.report import write_report
+    from fadejax.stages.discover import discover
+    from fadejax.stages.summarize import load_summary
 
     hostile = "<img src=x onerror=window.__pwned=1>"
     evaluate = tabular.TabularTask.evaluate
@@ -106,7 +107,7 @@ def test_an_entry_point_registers_an_installed_audit(workdir, clean_registry, tm
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     assert "tabular" in audits.names()
     assert type(audits.get("tabular")).__name__ == "TabularAudit"
-    from fadejax.config import parse_config
+    from fadejax.engine.config import parse_config
 
     config = parse_config({"task": "tabular", "run": {"iterations": 2, "num_envs": 8}})
     assert config.tabular.dataset == "wine" and [a.name for a in config.space.axes] == ["proline", "flavanoids", "color_intensity"]
@@ -143,7 +144,7 @@ def test_a_config_naming_no_audit_exits_2_in_one_line(workdir, clean_registry, c
 
 
 def test_a_section_of_another_audit_is_named_as_such(workdir):
-    from fadejax.config import ConfigError, parse_config
+    from fadejax.engine.config import ConfigError, parse_config
 
     with pytest.raises(ConfigError, match="text: this section configures the 'text' audit; this config's task is 'image'"):
         parse_config({"text": {"model": "elsewhere"}})

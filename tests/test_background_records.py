@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fadejax.records import BackgroundRecordWriter, RecordWriter, read_records
-from fadejax.spaces import Axis, ConceptSpace
+from fadejax.engine.store.records import BackgroundRecordWriter, RecordWriter, read_records
+from fadejax.core.spaces import Axis, ConceptSpace
 
 SPACE = ConceptSpace([Axis("rotation", (-10.0, 0.0, 10.0)), Axis("edit", ("none", "typo"))])
 
@@ -92,7 +92,7 @@ def test_an_error_on_the_writer_thread_is_raised_in_the_loop(tmp_path: Path):
     ],
 )
 def test_column_formatting_writes_what_value_by_value_formatting_writes(column):
-    from fadejax.json_columns import json_scalar, json_texts
+    from fadejax.engine.store.json_columns import json_scalar, json_texts
 
     values = column.tolist() if isinstance(column, np.ndarray) else column
     expected = [json_scalar(v) for v in (column if isinstance(column, np.ndarray) else values)]
@@ -104,7 +104,7 @@ def test_column_formatting_writes_what_value_by_value_formatting_writes(column):
        st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=1, max_size=64))
 def test_arrow_formats_every_float_as_python_does(singles, doubles):
     """Arrow's digits where they equal repr's, Python's elsewhere (tiny, huge, whole, -0.0, NaN)."""
-    from fadejax.json_columns import json_scalar, json_texts
+    from fadejax.engine.store.json_columns import json_scalar, json_texts
 
     for column in (np.asarray(singles, np.float32), np.asarray(doubles, np.float64)):
         assert json_texts(column).to_pylist() == [json_scalar(v) for v in column]
@@ -114,7 +114,7 @@ def test_floats_of_every_magnitude_format_as_python_does():
     """Values over the whole float range (float32's overflows to infinity included) and the
     decades either side of the bounds where Arrow and repr part ways (1e-4, 1e10), plus
     whole numbers near them."""
-    from fadejax.json_columns import json_scalar, json_texts
+    from fadejax.engine.store.json_columns import json_scalar, json_texts
 
     rng = np.random.default_rng(0)
     spread = rng.standard_normal(60_000) * 10.0 ** rng.uniform(-45, 39, 60_000)
@@ -129,7 +129,7 @@ def test_floats_of_every_magnitude_format_as_python_does():
 def test_this_pyarrow_formats_floats_on_the_fast_path_and_another_would_fall_back(monkeypatch):
     """The pinned pyarrow passes the writer's check (so records are formatted by Arrow); a
     pyarrow that failed it would get Python's texts, the same bytes."""
-    from fadejax import json_columns
+    from fadejax.engine.store import json_columns
 
     assert json_columns._arrow_writes_repr_digits()
     column = np.array([0.5, -1.0, 1e-7, 3.25e12, np.nan, 0.1], np.float64)
@@ -141,7 +141,7 @@ def test_this_pyarrow_formats_floats_on_the_fast_path_and_another_would_fall_bac
 def test_joined_lines_refuse_a_missing_value():
     import pyarrow as pa
 
-    from fadejax.json_columns import joined_lines
+    from fadejax.engine.store.json_columns import joined_lines
 
     assert bytes(joined_lines(["{", pa.array(["1", "2"]), "}\n"])) == b"{1}\n{2}\n"
     with pytest.raises(ValueError, match="1 of 2 rows have a missing value"):
@@ -176,7 +176,7 @@ def test_iterations_written_together_give_the_bytes_of_writing_them_one_by_one(t
 def test_held_iterations_reach_the_file_within_the_delay_bound_and_at_every_drain(tmp_path: Path):
     """The writer holds fetched iterations to write them together, but no longer than its
     delay bound, and never past a drain: records and learning-curve rows, in order."""
-    from fadejax.learning_log import LearningLog
+    from fadejax.engine.store.learning_log import LearningLog
 
     path = tmp_path / "records.jsonl"
     log = LearningLog(tmp_path / "metrics.jsonl", num_envs=8)

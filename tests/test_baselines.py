@@ -5,11 +5,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fadejax.config import parse_config
+from fadejax.engine.config import parse_config
 from fadejax.searchers import Transition
-from fadejax.searchers.bayes import BayesConfig, BayesOpt
-from fadejax.searchers.greedy import EpsilonGreedy, GreedyConfig
-from fadejax.searchers.threshold import Threshold, ThresholdConfig
+from fadejax.searchers.baselines.bayes import BayesConfig, BayesOpt
+from fadejax.searchers.baselines.greedy import EpsilonGreedy, GreedyConfig
+from fadejax.searchers.baselines.threshold import Threshold, ThresholdConfig
 
 
 def _transition(samples, failed, actions=None):
@@ -78,7 +78,7 @@ def test_bayes_proposes_one_cell_per_batch_and_finds_a_planted_peak():
 
 
 def test_baselines_refuse_microscopic_mode():
-    from fadejax.config import ConfigError
+    from fadejax.engine.config import ConfigError
 
     with pytest.raises(ConfigError, match="searcher 'threshold' works on macroscopic cells only; for mode 'micro' use one of \\['bootstrapped', 'dqn', 'posterior_walk'\\]"):
         parse_config({"mode": "micro", "searcher": {"kind": "threshold"}})

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fadejax.config import ConfigError, parse_config
+from fadejax.engine.config import ConfigError, parse_config
 from fadejax.searchers import REGISTRY, Transition
 from fadejax.searchers.bootstrapped import BootstrappedConfig, BootstrappedDQN
 

@@ -9,7 +9,7 @@ import yaml
 
 from fadejax import cli
 from fadejax.cli import ERROR_LOG, EXIT_FAILED, main
-from fadejax.config import load_config
+from fadejax.engine.config import load_config
 from readme import readme_commands
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,13 +23,13 @@ def tiny_config(tmp_path):
 
 
 def test_an_unexpected_failure_is_one_line_naming_the_step_and_the_traceback_is_logged(tiny_config, tmp_path, monkeypatch, capsys):
-    import fadejax.run
+    import fadejax.stages.discover
 
     def broken_discover(config, out, **kwargs):
         Path(out).mkdir(parents=True)
         raise RuntimeError("the oracle returned nonsense\nsecond line")
 
-    monkeypatch.setattr(fadejax.run, "discover", broken_discover)
+    monkeypatch.setattr(fadejax.stages.discover, "discover", broken_discover)
     out = tmp_path / "run"
     assert main(["discover", "--config", str(tiny_config), "--out", str(out), "--quiet"]) == EXIT_FAILED
     err = capsys.readouterr().err.strip()
@@ -42,14 +42,14 @@ def test_an_unexpected_failure_is_one_line_naming_the_step_and_the_traceback_is_
 
 
 def test_without_a_run_directory_the_log_goes_to_the_temporary_directory(tmp_path, monkeypatch, capsys):
-    import fadejax.config
+    import fadejax.engine.config
 
     monkeypatch.setattr(cli.tempfile, "gettempdir", lambda: str(tmp_path))
 
     def broken_load(path, overrides=()):
         raise KeyError("surprise")
 
-    monkeypatch.setattr(fadejax.config, "load_config", broken_load)
+    monkeypatch.setattr(fadejax.engine.config, "load_config", broken_load)
     assert main(["landscape", "--config", "configs/digits.yaml"]) == EXIT_FAILED
     err = capsys.readouterr().err
     assert "fadejax landscape failed while loading the config: KeyError" in err

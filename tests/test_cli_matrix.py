@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from fadejax.cli import EXIT_BAD_INPUT, main
-from fadejax.config import parse_config
-from fadejax.learning_log import read_metrics
-from fadejax.run import discover
+from fadejax.engine.config import parse_config
+from fadejax.engine.store.learning_log import read_metrics
+from fadejax.stages.discover import discover
 
 RUN = {"iterations": 2, "num_envs": 8, "checkpoint_every": 1}
 #: where an audit's `fadejax restructure` runs through the CLI with closer checks than here
@@ -51,8 +51,8 @@ def _tiny_pipeline(root: Path) -> tuple[str, str]:
 def _synthetic_recording(config: dict, root: Path) -> str:
     """A recording of the config's audit with made-up answers (the plumbing is what is
     tested here; recorded-vs-live equality is tested in test_posterior)."""
-    from fadejax.ground_truth import landscape_key
-    from fadejax.recording import FORMAT, Recording
+    from fadejax.engine.ground_truth import landscape_key
+    from fadejax.engine.recording import FORMAT, Recording
 
     parsed = parse_config(config)
     n, a = config["data"]["limit"], parsed.concept_space().num_actions

@@ -17,7 +17,7 @@ from tiny_classifier import make_tiny_classifier
 from tiny_diffusion import make_tiny_clip, make_tiny_pipeline
 
 from fadejax.cli import main
-from fadejax.config import ConfigError, load_config, parse_config
+from fadejax.engine.config import ConfigError, load_config, parse_config
 
 CLASSES = ["cat", "dog", "bird"]
 CONDITIONS = ["in the snow", "on the grass", "at night"]
@@ -216,7 +216,7 @@ def test_describe_names_the_failures_an_image_audit_run_of_the_classifier_found(
     import jax.numpy as jnp
 
     from fadejax.audits.conditions.describe import as_uint8_rgb
-    from fadejax.task import build_task
+    from fadejax.engine.build import build_task
 
     root, path, data = setup
     first = data["models"][0]
@@ -231,7 +231,7 @@ def test_describe_names_the_failures_an_image_audit_run_of_the_classifier_found(
     assert len(distinct) > 3, "the seeded classifier fails on some perturbed images"
     capsys.readouterr()
 
-    # the user's own run is trusted (fadejax.trust); the same run shared elsewhere (a copy) is not
+    # the user's own run is trusted (fadejax.engine.store.trust); the same run shared elsewhere (a copy) is not
     shared = root / "shared_run"
     shutil.copytree(run, shared)
     argv = ["describe", "--config", str(path), "--run", str(shared), "--max-failures", "3", "--quiet"]

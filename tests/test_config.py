@@ -1,7 +1,7 @@
 import pytest
 import yaml
 
-from fadejax.config import ConfigError, load_config, parse_config
+from fadejax.engine.config import ConfigError, load_config, parse_config
 
 
 def test_an_empty_config_is_the_embedded_default():

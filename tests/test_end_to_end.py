@@ -12,9 +12,10 @@ landscape mean, so it fails both; the test checks that too.
 
 import numpy as np
 
-from fadejax.config import parse_config
-from fadejax.ground_truth import landscape_statistics
-from fadejax.run import build_discovery, discover, load_latest_state
+from fadejax.engine.config import parse_config
+from fadejax.engine.ground_truth import landscape_statistics
+from fadejax.stages.discover import discover
+from fadejax.engine.checkpoints import build_discovery, load_latest_state
 
 
 def _top_cells(rates: np.ndarray, share: float = 0.10) -> np.ndarray:

@@ -5,12 +5,12 @@ import math
 import numpy as np
 import pytest
 
-from fadejax import metrics
-from fadejax.config import load_config
-from fadejax.fused import run_fused
-from fadejax.perturbations import draws_per_query
-from fadejax.recording import replay
-from fadejax.run import build_discovery
+from fadejax.analysis import metrics
+from fadejax.engine.config import load_config
+from fadejax.engine.fused import run_fused
+from fadejax.core.perturbations import draws_per_query
+from fadejax.engine.recording import replay
+from fadejax.engine.checkpoints import build_discovery
 
 
 def _recorded(overrides=()):
@@ -92,7 +92,7 @@ def _additive_table(seed, n=300, sizes=(5, 5)):
 
 
 def test_a_cell_asked_on_every_sample_is_known_exactly():
-    from fadejax.estimates import cell_estimates
+    from fadejax.analysis.estimates import cell_estimates
 
     rng, table = _additive_table(0)
     n = table.shape[0]
@@ -107,7 +107,7 @@ def test_a_cell_asked_on_every_sample_is_known_exactly():
 def test_intervals_hold_the_true_rates_when_samples_are_asked_uniformly():
     """Over 10 simulated tables, 1,500 uniformly drawn queries each: at least 90% of the cells'
     true rates (over every sample, asked or not) lie inside their 95% intervals."""
-    from fadejax.estimates import cell_estimates
+    from fadejax.analysis.estimates import cell_estimates
 
     inside = []
     for seed in range(10):
@@ -144,7 +144,7 @@ def test_uniform_draws_keep_the_intervals_honest_when_a_searcher_asks_only_hard_
     almost only on samples it expects to fail: with a few uniform draws per cell they do (at
     least 85% of cells over 10 tables); the model alone, which never sees the easy samples'
     behaviour, misses far more often (the issue's 96.3% [95.1, 97.4] for a true 88.7%)."""
-    from fadejax.estimates import cell_estimates
+    from fadejax.analysis.estimates import cell_estimates
 
     inside = {True: [], False: []}
     for seed in range(10):
@@ -160,7 +160,7 @@ def test_uniform_draws_keep_the_intervals_honest_when_a_searcher_asks_only_hard_
 
 
 def test_too_few_draws_leave_the_estimates_model_based():
-    from fadejax.estimates import MIN_DRAWN, cell_estimates, top_estimated_cells
+    from fadejax.analysis.estimates import MIN_DRAWN, cell_estimates, top_estimated_cells
 
     table, samples, cells, drawn = _hard_only_queries(0, draws=0)
     drawn[:MIN_DRAWN - 1] = True  # fewer than the check needs
@@ -196,8 +196,8 @@ def test_which_searchers_mark_draws():
 
 
 def test_a_runs_records_say_which_queries_were_drawn(tmp_path):
-    from fadejax.records import query_drawn
-    from fadejax.run import discover
+    from fadejax.engine.store.records import query_drawn
+    from fadejax.stages.discover import discover
 
     config = load_config("configs/digits.yaml", ["recording=recordings/digits.npz", "run.iterations=4", "run.num_envs=64"])
     summary = discover(config, tmp_path / "run", progress=False)

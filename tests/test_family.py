@@ -12,10 +12,10 @@ import pytest
 import yaml
 
 from fadejax.cli import main
-from fadejax.config import ConfigError, parse_config
-from fadejax.ground_truth import failure_landscape
-from fadejax.rewards import classification_reward, family_reward
-from fadejax.task import build_task
+from fadejax.engine.config import ConfigError, parse_config
+from fadejax.engine.ground_truth import failure_landscape
+from fadejax.core.rewards import classification_reward, family_reward
+from fadejax.engine.build import build_task
 from report_page import open_at_first_failing_point
 
 # DARK leaves every pixel at most 0.38, under the dark-blind model's 0.4, while the embedded

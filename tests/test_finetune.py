@@ -15,8 +15,8 @@ import pytest
 from safetensors.torch import load_file
 
 from fadejax.audits.image.data import load_digits_split
-from fadejax.finetune import FineTuneError, launch, validate_spec
-from fadejax.perturbations import compose
+from fadejax.stages.finetune import FineTuneError, launch, validate_spec
+from fadejax.core.perturbations import compose
 
 
 @pytest.fixture(scope="module")

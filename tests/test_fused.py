@@ -1,14 +1,14 @@
-"""The fused recorded loop (fadejax/fused.py): a vmapped batch of seeds, scanned on the device,
+"""The fused recorded loop (fadejax/engine/fused.py): a vmapped batch of seeds, scanned on the device,
 makes exactly the queries of the plain per-iteration loop run one seed at a time."""
 
 import numpy as np
 import pytest
 
-from fadejax.config import parse_config
-from fadejax.fused import run_fused
-from fadejax.ground_truth import landscape_key
-from fadejax.recording import RecordedTask, record
-from fadejax.run import build_discovery
+from fadejax.engine.config import parse_config
+from fadejax.engine.fused import run_fused
+from fadejax.engine.ground_truth import landscape_key
+from fadejax.engine.recording import RecordedTask, record
+from fadejax.engine.checkpoints import build_discovery
 
 SMALL_SPACE = {"axes": [{"name": "rotation", "values": [-20, 0, 20]}, {"name": "darkness", "values": [0.0, 0.7]}, {"name": "blur", "values": [0.0, 3.0]}]}
 ITERATIONS, ENVS, SEEDS = 10, 32, [0, 1, 2]
@@ -17,7 +17,7 @@ ITERATIONS, ENVS, SEEDS = 10, 32, [0, 1, 2]
 @pytest.fixture(scope="module")
 def small():
     """The embedded model (cached after its first training) on a 12-cell space over the first 60 held-out digits, recorded."""
-    from fadejax.task import build_task
+    from fadejax.engine.build import build_task
 
     config = parse_config({"data": {"limit": 60}, "space": SMALL_SPACE, "run": {"iterations": ITERATIONS, "num_envs": ENVS}})
     task = build_task(config, progress=False)
@@ -68,7 +68,7 @@ def test_a_live_task_is_refused(small):
 def test_searcher_settings_swept_in_one_program_make_each_settings_own_queries(small):
     """ε-greedy at three ε values and two seeds, vmapped over settings and seeds, equals each
     setting's own fused run (itself equal to the stepped loop, above), query by query."""
-    from fadejax.fused import batchable, run_fused_settings
+    from fadejax.engine.fused import batchable, run_fused_settings
 
     config, task, _ = small
     discoveries = [build_discovery(parse_config({**config.model_dump(mode="json"), "searcher": {"kind": "greedy", "epsilon": eps}}), task)

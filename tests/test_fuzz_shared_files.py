@@ -11,11 +11,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fadejax.config import parse_config
-from fadejax.ground_truth import GroundTruthError, landscape_key, read_ground_truth
-from fadejax.recording import RecordingError, load_recording
-from fadejax.records import RecordsError, cell_statistics, top_observed_cells
-from fadejax.summarize import SummarizeError, _read_records, read_modes_file, read_run_config
+from fadejax.engine.config import parse_config
+from fadejax.engine.ground_truth import GroundTruthError, landscape_key, read_ground_truth
+from fadejax.engine.recording import RecordingError, load_recording
+from fadejax.engine.store.records import RecordsError, cell_statistics, top_observed_cells
+from fadejax.stages.summarize import SummarizeError, _read_records, read_modes_file, read_run_config
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 CONFIG = parse_config({})

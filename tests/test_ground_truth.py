@@ -5,17 +5,17 @@ import yaml
 
 from fadejax.audits.image.task import ClassificationTask
 from fadejax.cli import main
-from fadejax.config import parse_config
-from fadejax.ground_truth import GROUND_TRUTH_FILE, load_or_compute
-from fadejax.spaces import Axis, ConceptSpace
+from fadejax.engine.config import parse_config
+from fadejax.engine.ground_truth import GROUND_TRUTH_FILE, load_or_compute
+from fadejax.core.spaces import Axis, ConceptSpace
 
 
 def test_exhaustive_landscape_counts_every_sample_under_every_action(digit_images):
     """A fake oracle that fails exactly when the image was darkened by more than half."""
     import jax.numpy as jnp
 
-    from fadejax import perturbations
-    from fadejax.ground_truth import failure_landscape
+    from fadejax.core import perturbations
+    from fadejax.engine.ground_truth import failure_landscape
 
     class Oracle:
         num_classes = 2
@@ -37,8 +37,8 @@ def test_exhaustive_landscape_counts_every_sample_under_every_action(digit_image
 
 
 def test_landscape_is_saved_once_and_reused(tmp_path, digits_task):
-    from fadejax.ground_truth import failure_rates
-    from fadejax.task import build_task
+    from fadejax.engine.ground_truth import failure_rates
+    from fadejax.engine.build import build_task
 
     corner = parse_config({"space": {"axes": [{"name": "rotation", "values": [-20, 0]}, {"name": "darkness", "values": [0.0, 0.7]}]}})
     task = build_task(corner, oracle=digits_task.oracle, progress=False)
@@ -55,7 +55,7 @@ def test_landscape_is_saved_once_and_reused(tmp_path, digits_task):
     assert reused and calls == [1]
     np.testing.assert_allclose(again, rates)
     changed = parse_config({"space": {"axes": [{"name": "rotation", "values": [0, 30]}]}})
-    _, _, reused = load_or_compute(changed, tmp_path, lambda: __import__("fadejax.task").task.build_task(changed, progress=False), progress=False)
+    _, _, reused = load_or_compute(changed, tmp_path, lambda: __import__("fadejax.engine.build").engine.build.build_task(changed, progress=False), progress=False)
     assert not reused  # a different space is a different landscape
 
 

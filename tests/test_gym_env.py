@@ -5,7 +5,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from fadejax.audits.image.gym_env import AuditEnv
-from fadejax.config import parse_config
+from fadejax.engine.config import parse_config
 
 
 @pytest.fixture(scope="module")

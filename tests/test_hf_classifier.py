@@ -12,7 +12,7 @@ from PIL import Image
 
 from bridges.hf_classifier import ProcessorTransform, load_hf_image_classifier
 from fadejax.cli import main
-from fadejax.config import ConfigError, parse_config
+from fadejax.engine.config import ConfigError, parse_config
 from readme import ROOT
 
 NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]

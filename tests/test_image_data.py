@@ -68,8 +68,8 @@ def test_classes_map_onto_the_models_by_name_and_an_unknown_one_is_named():
 
 
 def test_the_new_data_settings_enter_the_landscape_key_only_when_set():
-    from fadejax.config import parse_config
-    from fadejax.ground_truth import landscape_key
+    from fadejax.engine.config import parse_config
+    from fadejax.engine.ground_truth import landscape_key
 
     default = landscape_key(parse_config({}))  # the shipped recordings' key stays valid (tests/test_shipped_recordings.py)
     assert landscape_key(parse_config({"data": {"class_map": "name"}})) == default

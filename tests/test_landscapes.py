@@ -4,8 +4,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fadejax import barycenters as B
-from fadejax.landscapes import empirical_landscape, on_grid, policy_landscape, view
+from fadejax.analysis import barycenters as B
+from fadejax.core.landscapes import empirical_landscape, on_grid, policy_landscape, view
 
 
 def test_eq10_mean_std_and_confidence_by_hand():

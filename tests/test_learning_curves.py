@@ -18,14 +18,15 @@ import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from fadejax.cli import main
-from fadejax.compare import compare, differing_fields, labels_for, load_curves
-from fadejax.config import parse_config
-from fadejax.estimates import report_recall
-from fadejax.ground_truth import landscape_key
-from fadejax.learning_log import TIMING_COLUMNS, LearningLog, read_metrics, tag_of
-from fadejax.records import read_records
-from fadejax.task import build_task
-from fadejax.run import _checkpoint_manager, _restore, build_discovery, discover
+from fadejax.stages.compare import compare, differing_fields, labels_for, load_curves
+from fadejax.engine.config import parse_config
+from fadejax.analysis.estimates import report_recall
+from fadejax.engine.ground_truth import landscape_key
+from fadejax.engine.store.learning_log import TIMING_COLUMNS, LearningLog, read_metrics, tag_of
+from fadejax.engine.store.records import read_records
+from fadejax.engine.build import build_task
+from fadejax.stages.discover import discover
+from fadejax.engine.checkpoints import checkpoint_manager, restore_latest, build_discovery
 from fadejax.searchers import REGISTRY
 from resume_check import drop_latest_checkpoint, reproducible_rows
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
@@ -151,8 +152,8 @@ def test_a_run_from_before_learning_curves_resumes_and_keeps_them_from_there(tmp
     (out / "metrics.jsonl").unlink()
     shutil.rmtree(out / "tensorboard")
     discovery = build_discovery(config, build_task(config, oracle=digits_task.oracle, progress=False))  # the run's own held-out set
-    manager = _checkpoint_manager(out)
-    state, records_bytes, _ = _restore(manager, discovery.init(0))
+    manager = checkpoint_manager(out)
+    state, records_bytes, _ = restore_latest(manager, discovery.init(0))
     for step in manager.all_steps():
         manager.delete(step)
     manager.save(int(state.iteration), args=ocp.args.StandardSave({"loop": state, "records_bytes": np.asarray(records_bytes, np.int64)}), force=True)

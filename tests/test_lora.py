@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from fadejax.audits.prompt.finetune_spec import captioned_images
-from fadejax.finetune import FineTuneError, launch, validate_spec
+from fadejax.core.captions import captioned_images
+from fadejax.stages.finetune import FineTuneError, launch, validate_spec
 from tiny_diffusion import make_tiny_pipeline
 
 HYPER = {"resolution": 16, "epochs": 3, "repeats": 2, "learning_rate": 1e-2, "device": "cpu"}  # 4 steps an epoch

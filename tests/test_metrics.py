@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from fadejax import metrics
+from fadejax.analysis import metrics
 
 
 def test_counts_and_entropy_by_hand():

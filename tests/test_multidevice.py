@@ -20,9 +20,9 @@ CHILD = textwrap.dedent(
     """
     import json, sys
     import jax, numpy as np
-    from fadejax.config import parse_config
-    from fadejax.run import build_discovery
-    from fadejax.task import build_task
+    from fadejax.engine.config import parse_config
+    from fadejax.engine.checkpoints import build_discovery
+    from fadejax.engine.build import build_task
 
     assert len(jax.devices()) == 2, jax.devices()
     out = {}

@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from fadejax.searchers import REGISTRY, Transition
-from fadejax.searchers.cem import CEMConfig, CrossEntropy
+from fadejax.searchers.baselines.cem import CEMConfig, CrossEntropy
 from fadejax.searchers.policy_gradient import Reinforce, ReinforceConfig
 from fadejax.searchers.thompson import BayesUCB, ThompsonConfig, ThompsonSampling, UCBConfig
 

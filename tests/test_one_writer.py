@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from subprocess_env import jax_subprocess_env
 
-from fadejax.dirlock import LOCK_FILE, DirectoryLock, DirectoryLockedError, LeaseLostError, holder_of
+from fadejax.engine.store.dirlock import LOCK_FILE, DirectoryLock, DirectoryLockedError, LeaseLostError, holder_of
 
 ROOT = Path(__file__).resolve().parent.parent
 ITERATIONS, ENVS = 300, 64  # a recorded run of a few seconds: long enough for the others to meet its lock
@@ -35,8 +35,8 @@ def _rows(run_dir: Path) -> list[tuple[int, int]]:
 @pytest.fixture(scope="module")
 def lone_run(tmp_path_factory) -> bytes:
     """The records of the run made alone."""
-    from fadejax.config import load_config
-    from fadejax.run import discover
+    from fadejax.engine.config import load_config
+    from fadejax.stages.discover import discover
 
     out = tmp_path_factory.mktemp("lone") / "run"
     argv = _discover_argv(out)

@@ -21,7 +21,7 @@ from PIL import Image, ImageEnhance
 from scipy.stats import ks_2samp
 from skimage.util import random_noise
 
-from fadejax import perturbations as P
+from fadejax.core import perturbations as P
 
 
 def _pil(image: np.ndarray) -> Image.Image:

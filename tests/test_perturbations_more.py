@@ -18,8 +18,8 @@ import scipy.ndimage as ndi
 from PIL import Image, ImageDraw
 from skimage.exposure import adjust_gamma
 
-from fadejax import perturbations as P
-from fadejax.config import ConfigError, parse_config
+from fadejax.core import perturbations as P
+from fadejax.engine.config import ConfigError, parse_config
 
 NEW = ["shift_x", "shift_y", "pixelate", "occlusion", "gamma"]
 

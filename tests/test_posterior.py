@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
-from fadejax.config import parse_config
-from fadejax.estimates import cell_estimates
-from fadejax.ground_truth import failure_landscape, landscape_key
-from fadejax.recording import RecordedTask, RecordingError, load_recording, record
-from fadejax.run import build_discovery
+from fadejax.engine.config import parse_config
+from fadejax.analysis.estimates import cell_estimates
+from fadejax.engine.ground_truth import failure_landscape, landscape_key
+from fadejax.engine.recording import RecordedTask, RecordingError, load_recording, record
+from fadejax.engine.checkpoints import build_discovery
 from fadejax.searchers import Transition
 from fadejax.searchers.posterior import PosteriorConfig, PosteriorSampling
 
@@ -244,7 +244,7 @@ SMALL_SPACE = {"axes": [{"name": "rotation", "values": [-20, 0, 20]}, {"name": "
 @pytest.fixture(scope="module")
 def small(digits_task, default_config):
     """The embedded model on a 12-cell space over the first 120 held-out digits, and its recording."""
-    from fadejax.task import build_task
+    from fadejax.engine.build import build_task
 
     config = parse_config({"data": {"limit": 120}, "space": SMALL_SPACE, "run": {"iterations": 6, "num_envs": 32, "checkpoint_every": 2, "seed": 5}})
     task = build_task(config, progress=False)

@@ -7,14 +7,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fadejax.config import parse_config
-from fadejax.recording import RecordedTask, Recording
-from fadejax.run import build_discovery
+from fadejax.engine.config import parse_config
+from fadejax.engine.recording import RecordedTask, Recording
+from fadejax.engine.checkpoints import build_discovery
 from fadejax.searchers import Transition
 from fadejax.searchers.base import Walk
 from fadejax.searchers.posterior_walk import PosteriorWalk, PosteriorWalkConfig
-from fadejax.spaces import Axis, ConceptSpace, MicroSpace
-from fadejax.walks import distinct_failure_bound, first_failure_moves, neighbour_table
+from fadejax.core.spaces import Axis, ConceptSpace, MicroSpace
+from fadejax.core.walks import distinct_failure_bound, first_failure_moves, neighbour_table
 
 GRID = (4, 3, 3)
 

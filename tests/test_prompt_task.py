@@ -14,8 +14,8 @@ from tiny_diffusion import make_tiny_clip, make_tiny_pipeline
 
 from fadejax.audits.prompt.prompts import DEFAULT_TEMPLATES
 from fadejax.audits.prompt.ratings import RatingStore
-from fadejax.config import load_config, parse_config
-from fadejax.run import discover
+from fadejax.engine.config import load_config, parse_config
+from fadejax.stages.discover import discover
 from report_page import open_at_first_failing_point
 
 
@@ -131,9 +131,9 @@ def test_waiting_for_ratings_times_out_with_a_clear_message(models, tmp_path):
 
 
 def test_the_prompt_report_shows_images_and_keeps_hostile_prompts_inert(models, tmp_path, browser):
-    from fadejax.figures import write_figures
-    from fadejax.report import write_report
-    from fadejax.summarize import load_summary
+    from fadejax.stages.figures import write_figures
+    from fadejax.stages.report import write_report
+    from fadejax.stages.summarize import load_summary
 
     hostile = "<script>window.__pwned=1</script><img src=x onerror=\"window.__pwned=2\"> a {attribute} {profession} in a {place}"
     config = _config(models, templates=[hostile, "<b>bold</b> " + hostile], failure_threshold=-2)  # every query fails
@@ -196,7 +196,7 @@ def test_lora_restructure_rediscovers_with_the_adapter_and_reports_the_bias_shif
 
 
 def test_the_bias_measure_is_reported_overall_and_per_cell(clip_run, models):
-    from fadejax.summarize import load_summary
+    from fadejax.stages.summarize import load_summary
 
     config, out, _ = clip_run
     summary = load_summary(out)

@@ -1,4 +1,4 @@
-"""Reading a run's records through Arrow's JSON parser (fadejax.record_columns) gives what
+"""Reading a run's records through Arrow's JSON parser (fadejax.engine.store.record_columns) gives what
 the line-by-line readers give, and defers to them wherever a file is not plainly sound, so
 a bad line is still named in the error."""
 
@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fadejax import compare, summarize
-from fadejax.config import parse_config
-from fadejax.record_columns import CompleteLines, read_columns
-from fadejax.records import RecordsError, RecordWriter, cell_statistics
-from fadejax.summarize import SummarizeError
+from fadejax.stages import compare, summarize
+from fadejax.engine.config import parse_config
+from fadejax.engine.store.record_columns import CompleteLines, read_columns
+from fadejax.engine.store.records import RecordsError, RecordWriter, cell_statistics
+from fadejax.stages.summarize import SummarizeError
 
 NAMES = {"label": [str(d) for d in range(10)], "predicted": [str(d) for d in range(10)]}
 
@@ -77,7 +77,7 @@ def test_summarize_reads_the_same_statistics_and_examples_either_way(run_dir, mo
 
 def test_compare_and_cell_statistics_read_the_same_queries_either_way(run_dir, monkeypatch):
     _assert_same(compare._queries_of(run_dir), _line_by_line(monkeypatch, compare, "_queries_of", run_dir))
-    import fadejax.records as records
+    import fadejax.engine.store.records as records
 
     _assert_same(cell_statistics(run_dir / "records.jsonl"), _line_by_line(monkeypatch, records, "cell_statistics", run_dir / "records.jsonl"))
 
@@ -165,7 +165,7 @@ def test_complete_lines_finds_each_record(tmp_path):
 
 
 def test_lines_are_found_across_the_scans_slices(run_dir, monkeypatch):
-    import fadejax.record_columns as record_columns
+    import fadejax.engine.store.record_columns as record_columns
 
     whole = CompleteLines.of(run_dir / "records.jsonl")
     monkeypatch.setattr(record_columns, "_SCAN_BYTES", 7)  # lines of ~300 bytes: every line end in another slice

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from fadejax.cli import EXIT_BAD_INPUT, main
-from fadejax.config import parse_config
-from fadejax.run import discover
-from fadejax.summarize import SummarizeError, load_summary, parse_mode
+from fadejax.engine.config import parse_config
+from fadejax.stages.discover import discover
+from fadejax.stages.summarize import SummarizeError, load_summary, parse_mode
 
 # The first 180 of the 540 held-out digits: summaries re-evaluate modes on them, 3x faster.
 CONFIG = {"data": {"limit": 180}, "searcher": {"kind": "dqn", "hidden_sizes": [64], "batch_size": 64, "min_replay": 64}, "run": {"iterations": 12, "num_envs": 64, "checkpoint_every": 4}}
@@ -24,8 +24,8 @@ def run_dir(tmp_path_factory, digits_task):
 
 @pytest.fixture(scope="module")
 def report(run_dir, digits_task):
-    from fadejax.figures import write_figures
-    from fadejax.report import write_report
+    from fadejax.stages.figures import write_figures
+    from fadejax.stages.report import write_report
 
     summary = load_summary(run_dir, top=4)
     files = write_report(summary, run_dir / "report")

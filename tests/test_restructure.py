@@ -13,9 +13,9 @@ from safetensors.torch import load_file
 from bridges.digits_cnn import DigitsCNN
 from fadejax.audits.image.data import load_digits_split
 from fadejax.cli import EXIT_BAD_INPUT, main
-from fadejax.config import parse_config
-from fadejax.perturbations import compose
-from fadejax.run import discover
+from fadejax.engine.config import parse_config
+from fadejax.core.perturbations import compose
+from fadejax.stages.discover import discover
 
 # A 2 x 2 x 2 corner of the default space keeps the two exhaustive landscapes cheap.
 AXES = [{"name": "rotation", "values": [-20, 0]}, {"name": "darkness", "values": [0.0, 0.7]}, {"name": "blur", "values": [0.0, 3.0]}]

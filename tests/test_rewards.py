@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fadejax.rewards import classification_reward, micro_reward
+from fadejax.core.rewards import classification_reward, micro_reward
 
 
 def _logits_for(probs):

@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 
 from fadejax.cli import EXIT_BAD_INPUT, EXIT_FAILED, main
-from fadejax.config import load_config
-from fadejax.rundir import RunDirError
-from fadejax.run import discover
-from fadejax.run_check import check_run
+from fadejax.engine.config import load_config
+from fadejax.engine.store.rundir import RunDirError
+from fadejax.stages.discover import discover
+from fadejax.engine.store.run_check import check_run
 from readme import ROOT
 
 ENVS = 16

@@ -13,10 +13,10 @@ import yaml
 from resume_check import reproducible_rows
 from subprocess_env import jax_subprocess_env
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from fadejax.config import parse_config
-from fadejax.learning_log import read_metrics
-from fadejax.records import read_records
-from fadejax.run import discover
+from fadejax.engine.config import parse_config
+from fadejax.engine.store.learning_log import read_metrics
+from fadejax.engine.store.records import read_records
+from fadejax.stages.discover import discover
 
 ITERATIONS = 48  # long enough that the kill -9 test reliably catches the run mid-way (after 14, before 48)
 SMALL = {
@@ -144,8 +144,8 @@ def test_a_checkpoint_of_another_state_layout_is_refused_in_words_and_summarize_
     summarize reports the run without its policy landscape."""
     import orbax.checkpoint as ocp
 
-    from fadejax.run import CheckpointLayoutError
-    from fadejax.summarize import load_summary
+    from fadejax.engine.checkpoints import CheckpointLayoutError
+    from fadejax.stages.summarize import load_summary
 
     out = tmp_path / "run"
     config = parse_config({**SMALL, "data": {"limit": 64}, "searcher": {"kind": "posterior"},

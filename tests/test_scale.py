@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from fadejax.config import load_config
-from fadejax.ground_truth import LandscapeTooLarge, failure_landscape
-from fadejax.landscapes import top_k_separable
-from fadejax.run import discover
-from fadejax.summarize import load_summary
+from fadejax.engine.config import load_config
+from fadejax.engine.ground_truth import LandscapeTooLarge, failure_landscape
+from fadejax.core.landscapes import top_k_separable
+from fadejax.stages.discover import discover
+from fadejax.stages.summarize import load_summary
 
 OVERRIDES = ["data.limit=60", "searcher.hidden_sizes=[32]", "searcher.batch_size=64", "searcher.min_replay=64",
              "run.iterations=4", "run.num_envs=64", "run.checkpoint_every=2"]
@@ -17,7 +17,7 @@ OVERRIDES = ["data.limit=60", "searcher.hidden_sizes=[32]", "searcher.batch_size
 
 @pytest.fixture(scope="module")
 def million_task(digits_task):
-    from fadejax.task import build_task
+    from fadejax.engine.build import build_task
 
     return build_task(load_config("configs/digits_million.yaml", OVERRIDES), oracle=digits_task.oracle, progress=False)
 

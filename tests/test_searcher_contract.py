@@ -5,9 +5,9 @@ as the uninterrupted one (the same record bytes, the same learning curves)."""
 
 import pytest
 
-from fadejax.config import parse_config
-from fadejax.learning_log import read_metrics
-from fadejax.records import read_records
+from fadejax.engine.config import parse_config
+from fadejax.engine.store.learning_log import read_metrics
+from fadejax.engine.store.records import read_records
 from fadejax.searchers import REGISTRY
 from resume_check import assert_resumes_exactly
 

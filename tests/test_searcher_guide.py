@@ -11,7 +11,7 @@ import pytest
 
 from fadejax.searchers import REGISTRY, register
 from fadejax.searchers.base import Searcher, SearcherConfig
-from fadejax.searchers.greedy import EpsilonGreedy, GreedyConfig
+from fadejax.searchers.baselines.greedy import EpsilonGreedy, GreedyConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 GUIDE = ROOT / "docs" / "benchmark-your-searcher.md"

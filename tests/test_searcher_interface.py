@@ -1,4 +1,4 @@
-"""The README's "Adding a searcher" example runs as written through the real loop."""
+"""The documentation's "Adding a searcher" example (docs/searchers.md) runs as written through the real loop."""
 
 import re
 from pathlib import Path
@@ -6,17 +6,17 @@ from pathlib import Path
 import pytest
 
 from fadejax import searchers
-from fadejax.config import parse_config
-from fadejax.records import read_records
-from fadejax.run import discover
+from fadejax.engine.config import parse_config
+from fadejax.engine.store.records import read_records
+from fadejax.stages.discover import discover
 
 
 @pytest.fixture
 def readme_searcher(monkeypatch):
-    readme = Path(__file__).resolve().parents[1] / "README.md"
-    block = re.search(r"# fadejax/searchers/uniform.py\n(.*?)```", readme.read_text(), re.S).group(1)
+    page = Path(__file__).resolve().parents[1] / "docs" / "searchers.md"
+    block = re.search(r"# fadejax/searchers/uniform.py\n(.*?)```", page.read_text(), re.S).group(1)
     namespace: dict = {}
-    exec(compile(block, "README.md", "exec"), namespace)
+    exec(compile(block, "docs/searchers.md", "exec"), namespace)
     monkeypatch.setitem(searchers.REGISTRY, "uniform", (namespace["UniformConfig"], namespace["Uniform"]))
     return namespace["Uniform"]
 

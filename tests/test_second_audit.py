@@ -15,8 +15,8 @@ from bridges import digits_cnn
 from bridges.digits_lenet import DigitsLeNet
 from fadejax.audits.image.data import load_digits_split
 from fadejax.cli import main
-from fadejax.config import load_config, parse_config
-from fadejax.task import build_task
+from fadejax.engine.config import load_config, parse_config
+from fadejax.engine.build import build_task
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "digits_lenet.yaml"
 

@@ -5,9 +5,9 @@ import json
 
 import numpy as np
 
-from fadejax.config import parse_config
-from fadejax.records import read_records
-from fadejax.run import discover
+from fadejax.engine.config import parse_config
+from fadejax.engine.store.records import read_records
+from fadejax.stages.discover import discover
 from resume_check import assert_resumes_exactly
 
 # epsilon-greedy with epsilon 0.5 returns to its hard samples: it re-asks many pairs

@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fadejax.config import load_config
-from fadejax.ground_truth import landscape_key
-from fadejax.recording import load_recording
+from fadejax.engine.config import load_config
+from fadejax.engine.ground_truth import landscape_key
+from fadejax.engine.recording import load_recording
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = {"digits.npz": "configs/digits.yaml", "digits_lenet.npz": "configs/digits_lenet.yaml", "summarize.npz": "configs/summarize.yaml"}

@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fadejax.spaces import Axis, ConceptSpace, MicroSpace, SpaceError
+from fadejax.core.spaces import Axis, ConceptSpace, MicroSpace, SpaceError
 
 
 @pytest.fixture

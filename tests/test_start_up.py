@@ -1,5 +1,5 @@
 """What a command does before its loop, kept between commands: JAX's compiled programs
-(fadejax.compilation_cache) and the embedded digits' split (fadejax.audits.image.data)."""
+(fadejax.engine.compilation_cache) and the embedded digits' split (fadejax.audits.image.data)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from fadejax.audits.image import data
 
 ROOT = Path(__file__).resolve().parents[1]
-PROBE = "from fadejax.compilation_cache import enable; import jax; print(enable()); print(jax.config.jax_compilation_cache_dir)"
+PROBE = "from fadejax.engine.compilation_cache import enable; import jax; print(enable()); print(jax.config.jax_compilation_cache_dir)"
 
 
 def _without_jax_cache(**extra: str) -> dict[str, str]:
@@ -102,7 +102,7 @@ def test_a_discovery_imports_none_of_the_packages_only_other_commands_use():
     command's start together; the discovery loop, its image audit and its landscape
     figures need none of them (the DQN searchers, summaries' distances, the digits' first
     split and the metrics import them when they run)."""
-    probe = ("import sys, fadejax.cli, fadejax.run, fadejax.figures, fadejax.audits.image.task, fadejax.searchers; "
+    probe = ("import sys, fadejax.cli, fadejax.stages.discover, fadejax.stages.figures, fadejax.audits.image.task, fadejax.searchers; "
              "print(' '.join(m for m in ('rlax', 'distrax', 'ot', 'sklearn', 'scipy.stats') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", probe], env=_without_jax_cache(), capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.split() == []

@@ -14,11 +14,11 @@ import pytest
 import yaml
 
 from fadejax.cli import main
-from fadejax.config import parse_config
-from fadejax.ground_truth import save_ground_truth
-from fadejax.recording import replay
-from fadejax.run import discover
-from fadejax.sweep_spec import expand, read_spec
+from fadejax.engine.config import parse_config
+from fadejax.engine.ground_truth import save_ground_truth
+from fadejax.engine.recording import replay
+from fadejax.stages.discover import discover
+from fadejax.sweeps.spec import expand, read_spec
 from readme import ROOT
 from subprocess_env import jax_subprocess_env
 
@@ -141,7 +141,7 @@ def test_a_bad_spec_is_refused_in_one_line_before_anything_runs(tmp_path, capsys
 
 def test_a_changed_spec_is_refused_on_an_existing_sweep(tmp_path, capsys):
     first = _spec(tmp_path, "first", set={"recording": RECORDING}, vary={"run.seed": [0, 1]})
-    from fadejax.sweep import prepare
+    from fadejax.sweeps.runner import prepare
 
     prepare(first, tmp_path / "out", resume=False)  # the manifest, as a started sweep leaves it
     changed = _spec(tmp_path, "changed", set={"recording": RECORDING}, vary={"run.seed": [0, 2]})
@@ -188,8 +188,8 @@ def test_labelled_values_exclusions_and_a_plugin_searcher_run_inline_and_resume(
 
 
 def test_a_point_no_node_could_run_is_refused_instead_of_waiting_for_ever(tmp_path):
-    from fadejax.sweep import _check_feasible
-    from fadejax.sweep_spec import SweepError, SweepSpec
+    from fadejax.sweeps.runner import _check_feasible
+    from fadejax.sweeps.spec import SweepError, SweepSpec
 
     spec = SweepSpec.model_validate({"base": "x.yaml", "vary": {"run.seed": [0]}, "resources": {"cpus": 4, "gpus": 1}})
     with pytest.raises(SweepError, match=r"resources.cpus: 4, but the local Ray has 2 in all; lower resources.cpus or raise --cpus"):

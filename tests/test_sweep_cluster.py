@@ -17,8 +17,8 @@ import yaml
 from readme import ROOT
 from subprocess_env import jax_subprocess_env
 
-from fadejax.config import parse_config
-from fadejax.sweep import attempts_path, read_attempts
+from fadejax.engine.config import parse_config
+from fadejax.sweeps.runner import attempts_path, read_attempts
 
 RECORDING = str(ROOT / "recordings" / "digits.npz")
 RAY = str(Path(sys.executable).with_name("ray"))
@@ -96,7 +96,7 @@ def test_without_the_heads_token_the_sweep_says_how_to_get_it(tmp_path, ray_head
 
 _POINT = """
 import sys
-from fadejax.sweep import run_point
+from fadejax.sweeps.runner import run_point
 print(run_point(__import__("json").loads(sys.argv[1]), sys.argv[2], sys.argv[3]))
 """
 

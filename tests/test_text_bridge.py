@@ -9,6 +9,7 @@ import torch
 from bridges.seq2seq import Seq2SeqError, Seq2SeqOracle, Seq2SeqSettingsError, load_seq2seq
 from bridges.tiny_summarizer import build_word_tokenizer
 from fadejax.audits.text.data import builtin_articles
+from fadejax.audits.text.rewards import bleu_batch
 
 ARTICLES = builtin_articles("held_out", 7).articles
 
@@ -195,7 +196,7 @@ def test_tiny_summarizer_is_trained_once_and_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("FADEJAX_CACHE", str(tmp_path))
     recipe = dict(tiny_summarizer.RECIPE, train_articles=64, d_model=32, d_ff=64, d_kv=8, num_layers=1, num_decoder_layers=1,
                   batch_size=16, epochs=1, warmup_steps=2, eval_articles=8)  # a test-only recipe: seconds, not minutes
-    path = tiny_summarizer.ensure_tiny_summarizer(progress=False, recipe=recipe)
+    path = tiny_summarizer.ensure_tiny_summarizer(builtin_articles, bleu_batch, progress=False, recipe=recipe)
     assert path.parent == tmp_path / "models" and path.name.startswith("tiny-summarizer-")
     assert path == tiny_summarizer.model_dir(recipe) != tiny_summarizer.model_dir(dict(recipe, seed=1))
     info = tiny_summarizer.load_info(path)
@@ -205,5 +206,5 @@ def test_tiny_summarizer_is_trained_once_and_cached(tmp_path, monkeypatch):
     assert type(oracle.model).__name__ == "T5ForConditionalGeneration" and oracle.info["d_model"] == 32
     assert len(oracle.summarize(builtin_articles("held_out", 2).articles)) == 2
     monkeypatch.setattr(tiny_summarizer, "train", lambda *a, **k: pytest.fail("the cached model was trained again"))
-    assert tiny_summarizer.ensure_tiny_summarizer(progress=False, recipe=recipe) == path
+    assert tiny_summarizer.ensure_tiny_summarizer(builtin_articles, bleu_batch, progress=False, recipe=recipe) == path
     assert not list((tmp_path / "models").glob("*.tmp*"))

@@ -1,4 +1,4 @@
-"""The seq2seq fine-tuner: Seq2SeqTrainer in its own process through fadejax.finetune.launch,
+"""The seq2seq fine-tuner: Seq2SeqTrainer in its own process through fadejax.stages.finetune.launch,
 checkpoints and resume after kill -9, and a bad spec refused before any work (without torch)."""
 
 import json
@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from bridges.tiny_summarizer import build_word_tokenizer
 from fadejax.audits.text.data import builtin_articles
-from fadejax.finetune import FineTuneError, launch, validate_spec
+from fadejax.stages.finetune import FineTuneError, launch, validate_spec
 
 
 @pytest.fixture(autouse=True)
@@ -60,7 +60,7 @@ def test_defaults_are_the_papers_and_validation_needs_no_torch(setup, tmp_path):
     h = spec.hyper
     assert (h.learning_rate, h.weight_decay, h.batch_size, h.epochs) == (2e-5, 1e-2, 2, 3)
     code = (
-        "import json, sys; from fadejax.finetune import validate_spec; "
+        "import json, sys; from fadejax.stages.finetune import validate_spec; "
         f"validate_spec(json.loads({json.dumps(json.dumps(_spec(setup, tmp_path / 'never')))})); "
         "print('torch' in sys.modules, 'transformers' in sys.modules)"
     )

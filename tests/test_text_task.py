@@ -11,10 +11,10 @@ import pytest
 from fadejax.audits.text import edits, rewards
 from fadejax.audits.text.data import builtin_articles
 from fadejax.audits.text.task import build_text_task
-from fadejax.config import parse_config
-from fadejax.run_check import file_sha256
-from fadejax.ground_truth import failure_landscape
-from fadejax.run import discover
+from fadejax.engine.config import parse_config
+from fadejax.engine.store.run_check import file_sha256
+from fadejax.engine.ground_truth import failure_landscape
+from fadejax.stages.discover import discover
 from report_page import open_at_first_failing_point
 
 HOSTILE = "<script>window.__pwned=1</script><img src=x onerror=\"window.__pwned=2\">"
@@ -128,9 +128,9 @@ def test_the_exhaustive_text_landscape_matches_direct_scoring():
 
 
 def test_the_text_report_shows_texts_and_keeps_hostile_text_inert(text_run, tmp_path, browser):
-    from fadejax.figures import write_figures
-    from fadejax.report import write_report
-    from fadejax.summarize import load_summary
+    from fadejax.stages.figures import write_figures
+    from fadejax.stages.report import write_report
+    from fadejax.stages.summarize import load_summary
 
     config, out, _, _ = text_run
     hostile = tmp_path / "hostile"

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fadejax import trust
-from fadejax.config import parse_config
-from fadejax.trust import (
+from fadejax.engine.store import trust
+from fadejax.engine.config import parse_config
+from fadejax.engine.store.trust import (
     TrustStoreError, UntrustedCodeError, is_trusted, list_trusted, refuse_untrusted_code, store_path,
     trust_command, trust_directory, trust_own_run, untrust_directory,
 )
@@ -54,7 +54,7 @@ def _run(parent: Path, name: str = "run", architecture: str = "fadejax_test_nets
 
 
 def _open(run: Path) -> None:
-    """What reading a run directory's config does (fadejax.summarize.read_run_config), with the run dir passed."""
+    """What reading a run directory's config does (fadejax.stages.summarize.read_run_config), with the run dir passed."""
     data = yaml.safe_load((run / "config.yaml").read_text())
     refuse_untrusted_code(data, f"run directory '{run}'", False, run_dir=run)
 

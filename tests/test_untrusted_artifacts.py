@@ -7,8 +7,8 @@ import pytest
 import yaml
 
 from fadejax.cli import EXIT_BAD_INPUT, main
-from fadejax.config import parse_config
-from fadejax.trust import code_named
+from fadejax.engine.config import parse_config
+from fadejax.engine.store.trust import code_named
 
 EVIL_MODULE = '''
 from pathlib import Path
@@ -78,8 +78,8 @@ def test_landscape_into_a_foreign_run_directory_imports_nothing(tmp_path, capsys
 
 def test_with_trust_code_a_model_class_still_has_to_be_an_nn_module(tmp_path, evil):
     from bridges.weights import ModelLoadError
-    from fadejax.summarize import read_run_config
-    from fadejax.task import build_task
+    from fadejax.stages.summarize import read_run_config
+    from fadejax.engine.build import build_task
 
     run = _shared_run(tmp_path, **{**EDITED_MODEL, "model__architecture": "evil_fadejax_payload:payload"})
     config = read_run_config(run, trust_code=True)  # trusted: read as asked
@@ -106,7 +106,7 @@ def test_code_named_lists_every_import_path_and_nothing_else():
 
 
 def test_paths_a_shared_run_directory_reads_outside_it_are_listed_before_use(tmp_path, capsys):
-    from fadejax.summarize import note_outside_paths, read_run_config
+    from fadejax.stages.summarize import note_outside_paths, read_run_config
 
     run = _shared_run(tmp_path, model__source="file", model__architecture="bridges.digits_cnn:DigitsCNN",
                       model__weights="/elsewhere/weights.pt", data__source="npz", data__path="../../data/held_out.npz")
@@ -117,7 +117,7 @@ def test_paths_a_shared_run_directory_reads_outside_it_are_listed_before_use(tmp
 
 def test_a_record_naming_a_file_outside_the_run_directory_is_not_read(tmp_path):
     from fadejax.audits import get
-    from fadejax.trust import inside
+    from fadejax.engine.store.trust import inside
 
     run = tmp_path / "run"
     (run / "images").mkdir(parents=True)
@@ -142,7 +142,7 @@ def test_summarize_does_not_write_through_a_link_a_shared_run_directory_holds(tm
 
 
 def test_odd_path_names_are_reported_not_crashed_on(tmp_path):
-    from fadejax.trust import inside, paths_outside
+    from fadejax.engine.store.trust import inside, paths_outside
 
     run = tmp_path / "run"
     run.mkdir()

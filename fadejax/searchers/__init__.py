@@ -4,21 +4,24 @@
 Adding a searcher = one new module here plus one line below, or, for a searcher kept
 outside fadejax, :func:`register` from its own module (``benchmarks/table1.py --plugin
 FILE`` imports such a module; see ``docs/benchmark-your-searcher.md``).
+
+The learning searchers live here; the baselines in :mod:`fadejax.searchers.baselines`.
+May import: :mod:`fadejax.core` only.
 """
 
 from __future__ import annotations
 
 from fadejax.searchers.base import Searcher, SearcherConfig, Transition
-from fadejax.searchers.bayes import BayesConfig, BayesOpt
+from fadejax.searchers.baselines.bayes import BayesConfig, BayesOpt
 from fadejax.searchers.bootstrapped import BootstrappedConfig, BootstrappedDQN
-from fadejax.searchers.cem import CEMConfig, CrossEntropy
+from fadejax.searchers.baselines.cem import CEMConfig, CrossEntropy
 from fadejax.searchers.dqn import DQN, DQNConfig
-from fadejax.searchers.greedy import EpsilonGreedy, GreedyConfig
+from fadejax.searchers.baselines.greedy import EpsilonGreedy, GreedyConfig
 from fadejax.searchers.posterior import PosteriorConfig, PosteriorSampling
 from fadejax.searchers.posterior_walk import PosteriorWalk, PosteriorWalkConfig
 from fadejax.searchers.policy_gradient import Reinforce, ReinforceConfig
-from fadejax.searchers.random_search import RandomConfig, RandomSearch
-from fadejax.searchers.threshold import Threshold, ThresholdConfig
+from fadejax.searchers.baselines.random_search import RandomConfig, RandomSearch
+from fadejax.searchers.baselines.threshold import Threshold, ThresholdConfig
 from fadejax.searchers.thompson import BayesUCB, ThompsonConfig, ThompsonSampling, UCBConfig
 
 REGISTRY: dict[str, tuple[type[SearcherConfig], type[Searcher]]] = {

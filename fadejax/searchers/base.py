@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import pydantic
 
-from fadejax.landscapes import dense_policy_view
+from fadejax.core.landscapes import dense_policy_view
 
 SearcherState = Any  # a pytree
 
@@ -54,7 +54,7 @@ class Choice(NamedTuple):
     obs: jax.Array  # (B, D) float32, the rows' observations
     # (B,) bool: the sample was drawn uniformly at random (among all samples, or among those
     # not yet asked under its cell) without regard to any answer. The report checks its
-    # model's predictions for the samples never asked on these (fadejax.estimates).
+    # model's predictions for the samples never asked on these (fadejax.analysis.estimates).
     drawn: jax.Array
 
 
@@ -87,7 +87,7 @@ class Searcher:
         in microscopic mode ``(num_actions,)``, the moves.
       walk: microscopic mode's grid, start cell and episode length (``None`` in macroscopic mode).
       deterministic: the audit answers a (sample, cell) pair asked twice the same
-        (:attr:`fadejax.task.AuditTask.deterministic`), so re-asking one teaches nothing.
+        (:attr:`fadejax.engine.task.AuditTask.deterministic`), so re-asking one teaches nothing.
     """
 
     #: False for searchers defined only over macroscopic cells (the baselines).

@@ -32,7 +32,7 @@ import numpy as np
 import optax
 import pydantic
 
-from fadejax.landscapes import marginal_view, top_k_separable
+from fadejax.core.landscapes import marginal_view, top_k_separable
 from fadejax.searchers.base import Searcher, SearcherConfig, Transition
 
 

@@ -31,7 +31,7 @@ Each batch of ``B`` environments splits in two (environments keep their role by 
   settled (distance from the top-``k`` boundary in units of what is still unknown about the
   cell, see :meth:`PosteriorSampling._identify_cells`), each on a sample not yet asked under
   its cell. The held-out set is finite, so a cell asked on every sample is known exactly
-  (:mod:`fadejax.estimates` uses that); the (sample, cell) pairs asked so far are kept as an
+  (:mod:`fadejax.analysis.estimates` uses that); the (sample, cell) pairs asked so far are kept as an
   ``(N, A)`` bitmap while ``N * A <= max_pairs_tracked``.
 
 ``action_scores`` is the posterior-mean log-odds that a query on a typical sample fails
@@ -52,8 +52,8 @@ import jax.numpy as jnp
 import numpy as np
 import pydantic
 
-from fadejax.fusion import materialize
-from fadejax.landscapes import marginal_view, top_k_separable
+from fadejax.core.fusion import materialize
+from fadejax.core.landscapes import marginal_view, top_k_separable
 from fadejax.searchers.base import Choice, Searcher, SearcherConfig, Transition
 
 

@@ -45,7 +45,7 @@ import pydantic
 
 from fadejax.searchers.base import Transition
 from fadejax.searchers.posterior import PosteriorConfig, PosteriorSampling, PosteriorState
-from fadejax.walks import neighbour_table
+from fadejax.core.walks import neighbour_table
 
 
 class PosteriorWalkConfig(PosteriorConfig):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fadejax.audits.base import Audit, AuditError, section_paths
+from fadejax.engine.audit import Audit, AuditError, section_paths
 from fadejax.audits.conditions.config import ConditionsConfig
 from fadejax.audits.image import ImageAudit
 from fadejax.audits.image.config import DataConfig, ModelConfig, ModelFamily, RewardConfig

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from fadejax.audits.base import AuditError
+from fadejax.engine.audit import AuditError
 from fadejax.audits.prompt.prompts import compose
 
 
@@ -137,8 +137,8 @@ def run_failures(audited, run_dir: Path, model: str | None, limit: int, seed: in
     or (``audited_is_member``) the config's."""
     from fadejax.audits.image import member_config
     from fadejax.audits.image.task import compose_perturbations, load_classifier, perturbed_images
-    from fadejax.records import read_records
-    from fadejax.summarize import note_outside_paths, read_run_config
+    from fadejax.engine.store.records import read_records
+    from fadejax.engine.store.rundir import note_outside_paths, read_run_config
 
     run_config = read_run_config(run_dir, trust_code)
     if run_config.audit.name != "image":

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from fadejax.audits.base import AuditError
+from fadejax.engine.audit import AuditError
 
 #: the question an encoder-decoder model answers for each class word
 SEQ2SEQ_PROMPT = "Name a place or condition in which a photo of a {class} could be taken, as a short phrase such as 'on a beach'."
@@ -84,7 +84,7 @@ def propose_conditions(config, config_path: Path, overrides: list[str], generato
     from bridges.text_generator import load_text_generator
     from fadejax.audits.conditions import read_vocabulary
     from fadejax.audits.prompt.prompts import PromptError, validate_template
-    from fadejax.config import parse_config, read_config_data
+    from fadejax.engine.config import parse_config, read_config_data
 
     if per_class < 1:
         raise AuditError(f"--per-class {per_class}: give 1 or more")

@@ -32,12 +32,12 @@ from typing import Any
 
 import numpy as np
 
-from fadejax.audits.base import AuditError, RestructureRequest
+from fadejax.engine.audit import AuditError, RestructureRequest
 from fadejax.audits.conditions.task import EVAL, RANDOM, TRAIN, generation_seed, to_classifier, visible
 from fadejax.audits.prompt.prompts import compose
 from fadejax.audits.prompt.restructure import observed_rates
-from fadejax.config import ExperimentConfig, parse_config
-from fadejax.records import RECORDS_FILE, read_records
+from fadejax.engine.config import ExperimentConfig, parse_config
+from fadejax.engine.store.records import RECORDS_FILE, read_records
 
 #: how many tries a set may take per image it needs before it settles for fewer valid ones
 TRIES_PER_IMAGE = 4
@@ -144,9 +144,9 @@ def restructure_conditions(run_dir: Path, config: ExperimentConfig, modes: list[
     from fadejax.audits.conditions.describe import predictions, split_debug
     from fadejax.audits.image.data import load_folder, load_npz
     from fadejax.audits.image.task import load_classifier
-    from fadejax.finetune import launch_all
-    from fadejax.restructure import link_rediscovery, settings_of
-    from fadejax.task import build_task
+    from fadejax.stages.finetune import launch_all
+    from fadejax.stages.restructure import link_rediscovery, settings_of
+    from fadejax.engine.build import build_task
 
     progress, c = request.progress, config.conditions
     per_mode = request.options.get("images_per_mode") or 5
@@ -275,7 +275,7 @@ def _pct(value: float | None) -> str:
 def render_markdown(report: dict[str, Any]) -> str:
     """The shift report: the λ-weighted loss, the collective table (each model: before, fixed
     with the generated set, fixed with the random baseline), and each mode's rates."""
-    from fadejax.spaces import format_value
+    from fadejax.core.spaces import format_value
 
     g, lam = report["generated"], report["lambda"]
     loss = "L_generated alone (--no-clean)" if lam is None else f"L_original + {lam:g} · L_generated"

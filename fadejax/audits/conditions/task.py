@@ -30,8 +30,8 @@ from fadejax.audits.conditions import ConditionAudit
 from fadejax.audits.image.config import RewardConfig
 from fadejax.audits.prompt.prompts import compose
 from fadejax.audits.prompt.task import TemplatedImageQueries, query_id
-from fadejax.rewards import classification_reward, family_reward
-from fadejax.spaces import ConceptSpace
+from fadejax.core.rewards import classification_reward, family_reward
+from fadejax.core.spaces import ConceptSpace
 
 #: seed domains: a discovery query's image, and (for fine-tuning data and held-out checks)
 #: the images generated outside the search, never sharing a seed with it

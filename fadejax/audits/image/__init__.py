@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fadejax.audits.base import Audit, AuditError, RestructureRequest, section_paths
+from fadejax.engine.audit import Audit, AuditError, RestructureRequest, section_paths
 from fadejax.audits.image.config import DataConfig, ModelConfig, ModelFamily, ObservationConfig, RewardConfig
 
 #: ``data`` fields added after ground truths and recordings were first shipped (image
@@ -18,7 +18,7 @@ from fadejax.audits.image.config import DataConfig, ModelConfig, ModelFamily, Ob
 _LATER_DATA_FIELDS = ("per_class", "split", "image_column", "label_column", "class_map", "skip_unreadable")
 
 #: Chosen on the embedded digits CNN so that a uniformly random cell rarely fails while
-#: the worst cells fail most of the time; see README "The embedded default".
+#: the worst cells fail most of the time; see docs/method.md, "The embedded default".
 DEFAULT_AXES = [
     {"name": "rotation", "values": [-20.0, -10.0, 0.0, 10.0, 20.0]},
     {"name": "darkness", "values": [0.0, 0.15, 0.3, 0.45, 0.7]},
@@ -30,7 +30,7 @@ def member_config(config, name: str):
     """``config`` auditing only family member ``name`` (its ``model`` section; no
     ``models``, the reward not aggregated): what ``restructure --model NAME`` fine-tunes
     and rediscovers."""
-    from fadejax.config import parse_config
+    from fadejax.engine.config import parse_config
 
     data = config.model_dump(mode="json")
     data["model"] = config.models.member(name).model_dump(mode="json")
@@ -94,7 +94,7 @@ class ImageAudit(Audit):
         return [dict(axis) for axis in DEFAULT_AXES]
 
     def check_axes(self, axes) -> None:
-        from fadejax import perturbations
+        from fadejax.core import perturbations
 
         for i, axis in enumerate(axes):
             if axis.words:
@@ -105,7 +105,7 @@ class ImageAudit(Audit):
                 raise ValueError(f"space.axes.{i}: {exc}") from None
 
     def axis_identity(self, config, index: int) -> float | None:
-        from fadejax import perturbations
+        from fadejax.core import perturbations
 
         return perturbations.get(config.space.axes[index].perturbation_name).identity
 
@@ -135,7 +135,7 @@ class ImageAudit(Audit):
         import numpy as np
 
         from fadejax.audits.image.task import perturbed_images
-        from fadejax.summarize import png_base64
+        from fadejax.stages.summarize import png_base64
 
         samples = jnp.asarray([r["sample"] for _, r in examples], jnp.int32)
         images = perturbed_images(task.perturb, task.space, task.images[samples], np.asarray([c for c, _ in examples]))

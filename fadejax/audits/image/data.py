@@ -21,8 +21,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fadejax.audits.base import AuditError
-from fadejax.compilation_cache import fadejax_cache
+from fadejax.engine.audit import AuditError
+from fadejax.engine.compilation_cache import fadejax_cache
 
 
 class DataError(AuditError):

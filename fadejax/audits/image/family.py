@@ -2,7 +2,7 @@
 
 :class:`FamilyOracle` calls each member once per batch (one batched call per model) and
 stacks their logits, so the loop, the throughput benchmark and the ground truth see one
-audited model whose answer is ``(M, B, num_classes)``; :func:`fadejax.rewards.family_reward`
+audited model whose answer is ``(M, B, num_classes)``; :func:`fadejax.core.rewards.family_reward`
 scores it per model and aggregates.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from fadejax.task import Oracle
+from fadejax.engine.task import Oracle
 
 
 class FamilyError(ValueError):

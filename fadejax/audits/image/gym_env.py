@@ -19,8 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from fadejax.audits.image.task import ClassificationTask
-from fadejax.rewards import classification_reward, family_reward, micro_reward
-from fadejax.spaces import MicroSpace
+from fadejax.core.rewards import classification_reward, family_reward, micro_reward
+from fadejax.core.spaces import MicroSpace
 
 
 class AuditEnv(gym.Env):
@@ -34,7 +34,7 @@ class AuditEnv(gym.Env):
 
     Args:
       task: what is audited (data, perturbations, oracle, concept space).
-      reward: a :class:`fadejax.config.RewardConfig`.
+      reward: a :class:`fadejax.engine.config.RewardConfig`.
       micro: a :class:`MicroSpace` for microscopic episodes, else macroscopic.
       max_steps, alpha: microscopic episode length and step penalty.
     """

@@ -3,7 +3,7 @@
 1. builds the fine-tuning data from the **training split only** — every training image
    perturbed under every chosen mode, with its true label (plus the clean training images
    for the lambda-weighted loss);
-2. runs the classifier fine-tuner in its own process (``fadejax.finetune``);
+2. runs the classifier fine-tuner in its own process (``fadejax.stages.finetune``);
 3. re-runs discovery on the fine-tuned model with the same config, seed and budget into
    ``OUT/rediscovery`` (linked to the original run);
 4. writes the shift report, every figure measured on the **held-out split** the
@@ -22,15 +22,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fadejax.audits.base import AuditError, RestructureRequest
+from fadejax.engine.audit import AuditError, RestructureRequest
 from fadejax.audits.image.task import ClassificationTask, load_data
-from fadejax.barycenters import distances_by_radius
-from fadejax.config import ExperimentConfig, parse_config
-from fadejax.finetune import launch
-from fadejax.ground_truth import failure_landscape
-from fadejax.restructure import link_rediscovery, settings_of
-from fadejax.spaces import format_value
-from fadejax.task import build_task
+from fadejax.analysis.barycenters import distances_by_radius
+from fadejax.engine.config import ExperimentConfig, parse_config
+from fadejax.stages.finetune import launch
+from fadejax.engine.ground_truth import failure_landscape
+from fadejax.stages.restructure import link_rediscovery, settings_of
+from fadejax.core.spaces import format_value
+from fadejax.engine.build import build_task
 
 
 def _architecture(config: ExperimentConfig) -> tuple[str, dict[str, Any]]:
@@ -120,7 +120,7 @@ def _figure(before: np.ndarray, after: np.ndarray, config: ExperimentConfig, pat
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from fadejax.figures import heatmap
+    from fadejax.stages.figures import heatmap
 
     space = config.concept_space()
     keep = [0, 1] if space.num_axes > 1 else [0]

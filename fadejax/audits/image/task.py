@@ -14,13 +14,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fadejax import perturbations
+from fadejax.core import perturbations
 from fadejax.audits.image.config import ObservationConfig, RewardConfig
 from fadejax.audits.image.data import ImageDataset, load_digits_split, load_folder, load_hf_dataset, load_npz, map_classes
-from fadejax.config import ExperimentConfig
-from fadejax.rewards import classification_reward, family_reward
-from fadejax.spaces import ConceptSpace
-from fadejax.task import Oracle
+from fadejax.engine.config import ExperimentConfig
+from fadejax.core.rewards import classification_reward, family_reward
+from fadejax.core.spaces import ConceptSpace
+from fadejax.engine.task import Oracle
 
 
 @dataclass

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fadejax.audits.base import Audit, AuditError, RestructureRequest, section_paths
+from fadejax.engine.audit import Audit, AuditError, RestructureRequest, section_paths
 from fadejax.audits.prompt.config import PromptConfig
 
 
@@ -53,9 +53,9 @@ class PromptAudit(Audit):
         import numpy as np
         from PIL import Image
 
-        from fadejax.summarize import png_base64
+        from fadejax.stages.summarize import png_base64
 
-        from fadejax.trust import inside
+        from fadejax.engine.store.trust import inside
 
         for _, record in examples:
             path = inside(run_dir / "images", str(record.get("image", "")))  # a shared record may name any file
@@ -70,7 +70,7 @@ class PromptAudit(Audit):
         """The bias measure: how many images of each zero-shot attribute, and the
         ``prompt.bias_ratio`` (e.g. male-to-female) ratio, over all images and per visited cell."""
         from fadejax.audits.prompt.task import attribute_ratio
-        from fadejax.records import RECORDS_FILE, read_records
+        from fadejax.engine.store.records import RECORDS_FILE, read_records
 
         num, den = config.prompt.bias_ratio
         overall: dict[str, int] = {}

@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 
 from fadejax.audits.prompt.task import attribute_ratio
-from fadejax.config import ExperimentConfig, parse_config
-from fadejax.finetune import launch
-from fadejax.records import RECORDS_FILE, read_records, top_observed_cells
-from fadejax.spaces import format_value
+from fadejax.engine.config import ExperimentConfig, parse_config
+from fadejax.stages.finetune import launch
+from fadejax.engine.store.records import RECORDS_FILE, read_records, top_observed_cells
+from fadejax.core.spaces import format_value
 
 
 def records_ratio(records: list[dict], numerator: str, denominator: str) -> float | None:
@@ -48,8 +48,8 @@ def observed_rates(records: list[dict], cells: list[int]) -> dict[int, tuple[int
 def restructure_prompt(run_dir: Path, config: ExperimentConfig, modes: list[int], out: Path, *, data_dir: str, epochs: int = 4,
                        learning_rate: float = 1e-4, rank: int = 4, progress: bool = True) -> dict[str, Any]:
     """Fade ``modes`` of the prompt run in ``run_dir`` into ``out``; see the module docstring."""
-    from fadejax.restructure import link_rediscovery
-    from fadejax.task import build_task
+    from fadejax.stages.restructure import link_rediscovery
+    from fadejax.engine.build import build_task
 
     p = config.prompt
     spec = {

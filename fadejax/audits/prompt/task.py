@@ -31,7 +31,7 @@ import numpy as np
 
 from fadejax.audits.prompt import PromptAudit
 from fadejax.audits.prompt.prompts import DEFAULT_TEMPLATES, compose
-from fadejax.spaces import ConceptSpace
+from fadejax.core.spaces import ConceptSpace
 
 
 def _attribute(probs: np.ndarray, names: list[str]) -> str:

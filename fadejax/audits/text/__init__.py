@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fadejax.audits.base import Audit, AuditError, RestructureRequest, section_paths
+from fadejax.engine.audit import Audit, AuditError, RestructureRequest, section_paths
 from fadejax.audits.text.config import TextConfig
 
 #: what a text landscape does not depend on: how fast and where it is computed, and what
@@ -70,7 +70,7 @@ class TextAudit(Audit):
 
     def restructure(self, run_dir: Path, config, modes: list[int], out: Path, request: RestructureRequest) -> dict[str, Any]:
         from fadejax.audits.text.restructure import TRAIN_ARTICLES, restructure_text
-        from fadejax.task import build_task
+        from fadejax.engine.build import build_task
 
         old_task = build_task(config, progress=request.progress)
         return restructure_text(run_dir, config, modes, out, old_task, use_clean=request.use_clean, epochs=request.epochs,

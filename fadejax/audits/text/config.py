@@ -6,7 +6,7 @@ from typing import Literal
 
 import pydantic
 
-from fadejax.strict import Strict as _Strict
+from fadejax.core.strict import Strict as _Strict
 
 
 class TextConfig(_Strict):

@@ -1,7 +1,7 @@
 """The seq2seq fine-tuner's spec (kind ``"seq2seq"``), validated in the engine without torch.
 
 The run itself is ``bridges.finetune_seq2seq.run`` in its own process (see
-:mod:`fadejax.finetune`): the Hugging Face ``Seq2SeqTrainer`` on articles edited under the
+:mod:`fadejax.stages.finetune`): the Hugging Face ``Seq2SeqTrainer`` on articles edited under the
 chosen failure modes paired with their reference summaries (paper §4.2, Appendix D.2).
 """
 

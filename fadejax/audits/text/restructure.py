@@ -6,7 +6,7 @@
    under every chosen mode, paired with its reference summary (``train.jsonl``), plus the
    unedited pairs (``clean.jsonl``) unless ``use_clean`` is off;
 2. the Hugging Face ``Seq2SeqTrainer`` fine-tuner in its own process (the paper's
-   Appendix D.2: lr 2e-5, weight decay 1e-2, batch 2, 3 epochs; ``fadejax.finetune``);
+   Appendix D.2: lr 2e-5, weight decay 1e-2, batch 2, 3 epochs; ``fadejax.stages.finetune``);
 3. discovery again on the fine-tuned model with the same config, seed and budget, into
    ``OUT/rediscovery``;
 4. the shift report on the **held-out articles** the fine-tuner never saw: per chosen mode
@@ -25,12 +25,12 @@ from typing import Any
 import numpy as np
 
 from fadejax.audits.text.task import TextTask, axis_edits, edit_plan, load_text_data
-from fadejax.barycenters import unordered_distance
-from fadejax.config import ExperimentConfig, parse_config
-from fadejax.finetune import launch
-from fadejax.ground_truth import failure_landscape
-from fadejax.spaces import format_value
-from fadejax.summarize import SummarizeError
+from fadejax.analysis.barycenters import unordered_distance
+from fadejax.engine.config import ExperimentConfig, parse_config
+from fadejax.stages.finetune import launch
+from fadejax.engine.ground_truth import failure_landscape
+from fadejax.core.spaces import format_value
+from fadejax.stages.summarize import SummarizeError
 
 #: Training articles used per chosen mode (the paper's fine-tunes are small; this keeps a CPU run to minutes).
 TRAIN_ARTICLES = 600
@@ -63,8 +63,8 @@ def finetune_pairs(config: ExperimentConfig, modes: list[int], out: Path, articl
 def restructure_text(run_dir: Path, config: ExperimentConfig, modes: list[int], out: Path, old_task: TextTask, *, use_clean: bool = True,
                      epochs: int = 3, learning_rate: float = 2e-5, articles: int = TRAIN_ARTICLES, progress: bool = True) -> dict[str, Any]:
     """Fade ``modes`` of the text run in ``run_dir`` into ``out``; see the module docstring."""
-    from fadejax.restructure import link_rediscovery
-    from fadejax.task import build_task
+    from fadejax.stages.restructure import link_rediscovery
+    from fadejax.engine.build import build_task
 
     train, clean = finetune_pairs(config, modes, out / "finetune", articles)
     spec = {

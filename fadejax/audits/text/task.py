@@ -23,6 +23,7 @@ embeddings), standardised per feature, computed once in one batched call.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Sequence
 
 import jax
@@ -30,8 +31,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from fadejax.audits.text import edits, rewards
-from fadejax.audits.text.data import TextDataset
-from fadejax.spaces import ConceptSpace
+from fadejax.audits.text.data import TextDataset, builtin_articles
+from fadejax.core.spaces import ConceptSpace
 
 
 @dataclass(frozen=True)
@@ -161,9 +162,7 @@ def load_summarizer(config, progress: bool = True):
     t = config.text
     path = t.model
     if path == "tiny":
-        from bridges.tiny_summarizer import ensure_tiny_summarizer
-
-        path = str(ensure_tiny_summarizer(progress=progress))
+        path = str(tiny_summarizer(progress))
     return load_seq2seq(
         path, t.device, embedder_path=t.embedder, max_input_tokens=t.max_input_tokens, max_new_tokens=t.max_new_tokens,
         num_beams=t.num_beams, batch_size=t.batch_size, observation=t.observation, observation_dim=t.observation_dim,
@@ -189,3 +188,20 @@ def build_text_task(config, oracle: Any = None, progress: bool = True) -> TextTa
         clean_summaries=clean, bleu_clean=bleu_clean, epsilon=config.text.epsilon, form=config.text.reward_form,
         mode=config.mode, seed=config.run.seed, workers=config.text.edit_workers, info=info,
     )
+
+
+def tiny_summarizer(progress: bool = True) -> Path:
+    """The project's tiny T5, trained once on the built-in articles and cached
+    (:mod:`bridges.tiny_summarizer`)."""
+    from bridges.tiny_summarizer import ensure_tiny_summarizer
+
+    return ensure_tiny_summarizer(builtin_articles, rewards.bleu_batch, progress=progress)
+
+
+if __name__ == "__main__":  # python -m fadejax.audits.text.task: train (or find) the tiny T5 and print its numbers
+    import json
+
+    from bridges.tiny_summarizer import load_info
+
+    location = tiny_summarizer()
+    print(json.dumps({"path": str(location), **load_info(location)}, indent=2))
