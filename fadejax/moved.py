@@ -17,6 +17,7 @@ from types import ModuleType
 
 #: old dotted name -> new dotted name
 MOVED: dict[str, str] = {
+    "fadejax.data": "fadejax.audits.image.data",
     "fadejax.audits.base": "fadejax.engine.audit",
     "fadejax.barycenters": "fadejax.analysis.barycenters",
     "fadejax.compare": "fadejax.stages.compare",
