@@ -46,6 +46,8 @@ class ClassifierOracle:
         self.mean = None if mean is None else torch.tensor(mean, dtype=torch.float32, device=self.device).view(shape)
         self.std = None if std is None else torch.tensor(std, dtype=torch.float32, device=self.device).view(shape)
         self._penultimate = _last_linear(self.model)
+        #: ``(channels, layer name)`` the model's first convolution takes, or ``None`` (unknown)
+        self.input_channels = first_layer_channels(self.model)
         self._replicas: dict[torch.device, nn.Module] = {}
         self._captured: torch.Tensor | None = None
 
@@ -117,6 +119,17 @@ class ClassifierOracle:
         finally:
             handle.remove()
         return torch_to_jax(self._captured.float())
+
+
+def first_layer_channels(model: nn.Module) -> tuple[int, str] | None:
+    """``(input channels, layer name)`` of the model's first convolution, the input it
+    fixes; ``None`` for a model without one (or whose first layer is not a convolution)."""
+    for name, module in model.named_modules():
+        if isinstance(module, (nn.Conv2d, nn.LazyConv2d)) and not isinstance(module, nn.LazyConv2d):
+            return int(module.in_channels), name
+        if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv3d)):
+            return None
+    return None
 
 
 def _last_linear(model: nn.Module) -> nn.Linear | None:

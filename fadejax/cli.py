@@ -267,7 +267,7 @@ def _propose_conditions(args: argparse.Namespace) -> int:
 def _landscape(args: argparse.Namespace) -> int:
     from fadejax.engine.config import ConfigError, load_config
     from fadejax.engine.store.dirlock import DirectoryLock
-    from fadejax.engine.ground_truth import check_landscape_dir, landscape_key, load_or_compute, save_ground_truth
+    from fadejax.engine.ground_truth import GROUND_TRUTH_FILE, check_landscape_dir, landscape_key, load_or_compute, save_ground_truth
     from fadejax.engine.recording import record
     from fadejax.core.spaces import format_value
     from fadejax.engine.build import build_task
@@ -275,21 +275,22 @@ def _landscape(args: argparse.Namespace) -> int:
     _Progress.enter("loading the config")
     config = load_config(args.config, args.overrides)
     out = Path(args.out) if args.out else Path("runs") / config.name
+    if args.record is not None and config.audit.family_members(config):
+        raise ConfigError(f"--record: a recording holds one answer per query, not each of a family's models {config.audit.family_members(config)}; "
+                          "compute the family's landscapes without --record, or record each model on its own")
+    # Bad data or a model that does not fit fail here (its pre-flight), before the lock file or
+    # anything else is written; a ground truth already computed is reused without the model.
+    task = build_task(config, progress=not args.quiet) if args.record is not None or not (out / GROUND_TRUTH_FILE).is_file() else None
     _Progress.enter("computing the landscape", out)
     with DirectoryLock(out, "landscape directory"):  # one writer (fadejax.engine.store.dirlock)
         if args.record is not None:
-            family = config.audit.family_members(config)
-            if family:
-                raise ConfigError(f"--record: a recording holds one answer per query, not each of a family's models {family}; "
-                                  "compute the family's landscapes without --record, or record each model on its own")
             check_landscape_dir(config, out)  # refuses a directory holding another audit's run
-            task = build_task(config, progress=not args.quiet)
             recording = record(task, landscape_key(config), config.name, progress=not args.quiet)
             path = recording.save(Path(args.record) if args.record else out / "recording.npz")
             stats, reused = save_ground_truth(config, out, recording.failure_rates(), task), False
             print(f"recording: {path} ({path.stat().st_size / 1e3:.0f} kB, {task.num_samples} samples x {task.space.num_actions} cells)")
         else:
-            _, stats, reused = load_or_compute(config, out, lambda: build_task(config, progress=not args.quiet), progress=not args.quiet)
+            _, stats, reused = load_or_compute(config, out, lambda: task if task is not None else build_task(config, progress=not args.quiet), progress=not args.quiet)
     _Progress.enter("printing the landscape's statistics")
     worst = ", ".join(f"{k}={format_value(v)}" for k, v in stats["worst_concepts"].items())
     clean = stats.get("clean_accuracy")

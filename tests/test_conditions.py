@@ -220,7 +220,8 @@ def test_describe_names_the_failures_an_image_audit_run_of_the_classifier_found(
 
     root, path, data = setup
     first = data["models"][0]
-    image_run = {"name": "perturbed", "data": data["data"], "model": {k: v for k, v in first.items() if k != "name"},
+    model = {**{k: v for k, v in first.items() if k != "name"}, "refuse_chance": False}  # a seeded random classifier, on purpose
+    image_run = {"name": "perturbed", "data": data["data"], "model": model,
                  "space": {"axes": [{"name": "darkness", "values": [0.0, 0.9]}, {"name": "blur", "values": [0.0, 2.0]}]},
                  "searcher": {"kind": "random"}, "run": {"iterations": 2, "num_envs": 8, "checkpoint_every": 1, "tensorboard": False}}
     (root / "image_run.yaml").write_text(yaml.safe_dump(image_run))

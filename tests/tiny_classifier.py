@@ -31,3 +31,27 @@ def make_tiny_classifier(path: str | Path, seed: int = 0, num_classes: int = 3, 
     model = TinyRGB(num_classes, image_size)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
     return Path(path)
+
+
+class TinyGrey(nn.Module):
+    """A one-channel convolutional classifier (a LeNet's first layer takes grey images)."""
+
+    def __init__(self, num_classes: int = 3, image_size: int = 16):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.head = nn.Linear(4 * (image_size - 2) ** 2, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 1, S, S) -> (B, classes)
+        return self.head(torch.relu(self.conv(x)).flatten(1))
+
+
+def save_seeded(model: nn.Module, path: str | Path, seed: int = 0) -> Path:
+    """Save ``model``'s state (re-initialised with ``seed``) as safetensors."""
+    from safetensors.torch import save_file
+
+    torch.manual_seed(seed)
+    for module in model.modules():
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    return Path(path)

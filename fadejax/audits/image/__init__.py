@@ -15,7 +15,9 @@ from fadejax.audits.image.config import DataConfig, ModelConfig, ModelFamily, Ob
 
 #: ``data`` fields added after ground truths and recordings were first shipped (image
 #: folders and saved data sets)
-_LATER_DATA_FIELDS = ("per_class", "split", "image_column", "label_column", "class_map", "skip_unreadable")
+_LATER_DATA_FIELDS = ("per_class", "split", "image_column", "label_column", "class_map", "skip_unreadable", "channels")
+#: ``model`` fields that decide nothing a landscape holds (checks before a run): never in its key
+_UNKEYED_MODEL_FIELDS = ("refuse_chance",)
 
 #: Chosen on the embedded digits CNN so that a uniformly random cell rarely fails while
 #: the worst cells fail most of the time; see docs/method.md, "The embedded default".
@@ -114,10 +116,10 @@ class ImageAudit(Audit):
         for name in _LATER_DATA_FIELDS:  # part of the key only when set: earlier ground truths and recordings keep theirs
             if data[name] == DataConfig.model_fields[name].default:
                 del data[name]
-        identity = {"data": data, "model": config.model.model_dump(mode="json")}
+        identity = {"data": data, "model": config.model.model_dump(mode="json", exclude=set(_UNKEYED_MODEL_FIELDS))}
         if config.models.names:  # part of the key only for families: single-model keys stay as they were
             r = config.reward
-            identity["models"] = config.models.model_dump(mode="json")
+            identity["models"] = config.models.model_dump(mode="json", exclude={"__all__": set(_UNKEYED_MODEL_FIELDS)})
             identity["aggregate"] = {"aggregate": r.aggregate, "a": r.a, "b": r.b}
         return identity
 

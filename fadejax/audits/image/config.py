@@ -22,7 +22,10 @@ class DataConfig(_Strict):
     this many images per class; ``skip_unreadable``: leave out (and count) images that do
     not decode instead of stopping with an error naming the file.
     ``limit``: audit only the first ``limit`` held-out samples (a quicker, coarser look;
-    summaries re-evaluate modes on these too)."""
+    summaries re-evaluate modes on these too). ``channels``: ``1`` (grey) or ``3`` (RGB)
+    images for the model, converted from what the source holds (RGB to grey by luminance,
+    0.299 R + 0.587 G + 0.114 B; grey to RGB by repeating); unset, folders and data sets
+    give RGB and ``npz`` files their own channels. ``run.json`` states a conversion."""
 
     source: Literal["digits", "npz", "folder", "hf_dataset"] = "digits"
     path: str | None = None
@@ -36,6 +39,7 @@ class DataConfig(_Strict):
     label_column: str = "label"
     class_map: Literal["name", "index"] = "name"
     skip_unreadable: bool = False
+    channels: Literal[1, 3] | None = None
 
     @pydantic.model_validator(mode="after")
     def _path_for_files(self) -> "DataConfig":
@@ -78,6 +82,9 @@ class ModelConfig(_Strict):
     architecture_kwargs: dict[str, Any] = pydantic.Field(default_factory=dict)
     weights: str | None = None
     num_classes: pydantic.PositiveInt | None = None
+    #: refuse a model whose clean held-out accuracy is no better than chance (unloaded
+    #: weights, wrong classes or inputs); ``false`` audits such a model on purpose
+    refuse_chance: bool = True
     device: str = "cpu"
     normalize_mean: list[float] | None = None
     normalize_std: list[float] | None = None

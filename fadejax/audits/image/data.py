@@ -13,7 +13,7 @@ import json
 import os
 import tempfile
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import version
 from pathlib import Path
 
@@ -37,6 +37,7 @@ class ImageDataset:
     name: str
     class_names: tuple[str, ...] | None = None  # by label index, where the data names its classes
     skipped: tuple[str, ...] = ()  # unreadable files left out (data.skip_unreadable)
+    converted: str | None = None  # how the images' channels were converted (data.channels), if they were
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -241,6 +242,25 @@ def _raw_image(value):
     return value
 
 
+#: ITU-R 601-2 luma weights (PIL's ``convert("L")``): RGB -> grey
+LUMA = np.asarray([0.299, 0.587, 0.114], np.float32)
+
+
+def convert_channels(data: ImageDataset, channels: int | None) -> tuple[ImageDataset, str | None]:
+    """``(data with images of `channels` channels, what was converted or None)``;
+    ``channels=None`` keeps the images as they are."""
+    have = int(data.images.shape[-1])
+    if channels is None or channels == have:
+        return data, None
+    if channels == 1:
+        images = np.clip(data.images @ LUMA, 0.0, 1.0)[..., None].astype(np.float32)
+        how = "RGB -> grey by luminance (0.299 R + 0.587 G + 0.114 B)"
+    else:
+        images = np.repeat(data.images, 3, axis=-1)
+        how = "grey -> RGB by repeating the channel"
+    return replace(data, images=images, converted=how), how
+
+
 def map_classes(data: ImageDataset, model_names: list[str] | None, by: str) -> ImageDataset:
     """The data with its labels as the model's class indices.
 
@@ -259,4 +279,4 @@ def map_classes(data: ImageDataset, model_names: list[str] | None, by: str) -> I
         raise DataError(f"data classes {unknown} are not classes of the model (its classes: {shown}); "
                         "rename them, or set data.class_map: index to match by position")
     lookup = np.asarray([known[n.strip().lower()] for n in data.class_names], np.int32)
-    return ImageDataset(data.images, lookup[data.labels], len(model_names), data.name, tuple(model_names), data.skipped)
+    return replace(data, labels=lookup[data.labels], num_classes=len(model_names), class_names=tuple(model_names))

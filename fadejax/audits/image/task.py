@@ -7,7 +7,7 @@ on JAX arrays; the torch classifier bridge is one, and a pure-JAX model can be a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import jax
@@ -16,7 +16,8 @@ import numpy as np
 
 from fadejax.core import perturbations
 from fadejax.audits.image.config import ObservationConfig, RewardConfig
-from fadejax.audits.image.data import ImageDataset, load_digits_split, load_folder, load_hf_dataset, load_npz, map_classes
+from fadejax.audits.image.data import ImageDataset, convert_channels, load_digits_split, load_folder, load_hf_dataset, load_npz, map_classes
+from fadejax.audits.image.preflight import check_accuracy, check_one_batch
 from fadejax.engine.config import ExperimentConfig
 from fadejax.core.rewards import classification_reward, family_reward
 from fadejax.core.spaces import ConceptSpace
@@ -146,8 +147,10 @@ def load_data(config: ExperimentConfig) -> tuple[ImageDataset | None, ImageDatas
     else:
         train, held_out = None, load_npz(d.path)
     if d.limit is not None and d.limit < len(held_out):
-        held_out = ImageDataset(held_out.images[: d.limit], held_out.labels[: d.limit], held_out.num_classes, f"{held_out.name}-first{d.limit}",
-                                held_out.class_names, held_out.skipped)
+        held_out = replace(held_out, images=held_out.images[: d.limit], labels=held_out.labels[: d.limit], name=f"{held_out.name}-first{d.limit}")
+    held_out, _ = convert_channels(held_out, d.channels)
+    if train is not None:
+        train, _ = convert_channels(train, d.channels)
     return train, held_out
 
 
@@ -156,6 +159,11 @@ def build_classification_task(config: ExperimentConfig, oracle: Any = None, prog
     ``oracle`` is given), and check the model once on the clean held-out set."""
     oracle, held_out, info = load_classifier(config, oracle, progress)
     members = config.models.names
+    if members:
+        for name, member in oracle.members.items():
+            check_one_batch(config, member, held_out.images, held_out.labels, held_out.num_classes)
+    else:
+        check_one_batch(config, oracle, held_out.images, held_out.labels, held_out.num_classes)
     space = config.concept_space()
     perturb = compose_perturbations(config)
     images = jnp.asarray(held_out.images)
@@ -177,6 +185,8 @@ def build_classification_task(config: ExperimentConfig, oracle: Any = None, prog
     # before any run directory is written, and gives the clean accuracy for reports.
     accuracy = clean_accuracy(task)
     info["clean_accuracy"] = accuracy.pop("aggregate") if members else accuracy["model"]
+    for name, share in ([("model", info["clean_accuracy"])] if not members else accuracy.items()):
+        check_accuracy(config, share, task.num_samples, held_out.num_classes)
     if members:
         for name in members:
             info["family"][name]["clean_accuracy"] = accuracy[name]
@@ -201,6 +211,8 @@ def load_classifier(config: ExperimentConfig, oracle: Any = None, progress: bool
         oracle, model_info = build_classifier_oracle(config.model, train, held_out, config.data, progress=progress)
         info.update(model_info)
         held_out = map_classes(held_out, model_info.get("label_names"), config.data.class_map)
+    if held_out.converted:
+        info["channel_conversion"] = held_out.converted
     if held_out.skipped:
         info["skipped_unreadable"] = len(held_out.skipped)
         if progress:

@@ -1,0 +1,100 @@
+"""Pre-flight: one batch through the data pipeline and the model before any loop,
+fine-tune or write, so that a model and data that do not fit are refused in one line
+naming the config field to change (a :class:`PreflightError`, exit 2), not deep inside
+torch minutes later.
+
+Checked, in order: the channels the model's first layer takes against the data's
+(``data.channels``); one batch of clean held-out images through the model (its image
+size, ``data.image_size``, and dtype); the number of classes it answers against the
+data's (``model.num_classes``, ``data.class_map``); and, after the clean pass every run
+makes anyway, an accuracy no better than chance (``model.weights``,
+``model.normalize_mean``/``normalize_std``, ``data.class_map``; ``model.refuse_chance``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from fadejax.audits.image.data import DataError
+
+#: images in the pre-flight batch
+BATCH = 4
+#: a model is at chance when so many correct answers would come from guessing with
+#: probability above this (one-sided binomial tail)
+CHANCE_TAIL = 0.01
+
+
+class PreflightError(DataError):
+    """The model and the data do not fit; the message names the field to change."""
+
+
+def _sources_channels(config: Any) -> str:
+    d = config.data
+    if d.channels is not None:
+        return f"data.channels is {d.channels}"
+    return {"folder": "folder images are read as RGB", "hf_dataset": "data set images are read as RGB",
+            "npz": "the npz images have them", "digits": "the digits are grey"}.get(d.source, "as given")
+
+
+def check_one_batch(config: Any, oracle: Any, images: np.ndarray, labels: np.ndarray, num_classes: int) -> None:
+    """Refuse what one clean batch shows: a channel count the model's first layer does not
+    take, a batch the model cannot answer, or answers over another number of classes.
+
+    Args:
+      images: ``(N, H, W, C)`` clean held-out images in [0, 1] (the first :data:`BATCH` are used).
+      labels: ``(N,)`` their labels in the model's classes.
+      num_classes: the classes the data set has.
+    """
+    import jax.numpy as jnp
+
+    have = int(images.shape[-1])
+    wanted = getattr(oracle, "input_channels", None)
+    if wanted is not None and wanted[0] != have:
+        channels, layer = wanted
+        raise PreflightError(
+            f"data.channels: the model's first layer ({layer or 'the input'}) takes {channels} channel{'s' * (channels != 1)}, "
+            f"but the images have {have} ({_sources_channels(config)}); set data.channels: {channels}")
+    batch = jnp.asarray(images[:BATCH])
+    try:
+        logits = np.asarray(oracle(batch))
+    except Exception as exc:  # torch raises RuntimeError / ValueError on a shape it cannot take
+        if type(exc).__name__ == "OracleError":  # the bridge's own check of the answers, already in words
+            raise PreflightError(f"model.num_classes: {exc}") from None
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PreflightError(
+            f"model: it could not answer a batch of {batch.shape[0]} clean held-out images of shape "
+            f"(H, W, C) = {tuple(batch.shape[1:])}, float32 in [0, 1] ({type(exc).__name__}: {message}); "
+            f"set data.image_size (now {config.data.image_size}) and data.channels to what the model takes") from None
+    answered = int(logits.shape[-1])
+    if answered < num_classes:
+        raise PreflightError(
+            f"model.num_classes: the model answers {answered} classes but the data has {num_classes}; "
+            f"use a model of this data's classes, or data.class_map: name to match them by name")
+    top = int(np.max(labels)) if labels.size else -1
+    if top >= answered:
+        raise PreflightError(f"data.class_map: a held-out label ({top}) is not one of the model's {answered} classes; "
+                             "match the data's classes to the model's (data.class_map: name, or relabel the data)")
+
+
+def chance_bound(num_samples: int, num_classes: int, tail: float = CHANCE_TAIL) -> float:
+    """The accuracy below which ``num_samples`` answers are no better than guessing among
+    ``num_classes`` (the one-sided binomial ``1 - tail`` quantile, as a share)."""
+    from scipy.stats import binom
+
+    if num_classes < 2 or num_samples < 1:
+        return 0.0
+    return float(binom.ppf(1.0 - tail, num_samples, 1.0 / num_classes)) / num_samples
+
+
+def check_accuracy(config: Any, accuracy: float, num_samples: int, num_classes: int) -> None:
+    """Refuse a clean held-out ``accuracy`` at chance (unless ``model.refuse_chance`` is off)."""
+    bound = chance_bound(num_samples, num_classes)
+    if config.model.refuse_chance and accuracy <= bound and not math.isclose(bound, 0.0):
+        raise PreflightError(
+            f"model: its clean held-out accuracy is {accuracy:.1%} on {num_samples} images, no better than guessing among "
+            f"{num_classes} classes ({1 / num_classes:.1%}; up to {bound:.1%} by luck). Check model.weights (loaded?), "
+            "model.normalize_mean / normalize_std (the inputs it was trained on) and data.class_map; "
+            "set model.refuse_chance: false to audit such a model on purpose")
