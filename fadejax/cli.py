@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 import traceback
+from typing import Any
 from pathlib import Path
 
 import yaml
@@ -70,17 +71,54 @@ def _report_unexpected(command: str, exc: BaseException) -> int:
     return EXIT_FAILED
 
 
+#: what each command reads and writes, shown by ``fadejax COMMAND --help`` (commands that
+#: write a directory take it as --out; those that only read take it as a positional RUN_DIR)
+COMMAND_IO: dict[str, tuple[str, str]] = {
+    "discover": ("--config (a YAML experiment), its data and model", "a run directory (--out): config, records, curves, checkpoints"),
+    "summarize": ("RUN_DIR (complete or interrupted)", "RUN_DIR/report (or --out): report.html, figures, summary.json, CSVs"),
+    "restructure": ("RUN_DIR (a complete macroscopic run)", "RUN_DIR-restructured (or --out): the fine-tuned model, a rediscovery run, shift_report.md/.json"),
+    "compare": ("RUN_DIR ... (complete or interrupted)", "./comparison (or --out): curves as PNG, PDF and HTML, compare.md/.csv"),
+    "sweep": ("a sweep spec YAML (or --report DIR)", "sweeps/<spec name> (or --out): one run directory per point, sweep.json"),
+    "describe": ("--config (a conditions experiment), or --run RUN_DIR", "runs/<config name>/describe (or --out): describe.json"),
+    "propose-conditions": ("--config (a conditions experiment) and --generator (a local language model)", "--out: a new config file"),
+    "landscape": ("--config (a YAML experiment), its data and model", "--out: ground_truth.json (and with --record, a recording .npz)"),
+    "check": ("RUN_DIR", "nothing; exit 0 if the run is sound, 1 if not"),
+    "trust": ("DIR ...", "your own trust store (~/.config/fadejax)"),
+}
+
+
+def _add_command(commands: Any, name: str, help: str) -> argparse.ArgumentParser:
+    reads, writes = COMMAND_IO[name]
+    return commands.add_parser(name, help=help, description=f"{help}\n\nreads:  {reads}\nwrites: {writes}",
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def _add_set(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override a config field, e.g. --set run.iterations=50 (value parsed as YAML; repeatable)")
+
+
+def _add_quiet(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quiet", action="store_true", help="no progress bars or progress messages (results and errors are still printed)")
+
+
+def _add_trust_code(parser: argparse.ArgumentParser, when: str = "") -> None:
+    parser.add_argument("--trust-code", action="store_true", help=when + TRUST_CODE_HELP)
+
+
 def _parser() -> argparse.ArgumentParser:
+    from fadejax import __version__
+
     parser = argparse.ArgumentParser(prog="fadejax", description="Find, summarize and fade the failure modes of trained models.")
+    parser.add_argument("--version", action="version", version=f"fadejax {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    discover = commands.add_parser("discover", help="run RL failure discovery into a run directory")
+    discover = _add_command(commands, "discover", "run RL failure discovery into a run directory")
     discover.add_argument("--config", required=True, help="experiment YAML file (see configs/)")
     discover.add_argument("--out", help="run directory (default: runs/<config name>)")
     discover.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    discover.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                          help="override a config field, e.g. --set run.iterations=50 (repeatable)")
-    discover.add_argument("--quiet", action="store_true", help="no progress bar")
-    summarize = commands.add_parser("summarize", help="write the interactive HTML report, figures and numbers of a run")
+    _add_set(discover)
+    _add_quiet(discover)
+    summarize = _add_command(commands, "summarize", "write the interactive HTML report, figures and numbers of a run")
     summarize.add_argument("run_dir", help="a run directory written by fadejax discover (complete or interrupted)")
     summarize.add_argument("--axes", help="three axis names for the 3-D view, comma-separated (default: the first three)")
     summarize.add_argument("--fix", action="append", default=[], metavar="AXIS=VALUE",
@@ -93,8 +131,9 @@ def _parser() -> argparse.ArgumentParser:
     summarize.add_argument("--family-threshold", type=float, default=0.5, metavar="RATE",
                            help="model families: the failure rate at which a model counts as failing in a mode (default 0.5)")
     summarize.add_argument("--out", help="output directory (default: RUN_DIR/report)")
-    summarize.add_argument("--trust-code", action="store_true", help=TRUST_CODE_HELP)
-    restructure = commands.add_parser("restructure", help="fine-tune the audited model away from chosen modes, rediscover, write the shift report")
+    _add_trust_code(summarize)
+    _add_quiet(summarize)
+    restructure = _add_command(commands, "restructure", "fine-tune the audited model away from chosen modes, rediscover, write the shift report")
     restructure.add_argument("run_dir", help="a complete macroscopic run directory")
     restructure.add_argument("--modes", action="append", default=[], metavar="MODE",
                              help="a mode to fade: cell index or axis=value pairs (repeatable)")
@@ -111,15 +150,17 @@ def _parser() -> argparse.ArgumentParser:
     restructure.add_argument("--option", dest="options", action="append", default=[], metavar="NAME=VALUE",
                              help="an option of the run's audit that has no flag of its own (e.g. a plugin audit's; repeatable)")
     restructure.add_argument("--out", help="output directory (default: RUN_DIR-restructured)")
-    restructure.add_argument("--trust-code", action="store_true", help=TRUST_CODE_HELP)
-    compare = commands.add_parser("compare", help="learning curves of several runs side by side (PNG, PDF and an offline HTML page)")
+    _add_trust_code(restructure)
+    _add_quiet(restructure)
+    compare = _add_command(commands, "compare", "learning curves of several runs side by side (PNG, PDF and an offline HTML page)")
     compare.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories (complete or interrupted)")
     compare.add_argument("--out", default="comparison", help="output directory (default: ./comparison)")
     compare.add_argument("--ground-truth", help="a ground_truth.json the runs share (default: each run's own, if it has one) "
                                                "for their recall@10 curves")
     compare.add_argument("--points", type=int, default=10, help="points on each recall@10 curve (default 10)")
-    compare.add_argument("--trust-code", action="store_true", help=TRUST_CODE_HELP)
-    sweep = commands.add_parser("sweep", help="an experiment grid (searchers x seeds x config fields) as Ray tasks, resumable; "
+    _add_trust_code(compare)
+    _add_quiet(compare)
+    sweep = _add_command(commands, "sweep", "an experiment grid (searchers x seeds x config fields) as Ray tasks, resumable; "
                                               "or --report DIR: its tables and figure")
     sweep.add_argument("spec", nargs="?", help="sweep spec YAML (base config, fields to vary; see fadejax/sweeps/spec.py)")
     sweep.add_argument("--out", help="sweep directory (default: sweeps/<spec file name>)")
@@ -128,16 +169,16 @@ def _parser() -> argparse.ArgumentParser:
                                                              "interrupted ones resume from their checkpoints")
     sweep.add_argument("--cpus", type=int, help="CPUs of the local Ray (default: all of this machine's)")
     sweep.add_argument("--report", metavar="DIR", help="write DIR's sweep.csv, summary.csv/.md and summary.png instead of running")
-    sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_quiet(sweep)
     sweep.add_argument("--inline", action="store_true", help="no Ray: run the points one after another in this process "
                                                              "(same run directories, manifest and resume)")
     sweep.add_argument("--plugin", action="append", default=[], metavar="FILE.py",
                        help="import this file of yours first (it registers searchers the spec names); every worker imports it too")
-    sweep.add_argument("--trust-code", action="store_true", help="with --report: " + TRUST_CODE_HELP)
-    describe = commands.add_parser("describe", help="name the audited classifier's real held-out failures in words "
+    _add_trust_code(sweep, "with --report: ")
+    describe = _add_command(commands, "describe", "name the audited classifier's real held-out failures in words "
                                                     "(CLIP picks each one's condition; the 'conditions' audit)")
     describe.add_argument("--config", required=True, help="experiment YAML file")
-    describe.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE")
+    _add_set(describe)
     describe.add_argument("--model", help="in a model family's config: the member whose failures to describe")
     describe.add_argument("--top", type=int, default=5, help="how many (class, condition) pairs to print (default 5)")
     describe.add_argument("--out", help="output directory (default: runs/<config name>/describe)")
@@ -145,12 +186,12 @@ def _parser() -> argparse.ArgumentParser:
                           "(default: the classifier's misclassified held-out images)")
     describe.add_argument("--max-failures", type=int, default=1000, help="with --run: describe at most this many of its distinct "
                           "failures, a seeded random choice (default 1000)")
-    describe.add_argument("--trust-code", action="store_true", help="with --run: " + TRUST_CODE_HELP)
-    describe.add_argument("--quiet", action="store_true", help="no progress messages")
-    propose = commands.add_parser("propose-conditions", help="a local text-generation model proposes conditions for each class "
+    _add_trust_code(describe, "with --run: ")
+    _add_quiet(describe)
+    propose = _add_command(commands, "propose-conditions", "a local text-generation model proposes conditions for each class "
                                                              "word of a 'conditions' config; writes the config extended by them")
     propose.add_argument("--config", required=True, help="a generated-conditions experiment YAML file (task: conditions)")
-    propose.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE")
+    _add_set(propose)
     propose.add_argument("--generator", required=True, help="a local causal or encoder-decoder language model directory (or a model "
                                                             "id already in the Hugging Face cache; nothing is downloaded)")
     propose.add_argument("--out", required=True, help="the new config file to write (must not exist)")
@@ -159,19 +200,19 @@ def _parser() -> argparse.ArgumentParser:
                                           "causal model, which it continues; a short question for an encoder-decoder)")
     propose.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     propose.add_argument("--device", default="cpu", help="torch device for the model (default cpu)")
-    propose.add_argument("--quiet", action="store_true", help="no progress messages")
-    landscape = commands.add_parser("landscape", help="exhaustive ground-truth failure landscape (every action x every held-out sample)")
+    _add_quiet(propose)
+    landscape = _add_command(commands, "landscape", "exhaustive ground-truth failure landscape (every action x every held-out sample)")
     landscape.add_argument("--config", required=True, help="experiment YAML file (its audit's settings and space are used)")
     landscape.add_argument("--out", help="directory to save ground_truth.json in (default: runs/<config name>)")
-    landscape.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE")
+    _add_set(landscape)
     landscape.add_argument("--record", nargs="?", const="", metavar="PATH",
                            help="also keep every (sample, cell) answer as a recording for model-free replays "
                                 "(default PATH: OUT/recording.npz; see fadejax.engine.recording)")
-    landscape.add_argument("--quiet", action="store_true", help="no progress bar")
-    check = commands.add_parser("check", help="verify a run directory: config, records, checkpoint, curves, report (exit 0 if sound, 1 if not)")
+    _add_quiet(landscape)
+    check = _add_command(commands, "check", "verify a run directory: config, records, checkpoint, curves, report (exit 0 if sound, 1 if not)")
     check.add_argument("run_dir", metavar="RUN_DIR", help="the run directory to read (nothing is written)")
-    check.add_argument("--trust-code", action="store_true", help="read a run whose config names code (see SECURITY.md)")
-    trust = commands.add_parser("trust", help="trust your own run directories once (pinned to their config and code); "
+    _add_trust_code(check)
+    trust = _add_command(commands, "trust", "trust your own run directories once (pinned to their config and code); "
                                               "an edited, moved or copied directory is refused again")
     trust.add_argument("paths", nargs="*", metavar="DIR", help="run directories to trust")
     trust.add_argument("--remove", action="store_true", help="forget these directories instead")
@@ -341,7 +382,7 @@ def _summarize(args: argparse.Namespace) -> int:
     if not 0.0 < args.family_threshold <= 1.0:
         raise SummarizeError(f"--family-threshold must be a failure rate in (0, 1]; got {args.family_threshold}")
     _Progress.enter("summarising the run")
-    summary = load_summary(run_dir, keep=keep, fixed=fixed, top=args.top, margin=args.margin, progress=True, config=config,
+    summary = load_summary(run_dir, keep=keep, fixed=fixed, top=args.top, margin=args.margin, progress=not args.quiet, config=config,
                            family_threshold=args.family_threshold)
     out = Path(args.out) if args.out else run_dir / "report"
     _Progress.enter("writing the report")
@@ -413,7 +454,8 @@ def _restructure(args: argparse.Namespace) -> int:
             raise SummarizeError(f"--option '{assignment}' must look like NAME=VALUE")
         options[name.strip().replace("-", "_")] = yaml.safe_load(value)
     report = restructure(run_dir, cells, out, failure_weight=args.failure_weight, use_clean=not args.no_clean, epochs=args.epochs,
-                         learning_rate=args.learning_rate, options=options, trust_code=args.trust_code)
+                         learning_rate=args.learning_rate, options=options, trust_code=args.trust_code,
+                         progress=not args.quiet)
     from fadejax.stages.restructure import render_markdown
 
     print(render_markdown(report))
