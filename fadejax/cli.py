@@ -1,3 +1,4 @@
+# PYTHON_ARGCOMPLETE_OK
 """The ``fadejax`` command line.
 
     fadejax discover --config configs/digits.yaml [--out DIR] [--resume] [--set field.path=value ...]
@@ -16,6 +17,8 @@ exits with status 2, leaving existing results untouched. Any other failure print
 ``error:`` line naming the command and the step it failed in, writes the traceback to
 ``fadejax-error.log`` in the run directory (or the system's temporary directory when there
 is none yet) and exits with status 1.
+
+Shell completion (bash, zsh) through ``argcomplete``: ``eval "$(.venv/bin/register-python-argcomplete fadejax)"``.
 """
 
 from __future__ import annotations
@@ -530,7 +533,12 @@ def main(argv: list[str] | None = None) -> int:
     from fadejax.engine.store.dirlock import LeaseLostError
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    if "_ARGCOMPLETE" in os.environ:  # a shell asking for completions: answer and exit
+        import argcomplete
+
+        argcomplete.autocomplete(parser)
+    args = parser.parse_args(argv)
     _Progress.step, _Progress.directory = "starting", None
     if getattr(args, "quiet", False):
         from bridges.quiet import silence_progress_bars

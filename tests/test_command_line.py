@@ -49,3 +49,19 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as done:
         main(["--version"])
     assert done.value.code == 0 and capsys.readouterr().out.strip() == f"fadejax {__version__}"
+
+
+def test_the_shell_completes_commands_and_flags(tmp_path):
+    """What bash gets after ``eval "$(register-python-argcomplete fadejax)"`` (argcomplete)."""
+    import os
+    import subprocess
+    import sys
+
+    def complete(line: str) -> list[str]:
+        out = tmp_path / "completions"
+        env = {**os.environ, "_ARGCOMPLETE": "1", "_ARGCOMPLETE_STDOUT_FILENAME": str(out), "COMP_LINE": line, "COMP_POINT": str(len(line))}
+        subprocess.run([sys.executable, "-c", "import sys; from fadejax.cli import main; sys.exit(main())"], env=env, check=True, timeout=120)
+        return out.read_text().split()
+
+    assert complete("fadejax su") == ["summarize"]
+    assert "--quiet" in complete("fadejax restructure --q") and complete("fadejax --vers") == ["--version"]
