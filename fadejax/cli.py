@@ -87,6 +87,7 @@ COMMAND_IO: dict[str, tuple[str, str]] = {
     "landscape": ("--config (a YAML experiment), its data and model", "--out: ground_truth.json (and with --record, a recording .npz)"),
     "check": ("RUN_DIR", "nothing; exit 0 if the run is sound, 1 if not"),
     "trust": ("DIR ...", "your own trust store (~/.config/fadejax)"),
+    "init": ("--model (and --weights) and --data: your own model and data", "--out: a new, commented config (never overwrites a file)"),
 }
 
 
@@ -115,6 +116,15 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fadejax", description="Find, summarize and fade the failure modes of trained models.")
     parser.add_argument("--version", action="version", version=f"fadejax {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
+    init = _add_command(commands, "init", "write a commented, validated config for your own model and data, its budget sized to --minutes")
+    init.add_argument("--model", required=True, help="embedded, file:package.module:Class, huggingface:DIR_OR_CACHED_ID, torchvision:NAME or timm:NAME")
+    init.add_argument("--weights", help="the model's weights (.safetensors, or a .pt/.pth state dict); needed by file models")
+    init.add_argument("--data", required=True, help="a folder of class sub-folders, a datasets directory (save_to_disk), an .npz, or digits")
+    init.add_argument("--out", required=True, help="the config file to write (must not exist)")
+    init.add_argument("--minutes", type=float, default=10.0, help="how long the run's discovery should take on this machine (default 10)")
+    init.add_argument("--task", default="image", help="the audit (default image; one with an init)")
+    _add_set(init)
+    _add_quiet(init)
     discover = _add_command(commands, "discover", "run RL failure discovery into a run directory")
     discover.add_argument("--config", required=True, help="experiment YAML file (see configs/)")
     discover.add_argument("--out", help="run directory (default: runs/<config name>)")
@@ -498,6 +508,18 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0 if args.report is not None or counts["failed"] == 0 else EXIT_FAILED
 
 
+def _init(args: argparse.Namespace) -> int:
+    from fadejax.stages.starter import write_starter_config
+
+    _Progress.enter("writing a config", Path(args.out).parent)
+    result = write_starter_config(args.out, args.model, args.data, weights=args.weights, task=args.task, minutes=args.minutes,
+                                  overrides=args.overrides, progress=not args.quiet)
+    seconds, iterations = result["seconds_per_iteration"], result["iterations"]
+    print(f"config: {result['path']} (one iteration {seconds:.3f} s here; {iterations} iterations, about {seconds * iterations / 60:.1f} min)")
+    print(f"run it with: fadejax discover --config {result['path']}")
+    return 0
+
+
 def _check(args: argparse.Namespace) -> int:
     from fadejax.engine.store.run_check import check_run
 
@@ -526,7 +548,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 #: Commands that compile JAX programs and keep them in fadejax's compilation cache
 #: (fadejax.engine.compilation_cache); a sweep's points share a cache of the sweep's own.
-COMPILING = ("discover", "landscape", "summarize", "restructure")
+COMPILING = ("discover", "landscape", "summarize", "restructure", "init")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -549,6 +571,8 @@ def main(argv: list[str] | None = None) -> int:
 
         enable()
     try:
+        if args.command == "init":
+            return _init(args)
         if args.command == "discover":
             return _discover(args)
         if args.command == "landscape":

@@ -184,6 +184,13 @@ class Audit:
         """Raise :class:`AuditError` for a restructure request this audit cannot serve,
         before anything is written."""
 
+    def starter_config(self, model: str, data: str, weights: str | None) -> tuple[dict[str, Any], dict[str, str]]:
+        """``fadejax init``: a raw config (the YAML mapping) of this audit for ``model`` (e.g.
+        ``"file:package.module:Class"``) and ``data`` (a path), and a comment per top-level
+        section saying what to change there. :class:`AuditError` naming what is allowed if
+        the model or data cannot be used; by default, that this audit has no ``init``."""
+        raise AuditError(f"the '{self.name}' audit has no 'fadejax init'; write its config by hand (see configs/)")
+
     def restructure(self, run_dir: Path, config: "ExperimentConfig", modes: list[int], out: Path,
                     request: RestructureRequest) -> dict[str, Any]:
         """Fine-tune the audited model away from ``modes``, rediscover into ``out/rediscovery``

@@ -123,6 +123,12 @@ class ImageAudit(Audit):
             identity["aggregate"] = {"aggregate": r.aggregate, "a": r.a, "b": r.b}
         return identity
 
+    def starter_config(self, model: str, data: str, weights: str | None) -> tuple[dict[str, Any], dict[str, str]]:
+        from fadejax.audits.image.starter import COMMENTS, data_section, model_section
+
+        config = {"task": "image", "data": data_section(data), "model": model_section(model, weights), "space": {"axes": self.default_axes()}}
+        return config, dict(COMMENTS)
+
     def build_task(self, config, *, oracle: Any = None, progress: bool = True):
         from fadejax.audits.image.task import build_classification_task
 

@@ -28,7 +28,14 @@ CHANCE_TAIL = 0.01
 
 
 class PreflightError(DataError):
-    """The model and the data do not fit; the message names the field to change."""
+    """The model and the data do not fit; the message names the field to change.
+
+    ``fix``: ``(dotted field, value)`` that would make them fit, where one is known
+    (``fadejax init`` applies it and checks again)."""
+
+    def __init__(self, message: str, fix: tuple[str, Any] | None = None):
+        super().__init__(message)
+        self.fix = fix
 
 
 def _sources_channels(config: Any) -> str:
@@ -56,7 +63,7 @@ def check_one_batch(config: Any, oracle: Any, images: np.ndarray, labels: np.nda
         channels, layer = wanted
         raise PreflightError(
             f"data.channels: the model's first layer ({layer or 'the input'}) takes {channels} channel{'s' * (channels != 1)}, "
-            f"but the images have {have} ({_sources_channels(config)}); set data.channels: {channels}")
+            f"but the images have {have} ({_sources_channels(config)}); set data.channels: {channels}", fix=("data.channels", channels))
     batch = jnp.asarray(images[:BATCH])
     try:
         logits = np.asarray(oracle(batch))
