@@ -182,3 +182,19 @@ def test_a_hugging_face_classifier_as_a_file_model_names_its_classes_and_answers
     expected = load_hf_image_classifier(str(models["resnet"]))(torch.from_numpy(images).permute(0, 3, 1, 2))
     np.testing.assert_allclose(np.asarray(oracle(images)), expected.detach().numpy(), rtol=1e-4, atol=1e-5)
     assert final_linear(module) is module.model.classifier[-1]  # the head the fine-tuner retrains
+
+
+def test_init_writes_a_config_for_a_hugging_face_model_and_a_datasets_directory_that_runs(models, tmp_path):
+    """``fadejax init`` on a tiny ViT saved in its directory and a ``datasets`` directory:
+    the written config runs as written (the random ViT guesses: audited on purpose)."""
+    import datasets
+
+    rows = {"image": [Image.fromarray(np.full((20, 20, 3), 30 * i, np.uint8)) for i in range(8)], "label": [i % 2 for i in range(8)]}
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["two", "seven"])})
+    datasets.Dataset.from_dict(rows, features=features).save_to_disk(str(tmp_path / "saved"))
+    out = tmp_path / "vit.yaml"
+    assert main(["init", "--model", f"huggingface:{models['vit']}", "--data", str(tmp_path / "saved"), "--out", str(out),
+                 "--minutes", "0.2", "--set", "model.refuse_chance=false", "--set", "run.num_envs=8", "--quiet"]) == 0
+    written = yaml.safe_load(out.read_text())
+    assert written["model"]["source"] == "huggingface" and written["data"]["source"] == "hf_dataset"
+    assert main(["discover", "--config", str(out), "--out", str(tmp_path / "run"), "--set", "run.iterations=2", "--quiet"]) == 0
