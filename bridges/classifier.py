@@ -123,8 +123,11 @@ class ClassifierOracle:
 
 def first_layer_channels(model: nn.Module) -> tuple[int, str] | None:
     """``(input channels, layer name)`` of the model's first convolution, the input it
-    fixes; ``None`` for a model without one (or whose first layer is not a convolution)."""
+    fixes; ``None`` for a model without one (or whose first layer is not a convolution), or
+    one that adapts its input's channels itself (``adapts_channels = True``)."""
     for name, module in model.named_modules():
+        if getattr(module, "adapts_channels", False):
+            return None
         if isinstance(module, (nn.Conv2d, nn.LazyConv2d)) and not isinstance(module, nn.LazyConv2d):
             return int(module.in_channels), name
         if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv3d)):

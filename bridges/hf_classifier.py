@@ -110,6 +110,9 @@ class HFImageClassifier(nn.Module):
     """``(B, C, H, W)`` images in [0, 1] -> ``(B, num_labels)`` logits of a Hugging Face
     image classifier, its processor's steps applied first (:class:`ProcessorTransform`)."""
 
+    #: grey images are repeated to the 3 channels the model takes (:class:`ProcessorTransform`)
+    adapts_channels = True
+
     def __init__(self, model: nn.Module, transform: ProcessorTransform):
         super().__init__()
         self.model = model

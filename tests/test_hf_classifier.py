@@ -69,7 +69,8 @@ def test_the_batched_transform_matches_the_image_processor(models, kind):
 # through the GPU example config (the last test).
 @pytest.mark.parametrize("kind", ["convnext"])
 def test_each_model_is_audited_from_its_directory_offline(models, kind, tmp_path, capsys):
-    config = {"name": f"hf-{kind}", "data": {"limit": 24}, "model": {"source": "huggingface", "architecture": str(models[kind])},
+    config = {"name": f"hf-{kind}", "data": {"limit": 24},
+              "model": {"source": "huggingface", "architecture": str(models[kind]), "refuse_chance": False},  # random weights, on purpose
               "searcher": {"kind": "random"}, "run": {"iterations": 2, "num_envs": 8}}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -110,7 +111,8 @@ def test_an_image_folder_is_audited_with_its_classes_mapped_onto_the_models(mode
             Image.fromarray(np.full((20, 20, 3), 40 * i, np.uint8)).save(root / name / f"{i}.png")
     (root / "two" / "broken.jpg").write_bytes(b"not a jpeg")
     config = {"name": "hf-folder", "data": {"source": "folder", "path": str(root), "skip_unreadable": True},
-              "model": {"source": "huggingface", "architecture": str(models["vit"])}, "searcher": {"kind": "random"},
+              "model": {"source": "huggingface", "architecture": str(models["vit"]), "refuse_chance": False},  # a random ViT, on purpose
+              "searcher": {"kind": "random"},
               "run": {"iterations": 2, "num_envs": 8}}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -133,7 +135,7 @@ def test_the_gpu_example_config_runs_with_a_tiny_vit_on_an_imagenet_style_folder
         for j in range(2):
             Image.fromarray(np.full((40, 30, 3), 20 * i + j, np.uint8)).save(root / f"n0{i}000000" / f"ILSVRC2012_val_{j}.JPEG")
     overrides = [f"data.path={root}", f"model.architecture={models['vit']}", "model.device=cpu", "data.image_size=32",
-                 "run.iterations=2", "run.num_envs=8"]
+                 "run.iterations=2", "run.num_envs=8", "model.refuse_chance=false"]  # a random ViT, on purpose
     argv = ["discover", "--config", str(ROOT / "configs" / "imagenet_vit.yaml"), "--out", str(tmp_path / "run"), "--quiet"]
     assert main(argv + [a for o in overrides for a in ("--set", o)]) == 0, capsys.readouterr().err
     records = [json.loads(line) for line in (tmp_path / "run" / "records.jsonl").read_text().splitlines()]

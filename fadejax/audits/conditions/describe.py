@@ -120,8 +120,9 @@ def debug_set_failures(audited, progress: bool) -> Failures:
 
 
 def _same_classifier(run_model, audited_model, run_dir: Path) -> None:
-    """Refuse a run of another classifier than the one described (the device may differ)."""
-    ours, theirs = (m.model_dump(mode="json", exclude={"device"}) for m in (audited_model, run_model))
+    """Refuse a run of another classifier than the one described (the device and the
+    pre-flight's chance check may differ)."""
+    ours, theirs = (m.model_dump(mode="json", exclude={"device", "refuse_chance"}) for m in (audited_model, run_model))
     differing = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
     if differing:
         shown = "; ".join(f"model.{k}: run {theirs.get(k)!r}, config {ours.get(k)!r}" for k in differing)
