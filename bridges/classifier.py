@@ -128,7 +128,7 @@ def first_layer_channels(model: nn.Module) -> tuple[int, str] | None:
     for name, module in model.named_modules():
         if getattr(module, "adapts_channels", False):
             return None
-        if isinstance(module, (nn.Conv2d, nn.LazyConv2d)) and not isinstance(module, nn.LazyConv2d):
+        if isinstance(module, nn.Conv2d) and not isinstance(module, nn.LazyConv2d):  # a lazy one takes any
             return int(module.in_channels), name
         if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv3d)):
             return None

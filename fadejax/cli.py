@@ -1,6 +1,7 @@
 # PYTHON_ARGCOMPLETE_OK
 """The ``fadejax`` command line.
 
+    fadejax init --model file:pkg.module:Class --weights W --data DIR_OR_NPZ --out mine.yaml [--minutes 10]
     fadejax discover --config configs/digits.yaml [--out DIR] [--resume] [--set field.path=value ...]
     fadejax landscape --config configs/digits.yaml [--out DIR] [--record [PATH]]
     fadejax describe --config CONFIG [--model NAME] [--run RUN_DIR] [--top N] [--out DIR]
@@ -122,7 +123,7 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("--data", required=True, help="a folder of class sub-folders, a datasets directory (save_to_disk), an .npz, or digits")
     init.add_argument("--out", required=True, help="the config file to write (must not exist)")
     init.add_argument("--minutes", type=float, default=10.0, help="how long the run's discovery should take on this machine (default 10)")
-    init.add_argument("--task", default="image", help="the audit (default image; one with an init)")
+    init.add_argument("--task", default=audits.DEFAULT, help=f"the audit (default {audits.DEFAULT}; one that has an init)")
     _add_set(init)
     _add_quiet(init)
     discover = _add_command(commands, "discover", "run RL failure discovery into a run directory")
@@ -329,8 +330,9 @@ def _landscape(args: argparse.Namespace) -> int:
     _Progress.enter("loading the config")
     config = load_config(args.config, args.overrides)
     out = Path(args.out) if args.out else Path("runs") / config.name
-    if args.record is not None and config.audit.family_members(config):
-        raise ConfigError(f"--record: a recording holds one answer per query, not each of a family's models {config.audit.family_members(config)}; "
+    family = config.audit.family_members(config)
+    if args.record is not None and family:
+        raise ConfigError(f"--record: a recording holds one answer per query, not each of a family's models {family}; "
                           "compute the family's landscapes without --record, or record each model on its own")
     # Bad data or a model that does not fit fail here (its pre-flight), before the lock file or
     # anything else is written; a ground truth already computed is reused without the model.

@@ -173,3 +173,20 @@ SLOWEST_FIRST = ["test_cli_matrix.py", "test_searcher_contract.py", "test_text_t
 def pytest_collection_modifyitems(items):
     rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(SLOWEST_FIRST)))  # stable: file order kept within ranks
+
+
+@pytest.fixture(scope="module")
+def mixed_folder(tmp_path_factory):
+    """Three classes of 16x16 pictures saved in every PIL mode a user's folder mixes
+    (L, RGB, RGBA, P, CMYK; PNG and JPEG)."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("mixed")
+    rng = np.random.default_rng(0)
+    modes = [("L", "png"), ("RGB", "png"), ("RGBA", "png"), ("P", "png"), ("CMYK", "jpg"), ("RGB", "jpg")]
+    for c, name in enumerate(["circle", "square", "triangle"]):
+        (root / name).mkdir()
+        for i, (mode, ext) in enumerate(modes):
+            pixels = (rng.random((16, 16, 3)) * 80 + 60 * c).astype(np.uint8)
+            Image.fromarray(pixels, "RGB").convert(mode).save(root / name / f"{i}.{ext}")
+    return root

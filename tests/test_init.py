@@ -12,7 +12,6 @@ import yaml
 
 from fadejax.cli import EXIT_BAD_INPUT, main
 from fadejax.engine.config import load_config
-from test_preflight import folder  # noqa: F401  (the mixed-mode folder fixture)
 from tiny_classifier import TinyGrey, TinyRGB, save_seeded
 
 RUN = ["--set", "run.iterations=2", "--set", "run.num_envs=8", "--set", "run.tensorboard=false", "--quiet"]
@@ -20,10 +19,10 @@ RUN = ["--set", "run.iterations=2", "--set", "run.num_envs=8", "--set", "run.ten
 ON_PURPOSE = ["--set", "model.refuse_chance=false", "--set", "data.image_size=16", "--set", "run.num_envs=8", "--minutes", "0.5"]
 
 
-def test_init_on_a_mixed_folder_and_a_grey_file_model_writes_a_config_that_runs(tmp_path, folder, capsys):  # noqa: F811
+def test_init_on_a_mixed_folder_and_a_grey_file_model_writes_a_config_that_runs(tmp_path, mixed_folder, capsys):
     weights = save_seeded(TinyGrey(3, 16), tmp_path / "grey.safetensors")
     out = tmp_path / "mine.yaml"
-    assert main(["init", "--model", "file:tiny_classifier:TinyGrey", "--weights", str(weights), "--data", str(folder),
+    assert main(["init", "--model", "file:tiny_classifier:TinyGrey", "--weights", str(weights), "--data", str(mixed_folder),
                  "--out", str(out), *ON_PURPOSE]) == 0
     printed = capsys.readouterr().out
     assert "data.channels: 1" in printed and f"run it with: fadejax discover --config {out}" in printed

@@ -4,10 +4,8 @@ converts a folder of mixed images for a one-channel model, and run.json says so.
 
 import json
 
-import numpy as np
 import pytest
 import yaml
-from PIL import Image
 
 from fadejax.cli import EXIT_BAD_INPUT, main
 from tiny_classifier import TinyGrey, TinyRGB, save_seeded
@@ -15,26 +13,11 @@ from tiny_classifier import TinyGrey, TinyRGB, save_seeded
 TINY = ["--set", "run.iterations=2", "--set", "run.num_envs=8", "--set", "run.tensorboard=false", "--quiet"]
 
 
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    """Three classes of 16x16 pictures saved in every PIL mode a user's folder mixes
-    (L, RGB, RGBA, P, CMYK; PNG and JPEG)."""
-    root = tmp_path_factory.mktemp("mixed")
-    rng = np.random.default_rng(0)
-    modes = [("L", "png"), ("RGB", "png"), ("RGBA", "png"), ("P", "png"), ("CMYK", "jpg"), ("RGB", "jpg")]
-    for c, name in enumerate(["circle", "square", "triangle"]):
-        (root / name).mkdir()
-        for i, (mode, ext) in enumerate(modes):
-            pixels = (rng.random((16, 16, 3)) * 80 + 60 * c).astype(np.uint8)
-            Image.fromarray(pixels, "RGB").convert(mode).save(root / name / f"{i}.{ext}")
-    return root
-
-
-def _config(tmp_path, folder, model_class: str, weights, **model):
+def _config(tmp_path, mixed_folder, model_class: str, weights, **model):
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump({
         "name": "preflight",
-        "data": {"source": "folder", "path": str(folder), "image_size": 16},
+        "data": {"source": "folder", "path": str(mixed_folder), "image_size": 16},
         "model": {"source": "file", "architecture": f"tiny_classifier:{model_class}", "weights": str(weights), **model},
         "space": {"axes": [{"name": "darkness", "values": [0.0, 0.5]}, {"name": "blur", "values": [0.0, 1.0]}]},
     }))
@@ -50,9 +33,9 @@ def _refused(capsys, argv, out) -> str:
     return err[0]
 
 
-def test_a_grey_model_on_rgb_folder_images_is_refused_naming_data_channels_then_runs_with_it(tmp_path, folder, capsys):
+def test_a_grey_model_on_rgb_folder_images_is_refused_naming_data_channels_then_runs_with_it(tmp_path, mixed_folder, capsys):
     weights = save_seeded(TinyGrey(3, 16), tmp_path / "grey.safetensors")
-    config = _config(tmp_path, folder, "TinyGrey", weights, refuse_chance=False)
+    config = _config(tmp_path, mixed_folder, "TinyGrey", weights, refuse_chance=False)
     out = tmp_path / "run"
     line = _refused(capsys, ["discover", "--config", str(config), "--out", str(out), *TINY], out)
     assert "data.channels" in line and "takes 1 channel" in line and "have 3" in line and "set data.channels: 1" in line
@@ -64,34 +47,34 @@ def test_a_grey_model_on_rgb_folder_images_is_refused_naming_data_channels_then_
     assert "set data.channels: 1" in line
 
 
-def test_an_rgb_model_takes_grey_data_converted_to_three_channels(tmp_path, folder):
+def test_an_rgb_model_takes_grey_data_converted_to_three_channels(tmp_path, mixed_folder):
     weights = save_seeded(TinyRGB(3, 16), tmp_path / "rgb.safetensors")
-    config = _config(tmp_path, folder, "TinyRGB", weights, refuse_chance=False)
+    config = _config(tmp_path, mixed_folder, "TinyRGB", weights, refuse_chance=False)
     assert main(["discover", "--config", str(config), "--out", str(tmp_path / "run"), "--set", "data.channels=1", *TINY]) == EXIT_BAD_INPUT
     assert main(["discover", "--config", str(config), "--out", str(tmp_path / "run"), "--set", "data.channels=3", *TINY]) == 0
     assert "channel_conversion" not in json.loads((tmp_path / "run" / "run.json").read_text())["model"]  # folders are RGB already
 
 
-def test_an_image_size_the_model_cannot_take_is_refused_naming_data_image_size(tmp_path, folder, capsys):
+def test_an_image_size_the_model_cannot_take_is_refused_naming_data_image_size(tmp_path, mixed_folder, capsys):
     weights = save_seeded(TinyRGB(3, 16), tmp_path / "rgb.safetensors")
-    config = _config(tmp_path, folder, "TinyRGB", weights, refuse_chance=False)
+    config = _config(tmp_path, mixed_folder, "TinyRGB", weights, refuse_chance=False)
     out = tmp_path / "run"
     line = _refused(capsys, ["discover", "--config", str(config), "--out", str(out), "--set", "data.image_size=24", *TINY], out)
     assert line.startswith("error: ") and "model: it could not answer a batch" in line and "(H, W, C) = (24, 24, 3)" in line
     assert "set data.image_size (now 24)" in line
 
 
-def test_a_model_of_fewer_classes_than_the_data_is_refused_naming_model_num_classes(tmp_path, folder, capsys):
+def test_a_model_of_fewer_classes_than_the_data_is_refused_naming_model_num_classes(tmp_path, mixed_folder, capsys):
     weights = save_seeded(TinyRGB(2, 16), tmp_path / "two.safetensors")
-    config = _config(tmp_path, folder, "TinyRGB", weights, architecture_kwargs={"num_classes": 2}, refuse_chance=False)
+    config = _config(tmp_path, mixed_folder, "TinyRGB", weights, architecture_kwargs={"num_classes": 2}, refuse_chance=False)
     out = tmp_path / "run"
     line = _refused(capsys, ["discover", "--config", str(config), "--out", str(out), *TINY], out)
     assert "model.num_classes" in line and "2 classes" in line and "3" in line
 
 
-def test_a_model_at_chance_is_refused_unless_audited_on_purpose(tmp_path, folder, capsys):
+def test_a_model_at_chance_is_refused_unless_audited_on_purpose(tmp_path, mixed_folder, capsys):
     weights = save_seeded(TinyRGB(3, 16), tmp_path / "rgb.safetensors", seed=3)
-    config = _config(tmp_path, folder, "TinyRGB", weights)
+    config = _config(tmp_path, mixed_folder, "TinyRGB", weights)
     out = tmp_path / "run"
     line = _refused(capsys, ["discover", "--config", str(config), "--out", str(out), *TINY], out)
     assert "no better than guessing among 3 classes" in line and "model.weights" in line and "model.refuse_chance: false" in line

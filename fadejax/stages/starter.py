@@ -54,18 +54,25 @@ def write_starter_config(out: str | Path, model: str, data: str, *, weights: str
             break
         except registry.AuditError as exc:
             fix = getattr(exc, "fix", None)
-            if fix is None or f"{fix[0]}={fix[1]}" in fixed:
+            assignment = None if fix is None else f"{fix[0]}={fix[1]}"
+            if assignment is None or assignment in fixed:
                 raise
-            set_dotted(data_map, f"{fix[0]}={fix[1]}")
-            fixed.append(f"{fix[0]}={fix[1]}")
+            set_dotted(data_map, assignment)
+            fixed.append(assignment)
             if progress:
                 print(f"init: {exc}; set {fix[0]}: {fix[1]}")
+    else:
+        raise ConfigError(f"fadejax init: the model and data still do not fit after setting {', '.join(fixed)}")
     seconds = _seconds_per_iteration(config, built)
     iterations = max(10, min(100_000, int(minutes * 60 / seconds)))
     set_dotted(data_map, f"run.iterations={iterations}")
     config = parse_config(data_map, source="fadejax init")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(_commented(data_map, comments, seconds, iterations, config.run.num_envs, fixed))
+    try:
+        with open(out, "x") as f:  # exclusive: a file that appeared meanwhile is not overwritten either
+            f.write(_commented(data_map, comments, seconds, iterations, config.run.num_envs, fixed))
+    except FileExistsError:
+        raise ConfigError(f"'{out}' exists; fadejax init never overwrites a file: choose another --out") from None
     return {"path": out, "config": config, "seconds_per_iteration": seconds, "iterations": iterations, "fixed": fixed}
 
 

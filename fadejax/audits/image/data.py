@@ -246,19 +246,19 @@ def _raw_image(value):
 LUMA = np.asarray([0.299, 0.587, 0.114], np.float32)
 
 
-def convert_channels(data: ImageDataset, channels: int | None) -> tuple[ImageDataset, str | None]:
-    """``(data with images of `channels` channels, what was converted or None)``;
-    ``channels=None`` keeps the images as they are."""
+def convert_channels(data: ImageDataset, channels: int | None) -> ImageDataset:
+    """``data`` with images of ``channels`` channels (``converted`` says how, if they were
+    converted); ``channels=None`` keeps the images as they are."""
     have = int(data.images.shape[-1])
     if channels is None or channels == have:
-        return data, None
+        return data
     if channels == 1:
         images = np.clip(data.images @ LUMA, 0.0, 1.0)[..., None].astype(np.float32)
         how = "RGB -> grey by luminance (0.299 R + 0.587 G + 0.114 B)"
     else:
         images = np.repeat(data.images, 3, axis=-1)
         how = "grey -> RGB by repeating the channel"
-    return replace(data, images=images, converted=how), how
+    return replace(data, images=images, converted=how)
 
 
 def map_classes(data: ImageDataset, model_names: list[str] | None, by: str) -> ImageDataset:

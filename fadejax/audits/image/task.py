@@ -148,9 +148,9 @@ def load_data(config: ExperimentConfig) -> tuple[ImageDataset | None, ImageDatas
         train, held_out = None, load_npz(d.path)
     if d.limit is not None and d.limit < len(held_out):
         held_out = replace(held_out, images=held_out.images[: d.limit], labels=held_out.labels[: d.limit], name=f"{held_out.name}-first{d.limit}")
-    held_out, _ = convert_channels(held_out, d.channels)
+    held_out = convert_channels(held_out, d.channels)
     if train is not None:
-        train, _ = convert_channels(train, d.channels)
+        train = convert_channels(train, d.channels)
     return train, held_out
 
 
@@ -159,11 +159,8 @@ def build_classification_task(config: ExperimentConfig, oracle: Any = None, prog
     ``oracle`` is given), and check the model once on the clean held-out set."""
     oracle, held_out, info = load_classifier(config, oracle, progress)
     members = config.models.names
-    if members:
-        for name, member in oracle.members.items():
-            check_one_batch(config, member, held_out.images, held_out.labels, held_out.num_classes)
-    else:
-        check_one_batch(config, oracle, held_out.images, held_out.labels, held_out.num_classes)
+    for model in (oracle.members.values() if members else [oracle]):
+        check_one_batch(config, model, held_out.images, held_out.num_classes)
     space = config.concept_space()
     perturb = compose_perturbations(config)
     images = jnp.asarray(held_out.images)
@@ -185,8 +182,9 @@ def build_classification_task(config: ExperimentConfig, oracle: Any = None, prog
     # before any run directory is written, and gives the clean accuracy for reports.
     accuracy = clean_accuracy(task)
     info["clean_accuracy"] = accuracy.pop("aggregate") if members else accuracy["model"]
-    for name, share in ([("model", info["clean_accuracy"])] if not members else accuracy.items()):
-        check_accuracy(config, share, task.num_samples, held_out.num_classes)
+    refuse = {name: config.models.member(name).refuse_chance for name in members} if members else {"model": config.model.refuse_chance}
+    for name, share in (accuracy.items() if members else [("model", info["clean_accuracy"])]):
+        check_accuracy(refuse[name], share, task.num_samples, held_out.num_classes)
     if members:
         for name in members:
             info["family"][name]["clean_accuracy"] = accuracy[name]
