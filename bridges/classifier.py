@@ -48,6 +48,8 @@ class ClassifierOracle:
         self._penultimate = _last_linear(self.model)
         #: ``(channels, layer name)`` the model's first convolution takes, or ``None`` (unknown)
         self.input_channels = first_layer_channels(self.model)
+        #: ``(mean, std)`` the model says its inputs were normalised with, or ``None``
+        self.stated_normalisation = stated_normalisation(self.model)
         self._replicas: dict[torch.device, nn.Module] = {}
         self._captured: torch.Tensor | None = None
 
@@ -133,6 +135,17 @@ def first_layer_channels(model: nn.Module) -> tuple[int, str] | None:
         if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv3d)):
             return None
     return None
+
+
+def stated_normalisation(model: nn.Module) -> tuple[list[float], list[float]] | None:
+    """``(mean, std)`` per channel that the model states its inputs were normalised with
+    (its ``normalize_mean`` and ``normalize_std`` attributes: a file model's class may set
+    them, and :func:`bridges.weights.build_vision_model` sets them from the library's
+    pretrained weights); ``None`` where it states none."""
+    mean, std = getattr(model, "normalize_mean", None), getattr(model, "normalize_std", None)
+    if mean is None or std is None:
+        return None
+    return [float(v) for v in mean], [float(v) for v in std]
 
 
 def _last_linear(model: nn.Module) -> nn.Linear | None:

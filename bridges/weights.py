@@ -93,11 +93,17 @@ def build_vision_model(source: str, name: str, weights: str | None, kwargs: dict
                         "set model.weights to a local file (fadejax never downloads)"
                     )
                 weights = str(cached)
+                preset = default.transforms()  # the inputs these weights were trained on
+                model.normalize_mean, model.normalize_std = list(preset.mean), list(preset.std)
         else:
             os.environ["HF_HUB_OFFLINE"] = "1"  # timm reads its cache and never reaches the hub
             import timm
 
             model = timm.create_model(name, pretrained=weights is None, **kwargs)
+            if weights is None:  # timm's pretrained config says what its weights were trained on
+                config = getattr(model, "pretrained_cfg", None) or {}
+                if "mean" in config and "std" in config:
+                    model.normalize_mean, model.normalize_std = list(config["mean"]), list(config["std"])
     except ModelLoadError:
         raise
     except ImportError as exc:

@@ -334,6 +334,8 @@ def _landscape(args: argparse.Namespace) -> int:
     if args.record is not None and family:
         raise ConfigError(f"--record: a recording holds one answer per query, not each of a family's models {family}; "
                           "compute the family's landscapes without --record, or record each model on its own")
+    if args.record is not None:
+        check_landscape_dir(config, out)  # another audit's run is refused before the model loads (and again under the lock)
     # Bad data or a model that does not fit fail here (its pre-flight), before the lock file or
     # anything else is written; a ground truth already computed is reused without the model.
     task = build_task(config, progress=not args.quiet) if args.record is not None or not (out / GROUND_TRUTH_FILE).is_file() else None

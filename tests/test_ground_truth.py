@@ -74,3 +74,19 @@ def test_landscape_command_writes_into_a_directory_discovery_can_then_use(tmp_pa
     assert "4 actions x 540 held-out samples" in capsys.readouterr().out
     assert main(["discover", "--config", str(config), "--out", str(out), "--quiet"]) == 0
     assert (out / "records.jsonl").is_file()
+
+
+def test_landscape_record_into_another_runs_directory_is_refused_before_the_model_loads(tmp_path, capsys):
+    """The directory is checked first: the config's model file does not exist, yet the
+    refusal is about the directory (the model was never loaded), and nothing is written."""
+    out = tmp_path / "other"
+    out.mkdir()
+    (out / "config.yaml").write_text(yaml.safe_dump(parse_config({"name": "other", "data": {"limit": 30}}).model_dump(mode="json")))
+    config = tmp_path / "mine.yaml"
+    config.write_text(yaml.safe_dump({"name": "mine", "model": {"source": "file", "architecture": "tiny_classifier:TinyRGB",
+                                                                "weights": str(tmp_path / "absent.safetensors")}}))
+    capsys.readouterr()
+    assert main(["landscape", "--config", str(config), "--out", str(out), "--record", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "holds a run with different data, model or concept space" in err and "absent" not in err
+    assert sorted(p.name for p in out.iterdir()) == ["config.yaml"]

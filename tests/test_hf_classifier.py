@@ -200,3 +200,18 @@ def test_init_writes_a_config_for_a_hugging_face_model_and_a_datasets_directory_
     written = yaml.safe_load(out.read_text())
     assert written["model"]["source"] == "huggingface" and written["data"]["source"] == "hf_dataset"
     assert main(["discover", "--config", str(out), "--out", str(tmp_path / "run"), "--set", "run.iterations=2", "--quiet"]) == 0
+
+
+def test_a_random_vit_is_refused_at_chance_before_anything_is_written(models, tmp_path, capsys):
+    """The pre-flight on a Hugging Face model: a randomly initialised ViT answers the
+    held-out digits no better than guessing among its 10 classes, and is refused in one
+    line naming model.refuse_chance, with nothing written."""
+    config = {"name": "hf-chance", "data": {"source": "digits", "limit": 60},
+              "model": {"source": "huggingface", "architecture": str(models["vit"])}, "run": {"iterations": 2, "num_envs": 8}}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    capsys.readouterr()
+    assert main(["discover", "--config", str(path), "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no better than guessing among 10 classes" in err[0] and "model.refuse_chance: false" in err[0]
+    assert not (tmp_path / "run").exists()

@@ -83,3 +83,27 @@ def test_init_on_the_embedded_model_and_its_digits(tmp_path, capsys):
     config = load_config(out)
     assert config.model.source == "embedded" and config.data.source == "digits" and config.data.channels is None
     assert main(["discover", "--config", str(out), "--out", str(tmp_path / "run"), *RUN, "--set", "data.limit=24"]) == 0
+
+
+def test_init_sets_the_normalisation_a_pretrained_timm_model_states(tmp_path, monkeypatch, capsys):
+    """timm is not installable beside the CPU torch here (its torchvision wheels need CUDA's
+    torch), so a module with timm's ``create_model`` stands in: a pretrained model's
+    ``pretrained_cfg`` states its inputs' mean and std, the pre-flight finds the config
+    lacks them, and init sets both."""
+    (tmp_path / "timm.py").write_text(
+        "from tiny_classifier import TinyRGB\n"
+        "def create_model(name, pretrained=False, **kwargs):\n"
+        "    model = TinyRGB(**kwargs)\n"
+        "    model.pretrained_cfg = {'mean': (0.485, 0.456, 0.406), 'std': (0.229, 0.224, 0.225)}\n"
+        "    return model\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(__import__("sys").modules, "timm", raising=False)
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "data.npz", images=rng.random((12, 16, 16, 3)).astype(np.float32), labels=np.arange(12) % 3)
+    out = tmp_path / "timm.yaml"
+    assert main(["init", "--model", "timm:tiny", "--data", str(tmp_path / "data.npz"), "--out", str(out), *ON_PURPOSE,
+                 "--set", "model.architecture_kwargs={num_classes: 3, image_size: 16}"]) == 0
+    assert "says its inputs were normalised with mean [0.485, 0.456, 0.406]" in capsys.readouterr().out
+    config = load_config(out)
+    assert config.model.normalize_mean == [0.485, 0.456, 0.406] and config.model.normalize_std == [0.229, 0.224, 0.225]
+    assert "# Set by the pre-flight check: model.normalize_mean=[0.485, 0.456, 0.406], model.normalize_std=" in out.read_text()

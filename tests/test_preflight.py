@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from fadejax.cli import EXIT_BAD_INPUT, main
-from tiny_classifier import TinyGrey, TinyRGB, save_seeded
+from tiny_classifier import TinyGrey, TinyNormalised, TinyRGB, save_seeded
 
 TINY = ["--set", "run.iterations=2", "--set", "run.num_envs=8", "--set", "run.tensorboard=false", "--quiet"]
 
@@ -79,6 +79,36 @@ def test_a_model_at_chance_is_refused_unless_audited_on_purpose(tmp_path, mixed_
     line = _refused(capsys, ["discover", "--config", str(config), "--out", str(out), *TINY], out)
     assert "no better than guessing among 3 classes" in line and "model.weights" in line and "model.refuse_chance: false" in line
     assert main(["discover", "--config", str(config), "--out", str(out), "--set", "model.refuse_chance=false", *TINY]) == 0
+
+
+def test_a_normalisation_the_model_states_but_the_config_lacks_is_refused_naming_both_fields(tmp_path, mixed_folder, capsys):
+    weights = save_seeded(TinyNormalised(3, 16), tmp_path / "norm.safetensors")
+    config = _config(tmp_path, mixed_folder, "TinyNormalised", weights, refuse_chance=False)
+    out = tmp_path / "run"
+    line = _refused(capsys, ["discover", "--config", str(config), "--out", str(out), *TINY], out)
+    assert "model.normalize_mean / normalize_std" in line and "mean [0.5, 0.4, 0.3] and std [0.25, 0.25, 0.2]" in line
+    assert "set model.normalize_mean: [0.5, 0.4, 0.3] and normalize_std: [0.25, 0.25, 0.2]" in line
+    assert main(["discover", "--config", str(config), "--out", str(out), "--set", "model.normalize_mean=[0.5, 0.4, 0.3]",
+                 "--set", "model.normalize_std=[0.25, 0.25, 0.2]", *TINY]) == 0
+
+
+def test_a_family_names_the_model_that_does_not_fit(tmp_path, mixed_folder, capsys):
+    """In a family each model is checked on its own, and the refusal names it."""
+    rgb = save_seeded(TinyRGB(3, 16), tmp_path / "rgb.safetensors")
+    grey = save_seeded(TinyGrey(3, 16), tmp_path / "grey.safetensors")
+    path = tmp_path / "family.yaml"
+    models = [{"name": "colour", "source": "file", "architecture": "tiny_classifier:TinyRGB", "weights": str(rgb), "refuse_chance": False},
+              {"name": "grey", "source": "file", "architecture": "tiny_classifier:TinyGrey", "weights": str(grey), "refuse_chance": False}]
+    path.write_text(yaml.safe_dump({
+        "name": "family", "data": {"source": "folder", "path": str(mixed_folder), "image_size": 16}, "models": models,
+        "space": {"axes": [{"name": "darkness", "values": [0.0, 0.5]}]}}))
+    out = tmp_path / "run"
+    line = _refused(capsys, ["discover", "--config", str(path), "--out", str(out), *TINY], out)
+    assert "the family's model 'grey'" in line and "takes 1 channel" in line
+    models[1] = {**models[0], "name": "guess", "refuse_chance": True}  # the same guessing weights, not audited on purpose
+    path.write_text(yaml.safe_dump({**yaml.safe_load(path.read_text()), "models": models}))
+    line = _refused(capsys, ["discover", "--config", str(path), "--out", str(out), *TINY], out)
+    assert line.startswith("error: models ('guess'): this model's clean held-out accuracy") and "models ('guess').refuse_chance: false" in line
 
 
 def test_chance_bound_follows_the_binomial_tail():

@@ -55,3 +55,11 @@ def save_seeded(model: nn.Module, path: str | Path, seed: int = 0) -> Path:
             module.reset_parameters()
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
     return Path(path)
+
+
+class TinyNormalised(TinyRGB):
+    """A ``TinyRGB`` whose class states the input normalisation it was trained on (as a
+    file model may): the pre-flight refuses a config that does not apply it."""
+
+    normalize_mean = (0.5, 0.4, 0.3)
+    normalize_std = (0.25, 0.25, 0.2)

@@ -3,7 +3,7 @@ budget sized to the time you give it.
 
 The audit writes the sections (:meth:`fadejax.engine.audit.Audit.starter_config`); this
 stage builds the task once (so the audit's pre-flight checks the model against the data,
-and a fix it names, such as ``data.channels``, is applied and checked again), times
+and the fixes it names, such as ``data.channels``, are applied and checked again), times
 discovery iterations after their compilation, and sizes ``run.iterations`` to the minutes
 asked. It never overwrites a file and downloads nothing.
 """
@@ -53,14 +53,14 @@ def write_starter_config(out: str | Path, model: str, data: str, *, weights: str
             built = build_task(config, progress=progress)
             break
         except registry.AuditError as exc:
-            fix = getattr(exc, "fix", None)
-            assignment = None if fix is None else f"{fix[0]}={fix[1]}"
-            if assignment is None or assignment in fixed:
+            assignments = [f"{field}={value}" for field, value in getattr(exc, "fixes", [])]
+            if not assignments or any(a in fixed for a in assignments):
                 raise
-            set_dotted(data_map, assignment)
-            fixed.append(assignment)
+            for assignment in assignments:
+                set_dotted(data_map, assignment)
+            fixed.extend(assignments)
             if progress:
-                print(f"init: {exc}; set {fix[0]}: {fix[1]}")
+                print(f"init: {exc}; set {', '.join(assignments)}")
     else:
         raise ConfigError(f"fadejax init: the model and data still do not fit after setting {', '.join(fixed)}")
     seconds = _seconds_per_iteration(config, built)

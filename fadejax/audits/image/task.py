@@ -159,8 +159,8 @@ def build_classification_task(config: ExperimentConfig, oracle: Any = None, prog
     ``oracle`` is given), and check the model once on the clean held-out set."""
     oracle, held_out, info = load_classifier(config, oracle, progress)
     members = config.models.names
-    for model in (oracle.members.values() if members else [oracle]):
-        check_one_batch(config, model, held_out.images, held_out.num_classes)
+    for name, model in (oracle.members.items() if members else [(None, oracle)]):
+        check_one_batch(config, model, held_out.images, held_out.num_classes, member=name)
     space = config.concept_space()
     perturb = compose_perturbations(config)
     images = jnp.asarray(held_out.images)
@@ -184,7 +184,7 @@ def build_classification_task(config: ExperimentConfig, oracle: Any = None, prog
     info["clean_accuracy"] = accuracy.pop("aggregate") if members else accuracy["model"]
     refuse = {name: config.models.member(name).refuse_chance for name in members} if members else {"model": config.model.refuse_chance}
     for name, share in (accuracy.items() if members else [("model", info["clean_accuracy"])]):
-        check_accuracy(refuse[name], share, task.num_samples, held_out.num_classes)
+        check_accuracy(refuse[name], share, task.num_samples, held_out.num_classes, member=name if members else None)
     if members:
         for name in members:
             info["family"][name]["clean_accuracy"] = accuracy[name]
