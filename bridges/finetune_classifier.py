@@ -1,6 +1,7 @@
-"""Fine-tune a classifier's final linear layer (the paper's stage 3 for image classifiers).
+"""Fine-tune a classifier's final linear layer (the paper's stage 3 for image classifiers),
+or with ``hyper.scope: full`` every parameter.
 
-Every other parameter is frozen. SGD with the spec's learning rate and momentum over
+With the head's scope every other parameter is frozen. SGD with the spec's learning rate and momentum over
 ``epochs`` passes of the failure data (and, if given, the clean data, weighted
 ``L_clean + lambda * L_failure``). A checkpoint (head, optimiser, epoch, RNG) is written
 after every epoch, so a killed process resumes at the next epoch with the same result.
@@ -10,7 +11,7 @@ The frozen layers (in eval mode) map each image to the same head input every epo
 where the head's output is the model's output (checked on the data before training) those
 inputs are computed once and the epochs train the head alone — the same updates as
 running the whole model each step, a fraction of the time. A model whose head is followed
-by other layers is run whole every step.
+by other layers, or one fine-tuned whole, is run whole every step.
 """
 
 from __future__ import annotations
@@ -63,17 +64,26 @@ def _head_inputs(model: nn.Module, head: nn.Linear, images: torch.Tensor, batch:
     return features.clone()  # a normal tensor (not an inference one): the head trains on it
 
 
+def _accuracy(forward: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 512) -> float:
+    """Share of ``x`` ``(N, ...)`` that ``forward`` answers as ``y`` ``(N,)``, in batches (bounded memory)."""
+    with torch.inference_mode():
+        hits = sum(int((forward(x[i : i + batch]).argmax(-1) == y[i : i + batch]).sum()) for i in range(0, len(y), batch))
+    return hits / max(len(y), 1)
+
+
 def run(spec) -> dict:
     out = Path(spec.output_dir)
     h = spec.hyper
     torch.manual_seed(h.seed)
     model = load_into(build_from_import_path(spec.architecture, spec.architecture_kwargs), spec.weights)
+    whole = h.scope == "full"
     for p in model.parameters():
-        p.requires_grad_(False)
+        p.requires_grad_(whole)
     head = final_linear(model)
     for p in head.parameters():
         p.requires_grad_(True)
-    optimizer = torch.optim.SGD(head.parameters(), lr=h.learning_rate, momentum=h.momentum, weight_decay=h.weight_decay)
+    trained = model if whole else head
+    optimizer = torch.optim.SGD(trained.parameters(), lr=h.learning_rate, momentum=h.momentum, weight_decay=h.weight_decay)
     generator = torch.Generator().manual_seed(h.seed)
     fail_x, fail_y = _load_npz(spec.failure_data)
     clean = _load_npz(spec.clean_data) if spec.clean_data else None
@@ -87,14 +97,15 @@ def run(spec) -> dict:
     start, history = 0, []
     if checkpoint.is_file():
         state = torch.load(checkpoint, weights_only=True)
-        head.load_state_dict(state["head"])
+        trained.load_state_dict(state["head"])  # the trained part: the head, or the whole model
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])
         start, history = int(state["epoch"]), json.loads(state["history"])
         print(f"resuming fine-tune at epoch {start + 1}/{h.epochs}", flush=True)
 
     model.eval()  # frozen layers keep inference behaviour (no dropout / batch-norm updates)
-    fail_in, clean_in = _head_inputs(model, head, fail_x), (_head_inputs(model, head, clean[0]) if clean else None)
+    fail_in = None if whole else _head_inputs(model, head, fail_x)
+    clean_in = _head_inputs(model, head, clean[0]) if clean and fail_in is not None else None
     if fail_in is not None and (clean is None or clean_in is not None):
         forward, fail_x = head, fail_in
         clean = (clean_in, clean[1]) if clean else None
@@ -120,15 +131,15 @@ def run(spec) -> dict:
         history.append(total / len(fail_y))
         print(f"fine-tune epoch {epoch + 1}/{h.epochs}: loss {history[-1]:.4f}", flush=True)
         tmp = checkpoint.with_suffix(".tmp")
-        torch.save({"head": head.state_dict(), "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
+        torch.save({"head": trained.state_dict(), "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
                     "epoch": epoch + 1, "history": json.dumps(history)}, tmp)
         os.replace(tmp, checkpoint)
 
-    with torch.inference_mode():
-        fail_acc = float((forward(fail_x).argmax(-1) == fail_y).float().mean())
-        clean_acc = float((forward(clean[0]).argmax(-1) == clean[1]).float().mean()) if clean else None
+    fail_acc = _accuracy(forward, fail_x, fail_y)
+    clean_acc = _accuracy(forward, *clean) if clean else None
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "model.safetensors"))
-    metrics = {"epochs": h.epochs, "loss_per_epoch": history, "train_failure_accuracy": fail_acc, "train_clean_accuracy": clean_acc,
+    metrics = {"epochs": h.epochs, "scope": h.scope, "examples": {"failure": len(fail_y), "clean": len(clean[1]) if clean else 0},
+               "loss_per_epoch": history, "train_failure_accuracy": fail_acc, "train_clean_accuracy": clean_acc,
                "model": str(out / "model.safetensors")}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics

@@ -8,7 +8,8 @@
     fadejax propose-conditions --config CONFIG --generator MODEL_DIR --out NEW_CONFIG.yaml [--per-class K]
     fadejax summarize RUN_DIR [--axes a,b,c] [--top 10] [--choose MODE ...]
     fadejax restructure RUN_DIR (--modes MODE ... | --modes-file modes.json | --top N)
-    fadejax compare RUN_DIR RUN_DIR ... [--out DIR] [--ground-truth FILE]
+    fadejax fade --config C [--out DIR] [--rounds N] [--target RATE] [--guard POINTS] [--modes-per-round K] [--scope head|full|lora] [--baseline uniform|random|single]
+    fadejax compare RUN_DIR RUN_DIR ... [--out DIR] [--ground-truth FILE]   (or fade directories)
     fadejax sweep SPEC.yaml [--out DIR] [--address ADDR] [--resume] [--cpus N] [--inline] [--plugin FILE.py] | fadejax sweep --report DIR
     fadejax check RUN_DIR
     fadejax trust [DIR ...] [--remove] [--list]
@@ -81,7 +82,9 @@ COMMAND_IO: dict[str, tuple[str, str]] = {
     "discover": ("--config (a YAML experiment), its data and model", "a run directory (--out): config, records, curves, checkpoints"),
     "summarize": ("RUN_DIR (complete or interrupted)", "RUN_DIR/report (or --out): report.html, figures, summary.json, CSVs"),
     "restructure": ("RUN_DIR (a complete macroscopic run)", "RUN_DIR-restructured (or --out): the fine-tuned model, a rediscovery run, shift_report.md/.json"),
-    "compare": ("RUN_DIR ... (complete or interrupted)", "./comparison (or --out): curves as PNG, PDF and HTML, compare.md/.csv"),
+    "fade": ("--config (a YAML experiment), its data and model", "runs/<config name>-fade (or --out): a run directory per round, "
+             "fade.json, final.yaml and model.safetensors, fade_report.md/.json/.html"),
+    "compare": ("RUN_DIR ... (complete or interrupted), or fade directories", "./comparison (or --out): curves as PNG, PDF and HTML, compare.md/.csv"),
     "sweep": ("a sweep spec YAML (or --report DIR)", "sweeps/<spec name> (or --out): one run directory per point, sweep.json"),
     "describe": ("--config (a conditions experiment), or --run RUN_DIR", "runs/<config name>/describe (or --out): describe.json"),
     "propose-conditions": ("--config (a conditions experiment) and --generator (a local language model)", "--out: a new config file"),
@@ -166,8 +169,25 @@ def _parser() -> argparse.ArgumentParser:
     restructure.add_argument("--out", help="output directory (default: RUN_DIR-restructured)")
     _add_trust_code(restructure)
     _add_quiet(restructure)
+    fade = _add_command(commands, "fade", "rounds of discover -> fine-tune -> rediscover until the failures are faded, "
+                                            "with a stopping rule and a guard on clean quality")
+    fade.add_argument("--config", required=True, help="experiment YAML file (a macroscopic config of an audit with a fade)")
+    fade.add_argument("--out", help="fade directory (default: runs/<config name>-fade); the same command resumes it")
+    fade.add_argument("--rounds", type=int, default=3, help="most fine-tune rounds (default 3)")
+    fade.add_argument("--target", type=float, default=0.25, help="stop once the worst mode's estimated failure rate is at or below this (default 0.25)")
+    fade.add_argument("--guard", type=float, default=0.5, help="roll back and stop a round that costs more than this many points of "
+                                                             "clean held-out accuracy (or BLEU) against the original model (default 0.5)")
+    fade.add_argument("--modes-per-round", type=int, default=5, help="worst modes added to the faded set each round (default 5)")
+    fade.add_argument("--scope", help="what the fine-tune trains: head (the last layer, the paper's), full, or lora (default: the audit's first)")
+    fade.add_argument("--baseline", choices=["uniform", "random", "single"],
+                      help="run a baseline through the same loop at the same fine-tune budget instead: uniform augmentation, "
+                           "random (clean) examples, or the paper's single round on the top mode")
+    fade.add_argument("--epochs", type=int, help="fine-tune epochs per round (default: the audit's fine-tuner's)")
+    fade.add_argument("--learning-rate", type=float, help="default: the audit's fine-tuner's")
+    _add_set(fade)
+    _add_quiet(fade)
     compare = _add_command(commands, "compare", "learning curves of several runs side by side (PNG, PDF and an offline HTML page)")
-    compare.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories (complete or interrupted)")
+    compare.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories (complete or interrupted), or fade directories (all of them)")
     compare.add_argument("--out", default="comparison", help="output directory (default: ./comparison)")
     compare.add_argument("--ground-truth", help="a ground_truth.json the runs share (default: each run's own, if it has one) "
                                                "for their recall@10 curves")
@@ -250,6 +270,7 @@ def _restructure_options() -> dict[str, tuple[type, str]]:
 
 def _bad_input_errors() -> tuple[type[BaseException], ...]:
     from fadejax.stages.compare import CompareError
+    from fadejax.stages.fade import FadeError
     from fadejax.engine.config import ConfigError
     from fadejax.engine.store.dirlock import DirectoryLockedError
     from fadejax.stages.finetune import FineTuneError
@@ -265,7 +286,7 @@ def _bad_input_errors() -> tuple[type[BaseException], ...]:
     from fadejax.engine.store.trust import UnsafeOutputError, UntrustedCodeError
 
     errors: list[type[BaseException]] = [
-        audits.AuditError, CompareError, ConfigError, DirectoryLockedError, FineTuneError, GroundTruthError, LandscapeTooLarge, MetricsError, PerturbationError, RecordingError, RecordsError,
+        audits.AuditError, CompareError, ConfigError, FadeError, DirectoryLockedError, FineTuneError, GroundTruthError, LandscapeTooLarge, MetricsError, PerturbationError, RecordingError, RecordsError,
         RunDirError, SpaceError, SummarizeError, SweepError, UnsafeOutputError, UntrustedCodeError,
     ]
     if "bridges.weights" in sys.modules:
@@ -535,12 +556,47 @@ def _check(args: argparse.Namespace) -> int:
     return EXIT_FAILED if problems else 0
 
 
+def _fade(args: argparse.Namespace) -> int:
+    from fadejax.engine.config import load_config
+    from fadejax.stages.fade import FadeSettings, fade
+    from fadejax.stages.fade_report import REPORT
+
+    _Progress.enter("loading the config")
+    config = load_config(args.config, args.overrides)
+    out = Path(args.out) if args.out else Path("runs") / f"{config.name}-fade"
+    settings = FadeSettings(rounds=args.rounds, target=args.target, guard=args.guard, modes_per_round=args.modes_per_round,
+                            scope=args.scope, baseline=args.baseline, epochs=args.epochs, learning_rate=args.learning_rate)
+    _Progress.enter("fading", out)
+    ledger = fade(config, out, settings, progress=not args.quiet)
+    print((out / f"{REPORT}.md").read_text(), end="")
+    print(f"fade report: {out / (REPORT + '.html')} (and .md, .json); final model's config: {ledger['final']['config']}")
+    return 0
+
+
 def _compare(args: argparse.Namespace) -> int:
     from fadejax.stages.compare import compare
     from fadejax.engine.store.trust import refuse_links
 
     out = Path(args.out)
     refuse_links(out)
+    from fadejax.stages.fade import FADE_FILE
+
+    fades = [Path(d) for d in args.run_dirs if (Path(d) / FADE_FILE).is_file()]
+    if fades:
+        from fadejax.stages.compare import CompareError
+        from fadejax.stages.fade_report import compare_fades
+
+        if len(fades) != len(args.run_dirs):
+            raise CompareError("compare either run directories or fade directories, not both: "
+                               + ", ".join(d for d in args.run_dirs if Path(d) not in fades) + " are not fades")
+        _Progress.enter("comparing the fades")
+        try:
+            files = compare_fades(fades, out)
+        except ValueError as exc:
+            raise CompareError(str(exc)) from None
+        print(files["md"].read_text(), end="")
+        print(f"comparison: {files['html']} (and compare.md)")
+        return 0
     _Progress.enter("comparing the runs")
     files = compare(args.run_dirs, out, trust_code=args.trust_code, ground_truth=args.ground_truth, points=args.points)
     for note in files.pop("notes"):
@@ -552,7 +608,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 #: Commands that compile JAX programs and keep them in fadejax's compilation cache
 #: (fadejax.engine.compilation_cache); a sweep's points share a cache of the sweep's own.
-COMPILING = ("discover", "landscape", "summarize", "restructure", "init")
+COMPILING = ("discover", "landscape", "summarize", "restructure", "init", "fade")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -589,6 +645,8 @@ def main(argv: list[str] | None = None) -> int:
             return _summarize(args)
         if args.command == "restructure":
             return _restructure(args)
+        if args.command == "fade":
+            return _fade(args)
         if args.command == "compare":
             return _compare(args)
         if args.command == "sweep":

@@ -55,6 +55,12 @@ class RestructureRequest:
     radius: int
     options: dict[str, Any]
     progress: bool = True
+    #: which parameters train, one of the audit's :attr:`Audit.fade_scopes` (``None``: its first)
+    scope: str | None = None
+    #: what the fine-tune trains on (:attr:`Audit.fade_data`): ``"modes"`` (the training split
+    #: under the chosen modes), ``"uniform"`` (as many examples, each under a cell drawn
+    #: uniformly from the whole space) or ``"random"`` (as many clean training examples)
+    data: str = "modes"
 
 
 class Audit:
@@ -81,6 +87,12 @@ class Audit:
         ``(type, help)``; each becomes ``--name-with-dashes`` on the command line.
       finetune_specs: fine-tuner kind -> ``"module:SpecModel"`` of the fine-tuners it
         launches (:mod:`fadejax.stages.finetune`).
+      fade_scopes: the fine-tune scopes ``fadejax fade --scope`` may ask for (``"head"``,
+        ``"full"``, ``"lora"``), its default first; empty if it has no fade. An audit with
+        a fade writes ``"clean": {"name", "before", "after"}`` (its clean held-out figure
+        in [0, 1], higher is better) into every shift report.
+      fade_data: the fine-tune data :attr:`RestructureRequest.data` may ask for (the
+        baselines ``uniform`` and ``random`` need the audit to build them).
     """
 
     name: ClassVar[str] = ""
@@ -94,6 +106,8 @@ class Audit:
     restructure_defaults: ClassVar[tuple[int, float] | None] = None
     restructure_options: ClassVar[dict[str, tuple[type, str]]] = {}
     finetune_specs: ClassVar[dict[str, str]] = {}
+    fade_scopes: ClassVar[tuple[str, ...]] = ()
+    fade_data: ClassVar[tuple[str, ...]] = ("modes",)
 
     # -- configuration --------------------------------------------------------------
     def code_named(self, data: dict[str, Any]) -> list[tuple[str, str]]:

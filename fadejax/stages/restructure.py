@@ -40,13 +40,18 @@ def link_rediscovery(new_config: ExperimentConfig, new_task: Any, run_dir: Path,
 def settings_of(request: RestructureRequest) -> dict[str, Any]:
     """The fine-tuning settings a shift report states."""
     return {"failure_weight": request.failure_weight if request.use_clean else None, "epochs": request.epochs,
-            "learning_rate": request.learning_rate}
+            "learning_rate": request.learning_rate, "scope": request.scope,
+            "data": None if request.data == "modes" else request.data}
 
 
 def restructure(run_dir: str | Path, modes: list[int], out_dir: str | Path | None = None, *, failure_weight: float = 0.5,
                 use_clean: bool = True, epochs: int | None = None, learning_rate: float | None = None, radius: int = 3,
-                options: dict[str, Any] | None = None, progress: bool = True, trust_code: bool = False) -> dict[str, Any]:
+                options: dict[str, Any] | None = None, progress: bool = True, trust_code: bool = False,
+                scope: str | None = None, data: str = "modes") -> dict[str, Any]:
     """Fade ``modes`` (cell indices) of the run in ``run_dir``; see the module docstring.
+
+    ``scope`` and ``data``: see :class:`~fadejax.engine.audit.RestructureRequest` (what
+    ``fadejax fade`` varies; ``None`` and ``"modes"`` are the paper's restructure).
 
     ``epochs`` and ``learning_rate`` default to the audit's fine-tuner's (the paper's
     values); ``options`` are the audit's own settings (e.g. ``{"lora_data": DIR}`` for a
@@ -72,10 +77,16 @@ def restructure(run_dir: str | Path, modes: list[int], out_dir: str | Path | Non
         raise RunReadError(f"{named}; this run's task is '{audit.name}'")
     if not modes:
         raise RunReadError("choose at least one failure mode to fade")
+    if scope is not None and scope not in audit.fade_scopes:
+        raise AuditError(f"--scope {scope}: the '{audit.name}' audit fine-tunes "
+                         + (" or ".join(audit.fade_scopes) if audit.fade_scopes else "with its own fixed scope"))
+    if data not in audit.fade_data:
+        raise AuditError(f"the '{audit.name}' audit cannot build '{data}' fine-tune data; it builds {', '.join(audit.fade_data)}")
     default_epochs, default_lr = audit.restructure_defaults
     request = RestructureRequest(epochs=default_epochs if epochs is None else epochs,
                                  learning_rate=default_lr if learning_rate is None else learning_rate,
-                                 failure_weight=failure_weight, use_clean=use_clean, radius=radius, options=options, progress=progress)
+                                 failure_weight=failure_weight, use_clean=use_clean, radius=radius, options=options, progress=progress,
+                                 scope=scope, data=data)
     audit.check_restructure(config, request)
     note_outside_paths(run_dir, config)
     out = Path(out_dir) if out_dir else run_dir.parent / f"{run_dir.name}-restructured"

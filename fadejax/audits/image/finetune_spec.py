@@ -11,7 +11,10 @@ from fadejax.core.strict import Strict as _Strict
 
 
 class ClassifierHyper(_Strict):
-    """The paper's defaults: final layer only, SGD lr 1e-3, momentum 0.9."""
+    """The paper's defaults: final layer only, SGD lr 1e-3, momentum 0.9.
+
+    ``scope``: ``head`` trains the final ``nn.Linear`` alone (the paper's), ``full`` every
+    parameter (the model stays in eval mode: batch-norm statistics and dropout as audited)."""
 
     learning_rate: pydantic.PositiveFloat = 1e-3
     momentum: float = pydantic.Field(0.9, ge=0.0, lt=1.0)
@@ -20,6 +23,7 @@ class ClassifierHyper(_Strict):
     failure_weight: float = pydantic.Field(0.5, ge=0.0)  # lambda in L = L_clean + lambda * L_failure
     weight_decay: float = pydantic.Field(0.0, ge=0.0)  # SGD's L2 penalty on the head (Chegini & Feizi: 5e-4)
     seed: int = 0
+    scope: Literal["head", "full"] = "head"
 
 
 class ClassifierSpec(_Strict):

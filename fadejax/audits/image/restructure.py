@@ -43,17 +43,30 @@ def _architecture(config: ExperimentConfig) -> tuple[str, dict[str, Any]]:
     raise AuditError(f"restructure fine-tunes 'embedded' or 'file' models; this run audits a '{config.model.source}' model")
 
 
-def finetune_data(config: ExperimentConfig, task: ClassificationTask, modes: list[int], out: Path) -> tuple[Path, Path]:
-    """``failures.npz`` (training images under each mode, true labels) and ``clean.npz``;
-    ``task`` supplies the run's concept space and perturbations."""
+def finetune_data(config: ExperimentConfig, task: ClassificationTask, modes: list[int], out: Path, data: str = "modes") -> tuple[Path, Path]:
+    """``failures.npz`` and ``clean.npz`` (the clean training split); ``task`` supplies the
+    run's concept space and perturbations.
+
+    ``failures.npz`` holds ``len(modes)`` copies of the training split (``images`` ``(M·N,
+    H, W, C)``, true ``labels`` ``(M·N,)``) whatever ``data`` is, so that every kind costs the
+    same fine-tune budget: ``modes``, copy ``m`` under mode ``m``; ``uniform``, each image
+    under a cell drawn uniformly from the whole space (``run.seed``); ``random``, the clean
+    images themselves (Chegini & Feizi's random debugging: as much training, nothing targeted).
+    """
     train, _ = load_data(config)
     if train is None:
         raise AuditError("restructure needs a training split the audit never used; data.source 'npz' has none")
     space, perturb = task.space, jax.jit(task.perturb)
+    images = jnp.asarray(train.images)
+    draws = np.random.default_rng(config.run.seed).integers(0, space.num_actions, (len(modes), len(train)))
     parts = []
-    for mode in modes:
-        values = jnp.broadcast_to(space.decode(jnp.int32(mode)), (len(train), space.num_axes))
-        parts.append(np.asarray(perturb(jnp.asarray(train.images), values, jax.random.PRNGKey(mode))))
+    for copy, mode in enumerate(modes):
+        if data == "random":
+            parts.append(np.asarray(train.images))
+            continue
+        cells = jnp.full((len(train),), mode, jnp.int32) if data == "modes" else jnp.asarray(draws[copy], jnp.int32)
+        key = jax.random.PRNGKey(mode if data == "modes" else config.run.seed * 100_003 + copy)
+        parts.append(np.asarray(perturb(images, space.decode(cells), key)))
     out.mkdir(parents=True, exist_ok=True)
     np.savez(out / "failures.npz", images=np.concatenate(parts), labels=np.tile(train.labels, len(modes)))
     np.savez(out / "clean.npz", images=train.images, labels=train.labels)
@@ -66,12 +79,13 @@ def restructure_classifier(run_dir: Path, config: ExperimentConfig, modes: list[
     epochs, learning_rate, failure_weight = request.epochs, request.learning_rate, request.failure_weight
     old_task = build_task(config, progress=progress)
     architecture, kwargs = _architecture(config)
-    failures, clean = finetune_data(config, old_task, modes, out / "finetune")
+    failures, clean = finetune_data(config, old_task, modes, out / "finetune", request.data)
     spec = {
         "architecture": architecture, "architecture_kwargs": kwargs, "weights": old_task.info["weights"],
         "failure_data": str(failures), "clean_data": str(clean) if use_clean else None,
         "output_dir": str(out / "finetune"),
-        "hyper": {"epochs": epochs, "learning_rate": learning_rate, "failure_weight": failure_weight, "seed": config.run.seed},
+        "hyper": {"epochs": epochs, "learning_rate": learning_rate, "failure_weight": failure_weight, "seed": config.run.seed,
+                  "scope": request.scope or "head"},
         "normalize_mean": config.model.normalize_mean, "normalize_std": config.model.normalize_std,
     }
     metrics = launch(spec, quiet=not progress)
@@ -102,6 +116,7 @@ def restructure_classifier(run_dir: Path, config: ExperimentConfig, modes: list[
         "note": "fine-tuning used only the training split; every figure here is measured on the held-out split it never saw",
         "clean_held_out_accuracy_before": old_task.info["clean_accuracy"],
         "clean_held_out_accuracy_after": new_task.info["clean_accuracy"],
+        "clean": {"name": "accuracy", "before": old_task.info["clean_accuracy"], "after": new_task.info["clean_accuracy"]},
         "settings": settings_of(request),
         "modes": rows,
         "landscape_mean_before": float(old_land.mean()), "landscape_mean_after": float(new_land.mean()),
@@ -140,7 +155,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"# Shift report for {report['run']}", "", f"_{report['note']}._", "",
         *([f"Model: `{report['model']}` of the run's family, fine-tuned and rediscovered on its own.", ""] if report.get("model") else []),
         "Fine-tuning loss: " + ("failure data alone" if weight is None else f"L_clean + {weight:g} · L_failure")
-        + f", {report['settings']['epochs']} epochs, final layer only.", "",
+        + f", {report['settings']['epochs']} epochs, "
+        + ("every parameter" if report["fine_tune"].get("scope") == "full" else "final layer only") + ".", "",
         f"Clean held-out accuracy: {report['clean_held_out_accuracy_before']:.1%} → {report['clean_held_out_accuracy_after']:.1%}",
         f"Mean failure rate over all cells: {report['landscape_mean_before']:.1%} → {report['landscape_mean_after']:.1%}", "",
         "| mode | concepts | failure rate before | after | reduced (Def. 4.1) | W1 by radius 1..R |", "|---|---|---|---|---|---|",

@@ -23,6 +23,7 @@ class TextAudit(Audit):
     restructure_defaults = (3, 2e-5)  # the paper's Appendix D.2
     restructure_options = {"train_articles": (int, "summarizer runs: training articles edited under each mode (default 600)")}
     finetune_specs = {"seq2seq": "fadejax.audits.text.finetune_spec:Seq2SeqSpec"}
+    fade_scopes = ("full",)  # the Seq2SeqTrainer trains every weight (the paper's Appendix D.2)
 
     def paths_named(self, data: dict[str, Any]) -> list[tuple[str, str]]:
         text = data.get("text") if isinstance(data.get("text"), dict) else {}
