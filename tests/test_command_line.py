@@ -10,9 +10,9 @@ from fadejax.cli import COMMAND_IO, _parser, main
 
 #: commands that take a config (and so --set), read a run directory someone may have shared
 #: (and so --trust-code), or write progress (and so --quiet)
-TAKES_CONFIG = {"discover", "landscape", "describe", "propose-conditions", "init"}
+TAKES_CONFIG = {"discover", "landscape", "describe", "propose-conditions", "init", "fade"}
 READS_RUNS = {"summarize", "restructure", "compare", "sweep", "describe", "check"}
-WRITES_PROGRESS = {"discover", "landscape", "summarize", "restructure", "compare", "sweep", "describe", "propose-conditions", "init"}
+WRITES_PROGRESS = {"discover", "landscape", "summarize", "restructure", "compare", "sweep", "describe", "propose-conditions", "init", "fade"}
 
 
 def _commands() -> dict[str, argparse.ArgumentParser]:

@@ -151,7 +151,8 @@ def test_fade_resumes_after_kill_9_at_each_stage_without_repeating_or_losing_a_r
     env = jax_subprocess_env(PYTHONPATH=str(Path(__file__).parent))  # fade_models
     argv = [sys.executable, "-m", "fadejax.cli", "fade", "--config", str(config), "--rounds", "2", "--modes-per-round", "1",
             "--epochs", "1", "--target", "0"]
-    assert subprocess.run([*argv, "--out", str(tmp_path / "whole"), "--quiet"], env=env, capture_output=True).returncode == 0
+    settings = FadeSettings(rounds=2, modes_per_round=1, epochs=1, target=0.0)
+    fade(parse_config(_config(knobbed)), tmp_path / "whole", settings, progress=False)
     cut = tmp_path / "cut"
     for marker in ("round 0: discovery", "round 1: fine-tuning", "round 1: worst"):
         process = subprocess.Popen([*argv, "--out", str(cut)], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -167,8 +168,8 @@ def test_fade_resumes_after_kill_9_at_each_stage_without_repeating_or_losing_a_r
         ledger = json.loads((d / FADE_FILE).read_text())
         return [{k: v for k, v in e.items() if k not in ("run", "shift_report")} for e in ledger["rounds"]], ledger["stopped"]
 
-    assert rounds(cut) == rounds(tmp_path / "whole")
-    for r in (0, 1, 2):
+    assert rounds(cut) == rounds(tmp_path / "whole") and len(rounds(cut)[0]) >= 2
+    for r in range(len(rounds(cut)[0])):
         run = cut / f"round-{r}" if r == 0 else cut / f"round-{r}" / "rediscovery"
         assert main(["check", str(run)]) == 0  # records neither lost nor doubled
         records = (run / "records.jsonl").read_bytes()

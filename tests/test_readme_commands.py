@@ -35,7 +35,7 @@ LIVE_SUBSET = ["--set", "data.limit=12"]  # not for a replay: a recording fits i
 def _target(argv: list[str]) -> str:
     if argv[0] == "sweep":
         return argv[argv.index("--report") + 1] if "--report" in argv else argv[1]
-    if argv[0] in ("discover", "landscape", "describe", "propose-conditions"):
+    if argv[0] in ("discover", "landscape", "describe", "propose-conditions", "fade"):
         return argv[argv.index("--config") + 1]
     return argv[1]
 
@@ -55,6 +55,8 @@ def test_the_readme_commands_run_as_written(tmp_path, monkeypatch, capsys):
         argv = list(argv)
         if argv[0] == "discover":
             argv += BUDGET + ([] if any(a.startswith("recording=") for a in argv) else LIVE_SUBSET)
+        if argv[0] == "fade":  # the tiny budget, one epoch, one round
+            argv += BUDGET + LIVE_SUBSET + ["--epochs", "1", "--rounds", "1"]
         if argv[0] == "restructure":  # one epoch, into one --out (see below)
             argv += ["--epochs", "1", "--out", "runs/restructured"]
         if "--modes-file" in argv:  # the report's export, written as the page writes it, marking the mode already faded
