@@ -8,7 +8,7 @@
     fadejax propose-conditions --config CONFIG --generator MODEL_DIR --out NEW_CONFIG.yaml [--per-class K]
     fadejax summarize RUN_DIR [--axes a,b,c] [--top 10] [--choose MODE ...]
     fadejax restructure RUN_DIR (--modes MODE ... | --modes-file modes.json | --top N)
-    fadejax fade --config C [--out DIR] [--rounds N] [--target RATE] [--guard POINTS] [--modes-per-round K] [--scope head|full|lora] [--baseline uniform|random|single]
+    fadejax fade --config C [--out DIR] [--from RUN_DIR] [--rounds N] [--target RATE] [--guard POINTS] [--modes-per-round K] [--scope head|full|lora] [--baseline uniform|random|single]
     fadejax compare RUN_DIR RUN_DIR ... [--out DIR] [--ground-truth FILE]   (or fade directories)
     fadejax sweep SPEC.yaml [--out DIR] [--address ADDR] [--resume] [--cpus N] [--inline] [--plugin FILE.py] | fadejax sweep --report DIR
     fadejax check RUN_DIR
@@ -173,6 +173,8 @@ def _parser() -> argparse.ArgumentParser:
                                             "with a stopping rule and a guard on clean quality")
     fade.add_argument("--config", required=True, help="experiment YAML file (a macroscopic config of an audit with a fade)")
     fade.add_argument("--out", help="fade directory (default: runs/<config name>-fade); the same command resumes it")
+    fade.add_argument("--from", dest="start", metavar="RUN_DIR", help="a complete discovery of the same config to take as round 0 "
+                                                                     "(e.g. the main job's runs/digits); read, never written")
     fade.add_argument("--rounds", type=int, default=3, help="most fine-tune rounds (default 3)")
     fade.add_argument("--target", type=float, default=0.25, help="stop once the worst mode's estimated failure rate is at or below this (default 0.25)")
     fade.add_argument("--guard", type=float, default=0.5, help="roll back and stop a round that costs more than this many points of "
@@ -184,6 +186,9 @@ def _parser() -> argparse.ArgumentParser:
                            "random (clean) examples, or the paper's single round on the top mode")
     fade.add_argument("--epochs", type=int, help="fine-tune epochs per round (default: the audit's fine-tuner's)")
     fade.add_argument("--learning-rate", type=float, help="default: the audit's fine-tuner's")
+    for name, (kind, text) in _restructure_options().items():  # each audit's own fine-tune options
+        if name != "model":  # a family's member: fade fine-tunes one model
+            fade.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=text)
     _add_set(fade)
     _add_quiet(fade)
     compare = _add_command(commands, "compare", "learning curves of several runs side by side (PNG, PDF and an offline HTML page)")
@@ -565,9 +570,10 @@ def _fade(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
     out = Path(args.out) if args.out else Path("runs") / f"{config.name}-fade"
     settings = FadeSettings(rounds=args.rounds, target=args.target, guard=args.guard, modes_per_round=args.modes_per_round,
-                            scope=args.scope, baseline=args.baseline, epochs=args.epochs, learning_rate=args.learning_rate)
+                            scope=args.scope, baseline=args.baseline, epochs=args.epochs, learning_rate=args.learning_rate,
+                            options={n: getattr(args, n) for n in _restructure_options() if getattr(args, n, None) is not None})
     _Progress.enter("fading", out)
-    ledger = fade(config, out, settings, progress=not args.quiet)
+    ledger = fade(config, out, settings, start=args.start, progress=not args.quiet)
     print((out / f"{REPORT}.md").read_text(), end="")
     print(f"fade report: {out / (REPORT + '.html')} (and .md, .json); final model's config: {ledger['final']['config']}")
     return 0

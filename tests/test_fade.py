@@ -73,15 +73,24 @@ def stand_in(plan):
     return launch
 
 
-def _fade(monkeypatch, knobbed, out, plan, **settings):
+def _fade(monkeypatch, knobbed, out, plan, start=None, **settings):
     launch = stand_in(plan)
     monkeypatch.setattr("fadejax.audits.image.restructure.launch", launch)
-    ledger = fade(parse_config(_config(knobbed)), out, FadeSettings(**{"epochs": 1, "modes_per_round": 1, **settings}), progress=False)
+    ledger = fade(parse_config(_config(knobbed)), out, FadeSettings(**{"epochs": 1, "modes_per_round": 1, **settings}), start=start,
+                  progress=False)
     return ledger, launch.calls
 
 
-def test_the_target_stops_the_fade_and_the_final_model_loads_as_a_file_model(tmp_path, monkeypatch, knobbed):
-    ledger, calls = _fade(monkeypatch, knobbed, tmp_path / "fade", lambda r, n: {"dark_threshold": 0.0}, target=0.5, rounds=3)
+def test_the_target_stops_the_fade_and_the_final_model_loads_as_a_file_model(tmp_path, monkeypatch, knobbed, capsys):
+    """Round 0 is a finished discovery given with --from: read, never written."""
+    from fadejax.stages.discover import discover
+
+    discover(parse_config(_config(knobbed)), tmp_path / "run", progress=False)
+    listing = {p: p.stat().st_mtime_ns for p in (tmp_path / "run").rglob("*")}
+    ledger, calls = _fade(monkeypatch, knobbed, tmp_path / "fade", lambda r, n: {"dark_threshold": 0.0}, start=tmp_path / "run",
+                          target=0.5, rounds=3)
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "run").rglob("*")} == listing and not (tmp_path / "fade" / "round-0").exists()
+    assert ledger["rounds"][0]["run"] == str(tmp_path / "run")
     assert ledger["stopped"]["reason"] == "target" and ledger["stopped"]["round"] == 1 and len(calls) == 1
     first, second = ledger["rounds"]
     assert first["worst"]["estimate"] > 0.9 and first["truth"]["worst"] == 1.0  # darkness >= 0.4: every digit fails
@@ -223,6 +232,19 @@ def test_a_directory_holding_another_audits_run_or_fade_is_refused(tmp_path, cap
     assert main(["fade", "--config", str(config), "--out", str(other), "--quiet"]) == EXIT_BAD_INPUT
     assert "holds a fade of another config or other settings" in capsys.readouterr().err
     assert sorted(p.name for p in other.iterdir()) == [FADE_FILE]
+
+
+def test_a_start_of_another_config_is_refused(tmp_path, capsys, knobbed):
+    config = tmp_path / "fade.yaml"
+    config.write_text(yaml.safe_dump(_config(knobbed)))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(yaml.safe_dump(parse_config({**_config(knobbed), "searcher": {"kind": "greedy"}}).model_dump(mode="json")))
+    (run / "run.json").write_text(json.dumps({"status": "complete"}))
+    capsys.readouterr()
+    assert main(["fade", "--config", str(config), "--from", str(run), "--out", str(tmp_path / "out"), "--quiet"]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is a run of another config (its searcher differ" in err[0] and not (tmp_path / "out").exists()
 
 
 def test_an_audit_without_a_fade_is_refused(capsys):

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -77,6 +77,8 @@ class FadeSettings:
     baseline: str | None = None
     epochs: int | None = None
     learning_rate: float | None = None
+    #: the audit's own restructure options (e.g. ``{"train_articles": 200}``), set ones only
+    options: dict[str, Any] = field(default_factory=dict)
 
     def effective(self) -> "FadeSettings":
         """The settings the loop runs: ``single`` is one round on one mode."""
@@ -113,6 +115,12 @@ def check_request(config: ExperimentConfig, settings: FadeSettings) -> None:
     if BASELINE_DATA[settings.baseline] not in audit.fade_data:
         raise FadeError(f"--baseline {settings.baseline}: the '{audit.name}' audit cannot build that fine-tune data "
                         f"(it builds {', '.join(audit.fade_data)})")
+    unknown = sorted(set(settings.options) - set(audit.restructure_options))
+    if unknown:
+        raise FadeError(f"{', '.join('--' + n.replace('_', '-') for n in unknown)}: not an option of the '{audit.name}' audit's "
+                        f"fine-tune (its options: {', '.join(sorted(audit.restructure_options)) or 'none'})")
+    if "model" in settings.options:
+        raise FadeError("--model picks a family's model; fade fine-tunes the one model of its config")
     for name in ("epochs", "learning_rate"):
         value = getattr(settings, name)
         if value is not None and not value > 0:
@@ -153,21 +161,48 @@ def _check_out(out: Path, config: ExperimentConfig, settings: FadeSettings) -> d
     return None
 
 
-def fade(config: ExperimentConfig, out: str | Path, settings: FadeSettings | None = None, *, progress: bool = True,
-         restructure_round: Callable[..., dict[str, Any]] = restructure) -> dict[str, Any]:
+def check_start(config: ExperimentConfig, run_dir: Path) -> Path:
+    """``run_dir`` if it is a complete discovery of exactly ``config`` (a round 0 to reuse);
+    :class:`FadeError` naming what differs otherwise."""
+    import json
+
+    run_dir = Path(run_dir)
+    status = run_dir / STATUS_FILE
+    if not (status.is_file() and (run_dir / CONFIG_FILE).is_file()):
+        raise FadeError(f"--from '{run_dir}' is not a run directory (no {STATUS_FILE} and {CONFIG_FILE})")
+    try:
+        complete = json.loads(status.read_bytes()).get("status") == "complete"
+        written = yaml.safe_load((run_dir / CONFIG_FILE).read_text())
+    except (ValueError, yaml.YAMLError, AttributeError):
+        raise FadeError(f"--from '{run_dir}': its {STATUS_FILE} or {CONFIG_FILE} is not what fadejax writes") from None
+    wanted = config.model_dump(mode="json")
+    if not isinstance(written, dict) or written != wanted:
+        differ = sorted(k for k in set(wanted) | set(written or {}) if (written or {}).get(k) != wanted.get(k)) if isinstance(written, dict) else ["(all)"]
+        raise FadeError(f"--from '{run_dir}' is a run of another config (its {', '.join(differ)} differ from --config's); "
+                        "fade discovers round 0 itself without --from")
+    if not complete:
+        raise FadeError(f"--from '{run_dir}' is not complete; finish it (fadejax discover ... --resume) or leave --from out")
+    return run_dir
+
+
+def fade(config: ExperimentConfig, out: str | Path, settings: FadeSettings | None = None, *, start: str | Path | None = None,
+         progress: bool = True, restructure_round: Callable[..., dict[str, Any]] = restructure) -> dict[str, Any]:
     """Fade ``config``'s model into ``out``; return the ledger (see the module docstring).
 
-    ``restructure_round``: the round's fine-tune and rediscovery, called as
-    :func:`fadejax.stages.restructure.restructure` (tests hand in a stand-in)."""
+    ``start``: a complete discovery of ``config`` to take as round 0 (``--from``; its
+    directory is read, never written). ``restructure_round``: the round's fine-tune and
+    rediscovery, called as :func:`fadejax.stages.restructure.restructure` (tests hand in a
+    stand-in)."""
     settings = settings or FadeSettings()
     check_request(config, settings)
+    start = check_start(config, Path(start)) if start is not None else None
     out = Path(out)
     refuse_links(out)
     _check_out(out, config, settings)  # before the lock file: a wrong --out is refused with nothing written
     with DirectoryLock(out, "fade directory"):
         ledger = _check_out(out, config, settings) or _ledger_start(config, settings)
         write_json_atomic(out / FADE_FILE, ledger)
-        _rounds(config, out, settings.effective(), ledger, progress, restructure_round)
+        _rounds(config, out, settings.effective(), ledger, progress, restructure_round, start)
         _finish(config, out, ledger)
         from fadejax.stages.fade_report import write_report
 
@@ -182,16 +217,21 @@ def _say(progress: bool, text: str) -> None:
 
 
 def _rounds(config: ExperimentConfig, out: Path, settings: FadeSettings, ledger: dict[str, Any], progress: bool,
-            restructure_round: Callable[..., dict[str, Any]]) -> None:
+            restructure_round: Callable[..., dict[str, Any]], start: Path | None) -> None:
     """Run the rounds the ledger lacks until a stopping rule holds; the ledger gets each
     round's entry (and ``stopped``) as it ends."""
     rounds = ledger["rounds"]
     if not rounds:
-        _say(progress, "round 0: discovery on the original model")
-        discover(config, out / "round-0", resume=True, progress=progress)
-        rounds.append(_entry(0, out / "round-0", config, [], [], None))
+        if start is None:
+            _say(progress, "round 0: discovery on the original model")
+            start = out / "round-0"
+            discover(config, start, resume=True, progress=progress)
+        else:
+            _say(progress, f"round 0: the discovery in '{start}'")
+        rounds.append(_entry(0, start, config, [], [], None))
         _decide(ledger, settings)
         write_json_atomic(out / FADE_FILE, ledger)
+    round_zero = Path(rounds[0]["run"])
     while ledger["stopped"] is None:
         r = len(rounds)
         kept = [e for e in rounds if e["status"] == "kept"][-1]
@@ -199,9 +239,10 @@ def _rounds(config: ExperimentConfig, out: Path, settings: FadeSettings, ledger:
         faded = kept["modes_faded"] + chosen
         data = BASELINE_DATA[settings.baseline]
         _say(progress, f"round {r}: fine-tuning on {len(faded)} mode{'s' * (len(faded) != 1)} ({data} data), then rediscovery")
-        # round-0 was written by this fade from the config given to it: its code is the user's own
-        report = restructure_round(out / "round-0", faded, out / f"round-{r}", epochs=settings.epochs, learning_rate=settings.learning_rate,
-                                   scope=settings.scope, data=data, progress=progress, trust_code=True)
+        # round 0 holds exactly the config given to this fade (written by it, or checked by
+        # check_start): the code it names is the user's own
+        report = restructure_round(round_zero, faded, out / f"round-{r}", epochs=settings.epochs, learning_rate=settings.learning_rate,
+                                   scope=settings.scope, data=data, options=dict(settings.options), progress=progress, trust_code=True)
         if ledger["original_clean"] is None:
             ledger["original_clean"] = {"name": report["clean"]["name"], "value": float(report["clean"]["before"])}
             rounds[0]["clean"] = ledger["original_clean"]["value"]
