@@ -4,9 +4,12 @@
         [--modes-per-round 5] [--scope head] [--epochs N] [--methods fade uniform random single]
         [--out benchmarks/results/fade] [--set FIELD=VALUE ...]
 
-For each seed (``run.seed``) it runs ``fadejax fade`` and each ``--baseline`` into
-``OUT/<config name>/seed-S/<method>`` (a finished one is reused, a killed one resumes),
-then reads each fade report: the final model's exhaustive worst-cell and mean failure
+For each seed (``run.seed``) it runs ``fadejax fade`` and then each ``--baseline`` into
+``OUT/<config name>/seed-S/<method>`` (a finished one is reused, a killed one resumes).
+The ``uniform`` and ``random`` baselines run as many rounds as the fade did, without its
+target (``--target 0``), so that their final models cost the same fine-tune budget as the
+fade's (the same examples, epochs and scope); ``single`` is one round on one mode. It then
+reads each fade report: the final model's exhaustive worst-cell and mean failure
 rates (every held-out sample under every cell) and its clean held-out figure against the
 original model's. Prints, per method, the mean over seeds with a 95% t-interval, and
 whether fade's worst-cell rate is below uniform augmentation's with intervals apart.
@@ -31,13 +34,16 @@ from fadejax.analysis.metrics import mean_ci  # noqa: E402
 METHODS = ("fade", "uniform", "random", "single")
 
 
-def run_method(config: str, out: Path, method: str, seed: int, args: argparse.Namespace) -> float:
-    """Run (or resume) one fade; return its wall seconds (0 if it was already finished)."""
+def run_method(config: str, out: Path, method: str, seed: int, args: argparse.Namespace, rounds: int | None = None) -> float:
+    """Run (or resume) one fade; return its wall seconds (0 if it was already finished).
+    ``rounds``: a baseline's round count (the fade's), run without a target."""
     if (out / "fade_report.json").is_file() and json.loads((out / "fade.json").read_text()).get("final"):
         return 0.0
     argv = [str(ROOT / ".venv" / "bin" / "fadejax"), "fade", "--config", config, "--out", str(out), "--quiet",
-            "--rounds", str(args.rounds), "--modes-per-round", str(args.modes_per_round), "--set", f"run.seed={seed}",
+            "--rounds", str(rounds or args.rounds), "--modes-per-round", str(args.modes_per_round), "--set", f"run.seed={seed}",
             *[a for s in args.set for a in ("--set", s)]]
+    if rounds is not None:
+        argv += ["--target", "0"]
     if args.scope:
         argv += ["--scope", args.scope]
     if args.epochs:
@@ -84,11 +90,15 @@ def main() -> None:
     root = Path(args.out) / name
     results: dict[str, list[dict[str, float]]] = {m: [] for m in args.methods}
     for seed in args.seeds:
-        for method in args.methods:
+        fade_rounds = None
+        for method in sorted(args.methods, key=lambda m: m != "fade"):
             out = root / f"seed-{seed}" / method
-            seconds = run_method(args.config, out, method, seed, args)
+            matched = max(fade_rounds, 1) if method in ("uniform", "random") and fade_rounds is not None else None
+            seconds = run_method(args.config, out, method, seed, args, matched)
             results[method].append(outcome(out))
             r = results[method][-1]
+            if method == "fade":
+                fade_rounds = r["rounds"] - r["rolled_back"]
             print(f"seed {seed} {method:<8} worst {r['worst_before']:.1%} -> {r['worst']:.1%}, mean {r['mean_before']:.1%} -> {r['mean']:.1%}, "
                   f"clean -{r['clean_drop_points']:.2f} points; {r['rounds']} rounds, stopped: {r['stopped']}"
                   + (f" ({seconds / 60:.1f} min)" if seconds else " (reused)"), flush=True)

@@ -195,12 +195,13 @@ def test_the_fade_report_opens_in_a_browser_with_its_curves(tmp_path, monkeypatc
     page.wait_for_selector("#fade-curves .scatterlayer")
     assert page.locator("#fade-curves .scatterlayer .trace").count() >= 3 and not errors
     assert "Stopped after round 1: rounds" in page.locator("#fade-table").text_content()
+    assert page.locator("figure.landscape img").count() == 1 and page.locator("figure.landscape img").evaluate("i => i.naturalWidth") > 100
     page.close()
 
 
 @pytest.mark.parametrize("argv, says", [
     (["--target", "1.5"], "--target is a failure rate in [0, 1]"),
-    (["--scope", "lora"], "--scope lora: the 'image' audit fine-tunes head or full (it has no LoRA)"),
+    (["--scope", "lora"], "--scope lora: the 'image' audit fine-tunes full or head (it has no LoRA)"),
     (["--rounds", "0"], "--rounds must be at least 1"),
     (["--set", "recording=recordings/digits.npz"], "replays a recording"),
 ])

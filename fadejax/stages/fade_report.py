@@ -4,7 +4,8 @@ Per round: the worst and mean estimated failure rate with their 95% intervals, t
 exhaustive worst and mean where the audit computed landscapes, the clean figure, the modes
 faded and the fine-tune budget; the stopping reason; for the final model the Wasserstein
 shift by radius around each faded mode (the paper's Table 2, from its shift report). The
-HTML page draws the curves over rounds with plotly, inlined so that it opens offline;
+HTML page draws the curves over rounds with plotly, inlined so that it opens offline, and
+shows each round's exhaustive landscapes before and after;
 :func:`compare_fades` draws several fades' curves (a fade beside its baselines) on one page.
 """
 
@@ -51,8 +52,22 @@ def write_report(out: Path, ledger: dict[str, Any]) -> dict[str, Path]:
     paths = {"json": out / f"{REPORT}.json", "md": out / f"{REPORT}.md", "html": out / f"{REPORT}.html"}
     write_json_atomic(paths["json"], data)
     _write_text(paths["md"], render_markdown(data))
-    _write_text(paths["html"], render_html([data], title=f"fadejax fade: {out}", rounds_table=render_markdown(data)))
+    _write_text(paths["html"], render_html([data], title=f"fadejax fade: {out}", rounds_table=render_markdown(data),
+                                           pictures=_landscape_pictures(data)))
     return paths
+
+
+def _landscape_pictures(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(caption, base64 PNG)`` of each round's exhaustive landscapes before and after, where the audit drew them."""
+    import base64
+
+    pictures = []
+    for e in data["rounds"]:
+        path = Path(e["shift_report"]).parent / "landscapes_before_after.png" if e.get("shift_report") else None
+        if path is not None and path.is_file():
+            caption = f"round {e['round']} ({e['status']}): held-out failure rates before (the original model) and after"
+            pictures.append((caption, base64.b64encode(path.read_bytes()).decode()))
+    return pictures
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -109,9 +124,10 @@ def render_markdown(data: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_html(fades: Sequence[dict[str, Any]], title: str, rounds_table: str = "") -> str:
+def render_html(fades: Sequence[dict[str, Any]], title: str, rounds_table: str = "", pictures: Sequence[tuple[str, str]] = ()) -> str:
     """One page of curves over rounds, one line per fade (a fade and its baselines), the
-    estimates with their 95% bands and the exhaustive figures dashed."""
+    estimates with their 95% bands and the exhaustive figures dashed; then the table and
+    ``pictures`` (``(caption, base64 PNG)``)."""
     from plotly.subplots import make_subplots
 
     figure = make_subplots(rows=1, cols=len(CURVES), subplot_titles=[t for _, _, t in CURVES])
@@ -141,8 +157,10 @@ def render_html(fades: Sequence[dict[str, Any]], title: str, rounds_table: str =
     figure.update_layout(height=420, title={"text": title}, template="plotly_white", legend={"orientation": "h", "y": -0.2})
     body = figure.to_html(include_plotlyjs=True, full_html=False, div_id="fade-curves")
     table = f"<pre id='fade-table'>{_escape(rounds_table)}</pre>" if rounds_table else ""
+    figures = "".join(f"<figure class='landscape'><img alt='{_escape(c)}' src='data:image/png;base64,{b}'><figcaption>{_escape(c)}"
+                      "</figcaption></figure>" for c, b in pictures)
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{_escape(title)}</title></head>"
-            f"<body><h1>{_escape(title)}</h1>{body}{table}</body></html>")
+            f"<body><h1>{_escape(title)}</h1>{body}{table}{figures}</body></html>")
 
 
 def _escape(text: str) -> str:

@@ -59,7 +59,9 @@ class ImageAudit(Audit):
     restructure_defaults = (5, 1e-3)  # the paper's: 5 epochs, SGD lr 1e-3, final layer only
     restructure_options = {"model": (str, "in a model family's run: the member to fine-tune (its name in models:)")}
     finetune_specs = {"classifier": "fadejax.audits.image.finetune_spec:ClassifierSpec"}
-    fade_scopes = ("head", "full")  # the paper's last layer first; LoRA has no classifier fine-tuner here
+    # fade's default first: the whole model kept clean accuracy and faded more than the paper's last layer
+    # (benchmarks/RESULTS.md, "Fade until done"); LoRA has no classifier fine-tuner here
+    fade_scopes = ("full", "head")
     fade_data = ("modes", "uniform", "random")
 
     def code_named(self, data: dict[str, Any]) -> list[tuple[str, str]]:
