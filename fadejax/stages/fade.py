@@ -242,7 +242,8 @@ def _rounds(config: ExperimentConfig, out: Path, settings: FadeSettings, ledger:
         # round 0 holds exactly the config given to this fade (written by it, or checked by
         # check_start): the code it names is the user's own
         report = restructure_round(round_zero, faded, out / f"round-{r}", epochs=settings.epochs, learning_rate=settings.learning_rate,
-                                   scope=settings.scope or config.audit.fade_scopes[0], data=data, options=dict(settings.options), progress=progress, trust_code=True)
+                                   scope=settings.scope or config.audit.fade_scopes[0], data=data, options=dict(settings.options),
+                                   progress=progress, trust_code=True)
         if ledger["original_clean"] is None:
             ledger["original_clean"] = {"name": report["clean"]["name"], "value": float(report["clean"]["before"])}
             rounds[0]["clean"] = ledger["original_clean"]["value"]
