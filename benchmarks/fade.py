@@ -100,7 +100,7 @@ def main() -> None:
             if method == "fade":
                 fade_rounds = r["rounds"] - r["rolled_back"]
             print(f"seed {seed} {method:<8} worst {r['worst_before']:.1%} -> {r['worst']:.1%}, mean {r['mean_before']:.1%} -> {r['mean']:.1%}, "
-                  f"clean -{r['clean_drop_points']:.2f} points; {r['rounds']} rounds, stopped: {r['stopped']}"
+                  f"clean {-r['clean_drop_points']:+.2f} points; {r['rounds']} rounds, stopped: {r['stopped']}"
                   + (f" ({seconds / 60:.1f} min)" if seconds else " (reused)"), flush=True)
     print(f"\n{args.config}: rounds <= {args.rounds}, {args.modes_per_round} modes per round, scope {args.scope or 'default'}, "
           f"{len(args.seeds)} seeds; exhaustive rates of the final model, mean ± 95% t-interval half-width")
