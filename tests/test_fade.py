@@ -50,6 +50,17 @@ def knobbed(tmp_path_factory, digits_task) -> str:
     return str(path)
 
 
+@pytest.fixture(scope="module")
+def round_zero(tmp_path_factory, knobbed) -> Path:
+    """One finished discovery of the config, the round 0 (``--from``) of the stand-in fades:
+    each test then pays only for its own rounds."""
+    from fadejax.stages.discover import discover
+
+    run = tmp_path_factory.mktemp("round-zero") / "run"
+    discover(parse_config(_config(knobbed)), run, progress=False)
+    return run
+
+
 def stand_in(plan):
     """A fine-tuner that sets the knobs ``plan(round, failure_examples)`` returns (a dict)
     and records what it was given; it launches no process."""
@@ -73,7 +84,7 @@ def stand_in(plan):
     return launch
 
 
-def _fade(monkeypatch, knobbed, out, plan, start=None, **settings):
+def _fade(monkeypatch, knobbed, out, plan, start, **settings):
     launch = stand_in(plan)
     monkeypatch.setattr("fadejax.audits.image.restructure.launch", launch)
     ledger = fade(parse_config(_config(knobbed)), out, FadeSettings(**{"epochs": 1, "modes_per_round": 1, **settings}), start=start,
@@ -81,16 +92,12 @@ def _fade(monkeypatch, knobbed, out, plan, start=None, **settings):
     return ledger, launch.calls
 
 
-def test_the_target_stops_the_fade_and_the_final_model_loads_as_a_file_model(tmp_path, monkeypatch, knobbed, capsys):
+def test_the_target_stops_the_fade_and_the_final_model_loads_as_a_file_model(tmp_path, monkeypatch, knobbed, round_zero):
     """Round 0 is a finished discovery given with --from: read, never written."""
-    from fadejax.stages.discover import discover
-
-    discover(parse_config(_config(knobbed)), tmp_path / "run", progress=False)
-    listing = {p: p.stat().st_mtime_ns for p in (tmp_path / "run").rglob("*")}
-    ledger, calls = _fade(monkeypatch, knobbed, tmp_path / "fade", lambda r, n: {"dark_threshold": 0.0}, start=tmp_path / "run",
-                          target=0.5, rounds=3)
-    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "run").rglob("*")} == listing and not (tmp_path / "fade" / "round-0").exists()
-    assert ledger["rounds"][0]["run"] == str(tmp_path / "run")
+    listing = {p: p.stat().st_mtime_ns for p in round_zero.rglob("*")}
+    ledger, calls = _fade(monkeypatch, knobbed, tmp_path / "fade", lambda r, n: {"dark_threshold": 0.0}, round_zero, target=0.5, rounds=3)
+    assert {p: p.stat().st_mtime_ns for p in round_zero.rglob("*")} == listing and not (tmp_path / "fade" / "round-0").exists()
+    assert ledger["rounds"][0]["run"] == str(round_zero)
     assert ledger["stopped"]["reason"] == "target" and ledger["stopped"]["round"] == 1 and len(calls) == 1
     first, second = ledger["rounds"]
     assert first["worst"]["estimate"] > 0.9 and first["truth"]["worst"] == 1.0  # darkness >= 0.4: every digit fails
@@ -103,14 +110,14 @@ def test_the_target_stops_the_fade_and_the_final_model_loads_as_a_file_model(tmp
     assert "Stopped after round 1: target" in (tmp_path / "fade" / "fade_report.md").read_text()
 
 
-def test_a_round_that_changes_nothing_stops_the_fade(tmp_path, monkeypatch, knobbed):
-    ledger, _ = _fade(monkeypatch, knobbed, tmp_path / "fade", lambda r, n: {}, rounds=3)
+def test_a_round_that_changes_nothing_stops_the_fade(tmp_path, monkeypatch, knobbed, round_zero):
+    ledger, _ = _fade(monkeypatch, knobbed, tmp_path / "fade", lambda r, n: {}, round_zero, rounds=3)
     assert ledger["stopped"]["reason"] == "no improvement" and len(ledger["rounds"]) == 2
 
 
-def test_the_round_limit_stops_a_fade_that_keeps_improving_and_faded_modes_accumulate(tmp_path, monkeypatch, knobbed):
+def test_the_round_limit_stops_a_fade_that_keeps_improving_and_faded_modes_accumulate(tmp_path, monkeypatch, knobbed, round_zero):
     thresholds = {1: 0.55, 2: 0.45}  # round 1 fixes darkness 0.4; round 2 also 0.5; 0.6 and 0.7 still fail
-    ledger, calls = _fade(monkeypatch, knobbed, tmp_path / "fade", lambda r, n: {"dark_threshold": thresholds[r]}, rounds=2)
+    ledger, calls = _fade(monkeypatch, knobbed, tmp_path / "fade", lambda r, n: {"dark_threshold": thresholds[r]}, round_zero, rounds=2)
     assert ledger["stopped"]["reason"] == "rounds" and [e["round"] for e in ledger["rounds"]] == [0, 1, 2]
     faded = [e["modes_faded"] for e in ledger["rounds"]]
     assert len(faded[1]) == 1 and len(faded[2]) == 2 and faded[2][: len(faded[1])] == faded[1]  # round 1's mode is kept
@@ -121,8 +128,9 @@ def test_the_round_limit_stops_a_fade_that_keeps_improving_and_faded_modes_accum
     assert [e["truth"]["mean"] for e in ledger["rounds"]] == pytest.approx([4 / 6, 3 / 6, 2 / 6], abs=0.05)
 
 
-def test_the_guard_rolls_back_a_round_that_costs_clean_accuracy(tmp_path, monkeypatch, knobbed):
-    ledger, _ = _fade(monkeypatch, knobbed, tmp_path / "fade", lambda r, n: {"dark_threshold": 0.0, "broken": 3}, rounds=3, guard=0.5)
+def test_the_guard_rolls_back_a_round_that_costs_clean_accuracy(tmp_path, monkeypatch, knobbed, round_zero):
+    ledger, _ = _fade(monkeypatch, knobbed, tmp_path / "fade", lambda r, n: {"dark_threshold": 0.0, "broken": 3}, round_zero, rounds=3,
+                      guard=0.5)
     assert ledger["stopped"]["reason"] == "guard" and ledger["rounds"][1]["status"] == "rolled back"
     assert ledger["rounds"][1]["clean"] < ledger["original_clean"]["value"] - 0.005
     assert ledger["final"]["round"] == 0 and ledger["final"]["weights"] is None
@@ -130,12 +138,12 @@ def test_the_guard_rolls_back_a_round_that_costs_clean_accuracy(tmp_path, monkey
     assert "rolled back" in (tmp_path / "fade" / "fade_report.md").read_text()
 
 
-def test_baselines_fine_tune_on_the_same_budget(tmp_path, monkeypatch, knobbed):
+def test_baselines_fine_tune_on_the_same_budget(tmp_path, monkeypatch, knobbed, round_zero):
     """The same number of fine-tune examples, epochs and scope as the fade, other data."""
     budgets = {}
     for baseline in (None, "uniform", "random"):
         ledger, calls = _fade(monkeypatch, knobbed, tmp_path / str(baseline), lambda r, n: {"dark_threshold": 0.55 - 0.1 * r},
-                              rounds=2, baseline=baseline, target=0.0)
+                              round_zero, rounds=2, baseline=baseline, target=0.0)
         budgets[baseline] = [(e["fine_tune"]["examples"], e["fine_tune"]["epochs"], e["fine_tune"]["scope"]) for e in ledger["rounds"][1:]]
         data = {e["fine_tune"]["data"] for e in ledger["rounds"][1:]}
         assert data == {baseline or "modes"}
@@ -145,7 +153,8 @@ def test_baselines_fine_tune_on_the_same_budget(tmp_path, monkeypatch, knobbed):
             np.load(tmp_path / "random" / "round-1" / "finetune" / "failures.npz") as random:
         assert np.array_equal(random["images"], clean["images"])  # random debugging: clean copies, as many
         assert not np.array_equal(uniform["images"], clean["images"])
-    single, calls = _fade(monkeypatch, knobbed, tmp_path / "single", lambda r, n: {}, baseline="single", rounds=3, modes_per_round=4)
+    single, calls = _fade(monkeypatch, knobbed, tmp_path / "single", lambda r, n: {}, round_zero, baseline="single", rounds=3,
+                          modes_per_round=4)
     assert [len(e["modes_faded"]) for e in single["rounds"]] == [0, 1] and len(calls) == 1  # one round, the top mode
     assert main(["compare", str(tmp_path / "None"), str(tmp_path / "uniform"), str(tmp_path / "random"), "--out", str(tmp_path / "cmp")]) == 0
     assert "baseline: uniform" in (tmp_path / "cmp" / "compare.md").read_text()
@@ -186,8 +195,8 @@ def test_fade_resumes_after_kill_9_at_each_stage_without_repeating_or_losing_a_r
         assert records == (whole / "records.jsonl").read_bytes()
 
 
-def test_the_fade_report_opens_in_a_browser_with_its_curves(tmp_path, monkeypatch, knobbed, browser):
-    _fade(monkeypatch, knobbed, tmp_path / "fade", lambda r, n: {"dark_threshold": 0.55}, rounds=1)
+def test_the_fade_report_opens_in_a_browser_with_its_curves(tmp_path, monkeypatch, knobbed, round_zero, browser):
+    _fade(monkeypatch, knobbed, tmp_path / "fade", lambda r, n: {"dark_threshold": 0.55}, round_zero, rounds=1)
     page = browser.new_page()
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
