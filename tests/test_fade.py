@@ -160,13 +160,15 @@ def test_baselines_fine_tune_on_the_same_budget(tmp_path, monkeypatch, knobbed, 
     assert "baseline: uniform" in (tmp_path / "cmp" / "compare.md").read_text()
 
 
-def test_fade_resumes_after_kill_9_at_each_stage_without_repeating_or_losing_a_round(tmp_path, knobbed):
+def test_fade_resumes_after_kill_9_at_each_stage_without_repeating_or_losing_a_round(tmp_path, knobbed, monkeypatch):
     """The real fine-tuner in a killed and restarted ``fadejax fade``: killed during round
     0's discovery, during round 1's fine-tune or rediscovery, and between rounds; the
     resumed fade ends with the rounds of an uninterrupted one."""
     config = tmp_path / "fade.yaml"
     config.write_text(yaml.safe_dump(_config(knobbed)))
-    env = jax_subprocess_env(PYTHONPATH=str(Path(__file__).parent))  # fade_models
+    tests = str(Path(__file__).parent)  # fade_models, for this process's fine-tuner and the killed fades
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [tests, os.environ.get("PYTHONPATH")])))
+    env = jax_subprocess_env()
     argv = [sys.executable, "-m", "fadejax.cli", "fade", "--config", str(config), "--rounds", "2", "--modes-per-round", "1",
             "--epochs", "1", "--target", "0"]
     settings = FadeSettings(rounds=2, modes_per_round=1, epochs=1, target=0.0)
