@@ -186,9 +186,8 @@ def _parser() -> argparse.ArgumentParser:
                            "random (clean) examples, or the paper's single round on the top mode")
     fade.add_argument("--epochs", type=int, help="fine-tune epochs per round (default: the audit's fine-tuner's)")
     fade.add_argument("--learning-rate", type=float, help="default: the audit's fine-tuner's")
-    for name, (kind, text) in _restructure_options().items():  # each audit's own fine-tune options
-        if name != "model":  # a family's member: fade fine-tunes one model
-            fade.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=text)
+    for name, (kind, text) in _fade_options().items():  # each fading audit's own fine-tune options
+        fade.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=text)
     _add_set(fade)
     _add_quiet(fade)
     compare = _add_command(commands, "compare", "learning curves of several runs side by side (PNG, PDF and an offline HTML page)")
@@ -263,6 +262,16 @@ TRUST_CODE_HELP = (
     "import and run the code the run directory's config names (an audit or model class by import path); "
     "without it such a run directory is refused, since a shared one may name anything"
 )
+
+
+def _fade_options() -> dict[str, tuple[type, str]]:
+    """The own fine-tune options of every loaded audit that has a fade (a family's ``model`` aside:
+    fade fine-tunes one model): name -> (type, help)."""
+    options: dict[str, tuple[type, str]] = {}
+    for audit in audits.loaded():
+        if audit.fade_scopes:
+            options.update({n: o for n, o in audit.restructure_options.items() if n != "model"})
+    return options
 
 
 def _restructure_options() -> dict[str, tuple[type, str]]:
@@ -571,7 +580,7 @@ def _fade(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / f"{config.name}-fade"
     settings = FadeSettings(rounds=args.rounds, target=args.target, guard=args.guard, modes_per_round=args.modes_per_round,
                             scope=args.scope, baseline=args.baseline, epochs=args.epochs, learning_rate=args.learning_rate,
-                            options={n: getattr(args, n) for n in _restructure_options() if getattr(args, n, None) is not None})
+                            options={n: getattr(args, n) for n in _fade_options() if getattr(args, n, None) is not None})
     _Progress.enter("fading", out)
     ledger = fade(config, out, settings, start=args.start, progress=not args.quiet)
     print((out / f"{REPORT}.md").read_text(), end="")
