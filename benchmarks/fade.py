@@ -44,6 +44,9 @@ def run_method(config: str, out: Path, method: str, seed: int, args: argparse.Na
             *[a for s in args.set for a in ("--set", s)]]
     if rounds is not None:
         argv += ["--target", "0"]
+    start = out.parent / "fade" / "round-0"
+    if method != "fade" and (start / "run.json").is_file():  # the fade's round 0: the same config and seed, discovered once
+        argv += ["--from", str(start)]
     if args.scope:
         argv += ["--scope", args.scope]
     if args.epochs:
