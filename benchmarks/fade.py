@@ -121,6 +121,41 @@ def main() -> None:
         print(f"fade's worst cell below uniform augmentation's with intervals apart: {'yes' if apart else 'no'}")
         mean_gap = 100 * (sum(r["mean"] for r in results["fade"]) - sum(r["mean"] for r in results["uniform"])) / len(args.seeds)
         print(f"fade's mean rate minus uniform augmentation's: {mean_gap:+.2f} points")
+    if "fade" in results and "uniform" in results:
+        where_failures_remain(root, args.seeds)
+
+
+def where_failures_remain(root: Path, seeds: list[int]) -> None:
+    """Fade against uniform augmentation, cell by cell: on the cells fade targeted and on the
+    rest, from the final rounds' exhaustive landscapes (their shift reports)."""
+    import numpy as np
+
+    rows = []
+    for seed in seeds:
+        reports = {}
+        for method in ("fade", "uniform"):
+            ledger = json.loads((root / f"seed-{seed}" / method / "fade.json").read_text())
+            kept = [e for e in ledger["rounds"] if e["status"] == "kept"][-1]
+            if not kept.get("shift_report"):
+                break
+            reports[method] = json.loads(Path(kept["shift_report"]).read_text())
+        if len(reports) < 2:
+            continue
+        before = np.asarray(reports["fade"]["landscape_before"])
+        faded = np.zeros(before.size, bool)
+        faded[[m["cell"] for m in reports["fade"]["modes"]]] = True
+        after = {m: np.asarray(r["landscape_after"]) for m, r in reports.items()}
+        rows.append([before[faded].mean(), before[~faded].mean(), after["fade"][faded].mean(), after["fade"][~faded].mean(),
+                     after["uniform"][faded].mean(), after["uniform"][~faded].mean(), (before > 0.1).sum(), (after["fade"] > 0.1).sum(),
+                     (after["uniform"] > 0.1).sum(), before[~faded].sum() / before.sum(), faded.sum()])
+    if not rows:
+        return
+    m = np.mean(rows, axis=0)
+    print(f"\nwhere the failures remain (mean over {len(rows)} seeds; the {m[10]:.0f} cells fade targeted vs the others):")
+    print(f"  original: targeted cells {m[0]:.1%}, others {m[1]:.1%}; {m[9]:.0%} of the failure mass outside the targeted cells")
+    print(f"  fade:     targeted cells {m[2]:.1%}, others {m[3]:.1%}")
+    print(f"  uniform:  targeted cells {m[4]:.1%}, others {m[5]:.1%}")
+    print(f"  cells above 10%: original {m[6]:.0f}, fade {m[7]:.0f}, uniform {m[8]:.0f}")
 
 
 if __name__ == "__main__":
