@@ -55,8 +55,9 @@ def test_the_readme_commands_run_as_written(tmp_path, monkeypatch, capsys):
         argv = list(argv)
         if argv[0] == "discover":
             argv += BUDGET + ([] if any(a.startswith("recording=") for a in argv) else LIVE_SUBSET)
-        if argv[0] == "fade":  # the tiny budget, one epoch, one round
-            argv += BUDGET + LIVE_SUBSET + ["--epochs", "1", "--rounds", "1"]
+        if argv[0] == "fade":  # the tiny budget: one round on one mode, one epoch of the last layer, from runs/digits
+            argv += BUDGET + LIVE_SUBSET + ["--epochs", "1", "--rounds", "1", "--modes-per-round", "1", "--scope", "head",
+                                            "--from", "runs/digits"]
         if argv[0] == "restructure":  # one epoch, into one --out (see below)
             argv += ["--epochs", "1", "--out", "runs/restructured"]
         if "--modes-file" in argv:  # the report's export, written as the page writes it, marking the mode already faded
