@@ -44,7 +44,7 @@ import yaml
 from fadejax.engine.audit import AuditError
 from fadejax.engine.config import ConfigError, ExperimentConfig, parse_config
 from fadejax.engine.store.dirlock import LOCK_FILE, DirectoryLock
-from fadejax.engine.store.rundir import CONFIG_FILE, STATUS_FILE, SUMMARY_FILE, write_json_atomic
+from fadejax.engine.store.rundir import CONFIG_FILE, STATUS_FILE, SUMMARY_FILE, write_json_atomic, write_text_atomic
 from fadejax.engine.store.trust import refuse_links
 from fadejax.stages.discover import discover
 from fadejax.stages.restructure import SHIFT_REPORT, restructure
@@ -353,8 +353,6 @@ def _finish(config: ExperimentConfig, out: Path, ledger: dict[str, Any]) -> None
             tmp.replace(target)
             data["model"]["weights"] = str(target.resolve())
     data["name"] = f"{config.name}-faded"
-    tmp = out / (FINAL_CONFIG + ".tmp")
-    tmp.write_text(yaml.safe_dump(data, sort_keys=False))
-    tmp.replace(out / FINAL_CONFIG)
+    write_text_atomic(out / FINAL_CONFIG, yaml.safe_dump(data, sort_keys=False))
     ledger["final"] = {"round": final["round"], "config": str(out / FINAL_CONFIG),
                        "weights": data.get("model", {}).get("weights") if final["round"] else None}

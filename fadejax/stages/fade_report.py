@@ -11,12 +11,13 @@ shows each round's exhaustive landscapes before and after;
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 from typing import Any, Sequence
 
 from fadejax.core.spaces import format_value
-from fadejax.engine.store.rundir import write_json_atomic
+from fadejax.engine.store.rundir import write_json_atomic, write_text_atomic
 
 REPORT = "fade_report"
 #: curves over rounds: (ledger key, sub-key, title)
@@ -50,10 +51,11 @@ def write_report(out: Path, ledger: dict[str, Any]) -> dict[str, Path]:
     """Write the three forms into ``out``; return their paths."""
     data = summary(out, ledger)
     paths = {"json": out / f"{REPORT}.json", "md": out / f"{REPORT}.md", "html": out / f"{REPORT}.html"}
+    markdown = render_markdown(data)
     write_json_atomic(paths["json"], data)
-    _write_text(paths["md"], render_markdown(data))
-    _write_text(paths["html"], render_html([data], title=f"fadejax fade: {out}", rounds_table=render_markdown(data),
-                                           pictures=_landscape_pictures(data)))
+    write_text_atomic(paths["md"], markdown)
+    write_text_atomic(paths["html"], render_html([data], title=f"fadejax fade: {out}", rounds_table=markdown,
+                                                 pictures=_landscape_pictures(data)))
     return paths
 
 
@@ -68,12 +70,6 @@ def _landscape_pictures(data: dict[str, Any]) -> list[tuple[str, str]]:
             caption = f"round {e['round']} ({e['status']}): held-out failure rates before (the original model) and after"
             pictures.append((caption, base64.b64encode(path.read_bytes()).decode()))
     return pictures
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def _pct(value: float | None) -> str:
@@ -156,15 +152,11 @@ def render_html(fades: Sequence[dict[str, Any]], title: str, rounds_table: str =
     figure.update_yaxes(tickformat=".0%")
     figure.update_layout(height=420, title={"text": title}, template="plotly_white", legend={"orientation": "h", "y": -0.2})
     body = figure.to_html(include_plotlyjs=True, full_html=False, div_id="fade-curves")
-    table = f"<pre id='fade-table'>{_escape(rounds_table)}</pre>" if rounds_table else ""
-    figures = "".join(f"<figure class='landscape'><img alt='{_escape(c)}' src='data:image/png;base64,{b}'><figcaption>{_escape(c)}"
+    table = f"<pre id='fade-table'>{html.escape(rounds_table)}</pre>" if rounds_table else ""
+    figures = "".join(f"<figure class='landscape'><img alt='{html.escape(c)}' src='data:image/png;base64,{b}'><figcaption>{html.escape(c)}"
                       "</figcaption></figure>" for c, b in pictures)
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{_escape(title)}</title></head>"
-            f"<body><h1>{_escape(title)}</h1>{body}{table}{figures}</body></html>")
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
+            f"<body><h1>{html.escape(title)}</h1>{body}{table}{figures}</body></html>")
 
 
 def read_fade(path: Path) -> dict[str, Any]:
@@ -196,6 +188,6 @@ def compare_fades(dirs: Sequence[Path], out: Path) -> dict[str, Path]:
                      f"| {_pct(truth.get('mean'))} | {_pct(kept.get('clean'))} |")
     markdown = "\n".join(lines) + "\n"
     paths = {"html": out / "compare.html", "md": out / "compare.md"}
-    _write_text(paths["md"], markdown)
-    _write_text(paths["html"], render_html(fades, title="fadejax compare: " + ", ".join(f["label"] for f in fades), rounds_table=markdown))
+    write_text_atomic(paths["md"], markdown)
+    write_text_atomic(paths["html"], render_html(fades, title="fadejax compare: " + ", ".join(f["label"] for f in fades), rounds_table=markdown))
     return paths

@@ -54,9 +54,15 @@ PRE_RUN_FILES = {"ground_truth.json", "ratings.sqlite", "ratings.sqlite-wal", "r
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON via a temporary file and rename, so readers never see half a file (never
     after this process's lease on the directory lapsed: :func:`fadejax.engine.store.dirlock.check_held`)."""
+    write_text_atomic(path, json.dumps(data, indent=2, default=float))
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` as :func:`write_json_atomic` writes JSON: whole or not at all, and
+    never after this process's lease on the directory lapsed."""
     check_held(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=float))
+    tmp.write_text(text)
     os.replace(tmp, path)
 
 
