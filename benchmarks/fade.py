@@ -8,7 +8,9 @@ For each seed (``run.seed``) it runs ``fadejax fade`` and then each ``--baseline
 ``OUT/<config name>/seed-S/<method>`` (a finished one is reused, a killed one resumes).
 The ``uniform`` and ``random`` baselines run as many rounds as the fade did, without its
 target (``--target 0``), so that their final models cost the same fine-tune budget as the
-fade's (the same examples, epochs and scope); ``single`` is one round on one mode. It then
+fade's (the same examples, epochs and scope); ``single`` is one round on one mode;
+``modes`` is the fade with ``--data modes`` (its rounds fine-tune on the chosen modes only,
+not on every cell in proportion to its estimated rate). It then
 reads each fade report: the final model's exhaustive worst-cell and mean failure
 rates (every held-out sample under every cell) and its clean held-out figure against the
 original model's. Prints, per method, the mean over seeds with a 95% t-interval, and
@@ -31,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from fadejax.analysis.metrics import mean_ci  # noqa: E402
 
-METHODS = ("fade", "uniform", "random", "single")
+METHODS = ("fade", "uniform", "random", "single", "modes")
 
 
 def run_method(config: str, out: Path, method: str, seed: int, args: argparse.Namespace, rounds: int | None = None) -> float:
@@ -53,7 +55,9 @@ def run_method(config: str, out: Path, method: str, seed: int, args: argparse.Na
         argv += ["--epochs", str(args.epochs)]
     if args.guard is not None:
         argv += ["--guard", str(args.guard)]
-    if method != "fade":
+    if method == "modes":  # the fade on its chosen modes only (--data modes), its own rounds
+        argv += ["--data", "modes"]
+    elif method != "fade":
         argv += ["--baseline", method]
     started = time.perf_counter()
     done = subprocess.run(argv, capture_output=True, text=True)

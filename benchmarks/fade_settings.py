@@ -8,7 +8,9 @@ loss weight and data trade clean accuracy against the failures faded.
 ranked by estimated failure rate give the ``K`` modes. Each setting fine-tunes the original
 model once (``fadejax.audits.image.restructure.finetune_data`` and the classifier
 fine-tuner: ``K`` copies of the training split under the modes, or under uniform cells with
-``DATA=uniform``; loss ``L_clean + LAMBDA·L_failure``; ``SCOPE`` head or full) and prints
+``DATA=uniform``, or under cells drawn in proportion to the run's estimated failure rates
+with ``DATA=weighted`` (``weighted2``: to their square; ``weightedu0.5``: half of the
+draws uniform); loss ``L_clean + LAMBDA·L_failure``; ``SCOPE`` head or full) and prints
 the new model's clean held-out accuracy and its exhaustive worst and mean failure rates
 (every held-out sample under every cell), beside the original model's.
 """
@@ -28,7 +30,7 @@ from fadejax.audits.image.restructure import _architecture, finetune_data  # noq
 from fadejax.engine.build import build_task  # noqa: E402
 from fadejax.engine.config import load_config, parse_config  # noqa: E402
 from fadejax.engine.ground_truth import failure_landscape  # noqa: E402
-from fadejax.stages.fade import round_figures  # noqa: E402
+from fadejax.stages.fade import estimated_rates, round_figures  # noqa: E402
 from fadejax.stages.finetune import launch  # noqa: E402
 
 
@@ -36,11 +38,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", required=True, help="a finished discovery of --config")
     parser.add_argument("--config", default="configs/digits.yaml")
+    parser.add_argument("--seed", type=int, help="run.seed (the fine-tune's data draw and initial order); default the config's")
     parser.add_argument("settings", nargs="+", metavar="K:LAMBDA:SCOPE:EPOCHS:DATA:LR")
     args = parser.parse_args()
     config = load_config(args.config)
+    if args.seed is not None:
+        config = parse_config({**config.model_dump(mode="json"), "run": {**config.run.model_dump(mode="json"), "seed": args.seed}})
     task = build_task(config, progress=False)
     ranked = round_figures(Path(args.run), config)["ranked"]
+    rates = estimated_rates(Path(args.run), config)
     original = failure_landscape(task, progress=False)
     print(f"original: clean {task.info['clean_accuracy']:.2%} worst {original.max():.1%} mean {original.mean():.1%}", flush=True)
     architecture, kwargs = _architecture(config)
@@ -49,7 +55,12 @@ def main() -> None:
             k, weight, scope, epochs, data, lr = setting.split(":")
             out = Path(tmp) / setting.replace(":", "-")
             started = time.perf_counter()
-            failures, clean = finetune_data(config, task, ranked[: int(k)], out / "data", data)
+            weights = None
+            if data.startswith("weighted"):  # weighted[P][uU]: cells drawn ∝ estimated rate^P, mixed with a share U of uniform
+                power, _, share = data[len("weighted"):].partition("u")
+                weights = rates ** float(power or 1)
+                weights = (1 - float(share or 0)) * weights / weights.sum() + float(share or 0) / weights.size
+            failures, clean = finetune_data(config, task, ranked[: int(k)], out / "data", "weighted" if weights is not None else data, weights)
             metrics = launch({"architecture": architecture, "architecture_kwargs": kwargs, "weights": task.info["weights"],
                               "failure_data": str(failures), "clean_data": str(clean), "output_dir": str(out / "fine-tune"),
                               "hyper": {"epochs": int(epochs), "learning_rate": float(lr), "failure_weight": float(weight),

@@ -7,9 +7,12 @@ evaluation and no experiment reporting. Checkpoints go to ``output_dir/checkpoin
 checkpoint (one whose ``trainer_state.json``, written last, is readable) so a ``kill -9``
 costs at most the steps since it. Writes the model and tokenizer to ``output_dir/model`` and
 ``output_dir/metrics.json`` ``{"epochs", "steps", "train_loss", "final_loss", "model",
-"resumed_from"}``, where ``train_loss`` is the mean loss over every step of the run (both sides
+"resumed_from", "scope", "trained_parameters", "examples"}``, where ``train_loss`` is the mean loss over every step of the run (both sides
 of a resume: each step's loss is kept in the checkpointed trainer state) and ``final_loss``
 the last step's.
+
+With ``hyper.scope == "lora"`` the model trains peft's low-rank adapters only; the saved
+model has them merged in, so it loads and audits like the original.
 """
 
 from __future__ import annotations
@@ -64,7 +67,14 @@ def run(spec) -> dict:
     local = local_pretrained(spec.model)
     tokenizer = AutoTokenizer.from_pretrained(local, local_files_only=True)
     model = AutoModelForSeq2SeqLM.from_pretrained(local, local_files_only=True)
-    pairs = _read_pairs(spec.train_data) + (_read_pairs(spec.clean_data) if spec.clean_data else [])
+    if h.scope == "lora":
+        from peft import LoraConfig, TaskType, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(task_type=TaskType.SEQ_2_SEQ_LM, r=h.lora_rank, lora_alpha=h.lora_alpha,
+                                                 lora_dropout=0.0))
+    trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    edited, clean = _read_pairs(spec.train_data), (_read_pairs(spec.clean_data) if spec.clean_data else [])
+    pairs = edited + clean
     articles = tokenizer([spec.input_prefix + p["article"] for p in pairs], truncation=True, max_length=h.max_input_tokens)
     labels = tokenizer(text_target=[p["summary"] for p in pairs], truncation=True, max_length=h.max_target_tokens)
     dataset = [
@@ -119,7 +129,10 @@ def run(spec) -> dict:
     final = out / "model"
     staging = out / "model.tmp"
     shutil.rmtree(staging, ignore_errors=True)
-    trainer.save_model(str(staging))
+    if h.scope == "lora":
+        trainer.model.merge_and_unload().save_pretrained(str(staging))
+    else:
+        trainer.save_model(str(staging))
     tokenizer.save_pretrained(str(staging))
     shutil.rmtree(final, ignore_errors=True)
     os.replace(staging, final)
@@ -131,6 +144,9 @@ def run(spec) -> dict:
         "final_loss": losses[-1] if losses else None,
         "model": str(final),
         "resumed_from": str(resume) if resume is not None else None,
+        "scope": h.scope,
+        "examples": {"failure": len(edited), "clean": len(clean)},
+        "trained_parameters": int(trained),
     }
     metrics_path.write_text(json.dumps(metrics, indent=2))
     return metrics

@@ -8,7 +8,7 @@
     fadejax propose-conditions --config CONFIG --generator MODEL_DIR --out NEW_CONFIG.yaml [--per-class K]
     fadejax summarize RUN_DIR [--axes a,b,c] [--top 10] [--choose MODE ...]
     fadejax restructure RUN_DIR (--modes MODE ... | --modes-file modes.json | --top N)
-    fadejax fade --config C [--out DIR] [--from RUN_DIR] [--rounds N] [--target RATE] [--guard POINTS] [--modes-per-round K] [--scope head|full|lora] [--baseline uniform|random|single]
+    fadejax fade --config C [--out DIR] [--from RUN_DIR] [--rounds N] [--target RATE] [--guard POINTS] [--modes-per-round K] [--scope head|full|lora] [--data weighted|modes] [--baseline uniform|random|single]
     fadejax compare RUN_DIR RUN_DIR ... [--out DIR] [--ground-truth FILE]   (or fade directories)
     fadejax sweep SPEC.yaml [--out DIR] [--address ADDR] [--resume] [--cpus N] [--inline] [--plugin FILE.py] | fadejax sweep --report DIR
     fadejax check RUN_DIR
@@ -181,6 +181,9 @@ def _parser() -> argparse.ArgumentParser:
                                                              "clean held-out accuracy (or BLEU) against the original model (default 0.5)")
     fade.add_argument("--modes-per-round", type=int, default=5, help="worst modes added to the faded set each round (default 5)")
     fade.add_argument("--scope", help="what the fine-tune trains: head (the last layer, the paper's), full, or lora (default: the audit's first)")
+    fade.add_argument("--data", choices=["weighted", "modes"],
+                      help="what each round fine-tunes on: weighted (every cell, drawn in proportion to its estimated failure rate; "
+                           "the default where the audit builds it) or modes (only the chosen worst modes, the paper's)")
     fade.add_argument("--baseline", choices=["uniform", "random", "single"],
                       help="run a baseline through the same loop at the same fine-tune budget instead: uniform augmentation, "
                            "random (clean) examples, or the paper's single round on the top mode")
@@ -579,7 +582,7 @@ def _fade(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
     out = Path(args.out) if args.out else Path("runs") / f"{config.name}-fade"
     settings = FadeSettings(rounds=args.rounds, target=args.target, guard=args.guard, modes_per_round=args.modes_per_round,
-                            scope=args.scope, baseline=args.baseline, epochs=args.epochs, learning_rate=args.learning_rate,
+                            scope=args.scope, baseline=args.baseline, epochs=args.epochs, learning_rate=args.learning_rate, data=args.data,
                             options={n: getattr(args, n) for n in _fade_options() if getattr(args, n, None) is not None})
     _Progress.enter("fading", out)
     ledger = fade(config, out, settings, start=args.start, progress=not args.quiet)

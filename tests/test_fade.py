@@ -26,7 +26,9 @@ from safetensors.torch import load_file, save_file
 
 from fadejax.cli import EXIT_BAD_INPUT, main
 from fadejax.engine.config import parse_config
-from fadejax.stages.fade import FADE_FILE, FadeSettings, fade
+from fadejax.engine.store.rundir import RunReadError
+from fadejax.stages.fade import FADE_FILE, FadeSettings, estimated_rates, fade
+from fadejax.stages.restructure import restructure
 from subprocess_env import jax_subprocess_env
 
 DARKNESS = [0.0, 0.2, 0.4, 0.5, 0.6, 0.7]  # the brightest pixel of a digit under darkness d is at most 1 - d
@@ -84,11 +86,11 @@ def stand_in(plan):
     return launch
 
 
-def _fade(monkeypatch, knobbed, out, plan, start, **settings):
+def _fade(monkeypatch, knobbed, out, plan, start, restructure_round=restructure, **settings):
     launch = stand_in(plan)
     monkeypatch.setattr("fadejax.audits.image.restructure.launch", launch)
     ledger = fade(parse_config(_config(knobbed)), out, FadeSettings(**{"epochs": 1, "modes_per_round": 1, **settings}), start=start,
-                  progress=False)
+                  progress=False, restructure_round=restructure_round)
     return ledger, launch.calls
 
 
@@ -116,8 +118,17 @@ def test_a_round_that_changes_nothing_stops_the_fade(tmp_path, monkeypatch, knob
 
 
 def test_the_round_limit_stops_a_fade_that_keeps_improving_and_faded_modes_accumulate(tmp_path, monkeypatch, knobbed, round_zero):
+    """Nothing faded is forgotten: each round fine-tunes the original model on every mode
+    so far, and its cells are drawn from every kept round's landscape, round 0's included."""
     thresholds = {1: 0.55, 2: 0.45}  # round 1 fixes darkness 0.4; round 2 also 0.5; 0.6 and 0.7 still fail
-    ledger, calls = _fade(monkeypatch, knobbed, tmp_path / "fade", lambda r, n: {"dark_threshold": thresholds[r]}, round_zero, rounds=2)
+    weights = []
+
+    def recording(*args, **kwargs):
+        weights.append(np.asarray(kwargs["cell_weights"]))
+        return restructure(*args, **kwargs)
+
+    ledger, calls = _fade(monkeypatch, knobbed, tmp_path / "fade", lambda r, n: {"dark_threshold": thresholds[r]}, round_zero,
+                          recording, rounds=2)
     assert ledger["stopped"]["reason"] == "rounds" and [e["round"] for e in ledger["rounds"]] == [0, 1, 2]
     faded = [e["modes_faded"] for e in ledger["rounds"]]
     assert len(faded[1]) == 1 and len(faded[2]) == 2 and faded[2][: len(faded[1])] == faded[1]  # round 1's mode is kept
@@ -126,6 +137,11 @@ def test_the_round_limit_stops_a_fade_that_keeps_improving_and_faded_modes_accum
     means = [e["mean"]["estimate"] for e in ledger["rounds"]]
     assert means[0] > means[1] > means[2]
     assert [e["truth"]["mean"] for e in ledger["rounds"]] == pytest.approx([4 / 6, 3 / 6, 2 / 6], abs=0.05)
+    config = parse_config(_config(knobbed))
+    landscapes = [estimated_rates(Path(e["run"]), config) for e in ledger["rounds"][:2]]
+    assert weights[0] == pytest.approx(landscapes[0] / landscapes[0].sum())
+    assert weights[1] == pytest.approx((landscapes[0] / landscapes[0].sum() + landscapes[1] / landscapes[1].sum()) / 2)
+    assert weights[1][2] > 2 * weights[1][0]  # darkness 0.4, faded in round 1, keeps its weight in round 2
 
 
 def test_the_guard_rolls_back_a_round_that_costs_clean_accuracy(tmp_path, monkeypatch, knobbed, round_zero):
@@ -146,8 +162,14 @@ def test_baselines_fine_tune_on_the_same_budget(tmp_path, monkeypatch, knobbed, 
                               round_zero, rounds=2, baseline=baseline, target=0.0)
         budgets[baseline] = [(e["fine_tune"]["examples"], e["fine_tune"]["epochs"], e["fine_tune"]["scope"]) for e in ledger["rounds"][1:]]
         data = {e["fine_tune"]["data"] for e in ledger["rounds"][1:]}
-        assert data == {baseline or "modes"}
+        assert data == {baseline or "weighted"}
     assert budgets["uniform"] == budgets[None] and budgets["random"] == budgets[None] and len(budgets[None]) == 2
+    brightest = {}
+    for name in ("None", "uniform"):  # the knobbed model fails at darkness >= 0.4 (brightest pixel <= 0.6)
+        with np.load(tmp_path / name / "round-1" / "finetune" / "failures.npz") as data:
+            brightest[name] = data["images"].max(axis=(1, 2, 3))
+    assert (brightest["None"] <= 0.61).mean() > 0.95  # the weighted fade trains where the model fails
+    assert 0.5 < (brightest["uniform"] <= 0.61).mean() < 0.85  # uniform augmentation everywhere (4 cells of 6)
     with np.load(tmp_path / "uniform" / "round-1" / "finetune" / "failures.npz") as uniform, \
             np.load(tmp_path / "random" / "round-1" / "finetune" / "clean.npz") as clean, \
             np.load(tmp_path / "random" / "round-1" / "finetune" / "failures.npz") as random:
@@ -214,6 +236,7 @@ def test_the_fade_report_opens_in_a_browser_with_its_curves(tmp_path, monkeypatc
     (["--target", "1.5"], "--target is a failure rate in [0, 1]"),
     (["--scope", "lora"], "--scope lora: the 'image' audit fine-tunes full or head (it has no LoRA)"),
     (["--rounds", "0"], "--rounds must be at least 1"),
+    (["--data", "modes", "--baseline", "uniform"], "--baseline uniform has its own"),
     (["--set", "recording=recordings/digits.npz"], "replays a recording"),
 ])
 def test_bad_requests_are_refused_in_one_line_with_nothing_written(tmp_path, capsys, argv, says, knobbed):
@@ -265,3 +288,11 @@ def test_an_audit_without_a_fade_is_refused(capsys):
     assert main(["fade", "--config", "configs/conditions_imagenet.yaml", "--out", "/nonexistent/fade", "--quiet"]) == EXIT_BAD_INPUT
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "the 'conditions' audit has no fade" in err[0] and "audits with one: image, text" in err[0]
+
+
+@pytest.mark.parametrize("weights, says", [([1.0, 2.0], "6 finite non-negative numbers"), ([1, 1, 1, -1, 1, 1], "non-negative"),
+                                           ([0.0] * 6, "positive sum"), (None, "needs cell weights")])
+def test_weighted_fine_tune_data_needs_one_probability_per_cell(tmp_path, round_zero, weights, says):
+    with pytest.raises(RunReadError, match=says):
+        restructure(round_zero, [2], tmp_path / "out", data="weighted", cell_weights=weights, progress=False, trust_code=True)
+    assert not (tmp_path / "out").exists()

@@ -94,6 +94,20 @@ def test_fine_tune_trains_saves_and_reports(setup, whole):
     assert json.loads((out / "metrics.json").read_text()) == metrics
 
 
+def test_lora_trains_only_adapters_and_saves_a_merged_model_that_loads_like_the_original(setup, tmp_path):
+    from transformers import AutoModelForSeq2SeqLM
+
+    metrics = launch(_spec(setup, tmp_path / "lora", epochs=1, learning_rate=1e-2, scope="lora", lora_rank=2), quiet=True)
+    before = AutoModelForSeq2SeqLM.from_pretrained(setup / "model").state_dict()
+    after = AutoModelForSeq2SeqLM.from_pretrained(metrics["model"]).state_dict()
+    assert sorted(after) == sorted(before) and not any("lora" in k for k in after)  # merged: a plain T5 again
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.endswith((".q.weight", ".v.weight")) for k in changed)  # the attention projections peft adapts, nothing else
+    total = sum(v.numel() for v in before.values())
+    assert metrics["scope"] == "lora" and 0 < metrics["trained_parameters"] < total / 10
+    assert metrics["examples"] == {"failure": 20, "clean": 10}
+
+
 def _readable(path) -> bool:
     try:
         json.loads(path.read_text())

@@ -207,12 +207,14 @@ def test_text_restructure_fine_tunes_with_the_trainer_and_reports_the_shift(tmp_
     capsys.readouterr()
     assert main(argv) == 0 and "already holds this restructure" in capsys.readouterr().out  # reused, not redone
     assert json.loads((tmp_path / "faded" / "shift_report.json").read_text()) == report
-    # one round of `fadejax fade` from the same run: its clean figure is BLEU, its rounds the summarizer's landscapes
+    # one round of `fadejax fade` from the same run, with LoRA: its clean figure is BLEU, its rounds the summarizer's landscapes
     config_file = tmp_path / "config.yaml"
     config_file.write_text(yaml.safe_dump(config.model_dump(mode="json")))
     assert main(["fade", "--config", str(config_file), "--from", str(tmp_path / "run"), "--rounds", "1", "--modes-per-round", "2",
                  "--epochs", "1", "--learning-rate", "1e-3", "--train-articles", "6", "--guard", "100", "--target", "0", "--out", str(tmp_path / "fade"),
-                 "--quiet"]) == 0, capsys.readouterr().err
+                 "--scope", "lora", "--quiet"]) == 0, capsys.readouterr().err
     faded = json.loads((tmp_path / "fade" / "fade_report.json").read_text())
     assert faded["original_clean"]["name"] == "BLEU" and faded["stopped"]["reason"] in ("rounds", "target", "no improvement")
     assert [len(e["modes_faded"]) for e in faded["rounds"]] == [0, 2] and faded["rounds"][1]["truth"] is not None
+    tune = faded["rounds"][1]["fine_tune"]
+    assert tune["scope"] == "lora" and tune["data"] == "modes" and tune["examples"] == {"failure": 2 * 6, "clean": 6}

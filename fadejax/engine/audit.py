@@ -59,8 +59,11 @@ class RestructureRequest:
     scope: str | None = None
     #: what the fine-tune trains on (:attr:`Audit.fade_data`): ``"modes"`` (the training split
     #: under the chosen modes), ``"uniform"`` (as many examples, each under a cell drawn
-    #: uniformly from the whole space) or ``"random"`` (as many clean training examples)
+    #: uniformly from the whole space), ``"weighted"`` (each under a cell drawn from
+    #: ``cell_weights``) or ``"random"`` (as many clean training examples)
     data: str = "modes"
+    #: with ``data="weighted"``: a probability per cell of the whole space (``(num_actions,)``)
+    cell_weights: tuple[float, ...] | None = None
 
 
 class Audit:

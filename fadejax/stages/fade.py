@@ -54,7 +54,9 @@ FINAL_CONFIG = "final.yaml"
 FINAL_WEIGHTS = "model.safetensors"
 BASELINES = ("uniform", "random", "single")
 #: what each baseline fine-tunes on (:attr:`fadejax.engine.audit.RestructureRequest.data`)
-BASELINE_DATA = {None: "modes", "uniform": "uniform", "random": "random", "single": "modes"}
+BASELINE_DATA = {"uniform": "uniform", "random": "random", "single": "modes"}
+#: the fine-tune data a fade itself may ask for (``--data``)
+FADE_DATA = ("weighted", "modes")
 
 
 class FadeError(ValueError):
@@ -67,7 +69,9 @@ class FadeSettings:
 
     ``target``: a failure rate in [0, 1]; ``guard``: points (hundredths) of the clean
     figure the model may lose; ``scope``: one of the audit's
-    :attr:`~fadejax.engine.audit.Audit.fade_scopes` (``None``: its first)."""
+    :attr:`~fadejax.engine.audit.Audit.fade_scopes` (``None``: its first); ``data``: the
+    fade's own fine-tune data, ``weighted`` or ``modes`` (``None``: the first of these the
+    audit builds)."""
 
     rounds: int = 3
     target: float = 0.25
@@ -77,6 +81,7 @@ class FadeSettings:
     baseline: str | None = None
     epochs: int | None = None
     learning_rate: float | None = None
+    data: str | None = None
     #: the audit's own restructure options (e.g. ``{"train_articles": 200}``), set ones only
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -112,8 +117,13 @@ def check_request(config: ExperimentConfig, settings: FadeSettings) -> None:
                         + (" (it has no LoRA)" if settings.scope == "lora" else ""))
     if settings.baseline is not None and settings.baseline not in BASELINES:
         raise FadeError(f"--baseline must be one of {', '.join(BASELINES)}; got {settings.baseline}")
-    if BASELINE_DATA[settings.baseline] not in audit.fade_data:
-        raise FadeError(f"--baseline {settings.baseline}: the '{audit.name}' audit cannot build that fine-tune data "
+    if settings.data is not None and settings.data not in FADE_DATA:
+        raise FadeError(f"--data must be one of {', '.join(FADE_DATA)}; got {settings.data}")
+    if settings.data is not None and settings.baseline is not None:
+        raise FadeError(f"--data chooses the fade's own fine-tune data; --baseline {settings.baseline} has its own")
+    if fade_data(audit, settings) not in audit.fade_data:
+        raise FadeError(f"--{'baseline ' + settings.baseline if settings.baseline else 'data ' + str(settings.data)}: "
+                        f"the '{audit.name}' audit cannot build that fine-tune data "
                         f"(it builds {', '.join(audit.fade_data)})")
     unknown = sorted(set(settings.options) - set(audit.restructure_options))
     if unknown:
@@ -125,6 +135,13 @@ def check_request(config: ExperimentConfig, settings: FadeSettings) -> None:
         value = getattr(settings, name)
         if value is not None and not value > 0:
             raise FadeError(f"--{name.replace('_', '-')} must be positive; got {value}")
+
+
+def fade_data(audit, settings: FadeSettings) -> str:
+    """The fine-tune data a fade (or its baseline) asks of ``audit``'s restructure."""
+    if settings.baseline is not None:
+        return BASELINE_DATA[settings.baseline]
+    return settings.data or next((d for d in FADE_DATA if d in audit.fade_data), "modes")
 
 
 def _audits():
@@ -148,7 +165,7 @@ def _check_out(out: Path, config: ExperimentConfig, settings: FadeSettings) -> d
         try:
             ledger = json.loads(ledger_path.read_bytes())
             same_config = parse_config(ledger["config"]).model_dump(mode="json") == config.model_dump(mode="json")
-            same = same_config and ledger["settings"] == asdict(settings)
+            same = same_config and {"data": None, **ledger["settings"]} == asdict(settings)  # ledgers before --data lack it
         except (ValueError, KeyError, TypeError, ConfigError):
             raise FadeError(f"'{ledger_path}' is not a fade ledger fadejax wrote; choose another --out") from None
         if not same:
@@ -237,12 +254,14 @@ def _rounds(config: ExperimentConfig, out: Path, settings: FadeSettings, ledger:
         kept = [e for e in rounds if e["status"] == "kept"][-1]
         chosen = [c for c in kept["ranked"] if c not in kept["modes_faded"]][: settings.modes_per_round]
         faded = kept["modes_faded"] + chosen
-        data = BASELINE_DATA[settings.baseline]
+        data = fade_data(config.audit, settings)
+        weights = _weights([e for e in rounds if e["status"] == "kept"], config) if data == "weighted" else None
         _say(progress, f"round {r}: fine-tuning on {len(faded)} mode{'s' * (len(faded) != 1)} ({data} data), then rediscovery")
         # round 0 holds exactly the config given to this fade (written by it, or checked by
         # check_start): the code it names is the user's own
         report = restructure_round(round_zero, faded, out / f"round-{r}", epochs=settings.epochs, learning_rate=settings.learning_rate,
-                                   scope=settings.scope or config.audit.fade_scopes[0], data=data, options=dict(settings.options),
+                                   scope=settings.scope or config.audit.fade_scopes[0], data=data, cell_weights=weights,
+                                   options=dict(settings.options),
                                    progress=progress, trust_code=True)
         if ledger["original_clean"] is None:
             ledger["original_clean"] = {"name": report["clean"]["name"], "value": float(report["clean"]["before"])}
@@ -272,6 +291,18 @@ def _entry(r: int, run_dir: Path, config: ExperimentConfig, faded: list[int], ch
     return entry
 
 
+def _weights(kept: list[dict[str, Any]], config: ExperimentConfig) -> np.ndarray:
+    """``(num_actions,)`` the ``weighted`` fine-tune's cell distribution: the mean over the
+    kept rounds of each one's estimated failure rates, normalised. Every round fine-tunes
+    the original model, so round 0's landscape stays in the mix (nothing faded is
+    forgotten) and each later round adds where its model still failed."""
+    mix = np.zeros(config.concept_space().num_actions)
+    for entry in kept:
+        rates = estimated_rates(Path(entry["run"]), config)
+        mix += rates / rates.sum() if rates.sum() > 0 else 1.0 / rates.size
+    return mix / mix.sum()
+
+
 def _truth(landscape: list[float] | None) -> dict[str, float] | None:
     """The exhaustive worst and mean failure rate of a landscape, where the audit computed one."""
     if not landscape:
@@ -285,15 +316,8 @@ def round_figures(run_dir: Path, config: ExperimentConfig) -> dict[str, Any]:
     cell's estimated rate over the held-out set with its 95% interval, the mean estimated
     rate over the visited cells (its interval the mean of the cells' bounds: conservative,
     as if their errors all went one way), and the visited cells worst first."""
-    import json
-
-    from fadejax.analysis.estimates import cell_estimates
-    from fadejax.engine.store.records import RECORDS_FILE, query_columns, query_drawn
-
-    done = json.loads((Path(run_dir) / SUMMARY_FILE).read_text())
-    records = Path(run_dir) / RECORDS_FILE
     space = config.concept_space()
-    est = cell_estimates(*query_columns(records), int(done["held_out_samples"]), space.sizes, drawn=query_drawn(records))
+    est = _estimates(run_dir, config)
     order = est.ranked(est.cells.size)
     top = order[0]
     return {
@@ -303,6 +327,27 @@ def round_figures(run_dir: Path, config: ExperimentConfig) -> dict[str, Any]:
         "ranked": [int(c) for c in est.cells[order]],
         "cells_estimated": int(est.cells.size),
     }
+
+
+def _estimates(run_dir: Path, config: ExperimentConfig):
+    """The cell estimates (:func:`fadejax.analysis.estimates.cell_estimates`) of a finished discovery."""
+    import json
+
+    from fadejax.analysis.estimates import cell_estimates
+    from fadejax.engine.store.records import RECORDS_FILE, query_columns, query_drawn
+
+    done = json.loads((Path(run_dir) / SUMMARY_FILE).read_text())
+    records = Path(run_dir) / RECORDS_FILE
+    return cell_estimates(*query_columns(records), int(done["held_out_samples"]), config.concept_space().sizes, drawn=query_drawn(records))
+
+
+def estimated_rates(run_dir: Path, config: ExperimentConfig) -> np.ndarray:
+    """``(num_actions,)`` every cell's estimated failure rate in a finished discovery; a cell
+    it never asked gets the mean of the asked cells' (nothing is known of it beyond that)."""
+    est = _estimates(run_dir, config)
+    rates = np.full(config.concept_space().num_actions, float(est.rate.mean()) if est.rate.size else 1.0)
+    rates[est.cells] = est.rate
+    return rates
 
 
 def _decide(ledger: dict[str, Any], settings: FadeSettings) -> None:

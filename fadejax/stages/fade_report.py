@@ -27,9 +27,10 @@ _COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#
 
 
 def label(ledger: dict[str, Any]) -> str:
-    """``fade`` or ``baseline: uniform`` etc."""
+    """``fade``, ``fade (modes)`` (its ``--data``, where given) or ``baseline: uniform`` etc."""
     baseline = ledger["settings"].get("baseline")
-    return f"baseline: {baseline}" if baseline else "fade"
+    data = ledger["settings"].get("data")
+    return f"baseline: {baseline}" if baseline else f"fade ({data})" if data else "fade"
 
 
 def summary(out: Path, ledger: dict[str, Any]) -> dict[str, Any]:
@@ -84,6 +85,8 @@ def render_markdown(data: dict[str, Any]) -> str:
         f"# Fade report: {data['fade']} ({data['label']})", "",
         f"Target {s['target']:.0%} worst-mode rate; guard {s['guard']:g} points of clean {clean}; {s['modes_per_round']} modes per "
         f"round, at most {s['rounds']} rounds; scope {s['scope'] or 'the audit default'}.", "",
+        "Fine-tune data: `weighted` is every cell of the space, drawn in proportion to the kept rounds' estimated failure rates; "
+        "`modes` only the faded modes; `uniform` every cell alike; `random` clean examples.", "",
         "Estimates are over the held-out set from each round's discovery, with 95% intervals; `truth` is the exhaustive "
         "landscape where the audit computes one.", "",
         f"| round | modes faded | worst (estimate) | 95% interval | mean (estimate) | 95% interval | worst (truth) | mean (truth) | clean {clean} | fine-tune | status |",

@@ -14,6 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from fadejax.engine import registry
 from fadejax.engine.audit import AuditError, RestructureRequest
 from fadejax.engine.store.dirlock import DirectoryLock
@@ -41,17 +43,34 @@ def settings_of(request: RestructureRequest) -> dict[str, Any]:
     """The fine-tuning settings a shift report states."""
     return {"failure_weight": request.failure_weight if request.use_clean else None, "epochs": request.epochs,
             "learning_rate": request.learning_rate, "scope": request.scope,
-            "data": None if request.data == "modes" else request.data}
+            "data": None if request.data == "modes" else request.data,
+            "cell_weights": None if request.cell_weights is None else _digest(request.cell_weights)}
+
+
+def _digest(weights: tuple[float, ...]) -> str:
+    """A short fingerprint of a weight vector: a finished restructure is reused only for the same one."""
+    import hashlib
+
+    return hashlib.sha256(np.asarray(weights, np.float64).tobytes()).hexdigest()[:16]
+
+
+def check_cell_weights(weights: Any, num_actions: int) -> tuple[float, ...]:
+    """``weights`` as a probability per cell (normalised); :class:`RunReadError` naming what is wrong."""
+    w = np.asarray(weights, np.float64)
+    if w.shape != (num_actions,) or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+        raise RunReadError(f"cell weights must be {num_actions} finite non-negative numbers (one per cell) with a positive sum")
+    return tuple(float(x) for x in w / w.sum())
 
 
 def restructure(run_dir: str | Path, modes: list[int], out_dir: str | Path | None = None, *, failure_weight: float = 0.5,
                 use_clean: bool = True, epochs: int | None = None, learning_rate: float | None = None, radius: int = 3,
                 options: dict[str, Any] | None = None, progress: bool = True, trust_code: bool = False,
-                scope: str | None = None, data: str = "modes") -> dict[str, Any]:
+                scope: str | None = None, data: str = "modes", cell_weights: Any = None) -> dict[str, Any]:
     """Fade ``modes`` (cell indices) of the run in ``run_dir``; see the module docstring.
 
-    ``scope`` and ``data``: see :class:`~fadejax.engine.audit.RestructureRequest` (what
-    ``fadejax fade`` varies; ``None`` and ``"modes"`` are the paper's restructure).
+    ``scope``, ``data`` and ``cell_weights`` (``(num_actions,)``, with ``data="weighted"``
+    only): see :class:`~fadejax.engine.audit.RestructureRequest` (what ``fadejax fade``
+    varies; ``None`` and ``"modes"`` are the paper's restructure).
 
     ``epochs`` and ``learning_rate`` default to the audit's fine-tuner's (the paper's
     values); ``options`` are the audit's own settings (e.g. ``{"lora_data": DIR}`` for a
@@ -82,11 +101,15 @@ def restructure(run_dir: str | Path, modes: list[int], out_dir: str | Path | Non
                          + (" or ".join(audit.fade_scopes) if audit.fade_scopes else "with its own fixed scope"))
     if data not in audit.fade_data:
         raise AuditError(f"the '{audit.name}' audit cannot build '{data}' fine-tune data; it builds {', '.join(audit.fade_data)}")
+    if (data == "weighted") != (cell_weights is not None):
+        raise RunReadError("'weighted' fine-tune data needs cell weights, and only it takes them")
+    if cell_weights is not None:
+        cell_weights = check_cell_weights(cell_weights, config.concept_space().num_actions)
     default_epochs, default_lr = audit.restructure_defaults
     request = RestructureRequest(epochs=default_epochs if epochs is None else epochs,
                                  learning_rate=default_lr if learning_rate is None else learning_rate,
                                  failure_weight=failure_weight, use_clean=use_clean, radius=radius, options=options, progress=progress,
-                                 scope=scope, data=data)
+                                 scope=scope, data=data, cell_weights=cell_weights)
     audit.check_restructure(config, request)
     note_outside_paths(run_dir, config)
     out = Path(out_dir) if out_dir else run_dir.parent / f"{run_dir.name}-restructured"

@@ -62,7 +62,7 @@ class ImageAudit(Audit):
     # fade's default first: the whole model kept clean accuracy and faded more than the paper's last layer
     # (benchmarks/RESULTS.md, "Fade until done"); LoRA has no classifier fine-tuner here
     fade_scopes = ("full", "head")
-    fade_data = ("modes", "uniform", "random")
+    fade_data = ("modes", "weighted", "uniform", "random")
 
     def code_named(self, data: dict[str, Any]) -> list[tuple[str, str]]:
         named = []

@@ -43,22 +43,30 @@ def _architecture(config: ExperimentConfig) -> tuple[str, dict[str, Any]]:
     raise AuditError(f"restructure fine-tunes 'embedded' or 'file' models; this run audits a '{config.model.source}' model")
 
 
-def finetune_data(config: ExperimentConfig, task: ClassificationTask, modes: list[int], out: Path, data: str = "modes") -> tuple[Path, Path]:
+def finetune_data(config: ExperimentConfig, task: ClassificationTask, modes: list[int], out: Path, data: str = "modes",
+                  cell_weights: np.ndarray | None = None) -> tuple[Path, Path]:
     """``failures.npz`` and ``clean.npz`` (the clean training split); ``task`` supplies the
     run's concept space and perturbations.
 
     ``failures.npz`` holds ``len(modes)`` copies of the training split (``images`` ``(M·N,
     H, W, C)``, true ``labels`` ``(M·N,)``) whatever ``data`` is, so that every kind costs the
     same fine-tune budget: ``modes``, copy ``m`` under mode ``m``; ``uniform``, each image
-    under a cell drawn uniformly from the whole space (``run.seed``); ``random``, the clean
-    images themselves (Chegini & Feizi's random debugging: as much training, nothing targeted).
+    under a cell drawn uniformly from the whole space (``run.seed``); ``weighted``, each image
+    under a cell drawn from ``cell_weights`` (``(num_actions,)``, non-negative, summing to 1:
+    fade's estimated failure rates, so the data covers the whole landscape in proportion to
+    its failures); ``random``, the clean images themselves (Chegini & Feizi's random
+    debugging: as much training, nothing targeted).
     """
     train, _ = load_data(config)
     if train is None:
         raise AuditError("restructure needs a training split the audit never used; data.source 'npz' has none")
     space, perturb = task.space, jax.jit(task.perturb)
     images = jnp.asarray(train.images)
-    draws = np.random.default_rng(config.run.seed).integers(0, space.num_actions, (len(modes), len(train)))
+    rng = np.random.default_rng(config.run.seed)
+    if data == "weighted":
+        draws = rng.choice(space.num_actions, size=(len(modes), len(train)), p=np.asarray(cell_weights, np.float64))
+    else:
+        draws = rng.integers(0, space.num_actions, (len(modes), len(train)))
     parts = []
     for copy, mode in enumerate(modes):
         if data == "random":
@@ -79,7 +87,8 @@ def restructure_classifier(run_dir: Path, config: ExperimentConfig, modes: list[
     epochs, learning_rate, failure_weight = request.epochs, request.learning_rate, request.failure_weight
     old_task = build_task(config, progress=progress)
     architecture, kwargs = _architecture(config)
-    failures, clean = finetune_data(config, old_task, modes, out / "finetune", request.data)
+    weights = None if request.cell_weights is None else np.asarray(request.cell_weights, np.float64)
+    failures, clean = finetune_data(config, old_task, modes, out / "finetune", request.data, weights)
     spec = {
         "architecture": architecture, "architecture_kwargs": kwargs, "weights": old_task.info["weights"],
         "failure_data": str(failures), "clean_data": str(clean) if use_clean else None,

@@ -23,7 +23,7 @@ class TextAudit(Audit):
     restructure_defaults = (3, 2e-5)  # the paper's Appendix D.2
     restructure_options = {"train_articles": (int, "summarizer runs: training articles edited under each mode (default 600)")}
     finetune_specs = {"seq2seq": "fadejax.audits.text.finetune_spec:Seq2SeqSpec"}
-    fade_scopes = ("full",)  # the Seq2SeqTrainer trains every weight (the paper's Appendix D.2)
+    fade_scopes = ("full", "lora")  # every weight (the paper's Appendix D.2), or peft's low-rank adapters
 
     def paths_named(self, data: dict[str, Any]) -> list[tuple[str, str]]:
         text = data.get("text") if isinstance(data.get("text"), dict) else {}
@@ -76,7 +76,7 @@ class TextAudit(Audit):
         old_task = build_task(config, progress=request.progress)
         return restructure_text(run_dir, config, modes, out, old_task, use_clean=request.use_clean, epochs=request.epochs,
                                 learning_rate=request.learning_rate, articles=request.options.get("train_articles") or TRAIN_ARTICLES,
-                                progress=request.progress)
+                                progress=request.progress, scope=request.scope or "full")
 
     def render_shift_report(self, report: dict[str, Any]) -> str:
         from fadejax.audits.text.restructure import render_markdown

@@ -23,6 +23,11 @@ class Seq2SeqHyper(_Strict):
 
     ``save_steps``: checkpoint every this many optimiser steps; ``None`` checkpoints at the
     end of every epoch. A relaunched run resumes from the newest complete checkpoint.
+
+    ``scope``: ``full`` trains every weight (the paper's); ``lora`` trains low-rank
+    adapters of rank ``lora_rank`` (scaling ``lora_alpha / lora_rank``) on the attention
+    projections peft chooses for the architecture, merged into the saved model, which
+    therefore loads like any other.
     """
 
     learning_rate: pydantic.PositiveFloat = 2e-5
@@ -33,6 +38,9 @@ class Seq2SeqHyper(_Strict):
     max_target_tokens: pydantic.PositiveInt = 128
     seed: int = 0
     save_steps: pydantic.PositiveInt | None = None
+    scope: Literal["full", "lora"] = "full"
+    lora_rank: pydantic.PositiveInt = 8
+    lora_alpha: pydantic.PositiveFloat = 16.0
 
 
 def check_pairs_file(path: str, field: str) -> int:

@@ -61,8 +61,10 @@ def finetune_pairs(config: ExperimentConfig, modes: list[int], out: Path, articl
 
 
 def restructure_text(run_dir: Path, config: ExperimentConfig, modes: list[int], out: Path, old_task: TextTask, *, use_clean: bool = True,
-                     epochs: int = 3, learning_rate: float = 2e-5, articles: int = TRAIN_ARTICLES, progress: bool = True) -> dict[str, Any]:
-    """Fade ``modes`` of the text run in ``run_dir`` into ``out``; see the module docstring."""
+                     epochs: int = 3, learning_rate: float = 2e-5, articles: int = TRAIN_ARTICLES, progress: bool = True,
+                     scope: str = "full") -> dict[str, Any]:
+    """Fade ``modes`` of the text run in ``run_dir`` into ``out``; see the module docstring.
+    ``scope``: ``full`` (every weight) or ``lora`` (peft's adapters, merged into the saved model)."""
     from fadejax.stages.restructure import link_rediscovery
     from fadejax.engine.build import build_task
 
@@ -70,7 +72,7 @@ def restructure_text(run_dir: Path, config: ExperimentConfig, modes: list[int], 
     spec = {
         "kind": "seq2seq", "model": old_task.info["model"], "train_data": str(train),
         "clean_data": str(clean) if use_clean else None, "output_dir": str(out / "finetune"),
-        "hyper": {"epochs": epochs, "learning_rate": learning_rate, "seed": config.run.seed,
+        "hyper": {"epochs": epochs, "learning_rate": learning_rate, "seed": config.run.seed, "scope": scope,
                   "max_input_tokens": config.text.max_input_tokens, "max_target_tokens": config.text.max_new_tokens},
     }
     metrics = launch(spec, quiet=not progress)
@@ -94,7 +96,7 @@ def restructure_text(run_dir: Path, config: ExperimentConfig, modes: list[int], 
         "note": "fine-tuning used only the training articles; every figure here is measured on the held-out articles it never saw",
         "clean_held_out_bleu_before": old_task.info["clean_bleu"], "clean_held_out_bleu_after": new_task.info["clean_bleu"],
         "clean": {"name": "BLEU", "before": old_task.info["clean_bleu"], "after": new_task.info["clean_bleu"]},
-        "settings": {"clean_data": use_clean, "epochs": epochs, "learning_rate": learning_rate},
+        "settings": {"clean_data": use_clean, "epochs": epochs, "learning_rate": learning_rate, "scope": scope},
         "modes": rows,
         "wasserstein_unordered": unordered_distance(old_land, new_land) if old_land.sum() > 0 and new_land.sum() > 0 else None,
         "landscape_mean_before": float(old_land.mean()), "landscape_mean_after": float(new_land.mean()),
