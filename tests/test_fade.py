@@ -296,3 +296,16 @@ def test_weighted_fine_tune_data_needs_one_probability_per_cell(tmp_path, round_
     with pytest.raises(RunReadError, match=says):
         restructure(round_zero, [2], tmp_path / "out", data="weighted", cell_weights=weights, progress=False, trust_code=True)
     assert not (tmp_path / "out").exists()
+
+
+def test_the_summarizer_fades_on_its_modes_and_refuses_weighted_data(capsys):
+    """The text audit builds only ``modes`` data: that is its default, and --data weighted is refused in one line."""
+    from fadejax.engine.config import load_config
+    from fadejax.stages.fade import fade_data
+
+    config = load_config("configs/summarize.yaml")
+    assert fade_data(config.audit, FadeSettings()) == "modes" and fade_data(parse_config(_config("w")).audit, FadeSettings()) == "weighted"
+    capsys.readouterr()
+    assert main(["fade", "--config", "configs/summarize.yaml", "--data", "weighted", "--out", "/nonexistent/fade", "--quiet"]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--data weighted: the 'text' audit cannot build that fine-tune data (it builds modes)" in err[0], err
