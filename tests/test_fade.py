@@ -27,7 +27,7 @@ from safetensors.torch import load_file, save_file
 from fadejax.cli import EXIT_BAD_INPUT, main
 from fadejax.engine.config import parse_config
 from fadejax.engine.store.rundir import RunReadError
-from fadejax.stages.fade import FADE_FILE, FadeSettings, estimated_rates, fade
+from fadejax.stages.fade import FADE_FILE, UNIFORM_SHARE, FadeSettings, estimated_rates, fade
 from fadejax.stages.restructure import restructure
 from subprocess_env import jax_subprocess_env
 
@@ -139,9 +139,10 @@ def test_the_round_limit_stops_a_fade_that_keeps_improving_and_faded_modes_accum
     assert [e["truth"]["mean"] for e in ledger["rounds"]] == pytest.approx([4 / 6, 3 / 6, 2 / 6], abs=0.05)
     config = parse_config(_config(knobbed))
     landscapes = [estimated_rates(Path(e["run"]), config) for e in ledger["rounds"][:2]]
-    assert weights[0] == pytest.approx(landscapes[0] / landscapes[0].sum())
-    assert weights[1] == pytest.approx((landscapes[0] / landscapes[0].sum() + landscapes[1] / landscapes[1].sum()) / 2)
-    assert weights[1][2] > 2 * weights[1][0]  # darkness 0.4, faded in round 1, keeps its weight in round 2
+    share = UNIFORM_SHARE / 6  # half the draws are uniform over the 6 cells
+    assert weights[0] == pytest.approx(share + (1 - UNIFORM_SHARE) * landscapes[0] / landscapes[0].sum())
+    assert weights[1] == pytest.approx(share + (1 - UNIFORM_SHARE) * (landscapes[0] / landscapes[0].sum() + landscapes[1] / landscapes[1].sum()) / 2)
+    assert weights[1][2] > 1.5 * weights[1][0]  # darkness 0.4, faded in round 1, keeps its weight in round 2
 
 
 def test_the_guard_rolls_back_a_round_that_costs_clean_accuracy(tmp_path, monkeypatch, knobbed, round_zero):
@@ -168,8 +169,8 @@ def test_baselines_fine_tune_on_the_same_budget(tmp_path, monkeypatch, knobbed, 
     for name in ("None", "uniform"):  # the knobbed model fails at darkness >= 0.4 (brightest pixel <= 0.6)
         with np.load(tmp_path / name / "round-1" / "finetune" / "failures.npz") as data:
             brightest[name] = data["images"].max(axis=(1, 2, 3))
-    assert (brightest["None"] <= 0.61).mean() > 0.95  # the weighted fade trains where the model fails
-    assert 0.5 < (brightest["uniform"] <= 0.61).mean() < 0.85  # uniform augmentation everywhere (4 cells of 6)
+    assert (brightest["None"] <= 0.61).mean() > 0.8  # the weighted fade trains mostly where the model fails: 1/2 + 1/2 x 4/6
+    assert 0.5 < (brightest["uniform"] <= 0.61).mean() < 0.75  # uniform augmentation everywhere (4 cells of 6)
     with np.load(tmp_path / "uniform" / "round-1" / "finetune" / "failures.npz") as uniform, \
             np.load(tmp_path / "random" / "round-1" / "finetune" / "clean.npz") as clean, \
             np.load(tmp_path / "random" / "round-1" / "finetune" / "failures.npz") as random:
