@@ -182,8 +182,8 @@ def _parser() -> argparse.ArgumentParser:
     fade.add_argument("--modes-per-round", type=int, default=5, help="worst modes added to the faded set each round (default 5)")
     fade.add_argument("--scope", help="what the fine-tune trains: head (the last layer, the paper's), full, or lora (default: the audit's first)")
     fade.add_argument("--data", choices=["weighted", "modes"],
-                      help="what each round fine-tunes on: weighted (every cell, drawn in proportion to its estimated failure rate; "
-                           "the default where the audit builds it) or modes (only the chosen worst modes, the paper's)")
+                      help="what each round fine-tunes on: weighted (every cell, half the draws uniform and half in proportion to "
+                           "its estimated failure rate; the default where the audit builds it) or modes (only the chosen worst modes, the paper's)")
     fade.add_argument("--baseline", choices=["uniform", "random", "single"],
                       help="run a baseline through the same loop at the same fine-tune budget instead: uniform augmentation, "
                            "random (clean) examples, or the paper's single round on the top mode")

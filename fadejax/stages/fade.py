@@ -57,6 +57,9 @@ BASELINES = ("uniform", "random", "single")
 BASELINE_DATA = {"uniform": "uniform", "random": "random", "single": "modes"}
 #: the fine-tune data a fade itself may ask for (``--data``)
 FADE_DATA = ("weighted", "modes")
+#: the share of the ``weighted`` fine-tune's draws that are uniform over the space: all of
+#: them by failure rate cost clean accuracy on some seeds (benchmarks/RESULTS.md, "Fade until done")
+UNIFORM_SHARE = 0.5
 
 
 class FadeError(ValueError):
@@ -289,11 +292,6 @@ def _entry(r: int, run_dir: Path, config: ExperimentConfig, faded: list[int], ch
                               "data": report.get("request", {}).get("data") or "modes"}
         entry["shift_report"] = str(Path(run_dir).parent / SHIFT_REPORT)
     return entry
-
-
-#: the share of the ``weighted`` fine-tune's draws that are uniform over the space: all of
-#: them by failure rate cost clean accuracy on some seeds (benchmarks/RESULTS.md, "Fade until done")
-UNIFORM_SHARE = 0.5
 
 
 def _weights(kept: list[dict[str, Any]], config: ExperimentConfig) -> np.ndarray:

@@ -85,7 +85,8 @@ def render_markdown(data: dict[str, Any]) -> str:
         f"# Fade report: {data['fade']} ({data['label']})", "",
         f"Target {s['target']:.0%} worst-mode rate; guard {s['guard']:g} points of clean {clean}; {s['modes_per_round']} modes per "
         f"round, at most {s['rounds']} rounds; scope {s['scope'] or 'the audit default'}.", "",
-        "Fine-tune data: `weighted` is every cell of the space, drawn in proportion to the kept rounds' estimated failure rates; "
+        "Fine-tune data: `weighted` is every cell of the space, half drawn uniformly and half in proportion to the kept rounds' "
+        "estimated failure rates; "
         "`modes` only the faded modes; `uniform` every cell alike; `random` clean examples.", "",
         "Estimates are over the held-out set from each round's discovery, with 95% intervals; `truth` is the exhaustive "
         "landscape where the audit computes one.", "",

@@ -44,7 +44,7 @@ def _architecture(config: ExperimentConfig) -> tuple[str, dict[str, Any]]:
 
 
 def finetune_data(config: ExperimentConfig, task: ClassificationTask, modes: list[int], out: Path, data: str = "modes",
-                  cell_weights: np.ndarray | None = None) -> tuple[Path, Path]:
+                  cell_weights: "np.ndarray | tuple[float, ...] | None" = None) -> tuple[Path, Path]:
     """``failures.npz`` and ``clean.npz`` (the clean training split); ``task`` supplies the
     run's concept space and perturbations.
 
@@ -53,8 +53,8 @@ def finetune_data(config: ExperimentConfig, task: ClassificationTask, modes: lis
     same fine-tune budget: ``modes``, copy ``m`` under mode ``m``; ``uniform``, each image
     under a cell drawn uniformly from the whole space (``run.seed``); ``weighted``, each image
     under a cell drawn from ``cell_weights`` (``(num_actions,)``, non-negative, summing to 1:
-    fade's estimated failure rates, so the data covers the whole landscape in proportion to
-    its failures); ``random``, the clean images themselves (Chegini & Feizi's random
+    fade's mix of uniform and estimated failure rates, so the data covers the whole
+    landscape, more of it where the failures are); ``random``, the clean images themselves (Chegini & Feizi's random
     debugging: as much training, nothing targeted).
     """
     train, _ = load_data(config)
@@ -87,8 +87,7 @@ def restructure_classifier(run_dir: Path, config: ExperimentConfig, modes: list[
     epochs, learning_rate, failure_weight = request.epochs, request.learning_rate, request.failure_weight
     old_task = build_task(config, progress=progress)
     architecture, kwargs = _architecture(config)
-    weights = None if request.cell_weights is None else np.asarray(request.cell_weights, np.float64)
-    failures, clean = finetune_data(config, old_task, modes, out / "finetune", request.data, weights)
+    failures, clean = finetune_data(config, old_task, modes, out / "finetune", request.data, request.cell_weights)
     spec = {
         "architecture": architecture, "architecture_kwargs": kwargs, "weights": old_task.info["weights"],
         "failure_data": str(failures), "clean_data": str(clean) if use_clean else None,
