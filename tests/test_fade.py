@@ -139,6 +139,7 @@ def test_the_round_limit_stops_a_fade_that_keeps_improving_and_faded_modes_accum
     assert [e["truth"]["mean"] for e in ledger["rounds"]] == pytest.approx([4 / 6, 3 / 6, 2 / 6], abs=0.05)
     config = parse_config(_config(knobbed))
     landscapes = [estimated_rates(Path(e["run"]), config) for e in ledger["rounds"][:2]]
+    assert [e["rates"] for e in ledger["rounds"][:2]] == [pytest.approx(x) for x in landscapes]  # kept, not refitted
     share = UNIFORM_SHARE / 6  # half the draws are uniform over the 6 cells
     assert weights[0] == pytest.approx(share + (1 - UNIFORM_SHARE) * landscapes[0] / landscapes[0].sum())
     assert weights[1] == pytest.approx(share + (1 - UNIFORM_SHARE) * (landscapes[0] / landscapes[0].sum() + landscapes[1] / landscapes[1].sum()) / 2)

@@ -302,7 +302,8 @@ def _weights(kept: list[dict[str, Any]], config: ExperimentConfig) -> np.ndarray
     adds where its model still failed."""
     mix = np.zeros(config.concept_space().num_actions)
     for entry in kept:
-        rates = estimated_rates(Path(entry["run"]), config)
+        # a ledger written before entries kept their rates refits them from the round's records
+        rates = np.asarray(entry["rates"], np.float64) if entry.get("rates") else estimated_rates(Path(entry["run"]), config)
         mix += rates / rates.sum() if rates.sum() > 0 else 1.0 / rates.size
     return (1 - UNIFORM_SHARE) * mix / mix.sum() + UNIFORM_SHARE / mix.size
 
@@ -316,10 +317,11 @@ def _truth(landscape: list[float] | None) -> dict[str, float] | None:
 
 
 def round_figures(run_dir: Path, config: ExperimentConfig) -> dict[str, Any]:
-    """``{"worst", "mean", "ranked", "cells_estimated"}`` of a finished discovery: the worst
-    cell's estimated rate over the held-out set with its 95% interval, the mean estimated
-    rate over the visited cells (its interval the mean of the cells' bounds: conservative,
-    as if their errors all went one way), and the visited cells worst first."""
+    """``{"worst", "mean", "ranked", "cells_estimated", "rates"}`` of a finished discovery: the
+    worst cell's estimated rate over the held-out set with its 95% interval, the mean
+    estimated rate over the visited cells (its interval the mean of the cells' bounds:
+    conservative, as if their errors all went one way), the visited cells worst first, and
+    every cell's estimated rate (``(num_actions,)``, as :func:`estimated_rates`)."""
     space = config.concept_space()
     est = _estimates(run_dir, config)
     order = est.ranked(est.cells.size)
@@ -330,6 +332,7 @@ def round_figures(run_dir: Path, config: ExperimentConfig) -> dict[str, Any]:
         "mean": {"estimate": float(est.rate.mean()), "interval": [float(est.lower.mean()), float(est.upper.mean())]},
         "ranked": [int(c) for c in est.cells[order]],
         "cells_estimated": int(est.cells.size),
+        "rates": [float(r) for r in _every_cell(est, space.num_actions)],
     }
 
 
@@ -348,8 +351,12 @@ def _estimates(run_dir: Path, config: ExperimentConfig):
 def estimated_rates(run_dir: Path, config: ExperimentConfig) -> np.ndarray:
     """``(num_actions,)`` every cell's estimated failure rate in a finished discovery; a cell
     it never asked gets the mean of the asked cells' (nothing is known of it beyond that)."""
-    est = _estimates(run_dir, config)
-    rates = np.full(config.concept_space().num_actions, float(est.rate.mean()) if est.rate.size else 1.0)
+    return _every_cell(_estimates(run_dir, config), config.concept_space().num_actions)
+
+
+def _every_cell(est, num_actions: int) -> np.ndarray:
+    """``(num_actions,)`` the estimates' rate of every cell, the unasked ones at the asked ones' mean."""
+    rates = np.full(num_actions, float(est.rate.mean()) if est.rate.size else 1.0)
     rates[est.cells] = est.rate
     return rates
 
