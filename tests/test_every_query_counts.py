@@ -38,7 +38,8 @@ def test_with_fresh_pairs_off_the_same_searcher_reasks():
 
 
 def test_audits_that_draw_per_query_keep_asking_pairs_again():
-    assert draws_per_query(["rotation", "noise"]) and not draws_per_query(["rotation", "darkness", "blur"])
+    assert draws_per_query(["rotation", "noise"], [[0, 10], [0, 0.1]])
+    assert not draws_per_query(["rotation", "darkness", "blur"], [[0, 10], [0, 0.5], [0, 1]])
     task, discovery = _recorded()
     task.deterministic = False  # as an audit with noise would say
     again = build_discovery(load_config("configs/digits.yaml", ["recording=recordings/digits.npz"]), task)

@@ -23,27 +23,11 @@ import jax
 import jax.numpy as jnp
 
 from fadejax.core.fusion import materialize
-
-ApplyFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
-
-# ITU-R 601-2 luma, the weights PIL uses for its "L" (grey) conversion.
-_LUMA = jnp.array([0.299, 0.587, 0.114], dtype=jnp.float32)
+from fadejax.core.image_ops import ApplyFn, grey as _grey, make_gaussian_blur, per_sample as _per_sample
 
 
 class PerturbationError(ValueError):
     """An unknown perturbation name or a strength outside its allowed range."""
-
-
-def _grey(images: jax.Array) -> jax.Array:
-    """Luma of ``(B, H, W, C)`` images, shape ``(B, H, W, 1)``; C = 1 passes through."""
-    if images.shape[-1] == 1:
-        return images
-    return jnp.sum(images * _LUMA, axis=-1, keepdims=True)
-
-
-def _per_sample(params: jax.Array) -> jax.Array:
-    """``(B,)`` -> ``(B, 1, 1, 1)`` so it broadcasts over an image batch."""
-    return jnp.asarray(params, jnp.float32)[:, None, None, None]
 
 
 def rotate(images: jax.Array, degrees: jax.Array, key: jax.Array | None = None) -> jax.Array:
@@ -95,35 +79,6 @@ def contrast(images: jax.Array, factor: jax.Array, key: jax.Array | None = None)
     """Blend with the image's mean grey level by ``factor`` (0 = flat, 1 = unchanged), as PIL's ImageEnhance.Contrast."""
     mean = jnp.mean(_grey(images), axis=(1, 2, 3), keepdims=True)
     return jnp.clip(mean + _per_sample(factor) * (images - mean), 0.0, 1.0)
-
-
-def make_gaussian_blur(max_sigma: float, truncate: float = 4.0) -> ApplyFn:
-    """A Gaussian blur whose per-sample ``sigma`` (pixels) may go up to ``max_sigma``.
-
-    The kernel radius is fixed at trace time to ``ceil(truncate * max_sigma)`` so the
-    function jits with per-sample sigmas; edges reflect (``scipy.ndimage``'s ``'reflect'``).
-    """
-    radius = max(1, int(math.ceil(truncate * max(max_sigma, 0.0))))
-    offsets = jnp.arange(-radius, radius + 1, dtype=jnp.float32)
-
-    def blur(images: jax.Array, sigma: jax.Array, key: jax.Array | None = None) -> jax.Array:
-        sigma = jnp.asarray(sigma, jnp.float32)[:, None]  # (B, 1)
-        safe = jnp.maximum(sigma, 1e-6)
-        weights = jnp.exp(-0.5 * (offsets / safe) ** 2) * (jnp.abs(offsets) <= truncate * safe + 0.5)
-        weights = weights / jnp.sum(weights, axis=1, keepdims=True)
-        delta = (offsets == 0).astype(jnp.float32)
-        weights = jnp.where(sigma < 1e-3, delta, weights)  # (B, 2R+1)
-        _, height, width, _ = images.shape
-        pad = ((0, 0), (radius, radius), (radius, radius), (0, 0))
-        padded = jnp.pad(images, pad, mode="symmetric")
-        # Separable: rows, then columns; the tap loop is unrolled and fused by XLA.
-        rows = sum(
-            weights[:, k, None, None, None] * padded[:, k : k + height, :, :] for k in range(2 * radius + 1)
-        )
-        out = sum(weights[:, k, None, None, None] * rows[:, :, k : k + width, :] for k in range(2 * radius + 1))
-        return jnp.clip(out, 0.0, 1.0)
-
-    return blur
 
 
 def noise(images: jax.Array, sigma: jax.Array, key: jax.Array) -> jax.Array:
@@ -283,45 +238,153 @@ register(Perturbation("occlusion", 0.0, 1024.0, "side of a centred black square 
 register(Perturbation("gamma", 0.01, 100.0, "gamma exponent, 1 = unchanged", _fixed(gamma), identity=1.0, pointwise=True))
 
 
+#: The common corruptions (:mod:`fadejax.core.corruptions`) whose reference names are taken
+#: here by families of other units: registered with this suffix (their values are severities)
+SEVERITY_SUFFIX = "_severity"
+
+#: The concept-space shorthand: an axis of corruption names (``perturbation: corruption``,
+#: values ``[fog, motion_blur, ...]``) followed by the axis of its severities
+#: (``perturbation: severity``, whole values 0-5): one stage that applies each query's
+#: corruption at its severity. Several such pairs chain corruptions in combination.
+CORRUPTION_AXIS, SEVERITY_AXIS = "corruption", "severity"
+
+
+def _register_corruptions() -> None:
+    from fadejax.core.corruptions import CORRUPTIONS
+
+    for c in CORRUPTIONS.values():
+        name = c.name + SEVERITY_SUFFIX if c.name in REGISTRY else c.name
+        register(Perturbation(name, 0.0, 5.0, f"severity of ImageNet-C's {c.name} (1-5; 0 = unchanged)", c.build, identity=0.0,
+                              whole=True, random=c.random))
+
+
 def get(name: str) -> Perturbation:
     """Look a perturbation up by name; an unknown name lists the registered ones."""
     try:
         return REGISTRY[name]
     except KeyError:
-        raise PerturbationError(f"unknown perturbation '{name}'; registered: {sorted(REGISTRY)}") from None
+        raise PerturbationError(f"unknown perturbation '{name}'; registered: {sorted(REGISTRY)}"
+                                f" (or the axes '{CORRUPTION_AXIS}' and '{SEVERITY_AXIS}')") from None
 
 
-def draws_per_query(names: Sequence[str]) -> bool:
-    """Whether a chain of these families draws randomness per query (any of them is ``random``):
-    then a (sample, cell) pair asked twice may be answered differently."""
-    return any(get(n).random for n in names)
+def identity(name: str) -> float | None:
+    """The strength of family ``name`` that leaves an image unchanged (a severity axis: 0; a
+    corruption axis has none)."""
+    if name in (CORRUPTION_AXIS, SEVERITY_AXIS):
+        return 0.0 if name == SEVERITY_AXIS else None
+    return get(name).identity
 
 
-def compose(names: Sequence[str], axis_values: Sequence[Sequence[float]]) -> Callable[[jax.Array, jax.Array, jax.Array], jax.Array]:
+@dataclass(frozen=True)
+class Stage:
+    """One step of a composed perturbation: ``apply(images, columns (B, len(columns)), key)``
+    on the value columns ``columns`` of the space's axes."""
+
+    columns: tuple[int, ...]
+    apply: Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
+    pointwise: bool
+    random: bool
+
+
+class AxisError(PerturbationError):
+    """A perturbation error that belongs to one axis (``axis``: its index in the space)."""
+
+    def __init__(self, message: str, axis: int):
+        super().__init__(message)
+        self.axis = axis
+
+
+def _corruption_stage(names: Sequence[str], severities: Sequence[float], columns: tuple[int, int]) -> Stage:
+    """The shorthand's stage: each query's corruption (the value's index into ``names``) at its
+    severity. A corruption no query of the batch asks for is skipped (``lax.cond``)."""
+    from fadejax.core.corruptions import CORRUPTIONS
+
+    chosen = [CORRUPTIONS[n] for n in names]
+    applies = [c.build(tuple(severities)) for c in chosen]
+
+    def apply(images: jax.Array, values: jax.Array, key: jax.Array) -> jax.Array:
+        which = jnp.round(values[:, 0]).astype(jnp.int32)
+        keys = jax.random.split(key, len(applies))
+        for k, one in enumerate(applies):
+            mine = which == k
+            # the others get severity 0, which every corruption returns unchanged
+            images = jax.lax.cond(jnp.any(mine), lambda im, one=one, mine=mine, k=k: one(im, jnp.where(mine, values[:, 1], 0.0), keys[k]),
+                                  lambda im: im, images)
+        return images
+
+    return Stage(columns, apply, pointwise=False, random=any(c.random for c in chosen))
+
+
+def plan(names: Sequence[str], axis_values: Sequence[Sequence[float | str]]) -> list[Stage]:
+    """The stages of the axes ``names`` (perturbation name per axis) with their ``axis_values``,
+    in axis order, every value checked; :class:`AxisError` names the first wrong axis."""
+    stages: list[Stage] = []
+    i = 0
+    while i < len(names):
+        name, values = names[i], list(axis_values[i])
+        if name == SEVERITY_AXIS:
+            raise AxisError(f"a '{SEVERITY_AXIS}' axis gives the severities of the '{CORRUPTION_AXIS}' axis just before it, "
+                            "and none precedes this one", i)
+        if name == CORRUPTION_AXIS:
+            from fadejax.core.corruptions import CORRUPTIONS
+
+            unknown = [v for v in values if v not in CORRUPTIONS]
+            if unknown:
+                raise AxisError(f"unknown corruption {unknown}; the common corruptions are {', '.join(CORRUPTIONS)}", i)
+            if i + 1 == len(names) or names[i + 1] != SEVERITY_AXIS:
+                follows = f"axis {i + 1} is '{names[i + 1]}'" if i + 1 < len(names) else "it is the last axis"
+                raise AxisError(f"a '{CORRUPTION_AXIS}' axis must be followed by its '{SEVERITY_AXIS}' axis "
+                                f"(e.g. {{name: {SEVERITY_AXIS}, values: [1, 2, 3, 4, 5]}}); {follows}", i)
+            severities = list(axis_values[i + 1])
+            bad = [v for v in severities if isinstance(v, str) or float(v) not in (0, 1, 2, 3, 4, 5)]
+            if bad:
+                raise AxisError(f"severity values {bad} are not whole numbers 0-5 (1-5: the reference's severities; 0 = unchanged)", i + 1)
+            stages.append(_corruption_stage(values, severities, (i, i + 1)))
+            i += 2
+            continue
+        try:
+            family = get(name)
+            if any(isinstance(v, str) for v in values):
+                raise PerturbationError(f"{name} needs numeric strengths ({family.unit}), got {values}")
+            family.check(values, where=f"axis '{name}'")
+        except PerturbationError as exc:
+            raise AxisError(str(exc), i) from None
+        one = family.build(tuple(values))
+        stages.append(Stage((i,), lambda images, v, key, one=one: one(images, v[:, 0], key), family.pointwise, family.random))
+        i += 1
+    return stages
+
+
+def draws_per_query(names: Sequence[str], axis_values: Sequence[Sequence[float | str]]) -> bool:
+    """Whether a chain of these axes draws randomness per query (any of its stages is
+    ``random``): then a (sample, cell) pair asked twice may be answered differently."""
+    return any(stage.random for stage in plan(names, axis_values))
+
+
+def compose(names: Sequence[str], axis_values: Sequence[Sequence[float | str]]) -> Callable[[jax.Array, jax.Array, jax.Array], jax.Array]:
     """Chain perturbations in axis order into one jittable function.
 
     Args:
-      names: perturbation name per axis.
+      names: perturbation name per axis (a ``corruption`` axis with its ``severity`` axis
+        after it forms one stage).
       axis_values: the values each axis can take (checked against the allowed range).
 
     Returns:
-      ``perturb(images (B,H,W,C), values (B, num_axes), key) -> images (B,H,W,C)``.
+      ``perturb(images (B,H,W,C), values (B, num_axes), key) -> images (B,H,W,C)``; a
+      corruption axis's value is the index of its corruption name.
     """
-    families = [get(n) for n in names]
-    for family, values, n in zip(families, axis_values, names):
-        family.check(values, where=f"axis '{n}'")
-    applies = [family.build(tuple(values)) for family, values in zip(families, axis_values)]
+    stages = plan(names, axis_values)
     # Before a stage that reads neighbouring pixels, the images so far are materialised:
     # XLA would otherwise fuse e.g. a rotation's gathers into a blur's taps and recompute
     # them per tap (4x slower for rotation -> blur on a CPU; same values either way).
-    barrier_before = [i > 0 and not family.pointwise for i, family in enumerate(families)]
+    barrier_before = [i > 0 and not stage.pointwise for i, stage in enumerate(stages)]
 
     def perturb(images: jax.Array, values: jax.Array, key: jax.Array) -> jax.Array:
-        keys = jax.random.split(key, len(applies))
-        for i, apply in enumerate(applies):
+        keys = jax.random.split(key, len(stages))
+        for i, stage in enumerate(stages):
             if barrier_before[i]:
                 images = materialize(images, unknown=values)  # the predicate the measured runs had
-            images = apply(images, values[:, i], keys[i])
+            images = stage.apply(images, values[:, list(stage.columns)], keys[i])
         return images
 
     return perturb

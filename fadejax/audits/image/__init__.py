@@ -102,18 +102,15 @@ class ImageAudit(Audit):
     def check_axes(self, axes) -> None:
         from fadejax.core import perturbations
 
-        for i, axis in enumerate(axes):
-            if axis.words:
-                raise ValueError(f"space.axes.{i}: image axis '{axis.name}' needs numeric strengths, got {axis.values}")
-            try:
-                perturbations.get(axis.perturbation_name).check(axis.values, where=f"axis '{axis.name}'")
-            except perturbations.PerturbationError as exc:
-                raise ValueError(f"space.axes.{i}: {exc}") from None
+        try:
+            perturbations.plan([a.perturbation_name for a in axes], [a.values for a in axes])
+        except perturbations.AxisError as exc:
+            raise ValueError(f"space.axes.{exc.axis}: {exc}") from None
 
     def axis_identity(self, config, index: int) -> float | None:
         from fadejax.core import perturbations
 
-        return perturbations.get(config.space.axes[index].perturbation_name).identity
+        return perturbations.identity(config.space.axes[index].perturbation_name)
 
     def landscape_identity(self, config) -> dict[str, Any]:
         data = config.data.model_dump(mode="json")

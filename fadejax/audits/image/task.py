@@ -176,7 +176,7 @@ def build_classification_task(config: ExperimentConfig, oracle: Any = None, prog
         reward=config.reward,
         members=tuple(members),
         label_names=tuple(info["label_names"]) if info.get("label_names") else None,
-        deterministic=not perturbations.draws_per_query([a.perturbation_name for a in config.space.axes]),
+        deterministic=not perturbations.draws_per_query([a.perturbation_name for a in config.space.axes], [a.values for a in config.space.axes]),
     )
     # One pass over the clean held-out set: checks the model's output (classes, NaN)
     # before any run directory is written, and gives the clean accuracy for reports.
