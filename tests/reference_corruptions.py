@@ -21,6 +21,7 @@ import importlib
 import importlib.resources
 import sys
 import types
+import warnings
 
 import numpy as np
 
@@ -38,7 +39,9 @@ def load():
             sys.modules["pkg_resources"] = types.SimpleNamespace(resource_filename=_resource_filename)
     if not hasattr(np, "float_"):
         np.float_ = np.float64
-    module = importlib.import_module("imagecorruptions.corruptions")
+    with warnings.catch_warnings():  # its scipy.ndimage.interpolation import is deprecated, not gone
+        warnings.simplefilter("ignore", DeprecationWarning)
+        module = importlib.import_module("imagecorruptions.corruptions")
     from skimage.filters import gaussian
 
     def gaussian_multichannel(image, sigma=1, multichannel=None, **kwargs):

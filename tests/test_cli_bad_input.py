@@ -54,7 +54,7 @@ def _expect_bad_input(capsys, argv, *fragments):
     "data, fragments",
     [
         ({"run": {"iteratons": 3}}, ["run.iteratons: unknown field", "allowed here"]),
-        ({"space": {"axes": [{"name": "fog", "values": [0, 1]}]}}, ["unknown perturbation 'fog'", "registered:"]),
+        ({"space": {"axes": [{"name": "haze", "values": [0, 1]}]}}, ["unknown perturbation 'haze'", "registered:"]),
         ({"space": {"axes": [{"name": "darkness", "values": [0.2, 1.4]}]}}, ["darkness values [1.4]", "[0.0, 1.0]"]),
     ],
     ids=["unknown field", "unknown perturbation", "value out of range"],

@@ -26,7 +26,7 @@ def test_the_shipped_config_loads_and_resolves_every_field():
     [
         ({"run": {"iteratons": 5}}, "run.iteratons: unknown field; allowed here: ['checkpoint_every', 'devices', 'iterations', 'landscape_every', 'num_envs', 'seed', 'tensorboard', 'wandb']"),
         ({"mode": "nano"}, "mode: Input should be 'macro' or 'micro'"),
-        ({"space": {"axes": [{"name": "fog", "values": [0, 1]}]}}, "unknown perturbation 'fog'; registered:"),
+        ({"space": {"axes": [{"name": "haze", "values": [0, 1]}]}}, "unknown perturbation 'haze'; registered:"),
         ({"space": {"axes": [{"name": "rotation", "values": [0, 200]}]}}, "rotation values [200.0] are outside the allowed range [-180.0, 180.0]"),
         ({"space": {"axes": [{"name": "blur", "values": [1.0]}]}}, "space.axes.0.values: List should have at least 2 items"),
         ({"space": {"axes": [{"name": "blur", "values": [1, 2]}, {"name": "blur", "values": [1, 3]}]}}, "repeated: ['blur']"),

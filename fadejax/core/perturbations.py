@@ -255,7 +255,7 @@ def _register_corruptions() -> None:
     for c in CORRUPTIONS.values():
         name = c.name + SEVERITY_SUFFIX if c.name in REGISTRY else c.name
         register(Perturbation(name, 0.0, 5.0, f"severity of ImageNet-C's {c.name} (1-5; 0 = unchanged)", c.build, identity=0.0,
-                              whole=True, random=c.random))
+                              whole=True, pointwise=c.pointwise, random=c.random))
 
 
 def get(name: str) -> Perturbation:
@@ -312,7 +312,7 @@ def _corruption_stage(names: Sequence[str], severities: Sequence[float], columns
                                   lambda im: im, images)
         return images
 
-    return Stage(columns, apply, pointwise=False, random=any(c.random for c in chosen))
+    return Stage(columns, apply, pointwise=all(c.pointwise for c in chosen), random=any(c.random for c in chosen))
 
 
 def plan(names: Sequence[str], axis_values: Sequence[Sequence[float | str]]) -> list[Stage]:
@@ -388,3 +388,6 @@ def compose(names: Sequence[str], axis_values: Sequence[Sequence[float | str]]) 
         return images
 
     return perturb
+
+
+_register_corruptions()

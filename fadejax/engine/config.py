@@ -342,6 +342,8 @@ def parse_config(data: dict[str, Any] | None, source: str = "config") -> Experim
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
         lines = [_describe(e, model, data) for e in exc.errors()]
+        if len(lines) == 1:  # one wrong field: one line
+            raise ConfigError(f"{source}: {lines[0]}") from None
         raise ConfigError(f"{source}: invalid config\n  " + "\n  ".join(lines)) from None
     except ValueError as exc:  # SpaceError / PerturbationError raised outside pydantic's wrapping
         raise ConfigError(f"{source}: {exc}") from None

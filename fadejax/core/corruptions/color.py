@@ -97,7 +97,7 @@ def build_saturate(severities: Sequence[float]) -> ApplyFn:
 
 
 CORRUPTIONS = (
-    Corruption("brightness", "digital", build_brightness, random=False),
+    Corruption("brightness", "digital", build_brightness, random=False, pointwise=True),
     Corruption("contrast", "digital", build_contrast, random=False),
-    Corruption("saturate", "digital", build_saturate, random=False, held_out=True),
+    Corruption("saturate", "digital", build_saturate, random=False, held_out=True, pointwise=True),
 )

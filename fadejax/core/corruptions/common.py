@@ -32,6 +32,8 @@ class Corruption:
       random: it draws from its key per query (noise, a motion's angle, a frost crop ...);
         the others are deterministic.
       held_out: one of the four corruptions ImageNet-C keeps apart for validation.
+      pointwise: each output pixel reads only the same input pixel (and the key), so the
+        stage before it may be fused into it (see :func:`fadejax.core.perturbations.compose`).
     """
 
     name: str
@@ -39,6 +41,7 @@ class Corruption:
     build: Callable[[Sequence[float]], ApplyFn]
     random: bool
     held_out: bool = False
+    pointwise: bool = False
 
 
 def levels(severity: jax.Array) -> jax.Array:

@@ -101,8 +101,8 @@ def build_speckle_noise(severities: Sequence[float]) -> ApplyFn:
 
 
 CORRUPTIONS = (
-    Corruption("gaussian_noise", "noise", build_gaussian_noise, random=True),
-    Corruption("shot_noise", "noise", build_shot_noise, random=True),
-    Corruption("impulse_noise", "noise", build_impulse_noise, random=True),
-    Corruption("speckle_noise", "noise", build_speckle_noise, random=True, held_out=True),
+    Corruption("gaussian_noise", "noise", build_gaussian_noise, random=True, pointwise=True),
+    Corruption("shot_noise", "noise", build_shot_noise, random=True, pointwise=True),
+    Corruption("impulse_noise", "noise", build_impulse_noise, random=True, pointwise=True),
+    Corruption("speckle_noise", "noise", build_speckle_noise, random=True, held_out=True, pointwise=True),
 )
