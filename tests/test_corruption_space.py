@@ -85,6 +85,17 @@ def test_a_wrong_corruption_space_gets_one_error_line_and_exit_2(capsys, tmp_pat
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("axes", [[{"name": "frost", "values": [0, 2]}],
+                                  [{"name": "corruption", "values": ["fog", "frost"]}, {"name": "severity", "values": [1, 2]}]])
+def test_frost_without_its_photographs_is_refused_in_one_line_saying_how_to_get_them(capsys, tmp_path, monkeypatch, axes):
+    monkeypatch.setenv("FADEJAX_FROST_DIR", str(tmp_path))  # an empty directory
+    config = tmp_path / "frost.yaml"
+    config.write_text(yaml.safe_dump({"space": {"axes": axes}}))
+    assert main(["discover", "--config", str(config), "--out", str(tmp_path / "run")]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "space.axes.0" in err and "frost1.png" in err and "pip install --no-deps imagecorruptions" in err, err
+
+
 def test_discovery_runs_over_a_corruption_grid_and_names_the_corruptions(tmp_path, capsys):
     config = tmp_path / "corruptions.yaml"
     config.write_text(yaml.safe_dump({"name": "corruptions", "space": {"axes": [

@@ -198,6 +198,8 @@ class Perturbation:
     whole: bool = False  # strengths must be whole numbers (pixel counts)
     pointwise: bool = False  # each output pixel reads only the same input pixel (see compose)
     random: bool = False  # draws from the per-query key (see the attribute's docstring)
+    #: raises (``OSError`` / ``ValueError``, one line) where a file it reads is missing
+    requires: Callable[[], object] | None = None
 
     def check(self, values: Sequence[float], where: str) -> None:
         bad = [v for v in values if not (self.low <= float(v) <= self.high)]
@@ -255,7 +257,7 @@ def _register_corruptions() -> None:
     for c in CORRUPTIONS.values():
         name = c.name + SEVERITY_SUFFIX if c.name in REGISTRY else c.name
         register(Perturbation(name, 0.0, 5.0, f"severity of ImageNet-C's {c.name} (1-5; 0 = unchanged)", c.build, identity=0.0,
-                              whole=True, pointwise=c.pointwise, random=c.random))
+                              whole=True, pointwise=c.pointwise, random=c.random, requires=c.requires))
 
 
 def get(name: str) -> Perturbation:
@@ -294,13 +296,24 @@ class AxisError(PerturbationError):
         self.axis = axis
 
 
-def _corruption_stage(names: Sequence[str], severities: Sequence[float], columns: tuple[int, int]) -> Stage:
+def _needs(requires: Callable[[], object] | None, axis: int) -> None:
+    """Run a family's ``requires`` check; what is missing becomes an :class:`AxisError`."""
+    if requires is not None:
+        try:
+            requires()
+        except (OSError, ValueError) as exc:
+            raise AxisError(str(exc), axis) from None
+
+
+def _corruption_stage(names: Sequence[str], severities: Sequence[float], columns: tuple[int, int], build: bool) -> Stage:
     """The shorthand's stage: each query's corruption (the value's index into ``names``) at its
     severity. A corruption no query of the batch asks for is skipped (``lax.cond``)."""
     from fadejax.core.corruptions import CORRUPTIONS
 
     chosen = [CORRUPTIONS[n] for n in names]
-    applies = [c.build(tuple(severities)) for c in chosen]
+    for c in chosen:
+        _needs(c.requires, columns[0])
+    applies = [c.build(tuple(severities)) for c in chosen] if build else []
 
     def apply(images: jax.Array, values: jax.Array, key: jax.Array) -> jax.Array:
         which = jnp.round(values[:, 0]).astype(jnp.int32)
@@ -315,9 +328,10 @@ def _corruption_stage(names: Sequence[str], severities: Sequence[float], columns
     return Stage(columns, apply, pointwise=all(c.pointwise for c in chosen), random=any(c.random for c in chosen))
 
 
-def plan(names: Sequence[str], axis_values: Sequence[Sequence[float | str]]) -> list[Stage]:
+def plan(names: Sequence[str], axis_values: Sequence[Sequence[float | str]], build: bool = True) -> list[Stage]:
     """The stages of the axes ``names`` (perturbation name per axis) with their ``axis_values``,
-    in axis order, every value checked; :class:`AxisError` names the first wrong axis."""
+    in axis order, every value checked; :class:`AxisError` names the first wrong axis.
+    ``build=False`` only checks: nothing is built, and the stages must not be applied."""
     stages: list[Stage] = []
     i = 0
     while i < len(names):
@@ -339,7 +353,7 @@ def plan(names: Sequence[str], axis_values: Sequence[Sequence[float | str]]) -> 
             bad = [v for v in severities if isinstance(v, str) or float(v) not in (0, 1, 2, 3, 4, 5)]
             if bad:
                 raise AxisError(f"severity values {bad} are not whole numbers 0-5 (1-5: the reference's severities; 0 = unchanged)", i + 1)
-            stages.append(_corruption_stage(values, severities, (i, i + 1)))
+            stages.append(_corruption_stage(values, severities, (i, i + 1), build))
             i += 2
             continue
         try:
@@ -349,7 +363,8 @@ def plan(names: Sequence[str], axis_values: Sequence[Sequence[float | str]]) -> 
             family.check(values, where=f"axis '{name}'")
         except PerturbationError as exc:
             raise AxisError(str(exc), i) from None
-        one = family.build(tuple(values))
+        _needs(family.requires, i)
+        one = family.build(tuple(values)) if build else None
         stages.append(Stage((i,), lambda images, v, key, one=one: one(images, v[:, 0], key), family.pointwise, family.random))
         i += 1
     return stages
@@ -358,7 +373,7 @@ def plan(names: Sequence[str], axis_values: Sequence[Sequence[float | str]]) -> 
 def draws_per_query(names: Sequence[str], axis_values: Sequence[Sequence[float | str]]) -> bool:
     """Whether a chain of these axes draws randomness per query (any of its stages is
     ``random``): then a (sample, cell) pair asked twice may be answered differently."""
-    return any(stage.random for stage in plan(names, axis_values))
+    return any(stage.random for stage in plan(names, axis_values, build=False))
 
 
 def compose(names: Sequence[str], axis_values: Sequence[Sequence[float | str]]) -> Callable[[jax.Array, jax.Array, jax.Array], jax.Array]:

@@ -103,7 +103,7 @@ class ImageAudit(Audit):
         from fadejax.core import perturbations
 
         try:
-            perturbations.plan([a.perturbation_name for a in axes], [a.values for a in axes])
+            perturbations.plan([a.perturbation_name for a in axes], [a.values for a in axes], build=False)
         except perturbations.AxisError as exc:
             raise ValueError(f"space.axes.{exc.axis}: {exc}") from None
 

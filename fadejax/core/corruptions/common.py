@@ -34,6 +34,7 @@ class Corruption:
       held_out: one of the four corruptions ImageNet-C keeps apart for validation.
       pointwise: each output pixel reads only the same input pixel (and the key), so the
         stage before it may be fused into it (see :func:`fadejax.core.perturbations.compose`).
+      requires: checks that what it reads at build time is there (see the field).
     """
 
     name: str
@@ -42,6 +43,9 @@ class Corruption:
     random: bool
     held_out: bool = False
     pointwise: bool = False
+    #: raises (``OSError`` or ``ValueError``, a one-line reason) where something it reads at
+    #: build time is missing, e.g. frost's photographs; ``None``: it needs nothing
+    requires: Callable[[], object] | None = None
 
 
 def levels(severity: jax.Array) -> jax.Array:

@@ -559,7 +559,7 @@ def build_spatter(severities: Sequence[float]) -> ApplyFn:
 
 CORRUPTIONS = (
     Corruption("snow", "weather", build_snow, random=True, pointwise=True),
-    Corruption("frost", "weather", build_frost, random=True, pointwise=True),
+    Corruption("frost", "weather", build_frost, random=True, pointwise=True, requires=_frost_dir),
     Corruption("fog", "weather", build_fog, random=True),
     Corruption("spatter", "weather", build_spatter, random=True, held_out=True, pointwise=True),
 )
