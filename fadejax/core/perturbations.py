@@ -15,7 +15,6 @@ scipy.ndimage, scikit-image) with the tolerance stated there.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
