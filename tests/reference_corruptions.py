@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.resources
+import importlib.util
 import sys
 import types
 import warnings
@@ -31,17 +32,24 @@ def _resource_filename(package: str, name: str) -> str:
 
 
 def load():
-    """The patched ``imagecorruptions.corruptions`` module."""
-    if "pkg_resources" not in sys.modules:
-        try:
-            importlib.import_module("pkg_resources")
-        except ImportError:
-            sys.modules["pkg_resources"] = types.SimpleNamespace(resource_filename=_resource_filename)
-    if not hasattr(np, "float_"):
-        np.float_ = np.float64
-    with warnings.catch_warnings():  # its scipy.ndimage.interpolation import is deprecated, not gone
-        warnings.simplefilter("ignore", DeprecationWarning)
-        module = importlib.import_module("imagecorruptions.corruptions")
+    """The patched ``imagecorruptions.corruptions`` module. Nothing outside it changes: the
+    stand-in ``pkg_resources`` leaves ``sys.modules`` once the import is done (pytest itself
+    looks ``pkg_resources`` up there), and ``np.float_`` exists only in the numpy it sees."""
+    stand_in = "pkg_resources" not in sys.modules and importlib.util.find_spec("pkg_resources") is None
+    if stand_in:
+        sys.modules["pkg_resources"] = types.SimpleNamespace(resource_filename=_resource_filename)
+    try:
+        with warnings.catch_warnings():  # its scipy.ndimage.interpolation import is deprecated, not gone
+            warnings.simplefilter("ignore", DeprecationWarning)
+            module = importlib.import_module("imagecorruptions.corruptions")
+    finally:
+        if stand_in:
+            del sys.modules["pkg_resources"]
+    if not hasattr(module.np, "float_"):
+        numpy = types.ModuleType("numpy")
+        numpy.__dict__.update(np.__dict__)
+        numpy.float_ = np.float64
+        module.np = numpy
     from skimage.filters import gaussian
 
     def gaussian_multichannel(image, sigma=1, multichannel=None, **kwargs):

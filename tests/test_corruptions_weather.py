@@ -106,11 +106,13 @@ class _Replay:
 
 
 class _NumpyReplaying:
-    def __init__(self, replay: _Replay):
-        self.random = replay
+    """The reference's numpy (``base``, with its ``float_``) with ``random`` replaced."""
+
+    def __init__(self, replay: _Replay, base):
+        self.random, self.base = replay, base
 
     def __getattr__(self, name):
-        return getattr(np, name)
+        return getattr(self.base, name)
 
 
 def _batch(images: np.ndarray, reps) -> tuple[np.ndarray, np.ndarray]:
@@ -159,7 +161,7 @@ def test_matches_the_reference_given_the_same_draws(name, fast_ref, photo_images
         ours = np.asarray(_apply(name)(jnp.asarray(images / 255.0, jnp.float32), jnp.asarray(severity), key)) * 255
         for b, draws in enumerate(_draws(name, key, *images.shape[:3])):
             replay = _Replay(draws)
-            monkeypatch.setattr(fast_ref, "np", _NumpyReplaying(replay))
+            monkeypatch.setattr(fast_ref, "np", _NumpyReplaying(replay, fast_ref.np))
             image = images[b] if images.shape[-1] == 3 else images[b, ..., 0]
             expected = _reference(fast_ref, name, image, int(severity[b]))
             assert not replay.draws, "the reference drew less than apply did"

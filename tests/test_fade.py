@@ -97,13 +97,15 @@ def _fade(monkeypatch, knobbed, out, plan, start, restructure_round=restructure,
 def test_the_target_stops_the_fade_and_the_final_model_loads_as_a_file_model(tmp_path, monkeypatch, knobbed, round_zero):
     """Round 0 is a finished discovery given with --from: read, never written."""
     listing = {p: p.stat().st_mtime_ns for p in round_zero.rglob("*")}
-    ledger, calls = _fade(monkeypatch, knobbed, tmp_path / "fade", lambda r, n: {"dark_threshold": 0.0}, round_zero, target=0.5, rounds=3)
+    # the fixed model fails only where the embedded CNN itself does: 46-56% of the digits at
+    # darkness 0.7, depending on the CPU that trained it; the target sits above that
+    ledger, calls = _fade(monkeypatch, knobbed, tmp_path / "fade", lambda r, n: {"dark_threshold": 0.0}, round_zero, target=0.75, rounds=3)
     assert {p: p.stat().st_mtime_ns for p in round_zero.rglob("*")} == listing and not (tmp_path / "fade" / "round-0").exists()
     assert ledger["rounds"][0]["run"] == str(round_zero)
     assert ledger["stopped"]["reason"] == "target" and ledger["stopped"]["round"] == 1 and len(calls) == 1
     first, second = ledger["rounds"]
     assert first["worst"]["estimate"] > 0.9 and first["truth"]["worst"] == 1.0  # darkness >= 0.4: every digit fails
-    assert second["worst"]["estimate"] <= 0.5 and second["truth"]["worst"] < 0.5
+    assert second["worst"]["estimate"] <= 0.75 and second["truth"]["worst"] < 0.75
     final = yaml.safe_load((tmp_path / "fade" / "final.yaml").read_text())
     assert final["model"]["source"] == "file" and final["model"]["weights"] == str((tmp_path / "fade" / "model.safetensors").resolve())
     assert float(load_file(final["model"]["weights"])["dark_threshold"]) == 0.0
