@@ -100,7 +100,7 @@ def test_discovery_runs_over_a_corruption_grid_and_names_the_corruptions(tmp_pat
     config = tmp_path / "corruptions.yaml"
     config.write_text(yaml.safe_dump({"name": "corruptions", "space": {"axes": [
         {"name": "corruption", "values": ["contrast", "pixelate", "defocus_blur"]}, {"name": "severity", "values": [1, 3, 5]}]},
-        "run": {"iterations": 3, "num_envs": 32, "checkpoint_every": 1}}))
+        "data": {"limit": 40}, "run": {"iterations": 2, "num_envs": 16, "checkpoint_every": 1}}))
     assert main(["discover", "--config", str(config), "--out", str(tmp_path / "run"), "--quiet"]) == 0
     assert main(["summarize", str(tmp_path / "run"), "--quiet"]) == 0
     printed = capsys.readouterr().out
