@@ -10,7 +10,9 @@ Every perturbation is a pure function ``apply(images, params, key) -> images``:
 They jit, vmap and run on any JAX device. Each is tested in ``tests/test_perturbations.py``
 (``shift_x``, ``shift_y``, ``pixelate``, ``occlusion`` and ``gamma`` in
 ``tests/test_perturbations_more.py``) against an established implementation (PIL,
-scipy.ndimage, scikit-image) with the tolerance stated there.
+scipy.ndimage, scikit-image) with the tolerance stated there. ImageNet-C's 19 common
+corruptions (:mod:`fadejax.core.corruptions`) are registered here too, as severity families
+and as the ``corruption`` x ``severity`` axes (:func:`plan`).
 """
 
 from __future__ import annotations
