@@ -17,6 +17,7 @@ OpenCV, and ``opencv-python-headless`` (the test extra) provides the same ``cv2`
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.resources
 import importlib.util
@@ -31,8 +32,9 @@ def _resource_filename(package: str, name: str) -> str:
     return str(importlib.resources.files(package.split(".")[0]).joinpath(name.lstrip("./")))
 
 
+@functools.cache
 def load():
-    """The patched ``imagecorruptions.corruptions`` module. Nothing outside it changes: the
+    """The patched ``imagecorruptions.corruptions`` module (once per process). Nothing outside it changes: the
     stand-in ``pkg_resources`` leaves ``sys.modules`` once the import is done (pytest itself
     looks ``pkg_resources`` up there), and ``np.float_`` exists only in the numpy it sees."""
     stand_in = "pkg_resources" not in sys.modules and importlib.util.find_spec("pkg_resources") is None

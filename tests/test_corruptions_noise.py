@@ -28,11 +28,6 @@ def jitted(name: str):
     return jax.jit(corruption.build(SEVERITIES))
 
 
-@functools.cache
-def reference():
-    return reference_corruptions.load()
-
-
 def images_of(kind: str, photo_images, digit_images) -> np.ndarray:
     """uint8 images for the reference: (N, H, W, 3) photos or (N, H, W) grey digits."""
     return np.round((photo_images if kind == "rgb" else digit_images[..., 0]) * 255).astype(np.uint8)
@@ -53,7 +48,7 @@ def ours_stats(name: str, images8: np.ndarray, draws: int) -> dict[int, tuple[fl
 
 
 def reference_stats(name: str, images8: np.ndarray, draws: int, monkeypatch) -> dict[int, tuple[float, float]]:
-    ref = reference()
+    ref = reference_corruptions.load()
     np.random.seed(0)
     # impulse_noise calls skimage's random_noise with its own unseeded generator: seed it
     original = skimage.util.random_noise
@@ -111,7 +106,7 @@ def test_draws_come_from_the_key(name, digit_images):
 
 
 def test_declared_as_the_reference_groups_them():
-    ref = reference()
+    ref = reference_corruptions.load()
     assert NAMES == ["gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise"]
     for c in noise.CORRUPTIONS:
         assert callable(getattr(ref, c.name)) and c.group == "noise" and c.random

@@ -45,7 +45,7 @@ def summary(out: Path, ledger: dict[str, Any]) -> dict[str, Any]:
                  for m in report.get("modes", [])]
     return {"fade": str(out), "label": label(ledger), "task": ledger["task"], "settings": ledger["settings"],
             "original_clean": ledger["original_clean"], "stopped": ledger["stopped"], "final": final,
-            "rounds": [{k: v for k, v in e.items() if k != "ranked"} for e in ledger["rounds"]], "final_shift": shift}
+            "rounds": [{k: v for k, v in e.items() if k not in ("ranked", "rates")} for e in ledger["rounds"]], "final_shift": shift}
 
 
 def write_report(out: Path, ledger: dict[str, Any]) -> dict[str, Path]:
