@@ -14,7 +14,7 @@ from subprocess_env import jax_subprocess_env
 from fadejax.engine.store.dirlock import LOCK_FILE, DirectoryLock, DirectoryLockedError, LeaseLostError, holder_of
 
 ROOT = Path(__file__).resolve().parent.parent
-ITERATIONS, ENVS = 300, 64  # a recorded run of a few seconds: long enough for the others to meet its lock
+ITERATIONS, ENVS = 160, 64  # a recorded run of a few seconds: long enough for the others to meet its lock
 
 
 def _discover_argv(out: Path, *extra: str) -> list[str]:
