@@ -37,15 +37,16 @@ EMBEDDED: dict[str, tuple[str, int]] = {
 
 
 class DigitsCNN(nn.Module):
-    """``(B, 1, S, S)`` grey images in [0, 1] -> ``(B, 10)`` logits, S divisible by 4.
+    """``(B, C, S, S)`` images in [0, 1] (``channels`` C: 1 grey, 3 colour) -> ``(B, 10)``
+    logits, S divisible by 4.
 
     No input normalisation layer, so darkening the input changes what the network sees.
     """
 
-    def __init__(self, image_size: int = 32, num_classes: int = 10):
+    def __init__(self, image_size: int = 32, num_classes: int = 10, channels: int = 1):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(channels, 32, 3, padding=1), nn.ReLU(),
             nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
             nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
@@ -84,14 +85,14 @@ def train(
     images: np.ndarray, labels: np.ndarray, *, epochs: int, learning_rate: float, batch_size: int, seed: int,
     progress: bool = True, module: Callable[..., nn.Module] = DigitsCNN, label: str = "embedded digits CNN",
 ) -> nn.Module:
-    """Train ``module(image_size=S)`` on ``(N, S, S, 1)`` images in [0, 1], deterministically.
+    """Train ``module(image_size=S, channels=C)`` on ``(N, S, S, C)`` images in [0, 1], deterministically.
 
     The module is built after seeding torch, so its initial weights follow ``seed`` too;
     Adam with ``learning_rate``, cross-entropy, shuffled mini-batches, ``epochs`` passes.
     """
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    model = module(image_size=images.shape[1])
+    model = module(image_size=images.shape[1], channels=images.shape[-1])
     x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
     y = torch.from_numpy(labels.astype(np.int64))
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
@@ -135,7 +136,7 @@ def load_or_train(
     directory = cache_dir() / "models"
     weights = directory / f"{architecture}-{key}.safetensors"
     info_path = weights.with_suffix(".json")
-    model = module(image_size=train_set.images.shape[1])
+    model = module(image_size=train_set.images.shape[1], channels=train_set.images.shape[-1])
     if weights.is_file() and info_path.is_file():
         model.load_state_dict(load_file(weights))
         return model.eval(), json.loads(info_path.read_text())

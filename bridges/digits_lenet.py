@@ -14,20 +14,20 @@ from torch import nn
 
 
 class DigitsLeNet(nn.Module):
-    """``(B, 1, S, S)`` grey images in [0, 1] -> ``(B, 10)`` logits, S >= 12.
+    """``(B, C, S, S)`` images in [0, 1] (``channels`` C: 1 grey, 3 colour) -> ``(B, 10)`` logits, S >= 12.
 
     conv 5x5 (6, same padding) -> tanh -> avg-pool 2 -> conv 5x5 (16, valid) -> tanh ->
     avg-pool 2 -> 120 -> tanh -> 84 -> tanh -> classes. At S = 28 that is LeNet-5's
     shape (16 x 5 x 5 = 400 features into the first linear layer). No input normalisation.
     """
 
-    def __init__(self, image_size: int = 28, num_classes: int = 10):
+    def __init__(self, image_size: int = 28, num_classes: int = 10, channels: int = 1):
         super().__init__()
         side = (image_size // 2 - 4) // 2
         if side < 1:
             raise ValueError(f"DigitsLeNet needs image_size >= 12, got {image_size}")
         self.features = nn.Sequential(
-            nn.Conv2d(1, 6, 5, padding=2), nn.Tanh(), nn.AvgPool2d(2),
+            nn.Conv2d(channels, 6, 5, padding=2), nn.Tanh(), nn.AvgPool2d(2),
             nn.Conv2d(6, 16, 5), nn.Tanh(), nn.AvgPool2d(2),
             nn.Flatten(),
             nn.Linear(16 * side * side, 120), nn.Tanh(),

@@ -29,13 +29,16 @@ def build_classifier_oracle(model_config, train_set, held_out, data_config, prog
                 f"the embedded ones are {', '.join(repr(name) for name in sorted(digits_cnn.EMBEDDED))}"
             )
         if train_set is None:
-            raise ModelLoadError("the embedded model trains on the digits data; set data.source: digits")
+            raise ModelLoadError("the embedded model trains on the digits data; set data.source: digits (or colour_digits)")
         recipe = {
             **model_config.embedded.model_dump(),
             "image_size": data_config.image_size,
             "held_out_fraction": data_config.held_out_fraction,
             "split_seed": data_config.split_seed,
         }
+        channels = train_set.images.shape[-1]
+        if data_config.source != "digits" or channels != 1:  # part of the key only then: the grey models keep theirs
+            recipe.update(source=data_config.source, channels=int(channels))
         model, info = digits_cnn.load_or_train(train_set, held_out, recipe, progress=progress, architecture=model_config.architecture)
     elif model_config.source == "file":
         model = load_into(build_from_import_path(model_config.architecture, model_config.architecture_kwargs), model_config.weights)

@@ -451,11 +451,32 @@ def _summarize(args: argparse.Namespace) -> int:
         print(f"note: {note}")
     if summary.family:
         _print_family(summary.family)
+    if summary.corruptions:
+        _print_corruptions(summary.corruptions)
     print(f"report: {files['html']}")
-    print(f"numbers: {files['json']}, {files['csv']}, {files['cells']}; figures: {', '.join(Path(f).name for f in figures)}")
+    more = f", {files['corruptions']}" if "corruptions" in files else ""
+    print(f"numbers: {files['json']}, {files['csv']}, {files['cells']}{more}; figures: {', '.join(Path(f).name for f in figures)}")
     if cells:
         print(f"chosen modes: {out / 'modes.json'}")
     return 0
+
+
+def _print_corruptions(r: dict) -> None:
+    """The common corruptions in a few lines: mean CE, the hardest corruption, the worst interaction."""
+    from fadejax.core.spaces import format_value
+
+    known = [row for row in r["rows"] if row["ce"] is not None]
+    if known:
+        worst = max(known, key=lambda row: row["ce"])
+        print(f"common corruptions ({r['source']}): mean CE {r['mean_ce']:.2f} over {len(known)} corruptions; "
+              f"hardest {worst['corruption']} (CE {worst['ce']:.2f})")
+    for model, f in (r["relative"] or {}).get("models", {}).items():
+        if f["mce"] is not None:
+            print(f"  mCE of {model} relative to {r['relative']['baseline']}: {f['mce']:.2f}")
+    if r["interactions"]:
+        top = r["interactions"][0]
+        terms = " + ".join(f"{n} {format_value(v)}" for n, v in top["terms"])
+        print(f"  most interacting combination: {terms}: {top['rate']:.0%} against {top['worst_part']:.0%} for its worst part alone")
 
 
 def _print_family(family: dict) -> None:

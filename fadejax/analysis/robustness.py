@@ -87,6 +87,19 @@ def _corruption_of(family: str) -> str | None:
     return None
 
 
+def names_a_corruption(names: Sequence[str]) -> bool:
+    """Whether any of these perturbation names (one per axis) applies a common corruption."""
+    def one(name: str) -> bool:
+        if name == perturbations.CORRUPTION_AXIS:
+            return True
+        try:
+            return _corruption_of(name) is not None
+        except perturbations.PerturbationError:  # not an image family (a text edit, a prompt's words)
+            return False
+
+    return any(one(n) for n in names)
+
+
 def axis_terms(names: Sequence[str], axis_values: Sequence[Sequence[float | str]]) -> list[tuple[tuple[int, ...], list]] | None:
     """Each stage's axes and its term per value index: ``[(columns, table)]``, ``table`` the
     term of each value of a one-axis stage (``None``: inactive) or, for a ``corruption`` x
@@ -208,6 +221,9 @@ def robustness(names: Sequence[str], axis_values: Sequence[Sequence[float | str]
     known_ce = [v for v in ces.values() if v is not None]
     relative = _relative(keys, model_rates) if model_rates and len(model_rates) > 1 else None
     interactions = _interactions(pooled)
+    if source == "estimated" and rows:
+        notes.append("estimated from the records: a cell asked a few times has a wide interval, and so has any figure made "
+                     "from it; the exhaustive landscape in the run directory (fadejax landscape --out RUN) makes them exact")
     if not interactions and any(len(k) > 1 for k in pooled):
         notes.append("combinations are in the space, but not each of their parts alone (add severity 0, or the family's "
                      "identity value, to the axes): their interactions cannot be measured")

@@ -20,7 +20,7 @@ answer (``NAME.failed``). :func:`family_summary` turns them into what the report
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any, Callable
 
@@ -51,6 +51,8 @@ class FamilySummary:
       specific: modes one model fails and the others do not, ``{model, cell, concepts,
         rates, gap}`` (``gap``: its rate minus the highest other), largest gap first.
       agreement: per pair ``{a, b, top_overlap, correlation}``.
+      rates: ``(cells (K,), rates (M, K))``: each model's rate over the cells it is judged on
+        (the figures above come from them; not part of :meth:`as_dict`).
     """
 
     models: list[str]
@@ -64,9 +66,10 @@ class FamilySummary:
     shared: list[dict[str, Any]]
     specific: list[dict[str, Any]]
     agreement: list[dict[str, Any]]
+    rates: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+        return {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "rates"}
 
 
 def family_summary(
@@ -149,7 +152,8 @@ def family_summary(
         agreement.append({"a": a, "b": b, "top_overlap": overlap, "correlation": _correlation(matrix[i], matrix[j])})
     return FamilySummary(models=list(models), source=source, threshold=threshold, clean_accuracy=clean_accuracy, views=views,
                          view_axes=[space.names[a] for a in shown],
-                         view_values=[[format_value(v) for v in space.axes[a].values] for a in shown], top=top_modes, shared=shared, specific=specific, agreement=agreement)
+                         view_values=[[format_value(v) for v in space.axes[a].values] for a in shown], top=top_modes, shared=shared, specific=specific, agreement=agreement,
+                         rates=(universe, matrix))
 
 
 def _observed_view(cells: np.ndarray, failed: np.ndarray, sizes: tuple[int, ...], shown: list[int], fixed: dict[int, int]) -> list:

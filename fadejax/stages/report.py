@@ -11,6 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from fadejax.core.spaces import format_value
+from fadejax.stages.corruption_report import corruption_section, write_corruptions_csv
 from fadejax.stages.summarize import RunSummaryData
 
 
@@ -107,6 +108,7 @@ def report_data(summary: RunSummaryData) -> dict[str, Any]:
         "policy_modes": [{k: _finite(v) for k, v in m.items()} for m in summary.policy_modes],
         "attributes": summary.attributes,
         "family": summary.family,
+        "corruptions": summary.corruptions,
     }
 
 
@@ -309,6 +311,7 @@ def render(summary: RunSummaryData, plotly_js: str) -> str:
 <h3>By the policy (highest mean Q over the held-out samples)</h3>
 <table id="policy-modes">{header}<tbody>{policy_rows}</tbody></table>"""
     family = _family_section(data["family"]) if data["family"] else ""
+    corruptions = corruption_section(data["corruptions"]) if data["corruptions"] else ""
     payload = json.dumps(data, allow_nan=False, default=_finite).replace("</", "<\\/")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>fadejax report — {html.escape(data['run'])}</title>
@@ -330,6 +333,7 @@ reset to a neutral value does not lower the true failure rate by the margin are 
 <table id="modes">{header}<tbody>{observed_rows}</tbody></table>{policy_table}
 <p><button id="export-button">Export marked modes (modes.json)</button></p>
 {bias}
+{corruptions}
 {family}
 <pre id="export"></pre>
 <script type="application/json" id="fadejax-data">{payload}</script>
@@ -340,7 +344,8 @@ reset to a neutral value does not lower the true failure rate by the margin are 
 
 def write_report(summary: RunSummaryData, out_dir) -> dict[str, str]:
     """Write ``report.html``, ``summary.json`` (every figure's numbers), ``landscape.csv``
-    (one row per point of the view) and ``cells.csv`` (one row per visited cell)."""
+    (one row per point of the view), ``cells.csv`` (one row per visited cell) and, for a
+    space of common corruptions, ``corruptions.csv`` (error per corruption and severity)."""
     import csv
     from pathlib import Path
 
@@ -369,4 +374,8 @@ def write_report(summary: RunSummaryData, out_dir) -> dict[str, str]:
             values = [space.axes[a].values[int(coords[a][j])] for a in range(space.num_axes)]
             writer.writerow([int(cell), *values, int(summary.cell_visits[j]), int(summary.cell_failures[j]),
                              f"{summary.cell_failures[j] / summary.cell_visits[j]:.6f}"])
-    return {"html": str(out / "report.html"), "json": str(out / "summary.json"), "csv": str(out / "landscape.csv"), "cells": str(out / "cells.csv")}
+    written = {"html": str(out / "report.html"), "json": str(out / "summary.json"), "csv": str(out / "landscape.csv"), "cells": str(out / "cells.csv")}
+    if data["corruptions"]:
+        write_corruptions_csv(data["corruptions"], out / "corruptions.csv")
+        written["corruptions"] = str(out / "corruptions.csv")
+    return written

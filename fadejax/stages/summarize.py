@@ -36,6 +36,8 @@ from fadejax.engine.store.rundir import RunReadError, note_outside_paths, read_r
 from fadejax.core.spaces import format_value
 from fadejax.engine.task import AuditTask
 from fadejax.engine.build import build_task
+from fadejax.stages.corruption_report import corruption_figures
+from fadejax.stages.family import FamilySummary, family_summary
 
 
 #: A run directory is missing, unreadable or corrupt; the message says which file. The same
@@ -76,6 +78,7 @@ class RunSummaryData:
     family: dict[str, Any] | None = None  # a model family's comparison (fadejax.stages.family.FamilySummary.as_dict)
     notes: list[str] = field(default_factory=list)
     view_estimate: np.ndarray | None = None  # (*view) estimated failure rate (fadejax.analysis.estimates) averaged over the visited pooled cells; nan where none
+    corruptions: dict[str, Any] | None = None  # the common-corruptions figures (fadejax.stages.corruption_report), for spaces that apply them
 
     @property
     def failures_total(self) -> int:
@@ -348,9 +351,11 @@ def load_summary(run_dir: str | Path, *, keep: list[int] | None = None, fixed: d
     if mass.sum() > 0:
         center = int(np.argmax(mass))
         centers = {r: barycenter(mass.ravel(), shape, center, r).tolist() for r in range(1, radii + 1)}
-    family = None
+    family = family_rates = None
     if members:
         family = _family(config, task, run_dir, stored is not None, queried, member_failed, modes, keep, fixed, top, family_threshold, reevaluate)
+        family_rates = (family.models, *family.rates)
+    corruptions = corruption_figures(config, estimates, None if stored is None else stored[0], family_rates)
     shown = {int(c): examples[c] for c in sorted(examples, key=lambda c: -len(examples[c]))[:200]}
     _attach_examples(task, config, shown, run_dir)
     return RunSummaryData(
@@ -360,14 +365,13 @@ def load_summary(run_dir: str | Path, *, keep: list[int] | None = None, fixed: d
         view_policy_mean=policy_mean, view_policy_confidence=policy_conf, view_truth=truth, modes=modes, policy_modes=policy_modes,
         barycenters=centers, examples=shown, entropy=metrics.failure_entropy(failed_cells, space.num_actions), notes=notes,
         kind="recorded" if task.kind == "recorded" else config.audit.example_view, attributes=config.audit.summary_extras(run_dir, config),
-        family=family, view_estimate=view_estimate,
+        family=None if family is None else family.as_dict(), view_estimate=view_estimate, corruptions=corruptions,
     )
 
 
 def _family(config: ExperimentConfig, task: AuditTask, run_dir: Path, has_truth: bool, queried, member_failed: dict[str, np.ndarray],
-            modes: list[dict[str, Any]], keep: list[int], fixed: dict[int, int], top: int, threshold: float, reevaluate: bool) -> dict[str, Any]:
+            modes: list[dict[str, Any]], keep: list[int], fixed: dict[int, int], top: int, threshold: float, reevaluate: bool) -> FamilySummary:
     """The family section (:func:`fadejax.stages.family.family_summary`) of a model family's run."""
-    from fadejax.stages.family import family_summary
     from fadejax.engine.ground_truth import failure_rates_by_model, read_model_truths
 
     members = config.audit.family_members(config)
@@ -384,7 +388,7 @@ def _family(config: ExperimentConfig, task: AuditTask, run_dir: Path, has_truth:
         members, space, queried[:2], member_failed, task.num_samples, truths=truths, rates_of=rates_of,
         aggregate_modes=[m["cell"] for m in modes], keep=keep, fixed=fixed, top=top, threshold=threshold,
         clean_accuracy={m: facts.get(m, {}).get("clean_accuracy") for m in members},
-    ).as_dict()
+    )
 
 
 def read_modes_file(path: str | Path, config: ExperimentConfig) -> list[int]:

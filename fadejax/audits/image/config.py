@@ -11,7 +11,8 @@ from fadejax.core.strict import Strict as _Strict
 
 class DataConfig(_Strict):
     """Where the samples come from. ``digits``: scikit-learn's bundled handwritten digits,
-    upsampled to ``image_size`` and split; ``npz``: a local file with ``images``
+    upsampled to ``image_size`` and split; ``colour_digits``: the same digits in colour, each
+    image's stroke and background in their own random colours (``configs/digits_colour.yaml``); ``npz``: a local file with ``images``
     ``(N, H, W, C)`` (floats in [0, 1] or uint8) and ``labels`` ``(N,)``, all held out;
     ``folder``: an image folder (``path/CLASS/*.png|jpg|jpeg``, classes in folder-name
     order), every image RGB and resized to ``image_size``; ``hf_dataset``: a ``datasets``
@@ -27,7 +28,7 @@ class DataConfig(_Strict):
     0.299 R + 0.587 G + 0.114 B; grey to RGB by repeating); unset, folders and data sets
     give RGB and ``npz`` files their own channels. ``run.json`` states a conversion."""
 
-    source: Literal["digits", "npz", "folder", "hf_dataset"] = "digits"
+    source: Literal["digits", "colour_digits", "npz", "folder", "hf_dataset"] = "digits"
     path: str | None = None
     image_size: int = pydantic.Field(32, ge=8, le=512)
     held_out_fraction: float = pydantic.Field(0.3, gt=0.0, lt=1.0)
@@ -51,7 +52,7 @@ class DataConfig(_Strict):
 
 
 class EmbeddedTrainingConfig(_Strict):
-    """How the embedded digits CNN is trained (once; the weights are cached)."""
+    """How the embedded model is trained on the digits (once; the weights are cached)."""
 
     epochs: pydantic.PositiveInt = 12
     learning_rate: pydantic.PositiveFloat = 2e-3
@@ -62,7 +63,7 @@ class EmbeddedTrainingConfig(_Strict):
 class ModelConfig(_Strict):
     """The audited classifier.
 
-    ``embedded``: a model the project trains on the digits (once; cached), named by
+    ``embedded``: a model the project trains on the digits or colour digits (once; cached), named by
     ``architecture``: ``digits_cnn`` (the default CNN) or ``digits_lenet`` (a LeNet-5-style
     tanh / average-pooling network, ``configs/digits_lenet.yaml``). ``file``: any torch
     ``nn.Module`` named as ``architecture: "package.module:Class"`` built with

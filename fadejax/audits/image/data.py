@@ -84,6 +84,40 @@ def load_digits_split(image_size: int = 32, held_out_fraction: float = 0.3, seed
     return ImageDataset(train_images, train_labels, 10, "digits-train"), ImageDataset(held_images, held_labels, 10, "digits-held_out")
 
 
+#: Smallest difference of luma (0.299 R + 0.587 G + 0.114 B) between a colour digit's stroke
+#: and its darker background: the digit stays legible, and a grey-scale view of it too.
+COLOUR_CONTRAST = 0.35
+
+
+def load_colour_digits_split(image_size: int = 32, held_out_fraction: float = 0.3, seed: int = 0) -> tuple[ImageDataset, ImageDataset]:
+    """The digits of :func:`load_digits_split` in colour, ``(N, S, S, 3)``: each image's stroke
+    and background get their own colours, drawn uniformly from the RGB cube (seeded by
+    ``seed``) until the stroke's luma exceeds the background's by at least
+    :data:`COLOUR_CONTRAST` (light on dark, as the grey digits are); the pixel is
+    ``background + (stroke - background) * ink``. Colours carry nothing about the class, so a
+    model must read the shape, and the corruptions that act on colour (saturation,
+    brightness, contrast, fog, frost, spatter) act on real colour images.
+    """
+    train, held_out = load_digits_split(image_size, held_out_fraction, seed)
+    rng = np.random.default_rng([seed, 3])
+    return _coloured(train, rng, "colour_digits-train"), _coloured(held_out, rng, "colour_digits-held_out")
+
+
+def _coloured(data: ImageDataset, rng: np.random.Generator, name: str) -> ImageDataset:
+    luma = np.asarray([0.299, 0.587, 0.114], np.float32)
+    n = len(data.labels)
+    stroke, background = np.empty((n, 3), np.float32), np.empty((n, 3), np.float32)
+    for i in range(n):
+        while True:
+            a, b = rng.random(3, dtype=np.float32), rng.random(3, dtype=np.float32)
+            if float(a @ luma - b @ luma) >= COLOUR_CONTRAST:
+                stroke[i], background[i] = a, b
+                break
+    ink = data.images  # (N, S, S, 1) in [0, 1]
+    images = background[:, None, None, :] + (stroke - background)[:, None, None, :] * ink
+    return ImageDataset(np.clip(images, 0.0, 1.0).astype(np.float32), data.labels, data.num_classes, name)
+
+
 def _make_digits_split(image_size: int, held_out_fraction: float, seed: int) -> list[np.ndarray]:
     """``[train images, train labels, held-out images, held-out labels]`` made from scikit-learn's digits."""
     from sklearn.datasets import load_digits

@@ -46,7 +46,7 @@ def _sources_channels(config: Any) -> str:
     if d.channels is not None:
         return f"data.channels is {d.channels}"
     return {"folder": "folder images are read as RGB", "hf_dataset": "data set images are read as RGB",
-            "npz": "the npz images have them", "digits": "the digits are grey"}.get(d.source, "as given")
+            "npz": "the npz images have them", "digits": "the digits are grey", "colour_digits": "the colour digits are RGB"}.get(d.source, "as given")
 
 
 def _rounded(values: list[float]) -> list[float]:

@@ -37,7 +37,11 @@ def _architecture(config: ExperimentConfig) -> tuple[str, dict[str, Any]]:
     if config.model.source == "embedded":
         from bridges.digits_cnn import EMBEDDED  # torch enters here, not at import time
 
-        return EMBEDDED[config.model.architecture][0], {"image_size": config.data.image_size}
+        kwargs = {"image_size": config.data.image_size}
+        channels = config.data.channels or (3 if config.data.source == "colour_digits" else 1)
+        if channels != 1:  # the grey models' kwargs stay as they were
+            kwargs["channels"] = channels
+        return EMBEDDED[config.model.architecture][0], kwargs
     if config.model.source == "file":
         return config.model.architecture, dict(config.model.architecture_kwargs)
     raise AuditError(f"restructure fine-tunes 'embedded' or 'file' models; this run audits a '{config.model.source}' model")

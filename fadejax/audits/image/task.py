@@ -16,7 +16,7 @@ import numpy as np
 
 from fadejax.core import perturbations
 from fadejax.audits.image.config import ObservationConfig, RewardConfig
-from fadejax.audits.image.data import ImageDataset, convert_channels, load_digits_split, load_folder, load_hf_dataset, load_npz, map_classes
+from fadejax.audits.image.data import ImageDataset, convert_channels, load_colour_digits_split, load_digits_split, load_folder, load_hf_dataset, load_npz, map_classes
 from fadejax.audits.image.preflight import check_accuracy, check_one_batch
 from fadejax.engine.config import ExperimentConfig
 from fadejax.core.rewards import classification_reward, family_reward
@@ -140,6 +140,8 @@ def load_data(config: ExperimentConfig) -> tuple[ImageDataset | None, ImageDatas
     d = config.data
     if d.source == "digits":
         train, held_out = load_digits_split(d.image_size, d.held_out_fraction, d.split_seed)
+    elif d.source == "colour_digits":
+        train, held_out = load_colour_digits_split(d.image_size, d.held_out_fraction, d.split_seed)
     elif d.source == "folder":
         train, held_out = None, load_folder(d.path, d.image_size, d.per_class, d.skip_unreadable)
     elif d.source == "hf_dataset":
