@@ -94,17 +94,3 @@ def test_frost_without_its_photographs_is_refused_in_one_line_saying_how_to_get_
     assert main(["discover", "--config", str(config), "--out", str(tmp_path / "run")]) == EXIT_BAD_INPUT
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "space.axes.0" in err and "frost1.png" in err and "pip install --no-deps imagecorruptions" in err, err
-
-
-def test_discovery_runs_over_a_corruption_grid_and_names_the_corruptions(tmp_path, capsys):
-    config = tmp_path / "corruptions.yaml"
-    config.write_text(yaml.safe_dump({"name": "corruptions", "space": {"axes": [
-        {"name": "corruption", "values": ["contrast", "pixelate", "defocus_blur"]}, {"name": "severity", "values": [1, 3, 5]}]},
-        "data": {"limit": 40}, "run": {"iterations": 2, "num_envs": 16, "checkpoint_every": 1}}))
-    assert main(["discover", "--config", str(config), "--out", str(tmp_path / "run"), "--quiet"]) == 0
-    assert main(["summarize", str(tmp_path / "run"), "--quiet"]) == 0
-    printed = capsys.readouterr().out
-    assert "corruption=" in printed and "severity=" in printed  # the top cells, by name
-    summary = (tmp_path / "run" / "report" / "summary.json").read_text()
-    assert any(f'"{n}"' in summary for n in ("contrast", "pixelate", "defocus_blur"))
-    assert (tmp_path / "run" / "report" / "report.html").is_file()
