@@ -16,6 +16,9 @@ NOT_RUN = {
     "runs/summarize": "a run of configs/summarize.yaml",
     "configs/imagenet_vit.yaml": "an ImageNet folder, ViT-B/16 from the Hugging Face cache, a GPU; test_hf_classifier runs it on a tiny ViT",
     "runs/imagenet_vit": "a run of configs/imagenet_vit.yaml",
+    "configs/digits_colour.yaml": "trains the colour CNN for a minute and its landscape is 40,500 queries; test_corruption_report runs "
+                                  "configs/digits_colour_pairs.yaml through discover, landscape and summarize on the same model",
+    "runs/digits_colour": "a run of configs/digits_colour.yaml",
     "configs/digits_family.yaml": "trains two more embedded models on first use (minutes); test_family audits a family of three",
     "runs/digits_family": "a run of configs/digits_family.yaml",
     "configs/conditions_imagenet.yaml": "Stable Diffusion v1-5, CLIP ViT-B/32 and ResNet-50 from the Hugging Face cache, ImageNet, a GPU; "

@@ -32,9 +32,9 @@ def _spec(tmp_path: Path, iterations: int, seeds: list[int]) -> Path:
     return path
 
 
-@pytest.fixture
-def ray_head(tmp_path):
-    """A head started as README says, ``ray start --head`` (on loopback, its own temp dir,
+@pytest.fixture(scope="module")
+def ray_head():
+    """One head for the module's tests (each runs its own sweep against it), started as README says, ``ray start --head`` (on loopback, its own temp dir,
     token authentication on as Ray 2.60 turns it on where a token exists), stopped by its pid;
     yields its address and the environment of a client on "another machine": its own home
     with the head's token copied to ``~/.ray/auth_token`` as README says, no RAY_AUTH_MODE."""
@@ -88,7 +88,9 @@ def test_a_sweep_completes_against_a_head_started_as_readme_says(tmp_path, ray_h
 
 def test_without_the_heads_token_the_sweep_says_how_to_get_it(tmp_path, ray_head):
     address, env = ray_head
-    (Path(env["HOME"]) / ".ray" / "auth_token").unlink()
+    home = tmp_path / "home"  # a client whose ~/.ray holds no token (the shared head's own client keeps its copy)
+    (home / ".ray").mkdir(parents=True)
+    env = {**env, "HOME": str(home)}
     done = subprocess.run([sys.executable, "-m", "fadejax.cli", "sweep", str(_spec(tmp_path, 4, [0])), "--address", address,
                            "--out", str(tmp_path / "out"), "--quiet"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "ray get-auth-token" in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
@@ -124,7 +126,7 @@ def test_a_retried_point_waits_for_its_live_first_attempt_and_nothing_is_written
 
 
 def test_two_drivers_on_one_sweep_directory_one_is_refused(tmp_path):
-    spec = _spec(tmp_path, 200, [0, 1])
+    spec = _spec(tmp_path, 100, [0, 1])  # about ten seconds of sweep: the second driver meets the first
     argv = [sys.executable, "-m", "fadejax.cli", "sweep", str(spec), "--inline", "--out", str(tmp_path / "out"), "--quiet"]
     first = subprocess.Popen(argv, cwd=ROOT, env=jax_subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
