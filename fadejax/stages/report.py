@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import html
 import json
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
