@@ -96,3 +96,26 @@ def test_a_corruption_never_alone_is_averaged_over_the_other_axis_and_noted():
     figures = robustness(["rotation", "fog"], [[-10.0, 10.0], [1, 2]], np.array([0.1, 0.3, 0.2, 0.5]), source="exhaustive")
     assert figures.rows[0]["error"] == [pytest.approx(0.15), pytest.approx(0.4)]
     assert any("averaged" in n for n in figures.notes)
+
+
+def test_the_report_takes_a_familys_rates_and_the_records_estimates_without_the_truth():
+    """fadejax.stages.corruption_report: the run's estimates (intervals kept) when no
+    exhaustive landscape is stored, each model's rates for the relative figures, and nothing
+    for a space without a common corruption."""
+    from fadejax.analysis.estimates import CellEstimates
+    from fadejax.engine.config import parse_config
+    from fadejax.stages.corruption_report import corruption_figures, corruption_section
+
+    config = parse_config({"space": {"axes": [{"name": "corruption", "values": ["fog", "contrast"]}, {"name": "severity", "values": [1, 2]}]}})
+    visited = np.array([0, 1, 3])  # contrast at severity 1 (cell 2) never asked
+    estimates = CellEstimates(visited, np.array([0.1, 0.2, 0.4]), np.array([0.05, 0.1, 0.3]), np.array([0.2, 0.3, 0.5]))
+    family = (["small", "large"], np.arange(4), np.array([[0.1, 0.2, 0.3, 0.4], [0.05, 0.1, 0.3, 0.4]]))
+    figures = corruption_figures(config, estimates, None, family)
+    rows = {r["corruption"]: r for r in figures["rows"]}
+    assert figures["source"] == "estimated" and rows["fog"]["lower"] == [0.05, 0.1] and rows["contrast"]["error"] == [None, 0.4]
+    assert figures["relative"]["models"]["large"]["relative"] == {"fog": pytest.approx(0.5), "contrast": pytest.approx(1.0)}
+    html = corruption_section(figures)
+    assert "id='corruption-relative'" in html and "title='95% interval 5.0% to 20.0%'" in html
+    exact = corruption_figures(config, estimates, np.array([0.1, 0.2, 0.3, 0.4]), None)
+    assert exact["source"] == "exhaustive" and {r["corruption"]: r["ce"] for r in exact["rows"]} == {"fog": pytest.approx(0.3), "contrast": pytest.approx(0.7)}
+    assert corruption_figures(parse_config({}), estimates, None, None) is None  # rotation x darkness x blur: no corruption
