@@ -119,3 +119,12 @@ def test_the_report_takes_a_familys_rates_and_the_records_estimates_without_the_
     exact = corruption_figures(config, estimates, np.array([0.1, 0.2, 0.3, 0.4]), None)
     assert exact["source"] == "exhaustive" and {r["corruption"]: r["ce"] for r in exact["rows"]} == {"fog": pytest.approx(0.3), "contrast": pytest.approx(0.7)}
     assert corruption_figures(parse_config({}), estimates, None, None) is None  # rotation x darkness x blur: no corruption
+
+
+def test_a_corruption_alone_that_was_never_asked_stays_unknown_not_a_combinations_rate():
+    """Whether a corruption is in the space alone is decided by the space, not by which cells
+    have rates: fog 3 alone never asked is unknown even though fog 3 with rotation was asked."""
+    rates = np.array([0.0, 0.1, np.nan, 0.9])  # (fog 0, rot 0), (fog 0, rot 10), (fog 3, rot 0) never asked, (fog 3, rot 10)
+    figures = robustness(["fog", "rotation"], [[0, 3], [0.0, 10.0]], rates, source="estimated")
+    assert figures.rows[0]["error"] == [None] and figures.rows[0]["in_space"] == [True] and figures.rows[0]["ce"] is None
+    assert not any("averaged" in n for n in figures.notes)

@@ -78,26 +78,9 @@ class Robustness:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
-def _corruption_of(family: str) -> str | None:
-    """The reference name of the corruption a family applies, or None for other families."""
-    if family.endswith(perturbations.SEVERITY_SUFFIX) and family[: -len(perturbations.SEVERITY_SUFFIX)] in CORRUPTIONS:
-        return family[: -len(perturbations.SEVERITY_SUFFIX)]
-    if family in CORRUPTIONS and perturbations.get(family).unit.startswith("severity"):
-        return family
-    return None
-
-
 def names_a_corruption(names: Sequence[str]) -> bool:
     """Whether any of these perturbation names (one per axis) applies a common corruption."""
-    def one(name: str) -> bool:
-        if name == perturbations.CORRUPTION_AXIS:
-            return True
-        try:
-            return _corruption_of(name) is not None
-        except perturbations.PerturbationError:  # not an image family (a text edit, a prompt's words)
-            return False
-
-    return any(one(n) for n in names)
+    return any(n == perturbations.CORRUPTION_AXIS or perturbations.corruption_of(n) is not None for n in names)
 
 
 def axis_terms(names: Sequence[str], axis_values: Sequence[Sequence[float | str]]) -> list[tuple[tuple[int, ...], list]] | None:
@@ -115,7 +98,7 @@ def axis_terms(names: Sequence[str], axis_values: Sequence[Sequence[float | str]
         else:
             (axis,) = stage.columns
             family = names[axis]
-            corruption = _corruption_of(family)
+            corruption = perturbations.corruption_of(family)
             any_corruption |= corruption is not None
             identity = perturbations.identity(family)
             table = [None if identity is not None and float(v) == identity else (corruption or family, float(v), corruption is not None)
@@ -147,28 +130,36 @@ def _pooled(keys: list[tuple[Term, ...]], rates: np.ndarray) -> dict[tuple[Term,
     return {key: float(np.mean(v)) for key, v in sums.items()}
 
 
-def _single_corruptions(pooled: dict[tuple[Term, ...], float]) -> dict[Term, float]:
-    """``E[c, s]``: the rate of each corruption term alone. Where the space has no cell with
-    that corruption alone (another family's axis has no identity value), its cells with that
-    corruption and no other corruption are averaged instead."""
-    alone = {key[0]: rate for key, rate in pooled.items() if len(key) == 1 and key[0][2]}
+def _alone_in_space(keys: list[tuple[Term, ...]]) -> tuple[set[Term], set[Term]]:
+    """The corruption terms the space applies: ``(alone, beside)``, ``alone`` those some cell
+    applies with nothing else, ``beside`` those it applies only with other families' terms
+    (another axis has no identity value), never with another corruption."""
+    distinct = set(keys)
+    alone = {key[0] for key in distinct if len(key) == 1 and key[0][2]}
+    beside = set()
+    for key in distinct:
+        corruption_terms = [t for t in key if t[2]]
+        if len(corruption_terms) == 1 and len(key) > 1 and corruption_terms[0] not in alone:
+            beside.add(corruption_terms[0])
+    return alone, beside
+
+
+def _single_corruptions(pooled: dict[tuple[Term, ...], float], alone: set[Term], beside: set[Term]) -> dict[Term, float]:
+    """``E[c, s]``: the known rate of each corruption term alone (``alone``, from
+    :func:`_alone_in_space`); a term in ``beside`` gets the mean of its known cells with
+    other families. A term whose cells are all unknown is left out."""
+    single = {key[0]: rate for key, rate in pooled.items() if len(key) == 1 and key[0] in alone}
     mixed: dict[Term, list[float]] = {}
     for key, rate in pooled.items():
         corruption_terms = [t for t in key if t[2]]
-        if len(corruption_terms) == 1 and len(key) > 1 and corruption_terms[0] not in alone:
+        if len(key) > 1 and len(corruption_terms) == 1 and corruption_terms[0] in beside:
             mixed.setdefault(corruption_terms[0], []).append(rate)
-    return {**alone, **{t: float(np.mean(v)) for t, v in mixed.items()}}
+    return {**single, **{t: float(np.mean(v)) for t, v in mixed.items()}}
 
 
 def _summed(single: dict[Term, float], terms: list[Term]) -> float | None:
     """The summed error over ``terms`` (a corruption's severities in the space), None if any is unknown."""
     return float(sum(single[t] for t in terms)) if all(t in single for t in terms) else None
-
-
-def _averaged_over_others(pooled: dict[tuple[Term, ...], float]) -> bool:
-    """Whether some corruption is never alone, so :func:`_single_corruptions` averages it over other families."""
-    alone = {key[0] for key in pooled if len(key) == 1 and key[0][2]}
-    return any(len(key) > 1 and sum(t[2] for t in key) == 1 and next(t for t in key if t[2]) not in alone for key in pooled)
 
 
 def robustness(names: Sequence[str], axis_values: Sequence[Sequence[float | str]], rates: np.ndarray, *, source: str,
@@ -196,30 +187,30 @@ def robustness(names: Sequence[str], axis_values: Sequence[Sequence[float | str]
     keys = cell_terms(stages, sizes)
     rates = np.asarray(rates, np.float64)
     pooled = _pooled(keys, rates)
-    single = _single_corruptions(pooled)
+    alone, beside = _alone_in_space(keys)
+    designed = alone | beside  # the corruption terms the space holds, known or not
+    single = _single_corruptions(pooled, alone, beside)
     bounds = {}
     if lower is not None and upper is not None:
         low, high = _pooled(keys, np.asarray(lower, np.float64)), _pooled(keys, np.asarray(upper, np.float64))
         bounds = {key[0]: (low[key], high[key]) for key in low if len(key) == 1 and key in high}
-    designed = set(_single_corruptions(_pooled(keys, np.zeros(len(keys)))))  # the terms the space holds, known or not
     severities = sorted({s for (_, s, _) in designed})
-    rows, ces = [], {}
+    rows = []
     for corruption in CORRUPTIONS:
         terms = [(corruption, s, True) for s in severities]
         if not any(t in designed for t in terms):
             continue
         error = [single.get(t) for t in terms]
         ce = _summed(single, [t for t in terms if t in designed])
-        ces[corruption] = ce
         rows.append({"corruption": corruption, "error": error, "in_space": [t in designed for t in terms], "ce": ce,
                      "lower": [bounds.get(t, (None, None))[0] for t in terms], "upper": [bounds.get(t, (None, None))[1] for t in terms]})
-    if _averaged_over_others(pooled):
+    if beside:
         notes.append("no cell applies some corruption alone (another axis has no value that leaves the image unchanged): "
                      "its error is averaged over that axis's values")
     if rows and any(r["ce"] is None for r in rows):
         notes.append("a corruption's summed error needs every severity of the grid known; unknown ones (never asked) are left blank")
-    known_ce = [v for v in ces.values() if v is not None]
-    relative = _relative(keys, model_rates) if model_rates and len(model_rates) > 1 else None
+    known_ce = [r["ce"] for r in rows if r["ce"] is not None]
+    relative = _relative(keys, model_rates, alone, beside) if model_rates and len(model_rates) > 1 else None
     interactions = _interactions(pooled)
     if source == "estimated" and rows:
         notes.append("estimated from the records: a cell asked a few times has a wide interval, and so has any figure made "
@@ -231,12 +222,12 @@ def robustness(names: Sequence[str], axis_values: Sequence[Sequence[float | str]
                       relative=relative, interactions=interactions[:top], combinations=len(interactions), notes=notes)
 
 
-def _relative(keys: list[tuple[Term, ...]], model_rates: dict[str, np.ndarray]) -> dict[str, Any]:
+def _relative(keys: list[tuple[Term, ...]], model_rates: dict[str, np.ndarray], alone: set[Term], beside: set[Term]) -> dict[str, Any]:
     """Each model's CE per corruption relative to the first model's, and their mean (mCE)."""
-    designed = [t for t in _single_corruptions(_pooled(keys, np.zeros(len(keys))))]
+    designed = alone | beside
     per_model = {}
     for model, rates in model_rates.items():
-        single = _single_corruptions(_pooled(keys, np.asarray(rates, np.float64)))
+        single = _single_corruptions(_pooled(keys, np.asarray(rates, np.float64)), alone, beside)
         summed = {c: _summed(single, [t for t in designed if t[0] == c]) for c in CORRUPTIONS if any(t[0] == c for t in designed)}
         per_model[model] = {c: v for c, v in summed.items() if v is not None}
     baseline = next(iter(model_rates))

@@ -252,11 +252,16 @@ SEVERITY_SUFFIX = "_severity"
 CORRUPTION_AXIS, SEVERITY_AXIS = "corruption", "severity"
 
 
+#: family name -> the common corruption it applies (its reference name), filled at registration
+_CORRUPTION_FAMILIES: dict[str, str] = {}
+
+
 def _register_corruptions() -> None:
     from fadejax.core.corruptions import CORRUPTIONS
 
     for c in CORRUPTIONS.values():
         name = c.name + SEVERITY_SUFFIX if c.name in REGISTRY else c.name
+        _CORRUPTION_FAMILIES[name] = c.name
         register(Perturbation(name, 0.0, 5.0, f"severity of ImageNet-C's {c.name} (1-5; 0 = unchanged)", c.build, identity=0.0,
                               whole=True, pointwise=c.pointwise, random=c.random, requires=c.requires))
 
@@ -268,6 +273,13 @@ def get(name: str) -> Perturbation:
     except KeyError:
         raise PerturbationError(f"unknown perturbation '{name}'; registered: {sorted(REGISTRY)}"
                                 f" (or the axes '{CORRUPTION_AXIS}' and '{SEVERITY_AXIS}')") from None
+
+
+def corruption_of(name: str) -> str | None:
+    """The reference name of the common corruption that family ``name`` applies (``fog`` ->
+    ``fog``, ``brightness_severity`` -> ``brightness``); None for any other name (fadejax's
+    own ``brightness``, a text edit, an unknown name)."""
+    return _CORRUPTION_FAMILIES.get(name)
 
 
 def identity(name: str) -> float | None:
