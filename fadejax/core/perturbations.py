@@ -320,8 +320,10 @@ def _needs(requires: Callable[[], object] | None, axis: int) -> None:
 
 def _corruption_stage(names: Sequence[str], severities: Sequence[float], columns: tuple[int, int], build: bool) -> Stage:
     """The shorthand's stage: each query's corruption (the value's index into ``names``) at its
-    severity. A corruption no query of the batch asks for is skipped (``lax.cond``)."""
+    severity. Each corruption is computed only on its own queries' rows
+    (:func:`fadejax.core.grouped.apply_grouped`); severity 0 leaves a row unchanged."""
     from fadejax.core.corruptions import CORRUPTIONS
+    from fadejax.core.grouped import apply_grouped
 
     chosen = [CORRUPTIONS[n] for n in names]
     for c in chosen:
@@ -329,14 +331,11 @@ def _corruption_stage(names: Sequence[str], severities: Sequence[float], columns
     applies = [c.build(tuple(severities)) for c in chosen] if build else []
 
     def apply(images: jax.Array, values: jax.Array, key: jax.Array) -> jax.Array:
+        if len(applies) == 1:
+            return applies[0](images, values[:, 1], key)
         which = jnp.round(values[:, 0]).astype(jnp.int32)
-        keys = jax.random.split(key, len(applies))
-        for k, one in enumerate(applies):
-            mine = which == k
-            # the others get severity 0, which every corruption returns unchanged
-            images = jax.lax.cond(jnp.any(mine), lambda im, one=one, mine=mine, k=k: one(im, jnp.where(mine, values[:, 1], 0.0), keys[k]),
-                                  lambda im: im, images)
-        return images
+        clean = jnp.round(values[:, 1]) <= 0
+        return apply_grouped(applies, jnp.where(clean, len(applies), which), images, values[:, 1], key)
 
     return Stage(columns, apply, pointwise=all(c.pointwise for c in chosen), random=any(c.random for c in chosen))
 
