@@ -16,7 +16,7 @@ echo "setting up $VENV (first run only) ..."
 # torch first and exactly 2.13.0: on a CPU-only machine this takes the CPU wheel, not a CUDA build.
 # A torch already in the venv (e.g. a CUDA build a GPU user installed) is left as it is.
 "$VENV/bin/python" -c "import torch" 2>/dev/null || "$VENV/bin/pip" install --disable-pip-version-check -q "torch==2.13.0"
-"$VENV/bin/pip" install --disable-pip-version-check -q -c constraints.txt -e ".[test,text,diffusion]"
+"$VENV/bin/pip" install --disable-pip-version-check -q -c constraints.txt -e ".[test,text,diffusion,rl]"
 # The reference common corruptions the tests check fadejax's against (and the frost images the
 # frost corruption reads): without its dependencies, which ask for the GUI build of OpenCV
 # (the test extra has the headless one).

@@ -41,7 +41,8 @@ def test_microscopic_episodes_end_at_failure_or_the_step_limit(digits_task):
     env.reset(seed=1)
     for step in range(1, 4):
         obs, reward, terminated, truncated, info = env.step(3)  # darkness up one notch
-        assert obs[-3:][1] == pytest.approx(step / 4)  # the normalised cell rides in the observation
+        assert obs[-4:-1][1] == pytest.approx(step / 4)  # the normalised cell rides in the observation
+        assert obs[-1] == pytest.approx(step / 3)  # and the elapsed share of the step limit, as the engine's
         if terminated or truncated:
             break
     assert terminated == info["failed"] and (truncated == (not info["failed"] and step == 3))

@@ -26,8 +26,11 @@ from fadejax.core.spaces import MicroSpace
 class AuditEnv(gym.Env):
     """One image audit (a :class:`ClassificationTask`) as a gymnasium ``Env``.
 
-    Observation: the sample's observation vector ``(D,)`` float32 (plus the normalised
-    cell in micro mode). Action: ``Discrete(num_actions)``. ``info`` of each step holds
+    Observation: the sample's observation vector ``(D,)`` float32, bounded by the smallest and
+    largest feature of the held-out samples' observations (every observation is one of them);
+    in micro mode also the cell normalised to ``[0, 1]`` per axis and the episode's elapsed
+    share of ``max_steps``, as the engine observes a walk (eq. 5's step penalty depends on it).
+    Action: ``Discrete(num_actions)``. ``info`` of each step holds
     ``sample, label, cell, concepts, failed, predicted, score``; for a model family
     ``failed`` is the aggregate's (``reward.aggregate``), ``predicted`` and ``score`` are
     ``None`` and ``models`` holds each model's ``{failed, predicted, score}``.
@@ -47,11 +50,13 @@ class AuditEnv(gym.Env):
         self.micro = micro
         self.max_steps = max_steps
         self.alpha = alpha
-        extra = task.space.num_axes if micro is not None else 0
-        dim = int(task.observations.shape[1]) + extra
-        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (dim,), np.float32)
-        self.action_space = gym.spaces.Discrete(micro.num_actions if micro is not None else task.space.num_actions)
         self._observations = np.asarray(task.observations, np.float32)
+        extra = task.space.num_axes + 1 if micro is not None else 0
+        features = self._observations.shape[1]
+        low = np.concatenate([np.full(features, self._observations.min(), np.float32), np.zeros(extra, np.float32)])
+        high = np.concatenate([np.full(features, self._observations.max(), np.float32), np.ones(extra, np.float32)])
+        self.observation_space = gym.spaces.Box(low, high, (features + extra,), np.float32)
+        self.action_space = gym.spaces.Discrete(micro.num_actions if micro is not None else task.space.num_actions)
         self._labels = np.asarray(task.labels)
         self._perturb = jax.jit(task.perturb)
         self._sample = 0
@@ -62,7 +67,8 @@ class AuditEnv(gym.Env):
     def _obs(self) -> np.ndarray:
         obs = self._observations[self._sample].copy()  # gymnasium: every call returns new data
         if self.micro is not None:
-            obs = np.concatenate([obs, np.asarray(self.task.space.normalized_cell(self._cell), np.float32)])
+            elapsed = np.float32(self._steps / self.max_steps)
+            obs = np.concatenate([obs, np.asarray(self.task.space.normalized_cell(self._cell), np.float32), [elapsed]]).astype(np.float32)
         return obs
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
