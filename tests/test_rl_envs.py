@@ -15,6 +15,7 @@ from fadejax.engine.build import build_task
 from fadejax.engine.config import load_config, parse_config, read_config_data
 from fadejax.engine.recording import RecordingError, load_recording
 from fadejax.envs import NAMED, make, make_from
+from fadejax.envs.agents import SNAPSHOTS, rejax_agent
 from fadejax.envs.catalogue import UnknownEnvironment
 from fadejax.envs.names import ROOT
 from fadejax.envs.scoring import score_ledger, score_queries
@@ -144,18 +145,17 @@ def test_the_suites_score_counts_distinct_failing_pairs_reasks_and_the_reports_r
 
 
 def test_a_rejax_agent_trains_on_a_named_environment_and_its_ledger_scores_what_it_asked():
-    from rejax import PPO
-
     env, params = make("fadejax/lenet-macro-v0", ledger=True)
-    algo = PPO.create(env=env, env_params=params, total_timesteps=1024, num_envs=8, num_steps=32, eval_freq=1024,
-                      num_minibatches=4, skip_initial_evaluation=True)
-    algo = algo.replace(eval_callback=lambda algo, ts, rng: (ts.env_state.asked.any(axis=0), ts.env_state.queries.sum(),
-                                                               ts.env_state.failing.sum()))
-    _, (asked, queries, failing) = jax.jit(jax.vmap(algo.train))(jax.random.split(jax.random.PRNGKey(0), 2))
-    assert asked.shape == (2, 1, 540, 125) and np.asarray(queries)[:, -1].tolist() == [1024, 1024]
+    agent = rejax_agent("PPO", num_envs=8, num_steps=16, num_epochs=2, num_minibatches=4)
+    states = agent(env, params, 1024, jax.random.split(jax.random.PRNGKey(0), 2))
+    asked, queries, failing = np.asarray(states.asked), np.asarray(states.queries).sum(-1), np.asarray(states.failing).sum(-1)
+    assert asked.shape == (2, SNAPSHOTS, 8, 540, 125)  # seed, eighth of the budget, environment
+    np.testing.assert_array_equal(queries, np.tile(np.arange(1, SNAPSHOTS + 1) * 128, (2, 1)))  # every step one query
     for seed in range(2):
-        scored = score_ledger(np.asarray(asked[seed, -1]), int(queries[seed, -1]), int(failing[seed, -1]), np.asarray(params.failed), (5, 5, 5))
+        scored = score_ledger(asked[seed, -1], int(queries[seed, -1]), int(failing[seed, -1]), np.asarray(params.failed), (5, 5, 5))
         assert 0 < scored["distinct"] <= scored["count"] <= 1024 and 0.0 <= scored["re-asked"] < 1.0
+    with pytest.raises(ValueError, match="must divide an eighth of the budget"):
+        rejax_agent("PPO", num_envs=8, num_steps=15)(env, params, 1024, jax.random.split(jax.random.PRNGKey(0), 1))
 
 
 def test_bad_names_and_recordings_are_refused_in_one_line(tmp_path):
