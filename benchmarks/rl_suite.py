@@ -40,7 +40,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from fadejax.analysis.metrics import mean_ci, queries_to_level  # noqa: E402
@@ -50,6 +49,9 @@ from fadejax.engine.config import parse_config, read_config_data  # noqa: E402
 from fadejax.envs import NAMED, make  # noqa: E402
 from fadejax.envs.agents import SNAPSHOTS, Agent, rejax_agent  # noqa: E402
 from fadejax.envs.scoring import score_ledger, score_queries  # noqa: E402
+
+COLUMNS = ["distinct", "re-asked", "recall@10", "count", "q@0.9"]
+
 
 def _ppo(budget: int) -> dict:
     return {"num_envs": 16, "num_steps": budget // SNAPSHOTS // 16, "num_epochs": 4, "num_minibatches": 4, "learning_rate": 1e-3}
