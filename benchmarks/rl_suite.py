@@ -2,7 +2,7 @@
 named recorded environment, at each environment's query budget, scored against its truth.
 
     .venv/bin/python benchmarks/rl_suite.py [--envs NAME,NAME] [--seeds 5] [--agents NAME,NAME]
-        [--plugin FILE.py] [--out benchmarks/results]
+        [--plugin FILE.py] [--informative] [--no-fadejax] [--out benchmarks/results]
 
 Rows per environment (``fadejax.envs.names.NAMED``: budget 12,800 queries on the image
 recordings, 2,560 on text):
@@ -122,6 +122,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--agents", default=None, help="agent rows (default: every agent in AGENTS)")
     parser.add_argument("--no-fadejax", action="store_true", help="leave out fadejax's own searchers' rows")
+    parser.add_argument("--informative", action="store_true",
+                        help="agents train on the informative environments: an already-asked pair pays 0 (fadejax.envs.recorded)")
     parser.add_argument("--plugin", action="append", default=[], help="a Python file that adds agents to AGENTS")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = parser.parse_args()
@@ -143,7 +145,7 @@ def main() -> None:
     lines, table = [], []
     for name in names:
         named = NAMED[name]
-        env, params = make(name, ledger=True)
+        env, params = make(name, ledger=True, informative=args.informative)
         truth, sizes, budget = np.asarray(params.failed), env.space.sizes, named.budget
         micro = "micro" in name
         header = f"## {name} ({named.about}; budget {budget:,} queries, {args.seeds} seeds; {int(truth.sum()):,} failing pairs exist)"
