@@ -96,6 +96,8 @@ class Audit:
         in [0, 1], higher is better) into every shift report.
       fade_data: the fine-tune data :attr:`RestructureRequest.data` may ask for (the
         baselines ``uniform`` and ``random`` need the audit to build them).
+      live_gymnasium: whether :meth:`gymnasium_env` gives its live audit as a gymnasium
+        environment (:mod:`fadejax.envs.gym` registers those).
     """
 
     name: ClassVar[str] = ""
@@ -111,6 +113,7 @@ class Audit:
     finetune_specs: ClassVar[dict[str, str]] = {}
     fade_scopes: ClassVar[tuple[str, ...]] = ()
     fade_data: ClassVar[tuple[str, ...]] = ("modes",)
+    live_gymnasium: ClassVar[bool] = False
 
     # -- configuration --------------------------------------------------------------
     def code_named(self, data: dict[str, Any]) -> list[tuple[str, str]]:
@@ -166,6 +169,11 @@ class Audit:
         ``getattr(owner, attribute)(batch)`` that call (``benchmarks/throughput.py`` wraps it
         to time the model alone on the engine's very inputs); ``None`` if it has no such call."""
         return None
+
+    def gymnasium_env(self, config: "ExperimentConfig", task: "AuditTask") -> Any:
+        """The live audit as a gymnasium environment, one audited-model query per step
+        (macro or micro as ``config.mode`` says); audits with ``live_gymnasium`` override it."""
+        raise NotImplementedError(f"audit '{self.name}' has no live gymnasium environment")
 
     # -- summaries and reports ----------------------------------------------------------
     def attach_examples(self, task: "AuditTask", examples: list[tuple[int, dict[str, Any]]], run_dir: Path) -> None:

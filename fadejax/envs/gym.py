@@ -31,23 +31,19 @@ GENERIC = "fadejax/audit-v0"
 
 
 def make_live(config: str | Path, overrides: list[str] | None = None) -> gymnasium.Env:
-    """The live image audit of ``config`` (a path; ``overrides``: ``FIELD=VALUE`` as ``--set``)
-    as a gymnasium environment, macro or micro as the config says."""
-    from fadejax.audits.image.gym_env import AuditEnv
-
+    """The live audit of ``config`` (a path; ``overrides``: ``FIELD=VALUE`` as ``--set``)
+    as a gymnasium environment, macro or micro as the config says (image audits: the
+    audit's ``live_gymnasium``)."""
     loaded = load_config(config, overrides or [])
-    if loaded.task != "image":
-        raise ValueError(f"{config}: only image audits have a live gymnasium environment (this one is '{loaded.task}'); "
+    if not loaded.audit.live_gymnasium:
+        raise ValueError(f"{config}: only image audits have a live gymnasium environment (this one is '{loaded.audit.name}'); "
                          "its recording opens as a JAX environment with fadejax.envs.make_from")
-    task = build_task(loaded, progress=False)
-    if loaded.mode == "micro":
-        return AuditEnv(task, loaded.reward, micro=loaded.micro_space(), max_steps=loaded.micro.max_steps, alpha=loaded.micro_alpha)
-    return AuditEnv(task, loaded.reward)
+    return loaded.audit.gymnasium_env(loaded, build_task(loaded, progress=False))
 
 
 def _live_names() -> dict[str, Path]:
     """The named environments that have a live gymnasium form, with their configs."""
-    return {name: ROOT / n.config for name, n in NAMED.items() if load_config(ROOT / n.config).task == "image"}
+    return {name: ROOT / n.config for name, n in NAMED.items() if load_config(ROOT / n.config).audit.live_gymnasium}
 
 
 def register() -> list[str]:

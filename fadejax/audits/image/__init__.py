@@ -56,6 +56,7 @@ class ImageAudit(Audit):
     sections = {"data": DataConfig, "model": ModelConfig, "models": ModelFamily, "observation": ObservationConfig, "reward": RewardConfig}
     example_view = "picture"
     micro_alpha = 5.0  # eq. 5
+    live_gymnasium = True
     restructure_defaults = (5, 1e-3)  # the paper's: 5 epochs, SGD lr 1e-3, final layer only
     restructure_options = {"model": (str, "in a model family's run: the member to fine-tune (its name in models:)")}
     finetune_specs = {"classifier": "fadejax.audits.image.finetune_spec:ClassifierSpec"}
@@ -134,6 +135,13 @@ class ImageAudit(Audit):
         from fadejax.audits.image.task import build_classification_task
 
         return build_classification_task(config, oracle=oracle, progress=progress)
+
+    def gymnasium_env(self, config, task):
+        from fadejax.audits.image.gym_env import AuditEnv
+
+        if config.mode == "micro":
+            return AuditEnv(task, config.reward, micro=config.micro_space(), max_steps=config.micro.max_steps, alpha=config.micro_alpha)
+        return AuditEnv(task, config.reward)
 
     def audited_model(self, task) -> tuple[Any, str]:
         return task, "oracle"  # perturbed images (B, H, W, C) -> logits
