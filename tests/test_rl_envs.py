@@ -88,6 +88,20 @@ def test_micro_episodes_walk_from_the_start_cell_and_end_at_a_failure_or_the_ste
     assert ends["failure"] > 0 and ends["limit"] > 0
 
 
+def test_gymnax_own_log_wrapper_reads_the_micro_episodes_as_purejaxrl_loops_do():
+    from gymnax.wrappers.purerl import LogWrapper
+
+    env, params = make("fadejax/lenet-micro-v0")
+    logged = LogWrapper(env)
+    obs, state = jax.vmap(logged.reset, in_axes=(0, None))(jax.random.split(jax.random.PRNGKey(0), 32), params)
+    step = jax.jit(jax.vmap(logged.step, in_axes=(0, 0, 0, None)))
+    lengths = []
+    for t in range(25):
+        obs, state, reward, done, info = step(jax.random.split(jax.random.PRNGKey(t + 1), 32), state, jnp.full((32,), 3), params)
+        lengths += np.asarray(info["returned_episode_lengths"])[np.asarray(info["returned_episode"])].tolist()
+    assert lengths and max(lengths) <= 10 and set(lengths) != {10}  # cut at the step limit, or ended earlier by a failure
+
+
 @pytest.mark.parametrize("config_name,name,searcher", [("digits.yaml", "fadejax/digits-macro-v0", "random"),
                                                         ("digits_micro.yaml", "fadejax/digits-micro-v0", "posterior_walk")])
 def test_the_engine_and_the_environment_answer_the_same_actions_alike_step_by_step(config_name, name, searcher):
