@@ -1,7 +1,7 @@
 """Fade against its baselines at the same fine-tune budget, scored on the exhaustive truth.
 
     .venv/bin/python benchmarks/fade.py [--config configs/digits.yaml] [--seeds 0 1 2] [--rounds 3]
-        [--modes-per-round 5] [--scope head] [--epochs N] [--methods fade uniform random single]
+        [--modes-per-round 5] [--scope head] [--epochs N] [--guard POINTS] [--anchor W] [--methods fade uniform random single]
         [--out benchmarks/results/fade] [--set FIELD=VALUE ...]
 
 For each seed (``run.seed``) it runs ``fadejax fade`` and then each ``--baseline`` into
@@ -55,6 +55,8 @@ def run_method(config: str, out: Path, method: str, seed: int, args: argparse.Na
         argv += ["--epochs", str(args.epochs)]
     if args.guard is not None:
         argv += ["--guard", str(args.guard)]
+    if args.anchor is not None:
+        argv += ["--anchor", str(args.anchor)]
     if method == "modes":  # the fade on its chosen modes only (--data modes), its own rounds
         argv += ["--data", "modes"]
     elif method != "fade":
@@ -89,6 +91,7 @@ def main() -> None:
     parser.add_argument("--scope")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--guard", type=float)
+    parser.add_argument("--anchor", type=float, help="the image fine-tune's L2-SP weight (fadejax fade --anchor), for every method")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--out", default="benchmarks/results/fade")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")

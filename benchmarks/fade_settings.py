@@ -2,7 +2,7 @@
 loss weight and data trade clean accuracy against the failures faded.
 
     .venv/bin/python benchmarks/fade_settings.py --run RUN_DIR [--config configs/digits.yaml] \\
-        K:LAMBDA:SCOPE:EPOCHS:DATA:LR [...]
+        K:LAMBDA:SCOPE:EPOCHS:DATA:LR[:ANCHOR] [...]
 
 ``RUN_DIR`` is a finished discovery of the config (e.g. a fade's ``round-0``); its cells
 ranked by estimated failure rate give the ``K`` modes. Each setting fine-tunes the original
@@ -10,7 +10,8 @@ model once (``fadejax.audits.image.restructure.finetune_data`` and the classifie
 fine-tuner: ``K`` copies of the training split under the modes, or under uniform cells with
 ``DATA=uniform``, or under cells drawn in proportion to the run's estimated failure rates
 with ``DATA=weighted`` (``weighted2``: to their square; ``weightedu0.5``: half of the
-draws uniform); loss ``L_clean + LAMBDA·L_failure``; ``SCOPE`` head or full) and prints
+draws uniform); loss ``L_clean + LAMBDA·L_failure``, plus ``ANCHOR·||w - w_original||²``
+(L2-SP) when given; ``SCOPE`` head or full) and prints
 the new model's clean held-out accuracy and its exhaustive worst and mean failure rates
 (every held-out sample under every cell), beside the original model's.
 """
@@ -39,7 +40,7 @@ def main() -> None:
     parser.add_argument("--run", required=True, help="a finished discovery of --config")
     parser.add_argument("--config", default="configs/digits.yaml")
     parser.add_argument("--seed", type=int, help="run.seed (the fine-tune's data draw and initial order); default the config's")
-    parser.add_argument("settings", nargs="+", metavar="K:LAMBDA:SCOPE:EPOCHS:DATA:LR")
+    parser.add_argument("settings", nargs="+", metavar="K:LAMBDA:SCOPE:EPOCHS:DATA:LR[:ANCHOR]")
     args = parser.parse_args()
     config = load_config(args.config)
     if args.seed is not None:
@@ -52,7 +53,8 @@ def main() -> None:
     architecture, kwargs = _architecture(config)
     with tempfile.TemporaryDirectory() as tmp:
         for setting in args.settings:
-            k, weight, scope, epochs, data, lr = setting.split(":")
+            k, weight, scope, epochs, data, lr, *anchored = setting.split(":")
+            anchor = float(anchored[0]) if anchored else 0.0
             out = Path(tmp) / setting.replace(":", "-")
             started = time.perf_counter()
             weights = None
@@ -64,12 +66,12 @@ def main() -> None:
             metrics = launch({"architecture": architecture, "architecture_kwargs": kwargs, "weights": task.info["weights"],
                               "failure_data": str(failures), "clean_data": str(clean), "output_dir": str(out / "fine-tune"),
                               "hyper": {"epochs": int(epochs), "learning_rate": float(lr), "failure_weight": float(weight),
-                                        "seed": config.run.seed, "scope": scope}}, quiet=True)
+                                        "seed": config.run.seed, "scope": scope, "anchor": anchor}}, quiet=True)
             tuned = build_task(parse_config({**config.model_dump(mode="json"), "model": {
                 **config.model.model_dump(mode="json"), "source": "file", "architecture": architecture, "architecture_kwargs": kwargs,
                 "weights": metrics["model"]}}), progress=False)
             land = failure_landscape(tuned, progress=False)
-            print(f"K={k} lambda={weight} scope={scope} epochs={epochs} data={data} lr={lr}: clean {tuned.info['clean_accuracy']:.2%} "
+            print(f"K={k} lambda={weight} scope={scope} epochs={epochs} data={data} lr={lr} anchor={anchor:g}: clean {tuned.info['clean_accuracy']:.2%} "
                   f"worst {land.max():.1%} (cell {int(land.argmax())}) mean {land.mean():.1%} "
                   f"the K modes' mean {land[ranked[: int(k)]].mean():.1%} ({time.perf_counter() - started:.0f} s)", flush=True)
 

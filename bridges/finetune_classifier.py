@@ -104,6 +104,8 @@ def run(spec) -> dict:
         print(f"resuming fine-tune at epoch {start + 1}/{h.epochs}", flush=True)
 
     model.eval()  # frozen layers keep inference behaviour (no dropout / batch-norm updates)
+    # L2-SP's anchor: the weights before the fine-tune, read from the file (a resume anchors to the same ones)
+    original = load_into(build_from_import_path(spec.architecture, spec.architecture_kwargs), spec.weights) if h.anchor else None
     fail_in = None if whole else _head_inputs(model, head, fail_x)
     clean_in = _head_inputs(model, head, clean[0]) if clean and fail_in is not None else None
     if fail_in is not None and (clean is None or clean_in is not None):
@@ -111,6 +113,10 @@ def run(spec) -> dict:
         clean = (clean_in, clean[1]) if clean else None
     else:
         forward = model
+    anchors = []
+    if h.anchor:
+        start_from = original if whole else final_linear(original)
+        anchors = [(p, q.detach()) for p, q in zip(trained.parameters(), start_from.parameters())]
     for epoch in range(start, h.epochs):
         order = torch.randperm(len(fail_y), generator=generator)
         clean_order = torch.randperm(len(clean[1]), generator=generator) if clean else None
@@ -124,6 +130,8 @@ def run(spec) -> dict:
                 loss = nn.functional.cross_entropy(forward(clean[0][cb]), clean[1][cb]) + h.failure_weight * loss_failure
             else:
                 loss = loss_failure
+            if anchors:
+                loss = loss + h.anchor * sum(torch.sum((p - q) ** 2) for p, q in anchors)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -138,7 +146,7 @@ def run(spec) -> dict:
     fail_acc = _accuracy(forward, fail_x, fail_y)
     clean_acc = _accuracy(forward, *clean) if clean else None
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "model.safetensors"))
-    metrics = {"epochs": h.epochs, "scope": h.scope, "examples": {"failure": len(fail_y), "clean": len(clean[1]) if clean else 0},
+    metrics = {"epochs": h.epochs, "scope": h.scope, "anchor": h.anchor, "examples": {"failure": len(fail_y), "clean": len(clean[1]) if clean else 0},
                "loss_per_epoch": history, "train_failure_accuracy": fail_acc, "train_clean_accuracy": clean_acc,
                "model": str(out / "model.safetensors")}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))

@@ -242,6 +242,7 @@ def test_the_fade_report_opens_in_a_browser_with_its_curves(tmp_path, monkeypatc
     (["--rounds", "0"], "--rounds must be at least 1"),
     (["--data", "modes", "--baseline", "uniform"], "--baseline uniform has its own"),
     (["--set", "recording=recordings/digits.npz"], "replays a recording"),
+    (["--anchor", "-1"], "--anchor -1.0: the weight of L2-SP's penalty must be a finite number >= 0"),
 ])
 def test_bad_requests_are_refused_in_one_line_with_nothing_written(tmp_path, capsys, argv, says, knobbed):
     config = tmp_path / "fade.yaml"

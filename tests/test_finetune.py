@@ -130,3 +130,39 @@ def test_a_models_input_normalisation_is_applied_to_both_training_sets(data, tmp
     a, b = (load_file(m["model"]) for m in (normalised, beforehand))
     np.testing.assert_allclose(a["head.weight"].numpy(), b["head.weight"].numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(a["head.bias"].numpy(), b["head.bias"].numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_an_anchor_keeps_the_fine_tuned_weights_near_the_original_and_its_clean_predictions_with_them(data, tmp_path):
+    """``anchor`` (L2-SP) trades fading for staying where the model was: the anchored fine-tune
+    moves the weights, and the clean predictions, less than the plain loss does."""
+    import torch
+
+    from bridges.finetune_classifier import run
+    from bridges.weights import build_from_import_path, load_into
+
+    root, weights = data
+
+    def tune(name, **hyper):
+        spec = validate_spec(_spec(root, weights, tmp_path / name, small=True, learning_rate=1e-3, scope="full", **hyper))
+        Path(spec.output_dir).mkdir(parents=True)
+        metrics = run(spec)
+        assert metrics["anchor"] == hyper.get("anchor", 0.0)
+        return metrics["model"]
+
+    plain, anchored = tune("plain"), tune("anchored", anchor=100.0)
+    with np.load(root / "clean_small.npz") as archive:
+        images = torch.as_tensor(np.moveaxis(archive["images"], -1, 1), dtype=torch.float32)
+
+    def predictions(path):
+        model = load_into(build_from_import_path("bridges.digits_cnn:DigitsCNN", {}), path).eval()
+        with torch.no_grad():
+            return torch.softmax(model(images), -1)
+
+    original = predictions(weights)
+    drift = {name: float((predictions(path) - original).abs().sum(-1).mean()) for name, path in (("plain", plain), ("anchored", anchored))}
+    before = load_file(weights)
+    moved = {name: sum(float(((load_file(path)[k] - before[k]) ** 2).sum()) for k in before) for name, path in
+             (("plain", plain), ("anchored", anchored))}
+    assert moved["anchored"] < 0.5 * moved["plain"] and drift["anchored"] < drift["plain"], (moved, drift)
+    with pytest.raises(FineTuneError, match="anchor"):
+        launch(_spec(root, weights, tmp_path / "negative", small=True, anchor=-1.0), quiet=True)

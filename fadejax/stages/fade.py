@@ -41,7 +41,7 @@ from typing import Any, Callable
 import numpy as np
 import yaml
 
-from fadejax.engine.audit import AuditError
+from fadejax.engine.audit import AuditError, RestructureRequest
 from fadejax.engine.config import ConfigError, ExperimentConfig, parse_config
 from fadejax.engine.store.dirlock import LOCK_FILE, DirectoryLock
 from fadejax.engine.store.rundir import CONFIG_FILE, STATUS_FILE, SUMMARY_FILE, write_json_atomic, write_text_atomic
@@ -138,6 +138,11 @@ def check_request(config: ExperimentConfig, settings: FadeSettings) -> None:
         value = getattr(settings, name)
         if value is not None and not value > 0:
             raise FadeError(f"--{name.replace('_', '-')} must be positive; got {value}")
+    # the audit's own checks of its options, as every round's restructure will make them
+    epochs, learning_rate = audit.restructure_defaults
+    audit.check_restructure(config, RestructureRequest(
+        epochs=settings.epochs or epochs, learning_rate=settings.learning_rate or learning_rate, failure_weight=0.5, use_clean=True,
+        radius=0, options=dict(settings.options), progress=False, scope=settings.scope, data=fade_data(audit, settings)))
 
 
 def fade_data(audit, settings: FadeSettings) -> str:

@@ -7,6 +7,8 @@ classifier), ``observation`` (what a searcher sees of an image) and ``reward`` (
 
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +60,9 @@ class ImageAudit(Audit):
     micro_alpha = 5.0  # eq. 5
     live_gymnasium = True
     restructure_defaults = (5, 1e-3)  # the paper's: 5 epochs, SGD lr 1e-3, final layer only
-    restructure_options = {"model": (str, "in a model family's run: the member to fine-tune (its name in models:)")}
+    restructure_options = {"model": (str, "in a model family's run: the member to fine-tune (its name in models:)"),
+                           "anchor": (float, "L2-SP: weight of the fine-tuned weights' squared distance from the model's before "
+                                             "(default 0: off); holds clean accuracy, fades less")}
     finetune_specs = {"classifier": "fadejax.audits.image.finetune_spec:ClassifierSpec"}
     # fade's default first: the whole model kept clean accuracy and faded more than the paper's last layer
     # (benchmarks/RESULTS.md, "Fade until done"); LoRA has no classifier fine-tuner here
@@ -167,6 +171,9 @@ class ImageAudit(Audit):
             raise AuditError("--model picks a model of a family (models:); this run audits one model")
         if chosen is not None and chosen not in family:
             raise AuditError(f"--model '{chosen}' is not a model of this run's family; its models: {family}")
+        anchor = request.options.get("anchor")
+        if anchor is not None and not (anchor >= 0 and math.isfinite(anchor)):
+            raise AuditError(f"--anchor {anchor}: the weight of L2-SP's penalty must be a finite number >= 0")
 
     def restructure(self, run_dir: Path, config, modes: list[int], out: Path, request: RestructureRequest) -> dict[str, Any]:
         from fadejax.audits.image.restructure import restructure_classifier

@@ -22,6 +22,9 @@ class ClassifierHyper(_Strict):
     batch_size: pydantic.PositiveInt = 64
     failure_weight: float = pydantic.Field(0.5, ge=0.0)  # lambda in L = L_clean + lambda * L_failure
     weight_decay: float = pydantic.Field(0.0, ge=0.0)  # SGD's L2 penalty on the head (Chegini & Feizi: 5e-4)
+    # L2-SP: weight of the squared distance of the trained weights from the ones before the fine-tune (0: off);
+    # it holds clean accuracy at the price of fading less (benchmarks/RESULTS.md, "An anchor for the LeNet")
+    anchor: float = pydantic.Field(0.0, ge=0.0)
     seed: int = 0
     scope: Literal["head", "full"] = "head"
 
@@ -33,7 +36,8 @@ class ClassifierSpec(_Strict):
     training-split samples perturbed under the chosen modes, with their true labels.
     ``clean_data`` (optional): unperturbed training samples; with it the loss is
     ``L_clean + failure_weight * L_failure`` (Chegini & Feizi's remedy), without it
-    ``L_failure`` alone. ``normalize_mean`` / ``normalize_std`` (per channel): the model's
+    ``L_failure`` alone; ``hyper.anchor`` adds ``anchor * ||w - w_before||^2`` over the
+    trained weights (L2-SP: the fine-tune stays near the model it started from). ``normalize_mean`` / ``normalize_std`` (per channel): the model's
     input normalisation, applied to both sets as the audit's oracle applies it.
     """
 

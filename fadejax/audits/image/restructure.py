@@ -97,7 +97,8 @@ def restructure_classifier(run_dir: Path, config: ExperimentConfig, modes: list[
         "failure_data": str(failures), "clean_data": str(clean) if use_clean else None,
         "output_dir": str(out / "finetune"),
         "hyper": {"epochs": epochs, "learning_rate": learning_rate, "failure_weight": failure_weight, "seed": config.run.seed,
-                  "scope": request.scope or "head"},  # restructure's default is the paper's; fade asks for its own
+                  "scope": request.scope or "head",  # restructure's default is the paper's; fade asks for its own
+                  "anchor": float(request.options.get("anchor") or 0.0)},
         "normalize_mean": config.model.normalize_mean, "normalize_std": config.model.normalize_std,
     }
     metrics = launch(spec, quiet=not progress)
