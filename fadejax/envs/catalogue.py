@@ -12,7 +12,6 @@ from fadejax.envs.names import NAMED, ROOT
 from fadejax.envs.recorded import RecordedMacroEnv, RecordedMicroEnv, RecordedParams
 
 
-
 class UnknownEnvironment(ValueError):
     """A name that is not one of the named environments (the message lists them)."""
 
