@@ -8,7 +8,6 @@ classifier), ``observation`` (what a searcher sees of an image) and ``reward`` (
 from __future__ import annotations
 
 import math
-
 from pathlib import Path
 from typing import Any
 
