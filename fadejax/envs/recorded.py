@@ -100,9 +100,9 @@ class _Recorded(environment.Environment):
         (and is not copied through the reset's ``select``)."""
         if params is None:
             params = self.default_params
-        key_step, key_reset = jax.random.split(key)
-        obs_st, state_st, reward, done, info = self.step_env(key_step, state, action, params)
-        obs_re, state_re = self.reset_env(key_reset, params)
+        # a step draws nothing (its answer is recorded), so the whole key goes to the reset's draw
+        obs_st, state_st, reward, done, info = self.step_env(key, state, action, params)
+        obs_re, state_re = self.reset_env(key, params)
         episode = ("time", "sample", "cell")
         kept = {f: jax.lax.select(done, getattr(state_re, f), getattr(state_st, f)) for f in episode}
         return jax.lax.select(done, obs_re, obs_st), state_st.replace(**kept), reward, done, info
