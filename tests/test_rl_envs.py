@@ -36,7 +36,7 @@ def test_every_named_environment_opens_with_its_recordings_answers_and_a_bounded
         obs, state = env.reset(jax.random.PRNGKey(0), params)
         space = env.observation_space(params)
         assert obs.shape == space.shape and bool(space.contains(obs)) and env.name == name
-        assert env.action_space(params).n == env.num_actions
+        assert env.action_space(params).n == env.num_actions and bool(env.state_space(params).contains(state))
 
 
 def test_a_macro_step_is_pure_jittable_vmappable_and_answers_from_the_recording():

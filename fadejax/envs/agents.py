@@ -30,11 +30,11 @@ def rejax_agent(algorithm: str, **settings) -> Agent:
     def agent(env, params, budget: int, keys: jax.Array):
         import rejax
 
-        algo = getattr(rejax, algorithm).create(env=env, env_params=params, total_timesteps=budget, eval_freq=budget // SNAPSHOTS,
-                                                skip_initial_evaluation=True, **settings)
         steps = settings.get("num_envs", 1) * settings.get("num_steps", 1)
         if (budget // SNAPSHOTS) % steps:
             raise ValueError(f"{algorithm}: num_envs x num_steps = {steps} must divide an eighth of the budget ({budget // SNAPSHOTS})")
+        algo = getattr(rejax, algorithm).create(env=env, env_params=params, total_timesteps=budget, eval_freq=budget // SNAPSHOTS,
+                                                skip_initial_evaluation=True, **settings)
         algo = algo.replace(eval_callback=lambda algo, ts, rng: ts.env_state)
         _, states = jax.jit(jax.vmap(algo.train))(keys)
         return states

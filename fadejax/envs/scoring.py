@@ -20,16 +20,9 @@ The report's intervals (Table 1's ``coverage``) are not scored: an agent reports
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from fadejax.analysis import estimates
-
-
-def truth_of(params: Any) -> np.ndarray:
-    """The exhaustive truth of an environment's parameters: ``(N, C)`` bool, every answer."""
-    return np.asarray(params.failed, bool)
 
 
 def score_ledger(asked: np.ndarray, queries: int, failing_queries: int, truth: np.ndarray, sizes: tuple[int, ...]) -> dict[str, float]:
