@@ -8,7 +8,6 @@ per run directory). Real processes, the shipped recording (no model).
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -17,6 +16,9 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from fadejax.engine.store.records import read_records, records_path  # noqa: E402
 
 
 def argv(out: Path, iterations: int, envs: int) -> list[str]:
@@ -33,7 +35,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         lone = Path(scratch) / "lone"
         subprocess.run(argv(lone, args.iterations, args.envs), cwd=ROOT, check=True, capture_output=True)
-        reference = (lone / "records.jsonl").read_bytes()
+        reference = records_path(lone).read_bytes()
         print("| writers | ran (exit 0) | refused naming the holder | refused: run already complete | other | rows | distinct (iteration, env) | equal to a lone run | seconds |")
         print("|---|---|---|---|---|---|---|---|---|")
         for count in args.writers:
@@ -53,8 +55,8 @@ def main() -> None:
                 else:
                     outcomes["other"] += 1
             seconds = time.perf_counter() - began
-            rows = [(r["iteration"], r["env"]) for r in map(json.loads, (out / "records.jsonl").read_text().splitlines())]
-            same = (out / "records.jsonl").read_bytes() == reference
+            rows = [(r["iteration"], r["env"]) for r in read_records(records_path(out))]
+            same = records_path(out).read_bytes() == reference
             print(f"| {count} | {outcomes['ran']} | {outcomes['holder']} | {outcomes['complete']} | {outcomes['other']} | {len(rows)} "
                   f"| {len(set(rows))} | {'yes' if same else 'NO'} | {seconds:.1f} |")
 

@@ -1,6 +1,13 @@
-"""The record writer's formatting vs value-by-value Python formatting of the same lines, side by side.
+"""The record writers side by side: columns (Arrow) against JSON lines, and the JSON-lines
+writer's formatting against value-by-value Python formatting of the same lines.
 
     .venv/bin/python benchmarks/records_speed.py [--num-envs 256 2048] [--repeat 7] [--against OTHER_records.py]
+
+First, for each batch size and mode, the host work per query of each writer's ``write`` of
+an iteration (the run's writer, :class:`~fadejax.engine.store.records.ArrowRecordWriter`,
+against :class:`~fadejax.engine.store.records.RecordWriter`'s JSON lines), in microseconds,
+their ratio, the bytes each keeps per query and their ratio, and whether ``fadejax export
+--format jsonl`` of the columns gives the JSON-lines writer's bytes. Then:
 
 For each batch size and mode, times :meth:`fadejax.engine.store.records.RecordWriter.write` (columns
 formatted and joined into lines by Arrow, ``fadejax.engine.store.json_columns``) against the plainest
@@ -34,7 +41,8 @@ import numpy as np  # noqa: E402
 
 from fadejax.engine.config import parse_config  # noqa: E402
 from fadejax.engine.store.json_columns import json_scalar  # noqa: E402
-from fadejax.engine.store.records import RecordWriter  # noqa: E402
+from fadejax.engine.store.arrow_records import read_arrow_records  # noqa: E402
+from fadejax.engine.store.records import ArrowRecordWriter, RecordWriter  # noqa: E402
 from fadejax.core.spaces import ConceptSpace  # noqa: E402
 
 NAMES = {"label": [str(d) for d in range(10)], "predicted": [str(d) for d in range(10)]}
@@ -77,6 +85,33 @@ def plain_lines(writer: RecordWriter, concepts_of: list[str], iteration: int, ou
     return "".join(lines).encode()
 
 
+def columns_against_lines(space: ConceptSpace, sizes: list[int], repeat: int) -> None:
+    """The run's columnar writer against the JSON-lines writer, on the same iterations."""
+    rng = np.random.default_rng(1)
+    print(f"{'envs':>5} {'mode':>6} {'arrow us/q':>11} {'jsonl us/q':>11} {'jsonl / arrow':>14} {'arrow B/q':>10} {'jsonl B/q':>10} "
+          f"{'size ratio':>11}  export = jsonl")
+    for batch in sizes:
+        for mode in ("macro", "micro"):
+            iterations = [outcome(batch, rng) for _ in range(20)]
+            with tempfile.TemporaryDirectory() as tmp:
+                arrow = ArrowRecordWriter(Path(tmp) / "records.arrow", space, mode, names=NAMES)
+                lines = RecordWriter(Path(tmp) / "records.jsonl", space, mode, names=NAMES)
+                for i, o in enumerate(iterations):
+                    arrow.write(i, o)
+                    lines.write(i, o)
+                same = bytes(read_arrow_records(Path(tmp) / "records.arrow").jsonl()) == (Path(tmp) / "records.jsonl").read_bytes()
+                per_query = {}
+                for name, writer in (("arrow", arrow), ("jsonl", lines)):
+                    seconds = min(timeit.repeat(lambda: [writer.write(i, o) for i, o in enumerate(iterations)], number=1, repeat=repeat))
+                    per_query[name] = seconds / (len(iterations) * batch) * 1e6
+                arrow.close()
+                lines.close()
+                size = {name: (Path(tmp) / f"records.{name}").stat().st_size / ((repeat + 1) * len(iterations) * batch) for name in ("arrow", "jsonl")}
+            print(f"{batch:>5} {mode:>6} {per_query['arrow']:>11.3f} {per_query['jsonl']:>11.3f} {per_query['jsonl'] / per_query['arrow']:>14.1f} "
+                  f"{size['arrow']:>10.1f} {size['jsonl']:>10.1f} {size['jsonl'] / size['arrow']:>11.1f}  {same}")
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--num-envs", type=int, nargs="+", default=[256, 2048])
@@ -90,6 +125,7 @@ def main() -> None:
         other = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(other)
     space = parse_config({}).concept_space()
+    columns_against_lines(space, args.num_envs, args.repeat)
     concepts_of = concept_texts(space)
     rng = np.random.default_rng(0)
     print(f"{'envs':>5} {'mode':>6} {'writer ms':>10} {'plain ms':>9} {'plain / writer':>15}  same bytes"

@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fadejax.engine.compilation_cache import DIRECTORY, fadejax_cache  # noqa: E402
+from fadejax.engine.store.record_fields import records_path  # noqa: E402
 
 
 #: Runs another checkout's fadejax: the editable install's import hook (which would find
@@ -87,8 +88,8 @@ def main() -> None:
                 shutil.rmtree(cold / name, ignore_errors=True)
             a = run(args.config, args.overrides, cold, tmp / f"cold{round_index}")
             b = run(args.config, args.overrides, warm, tmp / f"warm{round_index}")
-            records = (tmp / f"cold{round_index}" / "records.jsonl").read_bytes()
-            same = records == (tmp / f"warm{round_index}" / "records.jsonl").read_bytes()
+            records = records_path(tmp / f"cold{round_index}").read_bytes()
+            same = records == records_path(tmp / f"warm{round_index}").read_bytes()
             ratios.append(b[0] / a[0])
             cells = [f"{w:6.1f} ({f:4.1f}, {r:4.1f})" for w, f, r in (a, b)]
             line = f"{round_index:>5} {cells[0]:>22} {cells[1]:>22} {ratios[-1]:>12.2f}  {same}"
@@ -96,7 +97,7 @@ def main() -> None:
                 for name in (DIRECTORY, "data"):
                     shutil.rmtree(cold / name, ignore_errors=True)
                 c = run(args.config, args.overrides, cold, tmp / f"other{round_index}", args.against.resolve())
-                agree = (tmp / f"other{round_index}" / "records.jsonl").read_bytes() == records
+                agree = records_path(tmp / f"other{round_index}").read_bytes() == records
                 line += f"  {c[0]:6.1f} ({c[1]:4.1f}, {c[2]:4.1f})" + f" {c[0] / b[0]:>13.2f}  {agree}"
             print(line)
         print(f"median warm / cold wall time: {statistics.median(ratios):.2f}")

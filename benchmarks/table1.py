@@ -93,7 +93,7 @@ from fadejax.analysis import estimates  # noqa: E402
 from fadejax.engine.ground_truth import load_or_compute, per_sample_failures  # noqa: E402
 from fadejax.engine.recording import replay  # noqa: E402
 from fadejax.engine.store.learning_log import METRICS_FILE, read_metrics  # noqa: E402
-from fadejax.engine.store.records import RECORDS_FILE, RecordWriter, query_drawn, read_records  # noqa: E402
+from fadejax.engine.store.records import ArrowRecordWriter, query_drawn, read_records, records_path  # noqa: E402
 from fadejax.engine.store.record_columns import read_columns  # noqa: E402
 from fadejax.stages.discover import iterate
 from fadejax.engine.checkpoints import build_discovery, load_latest_state  # noqa: E402
@@ -136,7 +136,7 @@ def warm_up(discovery: Discovery) -> None:
 
 def run_searcher(discovery: Discovery, seed: int, iterations: int, scratch: Path) -> tuple[Run, object]:
     state = discovery.init(seed)
-    writer = RecordWriter(scratch / "records.jsonl", discovery.task.space, discovery.mode)
+    writer = ArrowRecordWriter(scratch / "records.arrow", discovery.task.space, discovery.mode)
     samples, cells, failed, drawn = [], [], [], []
     began = time.perf_counter()
     for _, state, host in iterate(discovery, state, writer, iterations):
@@ -266,18 +266,18 @@ def run_sweeps(specs: dict[str, dict], args) -> dict[str, Path]:
 
 
 def load_run(run_dir: Path, name: str, seed: int) -> Run:
-    """A finished point's queries and curve, from its ``records.jsonl`` and ``metrics.jsonl``."""
-    fast = read_columns(run_dir / RECORDS_FILE, {"iteration": "int64", "sample": "int64", "cell": "int64", "failed": "bool"})
+    """A finished point's queries and curve, from its records and ``metrics.jsonl``."""
+    fast = read_columns(records_path(run_dir), {"iteration": "int64", "sample": "int64", "cell": "int64", "failed": "bool"})
     if fast is not None:
         iteration, samples, cells, failed = (fast[0][k] for k in ("iteration", "sample", "cell", "failed"))
     else:  # line by line: a point's records Arrow cannot vouch for
-        rows = [(r["iteration"], r["sample"], r["cell"], r["failed"]) for r in read_records(run_dir / RECORDS_FILE)]
+        rows = [(r["iteration"], r["sample"], r["cell"], r["failed"]) for r in read_records(records_path(run_dir))]
         iteration, samples, cells, failed = (np.asarray(column) for column in zip(*rows))
         failed = failed.astype(bool)
     curve = np.cumsum(np.bincount(iteration, weights=failed.astype(np.float64), minlength=int(iteration.max()) + 1))
     times = [row["seconds"] for row in read_metrics(run_dir / METRICS_FILE) if row.get("seconds") is not None]
     seconds = float(np.sum(times[1:]) + np.median(times[1:])) if len(times) > 1 else float(np.sum(times))
-    return Run(name, seed, samples, cells, failed, curve, None, seconds, query_drawn(run_dir / RECORDS_FILE))
+    return Run(name, seed, samples, cells, failed, curve, None, seconds, query_drawn(records_path(run_dir)))
 
 
 def collect(directories: dict[str, Path], specs: dict[str, dict], task, args) -> tuple[dict[str, list[Run]], list[str]]:

@@ -90,6 +90,7 @@ COMMAND_IO: dict[str, tuple[str, str]] = {
     "propose-conditions": ("--config (a conditions experiment) and --generator (a local language model)", "--out: a new config file"),
     "landscape": ("--config (a YAML experiment), its data and model", "--out: ground_truth.json (and with --record, a recording .npz)"),
     "check": ("RUN_DIR", "nothing; exit 0 if the run is sound, 1 if not"),
+    "export": ("RUN_DIR (complete or interrupted)", "RUN_DIR/export/records.FORMAT (or --out): the run's records as JSON lines, CSV or Parquet"),
     "trust": ("DIR ...", "your own trust store (~/.config/fadejax)"),
     "init": ("--model (and --weights) and --data: your own model and data", "--out: a new, commented config (never overwrites a file)"),
 }
@@ -253,6 +254,12 @@ def _parser() -> argparse.ArgumentParser:
     check = _add_command(commands, "check", "verify a run directory: config, records, checkpoint, curves, report (exit 0 if sound, 1 if not)")
     check.add_argument("run_dir", metavar="RUN_DIR", help="the run directory to read (nothing is written)")
     _add_trust_code(check)
+    export = _add_command(commands, "export", "write a run's records as JSON lines, CSV or Parquet (runs keep them as Arrow columns)")
+    export.add_argument("run_dir", metavar="RUN_DIR", help="the run directory to read (complete or interrupted)")
+    export.add_argument("--format", required=True, choices=("jsonl", "csv", "parquet"), help="jsonl: the JSON-lines records, byte for byte; "
+                        "csv, parquet: a column per field and per concept axis")
+    export.add_argument("--out", help="the file to write (default RUN_DIR/export/records.FORMAT)")
+    _add_quiet(export)
     trust = _add_command(commands, "trust", "trust your own run directories once (pinned to their config and code); "
                                               "an edited, moved or copied directory is refused again")
     trust.add_argument("paths", nargs="*", metavar="DIR", help="run directories to trust")
@@ -496,7 +503,7 @@ def _print_family(family: dict) -> None:
 
 
 def _restructure(args: argparse.Namespace) -> int:
-    from fadejax.engine.store.records import RECORDS_FILE, query_columns, query_drawn
+    from fadejax.engine.store.records import query_columns, query_drawn, records_path
     from fadejax.stages.restructure import restructure
     from fadejax.engine.store.rundir import SUMMARY_FILE
     from fadejax.stages.summarize import SummarizeError, parse_mode, read_modes_file, read_run_config
@@ -515,7 +522,7 @@ def _restructure(args: argparse.Namespace) -> int:
         if not done.get("held_out_samples"):
             raise SummarizeError(f"'{run_dir}' has no finished discovery with estimated rates ({SUMMARY_FILE}): finish it "
                                  "(fadejax discover ... --resume) or choose the modes with --modes / --modes-file")
-        records = run_dir / RECORDS_FILE
+        records = records_path(run_dir)
         rows = top_estimated_cells(*query_columns(records), int(done["held_out_samples"]), config.concept_space().sizes, args.top,
                                    drawn=query_drawn(records))
         cells = [row["cell"] for row in rows]
@@ -592,6 +599,15 @@ def _check(args: argparse.Namespace) -> int:
         print(problem)
     print(f"{args.run_dir}: " + (f"{len(problems)} problem{'s' * (len(problems) != 1)}" if problems else "sound"))
     return EXIT_FAILED if problems else 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from fadejax.stages.export import export_records
+
+    _Progress.enter("exporting the records", Path(args.run_dir))
+    path, rows = export_records(args.run_dir, args.format, args.out)
+    print(f"{rows} records written to {path}")
+    return 0
 
 
 def _fade(args: argparse.Namespace) -> int:
@@ -692,6 +708,8 @@ def main(argv: list[str] | None = None) -> int:
             return _sweep(args)
         if args.command == "check":
             return _check(args)
+        if args.command == "export":
+            return _export(args)
         if args.command == "trust":
             from fadejax.engine.store.trust import trust_command
 

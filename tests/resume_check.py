@@ -7,6 +7,7 @@ from pathlib import Path
 from fadejax.engine.store.learning_log import TIMING_COLUMNS, read_metrics
 from fadejax.stages.discover import discover
 from fadejax.engine.checkpoints import checkpoint_manager
+from fadejax.engine.store.record_fields import records_path
 
 
 def reproducible_rows(run_dir: Path) -> list[dict]:
@@ -36,7 +37,7 @@ def assert_resumes_exactly(config, root: Path, oracle, stop_after: int) -> None:
     assert json.loads((root / "cut" / "run.json").read_text())["status"] == "running"
     assert drop_latest_checkpoint(root / "cut") < stop_after
     resumed = discover(config, root / "cut", oracle=oracle, resume=True, progress=False)
-    assert (root / "cut" / "records.jsonl").read_bytes() == (root / "whole" / "records.jsonl").read_bytes()
+    assert records_path(root / "cut").read_bytes() == records_path(root / "whole").read_bytes()
     assert (resumed.queries, resumed.failures, resumed.top_cells) == (whole.queries, whole.failures, whole.top_cells)
     rows = reproducible_rows(root / "cut")
     assert [row["iteration"] for row in rows] == list(range(config.run.iterations))

@@ -16,6 +16,7 @@ from fadejax import audits
 from fadejax.engine import registry
 from fadejax.cli import EXIT_BAD_INPUT, main
 from report_page import open_at_first_failing_point
+from fadejax.engine.store.records import read_records, records_path
 
 ROOT = Path(__file__).resolve().parents[1]
 GUIDE = ROOT / "docs" / "write-your-own-audit.md"
@@ -52,7 +53,7 @@ def test_the_guides_commands_run_on_an_audit_from_outside_the_package(workdir, c
         assert code == 0, f"fadejax {shlex.join(argv)}: {capsys.readouterr().err}"
     run = workdir / "runs" / "wine"
     assert json.loads((run / "run.json").read_text())["status"] == "complete"
-    records = [json.loads(line) for line in open(run / "records.jsonl")]
+    records = list(read_records(records_path(run)))
     assert len(records) == 6 * 16 and {"label", "predicted", "p_true"} <= set(records[0])
     truth = json.loads((run / "ground_truth.json").read_text())
     assert len(truth["failure_rates"]) == 5 * 5 * 3 and truth["statistics"]["clean_accuracy"] > 0.8

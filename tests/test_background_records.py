@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from fadejax.engine.store.records import BackgroundRecordWriter, RecordWriter, read_records
 from fadejax.core.spaces import Axis, ConceptSpace
+from fadejax.engine.store.record_fields import records_path
 
 SPACE = ConceptSpace([Axis("rotation", (-10.0, 0.0, 10.0)), Axis("edit", ("none", "typo"))])
 
@@ -73,7 +74,7 @@ def test_an_error_on_the_writer_thread_is_raised_in_the_loop(tmp_path: Path):
         writer.drain()
     writer.write(1, _outcome(1))  # the error was reported once; the writer goes on
     writer.close()
-    assert [r["iteration"] for r in read_records(tmp_path / "records.jsonl")] == [1] * 8
+    assert [r["iteration"] for r in read_records(records_path(tmp_path))] == [1] * 8
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from safetensors.torch import save_file
 
 from bridges.digits_cnn import DigitsCNN
 from fadejax.cli import EXIT_BAD_INPUT, main
+from fadejax.engine.store.record_fields import records_path
 
 TINY_RUN = {"iterations": 2, "num_envs": 8, "checkpoint_every": 1}
 
@@ -158,7 +159,7 @@ def test_records_shortened_behind_fadejax_are_refused_on_resume(capsys, tmp_path
     copy = tmp_path / "copy"
     shutil.copytree(existing_run[0], copy)
     (copy / "run.json").write_text('{"status": "running"}')
-    (copy / "records.jsonl").write_text("")
+    records_path(copy).write_bytes(b"")
     _expect_bad_input(capsys, ["discover", "--config", str(config), "--out", str(copy), "--resume"], "records were shortened outside fadejax")
 
 

@@ -14,6 +14,7 @@ from fadejax.cli import EXIT_BAD_INPUT, main
 from fadejax.engine.config import parse_config
 from fadejax.engine.store.learning_log import read_metrics
 from fadejax.stages.discover import discover
+from fadejax.engine.store.record_fields import records_path
 
 RUN = {"iterations": 2, "num_envs": 8, "checkpoint_every": 1}
 #: where an audit's `fadejax restructure` runs through the CLI with closer checks than here
@@ -115,7 +116,7 @@ def _conditions_config(root: Path, generation: dict) -> dict:
 
 
 def _records(run: Path) -> bytes:
-    return (run / "records.jsonl").read_bytes()
+    return records_path(run).read_bytes()
 
 
 @pytest.mark.parametrize("audit", ["image-macro", "image-micro", "text-macro", "text-micro", "prompt-macro", "conditions-macro",

@@ -18,6 +18,8 @@ from tiny_diffusion import make_tiny_clip, make_tiny_pipeline
 
 from fadejax.cli import main
 from fadejax.engine.config import ConfigError, load_config, parse_config
+from fadejax.engine.store.records import read_records, records_path
+from records_tee import assert_columns_hold_the_lines, both_formats
 
 CLASSES = ["cat", "dog", "bird"]
 CONDITIONS = ["in the snow", "on the grass", "at night"]
@@ -133,14 +135,19 @@ def test_invalid_images_are_never_failures_and_every_seed_is_recorded(setup, tmp
 def family_run(setup):
     root, path, _ = setup
     out = root / "run"
-    assert main(["discover", "--config", str(path), "--out", str(out), "--quiet"]) == 0
+    with both_formats():  # the columnar records are checked against the JSON lines of the same queries
+        assert main(["discover", "--config", str(path), "--out", str(out), "--quiet"]) == 0
     return out
+
+
+def test_the_conditions_audit_s_columnar_records_hold_its_json_lines(family_run, tmp_path):
+    assert_columns_hold_the_lines(family_run, tmp_path)
 
 
 def test_a_family_discovers_through_the_cli_with_regenerable_images(setup, family_run, capsys):
     from bridges.diffusion import load_diffusion
 
-    records = [json.loads(line) for line in (family_run / "records.jsonl").read_text().splitlines()]
+    records = list(read_records(records_path(family_run)))
     assert len(records) == 2 * 6
     for r in records:
         assert r["prompt"] in {t.format(**{"class": r["concepts"]["class"], "condition": r["concepts"]["condition"]})
@@ -227,7 +234,7 @@ def test_describe_names_the_failures_an_image_audit_run_of_the_classifier_found(
     (root / "image_run.yaml").write_text(yaml.safe_dump(image_run))
     run = root / "image_run"
     assert main(["discover", "--config", str(root / "image_run.yaml"), "--out", str(run), "--quiet"]) == 0
-    records = [json.loads(line) for line in (run / "records.jsonl").read_text().splitlines()]
+    records = list(read_records(records_path(run)))
     distinct = {(r["sample"], r["cell"]): r for r in records if r["failed"]}
     assert len(distinct) > 3, "the seeded classifier fails on some perturbed images"
     capsys.readouterr()
@@ -245,7 +252,7 @@ def test_describe_names_the_failures_an_image_audit_run_of_the_classifier_found(
     (root / "unstarted" / "config.yaml").write_text((run / "config.yaml").read_text())
     assert main(["describe", "--config", str(path), "--run", str(root / "unstarted"), "--model", "first", "--trust-code",
                  "--out", str(root / "refused"), "--quiet"]) == 2
-    assert "has no records.jsonl" in capsys.readouterr().err
+    assert "has no records" in capsys.readouterr().err
     assert not (root / "refused").exists()
 
     assert main(argv + ["--model", "first", "--trust-code", "--out", str(root / "from_run")]) == 0, capsys.readouterr().err
@@ -399,7 +406,7 @@ def test_restructure_fixes_every_models_head_with_generated_data_beside_the_rand
     assert main(argv) == 0, capsys.readouterr().err
     report = json.loads((out / "shift_report.json").read_text())
     g = report["generated"]
-    searched = {json.loads(line)["seed"] for line in (family_run / "records.jsonl").read_text().splitlines()}
+    searched = {r["seed"] for r in read_records(records_path(family_run))}
     sets = [set(g["seeds"][name]) for name in ("generated", "random", "eval")]
     assert not (sets[0] & sets[1] or sets[0] & sets[2] or sets[1] & sets[2] or searched & (sets[0] | sets[1] | sets[2]))
     assert g["images"] == g["random_baseline_images"] == len(g["seeds"]["generated"]) > 0  # the same image budget

@@ -11,6 +11,7 @@ from fadejax.engine.fused import run_fused
 from fadejax.core.perturbations import draws_per_query
 from fadejax.engine.recording import replay
 from fadejax.engine.checkpoints import build_discovery
+from fadejax.engine.store.record_fields import records_path
 
 
 def _recorded(overrides=()):
@@ -202,10 +203,10 @@ def test_a_runs_records_say_which_queries_were_drawn(tmp_path):
 
     config = load_config("configs/digits.yaml", ["recording=recordings/digits.npz", "run.iterations=4", "run.num_envs=64"])
     summary = discover(config, tmp_path / "run", progress=False)
-    drawn = query_drawn(tmp_path / "run" / "records.jsonl")
+    drawn = query_drawn(records_path(tmp_path / "run"))
     assert drawn is not None and drawn.shape == (4 * 64,)
     assert drawn.reshape(4, 64)[:, :16].all() and not drawn.reshape(4, 64)[:, 16:].any()  # the identify quarter
     assert summary.top_cells[0]["checked"] and "drawn at random" in summary.render()
     micro = load_config("configs/digits_micro.yaml", ["recording=recordings/digits.npz", "run.iterations=4", "run.num_envs=16"])
     discover(micro, tmp_path / "micro", progress=False)
-    assert query_drawn(tmp_path / "micro" / "records.jsonl") is None  # a walk's samples are not draws for its cells
+    assert query_drawn(records_path(tmp_path / "micro")) is None  # a walk's samples are not draws for its cells

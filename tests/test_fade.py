@@ -30,6 +30,7 @@ from fadejax.engine.store.rundir import RunReadError
 from fadejax.stages.fade import FADE_FILE, UNIFORM_SHARE, FadeSettings, estimated_rates, fade
 from fadejax.stages.restructure import restructure
 from subprocess_env import jax_subprocess_env
+from fadejax.engine.store.record_fields import records_path
 
 DARKNESS = [0.0, 0.2, 0.4, 0.5, 0.6, 0.7]  # the brightest pixel of a digit under darkness d is at most 1 - d
 LIMIT = 120
@@ -218,9 +219,9 @@ def test_fade_resumes_after_kill_9_at_each_stage_without_repeating_or_losing_a_r
     for r in range(len(rounds(cut)[0])):
         run = cut / f"round-{r}" if r == 0 else cut / f"round-{r}" / "rediscovery"
         assert main(["check", str(run)]) == 0  # records neither lost nor doubled
-        records = (run / "records.jsonl").read_bytes()
+        records = records_path(run).read_bytes()
         whole = tmp_path / "whole" / run.relative_to(cut)
-        assert records == (whole / "records.jsonl").read_bytes()
+        assert records == records_path(whole).read_bytes()
 
 
 def test_the_fade_report_opens_in_a_browser_with_its_curves(tmp_path, monkeypatch, knobbed, round_zero, browser):

@@ -17,6 +17,8 @@ from fadejax.engine.ground_truth import failure_landscape
 from fadejax.core.rewards import classification_reward, family_reward
 from fadejax.engine.build import build_task
 from report_page import open_at_first_failing_point
+from fadejax.engine.store.records import read_records, records_path
+from records_tee import assert_columns_hold_the_lines, both_formats
 
 # DARK leaves every pixel at most 0.38, under the dark-blind model's 0.4, while the embedded
 # CNN still reads most digits: on an upright, sharp digit it fails 10-20% of them there, where
@@ -44,15 +46,20 @@ def family_run(tmp_path_factory, digits_task):
     path = root / "family.yaml"
     path.write_text(yaml.safe_dump(config))
     run = root / "run"
-    assert main(["discover", "--config", str(path), "--out", str(run), "--quiet"]) == 0
+    with both_formats():  # the columnar records are checked against the JSON lines of the same queries
+        assert main(["discover", "--config", str(path), "--out", str(run), "--quiet"]) == 0
     assert main(["landscape", "--config", str(path), "--out", str(run), "--quiet"]) == 0
     assert main(["summarize", str(run), "--trust-code"]) == 0
     return root, path, run, config
 
 
+def test_a_family_s_columnar_records_hold_its_json_lines(family_run, tmp_path):
+    assert_columns_hold_the_lines(family_run[2], tmp_path)
+
+
 def test_every_record_holds_every_models_answer_and_the_mean_aggregate(family_run):
     _, _, run, _ = family_run
-    records = [json.loads(line) for line in (run / "records.jsonl").read_text().splitlines()]
+    records = list(read_records(records_path(run)))
     assert len(records) == 6 * 32
     for r in records:
         answers = [r[f"{m}.failed"] for m in ("cnn", "cnn_file", "dark_blind")]

@@ -8,6 +8,7 @@ from fadejax.cli import main
 from fadejax.engine.config import parse_config
 from fadejax.engine.ground_truth import GROUND_TRUTH_FILE, load_or_compute
 from fadejax.core.spaces import Axis, ConceptSpace
+from fadejax.engine.store.record_fields import records_path
 
 
 def test_exhaustive_landscape_counts_every_sample_under_every_action(digit_images):
@@ -73,7 +74,7 @@ def test_landscape_command_writes_into_a_directory_discovery_can_then_use(tmp_pa
     assert len(stored["failure_rates"]) == 4 and stored["statistics"]["held_out_samples"] == 540
     assert "4 actions x 540 held-out samples" in capsys.readouterr().out
     assert main(["discover", "--config", str(config), "--out", str(out), "--quiet"]) == 0
-    assert (out / "records.jsonl").is_file()
+    assert records_path(out).is_file()
 
 
 def test_landscape_record_into_another_runs_directory_is_refused_before_the_model_loads(tmp_path, capsys):

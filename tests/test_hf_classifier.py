@@ -14,6 +14,7 @@ from bridges.hf_classifier import ProcessorTransform, load_hf_image_classifier
 from fadejax.cli import main
 from fadejax.engine.config import ConfigError, parse_config
 from readme import ROOT
+from fadejax.engine.store.records import read_records, records_path
 
 NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 #: differences allowed between our batched transform and the processor's own output, in
@@ -118,7 +119,7 @@ def test_an_image_folder_is_audited_with_its_classes_mapped_onto_the_models(mode
     path.write_text(yaml.safe_dump(config))
     assert main(["discover", "--config", str(path), "--out", str(tmp_path / "run")]) == 0, capsys.readouterr().err
     assert "1 unreadable images left out" in capsys.readouterr().out
-    records = [json.loads(line) for line in (tmp_path / "run" / "records.jsonl").read_text().splitlines()]
+    records = list(read_records(records_path(tmp_path / "run")))
     assert {r["label"] for r in records} <= {2, 7}
     assert all(r["label_name"] == NAMES[r["label"]] and r["predicted_name"] == NAMES[r["predicted"]] for r in records)
     (root / "eleven").mkdir()
@@ -138,7 +139,7 @@ def test_the_gpu_example_config_runs_with_a_tiny_vit_on_an_imagenet_style_folder
                  "run.iterations=2", "run.num_envs=8", "model.refuse_chance=false"]  # a random ViT, on purpose
     argv = ["discover", "--config", str(ROOT / "configs" / "imagenet_vit.yaml"), "--out", str(tmp_path / "run"), "--quiet"]
     assert main(argv + [a for o in overrides for a in ("--set", o)]) == 0, capsys.readouterr().err
-    records = [json.loads(line) for line in (tmp_path / "run" / "records.jsonl").read_text().splitlines()]
+    records = list(read_records(records_path(tmp_path / "run")))
     assert len(records) == 16 and all(r["label_name"] == NAMES[r["label"]] for r in records)
     stored = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert stored["data"]["class_map"] == "index" and stored["model"]["source"] == "huggingface"

@@ -31,6 +31,7 @@ from fadejax.searchers import REGISTRY
 from resume_check import drop_latest_checkpoint, reproducible_rows
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 from tensorboard.compat.proto.event_pb2 import SessionLog
+from fadejax.engine.store.record_fields import records_path
 
 ITERATIONS, NUM_ENVS = 12, 32
 SMALL = {
@@ -62,7 +63,7 @@ def run(tmp_path_factory, digits_task):
 
 def test_one_row_per_iteration_with_the_loop_and_the_searchers_figures(run):
     rows = list(read_metrics(run / "metrics.jsonl"))
-    records = list(read_records(run / "records.jsonl"))
+    records = list(read_records(records_path(run)))
     assert [row["iteration"] for row in rows] == list(range(ITERATIONS))
     assert [row["queries"] for row in rows] == [NUM_ENVS * (i + 1) for i in range(ITERATIONS)]
     per_iteration = [sum(r["failed"] for r in records if r["iteration"] == i) for i in range(ITERATIONS)]
@@ -117,7 +118,7 @@ def test_logging_settings_may_change_on_resume_and_shortened_curves_do_not_stop_
     discover(_config(tensorboard=False, landscape_every=0), out, oracle=digits_task.oracle, progress=True, resume=True)
     assert "learning curves go on from iteration 4" in capsys.readouterr().out
     assert yaml.safe_load((out / "config.yaml").read_text())["run"]["tensorboard"] is False  # the new settings are kept
-    assert (out / "records.jsonl").read_bytes() == (run / "records.jsonl").read_bytes()
+    assert records_path(out).read_bytes() == records_path(run).read_bytes()
     assert [row["iteration"] for row in read_metrics(out / "metrics.jsonl")] == [0, 1] + list(range(4, ITERATIONS))  # a gap, no repeats
 
 
@@ -161,7 +162,7 @@ def test_a_run_from_before_learning_curves_resumes_and_keeps_them_from_there(tmp
     manager.close()
     discover(config, out, oracle=digits_task.oracle, progress=False, resume=True)
     assert [row["iteration"] for row in read_metrics(out / "metrics.jsonl")] == list(range(6, ITERATIONS))
-    assert len(list(read_records(out / "records.jsonl"))) == ITERATIONS * NUM_ENVS
+    assert len(list(read_records(records_path(out)))) == ITERATIONS * NUM_ENVS
 
 
 def test_tensorboard_can_be_off_and_wandb_gets_every_row(tmp_path, digits_task, monkeypatch):
@@ -227,7 +228,7 @@ def test_compare_labels_two_runs_by_the_one_field_they_differ_in(run, second_run
     # the table leads with what each query taught: distinct failing pairs and re-asks, from the records
     rows = {r["run"]: r for r in csv.DictReader(open(tmp_path / "cmp" / "compare.csv"))}
     for run_dir in (run, second_run):
-        records = list(read_records(run_dir / "records.jsonl"))
+        records = list(read_records(records_path(run_dir)))
         failing = {(r["sample"], r["cell"]) for r in records if r["failed"]}
         assert int(float(rows[str(run_dir)]["distinct"])) == len(failing)
         assert float(rows[str(run_dir)]["reasked"]) == pytest.approx(1 - len({(r["sample"], r["cell"]) for r in records}) / len(records))
@@ -252,7 +253,7 @@ def test_recall_curve_with_a_shared_ground_truth(run, tmp_path, digits_task):
     curves = load_curves(run, ground_truth=path, points=2)
     queries, recall = curves.recall
     assert queries.tolist() == [192, 384] and all(0.0 <= r <= 1.0 for r in recall)
-    records = list(read_records(run / "records.jsonl"))
+    records = list(read_records(records_path(run)))
     sample, cell, failed = (np.asarray([r[k] for r in records]) for k in ("sample", "cell", "failed"))
     assert recall[-1] == report_recall(sample, cell, failed, truth, digits_task.space.sizes, digits_task.num_samples)[0]
     assert "recall@10" in compare([run], tmp_path / "one", ground_truth=path, points=2)["html"].read_text()

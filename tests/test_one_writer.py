@@ -12,6 +12,7 @@ import pytest
 from subprocess_env import jax_subprocess_env
 
 from fadejax.engine.store.dirlock import LOCK_FILE, DirectoryLock, DirectoryLockedError, LeaseLostError, holder_of
+from fadejax.engine.store.records import read_records, records_path
 
 ROOT = Path(__file__).resolve().parent.parent
 ITERATIONS, ENVS = 160, 64  # a recorded run of a few seconds: long enough for the others to meet its lock
@@ -29,7 +30,7 @@ def _start(out: Path, *extra: str, **env: str) -> subprocess.Popen:
 
 
 def _rows(run_dir: Path) -> list[tuple[int, int]]:
-    return [(r["iteration"], r["env"]) for r in map(json.loads, (run_dir / "records.jsonl").read_text().splitlines())]
+    return [(r["iteration"], r["env"]) for r in read_records(records_path(run_dir))]
 
 
 @pytest.fixture(scope="module")
@@ -42,13 +43,13 @@ def lone_run(tmp_path_factory) -> bytes:
     argv = _discover_argv(out)
     overrides = [argv[i + 1] for i, a in enumerate(argv) if a == "--set"]
     discover(load_config(ROOT / "configs/digits.yaml", overrides), out, progress=False)
-    return (out / "records.jsonl").read_bytes()
+    return records_path(out).read_bytes()
 
 
 def _wait_for_records(run_dir: Path, process: subprocess.Popen, timeout: float = 120.0) -> None:
     deadline = time.time() + timeout
-    path = run_dir / "records.jsonl"
-    while not (path.is_file() and path.stat().st_size > 50_000):
+    path = records_path(run_dir)
+    while not (path.is_file() and path.stat().st_size > 8_000):
         assert process.poll() is None, process.communicate()
         assert time.time() < deadline, "the holder wrote no records"
         time.sleep(0.05)
@@ -74,7 +75,7 @@ def test_of_concurrent_writers_exactly_one_runs_and_the_others_are_refused_in_on
     assert sum("is being written by" in err for _, _, err in results) >= 1  # the lock, not only the finished run, refused
     rows = _rows(out)
     assert len(rows) == ITERATIONS * ENVS == len(set(rows))
-    assert (out / "records.jsonl").read_bytes() == lone_run
+    assert records_path(out).read_bytes() == lone_run
 
 
 def test_after_kill_9_of_the_holder_a_new_writer_starts_at_once(tmp_path, lone_run):
@@ -89,7 +90,7 @@ def test_after_kill_9_of_the_holder_a_new_writer_starts_at_once(tmp_path, lone_r
     again = subprocess.run(_discover_argv(out, "--resume"), cwd=ROOT, env=jax_subprocess_env(), capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
     assert time.time() - began < 120  # no lease to wait out: it started at once
-    assert (out / "records.jsonl").read_bytes() == lone_run
+    assert records_path(out).read_bytes() == lone_run
 
 
 def test_a_holder_stopped_longer_than_its_lease_stops_without_writing_when_resumed(tmp_path, lone_run):
@@ -98,7 +99,7 @@ def test_a_holder_stopped_longer_than_its_lease_stops_without_writing_when_resum
     _wait_for_records(out, holder)
     os.kill(holder.pid, signal.SIGSTOP)
     time.sleep(1.0)
-    sizes = {name: (out / name).stat().st_size for name in ("records.jsonl", "metrics.jsonl")}
+    sizes = {name: (out / name).stat().st_size for name in ("records.arrow", "metrics.jsonl")}
     time.sleep(4.0)  # twice the lease
     refused = subprocess.run(_discover_argv(out, "--resume"), cwd=ROOT, env=jax_subprocess_env(), capture_output=True, text=True)
     assert refused.returncode == 2 and "has not renewed its lease" in refused.stderr  # alive but stopped: named, not taken over
@@ -108,7 +109,7 @@ def test_a_holder_stopped_longer_than_its_lease_stops_without_writing_when_resum
     assert {name: (out / name).stat().st_size for name in sizes} == sizes  # nothing more written
     again = subprocess.run(_discover_argv(out, "--resume"), cwd=ROOT, env=jax_subprocess_env(), capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
-    assert (out / "records.jsonl").read_bytes() == lone_run  # and the run resumes exactly
+    assert records_path(out).read_bytes() == lone_run  # and the run resumes exactly
 
 
 def test_a_lock_is_held_once_per_process_and_released(tmp_path):

@@ -17,6 +17,8 @@ from fadejax.audits.prompt.ratings import RatingStore
 from fadejax.engine.config import load_config, parse_config
 from fadejax.stages.discover import discover
 from report_page import open_at_first_failing_point
+from fadejax.engine.store.records import read_records, records_path
+from records_tee import assert_columns_hold_the_lines, both_formats
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +44,13 @@ def _config(models, **prompt):
 def clip_run(models, tmp_path_factory):
     config = _config(models)
     out = tmp_path_factory.mktemp("prompt") / "run"
-    summary = discover(config, out, progress=False)
+    with both_formats():  # the columnar records are checked against the JSON lines of the same queries
+        summary = discover(config, out, progress=False)
     return config, out, summary
+
+
+def test_the_prompt_audit_s_columnar_records_hold_its_json_lines(clip_run, tmp_path):
+    assert_columns_hold_the_lines(clip_run[1], tmp_path)
 
 
 def test_the_default_prompt_space_is_the_papers_27_words():
@@ -57,7 +64,7 @@ def test_clip_discovery_batches_saves_images_and_scores_eq_9(clip_run, models):
     from bridges.clip_scorer import load_clip
 
     config, out, summary = clip_run
-    records = [json.loads(line) for line in open(out / "records.jsonl")]
+    records = list(read_records(records_path(out)))
     assert len(records) == summary.queries == 12
     scorer = load_clip(models[1])
     images = np.stack([np.asarray(Image.open(out / "images" / r["image"]).convert("RGB")) for r in records])
@@ -75,7 +82,7 @@ def test_every_image_regenerates_from_its_record(clip_run, models):
 
     _, out, _ = clip_run
     oracle = load_diffusion(models[0], steps=2, height=16, width=16)
-    record = json.loads(open(out / "records.jsonl").readlines()[5])
+    record = list(read_records(records_path(out)))[5]
     again = oracle.generate([record["prompt"]], [record["seed"]])[0]
     saved = np.asarray(Image.open(out / "images" / record["image"]).convert("RGB"))
     assert np.abs(again.astype(int) - saved.astype(int)).max() <= 1
@@ -109,7 +116,7 @@ def test_human_ratings_are_replayed_from_the_store(models, tmp_path):
     finally:
         stop.set()
         thread.join()
-    records = [json.loads(line) for line in open(out / "records.jsonl")]
+    records = list(read_records(records_path(out)))
     for r in records:
         qid = r["image"].removesuffix(".png")
         bias, quality = ratings[qid]
@@ -120,7 +127,7 @@ def test_human_ratings_are_replayed_from_the_store(models, tmp_path):
     replay.mkdir()
     shutil.copy(out / "ratings.sqlite", replay / "ratings.sqlite")
     discover(config, replay, progress=False)
-    again = [json.loads(line) for line in open(replay / "records.jsonl")]
+    again = list(read_records(records_path(replay)))
     assert [r["reward"] for r in again] == [r["reward"] for r in records]
 
 
@@ -170,7 +177,7 @@ def test_lora_restructure_rediscovers_with_the_adapter_and_reports_the_bias_shif
     for i, caption in enumerate(["a photo of a woman scientist in a classroom", "a photo of a man artist in an office"] * 2):
         Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(data / f"{i}.png")
         (data / f"{i}.txt").write_text(caption)
-    records = [json.loads(line) for line in open(out / "records.jsonl")]
+    records = list(read_records(records_path(out)))
     mode = records[0]["cell"]
     code = main(["restructure", str(out), "--modes", str(mode), "--epochs", "1", "--lora-data", str(data), "--out", str(tmp_path / "faded")])
     assert code == 0, capsys.readouterr().err
@@ -179,7 +186,7 @@ def test_lora_restructure_rediscovers_with_the_adapter_and_reports_the_bias_shif
     assert report["fine_tune"]["adapter"].endswith(".safetensors")
     status = json.loads((tmp_path / "faded" / "rediscovery" / "run.json").read_text())
     assert status["status"] == "complete" and status["model"]["lora"] == report["fine_tune"]["adapter"]
-    after = [json.loads(line) for line in open(tmp_path / "faded" / "rediscovery" / "records.jsonl")]
+    after = list(read_records(records_path(tmp_path / "faded" / "rediscovery")))
     assert len(after) == len(records)
     # the adapter changes what the pipeline draws for the same prompt and seed
     same = [(a, b) for a, b in zip(records, after) if a["prompt"] == b["prompt"] and a["seed"] == b["seed"]]
@@ -201,7 +208,7 @@ def test_the_bias_measure_is_reported_overall_and_per_cell(clip_run, models):
     config, out, _ = clip_run
     summary = load_summary(out)
     a = summary.attributes
-    records = [json.loads(line) for line in open(out / "records.jsonl")]
+    records = list(read_records(records_path(out)))
     assert sum(a["counts"].values()) == len(records) and a["measure"] == "male-to-female"
     males, females = (sum(r["attribute"] == x for r in records) for x in ("male", "female"))
     assert a["ratio"] == (males / females if females else None)

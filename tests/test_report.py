@@ -10,6 +10,7 @@ from fadejax.cli import EXIT_BAD_INPUT, main
 from fadejax.engine.config import parse_config
 from fadejax.stages.discover import discover
 from fadejax.stages.summarize import SummarizeError, load_summary, parse_mode
+from fadejax.engine.store.records import read_records, records_path
 
 # The first 180 of the 540 held-out digits: summaries re-evaluate modes on them, 3x faster.
 CONFIG = {"data": {"limit": 180}, "searcher": {"kind": "dqn", "hidden_sizes": [64], "batch_size": 64, "min_replay": 64}, "run": {"iterations": 12, "num_envs": 64, "checkpoint_every": 4}}
@@ -36,7 +37,7 @@ def report(run_dir, digits_task):
 def test_summary_numbers_match_the_records(run_dir, report):
     summary, files = report
     assert summary.queries == 12 * 64 and not summary.partial
-    records = [json.loads(l) for l in open(run_dir / "records.jsonl")]
+    records = list(read_records(records_path(run_dir)))
     assert summary.failures_total == sum(r["failed"] for r in records) == summary.view_failures.sum()
     assert summary.view_visits.sum() == len(records) and summary.cells.size == len({r["cell"] for r in records})
     assert summary.view_policy_mean is not None and np.isclose(summary.view_policy_mean.sum(), 1.0, atol=1e-4)
@@ -79,11 +80,11 @@ def test_missing_and_corrupt_run_directories_get_clear_messages(tmp_path, run_di
     assert "not a fadejax run directory" in capsys.readouterr().err
     broken = tmp_path / "broken"
     shutil.copytree(run_dir, broken)
-    with open(broken / "records.jsonl", "r+b") as f:
+    with open(records_path(broken), "r+b") as f:
         f.seek(0)
         f.write(b"{garbage")
     assert main(["summarize", str(broken)]) == EXIT_BAD_INPUT
-    assert "records.jsonl' line 1 is corrupt" in capsys.readouterr().err
+    assert "records.arrow' is damaged at byte 0" in capsys.readouterr().err
     (broken / "config.yaml").write_text("mode: [unclosed\n")
     assert main(["summarize", str(broken)]) == EXIT_BAD_INPUT
     assert "config.yaml' is corrupt" in capsys.readouterr().err
@@ -180,7 +181,7 @@ def test_views_can_be_sliced_at_a_hidden_axis(run_dir, capsys):
     points = json.loads((pooled / "summary.json").read_text())["points"]
     assert len(points) == 25 and all(p["pooled"] == 5 and p["cell"] is None for p in points)
     assert sum(p["visits"] for p in points) == sum(p["visits"] for p in data["points"]) + sum(
-        1 for line in open(run_dir / "records.jsonl") if json.loads(line)["concepts"]["blur"] != 3.0)
+        1 for r in read_records(records_path(run_dir)) if r["concepts"]["blur"] != 3.0)
     assert (out / "landscapes_side_by_side.png").stat().st_size > 0
     assert main(["summarize", str(run_dir), "--axes", "rotation,darkness", "--fix", "blur=2.5"]) == EXIT_BAD_INPUT
     assert "blur takes one of" in capsys.readouterr().err

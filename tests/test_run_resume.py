@@ -17,6 +17,8 @@ from fadejax.engine.config import parse_config
 from fadejax.engine.store.learning_log import read_metrics
 from fadejax.engine.store.records import read_records
 from fadejax.stages.discover import discover
+from fadejax.engine.store.arrow_records import read_arrow_records
+from fadejax.engine.store.record_fields import records_path
 
 ITERATIONS = 48  # long enough that the kill -9 test reliably catches the run mid-way (after 14, before 48)
 SMALL = {
@@ -46,9 +48,9 @@ def reference(tmp_path_factory):
 
 def test_a_run_directory_holds_config_records_checkpoints_policy_and_summary(reference):
     out, summary = reference
-    assert {"config.yaml", "run.json", "records.jsonl", "metrics.jsonl", "tensorboard", "checkpoints", "policy", "summary.json"} <= {p.name for p in out.iterdir()}
+    assert {"config.yaml", "run.json", "records.arrow", "metrics.jsonl", "tensorboard", "checkpoints", "policy", "summary.json"} <= {p.name for p in out.iterdir()}
     assert parse_config(yaml.safe_load((out / "config.yaml").read_text())) == _config()
-    records = list(read_records(out / "records.jsonl"))
+    records = list(read_records(records_path(out)))
     assert len(records) == ITERATIONS * 32 == summary.queries
     assert [r["iteration"] for r in records[::32]] == list(range(ITERATIONS))
     first = records[0]
@@ -71,7 +73,7 @@ def test_stopping_and_resuming_in_process_reproduces_the_uninterrupted_run(refer
     discover(_config(), out, progress=False, stop_after=10)  # stops between checkpoints 8 and 12
     assert json.loads((out / "run.json").read_text())["status"] == "running"
     summary = discover(_config(), out, resume=True, progress=False)
-    assert (out / "records.jsonl").read_bytes() == (ref_out / "records.jsonl").read_bytes()
+    assert records_path(out).read_bytes() == records_path(ref_out).read_bytes()
     assert (summary.iterations, summary.queries, summary.failures) == (ref_summary.iterations, ref_summary.queries, ref_summary.failures)
 
 
@@ -83,21 +85,21 @@ def test_kill_minus_9_mid_run_then_resume_loses_and_duplicates_nothing(reference
     command = [sys.executable, "-m", "fadejax.cli", "discover", "--config", str(config_path), "--out", str(out), "--quiet"]
     env = jax_subprocess_env(PYTHONUNBUFFERED="1")
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    records = out / "records.jsonl"
+    records = records_path(out)
     deadline = time.time() + 240
     while time.time() < deadline:  # wait until it is past a checkpoint, then kill it hard
-        if records.exists() and records.stat().st_size and sum(1 for _ in open(records)) >= 32 * 14:
+        if records.exists() and records.stat().st_size and read_arrow_records(records).num_rows >= 32 * 14:
             break
         if process.poll() is not None:
             pytest.fail("the run finished before it could be killed")
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    killed_lines = sum(1 for _ in open(records))
+    killed_lines = read_arrow_records(records).num_rows
     assert 32 * 14 <= killed_lines < ITERATIONS * 32
     result = subprocess.run(command + ["--resume"], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert records.read_bytes() == (ref_out / "records.jsonl").read_bytes()
+    assert records.read_bytes() == records_path(ref_out).read_bytes()
     status = json.loads((out / "run.json").read_text())
     assert (status["iterations"], status["queries"], status["failures"]) == (ref_summary.iterations, ref_summary.queries, ref_summary.failures)
     # the learning curves: one row per iteration, the reproducible figures as uninterrupted,
@@ -112,9 +114,9 @@ def test_kill_minus_9_mid_run_then_resume_loses_and_duplicates_nothing(reference
 
 def test_resuming_a_complete_run_changes_nothing(reference):
     out, summary = reference
-    before = (out / "records.jsonl").read_bytes()
+    before = records_path(out).read_bytes()
     again = discover(_config(), out, resume=True, progress=False)
-    assert (out / "records.jsonl").read_bytes() == before
+    assert records_path(out).read_bytes() == before
     assert again.queries == summary.queries
 
 
@@ -123,7 +125,7 @@ def test_microscopic_episodes_walk_one_notch_per_step_and_end_at_failure_or_the_
     space = config.concept_space()
     discover(config, tmp_path / "micro", progress=False)
     by_env: dict[int, list[dict]] = {}
-    for record in read_records(tmp_path / "micro" / "records.jsonl"):
+    for record in read_records(records_path(tmp_path / "micro")):
         by_env.setdefault(record["env"], []).append(record)
     start = np.array([2, 0, 0])
     for trail in by_env.values():

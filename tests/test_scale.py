@@ -1,6 +1,5 @@
 """Million-action spaces: the factored head searches them, summaries stay views, modes are re-evaluated."""
 
-import json
 
 import numpy as np
 import pytest
@@ -10,6 +9,7 @@ from fadejax.engine.ground_truth import LandscapeTooLarge, failure_landscape
 from fadejax.core.landscapes import top_k_separable
 from fadejax.stages.discover import discover
 from fadejax.stages.summarize import load_summary
+from fadejax.engine.store.records import read_records, records_path
 
 OVERRIDES = ["data.limit=60", "searcher.hidden_sizes=[32]", "searcher.batch_size=64", "searcher.min_replay=64",
              "run.iterations=4", "run.num_envs=64", "run.checkpoint_every=2"]
@@ -33,7 +33,7 @@ def million_run(tmp_path_factory, digits_task):
 
 def test_a_million_action_run_records_every_query(million_run):
     config, out, summary = million_run
-    records = [json.loads(line) for line in open(out / "records.jsonl")]
+    records = list(read_records(records_path(out)))
     assert summary.queries == len(records) == 4 * 64
     space = config.concept_space()
     for r in records[:20]:  # records name cells of the full space and decode to their concepts

@@ -10,6 +10,7 @@ from fadejax.engine.store.learning_log import read_metrics
 from fadejax.engine.store.records import read_records
 from fadejax.searchers import REGISTRY
 from resume_check import assert_resumes_exactly
+from fadejax.engine.store.record_fields import records_path
 
 ITERATIONS, NUM_ENVS = 8, 16
 #: small networks that start learning within the run (after 2 of its 8 iterations), so the
@@ -34,7 +35,7 @@ def _config(kind: str):
 @pytest.mark.parametrize("kind", sorted(REGISTRY))
 def test_every_searcher_is_charged_exactly_and_resumes_exactly(tmp_path, digits_task, kind):
     assert_resumes_exactly(_config(kind), tmp_path, digits_task.oracle, stop_after=5)  # stops between checkpoints 4 and 6
-    records = list(read_records(tmp_path / "whole" / "records.jsonl"))
+    records = list(read_records(records_path(tmp_path / "whole")))
     assert len(records) == ITERATIONS * NUM_ENVS
     assert [sum(r["iteration"] == i for r in records) for i in range(ITERATIONS)] == [NUM_ENVS] * ITERATIONS
     # its learning curves carry exactly the figures it declares, every iteration

@@ -9,6 +9,7 @@ from fadejax import searchers
 from fadejax.engine.config import parse_config
 from fadejax.engine.store.records import read_records
 from fadejax.stages.discover import discover
+from fadejax.engine.store.record_fields import records_path
 
 
 @pytest.fixture
@@ -24,7 +25,7 @@ def readme_searcher(monkeypatch):
 def test_the_readme_searcher_plugs_into_the_loop(readme_searcher, tmp_path, digits_task):
     config = parse_config({"searcher": {"kind": "uniform"}, "run": {"iterations": 6, "num_envs": 64}})
     summary = discover(config, tmp_path / "run", oracle=digits_task.oracle, progress=False)
-    records = list(read_records(tmp_path / "run" / "records.jsonl"))
+    records = list(read_records(records_path(tmp_path / "run")))
     assert summary.queries == len(records) == 6 * 64
     assert len({r["action"] for r in records}) > 50  # uniform over 125 actions
     assert summary.top_cells and summary.failures == sum(r["failed"] for r in records)

@@ -1,7 +1,6 @@
 """On a deterministic audit a re-asked (sample, cell) pair is answered from the run's own
 answers, not by the audited model, and its record says so."""
 
-import json
 
 import numpy as np
 
@@ -9,6 +8,7 @@ from fadejax.engine.config import parse_config
 from fadejax.engine.store.records import read_records
 from fadejax.stages.discover import discover
 from resume_check import assert_resumes_exactly
+from fadejax.engine.store.record_fields import records_path
 
 # epsilon-greedy with epsilon 0.5 returns to its hard samples: it re-asks many pairs
 REASKING = {"data": {"limit": 60}, "searcher": {"kind": "greedy", "epsilon": 0.5},
@@ -33,7 +33,7 @@ class CountingOracle:
 def test_reasked_pairs_are_served_from_the_runs_answers_without_the_model(tmp_path, digits_task):
     oracle = CountingOracle(digits_task.oracle)
     summary = discover(parse_config(REASKING), tmp_path / "run", oracle=oracle, progress=False)
-    records = list(read_records(tmp_path / "run" / "records.jsonl"))
+    records = list(read_records(records_path(tmp_path / "run")))
     assert len(records) == summary.queries == 12 * 64
     first: dict[tuple[int, int], tuple] = {}
     for record in records:
@@ -56,5 +56,5 @@ def test_reasked_pairs_are_served_from_the_runs_answers_without_the_model(tmp_pa
 
 def test_a_run_that_reasks_resumes_to_the_same_records(tmp_path, digits_task):
     assert_resumes_exactly(parse_config(REASKING), tmp_path, digits_task.oracle, stop_after=7)
-    records = [json.loads(line) for line in (tmp_path / "cut" / "records.jsonl").read_text().splitlines()]
+    records = list(read_records(records_path(tmp_path / "cut")))
     assert any(r["reused"] for r in records if r["iteration"] >= 4)  # after the resume point, answers served from before it

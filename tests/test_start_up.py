@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from fadejax.audits.image import data
+from fadejax.engine.store.record_fields import records_path
 
 ROOT = Path(__file__).resolve().parents[1]
 PROBE = "from fadejax.engine.compilation_cache import enable; import jax; print(enable()); print(jax.config.jax_compilation_cache_dir)"
@@ -52,7 +53,7 @@ def test_a_second_run_loads_its_programs_and_writes_the_same_records(tmp_path):
             kept = sorted(p.name for p in (cache / "jax-compilations").iterdir())
             assert any("settle" in n for n in kept) and any("propose" in n for n in kept)
     assert sorted(p.name for p in (cache / "jax-compilations").iterdir()) == kept  # nothing compiled anew
-    assert (runs[0] / "records.jsonl").read_bytes() == (runs[1] / "records.jsonl").read_bytes()
+    assert records_path(runs[0]).read_bytes() == records_path(runs[1]).read_bytes()
 
 
 def test_the_digits_split_is_made_once_and_read_back_the_same(tmp_path, monkeypatch):

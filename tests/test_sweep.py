@@ -21,6 +21,7 @@ from fadejax.stages.discover import discover
 from fadejax.sweeps.spec import expand, read_spec
 from readme import ROOT
 from subprocess_env import jax_subprocess_env
+from fadejax.engine.store.records import read_records, records_path
 
 RECORDING = str(ROOT / "recordings" / "digits.npz")
 #: the random searcher: its loop compiles in seconds (what is tested is the sweep, not a searcher)
@@ -40,7 +41,7 @@ def _sweep(*argv: str, cwd: Path, **popen):
 
 
 def _records(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "records.jsonl").read_text().splitlines()]
+    return list(read_records(records_path(run_dir)))
 
 
 def _csv(path: Path) -> list[dict]:
@@ -74,7 +75,7 @@ def test_a_killed_sweep_resumes_without_repeats_reports_failing_points_and_match
     os.kill(sweep.pid, signal.SIGKILL)  # the driver, mid-sweep
     sweep.wait()
     os.killpg(sweep.pid, signal.SIGKILL)  # and whatever of its local Ray is left
-    finished = {p["dir"]: (tmp_path / "out" / p["dir"] / "records.jsonl").stat().st_mtime_ns for p in complete}
+    finished = {p["dir"]: records_path(tmp_path / "out" / p["dir"]).stat().st_mtime_ns for p in complete}
     assert len(finished) < 3, "the sweep ended before it could be interrupted"
 
     again = _sweep(str(spec), "--out", "out", "--resume", "--cpus", "2", cwd=tmp_path)
@@ -89,14 +90,14 @@ def test_a_killed_sweep_resumes_without_repeats_reports_failing_points_and_match
         pairs = [(r["iteration"], r["env"]) for r in _records(run_dir)]
         assert len(pairs) == len(set(pairs)) == 16 * 32  # nothing lost, nothing twice
         if p["dir"] in finished:  # not run again
-            assert (run_dir / "records.jsonl").stat().st_mtime_ns == finished[p["dir"]]
+            assert records_path(run_dir).stat().st_mtime_ns == finished[p["dir"]]
 
     rows = {int(r["index"]): r for r in _csv(tmp_path / "out" / "sweep.csv")}
     points = expand(*read_spec(spec))
     resumed = next(p for p in by_status["complete"] if p["dir"] not in finished)  # one is enough: all ran in the same workers
     point = points[resumed["index"]]
     summary = discover(point.config, tmp_path / "alone", progress=False)  # the same point, one at a time, here
-    assert (tmp_path / "out" / resumed["dir"] / "records.jsonl").read_bytes() == (tmp_path / "alone" / "records.jsonl").read_bytes()
+    assert records_path(tmp_path / "out" / resumed["dir"]).read_bytes() == records_path(tmp_path / "alone").read_bytes()
     assert int(rows[point.index]["failures"]) == summary.failures and int(rows[point.index]["queries"]) == summary.queries
     for entry in by_status["complete"]:
         row = rows[entry["index"]]
@@ -179,9 +180,9 @@ def test_labelled_values_exclusions_and_a_plugin_searcher_run_inline_and_resume(
         assert yaml.safe_load((mine / "config.yaml").read_text())["searcher"]["kind"] == "uniform"
         assert {r["searcher"] for r in _csv(tmp_path / "out" / "sweep.csv")} == {"coin flip", "mine"}
         assert "| coin flip | 2/2 |" in capsys.readouterr().out
-        written = {p["dir"]: (tmp_path / "out" / p["dir"] / "records.jsonl").stat().st_mtime_ns for p in manifest["points"]}
+        written = {p["dir"]: records_path(tmp_path / "out" / p["dir"]).stat().st_mtime_ns for p in manifest["points"]}
         assert main([*argv, "--resume"]) == 0
-        assert {d: (tmp_path / "out" / d / "records.jsonl").stat().st_mtime_ns for d in written} == written
+        assert {d: records_path(tmp_path / "out" / d).stat().st_mtime_ns for d in written} == written
     finally:
         REGISTRY.clear()
         REGISTRY.update(saved)

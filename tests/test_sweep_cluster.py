@@ -19,6 +19,7 @@ from subprocess_env import jax_subprocess_env
 
 from fadejax.engine.config import parse_config
 from fadejax.sweeps.runner import attempts_path, read_attempts
+from fadejax.engine.store.records import read_records, records_path
 
 RECORDING = str(ROOT / "recordings" / "digits.npz")
 RAY = str(Path(sys.executable).with_name("ray"))
@@ -112,12 +113,12 @@ def test_a_retried_point_waits_for_its_live_first_attempt_and_nothing_is_written
     argv = [sys.executable, "-c", _POINT, json.dumps(config.model_dump(mode="json")), str(point), str(ROOT)]
     first = subprocess.Popen(argv, cwd=ROOT, env=jax_subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
-    while not (point / "records.jsonl").is_file():
+    while not records_path(point).is_file():
         assert first.poll() is None and time.time() < deadline, first.communicate()
         time.sleep(0.05)
     second = subprocess.run(argv, cwd=ROOT, env=jax_subprocess_env(), capture_output=True, text=True, timeout=300)
     assert first.wait(timeout=300) == 0 and second.returncode == 0, second.stderr
-    rows = [(r["iteration"], r["env"]) for r in map(json.loads, (point / "records.jsonl").read_text().splitlines())]
+    rows = [(r["iteration"], r["env"]) for r in read_records(records_path(point))]
     assert len(rows) == len(set(rows)) == 400 * 32
     attempts = read_attempts(point)
     assert len(attempts) == 2 and attempts_path(point).is_file()

@@ -17,6 +17,8 @@ from fadejax.engine.store.run_check import file_sha256
 from fadejax.engine.ground_truth import failure_landscape
 from fadejax.stages.discover import discover
 from report_page import open_at_first_failing_point
+from fadejax.engine.store.records import read_records, records_path
+from records_tee import assert_columns_hold_the_lines, both_formats
 
 HOSTILE = "<script>window.__pwned=1</script><img src=x onerror=\"window.__pwned=2\">"
 
@@ -55,8 +57,13 @@ def text_run(tmp_path_factory):
     config = _config()
     oracle = LeadOracle()
     out = tmp_path_factory.mktemp("text") / "run"
-    summary = discover(config, out, oracle=oracle, progress=False)
+    with both_formats():  # the columnar records are checked against the JSON lines of the same queries
+        summary = discover(config, out, oracle=oracle, progress=False)
     return config, out, summary, oracle
+
+
+def test_the_text_audit_s_columnar_records_hold_its_json_lines(text_run, tmp_path):
+    assert_columns_hold_the_lines(text_run[1], tmp_path)
 
 
 def test_the_default_text_space_is_one_edit_per_query():
@@ -68,7 +75,7 @@ def test_the_default_text_space_is_one_edit_per_query():
 
 def test_text_discovery_records_texts_summaries_and_bleu(text_run):
     config, out, summary, oracle = text_run
-    records = [json.loads(line) for line in open(out / "records.jsonl")]
+    records = list(read_records(records_path(out)))
     assert len(records) == summary.queries == 4 * 16
     assert oracle.calls == 1 + 4  # clean summaries once, then one batched generate per iteration
     data = builtin_articles("held_out", n=24)
@@ -112,7 +119,7 @@ def test_microscopic_text_discovery_uses_eq_7(tmp_path):
         "searcher": {"kind": "dqn", "hidden_sizes": [16], "batch_size": 16, "min_replay": 16}, "run": {"iterations": 3, "num_envs": 8},
     })
     discover(config, tmp_path / "micro", oracle=LeadOracle(), progress=False)
-    records = [json.loads(line) for line in open(tmp_path / "micro" / "records.jsonl")]
+    records = list(read_records(records_path(tmp_path / "micro")))
     for r in records:
         assert r["reward"] == pytest.approx((1 - r["bleu"]) - r["step"], abs=1e-5)  # eq. 7
 
@@ -136,10 +143,11 @@ def test_the_text_report_shows_texts_and_keeps_hostile_text_inert(text_run, tmp_
     config, out, _, _ = text_run
     hostile = tmp_path / "hostile"
     shutil.copytree(out, hostile)
-    lines = [json.loads(line) for line in open(hostile / "records.jsonl")]
+    lines = list(read_records(records_path(hostile)))
     for r in lines:  # generated text is untrusted: pretend the model wrote markup
         if r["failed"]:
             r["summary"] = HOSTILE + r["summary"]
+    records_path(hostile).unlink()  # written back as JSON lines, as a run from before columnar records
     (hostile / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
     status = json.loads((hostile / "run.json").read_text())  # as a hostile sharer would, consistent with the records
     status["records_sha256"] = file_sha256(hostile / "records.jsonl")
@@ -169,7 +177,7 @@ def test_a_real_tiny_t5_audits_through_the_bridge(tmp_path):
     tokenizer.save_pretrained(tmp_path / "t5")
     config = _config(model=str(tmp_path / "t5"), max_new_tokens=8, batch_size=8)
     summary = discover(config, tmp_path / "run", progress=False)
-    records = [json.loads(line) for line in open(tmp_path / "run" / "records.jsonl")]
+    records = list(read_records(records_path(tmp_path / "run")))
     assert len(records) == summary.queries == 64
     assert all(isinstance(r["summary"], str) and 0.0 <= r["bleu"] <= 1.0 for r in records)
     status = json.loads((tmp_path / "run" / "run.json").read_text())

@@ -26,7 +26,7 @@ import numpy as np
 from fadejax.engine.config import ExperimentConfig
 from fadejax.engine.ground_truth import GROUND_TRUTH_FILE, GroundTruthError, landscape_key, read_ground_truth
 from fadejax.engine.store.learning_log import METRICS_FILE, MetricsError, read_metrics
-from fadejax.engine.store.records import RECORDS_FILE, RecordsError, query_drawn, read_records
+from fadejax.engine.store.records import RecordsError, query_drawn, read_records, records_path
 from fadejax.engine.store.record_columns import read_columns
 from fadejax.engine.store.rundir import read_run_config
 
@@ -72,15 +72,15 @@ def _columns_from_metrics(rows: list[dict[str, Any]]) -> tuple[np.ndarray, dict[
 
 def _queries_of(run_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Every recorded query's ``(iteration, sample, cell, failed)``, each ``(Q,)``."""
-    fast = read_columns(run_dir / RECORDS_FILE, {"iteration": "int64", "sample": "int64", "cell": "int64", "failed": "bool"})
+    fast = read_columns(records_path(run_dir), {"iteration": "int64", "sample": "int64", "cell": "int64", "failed": "bool"})
     if fast is not None and all((fast[0][k] >= 0).all() for k in ("iteration", "sample", "cell")):
         columns = fast[0]
         return columns["iteration"], columns["sample"], columns["cell"], columns["failed"]
     iteration, sample, cell, failed = [], [], [], []  # line by line: names the bad record
-    for number, record in enumerate(read_records(run_dir / RECORDS_FILE), 1):
+    for number, record in enumerate(read_records(records_path(run_dir)), 1):
         values = (record.get("iteration"), record.get("sample"), record.get("cell"), record.get("failed"))
         if not all(type(v) is int and v >= 0 for v in values[:3]) or type(values[3]) is not bool:
-            raise CompareError(f"'{run_dir / RECORDS_FILE}' record {number} lacks a valid iteration, sample, cell or failed flag")
+            raise CompareError(f"'{records_path(run_dir)}' record {number} lacks a valid iteration, sample, cell or failed flag")
         iteration.append(values[0])
         sample.append(values[1])
         cell.append(values[2])
@@ -112,9 +112,9 @@ def load_curves(run_dir: str | Path, *, trust_code: bool = False, ground_truth: 
     config = read_run_config(run_dir, trust_code)
     notes = []
     has_metrics = (run_dir / METRICS_FILE).is_file()
-    has_records = (run_dir / RECORDS_FILE).is_file()
+    has_records = records_path(run_dir).is_file()
     if not has_metrics and not has_records:
-        raise CompareError(f"run directory '{run_dir}' has no {METRICS_FILE} or {RECORDS_FILE} yet: nothing to compare")
+        raise CompareError(f"run directory '{run_dir}' has no {METRICS_FILE} or records yet: nothing to compare")
     try:
         rows = list(read_metrics(run_dir / METRICS_FILE)) if has_metrics else []
     except MetricsError as exc:
@@ -140,7 +140,7 @@ def load_curves(run_dir: str | Path, *, trust_code: bool = False, ground_truth: 
         _add_information_curves(curves, recorded)
     if truth is not None and recorded is not None and recorded[0].size:
         try:
-            drawn = query_drawn(run_dir / RECORDS_FILE)
+            drawn = query_drawn(records_path(run_dir))
         except RecordsError as exc:
             raise CompareError(str(exc)) from None
         curves.recall = _recall_curve(recorded, drawn, truth, config, points, run_dir)

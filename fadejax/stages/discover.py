@@ -21,7 +21,7 @@ from fadejax.engine.checkpoints import build_discovery, checkpoint_manager, rest
 from fadejax.engine.loop import Discovery, LoopState
 from fadejax.engine.store.dirlock import DirectoryLock, refuse_if_held
 from fadejax.engine.store.learning_log import METRICS_FILE, LearningLog, Sink, StageTimes
-from fadejax.engine.store.records import RECORDS_FILE, BackgroundRecordWriter, RecordWriter, query_columns, query_drawn
+from fadejax.engine.store.records import BackgroundRecordWriter, RecordWriter, open_record_writer, query_columns, query_drawn, records_path
 from fadejax.engine.store.run_check import RECORDS_DIGEST, file_sha256, records_damage
 from fadejax.engine.store.rundir import STATUS_FILE, SUMMARY_FILE, RunDirError, check, create, read_status, write_json_atomic
 from fadejax.engine.store.sinks import TENSORBOARD_DIR, TensorBoardSink, WandbSink
@@ -149,7 +149,7 @@ def top_cells(run_dir: Path, config: ExperimentConfig, num_samples: int, k: int 
     samples, with 95% intervals (:func:`fadejax.analysis.estimates.top_estimated_cells`)."""
     from fadejax.analysis.estimates import top_estimated_cells
 
-    path = run_dir / RECORDS_FILE
+    path = records_path(run_dir)
     if not path.is_file() or path.stat().st_size == 0:
         return []
     space = config.concept_space()
@@ -217,7 +217,8 @@ def _discover_locked(config: ExperimentConfig, run_dir: Path, resuming: bool, ta
         print(f"no checkpoint in '{run_dir}' yet; starting it from the beginning")
     if config.run.wandb is not None and "wandb_id" not in status:
         status["wandb_id"] = uuid.uuid4().hex[:16]
-    records = RecordWriter(run_dir / RECORDS_FILE, task.space, config.mode, truncate_to=records_bytes, names=getattr(task, "record_names", None))  # refuses shortened records before any write
+    records = open_record_writer(run_dir, task.space, config.mode, record_format=config.run.records, truncate_to=records_bytes,
+                                 names=getattr(task, "record_names", None))  # refuses shortened records before any write
     metrics_bytes = _usable_metrics_length(run_dir / METRICS_FILE, metrics_bytes, int(state.iteration), progress)
     log = LearningLog(run_dir / METRICS_FILE, num_envs=discovery.num_envs, queries=int(state.queries), failures=int(state.failures), truncate_to=metrics_bytes)
     writer = BackgroundRecordWriter(records, log=log)
@@ -279,6 +280,6 @@ def _discover_locked(config: ExperimentConfig, run_dir: Path, resuming: bool, ta
         _save_policy(run_dir, state.searcher)
         write_json_atomic(run_dir / SUMMARY_FILE, summary.as_dict())
         status["status"] = "complete"
-        status[RECORDS_DIGEST] = file_sha256(run_dir / RECORDS_FILE)  # what fadejax check compares the records with
+        status[RECORDS_DIGEST] = file_sha256(records_path(run_dir))  # what fadejax check compares the records with
     write_json_atomic(run_dir / STATUS_FILE, status)
     return summary

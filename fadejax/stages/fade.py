@@ -346,10 +346,10 @@ def _estimates(run_dir: Path, config: ExperimentConfig):
     import json
 
     from fadejax.analysis.estimates import cell_estimates
-    from fadejax.engine.store.records import RECORDS_FILE, query_columns, query_drawn
+    from fadejax.engine.store.records import query_columns, query_drawn, records_path
 
     done = json.loads((Path(run_dir) / SUMMARY_FILE).read_text())
-    records = Path(run_dir) / RECORDS_FILE
+    records = records_path(Path(run_dir))
     return cell_estimates(*query_columns(records), int(done["held_out_samples"]), config.concept_space().sizes, drawn=query_drawn(records))
 
 

@@ -29,7 +29,7 @@ from fadejax.engine.config import ExperimentConfig
 from fadejax.analysis.estimates import cell_estimates
 from fadejax.engine.ground_truth import GROUND_TRUTH_FILE, GroundTruthError, failure_rates, landscape_key, read_ground_truth
 from fadejax.core.landscapes import check_view, dense_view_mean, grouped_sum, pooled_cells, view_shape
-from fadejax.engine.store.records import RECORDS_FILE, query_drawn, sparse_counts
+from fadejax.engine.store.records import query_drawn, records_path, sparse_counts
 from fadejax.engine.store.record_columns import CompleteLines, read_columns
 from fadejax.engine.store.run_check import digest_damage, records_damage
 from fadejax.engine.store.rundir import RunReadError, note_outside_paths, read_run_config, read_status
@@ -96,9 +96,9 @@ def _read_records(run_dir: Path, num_actions: int, per_cell: int, members: list[
     failure records per cell, the number of queries, every failure's cell, every
     query's ``(sample, cell, failed)`` (for the shrinkage estimate), and for a family each
     model's answer to every query (``{model: (Q,) bool}`` from ``NAME.failed``)."""
-    path = run_dir / RECORDS_FILE
+    path = records_path(run_dir)
     if not path.is_file():
-        raise SummarizeError(f"'{run_dir}' has no {RECORDS_FILE}: the run never made a query")
+        raise SummarizeError(f"'{run_dir}' has no records: the run never made a query")
     fast = read_columns(path, {"cell": "int64", "sample": "int64", "failed": "bool", **{f"{m}.failed": "bool" for m in members}})
     if fast is not None and ((fast[0]["cell"] >= 0) & (fast[0]["cell"] < num_actions)).all():
         columns, lines = fast
@@ -324,7 +324,7 @@ def load_summary(run_dir: str | Path, *, keep: list[int] | None = None, fixed: d
     # hard samples inflates the rates of the cells it tried on them.
     if not 0 <= int(queried[0].min()) <= int(queried[0].max()) < task.num_samples:
         raise SummarizeError(f"the records name samples outside the audit's {task.num_samples} held-out samples")
-    estimates = cell_estimates(*queried, task.num_samples, space.sizes, drawn=query_drawn(run_dir / RECORDS_FILE))
+    estimates = cell_estimates(*queried, task.num_samples, space.sizes, drawn=query_drawn(records_path(run_dir)))
     where_estimated = {int(c): i for i, c in enumerate(estimates.cells)}
     ranked = estimates.cells[estimates.ranked(top)]
     modes = [describe_mode(rank, int(c)) for rank, c in enumerate(ranked, 1)]

@@ -37,7 +37,7 @@ from fadejax.audits.conditions.task import EVAL, RANDOM, TRAIN, generation_seed,
 from fadejax.audits.prompt.prompts import compose
 from fadejax.audits.prompt.restructure import observed_rates
 from fadejax.engine.config import ExperimentConfig, parse_config
-from fadejax.engine.store.records import RECORDS_FILE, read_records
+from fadejax.engine.store.records import read_records, records_path
 
 #: how many tries a set may take per image it needs before it settles for fewer valid ones
 TRIES_PER_IMAGE = 4
@@ -156,7 +156,7 @@ def restructure_conditions(run_dir: Path, config: ExperimentConfig, modes: list[
     task = build_task(config, progress=progress)
     space = config.concept_space()
     words = [str(v) for v in space.axes[0].values]
-    taken = {int(r["seed"]) for r in read_records(run_dir / RECORDS_FILE)}
+    taken = {int(r["seed"]) for r in read_records(records_path(run_dir))}
     searched = len(taken)
 
     if progress:
@@ -240,8 +240,8 @@ def restructure_conditions(run_dir: Path, config: ExperimentConfig, modes: list[
     new_config = parse_config(new_data)
     new_task = build_task(new_config, progress=progress)
     rediscovery = link_rediscovery(new_config, new_task, run_dir, out, progress)
-    before_rates = observed_rates(list(read_records(run_dir / RECORDS_FILE)), modes)
-    after_rates = observed_rates(list(read_records(rediscovery / RECORDS_FILE)), modes)
+    before_rates = observed_rates(list(read_records(records_path(run_dir))), modes)
+    after_rates = observed_rates(list(read_records(records_path(rediscovery))), modes)
     rows = []
     for mode in modes:
         (v0, f0), (v1, f1) = before_rates[mode], after_rates[mode]

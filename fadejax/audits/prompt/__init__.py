@@ -70,12 +70,12 @@ class PromptAudit(Audit):
         """The bias measure: how many images of each zero-shot attribute, and the
         ``prompt.bias_ratio`` (e.g. male-to-female) ratio, over all images and per visited cell."""
         from fadejax.audits.prompt.task import attribute_ratio
-        from fadejax.engine.store.records import RECORDS_FILE, read_records
+        from fadejax.engine.store.records import read_records, records_path
 
         num, den = config.prompt.bias_ratio
         overall: dict[str, int] = {}
         per_cell: dict[int, dict[str, int]] = {}
-        for record in read_records(run_dir / RECORDS_FILE):
+        for record in read_records(records_path(run_dir)):
             attribute = record.get("attribute", "ambiguous")
             overall[attribute] = overall.get(attribute, 0) + 1
             counts = per_cell.setdefault(int(record["cell"]), {})

@@ -26,7 +26,7 @@ import numpy as np
 from fadejax.audits.prompt.task import attribute_ratio
 from fadejax.engine.config import ExperimentConfig, parse_config
 from fadejax.stages.finetune import launch
-from fadejax.engine.store.records import RECORDS_FILE, read_records, top_observed_cells
+from fadejax.engine.store.records import read_records, records_path, top_observed_cells
 from fadejax.core.spaces import format_value
 
 
@@ -66,8 +66,8 @@ def restructure_prompt(run_dir: Path, config: ExperimentConfig, modes: list[int]
     rediscovery = link_rediscovery(new_config, new_task, run_dir, out, progress)
 
     space = config.concept_space()
-    before = list(read_records(run_dir / RECORDS_FILE))
-    after = list(read_records(rediscovery / RECORDS_FILE))
+    before = list(read_records(records_path(run_dir)))
+    after = list(read_records(records_path(rediscovery)))
     num, den = p.bias_ratio
     old, new = observed_rates(before, modes), observed_rates(after, modes)
     rows = []
@@ -81,7 +81,7 @@ def restructure_prompt(run_dir: Path, config: ExperimentConfig, modes: list[int]
             "bias_ratio_before": records_ratio([r for r in before if r["cell"] == mode], num, den),
             "bias_ratio_after": records_ratio([r for r in after if r["cell"] == mode], num, den),
         })
-    top_new = top_observed_cells(rediscovery / RECORDS_FILE, 5, min_visits=2)
+    top_new = top_observed_cells(records_path(rediscovery), 5, min_visits=2)
     report = {
         "run": str(run_dir), "rediscovery": str(rediscovery), "fine_tune": metrics,
         "note": "rates are observed over each run's own queries (same seed and budget); images are not re-generated exhaustively",

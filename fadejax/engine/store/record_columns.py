@@ -1,4 +1,8 @@
-"""A records file's columns parsed by Arrow's JSON reader: the fast way to read a run.
+"""A records file's columns, whichever its format: the way every reader reads a run.
+
+A columnar file (``records.arrow``, :mod:`fadejax.engine.store.arrow_records`) is read as
+columns directly. For JSON lines (``records.jsonl``, runs written before columnar records
+or with ``run.records: jsonl``):
 
 Reading a run's ``records.jsonl`` line by line with :func:`json.loads` costs about 10 µs a
 record in Python (4 s for the 409,600 records of a 200-iteration run at 2,048 queries an
@@ -13,13 +17,18 @@ error or, for the rare lines JSON allows and Arrow refuses, reads them.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Iterator, Mapping, Protocol, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.json as pa_json
+
+from fadejax.engine.store.arrow_records import ArrowRecords, read_arrow_records
+from fadejax.engine.store.durable import json_lines
+from fadejax.engine.store.record_fields import ARROW_RECORDS_FILE, RecordsError
 
 
 _SCAN_BYTES = 1 << 24
@@ -50,11 +59,49 @@ class CompleteLines:
         return [self.data[starts[r]: self.ends[r]] for r in np.asarray(rows, np.int64).tolist()]
 
 
-def read_columns(path: Path, fields: Mapping[str, str]) -> tuple[dict[str, np.ndarray], CompleteLines] | None:
+class RecordRows(Protocol):
+    """A records file's complete records, either format: ``ends``, ``(Q,)`` int64, where each
+    record's bytes end (a JSON line's newline; the last byte of a columnar record's batch),
+    so a checkpoint of ``n`` bytes covers the records with ``ends < n``; ``lines(rows)``,
+    those records as JSON lines."""
+
+    ends: np.ndarray
+
+    def lines(self, rows: Sequence[int] | np.ndarray) -> list[bytes]: ...
+
+
+def is_columnar(path: Path) -> bool:
+    """Whether ``path`` names a columnar (Arrow) records file rather than JSON lines."""
+    return Path(path).name == ARROW_RECORDS_FILE or Path(path).suffix == ".arrow"
+
+
+def record_rows(path: Path) -> RecordRows:
+    """The complete records of a records file of either format (see :class:`RecordRows`)."""
+    return read_arrow_records(path) if is_columnar(path) else CompleteLines.of(path)
+
+
+def read_records(path: Path) -> Iterator[dict]:
+    """Yield every complete record of a records file, either format, as the JSON-lines
+    object (a final line without its newline, or a columnar batch cut short by a kill, is
+    skipped); :class:`RecordsError` names a line that is not a JSON object."""
+    if is_columnar(path):
+        records = read_arrow_records(path)
+        for start in range(0, records.num_rows, 4096):
+            yield from map(json.loads, records.lines(np.arange(start, min(start + 4096, records.num_rows))))
+        return
+    for number, record, line in json_lines(path):
+        if not isinstance(record, dict):
+            raise RecordsError(f"'{path}' line {number} is not a record: {line[:80]!r}")
+        yield record
+
+
+def read_columns(path: Path, fields: Mapping[str, str]) -> tuple[dict[str, np.ndarray], RecordRows] | None:
     """Every complete record's ``fields`` (name -> Arrow type name: ``"int64"``, ``"bool"``)
-    as ``(Q,)`` NumPy arrays, and the file's complete lines (to read some records whole);
+    as ``(Q,)`` NumPy arrays, and the file's records (to read some whole);
     ``None`` where the line-by-line reading must decide (see the module docstring),
-    including an empty file."""
+    including an empty file and a field the run does not have or of another type."""
+    if is_columnar(path):
+        return _arrow_columns(read_arrow_records(path), fields)
     lines = CompleteLines.of(path)
     if not lines.data:
         return None
@@ -70,3 +117,19 @@ def read_columns(path: Path, fields: Mapping[str, str]) -> tuple[dict[str, np.nd
     if table.num_rows != lines.ends.size or any(table.column(name).null_count for name in fields):
         return None
     return {name: table.column(name).to_numpy() for name in fields}, lines
+
+
+def _arrow_columns(records: ArrowRecords, fields: Mapping[str, str]) -> tuple[dict[str, np.ndarray], RecordRows] | None:
+    if records.num_rows == 0:
+        return None
+    columns = {}
+    for name, kind in fields.items():
+        if name not in records.table.column_names:
+            return None
+        column = records.table.column(name)
+        wanted = pa.type_for_alias(kind)
+        same_kind = (pa.types.is_integer(column.type) and pa.types.is_integer(wanted)) or column.type == wanted
+        if not same_kind:
+            return None
+        columns[name] = column.to_numpy().astype(wanted.to_pandas_dtype(), copy=False)
+    return columns, records

@@ -11,64 +11,42 @@ process was stopped or killed.
 
 from __future__ import annotations
 
-import json
 import queue
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import jax
 import numpy as np
 import pyarrow as pa
 
-from fadejax.engine.store.durable import AppendOnlyFile, json_lines
-from fadejax.engine.store.json_columns import joined_lines, json_scalar, json_texts
-from fadejax.engine.store.learning_log import LearningLog, StageTimes
-from fadejax.engine.store.record_columns import read_columns
 from fadejax.core.spaces import ConceptSpace
-
-RECORDS_FILE = "records.jsonl"
-
-
-class RecordsError(ValueError):
-    """A run's records file does not match its checkpoint."""
-
-
-#: Fields every record has, written first and in this order; a task's own fields follow.
-CORE_FIELDS = ("action", "cell", "reward", "failed")
-#: Written after ``failed`` on a deterministic audit: the query re-asked a pair and was answered
-#: from the run's own answers, not by the model (its task fields repeat the first answer's).
-REUSED = "reused"
-#: Written after ``failed`` (and ``reused``) where the searcher marks them: the query's sample
-#: was drawn uniformly at random, blind to any answer (:attr:`fadejax.searchers.base.Choice.drawn`).
-DRAWN = "drawn"
-
-
-_CONCEPT_CACHE_SIZE = 1 << 16
-
+from fadejax.engine.store.arrow_records import batch_bytes, column_array, new_schema, read_arrow_records
+from fadejax.engine.store.durable import AppendOnlyFile
+from fadejax.engine.store.json_columns import json_texts
+from fadejax.engine.store.jsonl_format import JsonlFormat
+from fadejax.engine.store.learning_log import LearningLog, StageTimes
+from fadejax.engine.store.record_columns import is_columnar, read_columns, read_records
+from fadejax.engine.store.record_fields import (  # noqa: F401 - the records' names, re-exported for callers
+    ARROW_RECORDS_FILE, CORE_FIELDS, DRAWN, RECORDS_FILE, REUSED, RecordsError, has_records, records_path, task_fields,
+)
 
 class RecordWriter:
-    """Appends query records; ``offset`` is the byte length of complete records written.
+    """Appends query records as JSON lines (``records.jsonl``; :class:`ArrowRecordWriter` writes
+    the same records as columns); ``offset`` is the byte length of complete records written.
 
-    One line per query: ``iteration, env, sample, action, cell, concepts {axis: value},
-    reward, failed``, then the task's own fields in alphabetical order (e.g. ``label,
-    predicted, score`` for a classifier; BLEU, summary and edited text for a summarizer), then ``step, done`` in
-    microscopic mode. ``names`` (field -> class names, e.g. the task's ``record_names``)
-    adds ``FIELD_name`` after each such integer field: ``label_name``, ``predicted_name``.
+    The lines are :class:`fadejax.engine.store.jsonl_format.JsonlFormat`'s. ``names`` (field
+    -> class names, e.g. the task's ``record_names``) adds ``FIELD_name`` after each such
+    integer field: ``label_name``, ``predicted_name``.
     """
 
     def __init__(self, path: Path, space: ConceptSpace, mode: str, truncate_to: int = 0, names: dict[str, Sequence[str]] | None = None):
         self.path = Path(path)
         self.space = space
         self.mode = mode
-        # field -> JSON texts of its class names: each such integer field gets a FIELD_name
-        self._named = {field: np.asarray([json.dumps(str(n)) for n in labels], dtype=object) for field, labels in (names or {}).items()}
-        self._names = [json.dumps(n) for n in space.names]
-        self._values = [[json_scalar(v) for v in a.values] for a in space.axes]
-        self._concept_cache: dict[int, str] = {}
-        self._concept_table: pa.Array | None = None
+        self.form = JsonlFormat.of_space(space, mode, names)
         self._env_texts: pa.Array | None = None
         self._file = AppendOnlyFile(self.path, truncate_to, what="records", error=RecordsError)
         #: (sample * A + cell) -> the task fields of the pair's first record; built from the
@@ -87,13 +65,13 @@ class RecordWriter:
 
     def write_many(self, iterations: Sequence[tuple[int, dict]]) -> None:
         """Append several iterations' records, in the order given, as one write: the same
-        bytes as :meth:`write` of each in turn, formatted in one pass (Arrow's fixed cost
+        records as :meth:`write` of each in turn, formatted in one pass (Arrow's fixed cost
         per call is paid once, not once per iteration). Each outcome is a :func:`fetch`
         result (host arrays or lists)."""
         if any(REUSED in o and np.any(o[REUSED]) for _, o in iterations) or (self._answered is not None and any(REUSED in o for _, o in iterations)):
             for item in iterations:  # one at a time: each re-asked query's fields come from the records before it
                 self._fill_reused(item[1])
-                self._file.append(self._lines([item]))
+                self._append([item])
             return
         start = 0
         while start < len(iterations):  # runs of iterations with the same fields, one pass each
@@ -101,11 +79,12 @@ class RecordWriter:
             end = start + 1
             while end < len(iterations) and set(iterations[end][1]) == fields:
                 end += 1
-            self._file.append(self._lines(iterations[start:end]))
+            self._append(iterations[start:end])
             start = end
 
-    def _task_fields(self, outcome: dict) -> list[str]:
-        return [k for k in outcome if k not in CORE_FIELDS + ("sample", "done", "step", REUSED, DRAWN)]
+    def _append(self, iterations: Sequence[tuple[int, dict]]) -> None:
+        """Write iterations that all have the same fields."""
+        self._file.append(self._lines(iterations))
 
     def _fill_reused(self, outcome: dict) -> None:
         """Give each re-asked query of ``outcome`` (in place) the task fields of its pair's
@@ -116,9 +95,8 @@ class RecordWriter:
             for record in read_records(self.path):
                 pair = int(record["sample"]) * num_actions + int(record["cell"])
                 if not record.get(REUSED, False) and pair not in self._answered:
-                    self._answered[pair] = {k: record[k] for k in self._task_fields(record) if k != "concepts" and k != "iteration"
-                                            and k != "env" and not k.endswith("_name")}
-        fields = self._task_fields(outcome)
+                    self._answered[pair] = {k: record[k] for k in task_fields(record) if k != "concepts" and not k.endswith("_name")}
+        fields = task_fields(outcome)
         pairs = (np.asarray(outcome["sample"], np.int64) * num_actions + np.asarray(outcome["cell"], np.int64)).tolist()
         reused = np.asarray(outcome[REUSED], bool).tolist()
         for row, (pair, again) in enumerate(zip(pairs, reused)):
@@ -140,33 +118,10 @@ class RecordWriter:
         """The JSONL bytes of iterations that all have the same fields."""
         if len(iterations) == 1:
             iteration, outcome = iterations[0]
-            head: list[str | pa.Array] = [f'{{"iteration": {iteration}, "env": ', self._envs(len(outcome["cell"]))]
-        else:
-            outcome = {k: _concatenated([o[k] for _, o in iterations]) for k in iterations[0][1]}
-            sizes = [len(o["cell"]) for _, o in iterations]
-            numbers = np.repeat(np.asarray([i for i, _ in iterations], np.int64), sizes)
-            envs = np.concatenate([np.arange(n, dtype=np.int64) for n in sizes])
-            head = ['{"iteration": ', json_texts(numbers), ', "env": ', json_texts(envs)]
-        cells = np.asarray(outcome["cell"])
-        # Column by column, then the columns joined into lines by Arrow (fadejax.engine.store.json_columns):
-        # no Python string per value or per line, the same bytes.
-        parts: list[str | pa.Array] = [
-            *head, ', "sample": ', json_texts(outcome["sample"]),
-            ', "action": ', json_texts(outcome["action"]), ', "cell": ', json_texts(cells), ', "concepts": {', self._concepts(cells),
-            '}, "reward": ', json_texts(outcome["reward"]), ', "failed": ', json_texts(outcome["failed"]),
-        ]
-        if REUSED in outcome:
-            parts += [f', "{REUSED}": ', json_texts(np.asarray(outcome[REUSED], bool))]
-        if DRAWN in outcome:
-            parts += [f', "{DRAWN}": ', json_texts(np.asarray(outcome[DRAWN], bool))]
-        for k in sorted(self._task_fields(outcome)):
-            parts += [f', "{k}": ', json_texts(outcome[k])]
-            if k in self._named:
-                parts += [f', "{k}_name": ', pa.array(self._named[k][np.asarray(outcome[k], np.int64)], pa.string())]
-        if self.mode == "micro":
-            parts += [', "step": ', json_texts(np.asarray(outcome["step"]).astype(np.int64)),
-                      ', "done": ', json_texts(np.asarray(outcome["done"]).astype(bool))]
-        return joined_lines(parts + ["}\n"])
+            return self.form.lines(outcome, str(iteration), self._envs(len(outcome["cell"])))
+        outcome = {k: _concatenated([o[k] for _, o in iterations]) for k in iterations[0][1]}
+        numbers, envs = _positions(iterations)
+        return self.form.lines(outcome, json_texts(numbers), json_texts(envs))
 
     def _envs(self, batch: int) -> pa.Array:
         """``0 .. batch-1`` as JSON texts (the same every iteration)."""
@@ -174,31 +129,76 @@ class RecordWriter:
             self._env_texts = json_texts(np.arange(batch))
         return self._env_texts
 
-    def _concepts(self, cells: np.ndarray) -> pa.Array:
-        """The ``concepts`` object's inside for each cell, ``axis: value, ...``: taken from a
-        table of every cell's where the space has at most ``_CONCEPT_CACHE_SIZE`` cells,
-        else from a cache of the cells seen (million-action spaces: memory kept bounded)."""
-        if self.space.num_actions <= _CONCEPT_CACHE_SIZE:
-            if self._concept_table is None:
-                self._concept_table = pa.array(self._concept_texts(np.arange(self.space.num_actions)), pa.string())
-            return self._concept_table.take(pa.array(cells.astype(np.int64)))
-        missing = np.asarray([c for c in set(cells.tolist()) if c not in self._concept_cache], np.int64)
-        if missing.size:
-            self._concept_cache.update(zip(missing.tolist(), self._concept_texts(missing)))
-            if len(self._concept_cache) > _CONCEPT_CACHE_SIZE:
-                self._concept_cache = {c: self._concept_cache[c] for c in set(cells.tolist())}
-        return pa.array([self._concept_cache[c] for c in cells.tolist()], pa.string())
-
-    def _concept_texts(self, cells: np.ndarray) -> list[str]:
-        per_axis = np.unravel_index(cells, self.space.sizes)  # row-major, as ConceptSpace numbers cells
-        return [", ".join(f"{n}: {self._values[i][per_axis[i][j]]}" for i, n in enumerate(self._names)) for j in range(cells.shape[0])]
-
     def sync(self) -> None:
         """Flush to stable storage (called at checkpoints)."""
         self._file.sync()
 
     def close(self) -> None:
         self._file.close()
+
+
+class ArrowRecordWriter(RecordWriter):
+    """Appends query records as columns: one Arrow record batch per iteration to ``records.arrow``
+    (:mod:`fadejax.engine.store.arrow_records`), the same records :class:`RecordWriter` writes
+    as JSON lines, with no per-row Python. The schema is written with the first records; a
+    resumed run's file keeps its schema, and a write whose fields differ from it is refused."""
+
+    def __init__(self, path: Path, space: ConceptSpace, mode: str, truncate_to: int = 0, names: dict[str, Sequence[str]] | None = None):
+        super().__init__(path, space, mode, truncate_to, names)
+        self._schema: pa.Schema | None = None
+        if truncate_to:
+            self._schema = _schema_of(self.path)
+
+    def _append(self, iterations: Sequence[tuple[int, dict]]) -> None:
+        # One record batch per iteration, however many iterations a write holds: the file's
+        # bytes then do not depend on how the background writer happened to group them, so
+        # a resumed run's file is the uninterrupted run's, byte for byte.
+        data = [self._batch(iteration, outcome) for iteration, outcome in iterations]
+        self._file.append(b"".join(data))
+
+    def _batch(self, iteration: int, outcome: dict) -> bytes:
+        """One iteration's record-batch message (after the schema's, for the run's first)."""
+        size = len(outcome["cell"])
+        columns = {"iteration": column_array(np.full(size, iteration, np.int32)), "env": column_array(np.arange(size, dtype=np.int32))}
+        for k in ("sample", *CORE_FIELDS, REUSED, DRAWN, *task_fields(outcome)):
+            if k in outcome:
+                columns[k] = column_array(outcome[k])
+        if self.mode == "micro":
+            columns["step"] = column_array(np.asarray(outcome["step"]).astype(np.int32))
+            columns["done"] = column_array(np.asarray(outcome["done"]).astype(bool))
+        head = b""
+        if self._schema is None:
+            self._schema = new_schema(columns, self.form)
+            head = self._schema.serialize().to_pybytes()  # written with the first records: a file never holds a schema alone
+        return head + batch_bytes(columns, self._schema)
+
+
+def open_record_writer(run_dir: Path, space: ConceptSpace, mode: str, *, record_format: str, truncate_to: int = 0,
+                       names: dict[str, Sequence[str]] | None = None) -> RecordWriter:
+    """The writer of a run's records: in the format of the file ``run_dir`` already holds
+    (a run written before columnar records keeps its JSON lines), else ``record_format``
+    (``"arrow"`` or ``"jsonl"``, the config's ``run.records``)."""
+    path = records_path(run_dir) if has_records(run_dir) else Path(run_dir) / (RECORDS_FILE if record_format == "jsonl" else ARROW_RECORDS_FILE)
+    kind = RecordWriter if path.name == RECORDS_FILE else ArrowRecordWriter
+    return kind(path, space, mode, truncate_to=truncate_to, names=names)
+
+
+def _schema_of(path: Path) -> pa.Schema:
+    """The schema at the head of a columnar records file."""
+    try:
+        with pa.memory_map(str(path)) as source:
+            return pa.ipc.read_schema(pa.ipc.read_message(source))
+    except (OSError, pa.ArrowException) as error:
+        raise RecordsError(f"'{path}' does not start with a records schema ({str(error).splitlines()[0][:200]}); "
+                           "this run cannot resume exactly") from None
+
+
+def _positions(iterations: Sequence[tuple[int, dict]]) -> tuple[np.ndarray, np.ndarray]:
+    """Each query's iteration and environment, ``(Q,)`` int64 each, for iterations end to end."""
+    sizes = [len(o["cell"]) for _, o in iterations]
+    numbers = np.repeat(np.asarray([i for i, _ in iterations], np.int64), sizes)
+    envs = np.concatenate([np.arange(n, dtype=np.int64) for n in sizes])
+    return numbers, envs
 
 
 def fetch(outcome: dict[str, Any]) -> dict[str, Any]:
@@ -384,16 +384,6 @@ class BackgroundRecordWriter:
         self._raise_pending()
 
 
-def read_records(path: Path) -> Iterator[dict]:
-    """Yield every complete record of a run's ``records.jsonl`` (a final line without its
-    newline, cut off by a kill, is skipped); :class:`RecordsError` names a line that is
-    not a JSON object."""
-    for number, record, line in json_lines(path):
-        if not isinstance(record, dict):
-            raise RecordsError(f"'{path}' line {number} is not a record: {line[:80]!r}")
-        yield record
-
-
 def cell_statistics(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sparse per-cell statistics of a records file: ``(cells, visits, failures)``, each
     ``(V,)`` int64 over the ``V`` visited cells (sorted), whatever the size of the space."""
@@ -430,6 +420,9 @@ def query_drawn(path: Path) -> np.ndarray | None:
     """Which queries of a records file were uniform draws (the ``drawn`` field), ``(Q,)`` bool,
     in the order of :func:`query_columns`; ``None`` where the records do not say (a searcher
     that marks none, microscopic mode, or a run written before the field existed)."""
+    if is_columnar(path):
+        drawn = read_arrow_records(path).column(DRAWN)
+        return None if drawn is None or not len(drawn) else np.asarray(drawn, bool)
     first = next(iter(read_records(path)), None)
     if first is None or DRAWN not in first:
         return None

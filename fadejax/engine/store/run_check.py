@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from fadejax.engine.store.learning_log import METRICS_FILE
-from fadejax.engine.store.record_columns import CompleteLines, read_columns
-from fadejax.engine.store.records import RECORDS_FILE, RecordsError, read_records
+from fadejax.engine.store.record_columns import RecordRows, is_columnar, read_columns, record_rows
+from fadejax.engine.store.records import RecordsError, read_records, records_path
 from fadejax.engine.store.rundir import STATUS_FILE, read_status
 
 
-def _positions(path: Path) -> tuple[np.ndarray, np.ndarray, CompleteLines]:
+def _positions(path: Path) -> tuple[np.ndarray, np.ndarray, RecordRows]:
     """Every complete record's ``(iteration, env)``, ``(Q,)`` int64 each, and the file's lines."""
     fast = read_columns(path, {"iteration": "int64", "env": "int64"})
     if fast is not None:
@@ -36,14 +36,14 @@ def _positions(path: Path) -> tuple[np.ndarray, np.ndarray, CompleteLines]:
             raise RecordsError(f"'{path}' record {number} lacks a valid iteration or env")
         iteration.append(values[0])
         env.append(values[1])
-    return np.asarray(iteration, np.int64), np.asarray(env, np.int64), CompleteLines.of(path)
+    return np.asarray(iteration, np.int64), np.asarray(env, np.int64), record_rows(path)
 
 
 def records_damage(run_dir: Path, num_envs: int, upto_bytes: int | None = None) -> str | None:
     """One line naming the first record of ``run_dir`` (up to byte ``upto_bytes``, e.g. a
     checkpoint's length) whose ``(iteration, env)`` is not where the run wrote it, or ``None``.
     A short last iteration (a run killed while writing it) is not damage."""
-    path = Path(run_dir) / RECORDS_FILE
+    path = records_path(Path(run_dir))
     if not path.is_file() or path.stat().st_size == 0:
         return None
     try:
@@ -62,7 +62,8 @@ def records_damage(run_dir: Path, num_envs: int, upto_bytes: int | None = None) 
     kind = ("it repeats an earlier row (two writers, or a row copied)" if seen
             else "a row before it is missing" if (iteration[i], env[i]) > (k[i] // num_envs, k[i] % num_envs)
             else "it is out of place (a row from another run?)")
-    return (f"'{path}' is damaged: line {i + 1} holds (iteration {iteration[i]}, env {env[i]}) where (iteration "
+    unit = "record" if is_columnar(path) else "line"
+    return (f"'{path}' is damaged: {unit} {i + 1} holds (iteration {iteration[i]}, env {env[i]}) where (iteration "
             f"{k[i] // num_envs}, env {k[i] % num_envs}) belongs: {kind}. Its figures would be wrong; restore the run "
             f"from a copy or run it again")
 
@@ -83,7 +84,7 @@ def file_sha256(path: Path) -> str:
 def digest_damage(run_dir: Path, status: dict) -> str | None:
     """One line if a complete run's records differ from the bytes its writer left (``run.json``
     keeps their SHA-256: a row replaced by another run's, which keeps the order, shows here)."""
-    path = Path(run_dir) / RECORDS_FILE
+    path = records_path(Path(run_dir))
     wanted = status.get(RECORDS_DIGEST)
     if status.get("status") != "complete" or not isinstance(wanted, str) or not path.is_file():
         return None
@@ -120,16 +121,19 @@ def check_run(run_dir: str | Path, trust_code: bool = False) -> list[str]:
     num_envs = config.run.num_envs
     problems = []
     status = read_status(run_dir)
-    if (run_dir / RECORDS_FILE).is_file():
+    path = records_path(run_dir)
+    if path.is_file():
         try:
-            _positions(run_dir / RECORDS_FILE)
+            _positions(path)
         except RecordsError as exc:
             problems.append(f"records: {exc}")
     damage = records_damage(run_dir, num_envs) or digest_damage(run_dir, status)
     if damage:
         problems.append(f"records: {damage}")
-    path = run_dir / RECORDS_FILE
-    rows = CompleteLines.of(path).ends.size if path.is_file() else 0
+    try:
+        rows = record_rows(path).ends.size if path.is_file() else 0
+    except RecordsError:  # named above
+        rows = 0
     if status.get("status") == "complete":
         planned = int(status.get("iterations", -1)) * num_envs
         if rows != planned or rows != status.get("queries"):
@@ -148,7 +152,10 @@ def check_run(run_dir: str | Path, trust_code: bool = False) -> list[str]:
     if checkpoint is not None:
         step, length = checkpoint
         size = path.stat().st_size if path.is_file() else 0
-        lines = CompleteLines.of(path) if path.is_file() else None
+        try:
+            lines = record_rows(path) if path.is_file() else None
+        except RecordsError:
+            lines = None
         covered = int(np.searchsorted(lines.ends, length)) if lines is not None else 0
         if size < length:
             problems.append(f"checkpoint: iteration {step} recorded {length} bytes of records, but the file holds {size}: shortened")

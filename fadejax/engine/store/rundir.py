@@ -5,7 +5,8 @@ Layout::
     RUN_DIR/
       config.yaml      the resolved config (every field, defaults filled in)
       run.json         status ("running" / "complete"), progress, model facts
-      records.jsonl    one line per audited-model query (see fadejax.engine.store.records)
+      records.arrow    one record per audited-model query, as columns (records.jsonl: as JSON lines;
+                       see fadejax.engine.store.records)
       metrics.jsonl    the learning curves: one row per iteration (see fadejax.engine.store.learning_log)
       tensorboard/     the same as TensorBoard event files (see fadejax.engine.store.sinks)
       checkpoints/     orbax snapshots of the loop state (agent, optimiser, replay, rng, counters)
@@ -42,7 +43,9 @@ class RunDirError(ValueError):
 CONFIG_FILE = "config.yaml"
 #: Fields that say where a run's learning curves are mirrored, not what the run does: a
 #: resume may change them (and the run directory's config then records the new values).
-LOGGING_FIELDS = ("run.tensorboard", "run.landscape_every", "run.wandb")
+#: Fields a resume may change: how the run is logged, not what it does (``run.records``
+#: only picks a new run's format: a run's records keep the format its file has).
+LOGGING_FIELDS = ("run.tensorboard", "run.landscape_every", "run.wandb", "run.records")
 STATUS_FILE = "run.json"
 SUMMARY_FILE = "summary.json"
 # Files that may be in a run directory before its run starts: the exhaustive landscape, and
