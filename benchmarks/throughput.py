@@ -1,7 +1,7 @@
 """Discovery throughput vs the audited model's own batched inference, side by side.
 
     .venv/bin/python benchmarks/throughput.py [--model both|default|light] [--num-envs 256 2048]
-        [--queries-per-round 16384] [--rounds 5] [--config FILE] [--searcher KIND] [--set FIELD=VALUE ...]
+        [--queries-per-round 16384] [--rounds 5] [--config FILE] [--searcher KIND] [--pipeline] [--set FIELD=VALUE ...]
 
 For each audited model and batch size, each round times (1) the engine: full discovery
 iterations (sample + act + perturb or edit + audited model + reward + searcher update +
@@ -9,7 +9,9 @@ durable records + learning curves: ``metrics.jsonl``, TensorBoard events and lan
 images, as ``fadejax discover`` runs them, less checkpoints), (2) the same without the
 learning curves (records only: what logging costs), then (3) the ceiling: the audited
 model alone on the very same inputs as (1). Rounds alternate so all see the same machine
-load; the script prints every round's queries per second and the median ratios.
+load; the script prints every round's queries per second and the median ratios. With
+``--pipeline`` each round also times (4) the engine pipelined (``run.pipeline``: iteration
+t+1 proposed and perturbed while the model answers t) on the same machine load.
 
 Models: ``default`` is the embedded default (``configs/digits.yaml``: the digits CNN at
 32x32, ~50 MFLOP per query); ``light`` is the LeNet-5-style network of
@@ -23,7 +25,7 @@ After the rounds, a stage split: a few more iterations with a wait after every s
 so each stage's own time shows (propose: sample selection, action and perturbation on
 the device; model: the audited model's call and reward; settle: scoring and the
 searcher's update; fetch: the iteration's record columns from the device to the host;
-records: formatting and writing its JSONL lines; discovery does the last two on a
+records: writing its records, in the config's ``run.records`` format; discovery does the last two on a
 background thread). Their sum exceeds an engine iteration by what
 the engine overlaps.
 
@@ -49,7 +51,7 @@ import jax  # noqa: E402
 import yaml  # noqa: E402
 
 from fadejax.engine.config import load_config, parse_config, set_dotted  # noqa: E402
-from fadejax.engine.store.records import BackgroundRecordWriter, RecordWriter  # noqa: E402
+from fadejax.engine.store.records import BackgroundRecordWriter, RecordWriter, open_record_writer  # noqa: E402
 from fadejax.engine.store.learning_log import LearningLog  # noqa: E402
 from fadejax.stages.discover import iterate, log_landscape
 from fadejax.engine.checkpoints import build_discovery  # noqa: E402
@@ -96,7 +98,7 @@ def load(config_path: str, searcher: str | None, overrides: list[str]):
 
 def measure(
     config_path: str, label: str, num_envs: int, queries_per_round: int, rounds: int, searcher: str | None,
-    overrides: list[str] = (),
+    overrides: list[str] = (), pipeline: bool = False,
 ) -> float:
     iterations = max(4, queries_per_round // num_envs)
     total = iterations * (rounds + 2)
@@ -123,16 +125,17 @@ def measure(
         log = LearningLog(Path(tmp) / "metrics.jsonl", num_envs=num_envs, sinks=[TensorBoardSink(Path(tmp) / "tensorboard")] if config.run.tensorboard else [])
         # One records file for every pass, as one run has: a query that re-asks a pair
         # (a long budget exhausts the grid) takes its fields from the records before it.
-        records = RecordWriter(Path(tmp) / "records.jsonl", task.space, config.mode, names=getattr(task, "record_names", None))
+        records = open_record_writer(Path(tmp), task.space, config.mode, record_format=config.run.records, names=getattr(task, "record_names", None))
         writer = BackgroundRecordWriter(records, log=log)
         plain = BackgroundRecordWriter(records)
         every = config.run.landscape_every if config.mode == "macro" and log.sinks else 0
 
-        def engine(state, stop: int, logged: bool):
-            """Iterations up to ``stop``, with or without the learning log: ``(state, queries/s)``."""
+        def engine(state, stop: int, logged: bool, pipelined: bool = False):
+            """Iterations up to ``stop``, with or without the learning log, pipelined or not: ``(state, queries/s)``."""
             count = stop - int(state.iteration)
             began = time.perf_counter()
-            for iteration, state, _ in iterate(discovery, state, writer if logged else plain, stop, log=logged):
+            for iteration, state, _ in iterate(discovery, state, writer if logged else plain, stop, log=logged,
+                                               pipeline_every=1 << 30 if pipelined else 0):
                 if logged and every and (iteration + 1) % every == 0:
                     log_landscape(writer, discovery, state, iteration)
             jax.block_until_ready(state)
@@ -143,20 +146,25 @@ def measure(
         # landscape is drawn once too: a round of few iterations may not reach its first
         # run.landscape_every, and would time its compilation.
         state, _ = engine(state, iterations, True)
+        if pipeline:
+            state, _ = engine(state, int(state.iteration) + 2, True, pipelined=True)  # compiles the proposal made ahead
         if every:
             log_landscape(writer, discovery, state, int(state.iteration) - 1)
             writer.drain()
-        ratios, plain_ratios = [], []
+        ratios, plain_ratios, pipelined_ratios = [], [], []
         print(
             f"\n{label}: {config.name} ({task.kind}), searcher {config.searcher['kind']}, "
             f"{num_envs} queries per iteration, {iterations} iterations per round; "
             f"JAX on {jax.devices()[0].platform}, model on {getattr(config.model, 'device', '?')}"
         )
-        print(f"{'round':>5} {'engine q/s':>11} {'no-log q/s':>11} {'model-only q/s':>15} {'ratio':>7} {'no-log ratio':>13}")
+        print(f"{'round':>5} {'engine q/s':>11} {'no-log q/s':>11} {'model-only q/s':>15} {'ratio':>7} {'no-log ratio':>13}"
+              + (f" {'pipelined q/s':>14} {'pipelined ratio':>16}" if pipeline else ""))
         for round_index in range(rounds):
             state, without_log = engine(state, int(state.iteration) + iterations, False)
             captured.clear()
             state, with_log = engine(state, int(state.iteration) + iterations, True)
+            if pipeline:  # the same iterations' worth, proposed ahead (run.pipeline), on the same machine load
+                state, pipelined = engine(state, int(state.iteration) + iterations, True, pipelined=True)
 
             # The model's own queries per second on the very batches it was given. On a
             # deterministic audit the engine sends it only the pairs asked for the first time
@@ -169,7 +177,11 @@ def measure(
             ceiling = computed / (time.perf_counter() - began) if computed else float("nan")
             ratios.append(with_log / ceiling)
             plain_ratios.append(without_log / ceiling)
-            print(f"{round_index:>5} {with_log:>11.0f} {without_log:>11.0f} {ceiling:>15.0f} {with_log / ceiling:>7.2f} {without_log / ceiling:>13.2f}")
+            line = f"{round_index:>5} {with_log:>11.0f} {without_log:>11.0f} {ceiling:>15.0f} {with_log / ceiling:>7.2f} {without_log / ceiling:>13.2f}"
+            if pipeline:
+                pipelined_ratios.append(pipelined / ceiling)
+                line += f" {pipelined:>14.0f} {pipelined / ceiling:>16.2f}"
+            print(line)
         setattr(owner, attribute, model)
         split, state = stage_split(discovery, state, task, model, records, min(iterations, 20))  # both writers are drained
         plain.close()
@@ -181,7 +193,8 @@ def measure(
     median = statistics.median(ratios)
     target = TARGETS.get((label, num_envs))
     print(f"median engine / model-only throughput: {median:.2f}" + (f" (target >= {target:.2f})" if target else "")
-          + f"; without the learning log {statistics.median(plain_ratios):.2f}")
+          + f"; without the learning log {statistics.median(plain_ratios):.2f}"
+          + (f"; pipelined {statistics.median([r for r in pipelined_ratios if r == r] or [float('nan')]):.2f}" if pipeline else ""))
     return median
 
 
@@ -196,6 +209,8 @@ def main() -> None:
         "--searcher", choices=sorted(SEARCHERS),
         help="replace the config's searcher by this one's defaults (e.g. random: the loop without a learner's cost)",
     )
+    parser.add_argument("--pipeline", action="store_true", help="also time each round pipelined (run.pipeline: the next "
+                        "iteration proposed while the model answers), side by side with the unpipelined engine")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                         help="change a config field for every case (repeatable), e.g. model.device=cuda")
     args = parser.parse_args()
@@ -209,7 +224,7 @@ def main() -> None:
     summary = []
     for path, label in cases:
         for num_envs in args.num_envs:
-            summary.append((label, num_envs, measure(path, label, num_envs, args.queries_per_round, args.rounds, args.searcher, args.overrides)))
+            summary.append((label, num_envs, measure(path, label, num_envs, args.queries_per_round, args.rounds, args.searcher, args.overrides, args.pipeline)))
     print("\nsummary (median engine / model-only throughput)")
     for label, num_envs, ratio in summary:
         target = TARGETS.get((label, num_envs))

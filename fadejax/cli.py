@@ -605,7 +605,7 @@ def _export(args: argparse.Namespace) -> int:
     from fadejax.stages.export import export_records
 
     _Progress.enter("exporting the records", Path(args.run_dir))
-    path, rows = export_records(args.run_dir, args.format, args.out)
+    path, rows = export_records(args.run_dir, args.format, args.out, progress=not args.quiet)
     print(f"{rows} records written to {path}")
     return 0
 

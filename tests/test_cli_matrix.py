@@ -14,7 +14,7 @@ from fadejax.cli import EXIT_BAD_INPUT, main
 from fadejax.engine.config import parse_config
 from fadejax.engine.store.learning_log import read_metrics
 from fadejax.stages.discover import discover
-from fadejax.engine.store.record_fields import records_path
+from fadejax.engine.store.records import read_records, records_path
 
 RUN = {"iterations": 2, "num_envs": 8, "checkpoint_every": 1}
 #: where an audit's `fadejax restructure` runs through the CLI with closer checks than here
@@ -139,7 +139,7 @@ def test_every_command_on_every_audit(audit, tmp_path, capsys):
     assert code == 0, err
     assert "it/s]" not in err  # --quiet: no progress bars, the libraries' own included
     status = json.loads((run / "run.json").read_text())
-    assert status["status"] == "complete" and len(_records(run).splitlines()) == RUN["iterations"] * RUN["num_envs"]
+    assert status["status"] == "complete" and len(list(read_records(records_path(run)))) == RUN["iterations"] * RUN["num_envs"]
     before = _records(run)
     assert cli("discover", "--config", str(config_path), "--out", str(run), "--resume", "--quiet")[0] == 0
     assert _records(run) == before

@@ -12,7 +12,7 @@ from fadejax.cli import COMMAND_IO, _parser, main
 #: (and so --trust-code), or write progress (and so --quiet)
 TAKES_CONFIG = {"discover", "landscape", "describe", "propose-conditions", "init", "fade"}
 READS_RUNS = {"summarize", "restructure", "compare", "sweep", "describe", "check"}
-WRITES_PROGRESS = {"discover", "landscape", "summarize", "restructure", "compare", "sweep", "describe", "propose-conditions", "init", "fade"}
+WRITES_PROGRESS = {"discover", "landscape", "summarize", "restructure", "compare", "sweep", "describe", "propose-conditions", "init", "fade", "export"}
 
 
 def _commands() -> dict[str, argparse.ArgumentParser]:

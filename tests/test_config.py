@@ -24,7 +24,7 @@ def test_the_shipped_config_loads_and_resolves_every_field():
 @pytest.mark.parametrize(
     "data, expected",
     [
-        ({"run": {"iteratons": 5}}, "run.iteratons: unknown field; allowed here: ['checkpoint_every', 'devices', 'iterations', 'landscape_every', 'num_envs', 'seed', 'tensorboard', 'wandb']"),
+        ({"run": {"iteratons": 5}}, "run.iteratons: unknown field; allowed here: ['checkpoint_every', 'devices', 'iterations', 'landscape_every', 'num_envs', 'pipeline', 'records', 'seed', 'tensorboard', 'wandb']"),
         ({"mode": "nano"}, "mode: Input should be 'macro' or 'micro'"),
         ({"space": {"axes": [{"name": "haze", "values": [0, 1]}]}}, "unknown perturbation 'haze'; registered:"),
         ({"space": {"axes": [{"name": "rotation", "values": [0, 200]}]}}, "rotation values [200.0] are outside the allowed range [-180.0, 180.0]"),

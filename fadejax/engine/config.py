@@ -116,6 +116,13 @@ class RunConfig(Strict):
     #: object a line). ``fadejax export`` writes either run as JSON lines, CSV or Parquet. A run
     #: directory that already holds records keeps their format.
     records: Literal["arrow", "jsonl"] = "arrow"
+    #: Propose iteration t+1 while the audited model answers iteration t, from the searcher as
+    #: it was before learning from t (a lag of one iteration; the pairs of t count as asked).
+    #: The first iteration after each checkpoint is proposed from the whole state, so a
+    #: resume is exact. Macroscopic mode only: a walk's next cell depends on its last answer.
+    #: ``benchmarks/throughput.py --pipeline`` and ``benchmarks/pipeline_lag.py`` measure what it
+    #: buys and costs.
+    pipeline: bool = False
 
     @pydantic.model_validator(mode="after")
     def _envs_split_evenly(self) -> "RunConfig":
@@ -230,6 +237,9 @@ class ExperimentConfig(Strict):
             if not searcher_cls.supports_micro:
                 micro_ready = sorted(k for k, (_, cls) in SEARCHERS.items() if cls.supports_micro)
                 raise ValueError(f"searcher '{self.searcher['kind']}' works on macroscopic cells only; for mode 'micro' use one of {micro_ready}")
+            if self.run.pipeline:
+                raise ValueError("run.pipeline works in mode 'macro' only: a walk's next cell depends on the answer to its last, "
+                                 "so it cannot be proposed before that answer; set run.pipeline: false")
         else:
             _, searcher_cls = SEARCHERS[self.searcher["kind"]]
             if not searcher_cls.supports_macro:

@@ -116,6 +116,7 @@ class Discovery:
         self._init = None  # jitted on first use
         self._expand = jax.jit(_expand, static_argnums=2)
         self.propose = jax.jit(self._propose)
+        self.propose_next = jax.jit(self._propose_next)
         self.settle = jax.jit(self._settle, donate_argnums=0)
 
     # -- shapes -----------------------------------------------------------------------
@@ -231,6 +232,19 @@ class Discovery:
             pending.update(known=known, first=first, reused=known | (first != jnp.arange(sample.shape[0])))
         return inputs, pending
 
+    def _propose_next(self, state: LoopState, pending: dict[str, jax.Array]) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """Iteration t+1's proposal from ``state``, which has not learned from iteration t
+        (``pending``, t's proposal) yet: the key and the counter go on from t's, the searcher
+        sees t's pairs as pending (:meth:`Searcher.mark_pending`), and on a deterministic
+        audit t's pairs count as asked (the model is not called on them again; ``settle``
+        serves them from the answers t's learning adds)."""
+        flat = self.task.space.action_of(pending["cell"])
+        ahead = state.replace(key=pending["key"], iteration=pending["iteration"] + 1,
+                              searcher=self.searcher.mark_pending(state.searcher, pending["sample"], flat))
+        if self.reuse:
+            ahead = ahead.replace(answers=ahead.answers.replace(known=ahead.answers.known.at[pending["sample"], flat].set(True)))
+        return self._propose(ahead)
+
     def _served(self, answers: Answers, pending: dict[str, jax.Array], core: dict[str, jax.Array]) -> dict[str, jax.Array]:
         """``core`` with every re-asked query's answer taken from the run's answers (a pair
         answered in an earlier iteration) or from its batch's first query of the pair."""
@@ -315,18 +329,30 @@ class Discovery:
         in each stage's wall-clock seconds. The waits cost little: the audited model waits
         for the proposal's inputs anyway, and the next proposal for the new state.
         """
+        state, outcome, metrics, _ = self.step_ahead(state, None, ahead=False, times=times)
+        return state, outcome, metrics
+
+    def step_ahead(self, state: LoopState, proposed: tuple[Any, dict[str, jax.Array]] | None, *, ahead: bool,
+                   times: StageTimes | None = None) -> tuple[LoopState, dict[str, Any], dict[str, jax.Array], tuple[Any, dict[str, jax.Array]] | None]:
+        """One iteration of the pipelined loop: ``(new state, outcome, learner metrics, next
+        proposal)``. ``proposed``: this iteration's ``(inputs, pending)`` if the previous step
+        made it ahead (``None``: propose it now, from ``state``). ``ahead``: also propose the
+        next iteration now, from ``state`` (before this iteration's answers are learned
+        from), dispatched before the model is called so the device makes it while the model
+        answers; it is returned for the next step (``None`` otherwise)."""
         began = time.perf_counter()
-        inputs, pending = self.propose(state)
+        inputs, pending = proposed if proposed is not None else self.propose(state)
+        following = self.propose_next(state, pending) if ahead else None
         if times is not None:
             jax.block_until_ready(inputs)
-        proposed = time.perf_counter()
+        proposed_at = time.perf_counter()
         core, fields = self.evaluate(inputs, pending)
         evaluated = time.perf_counter()
         state, outcome, metrics = self.settle(state, pending, core)
         if times is not None:
             jax.block_until_ready(state.iteration)
-            times.propose, times.model, times.learn = proposed - began, evaluated - proposed, time.perf_counter() - evaluated
-        return state, {**outcome, **fields}, metrics
+            times.propose, times.model, times.learn = proposed_at - began, evaluated - proposed_at, time.perf_counter() - evaluated
+        return state, {**outcome, **fields}, metrics, following
 
     # -- serving re-asked pairs ------------------------------------------------------------
     #: pending's per-environment entries (leading dimension B); the rest are keys and counters

@@ -188,6 +188,14 @@ class Searcher:
         """Learn from one batch: ``(new state, {name: scalar})`` with the names of :attr:`reports`."""
         raise NotImplementedError
 
+    def mark_pending(self, state: SearcherState, sample: jax.Array, cell: jax.Array) -> SearcherState:
+        """``state`` as :meth:`choose` should see it while the ``(B,)`` pairs ``(sample,
+        cell)`` are asked but not yet answered (the pipelined loop, ``run.pipeline``, proposes
+        the next batch meanwhile). The state returned is used for that proposal only; the
+        learning goes on from ``state``. By default nothing changes; a searcher that never
+        re-asks a pair marks them as asked."""
+        return state
+
 
 def _chunks(obs: jax.Array, num_actions: int, budget: int = 1 << 24) -> list[jax.Array]:
     """Rows of ``obs`` in chunks whose ``(rows, num_actions)`` scores hold at most ``budget`` floats."""

@@ -350,6 +350,10 @@ class PosteriorSampling(Searcher):
             state = state.replace(asked=state.asked.at[sample, cell].set(True))
         return state
 
+    def mark_pending(self, state: PosteriorState, sample: jax.Array, cell: jax.Array) -> PosteriorState:
+        """The pairs being asked count as asked, so the next proposal does not ask them again."""
+        return state.replace(asked=state.asked.at[sample, cell].set(True)) if self.track_pairs else state
+
     def update(self, state: PosteriorState, transition: Transition, key: jax.Array) -> tuple[PosteriorState, dict[str, jax.Array]]:
         cell = transition.action if transition.cell is None else transition.cell
         state = self._fit(self.keep(state, transition.sample, cell, transition.failed))

@@ -84,7 +84,8 @@ def _save_policy(run_dir: Path, searcher_state: Any) -> None:
     checkpointer.wait_until_finished()
 
 
-def iterate(discovery: Discovery, state: LoopState, writer: RecordWriter | BackgroundRecordWriter, stop: int, *, log: bool = False) -> Iterator[tuple[int, LoopState, dict[str, Any]]]:
+def iterate(discovery: Discovery, state: LoopState, writer: RecordWriter | BackgroundRecordWriter, stop: int, *, log: bool = False,
+            pipeline_every: int = 0) -> Iterator[tuple[int, LoopState, dict[str, Any]]]:
     """Run iterations until ``state.iteration == stop``, writing each one's records.
 
     Yields ``(iteration, state after it, its outcome)``; the outcome's arrays may still be
@@ -95,15 +96,27 @@ def iterate(discovery: Discovery, state: LoopState, writer: RecordWriter | Backg
     ``log``: also hand the writer (a :class:`BackgroundRecordWriter` with a learning log)
     the searcher's figures and each stage's time (:class:`StageTimes`) for its
     learning-curve row; the stage boundaries then wait for the device.
+
+    ``pipeline_every``: pipeline the loop (``run.pipeline``; :meth:`Discovery.step_ahead`),
+    proposing every iteration but those at multiples of ``pipeline_every`` (the checkpoint
+    interval) ahead, while the model answers the one before; 0: never.
     """
     last = time.perf_counter()
+    proposed = None
     for iteration in range(int(state.iteration), stop):
+        times = StageTimes() if log else None
+        if pipeline_every:
+            # Which iterations are proposed ahead depends on the iteration number only, so a
+            # run resumed from a checkpoint (a multiple of pipeline_every) repeats the same steps.
+            ahead = iteration + 1 < stop and (iteration + 1) % pipeline_every != 0
+            if times is not None:
+                times.lag = int(proposed is not None)
+            state, outcome, learner, proposed = discovery.step_ahead(state, proposed, ahead=ahead, times=times)
+        else:
+            state, outcome, learner = discovery.step(state, times)
         if not log:
-            state, outcome, _ = discovery.step(state)
             writer.write(iteration, outcome)
         else:
-            times = StageTimes()
-            state, outcome, learner = discovery.step(state, times)
             now = time.perf_counter()
             times.seconds, last = now - last, now
             writer.write(iteration, outcome, learner, times)
@@ -238,7 +251,8 @@ def _discover_locked(config: ExperimentConfig, run_dir: Path, resuming: bool, ta
         write_json_atomic(run_dir / STATUS_FILE, status)
         every = config.run.landscape_every if config.mode == "macro" and log.sinks else 0
         stop = total if stop_after is None else min(total, start + stop_after)
-        for iteration, state, _ in iterate(discovery, state, writer, stop, log=True):
+        pipeline_every = config.run.checkpoint_every if config.run.pipeline else 0
+        for iteration, state, _ in iterate(discovery, state, writer, stop, log=True, pipeline_every=pipeline_every):
             failures = failures_before + writer.failures  # as fetched by the writer so far: a few iterations behind at most
             queries_this_call += discovery.num_envs
             if every and (iteration + 1) % every == 0:
@@ -268,7 +282,10 @@ def _discover_locked(config: ExperimentConfig, run_dir: Path, resuming: bool, ta
             task.close()
     bar.close()
     finished = int(state.iteration) >= total
-    save_checkpoint(manager, state, writer, force=True)
+    if finished or not config.run.pipeline or int(state.iteration) % config.run.checkpoint_every == 0:
+        # (a pipelined run stopped between checkpoints resumes from the last one: its next
+        # iteration was to be proposed ahead, from a state no checkpoint keeps)
+        save_checkpoint(manager, state, writer, force=True)
     manager.wait_until_finished()
     manager.close()
     writer.close()

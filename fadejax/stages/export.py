@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.json as pa_json
 import pyarrow.parquet as pq
+from tqdm import tqdm
 
 from fadejax.engine.store.arrow_records import read_arrow_records
 from fadejax.engine.store.record_columns import CompleteLines, is_columnar
@@ -33,10 +34,11 @@ FORMATS = ("jsonl", "csv", "parquet")
 _CHUNK_ROWS = 1 << 18
 
 
-def export_records(run_dir: str | Path, format: str, out: str | Path | None = None) -> tuple[Path, int]:
+def export_records(run_dir: str | Path, format: str, out: str | Path | None = None, *, progress: bool = False) -> tuple[Path, int]:
     """Write the records of ``run_dir`` as ``format`` to ``out`` (default
     ``RUN_DIR/export/records.FORMAT``); returns ``(the file written, records written)``.
-    The file appears whole or not at all (written beside it, then renamed)."""
+    The file appears whole or not at all (written beside it, then renamed). ``progress``:
+    a progress bar over the records."""
     run_dir = Path(run_dir)
     if format not in FORMATS:
         raise RunDirError(f"--format '{format}' is not one of {', '.join(FORMATS)}")
@@ -53,11 +55,16 @@ def export_records(run_dir: str | Path, format: str, out: str | Path | None = No
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
     try:
-        rows = _write(source, format, partial)
+        with tqdm(total=_count(source), unit="records", disable=not progress, desc="export") as bar:
+            rows = _write(source, format, partial, bar)
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
     return target, rows
+
+
+def _count(source: Path) -> int:
+    return read_arrow_records(source).num_rows if is_columnar(source) else int(CompleteLines.of(source).ends.size)
 
 
 def _jsonl_chunks(source: Path):
@@ -73,13 +80,14 @@ def _jsonl_chunks(source: Path):
         yield lines.data[begin: int(lines.ends[min(start + _CHUNK_ROWS, lines.ends.size) - 1]) + 1]
 
 
-def _write(source: Path, format: str, path: Path) -> int:
+def _write(source: Path, format: str, path: Path, bar: tqdm) -> int:
     rows = 0
     if format == "jsonl":
         with open(path, "wb") as file:
             for chunk in _jsonl_chunks(source):
                 file.write(chunk)
                 rows += chunk.count(b"\n")
+                bar.update(chunk.count(b"\n"))
         return rows
     writer, schema = None, None
     try:
@@ -90,6 +98,7 @@ def _write(source: Path, format: str, path: Path) -> int:
                 writer = pq.ParquetWriter(path, schema) if format == "parquet" else pa_csv.CSVWriter(path, schema)
             writer.write_table(table)
             rows += table.num_rows
+            bar.update(table.num_rows)
         if writer is None:  # no complete record yet: an empty file with no columns
             path.write_bytes(b"")
     finally:

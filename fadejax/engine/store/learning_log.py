@@ -63,6 +63,9 @@ class StageTimes:
     learn: float = 0.0
     #: the whole iteration, from the previous one's hand-over to the writer to this one's
     seconds: float = 0.0
+    #: pipelined runs: 1 if the iteration was proposed before the previous one's answers were
+    #: learned from, 0 if after (``None``: the run does not pipeline, every proposal is after)
+    lag: int | None = None
 
 
 class Sink(Protocol):
@@ -133,6 +136,8 @@ class LearningLog:
                 "seconds": times.seconds, "queries_per_s": self.num_envs / times.seconds if times.seconds > 0 else None,
                 "time.propose": times.propose, "time.model": times.model, "time.learn": times.learn,
             })
+            if times.lag is not None:
+                row["proposal_lag"] = times.lag
         row["time.records"] = records_seconds
         for name in sorted(learner):
             if np.size(learner[name]) != 1:
