@@ -62,12 +62,13 @@ def new_schema(columns: Mapping[str, pa.Array], form: JsonlFormat) -> pa.Schema:
     return pa.schema([pa.field(name, array.type) for name, array in columns.items()], metadata={META_KEY: meta.encode()})
 
 
-def batch_bytes(columns: Mapping[str, pa.Array], schema: pa.Schema) -> bytes:
-    """``columns`` (in the schema's order, of its types) as one record-batch message."""
+def batch_message(columns: Mapping[str, pa.Array], schema: pa.Schema) -> pa.Buffer:
+    """``columns`` (in the schema's order; cast to its types where they differ) as one
+    record-batch message."""
     if list(columns) != schema.names:
         raise RecordsError(f"this write's fields ({', '.join(columns)}) differ from the run's ({', '.join(schema.names)})")
-    arrays = [column_array(columns[f.name], f.type) for f in schema]
-    return pa.RecordBatch.from_arrays(arrays, schema=schema).serialize().to_pybytes()
+    arrays = [a if a.type == f.type else a.cast(f.type) for a, f in zip(columns.values(), schema)]  # safe casts only
+    return pa.RecordBatch.from_arrays(arrays, schema=schema).serialize()
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from fadejax.core.spaces import ConceptSpace
-from fadejax.engine.store.arrow_records import batch_bytes, column_array, new_schema, read_arrow_records
+from fadejax.engine.store.arrow_records import batch_message, column_array, new_schema, read_arrow_records
 from fadejax.engine.store.durable import AppendOnlyFile
 from fadejax.engine.store.json_columns import json_texts
 from fadejax.engine.store.jsonl_format import JsonlFormat
@@ -153,10 +153,10 @@ class ArrowRecordWriter(RecordWriter):
         # One record batch per iteration, however many iterations a write holds: the file's
         # bytes then do not depend on how the background writer happened to group them, so
         # a resumed run's file is the uninterrupted run's, byte for byte.
-        data = [self._batch(iteration, outcome) for iteration, outcome in iterations]
-        self._file.append(b"".join(data))
+        messages = [m for iteration, outcome in iterations for m in self._batch(iteration, outcome)]
+        self._file.append(messages[0] if len(messages) == 1 else b"".join(messages))
 
-    def _batch(self, iteration: int, outcome: dict) -> bytes:
+    def _batch(self, iteration: int, outcome: dict) -> list[pa.Buffer]:
         """One iteration's record-batch message (after the schema's, for the run's first)."""
         size = len(outcome["cell"])
         columns = {"iteration": column_array(np.full(size, iteration, np.int32)), "env": column_array(np.arange(size, dtype=np.int32))}
@@ -166,11 +166,11 @@ class ArrowRecordWriter(RecordWriter):
         if self.mode == "micro":
             columns["step"] = column_array(np.asarray(outcome["step"]).astype(np.int32))
             columns["done"] = column_array(np.asarray(outcome["done"]).astype(bool))
-        head = b""
+        head = []
         if self._schema is None:
             self._schema = new_schema(columns, self.form)
-            head = self._schema.serialize().to_pybytes()  # written with the first records: a file never holds a schema alone
-        return head + batch_bytes(columns, self._schema)
+            head = [self._schema.serialize()]  # written with the first records: a file never holds a schema alone
+        return head + [batch_message(columns, self._schema)]
 
 
 def open_record_writer(run_dir: Path, space: ConceptSpace, mode: str, *, record_format: str, truncate_to: int = 0,
