@@ -9,7 +9,9 @@ durable records + learning curves: ``metrics.jsonl``, TensorBoard events and lan
 images, as ``fadejax discover`` runs them, less checkpoints), (2) the same without the
 learning curves (records only: what logging costs), then (3) the ceiling: the audited
 model alone on the very same inputs as (1). Rounds alternate so all see the same machine
-load; the script prints every round's queries per second and the median ratios. With
+load, each from the same fresh state (a state that has asked most of a deterministic
+audit's grid has its re-asks served from its answers, without the model); the script
+prints every round's queries per second and the median ratios. With
 ``--pipeline`` each round also times (4) the engine pipelined (``run.pipeline``: iteration
 t+1 proposed and perturbed while the model answers t) on the same machine load.
 
@@ -147,7 +149,7 @@ def measure(
         # run.landscape_every, and would time its compilation.
         state, _ = engine(state, iterations, True)
         if pipeline:
-            state, _ = engine(state, int(state.iteration) + 2, True, pipelined=True)  # compiles the proposal made ahead
+            engine(discovery.init(config.run.seed), 2, True, pipelined=True)  # compiles the proposal made ahead
         if every:
             log_landscape(writer, discovery, state, int(state.iteration) - 1)
             writer.drain()
@@ -160,11 +162,15 @@ def measure(
         print(f"{'round':>5} {'engine q/s':>11} {'no-log q/s':>11} {'model-only q/s':>15} {'ratio':>7} {'no-log ratio':>13}"
               + (f" {'pipelined q/s':>14} {'pipelined ratio':>16}" if pipeline else ""))
         for round_index in range(rounds):
-            state, without_log = engine(state, int(state.iteration) + iterations, False)
+            # Every pass starts from the same fresh state: on a deterministic audit a state that
+            # has asked most of the grid has its re-asks served from the run's answers, and
+            # the model would not be called at all.
+            fresh = config.run.seed + 1 + round_index
+            _, without_log = engine(discovery.init(fresh), iterations, False)
             captured.clear()
-            state, with_log = engine(state, int(state.iteration) + iterations, True)
-            if pipeline:  # the same iterations' worth, proposed ahead (run.pipeline), on the same machine load
-                state, pipelined = engine(state, int(state.iteration) + iterations, True, pipelined=True)
+            _, with_log = engine(discovery.init(fresh), iterations, True)
+            if pipeline:  # the same iterations, proposed ahead (run.pipeline), on the same machine load
+                _, pipelined = engine(discovery.init(fresh), iterations, True, pipelined=True)
 
             # The model's own queries per second on the very batches it was given. On a
             # deterministic audit the engine sends it only the pairs asked for the first time
@@ -183,7 +189,7 @@ def measure(
                 line += f" {pipelined:>14.0f} {pipelined / ceiling:>16.2f}"
             print(line)
         setattr(owner, attribute, model)
-        split, state = stage_split(discovery, state, task, model, records, min(iterations, 20))  # both writers are drained
+        split, state = stage_split(discovery, discovery.init(config.run.seed + 1), task, model, records, min(iterations, 20))  # both writers are drained
         plain.close()
         writer.close()
     whole = sum(split.values())
