@@ -159,7 +159,8 @@ def test_records_shortened_behind_fadejax_are_refused_on_resume(capsys, tmp_path
     copy = tmp_path / "copy"
     shutil.copytree(existing_run[0], copy)
     (copy / "run.json").write_text('{"status": "running"}')
-    records_path(copy).write_bytes(b"")
+    records_path(copy).unlink()  # the complete run's compacted records, replaced by a stream cut to nothing
+    (copy / "records.arrow").write_bytes(b"")
     _expect_bad_input(capsys, ["discover", "--config", str(config), "--out", str(copy), "--resume"], "records were shortened outside fadejax")
 
 

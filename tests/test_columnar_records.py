@@ -19,7 +19,7 @@ from records_tee import assert_columns_hold_the_lines, both_formats
 from resume_check import drop_latest_checkpoint
 from fadejax.cli import EXIT_BAD_INPUT, main
 from fadejax.engine.config import parse_config
-from fadejax.engine.store.arrow_records import META_KEY, read_arrow_records
+from fadejax.engine.store.arrow_records import META_KEY, compact_to_parquet, read_arrow_records
 from fadejax.engine.store.record_fields import ARROW_RECORDS_FILE, RECORDS_FILE, RecordsError, records_path
 from fadejax.engine.store.records import ArrowRecordWriter, cell_statistics, query_columns, read_records
 from fadejax.engine.store.run_check import check_run
@@ -57,7 +57,8 @@ def test_the_main_job_s_jsonl_export_is_the_json_lines_writer_s_bytes(main_job, 
             assert a.dtype == b.dtype and np.array_equal(a, b)
     assert check_run(main_job / "arrow") == [] and check_run(main_job / "jsonl") == []
     # and the columnar file is the smaller by far (benchmarks/records_speed.py measures how much)
-    assert (main_job / "arrow" / ARROW_RECORDS_FILE).stat().st_size * 4 < len(written)
+    assert records_path(main_job / "arrow").name == "records.parquet"  # compacted when the run completed
+    assert records_path(main_job / "arrow").stat().st_size * 4 < len(written)
 
 
 def test_csv_and_parquet_exports_hold_every_field_and_a_column_per_axis(main_job, tmp_path):
@@ -101,16 +102,19 @@ def test_a_json_lines_run_opens_and_resumes_as_json_lines(main_job, tmp_path, di
 
 
 def test_a_record_cut_short_by_a_kill_is_not_read_and_a_resume_cuts_it_off(main_job, tmp_path, digits_task):
-    whole = records_path(main_job / "arrow").read_bytes()
-    shutil.copytree(main_job / "arrow", tmp_path / "cut")
-    drop_latest_checkpoint(tmp_path / "cut")  # the last checkpoint left is at iteration 4
-    status = json.loads((tmp_path / "cut" / "run.json").read_text())
-    (tmp_path / "cut" / "run.json").write_text(json.dumps({**status, "status": "running"}))
-    ends = np.unique(read_arrow_records(records_path(tmp_path / "cut")).ends)
-    records_path(tmp_path / "cut").write_bytes(whole[: int(ends[4]) + 1 + 100])  # iteration 5 written in part
-    assert read_arrow_records(records_path(tmp_path / "cut")).num_rows == 5 * 64
-    discover(_config("arrow"), tmp_path / "cut", oracle=digits_task.oracle, resume=True, progress=False)
-    assert records_path(tmp_path / "cut").read_bytes() == whole
+    cut = tmp_path / "cut"
+    discover(_config("arrow"), cut, oracle=digits_task.oracle, progress=False, stop_after=5)  # last checkpoint: 4
+    stream = cut / ARROW_RECORDS_FILE
+    ends = np.unique(read_arrow_records(stream).ends)
+    assert ends.size == 5
+    data = stream.read_bytes()
+    stream.write_bytes(data + data[int(ends[3]) + 1: int(ends[3]) + 101])  # a batch's first 100 bytes: iteration 5 begun, cut short
+    assert read_arrow_records(stream).num_rows == 5 * 64
+    discover(_config("arrow"), cut, oracle=digits_task.oracle, resume=True, progress=False)
+    # complete: the stream is compacted to Parquet, the same records as the uninterrupted run's
+    assert not stream.exists() and records_path(cut).name == "records.parquet"
+    assert records_path(cut).read_bytes() == records_path(main_job / "arrow").read_bytes()
+    assert check_run(cut) == []
 
 
 def _small_file(tmp_path: Path) -> Path:
@@ -164,7 +168,7 @@ def test_a_damaged_run_is_refused_by_the_commands_in_one_line(main_job, tmp_path
     before = {p.name: p.read_bytes() for p in broken.iterdir() if p.is_file()}
     assert main(["summarize", str(broken), "--out", str(tmp_path / "report")]) == EXIT_BAD_INPUT
     error = capsys.readouterr().err.strip().splitlines()
-    assert len(error) == 1 and "records.arrow" in error[0]
+    assert len(error) == 1 and "records.parquet' is not a Parquet records file" in error[0]
     assert main(["check", str(broken)]) == 1
     assert "records:" in capsys.readouterr().out
     assert {p.name: p.read_bytes() for p in broken.iterdir() if p.is_file()} == before
@@ -172,10 +176,13 @@ def test_a_damaged_run_is_refused_by_the_commands_in_one_line(main_job, tmp_path
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(edits=st.lists(st.tuples(st.integers(min_value=0, max_value=10**6), st.binary(min_size=1, max_size=8)), min_size=1, max_size=4),
-       cut=st.integers(min_value=0, max_value=10**6))
-def test_fuzzed_columnar_files_read_or_are_one_records_error(tmp_path_factory, edits, cut):
+       cut=st.integers(min_value=0, max_value=10**6), compacted=st.booleans())
+def test_fuzzed_columnar_files_read_or_are_one_records_error(tmp_path_factory, edits, cut, compacted):
     directory = tmp_path_factory.mktemp("fuzz")
     path = _small_file(directory)
+    if compacted:  # a complete run's Parquet file
+        path = compact_to_parquet(path)
+        (directory / ARROW_RECORDS_FILE).unlink()
     data = bytearray(path.read_bytes())
     for position, replacement in edits:
         at = position % len(data)
@@ -185,7 +192,7 @@ def test_fuzzed_columnar_files_read_or_are_one_records_error(tmp_path_factory, e
         try:
             read()
         except (RecordsError, SummarizeError) as error:
-            assert "records.arrow" in str(error) and "\n" not in str(error)
+            assert path.name in str(error) and "\n" not in str(error)
 
 
 def test_the_readme_s_python_reads_a_run_s_records(main_job):
@@ -193,7 +200,7 @@ def test_the_readme_s_python_reads_a_run_s_records(main_job):
 
     from readme import ROOT
 
-    block = next(b for b in re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S) if "open_stream" in b)
+    block = next(b for b in re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S) if "records.parquet" in b)
     scope: dict = {}
     exec(block.replace("runs/digits", str(main_job / "arrow")).replace("records.groupby", "top = records.groupby"), scope)
     records, top = scope["records"], scope["top"]

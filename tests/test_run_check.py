@@ -28,7 +28,7 @@ def runs(tmp_path_factory):
     base = tmp_path_factory.mktemp("runs")
     discover(_config(0), base / "run", progress=False)
     discover(_config(1), base / "other", progress=False)
-    discover(_config(0, "arrow"), base / "columns", progress=False)
+    discover(_config(0, "arrow"), base / "columns", progress=False, stop_after=4)  # not complete: still a stream
     return base
 
 
@@ -102,5 +102,7 @@ def test_a_columnar_batch_written_twice_is_named_and_refused(runs, tmp_path, cap
     records_path(run).write_bytes(data[: ends[1] + 1] + batch + data[ends[1] + 1:])
     words = f"record {2 * ENVS + 1} holds (iteration 1, env 0) where (iteration 2, env 0) belongs: it repeats"
     assert any(words in p for p in check_run(run)), check_run(run)
+    assert main(["discover", "--config", str(run / "config.yaml"), "--out", str(run), "--resume", "--quiet"]) == EXIT_BAD_INPUT
+    assert words in capsys.readouterr().err
     assert main(["summarize", str(run), "--out", str(tmp_path / "report")]) == EXIT_BAD_INPUT
     assert words in capsys.readouterr().err

@@ -48,7 +48,7 @@ def reference(tmp_path_factory):
 
 def test_a_run_directory_holds_config_records_checkpoints_policy_and_summary(reference):
     out, summary = reference
-    assert {"config.yaml", "run.json", "records.arrow", "metrics.jsonl", "tensorboard", "checkpoints", "policy", "summary.json"} <= {p.name for p in out.iterdir()}
+    assert {"config.yaml", "run.json", "records.parquet", "metrics.jsonl", "tensorboard", "checkpoints", "policy", "summary.json"} <= {p.name for p in out.iterdir()}
     assert parse_config(yaml.safe_load((out / "config.yaml").read_text())) == _config()
     records = list(read_records(records_path(out)))
     assert len(records) == ITERATIONS * 32 == summary.queries
@@ -99,7 +99,7 @@ def test_kill_minus_9_mid_run_then_resume_loses_and_duplicates_nothing(reference
     assert 32 * 14 <= killed_lines < ITERATIONS * 32
     result = subprocess.run(command + ["--resume"], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert records.read_bytes() == records_path(ref_out).read_bytes()
+    assert records_path(out).read_bytes() == records_path(ref_out).read_bytes()
     status = json.loads((out / "run.json").read_text())
     assert (status["iterations"], status["queries"], status["failures"]) == (ref_summary.iterations, ref_summary.queries, ref_summary.failures)
     # the learning curves: one row per iteration, the reproducible figures as uninterrupted,

@@ -22,6 +22,8 @@ from fadejax.engine.loop import Discovery, LoopState
 from fadejax.engine.store.dirlock import DirectoryLock, refuse_if_held
 from fadejax.engine.store.learning_log import METRICS_FILE, LearningLog, Sink, StageTimes
 from fadejax.engine.store.records import BackgroundRecordWriter, RecordWriter, open_record_writer, query_columns, query_drawn, records_path
+from fadejax.engine.store.arrow_records import compact_to_parquet
+from fadejax.engine.store.record_fields import ARROW_RECORDS_FILE
 from fadejax.engine.store.run_check import RECORDS_DIGEST, file_sha256, records_damage
 from fadejax.engine.store.rundir import STATUS_FILE, SUMMARY_FILE, RunDirError, check, create, read_status, write_json_atomic
 from fadejax.engine.store.sinks import TENSORBOARD_DIR, TensorBoardSink, WandbSink
@@ -293,10 +295,15 @@ def _discover_locked(config: ExperimentConfig, run_dir: Path, resuming: bool, ta
     summary = RunSummary(run_dir, int(state.iteration), int(state.queries), int(state.failures), top_cells(run_dir, config, task.num_samples), seconds,
                          task.num_samples)
     status.update({"iterations": summary.iterations, "queries": summary.queries, "failures": summary.failures})
+    stream = run_dir / ARROW_RECORDS_FILE
     if finished:
         _save_policy(run_dir, state.searcher)
         write_json_atomic(run_dir / SUMMARY_FILE, summary.as_dict())
+        if stream.is_file():  # a complete run's records, compacted (a crash before the status below redoes it on resume)
+            compact_to_parquet(stream)
         status["status"] = "complete"
         status[RECORDS_DIGEST] = file_sha256(records_path(run_dir))  # what fadejax check compares the records with
     write_json_atomic(run_dir / STATUS_FILE, status)
+    if finished and stream.is_file():
+        stream.unlink()  # the status now names the Parquet file's digest
     return summary

@@ -1,4 +1,5 @@
-"""Columnar records: a run's queries as an Arrow IPC stream, ``records.arrow``.
+"""Columnar records: a run's queries as an Arrow IPC stream, ``records.arrow``, compacted to
+Parquet, ``records.parquet``, when the run completes.
 
 The file is a schema message, then one record-batch message per write (an iteration, or
 the few the background writer coalesces), each appended and flushed whole, with no
@@ -21,12 +22,14 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from fadejax.engine.store.json_columns import json_texts
 from fadejax.engine.store.jsonl_format import JsonlFormat, safe_field_name
@@ -145,6 +148,8 @@ def _read(path: Path) -> ArrowRecords:
 
 
 def _read_checked(path: Path) -> ArrowRecords:
+    if path.suffix == ".parquet":
+        return _read_parquet(path)
     # read into memory, not memory-mapped: a resume truncates the file, and a mapped page
     # past the new end would crash a reader still holding it
     with pa.BufferReader(pa.py_buffer(path.read_bytes())) as source:
@@ -179,6 +184,39 @@ def _read_checked(path: Path) -> ArrowRecords:
         table = pa.Table.from_batches(batches, schema=schema).combine_chunks()
     _check_values(path, table, form)
     return ArrowRecords(path, table, np.concatenate(ends) if ends else np.zeros(0, np.int64), form, size)
+
+
+def _read_parquet(path: Path) -> ArrowRecords:
+    """A complete run's compacted records (:func:`compact_to_parquet`), checked as a stream's are.
+    Its records have no byte offsets of their own: ``ends`` holds the file's last byte for each."""
+    data = path.read_bytes()
+    try:
+        table = pq.read_table(pa.BufferReader(pa.py_buffer(data)))
+    except (pa.ArrowException, OSError, ValueError) as error:
+        raise RecordsError(f"'{path}' is not a Parquet records file: {_first_line(error)}") from None
+    form = _checked_schema(path, table.schema)
+    table = table.combine_chunks()
+    table.validate(full=True)
+    _check_values(path, table, form)
+    return ArrowRecords(path, table, np.full(table.num_rows, len(data) - 1, np.int64), form, len(data))
+
+
+def compact_to_parquet(stream: Path) -> Path:
+    """Write a complete run's ``records.arrow`` as ``records.parquet`` beside it (the same
+    columns, schema and metadata; about 3x smaller and faster to read) and return its path.
+    The Parquet file appears whole or not at all; the stream is left for the caller to
+    remove once the run's status names the new file."""
+    records = read_arrow_records(stream)
+    target = Path(stream).with_suffix(".parquet")
+    partial = target.with_name(target.name + ".partial")
+    try:
+        pq.write_table(records.table, partial)
+        with open(partial, "rb") as file:
+            os.fsync(file.fileno())
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return target
 
 
 def _next_message(source: pa.NativeFile, path: Path, size: int) -> pa.ipc.Message | None:
@@ -244,5 +282,6 @@ def _check_values(path: Path, table: pa.Table, form: JsonlFormat) -> None:
 
 
 def _first_line(error: Exception) -> str:
+    """The error's first line, control characters (from a hostile file's bytes) shown as ``?``."""
     text = str(error).strip().splitlines()
-    return text[0][:200] if text else type(error).__name__
+    return "".join(c if c.isprintable() else "?" for c in text[0][:200]) if text else type(error).__name__

@@ -71,8 +71,9 @@ class RecordRows(Protocol):
 
 
 def is_columnar(path: Path) -> bool:
-    """Whether ``path`` names a columnar (Arrow) records file rather than JSON lines."""
-    return Path(path).name == ARROW_RECORDS_FILE or Path(path).suffix == ".arrow"
+    """Whether ``path`` names a columnar records file (an Arrow stream, or the Parquet of a
+    complete run) rather than JSON lines."""
+    return Path(path).name == ARROW_RECORDS_FILE or Path(path).suffix in (".arrow", ".parquet")
 
 
 def record_rows(path: Path) -> RecordRows:

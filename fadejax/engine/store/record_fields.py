@@ -1,7 +1,8 @@
 """What a run's records are called and hold, shared by their two file formats.
 
 A run keeps one record per audited-model query, in ``records.arrow`` (Arrow IPC stream,
-columns; :mod:`~fadejax.engine.store.arrow_records`) or, for runs written before it and
+columns; :mod:`~fadejax.engine.store.arrow_records`; compacted to ``records.parquet`` when
+the run completes) or, for runs written before it and
 runs that ask for it (``run.records: jsonl``), ``records.jsonl`` (one JSON object a line;
 :mod:`~fadejax.engine.store.jsonl_format`). Both hold the same fields.
 """
@@ -14,6 +15,9 @@ from pathlib import Path
 RECORDS_FILE = "records.jsonl"
 #: The columnar records file (Arrow IPC stream), the default since columnar records.
 ARROW_RECORDS_FILE = "records.arrow"
+#: A complete run's columnar records, compacted to Parquet when the run completes (smaller,
+#: and faster to read; ``benchmarks/records_read.py``).
+PARQUET_RECORDS_FILE = "records.parquet"
 #: What ``run.records`` may be.
 RECORD_FORMATS = ("arrow", "jsonl")
 
@@ -40,9 +44,12 @@ def task_fields(fields) -> list[str]:
 
 
 def records_path(run_dir: Path) -> Path:
-    """The records file of ``run_dir``: ``records.arrow`` or ``records.jsonl``, whichever it
-    holds (the columnar file's path when it holds neither yet)."""
+    """The records file of ``run_dir``: ``records.parquet`` (a complete columnar run),
+    ``records.arrow`` or ``records.jsonl``, whichever it holds (the columnar file's path
+    when it holds none yet)."""
     run_dir = Path(run_dir)
+    if (run_dir / PARQUET_RECORDS_FILE).is_file():
+        return run_dir / PARQUET_RECORDS_FILE
     jsonl = run_dir / RECORDS_FILE
     if jsonl.is_file() and not (run_dir / ARROW_RECORDS_FILE).is_file():
         return jsonl
@@ -51,4 +58,4 @@ def records_path(run_dir: Path) -> Path:
 
 def has_records(run_dir: Path) -> bool:
     """Whether ``run_dir`` holds a records file (either format), however short."""
-    return (Path(run_dir) / ARROW_RECORDS_FILE).is_file() or (Path(run_dir) / RECORDS_FILE).is_file()
+    return any((Path(run_dir) / name).is_file() for name in (ARROW_RECORDS_FILE, RECORDS_FILE, PARQUET_RECORDS_FILE))

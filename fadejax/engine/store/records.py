@@ -30,7 +30,8 @@ from fadejax.engine.store.jsonl_format import JsonlFormat
 from fadejax.engine.store.learning_log import LearningLog, StageTimes
 from fadejax.engine.store.record_columns import is_columnar, read_columns, read_records
 from fadejax.engine.store.record_fields import (  # noqa: F401 - the records' names, re-exported for callers
-    ARROW_RECORDS_FILE, CORE_FIELDS, DRAWN, RECORDS_FILE, REUSED, RecordsError, has_records, records_path, task_fields,
+    ARROW_RECORDS_FILE, CORE_FIELDS, DRAWN, PARQUET_RECORDS_FILE, RECORDS_FILE, REUSED, RecordsError, has_records, records_path,
+    task_fields,
 )
 
 class RecordWriter:
@@ -179,6 +180,11 @@ def open_record_writer(run_dir: Path, space: ConceptSpace, mode: str, *, record_
     (a run written before columnar records keeps its JSON lines), else ``record_format``
     (``"arrow"`` or ``"jsonl"``, the config's ``run.records``)."""
     path = records_path(run_dir) if has_records(run_dir) else Path(run_dir) / (RECORDS_FILE if record_format == "jsonl" else ARROW_RECORDS_FILE)
+    if (Path(run_dir) / ARROW_RECORDS_FILE).is_file():  # (beside a Parquet file a crash left while compacting)
+        path = Path(run_dir) / ARROW_RECORDS_FILE
+    if path.name == PARQUET_RECORDS_FILE:
+        raise RecordsError(f"'{run_dir}' holds the compacted records of a complete run ({PARQUET_RECORDS_FILE}); "
+                           "a complete run takes no more records: start another run")
     kind = RecordWriter if path.name == RECORDS_FILE else ArrowRecordWriter
     return kind(path, space, mode, truncate_to=truncate_to, names=names)
 

@@ -149,7 +149,11 @@ def check_run(run_dir: str | Path, trust_code: bool = False) -> list[str]:
     except Exception as exc:  # noqa: BLE001 - an unreadable checkpoint is a finding, not a crash
         problems.append(f"checkpoint: unreadable ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})")
         checkpoint = None
-    if checkpoint is not None:
+    if checkpoint is not None and path.suffix == ".parquet":  # compacted when complete: rows, not bytes, to compare
+        step, _ = checkpoint
+        if rows != step * num_envs:
+            problems.append(f"checkpoint: iteration {step}, but the compacted records hold {rows} rows, not {step * num_envs}")
+    elif checkpoint is not None:
         step, length = checkpoint
         size = path.stat().st_size if path.is_file() else 0
         try:
