@@ -84,7 +84,7 @@ def test_missing_and_corrupt_run_directories_get_clear_messages(tmp_path, run_di
         f.seek(0)
         f.write(b"{garbage")
     assert main(["summarize", str(broken)]) == EXIT_BAD_INPUT
-    assert "records.arrow' is damaged at byte 0" in capsys.readouterr().err
+    assert "records.parquet' is not a Parquet records file" in capsys.readouterr().err
     (broken / "config.yaml").write_text("mode: [unclosed\n")
     assert main(["summarize", str(broken)]) == EXIT_BAD_INPUT
     assert "config.yaml' is corrupt" in capsys.readouterr().err
