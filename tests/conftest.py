@@ -161,7 +161,7 @@ def _torch_threads_unchanged_by_a_module():
 #: without which pytest-xdist orders files by their number of tests instead. Tests within a
 #: file keep their order; other files follow as collected. Only the order changes, never
 #: what runs.
-SLOWEST_FIRST = ["test_cli_matrix.py", "test_fade.py", "test_searcher_contract.py", "test_text_task.py", "test_report.py", "test_run_resume.py", "test_one_writer.py",
+SLOWEST_FIRST = ["test_cli_matrix.py", "test_fade.py", "test_searcher_contract.py", "test_text_task.py", "test_report.py", "test_run_resume.py", "test_columnar_records.py", "test_one_writer.py",
                  "test_posterior.py", "test_dqn.py", "test_family.py", "test_prompt_task.py", "test_sweep.py", "test_sweep_cluster.py", "test_gym_env.py", "test_rl_envs.py",
                  "test_learning_curves.py", "test_finetune.py", "test_text_finetune.py", "test_new_searchers.py", "test_fused.py",
                  "test_searcher_guide.py", "test_readme_commands.py", "test_conditions.py", "test_corruption_report.py", "test_audit_guide.py", "test_restructure.py",

@@ -98,7 +98,7 @@ def test_a_json_lines_run_opens_and_resumes_as_json_lines(main_job, tmp_path, di
     discover(_config("arrow"), tmp_path / "old", oracle=digits_task.oracle, resume=True, progress=False)
     assert not (tmp_path / "old" / ARROW_RECORDS_FILE).exists()
     assert (tmp_path / "old" / RECORDS_FILE).read_bytes() == (main_job / "jsonl" / RECORDS_FILE).read_bytes()
-    assert main(["summarize", str(tmp_path / "old"), "--out", str(tmp_path / "report")]) == 0
+    assert check_run(tmp_path / "old") == []  # (summarize reads JSON-lines runs in tests/test_run_check.py)
 
 
 def test_a_record_cut_short_by_a_kill_is_not_read_and_a_resume_cuts_it_off(main_job, tmp_path, digits_task):
@@ -205,3 +205,18 @@ def test_the_readme_s_python_reads_a_run_s_records(main_job):
     exec(block.replace("runs/digits", str(main_job / "arrow")).replace("records.groupby", "top = records.groupby"), scope)
     records, top = scope["records"], scope["top"]
     assert len(records) == 6 * 64 and len(top) == 5 and top.iloc[0] == records.groupby("cell").failed.mean().max()
+
+
+def test_export_refuses_bad_input_in_one_line_and_writes_nothing(main_job, tmp_path, capsys):
+    before = sorted(p.name for p in (main_job / "arrow").iterdir())
+    (tmp_path / "empty").mkdir()
+    for argv, words in [
+        ([str(tmp_path / "nope"), "--format", "csv"], "does not exist"),
+        ([str(tmp_path / "empty"), "--format", "csv"], "has no records"),
+        ([str(main_job / "arrow"), "--format", "parquet", "--out", str(records_path(main_job / "arrow"))], "the run's own records file"),
+        ([str(main_job / "arrow"), "--format", "csv", "--out", str(tmp_path)], "is a directory"),
+    ]:
+        assert main(["export", *argv, "--quiet"]) == EXIT_BAD_INPUT
+        error = capsys.readouterr().err.strip().splitlines()
+        assert len(error) == 1 and words in error[0], error
+    assert sorted(p.name for p in (main_job / "arrow").iterdir()) == before

@@ -48,6 +48,8 @@ def export_records(run_dir: str | Path, format: str, out: str | Path | None = No
         raise RunDirError(f"'{run_dir}' has no records (records.arrow or records.jsonl): nothing to export")
     target = Path(out) if out is not None else run_dir / "export" / f"records.{format}"
     source = records_path(run_dir)
+    if target.is_dir():
+        raise RunDirError(f"--out '{target}' is a directory; give the path of the file to write")
     if target.resolve() == source.resolve():
         raise RunDirError(f"--out '{target}' is the run's own records file; choose another path")
     refuse_links(target.parent)
