@@ -45,15 +45,13 @@ _MAX_METADATA = 1 << 20
 _CONTINUATION = b"\xff\xff\xff\xff"
 
 
-def column_array(values: Any, type_: pa.DataType | None = None) -> pa.Array:
-    """One field's ``(B,)`` values (a numpy array, or a list of texts or numbers) as an Arrow array."""
+def column_array(values: Any) -> pa.Array:
+    """One field's ``(B,)`` values (a numpy array, or a list of texts or numbers) as an Arrow
+    array; a list of nothing but ``None`` becomes texts (all missing), as a text field's would."""
     if isinstance(values, np.ndarray) and values.dtype.kind in "biuf":
-        array = pa.array(values)
-    else:
-        array = pa.array(list(values) if isinstance(values, (tuple, np.ndarray)) else values)
-    if type_ is not None and array.type != type_:
-        array = array.cast(type_)  # safe casts only: a value that does not fit raises
-    return array
+        return pa.array(values)
+    array = pa.array(list(values) if isinstance(values, (tuple, np.ndarray)) else values)
+    return array.cast(pa.string()) if pa.types.is_null(array.type) else array
 
 
 def new_schema(columns: Mapping[str, pa.Array], form: JsonlFormat) -> pa.Schema:
