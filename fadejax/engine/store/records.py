@@ -1,6 +1,9 @@
-"""Durable per-query failure records: one JSON object per line in ``records.jsonl``.
+"""Durable per-query failure records: columns in ``records.arrow`` (:class:`ArrowRecordWriter`,
+the default: one Arrow record batch per iteration, compacted to ``records.parquet`` when the
+run completes) or one JSON object per line in ``records.jsonl`` (:class:`RecordWriter`;
+``run.records: jsonl``, and runs written before columnar records).
 
-Each iteration's lines are appended and flushed as one write. During discovery a
+Each iteration's records are appended and flushed as one write. During discovery a
 :class:`BackgroundRecordWriter` formats and writes them on its own thread while the loop
 goes on, a few iterations behind at most; at a checkpoint it first writes everything
 submitted, so the byte length the checkpoint stores covers exactly the iterations the
