@@ -26,7 +26,7 @@ import numpy as np
 from fadejax.engine.config import ExperimentConfig
 from fadejax.engine.ground_truth import GROUND_TRUTH_FILE, GroundTruthError, landscape_key, read_ground_truth
 from fadejax.engine.store.learning_log import METRICS_FILE, MetricsError, read_metrics
-from fadejax.engine.store.records import RecordsError, query_drawn, read_records, records_path
+from fadejax.engine.store.records import RecordsError, has_records, query_drawn, read_records, records_path
 from fadejax.engine.store.record_columns import read_columns
 from fadejax.engine.store.rundir import read_run_config
 
@@ -112,17 +112,17 @@ def load_curves(run_dir: str | Path, *, trust_code: bool = False, ground_truth: 
     config = read_run_config(run_dir, trust_code)
     notes = []
     has_metrics = (run_dir / METRICS_FILE).is_file()
-    has_records = records_path(run_dir).is_file()
-    if not has_metrics and not has_records:
+    records_kept = has_records(run_dir)
+    if not has_metrics and not records_kept:
         raise CompareError(f"run directory '{run_dir}' has no {METRICS_FILE} or records yet: nothing to compare")
     try:
         rows = list(read_metrics(run_dir / METRICS_FILE)) if has_metrics else []
     except MetricsError as exc:
         raise CompareError(str(exc)) from None
     queries, columns = _columns_from_metrics(rows) if rows else (np.zeros(0, np.int64), {})
-    truth = _truth_for(run_dir, config, ground_truth) if has_records else None
+    truth = _truth_for(run_dir, config, ground_truth) if records_kept else None
     recorded = None
-    if has_records:
+    if records_kept:
         try:
             recorded = _queries_of(run_dir)
         except RecordsError as exc:

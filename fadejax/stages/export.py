@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -45,7 +46,7 @@ def export_records(run_dir: str | Path, format: str, out: str | Path | None = No
     if not run_dir.is_dir():
         raise RunDirError(f"run directory '{run_dir}' does not exist")
     if not has_records(run_dir):
-        raise RunDirError(f"'{run_dir}' has no records (records.arrow or records.jsonl): nothing to export")
+        raise RunDirError(f"'{run_dir}' has no records (records.parquet, records.arrow or records.jsonl): nothing to export")
     target = Path(out) if out is not None else run_dir / "export" / f"records.{format}"
     source = records_path(run_dir)
     if target.is_dir():
@@ -57,43 +58,46 @@ def export_records(run_dir: str | Path, format: str, out: str | Path | None = No
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
     try:
-        with tqdm(total=_count(source), unit="records", disable=not progress, desc="export") as bar:
-            rows = _write(source, format, partial, bar)
+        total, chunks = _jsonl_chunks(source)
+        with tqdm(total=total, unit="records", disable=not progress, desc="export") as bar:
+            rows = _write(source, chunks, format, partial, bar)
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
     return target, rows
 
 
-def _count(source: Path) -> int:
-    return read_arrow_records(source).num_rows if is_columnar(source) else int(CompleteLines.of(source).ends.size)
-
-
-def _jsonl_chunks(source: Path):
-    """The records' JSON lines, a chunk of complete lines at a time."""
+def _jsonl_chunks(source: Path) -> tuple[int, Iterator[bytes]]:
+    """How many complete records the file holds, and their JSON lines, a chunk of complete
+    lines at a time (the file is read once)."""
     if is_columnar(source):
         records = read_arrow_records(source)
-        for start in range(0, records.num_rows, _CHUNK_ROWS):
-            yield bytes(records.jsonl(np.arange(start, min(start + _CHUNK_ROWS, records.num_rows))))
-        return
+        starts = range(0, records.num_rows, _CHUNK_ROWS)
+        return records.num_rows, (bytes(records.jsonl(np.arange(s, min(s + _CHUNK_ROWS, records.num_rows)))) for s in starts)
     lines = CompleteLines.of(source)
-    for start in range(0, lines.ends.size, _CHUNK_ROWS):
-        begin = 0 if start == 0 else int(lines.ends[start - 1]) + 1
-        yield lines.data[begin: int(lines.ends[min(start + _CHUNK_ROWS, lines.ends.size) - 1]) + 1]
+    ends = lines.ends
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, ends.size, _CHUNK_ROWS):
+            begin = 0 if start == 0 else int(ends[start - 1]) + 1
+            yield lines.data[begin: int(ends[min(start + _CHUNK_ROWS, ends.size) - 1]) + 1]
+
+    return int(ends.size), chunks()
 
 
-def _write(source: Path, format: str, path: Path, bar: tqdm) -> int:
+def _write(source: Path, chunks: Iterator[bytes], format: str, path: Path, bar: tqdm) -> int:
     rows = 0
     if format == "jsonl":
         with open(path, "wb") as file:
-            for chunk in _jsonl_chunks(source):
+            for chunk in chunks:
                 file.write(chunk)
-                rows += chunk.count(b"\n")
-                bar.update(chunk.count(b"\n"))
+                count = chunk.count(b"\n")
+                rows += count
+                bar.update(count)
         return rows
     writer, schema = None, None
     try:
-        for chunk in _jsonl_chunks(source):
+        for chunk in chunks:
             table = _flat_table(source, chunk, schema)
             if writer is None:
                 schema = table.schema

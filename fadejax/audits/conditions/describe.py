@@ -138,7 +138,7 @@ def run_failures(audited, run_dir: Path, model: str | None, limit: int, seed: in
     or (``audited_is_member``) the config's."""
     from fadejax.audits.image import member_config
     from fadejax.audits.image.task import compose_perturbations, load_classifier, perturbed_images
-    from fadejax.engine.store.records import read_records, records_path
+    from fadejax.engine.store.records import has_records, read_records, records_path
     from fadejax.engine.store.rundir import note_outside_paths, read_run_config
 
     run_config = read_run_config(run_dir, trust_code)
@@ -155,7 +155,7 @@ def run_failures(audited, run_dir: Path, model: str | None, limit: int, seed: in
     else:
         prefix = ""
     _same_classifier(run_config.model, audited.model, run_dir)
-    if not (records_path(run_dir)).is_file():
+    if not has_records(run_dir):
         raise AuditError(f"--run '{run_dir}' has no records: it has not queried its model yet")
     note_outside_paths(run_dir, run_config)
 

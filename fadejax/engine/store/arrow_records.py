@@ -1,8 +1,8 @@
 """Columnar records: a run's queries as an Arrow IPC stream, ``records.arrow``, compacted to
 Parquet, ``records.parquet``, when the run completes.
 
-The file is a schema message, then one record-batch message per write (an iteration, or
-the few the background writer coalesces), each appended and flushed whole, with no
+The file is a schema message, then one record-batch message per iteration, each write's
+appended and flushed whole, with no
 end-of-stream marker: pyarrow, polars, DuckDB and Hugging Face ``datasets`` open it as an
 Arrow stream (``pyarrow.ipc.open_stream``). The schema's metadata (``fadejax.records``)
 holds the concept space's axes and the class names as JSON texts, so the JSON-lines form
@@ -94,12 +94,7 @@ class ArrowRecords:
 
     def column(self, name: str) -> np.ndarray | list | None:
         """Field ``name`` as a ``(Q,)`` numpy array (texts: a list), or ``None`` if the run has no such field."""
-        if name not in self.table.column_names:
-            return None
-        column = self.table.column(name)
-        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-            return column.to_pylist()
-        return column.to_numpy()
+        return _values(self.table.column(name)) if name in self.table.column_names else None
 
     def lines(self, rows: Sequence[int] | np.ndarray | None = None) -> list[bytes]:
         """The JSON lines (without their newline) of the records at the 0-based ``rows`` (all
@@ -112,11 +107,15 @@ class ArrowRecords:
         table = self.table if rows is None else self.table.take(pa.array(np.asarray(rows, np.int64)))
         if table.num_rows == 0 or self.form is None:
             return memoryview(b"")
-        outcome = {}
-        for name in table.column_names:
-            column = table.column(name)
-            outcome[name] = column.to_pylist() if pa.types.is_string(column.type) or pa.types.is_large_string(column.type) else column.to_numpy()
+        outcome = {name: _values(table.column(name)) for name in table.column_names}
         return self.form.lines(outcome, json_texts(outcome.pop("iteration")), json_texts(outcome.pop("env")))
+
+
+def _values(column: pa.ChunkedArray) -> np.ndarray | list:
+    """A column's values as the writers were given them: texts as a list, the rest as numpy."""
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        return column.to_pylist()
+    return column.to_numpy()
 
 
 def read_arrow_records(path: Path) -> ArrowRecords:

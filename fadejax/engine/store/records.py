@@ -182,14 +182,16 @@ def open_record_writer(run_dir: Path, space: ConceptSpace, mode: str, *, record_
     """The writer of a run's records: in the format of the file ``run_dir`` already holds
     (a run written before columnar records keeps its JSON lines), else ``record_format``
     (``"arrow"`` or ``"jsonl"``, the config's ``run.records``)."""
-    path = records_path(run_dir) if has_records(run_dir) else Path(run_dir) / (RECORDS_FILE if record_format == "jsonl" else ARROW_RECORDS_FILE)
-    if (Path(run_dir) / ARROW_RECORDS_FILE).is_file():  # (beside a Parquet file a crash left while compacting)
-        path = Path(run_dir) / ARROW_RECORDS_FILE
-    if path.name == PARQUET_RECORDS_FILE:
+    run_dir = Path(run_dir)
+    # a stream first: beside a Parquet file, it is one a crash left while compacting it
+    for name, kind in ((ARROW_RECORDS_FILE, ArrowRecordWriter), (RECORDS_FILE, RecordWriter)):
+        if (run_dir / name).is_file():
+            return kind(run_dir / name, space, mode, truncate_to=truncate_to, names=names)
+    if (run_dir / PARQUET_RECORDS_FILE).is_file():
         raise RecordsError(f"'{run_dir}' holds the compacted records of a complete run ({PARQUET_RECORDS_FILE}); "
                            "a complete run takes no more records: start another run")
-    kind = RecordWriter if path.name == RECORDS_FILE else ArrowRecordWriter
-    return kind(path, space, mode, truncate_to=truncate_to, names=names)
+    kind, name = (RecordWriter, RECORDS_FILE) if record_format == "jsonl" else (ArrowRecordWriter, ARROW_RECORDS_FILE)
+    return kind(run_dir / name, space, mode, truncate_to=truncate_to, names=names)
 
 
 def _schema_of(path: Path) -> pa.Schema:
