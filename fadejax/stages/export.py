@@ -56,7 +56,7 @@ def export_records(run_dir: str | Path, format: str, out: str | Path | None = No
     refuse_links(target.parent)
     refuse_links(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
+    partial = target.with_name(f"{target.name}.{os.getpid()}.partial")  # two exports to one file: each its own, the last renamed wins
     try:
         total, chunks = _jsonl_chunks(source)
         with tqdm(total=total, unit="records", disable=not progress, desc="export") as bar:
