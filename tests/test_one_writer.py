@@ -55,7 +55,7 @@ def _wait_for_records(run_dir: Path, process: subprocess.Popen, timeout: float =
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("writers", [8])
+@pytest.mark.parametrize("writers", [4])
 def test_of_concurrent_writers_exactly_one_runs_and_the_others_are_refused_in_one_line(tmp_path, lone_run, writers):
     out = tmp_path / "run"
     processes = [_start(out) for _ in range(writers)]

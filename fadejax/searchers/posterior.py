@@ -9,8 +9,9 @@ Rasch / item-response model extended to a concept grid)::
 does to every sample, and ``v_a`` what cell ``a`` does beyond its axes' sum (its
 interactions). Gaussian priors (``sample_prior_std``, ``axis_prior_std``,
 ``cell_prior_std``) shrink each effect towards zero, so a rarely visited cell borrows
-strength from its axes and its samples' measured difficulty. After each batch a few
-block-coordinate Newton sweeps refit the maximum a posteriori estimate on every query
+strength from its axes and its samples' measured difficulty. After each batch
+``sweeps`` block-coordinate Newton sweeps (default one: each starts from the last batch's
+fit, which a batch moves little) refit the maximum a posteriori estimate on every query
 kept (a ring buffer of ``capacity`` queries, default the whole planned run), and the
 diagonal of the Hessian gives a Laplace posterior. The likelihood depends on a query only
 through its (sample, cell) pair, so where the ``(N, A)`` grid of pairs is tracked and no
@@ -68,7 +69,9 @@ class PosteriorConfig(SearcherConfig):
     #: prior std of the sample x axis-value interactions ``z_i[j, x]`` (this digit breaks under
     #: rotation, that one under darkness); 0 leaves them out (the additive model)
     interaction_prior_std: float = pydantic.Field(1.0, ge=0.0)
-    sweeps: pydantic.PositiveInt = 2
+    #: Newton sweeps per batch, warm-started: one finds as many failures as two on every recorded
+    #: and held-out audit and halves the update's time (benchmarks/RESULTS.md)
+    sweeps: pydantic.PositiveInt = 1
     identify_fraction: float = pydantic.Field(0.25, ge=0.0, le=1.0)
     top_k: pydantic.PositiveInt = 10
     sample_candidates: pydantic.PositiveInt = 8
@@ -415,13 +418,14 @@ class PosteriorSampling(Searcher):
             placed = id_samples >= 0
             asked = asked.at[jnp.where(placed, id_samples, n), id_cells].set(True, mode="drop")
         scale = self.config.posterior_scale
-        u = state.u + scale * jax.random.normal(k_u, state.u.shape) / jnp.sqrt(state.prec_u)
-        w = state.w + scale * jax.random.normal(k_w, state.w.shape) / jnp.sqrt(state.prec_w)
-        v = state.v + scale * jax.random.normal(k_v, state.v.shape) / jnp.sqrt(state.prec_v)
+        # the draws get buffers of their own (see act): fused into the (N, A) grid, each would be drawn A times
+        u = materialize(state.u + scale * jax.random.normal(k_u, state.u.shape) / jnp.sqrt(state.prec_u))
+        w = materialize(state.w + scale * jax.random.normal(k_w, state.w.shape) / jnp.sqrt(state.prec_w))
+        v = materialize(state.v + scale * jax.random.normal(k_v, state.v.shape) / jnp.sqrt(state.prec_v))
         drawn = u[:, None] + self._cell_scores(w, v)[None, :]  # (N, A)
         if self.interactions:
             k_z = jax.random.fold_in(k_w, 1)
-            drawn = drawn + self._sample_cell_terms(state.z + scale * jax.random.normal(k_z, state.z.shape) / jnp.sqrt(state.prec_z))
+            drawn = drawn + self._sample_cell_terms(materialize(state.z + scale * jax.random.normal(k_z, state.z.shape) / jnp.sqrt(state.prec_z)))
         # pairs already asked sink below every fresh one (and keep their order among themselves)
         drawn = jnp.where(asked, drawn - 1e6, drawn).reshape(-1)
         _, best = jax.lax.top_k(drawn, min(batch, n * cells_n))  # distinct pairs, likeliest first
@@ -445,8 +449,14 @@ class PosteriorSampling(Searcher):
         starts = jnp.concatenate([jnp.ones(1, bool), cells[1:] != cells[:-1]])
         first = jax.lax.cummax(jnp.where(starts, position, 0))
         occurrence = position - first  # 0 for the run's first environment, 1 for the next, ...
-        # one uniform score per (cell, sample), shared by the environments of a cell
-        scores = jax.vmap(lambda c: jax.random.uniform(jax.random.fold_in(key, c), (self.num_samples,)))(cells)
+        # one uniform score per (cell, sample), shared by the environments of a cell: one
+        # uniform per sample, shifted (mod 1) by one uniform per cell. Under each cell the
+        # scores are independent uniforms, so its pick is uniform among its fresh samples;
+        # it costs N + I draws where a vector per cell cost N * I (most of this step's time).
+        k_base, k_shift = jax.random.split(key)
+        base = jax.random.uniform(k_base, (self.num_samples,))
+        shift = jax.vmap(lambda c: jax.random.uniform(jax.random.fold_in(k_shift, c), ()))(cells)
+        scores = jnp.mod(base[None, :] + shift[:, None], 1.0)
         scores = jnp.where(state.asked[:, cells].T, -1.0, scores)  # (I, N)
         top, order = jax.lax.top_k(scores, min(count, self.num_samples))
         pick = jnp.minimum(occurrence, top.shape[1] - 1)
