@@ -146,6 +146,34 @@ def test_identify_samples_are_uniform_among_the_fresh_ones():
     assert np.all(picks[:, 2] == -1)  # no fresh sample: the caller falls back
 
 
+def test_the_nth_true_entry_of_each_row_is_found():
+    from fadejax.searchers.posterior import _nth_true
+
+    rng = np.random.default_rng(0)
+    mask = rng.random((200, 37)) < rng.random((200, 1))  # rows from nearly empty to nearly full
+    rank = rng.integers(0, 38, 200)
+    expected = [np.flatnonzero(row)[r] if r < row.sum() else -1 for row, r in zip(mask, rank)]
+    np.testing.assert_array_equal(_nth_true(jnp.asarray(mask), jnp.asarray(rank, jnp.int32)), expected)
+
+
+def test_environments_sharing_an_identify_cell_get_distinct_fresh_samples_uniformly_drawn():
+    s = _searcher(num_samples=12, num_envs=16)
+    asked = np.zeros((12, 25), bool)
+    asked[[0, 1, 2, 3], 4] = True  # cell 4: 8 fresh samples
+    asked[:10, 9] = True  # cell 9: 2 fresh samples (10 and 11) for its 3 environments
+    state = s.init(jax.random.PRNGKey(0)).replace(asked=jnp.asarray(asked))
+    cells = jnp.asarray([4, 4, 4, 9, 9, 9, 17], jnp.int32)  # equal cells next to each other, as _identify_cells gives them
+    fresh = jax.jit(s._fresh_samples)
+    picks = np.stack([np.asarray(fresh(state, k, cells)) for k in jax.random.split(jax.random.PRNGKey(1), 2000)])
+    for row in picks:
+        assert len(set(row[:3])) == 3 and not asked[row[:3], 4].any()
+        assert sorted(row[3:5]) == [10, 11] and row[5] == -1  # the third environment of cell 9 finds none left
+    for env, cell, options in ((0, 4, range(4, 12)), (2, 4, range(4, 12)), (6, 17, range(12))):
+        counts = np.bincount(picks[:, env], minlength=12)[list(options)]
+        np.testing.assert_allclose(counts / 2000, 1 / len(options), atol=0.035)  # each environment's pick: uniform over the fresh
+    np.testing.assert_allclose(np.mean(picks[:, 3] == 10), 0.5, atol=0.05)
+
+
 def _play(searcher, p, iterations, seed=0):
     """Drive the searcher on a synthetic world ``p`` (N, A) with jitted calls; returns the last state and every query."""
     state = searcher.init(jax.random.PRNGKey(seed))

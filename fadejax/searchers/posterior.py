@@ -109,13 +109,13 @@ def _sigmoid(x: jax.Array) -> jax.Array:
     return 0.5 * jnp.tanh(0.5 * x) + 0.5
 
 
-def _uniform_true(key: jax.Array, mask: jax.Array) -> jax.Array:
-    """For each row of ``mask`` ``(R, N)`` bool, the column of one of its ``True`` entries,
-    uniformly chosen; ``-1`` for a row with none. ``(R,)`` int32.
+def _nth_true(mask: jax.Array, rank: jax.Array) -> jax.Array:
+    """For each row of ``mask`` ``(R, N)`` bool, the column of its ``rank``-th ``True`` entry
+    (``rank`` ``(R,)`` int32, from 0); ``-1`` for a row with ``rank`` or fewer. ``(R,)`` int32.
 
-    One uniform draw per row picks the chosen entry's rank among the row's ``True`` ones,
-    and the rank is found in two steps over blocks of about ``sqrt(N)`` columns (which block,
-    then where in it): a cumulative sum over every entry is several times slower on a CPU.
+    Found in two steps over blocks of about ``sqrt(N)`` columns (which block, then where in
+    it): a cumulative sum over every entry is several times slower on a CPU, and a sort of
+    each row (``top_k``) slower still.
     """
     rows, n = mask.shape
     width = max(1, math.isqrt(n - 1) + 1)
@@ -124,12 +124,24 @@ def _uniform_true(key: jax.Array, mask: jax.Array) -> jax.Array:
     per_block = jnp.sum(grid, axis=-1)  # (R, blocks)
     through = jnp.cumsum(per_block, axis=-1)
     count = through[:, -1]
-    rank = jnp.minimum(jnp.floor(jax.random.uniform(key, (rows,)) * count).astype(jnp.int32), count - 1)
+    found = count > rank
+    rank = jnp.minimum(rank, jnp.maximum(count - 1, 0))  # (a row without one still searches in range)
     block = jnp.argmax(through > rank[:, None], axis=-1)
     before = jnp.take_along_axis(through - per_block, block[:, None], axis=-1)[:, 0]
     inside = jnp.take_along_axis(grid, block[:, None, None], axis=1)[:, 0]  # (R, width)
     column = jnp.argmax(jnp.cumsum(inside, axis=-1) > (rank - before)[:, None], axis=-1)
-    return jnp.where(count > 0, block * width + column, -1).astype(jnp.int32)
+    return jnp.where(found, block * width + column, -1).astype(jnp.int32)
+
+
+def _uniform_true(key: jax.Array, mask: jax.Array) -> jax.Array:
+    """For each row of ``mask`` ``(R, N)`` bool, the column of one of its ``True`` entries,
+    uniformly chosen; ``-1`` for a row with none. ``(R,)`` int32.
+
+    One uniform draw per row picks the chosen entry's rank among the row's ``True`` ones
+    (:func:`_nth_true` finds it)."""
+    count = jnp.sum(mask, axis=-1)
+    rank = jnp.floor(jax.random.uniform(key, (mask.shape[0],)) * count).astype(jnp.int32)
+    return _nth_true(mask, jnp.minimum(rank, jnp.maximum(count - 1, 0)))
 
 
 def _newton_step(grad: jax.Array, hess: jax.Array) -> jax.Array:
@@ -449,20 +461,24 @@ class PosteriorSampling(Searcher):
         starts = jnp.concatenate([jnp.ones(1, bool), cells[1:] != cells[:-1]])
         first = jax.lax.cummax(jnp.where(starts, position, 0))
         occurrence = position - first  # 0 for the run's first environment, 1 for the next, ...
-        # one uniform score per (cell, sample), shared by the environments of a cell: one
-        # uniform per sample, shifted (mod 1) by one uniform per cell. Under each cell the
-        # scores are independent uniforms, so its pick is uniform among its fresh samples;
-        # it costs N + I draws where a vector per cell cost N * I (most of this step's time).
+        # One uniformly random order of the samples per cell, shared by the environments of
+        # the cell, each of which takes the next fresh sample in it. The orders come from one
+        # uniform score per sample, shifted (mod 1) by one uniform per cell: under each cell the
+        # shifted scores are independent uniforms, so its order is uniformly random, and it is
+        # the samples by descending score, a rotation of one order (N + I draws and one sort of
+        # N, where a vector of draws and a sort per cell cost I times as much).
         k_base, k_shift = jax.random.split(key)
         base = jax.random.uniform(k_base, (self.num_samples,))
-        shift = jax.vmap(lambda c: jax.random.uniform(jax.random.fold_in(k_shift, c), ()))(cells)
-        scores = jnp.mod(base[None, :] + shift[:, None], 1.0)
-        scores = jnp.where(state.asked[:, cells].T, -1.0, scores)  # (I, N)
-        top, order = jax.lax.top_k(scores, min(count, self.num_samples))
-        pick = jnp.minimum(occurrence, top.shape[1] - 1)
-        value = jnp.take_along_axis(top, pick[:, None], axis=1)[:, 0]
-        sample = jnp.take_along_axis(order, pick[:, None], axis=1)[:, 0]
-        return jnp.where((value >= 0) & (occurrence < top.shape[1]), sample, -1).astype(jnp.int32)
+        shift = jax.vmap(lambda c: jax.random.uniform(jax.random.fold_in(k_shift, c), ()))(cells)  # (I,)
+        by_base = jnp.argsort(-base)  # samples, highest score first
+        # under cell c the samples with base >= 1 - shift_c wrap round to the lowest scores: its
+        # order starts at the first sample below them
+        wrapped = jnp.sum(base[None, :] >= 1.0 - shift[:, None], axis=1)  # (I,)
+        rotation = (wrapped[:, None] + jnp.arange(self.num_samples)[None, :]) % self.num_samples  # (I, N) positions in by_base
+        ordered = by_base[rotation]  # (I, N): each cell's samples in its order
+        fresh = ~state.asked[ordered, cells[:, None]]  # (I, N)
+        pick = _nth_true(fresh, occurrence)
+        return jnp.where(pick >= 0, jnp.take_along_axis(ordered, jnp.maximum(pick, 0)[:, None], axis=1)[:, 0], -1).astype(jnp.int32)
 
     def _draw_w(self, state: PosteriorState, key: jax.Array, batch: int) -> jax.Array:
         noise = jax.random.normal(key, (batch,) + state.w.shape)
