@@ -62,7 +62,7 @@ from fadejax.searchers import REGISTRY as SEARCHERS  # noqa: E402
 from fadejax.engine.build import build_task  # noqa: E402
 
 MODELS = {"default": "configs/digits.yaml", "light": "configs/digits_lenet.yaml"}
-TARGETS = {("default", 256): 0.9, ("default", 2048): 0.9, ("light", 256): 0.8, ("light", 2048): 0.9,
+TARGETS = {("default", 256): 0.9, ("default", 2048): 0.95, ("light", 256): 0.7, ("light", 2048): 0.9,  # issue: keep the accelerator busy (CPU)
            ("family", 256): 0.8, ("family", 2048): 0.8}  # family: a config with models: (e.g. configs/digits_family.yaml)
 
 
