@@ -114,7 +114,8 @@ class Discovery:
         self.marks_drawn = mode == "macro" and searcher.marks_drawn
         self._field_template: dict[str, Any] | None = None  # the task's record fields, as the model last gave them
         self._init = None  # jitted on first use
-        self._expand = jax.jit(_expand, static_argnums=2)
+        self._take_rows = jax.jit(_take_rows)  # one dispatch each way for the fresh queries (at most eight shapes)
+        self._put_rows = jax.jit(_put_rows, static_argnums=2)
         self.propose = jax.jit(self._propose)
         self.propose_next = jax.jit(self._propose_next)
         self.settle = jax.jit(self._settle, donate_argnums=0)
@@ -368,22 +369,44 @@ class Discovery:
         reused = np.asarray(pending["reused"])
         if not reused.any() or (reused.all() and self._field_template is None):
             core, fields = self.task.evaluate(inputs, pending)  # (all re-asked, fields never seen: the model tells their form)
-            self._field_template = {k: v[:0] if not isinstance(v, (list, tuple)) else [] for k, v in fields.items()}
+            self._field_template = {k: _template(v) for k, v in fields.items()}
             return core, fields
         b = reused.size
         fresh = np.flatnonzero(~reused)
         if fresh.size == 0:
             placeholder = {"failed": jnp.zeros(b, bool), "reward": jnp.zeros(b, jnp.float32)}
             return placeholder, {k: _blank(v, b) for k, v in self._field_template.items()}
+        # The fresh rows, padded up to a multiple of B / 8 with copies of the first (so at most
+        # eight batch shapes compile); the padding's answers are dropped on the way back.
         quantum = max(1, b // 8)
-        rows = np.concatenate([fresh, np.full(-fresh.size % quantum, fresh[0])]).astype(np.int32)
-        take = jnp.asarray(rows)
-        sub_inputs = None if inputs is None else jax.tree.map(lambda x: x[take] if getattr(x, "ndim", 0) and x.shape[0] == b else x, inputs)
-        sub_pending = {k: (v[take] if k in self._PER_ENV else v) for k, v in pending.items()}
-        core, fields = self.task.evaluate(sub_inputs, sub_pending)
-        self._field_template = {k: v[:0] if not isinstance(v, (list, tuple)) else [] for k, v in fields.items()}
-        core = {k: self._expand(jnp.asarray(v)[: fresh.size], jnp.asarray(fresh, jnp.int32), b) for k, v in core.items()}
-        return core, {k: _spread(v, fresh, b) for k, v in fields.items()}
+        padding = -fresh.size % quantum
+        take = np.concatenate([fresh, np.full(padding, fresh[0])]).astype(np.int32)
+        put = np.concatenate([fresh, np.full(padding, b)]).astype(np.int32)  # index b: out of range, dropped
+        leaves, treedef = jax.tree.flatten(inputs)
+        batched = [i for i, x in enumerate(leaves) if isinstance(x, (jax.Array, np.ndarray)) and x.ndim and x.shape[0] == b]
+        per_env = {k: v for k, v in pending.items() if k in self._PER_ENV}
+        taken, sub_per_env = self._take_rows([leaves[i] for i in batched], per_env, take)
+        for i, x in zip(batched, taken):
+            leaves[i] = x
+        sub_inputs = jax.tree.unflatten(treedef, leaves)
+        core, fields = self.task.evaluate(sub_inputs, {**pending, **sub_per_env})
+        self._field_template = {k: _template(v) for k, v in fields.items()}
+        on_device = {k: v for k, v in fields.items() if isinstance(v, jax.Array)}
+        core, spread = self._put_rows({k: jnp.asarray(v) for k, v in core.items()}, on_device, b, put)
+        return core, {k: spread[k] if k in spread else _spread(v, fresh, b) for k, v in fields.items()}
+
+
+def _take_rows(arrays: list[jax.Array], per_env: dict[str, jax.Array], rows: jax.Array) -> tuple[list[jax.Array], dict[str, jax.Array]]:
+    """The ``rows`` ``(n,)`` of each array (leading dimension B) and of each per-environment entry."""
+    return [a[rows] for a in arrays], {k: v[rows] for k, v in per_env.items()}
+
+
+def _put_rows(core: dict[str, jax.Array], fields: dict[str, jax.Array], size: int, rows: jax.Array) -> tuple[dict[str, jax.Array], dict[str, jax.Array]]:
+    """Each ``(n, ...)`` array placed at ``rows`` ``(n,)`` of a ``(size, ...)`` array of zeros;
+    rows equal to ``size`` (padding) are dropped."""
+    def put(values: jax.Array) -> jax.Array:
+        return jnp.zeros((size,) + values.shape[1:], values.dtype).at[rows].set(values, mode="drop")
+    return {k: put(v) for k, v in core.items()}, {k: put(v) for k, v in fields.items()}
 
 
 def _first_occurrence(pair: jax.Array) -> jax.Array:
@@ -394,11 +417,6 @@ def _first_occurrence(pair: jax.Array) -> jax.Array:
     starts = jnp.concatenate([jnp.ones(1, bool), ordered[1:] != ordered[:-1]])
     first_in_order = jax.lax.cummax(jnp.where(starts, position, 0))
     return jnp.zeros_like(position).at[order].set(order[first_in_order]).astype(jnp.int32)
-
-
-def _expand(values: jax.Array, rows: jax.Array, size: int) -> jax.Array:
-    """``values`` ``(n,)`` placed at ``rows`` of a ``(size,)`` array of zeros."""
-    return jnp.zeros((size,) + values.shape[1:], values.dtype).at[rows].set(values)
 
 
 def _spread(values: Any, rows: np.ndarray, size: int) -> Any:
@@ -413,6 +431,12 @@ def _spread(values: Any, rows: np.ndarray, size: int) -> Any:
     out_array = np.zeros((size,) + values.shape[1:], values.dtype)
     out_array[rows] = values[: rows.size]
     return out_array
+
+
+def _template(values: Any) -> Any:
+    """What a record field's blanks are made from: ``[]`` for a list, else an empty array of
+    its dtype and trailing shape (host-side: no device operation)."""
+    return [] if isinstance(values, (list, tuple)) else np.zeros((0,) + tuple(np.shape(values)[1:]), values.dtype)
 
 
 def _blank(template: Any, size: int) -> Any:
