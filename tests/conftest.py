@@ -18,6 +18,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 if os.environ.get("FADEJAX_TEST_XLA_OPTIMISE") != "1":
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true --xla_cpu_use_fusion_emitters=false").strip()
 
+# Under pytest-xdist each worker gets its share of the cores for torch's (and BLAS's) OpenMP
+# threads: two workers of two threads each on two cores leave OpenMP threads spinning for a
+# descheduled partner at every parallel region, which slowed small torch calls up to 7x (a
+# batch-1 CNN step with the other core busy: 10.6 s for 400 steps, 3.8 s on one thread).
+# Set before anything imports torch, and inherited by the runs tests start as subprocesses,
+# so a test's in-process and subprocess runs use the same thread count (their float results
+# depend on it in the last bits).
+if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ:
+    _workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // _workers))
+
 import numpy as np
 import pytest
 from PIL import Image

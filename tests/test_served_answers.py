@@ -58,3 +58,21 @@ def test_a_run_that_reasks_resumes_to_the_same_records(tmp_path, digits_task):
     assert_resumes_exactly(parse_config(REASKING), tmp_path, digits_task.oracle, stop_after=7)
     records = list(read_records(records_path(tmp_path / "cut")))
     assert any(r["reused"] for r in records if r["iteration"] >= 4)  # after the resume point, answers served from before it
+
+
+def test_serving_reasked_pairs_compiles_at_most_eight_batch_shapes(digits_task):
+    """Whatever the count of fresh queries in a batch, taking their rows and putting their
+    answers back compiles one program per padded shape (multiples of B / 8): a compilation
+    per count would cost a re-asking searcher more than the model call."""
+    from fadejax.engine.build import build_task
+    from fadejax.engine.checkpoints import build_discovery
+
+    config = parse_config(REASKING)
+    discovery = build_discovery(config, build_task(config, oracle=digits_task.oracle, progress=False))
+    state = discovery.init(config.run.seed)
+    fresh_counts = set()
+    for _ in range(20):
+        state, outcome, _ = discovery.step(state)
+        fresh_counts.add(int((~np.asarray(outcome["reused"])).sum()))
+    assert len(fresh_counts - {0, config.run.num_envs}) > 8  # many counts took the serving path
+    assert 0 < discovery._take_rows._cache_size() <= 8 and 0 < discovery._put_rows._cache_size() <= 8
