@@ -95,6 +95,7 @@ class ConceptSpace:
         strides = np.ones(self.num_axes, dtype=np.int64)
         for i in range(self.num_axes - 2, -1, -1):
             strides[i] = strides[i + 1] * self.sizes[i + 1]
+        self._host_strides = strides
         self._strides = jnp.asarray(strides, dtype=jnp.int32)
         self._sizes = jnp.asarray(self.sizes, dtype=jnp.int32)
         # Values padded to a (num_axes, max_size) table so decode is one gather; a
@@ -148,7 +149,7 @@ class ConceptSpace:
         """Host-side: ``{axis name: value}`` of one action, for reports and records."""
         if not 0 <= int(action) < self.num_actions:
             raise SpaceError(f"action {action} is outside 0..{self.num_actions - 1}")
-        cell = np.asarray(self.cell_of(jnp.int32(action)))
+        cell = int(action) // self._host_strides % np.asarray(self.sizes)  # as cell_of, on the host: no device call
         return {a.name: a.values[int(i)] for a, i in zip(self.axes, cell)}
 
 

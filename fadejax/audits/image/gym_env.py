@@ -11,6 +11,7 @@ same queries hundreds at a time.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import gymnasium as gym
@@ -58,7 +59,13 @@ class AuditEnv(gym.Env):
         self.observation_space = gym.spaces.Box(low, high, (features + extra,), np.float32)
         self.action_space = gym.spaces.Discrete(micro.num_actions if micro is not None else task.space.num_actions)
         self._labels = np.asarray(task.labels)
-        self._perturb = jax.jit(task.perturb)
+        self._sizes = np.asarray(task.space.sizes)
+        self._strides = np.cumprod([1, *self._sizes[:0:-1]])[::-1]  # row-major, as ConceptSpace numbers cells
+        # A step is two compiled calls around the audited model (its inputs; its scoring),
+        # not a dozen eager operations: the model's own call is then most of a step.
+        self._prepare = jax.jit(functools.partial(_perturbed, task.perturb, task.space))
+        self._score = jax.jit(functools.partial(_scored, reward, tuple(task.members or ()), alpha if micro is not None else None))
+        self._move = jax.jit(micro.move) if micro is not None else None
         self._sample = 0
         self._cell = np.zeros(task.space.num_axes, np.int32)
         self._steps = 0
@@ -68,7 +75,8 @@ class AuditEnv(gym.Env):
         obs = self._observations[self._sample].copy()  # gymnasium: every call returns new data
         if self.micro is not None:
             elapsed = np.float32(self._steps / self.max_steps)
-            obs = np.concatenate([obs, np.asarray(self.task.space.normalized_cell(self._cell), np.float32), [elapsed]]).astype(np.float32)
+            position = self._cell.astype(np.float32) / (self._sizes - 1).astype(np.float32)  # as ConceptSpace.normalized_cell
+            obs = np.concatenate([obs, position, [elapsed]]).astype(np.float32)
         return obs
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -81,35 +89,23 @@ class AuditEnv(gym.Env):
         return self._obs(), {}
 
     def perturbed_image(self, cell: np.ndarray) -> jax.Array:
-        """The current sample under ``cell``, ``(1, H, W, C)``."""
-        self._key, key = jax.random.split(self._key)
-        values = self.task.space.values_of_cell(jnp.asarray(cell)[None])
-        return self._perturb(self.task.images[self._sample][None], values, key)
+        """The current sample under ``cell`` ``(num_axes,)``, ``(1, H, W, C)``."""
+        image, self._key = self._prepare(self.task.images, self._sample, jnp.asarray(cell, jnp.int32), self._key)
+        return image
 
     def step(self, action: int):
         action = int(action)
         if self.micro is not None:
-            self._cell = np.asarray(self.micro.move(jnp.asarray(self._cell), jnp.int32(action)))
+            self._cell = np.asarray(self._move(self._cell, action))
         else:
-            self._cell = np.asarray(self.task.space.cell_of(jnp.int32(action)))
+            self._cell = (action // self._strides % self._sizes).astype(np.int32)
         self._steps += 1
         logits = self.task.oracle(self.perturbed_image(self._cell))
-        r = self.reward_config
-        label = jnp.asarray(self._labels[self._sample])[None]
-        per = None
-        if self.task.members:  # a family: (M, 1, classes) logits, one outcome of them as reward.aggregate says
-            rows = {name: i for i, name in enumerate(self.task.members)}
-            outcome, per = family_reward(logits, label, aggregate=r.aggregate, a=rows.get(r.a), b=rows.get(r.b),
-                                         scale=r.scale, const=r.const, form=r.form)
-        else:
-            outcome = classification_reward(logits, label, scale=r.scale, const=r.const, form=r.form)
+        outcome, per, reward = jax.device_get(self._score(logits, self._labels[self._sample : self._sample + 1], self._steps))
         failed = bool(outcome.failed[0])
-        reward = float(outcome.reward[0])
-        if self.micro is not None:
-            reward = float(micro_reward(jnp.float32(reward), jnp.int32(self._steps), self.alpha))
         terminated = self.micro is None or failed
         truncated = self.micro is not None and not failed and self._steps >= self.max_steps
-        cell_index = int(self.task.space.action_of(jnp.asarray(self._cell)))
+        cell_index = int(np.dot(self._cell, self._strides))
         info = {
             "sample": self._sample, "label": int(self._labels[self._sample]), "cell": cell_index,
             "concepts": self.task.space.describe(cell_index), "failed": failed,
@@ -119,4 +115,26 @@ class AuditEnv(gym.Env):
             info["predicted"] = info["score"] = None  # no single model's answer: each one's is below
             info["models"] = {name: {"failed": bool(per.failed[m, 0]), "predicted": int(per.predicted[m, 0]), "score": float(per.score[m, 0])}
                               for m, name in enumerate(self.task.members)}
-        return self._obs(), reward, terminated, truncated, info
+        return self._obs(), float(reward[0]), terminated, truncated, info
+
+
+def _perturbed(perturb, space, images: jax.Array, sample: jax.Array, cell: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Sample ``sample`` of ``images`` ``(N, H, W, C)`` under ``cell`` ``(num_axes,)``: ``((1, H, W, C), the next key)``."""
+    key, draw = jax.random.split(key)
+    return perturb(images[sample][None], space.values_of_cell(cell[None]), draw), key
+
+
+def _scored(reward, members: tuple[str, ...], alpha: float | None, logits: jax.Array, label: jax.Array, steps: jax.Array):
+    """Eq. 4 for one query, ``(outcome, each model's outcome or None, the step's reward (1,))``:
+    a family's aggregate as ``reward.aggregate`` says, and in micro mode (``alpha`` given)
+    eq. 5's step penalty on top."""
+    r = reward
+    per = None
+    if members:  # (M, 1, classes) logits
+        rows = {name: i for i, name in enumerate(members)}
+        outcome, per = family_reward(logits, label, aggregate=r.aggregate, a=rows.get(r.a), b=rows.get(r.b),
+                                     scale=r.scale, const=r.const, form=r.form)
+    else:
+        outcome = classification_reward(logits, label, scale=r.scale, const=r.const, form=r.form)
+    shaped = outcome.reward if alpha is None else micro_reward(outcome.reward, jnp.int32(steps), alpha)
+    return outcome, per, shaped
