@@ -15,5 +15,6 @@ NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet --site-dir "$(mkte
 # Two worker processes, one test file each at a time (module fixtures are built once), sharing
 # one JAX compilation cache (tests/conftest.py): compiling is most of the suite's time and is
 # single-threaded, so two workers use both cores. `-n 0` (as an argument) runs in one process.
+# Each worker's torch (OpenMP) threads are its share of the cores (tests/conftest.py).
 # --no-loadscope-reorder keeps the files in tests/conftest.py's slowest-first order.
 exec .venv/bin/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder "$@"
