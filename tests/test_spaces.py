@@ -25,6 +25,12 @@ def test_numbering_is_row_major_with_last_axis_fastest(space):
     assert space.describe(23) == {"a": 3.0, "b": 0.0, "c": 0.4}
 
 
+def test_the_host_conversions_agree_with_the_device_ones(space):
+    for action in range(space.num_actions):
+        cell = np.asarray(space.cell_of(jnp.int32(action)))
+        assert np.array_equal(space.host_cell_of(action), cell) and space.host_action_of(cell) == action
+
+
 def test_conversions_jit_and_keep_batch_dimensions(space):
     actions = jnp.arange(24).reshape(4, 6)
     values = jax.jit(space.decode)(actions)

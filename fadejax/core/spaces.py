@@ -95,7 +95,7 @@ class ConceptSpace:
         strides = np.ones(self.num_axes, dtype=np.int64)
         for i in range(self.num_axes - 2, -1, -1):
             strides[i] = strides[i + 1] * self.sizes[i + 1]
-        self._host_strides = strides
+        self._host_strides, self._host_sizes = strides, np.asarray(self.sizes, np.int64)
         self._strides = jnp.asarray(strides, dtype=jnp.int32)
         self._sizes = jnp.asarray(self.sizes, dtype=jnp.int32)
         # Values padded to a (num_axes, max_size) table so decode is one gather; a
@@ -119,6 +119,14 @@ class ConceptSpace:
         """Cell ``(..., num_axes)`` -> action index ``(...,)`` int32."""
         cell = jnp.asarray(cell, dtype=jnp.int32)
         return jnp.sum(cell * self._strides, axis=-1)
+
+    def host_cell_of(self, action: int) -> np.ndarray:
+        """:meth:`cell_of` of one action on the host (numpy, no device call): ``(num_axes,)`` int32."""
+        return (int(action) // self._host_strides % self._host_sizes).astype(np.int32)
+
+    def host_action_of(self, cell: np.ndarray) -> int:
+        """:meth:`action_of` of one cell ``(num_axes,)`` on the host (numpy, no device call)."""
+        return int(np.dot(np.asarray(cell, np.int64), self._host_strides))
 
     def values_of_cell(self, cell: jnp.ndarray) -> jnp.ndarray:
         """Cell ``(..., num_axes)`` -> concept values ``(..., num_axes)`` float32 (a categorical axis gives the value's index)."""
@@ -149,7 +157,7 @@ class ConceptSpace:
         """Host-side: ``{axis name: value}`` of one action, for reports and records."""
         if not 0 <= int(action) < self.num_actions:
             raise SpaceError(f"action {action} is outside 0..{self.num_actions - 1}")
-        cell = int(action) // self._host_strides % np.asarray(self.sizes)  # as cell_of, on the host: no device call
+        cell = self.host_cell_of(action)
         return {a.name: a.values[int(i)] for a, i in zip(self.axes, cell)}
 
 

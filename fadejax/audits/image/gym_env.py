@@ -60,7 +60,6 @@ class AuditEnv(gym.Env):
         self.action_space = gym.spaces.Discrete(micro.num_actions if micro is not None else task.space.num_actions)
         self._labels = np.asarray(task.labels)
         self._sizes = np.asarray(task.space.sizes)
-        self._strides = np.cumprod([1, *self._sizes[:0:-1]])[::-1]  # row-major, as ConceptSpace numbers cells
         # A step is two compiled calls around the audited model (its inputs; its scoring),
         # not a dozen eager operations: the model's own call is then most of a step.
         self._prepare = jax.jit(functools.partial(_perturbed, task.perturb, task.space))
@@ -98,14 +97,14 @@ class AuditEnv(gym.Env):
         if self.micro is not None:
             self._cell = np.asarray(self._move(self._cell, action))
         else:
-            self._cell = (action // self._strides % self._sizes).astype(np.int32)
+            self._cell = self.task.space.host_cell_of(action)
         self._steps += 1
         logits = self.task.oracle(self.perturbed_image(self._cell))
         outcome, per, reward = jax.device_get(self._score(logits, self._labels[self._sample : self._sample + 1], self._steps))
         failed = bool(outcome.failed[0])
         terminated = self.micro is None or failed
         truncated = self.micro is not None and not failed and self._steps >= self.max_steps
-        cell_index = int(np.dot(self._cell, self._strides))
+        cell_index = self.task.space.host_action_of(self._cell)
         info = {
             "sample": self._sample, "label": int(self._labels[self._sample]), "cell": cell_index,
             "concepts": self.task.space.describe(cell_index), "failed": failed,
