@@ -1,6 +1,7 @@
 """Every query counts: no re-asked deterministic pair, and the metrics that reward information."""
 
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -69,6 +70,60 @@ def test_queries_to_level_is_the_first_point_after_which_it_stays():
     assert metrics.queries_to_level(curve, 0.9) == 400  # reached at 200, lost at 300
     assert metrics.queries_to_level([(100, 0.95), (200, 0.85)], 0.9) == math.inf
     assert metrics.queries_to_level([(100, 0.9)], 0.9) == 100
+
+
+def test_top_k_margin_measures_the_boundary_in_samples():
+    truth = np.array([0.9, 0.8, 0.7, 0.6, 0.6, 0.59, 0.3])  # the 4th and 5th tie: both count as top 4
+    margin = metrics.top_k_margin(truth, 100, k=4)
+    assert margin["kth"] == 0.6 and margin["next"] == 0.59
+    assert margin["gap_samples"] == 1  # 0.6 vs 0.59 of 100 samples: one failing sample apart
+    assert margin["near"] == 3  # 0.6, 0.6 and 0.59 lie within 2 points of the 4th
+    assert metrics.top_k_margin(truth, 100, k=7)["gap_samples"] == 0  # nothing below the 7th
+
+
+def test_reach_difference_tells_apart_only_what_the_seeds_separate():
+    slow, fast = [1280.0] * 3 + [2560.0] * 3, [256.0] * 3 + [512.0] * 3
+    assert metrics.reach_difference(fast, slow) < 0.01
+    assert metrics.reach_difference([640, 1280, 960], [960, 640, 1280]) > 0.5  # the same values, shuffled
+    # a seed that never got there ranks after every seed that did
+    assert metrics.reach_difference([math.inf] * 6, fast) == pytest.approx(metrics.reach_difference([9999.0] * 6, fast))
+    assert math.isnan(metrics.reach_difference([100.0], [200.0, 300.0]))  # one seed: no test
+
+
+def test_table1_says_which_targets_the_default_row_misses_and_why():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("table1_targets", Path(__file__).parents[1] / "benchmarks" / "table1.py")
+    table1 = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = table1  # (its dataclasses look their module up)
+    spec.loader.exec_module(table1)
+
+    def runs_of(name, reached):
+        return [table1.Run(name, seed, *([np.zeros(0)] * 4), None, 0.0, values={"q@0.9": q}) for seed, q in enumerate(reached)]
+
+    runs = {table1.DEFAULT_ROW: runs_of(table1.DEFAULT_ROW, [640.0, 1280.0, 960.0]), "cem": runs_of("cem", [320.0, 640.0, math.inf])}
+    aggregate = {
+        table1.DEFAULT_ROW: {"distinct": (900.0, 10.0), "re-asked": (0.0, 0.0), "recall@10": (0.92, 0.05), "coverage": (0.95, 0.03)},
+        "cem": {"distinct": (400.0, 20.0)},
+        table1.BOUNDS[0]: {"distinct": (950.0, 0.0)},
+        "ceiling (worst cell)": {"distinct": (990.0, 0.0)},  # not a searcher: never the one to beat
+    }
+    reach = {table1.DEFAULT_ROW: (960.0, 3, 3), "cem": (640.0, 2, 3)}
+    truth = np.array([0.9, 0.8, 0.7, 0.6, 0.6, 0.59, 0.3])
+    stats = {"margin": metrics.top_k_margin(truth, 100, k=4), "num_samples": 100, "deterministic": True}
+    reach_cell = lambda name: f"{reach[name][0]:.0f} ({reach[name][1]}/{reach[name][2]})"  # noqa: E731
+    text = "\n".join(table1.target_lines(runs, aggregate, reach, reach_cell, stats))
+    assert "900 / 950 = 0.947: met" in text
+    assert "the next, cem, 400 ± 20: met" in text
+    assert "re-asked pairs 0% on this deterministic audit: 0.0%: met" in text
+    assert "recall@10 ≥ 0.95: 0.92: **not met** (the 4th worst cell truly fails on 0.600 of the 100 samples and the next lower on 0.590, 1 sample(s) apart" in text
+    assert "coverage ≥ 0.9: 0.95: met" in text
+    assert "960 (3/3) seeds: **not met**; at or below it: cem 640 (2/3) seeds, Mann-Whitney p = " in text
+    reach["cem"] = (1280.0, 3, 3)
+    assert "960 (3/3) seeds: met; the closest, cem 1280 (3/3) seeds, Mann-Whitney p = " in "\n".join(
+        table1.target_lines(runs, aggregate, reach, reach_cell, stats))
+    assert table1.target_lines(runs, {"cem": aggregate["cem"]}, reach, reach_cell, stats) == []  # no default row: nothing to judge
 
 
 def test_the_bounds_order_the_truth_table():

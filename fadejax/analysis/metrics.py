@@ -130,6 +130,41 @@ def queries_to_level(curve: list[tuple[int, float]], level: float = 0.9) -> floa
     return reached
 
 
+def top_k_margin(truth: np.ndarray, num_samples: int, k: int = 10, near: float = 0.02) -> dict:
+    """How finely a ranking must resolve the true rates ``truth`` ``(num_actions,)`` (each a share
+    of ``num_samples`` held-out samples) to score recall@``k`` = 1: ``{"k": k, "kth": the k-th worst rate,
+    "next": the highest rate below it (ties with the k-th count as top-k, so they do not), "gap":
+    kth - next, "gap_samples": the gap in failing samples, "near": how many cells' rates lie
+    within ``near`` of the k-th (the k-th and its ties included)}``. A cell is known to a sample only once it
+    is asked on (nearly) every sample, so a gap of a few samples needs the cells near the boundary
+    asked almost exhaustively, whatever the searcher."""
+    truth = np.asarray(truth, np.float64)
+    kth = float(np.sort(truth)[::-1][k - 1])
+    below = truth[truth < kth]
+    nxt = float(below.max()) if below.size else float("nan")
+    gap = kth - nxt
+    return {"k": k, "kth": kth, "next": nxt, "gap": gap, "gap_samples": int(round(gap * num_samples)) if below.size else 0,
+            "near": int(np.sum(np.abs(truth - kth) < near))}
+
+
+def reach_difference(first: np.ndarray, second: np.ndarray) -> float:
+    """Two-sided p of the Mann-Whitney U test that per-seed queries-to-level ``first`` and
+    ``second`` (``(seeds,)`` each; ``inf`` for a seed that never got there, ranked last) come from
+    the same distribution; ``nan`` with fewer than two seeds on a side or all values equal. The
+    seeds of two searchers are independent runs, so the test is unpaired."""
+    from scipy import stats
+
+    a, b = np.asarray(first, np.float64), np.asarray(second, np.float64)
+    a, b = a[~np.isnan(a)], b[~np.isnan(b)]
+    if a.size < 2 or b.size < 2 or np.unique(np.concatenate([a, b])).size < 2:
+        return float("nan")
+    both = np.concatenate([a, b])
+    # a seed that never reached the level ranks after every one that did, and ties with the others that did not
+    last = both[np.isfinite(both)].max() + 1.0 if np.isfinite(both).any() else 0.0
+    a, b = np.where(np.isfinite(a), a, last), np.where(np.isfinite(b), b, last)
+    return float(stats.mannwhitneyu(a, b, alternative="two-sided").pvalue)
+
+
 def additive_logits(table: np.ndarray, ridge: float = 1e-2, sweeps: int = 200) -> np.ndarray:
     """The best *additive* logistic model of a truth table ``(N, A)`` bool: ``b + u_i + c_a``
     fitted by Newton sweeps on every answer (a small ridge keeps all-fail or never-fail rows
