@@ -222,6 +222,28 @@ def test_uniform_draws_keep_the_intervals_honest_when_a_searcher_asks_only_hard_
     assert np.mean(inside[False]) <= 0.7
 
 
+def test_a_misjudged_axis_value_is_corrected_on_every_cell_that_shares_it():
+    """The model under-predicts every cell with axis 0 at value 2 (rotation +25 in the held-out
+    LeNet) and each of those cells has only two uniform draws: alone, a cell's two residuals are
+    shrunk to the mean; pooled over the axis value's ten cells, they correct every one."""
+    from fadejax.analysis.estimates import _shrunk_bias, _structured_bias
+
+    cells = np.arange(40)  # a (4, 10) grid
+    misjudged = cells // 10 == 2
+    position = np.repeat(cells, np.where(misjudged, 2, 12))  # the misjudged value's cells: 2 draws each
+    pooled, alone, others = [], [], []
+    for seed in range(20):
+        residual = np.where(misjudged[position], 0.3, 0.0) + np.random.default_rng(seed).normal(0.0, 0.3, position.size)
+        bias, var = _structured_bias(residual, position, cells, (4, 10))
+        assert (var > 0).all()
+        pooled.append(bias[misjudged].mean())
+        alone.append(_shrunk_bias(residual, position, cells.size)[0][misjudged].mean())
+        others.append(np.abs(bias[~misjudged]).mean())
+    # the model is 30 points off there: pooled, most of it is found; alone, little
+    assert np.mean(pooled) > 0.15 and np.mean(pooled) > 3 * np.mean(alone)
+    assert np.mean(others) < 0.05
+
+
 def test_too_few_draws_leave_the_estimates_model_based():
     from fadejax.analysis.estimates import MIN_DRAWN, cell_estimates, top_estimated_cells
 

@@ -21,10 +21,12 @@ is wrong about them puts the cell's interval where the truth is not. Queries who
 was a uniform draw (``drawn``: :attr:`fadejax.searchers.base.Choice.drawn`) are a
 design-based check: their residuals ``answer - prediction`` estimate how far the model is
 off on the samples of that cell not yet asked (the *difference estimator* of survey
-sampling). Each cell's mean residual is shrunk towards the mean over cells by a random-
-effects fit (between-cell variance ``tau^2`` by the method of moments); the unasked part of
-the cell's rate moves by ``unasked * bias`` and its interval widens by the bias's
-uncertainty, which is ``tau`` itself for a cell with no draws of its own. Without draws
+sampling). The residuals are pooled by random-effects fits (between-group variance
+``tau^2`` by the method of moments), first over the cells sharing each axis value (a model
+that misjudges a rotation misjudges every cell with it) and then per cell, each level
+shrunk towards the one before; the unasked part of the cell's rate moves by
+``unasked * bias`` and its interval widens by the bias's uncertainty, which is the levels'
+``tau`` for a cell with no draws of its own. Without draws
 (a searcher that marks none) the estimate is model-based, and :attr:`CellEstimates.checked`
 says so.
 """
@@ -32,6 +34,7 @@ says so.
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import jax
@@ -149,7 +152,7 @@ def cell_estimates(samples: np.ndarray, actions: np.ndarray, failed: np.ndarray,
         return CellEstimates(cells, rate(score), lower, upper, drawn_count, False)
     # the design-based check: residuals of the drawn pairs, shrunk per cell (module docstring)
     residual = pair_mean[check] - _sigmoid(pair_base[check] + score[pair_cell[check]])
-    bias, bias_var = _shrunk_bias(residual, pair_cell[check], cells.size)
+    bias, bias_var = _structured_bias(residual, pair_cell[check], cells, sizes)
     unasked = np.where(complete, 0, num_samples - np.bincount(pair_cell, minlength=cells.size))
     shift = unasked * bias / num_samples
     spread = np.sqrt(spread**2 + (Z95 * unasked * np.sqrt(bias_var) / num_samples) ** 2)
@@ -159,6 +162,27 @@ def cell_estimates(samples: np.ndarray, actions: np.ndarray, failed: np.ndarray,
     lower = np.clip(rate(score - half) + shift - spread, known, ceiling)
     upper = np.clip(rate(score + half) + shift + spread, known, ceiling)
     return CellEstimates(cells, estimate, np.minimum(lower, estimate), np.maximum(upper, estimate), drawn_count, True)
+
+
+def _structured_bias(residual: np.ndarray, position: np.ndarray, cells: np.ndarray, sizes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Each visited cell's model bias on its unasked samples and the bias's variance, ``(K,)``
+    each, for ``cells`` ``(K,)`` (flat actions of the grid ``sizes``), from ``residual`` ``(R,)``
+    of drawn pairs in ``cells[position]``: ``residual = mu + sum_j beta_j[a_j] + theta_a + noise``,
+    one random-effects level per axis and one per cell, fitted level by level (each
+    :func:`_shrunk_bias` on what the levels before it left). A model that misjudges an axis
+    value (a rotation it has seen only on samples that fail anyway) is then corrected on
+    every cell with that value from the draws they share, where a cell's own few draws
+    would be shrunk away; the per-cell level keeps what is particular to a cell."""
+    strides = [math.prod(sizes[j + 1 :]) for j in range(len(sizes))]
+    left = np.asarray(residual, np.float64)
+    bias, var = np.zeros(cells.size), np.zeros(cells.size)
+    for stride, size in zip(strides, sizes):
+        value = (cells // stride) % size  # (K,) each visited cell's value on this axis
+        level, level_var = _shrunk_bias(left, value[position], size)
+        left = left - level[value[position]]
+        bias, var = bias + level[value], var + level_var[value]
+    level, level_var = _shrunk_bias(left, position, cells.size)
+    return bias + level, var + level_var
 
 
 def _shrunk_bias(residual: np.ndarray, cell: np.ndarray, num_cells: int) -> tuple[np.ndarray, np.ndarray]:
