@@ -520,7 +520,8 @@ def missed_cells(group: list[Run], truth_stats: dict, most: int = 3) -> str:
     true_top = metrics.true_top_cells(truth, truth_stats["margin"]["k"])
     missed = np.zeros(truth.size, np.int64)
     for top in tops:
-        missed[np.setdiff1d(true_top, top)] += 1
+        if np.setdiff1d(top, true_top).size:  # (a top 10 of truly top cells leaves out only ties)
+            missed[np.setdiff1d(true_top, top)] += 1
     if not missed.any():
         return ""
     rank = np.empty(truth.size, np.int64)
