@@ -575,7 +575,7 @@ def target_lines(runs: dict[str, list[Run]], aggregate: dict, reach: dict, reach
 
         def versus(o: str) -> str:
             p = metrics.reach_difference(mine, [r.values.get("q@0.9", np.nan) for r in runs[o]])
-            return f"{o} {reach_cell(o)} seeds, Mann-Whitney p = {p:.2f}"
+            return f"{o} {reach_cell(o)} seeds, Mann-Whitney " + (f"p = {p:.2f}" if not p < 0.01 else "p < 0.01")
 
         ahead = [o for o in others if reach[o][0] <= reach[DEFAULT_ROW][0] and reach[o][2]]
         head = f"* queries to recall@10 ≥ 0.9 fewer than every baseline's: {reach_cell(DEFAULT_ROW)} seeds: "
