@@ -131,13 +131,14 @@ def queries_to_level(curve: list[tuple[int, float]], level: float = 0.9) -> floa
 
 
 def top_k_margin(truth: np.ndarray, num_samples: int, k: int = 10, near: float = 0.02) -> dict:
-    """How finely a ranking must resolve the true rates ``truth`` ``(num_actions,)`` (each a share
-    of ``num_samples`` held-out samples) to score recall@``k`` = 1: ``{"k": k, "kth": the k-th worst rate,
-    "next": the highest rate below it (ties with the k-th count as top-k, so they do not), "gap":
-    kth - next, "gap_samples": the gap in failing samples, "near": how many cells' rates lie
-    within ``near`` of the k-th (the k-th and its ties included)}``. A cell is known to a sample only once it
-    is asked on (nearly) every sample, so a gap of a few samples needs the cells near the boundary
-    asked almost exhaustively, whatever the searcher."""
+    """How finely a ranking must resolve the true rates ``truth`` ``(num_actions,)`` (each a
+    share of ``num_samples`` held-out samples) to score recall@``k`` = 1: ``{"k": k, "kth": the
+    k-th worst rate, "next": the highest rate below it (ties with the k-th count as top-k, so
+    they do not), "gap": kth - next, "gap_samples": the gap in failing samples, "near": how
+    many cells' rates lie within ``near`` of the k-th (the k-th and its ties included)}``.
+    A cell's rate is known to one sample only once the cell is asked on (nearly) every sample,
+    so a gap of a few samples needs the cells near the boundary asked almost exhaustively,
+    whatever the searcher."""
     truth = np.asarray(truth, np.float64)
     kth = float(np.sort(truth)[::-1][k - 1])
     below = truth[truth < kth]
