@@ -176,7 +176,9 @@ def _structured_bias(residual: np.ndarray, position: np.ndarray, cells: np.ndarr
     strides = [math.prod(sizes[j + 1 :]) for j in range(len(sizes))]
     left = np.asarray(residual, np.float64)
     bias, var = np.zeros(cells.size), np.zeros(cells.size)
-    for stride, size in zip(strides, sizes):
+    # one axis: its values are the cells, and a second level over the same groups would count
+    # their bias's variance twice
+    for stride, size in zip(strides, sizes) if len(sizes) > 1 else ():
         value = (cells // stride) % size  # (K,) each visited cell's value on this axis
         level, level_var = _shrunk_bias(left, value[position], size)
         left = left - level[value[position]]
