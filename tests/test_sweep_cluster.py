@@ -107,8 +107,11 @@ print(run_point(__import__("json").loads(sys.argv[1]), sys.argv[2], sys.argv[3])
 def test_a_retried_point_waits_for_its_live_first_attempt_and_nothing_is_written_twice(tmp_path):
     """As Ray retries a task whose node it believes lost while the first attempt still runs:
     two attempts at one point, real processes. The second waits, then finds the point done."""
+    # long enough that the second attempt, which starts a Python and imports jax (about 5 s
+    # here), meets the first still running: 400 iterations once left it under 5 s to go
+    iterations = 1600
     config = parse_config({"recording": RECORDING, "searcher": {"kind": "random"},
-                           "run": {"iterations": 400, "num_envs": 32, "checkpoint_every": 50, "tensorboard": False}})
+                           "run": {"iterations": iterations, "num_envs": 32, "checkpoint_every": 50, "tensorboard": False}})
     point = tmp_path / "out" / "points" / "0000-abc"
     argv = [sys.executable, "-c", _POINT, json.dumps(config.model_dump(mode="json")), str(point), str(ROOT)]
     first = subprocess.Popen(argv, cwd=ROOT, env=jax_subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -119,7 +122,7 @@ def test_a_retried_point_waits_for_its_live_first_attempt_and_nothing_is_written
     second = subprocess.run(argv, cwd=ROOT, env=jax_subprocess_env(), capture_output=True, text=True, timeout=300)
     assert first.wait(timeout=300) == 0 and second.returncode == 0, second.stderr
     rows = [(r["iteration"], r["env"]) for r in read_records(records_path(point))]
-    assert len(rows) == len(set(rows)) == 400 * 32
+    assert len(rows) == len(set(rows)) == iterations * 32
     attempts = read_attempts(point)
     assert len(attempts) == 2 and attempts_path(point).is_file()
     events = [[e[1] for e in a["events"]] for a in attempts]
