@@ -3,7 +3,7 @@ exhaustive ground truth, live or on a recording.
 
     .venv/bin/python benchmarks/table1.py [--config configs/digits.yaml] [--recorded REC.npz] [--iterations 50]
         [--num-envs 256] [--seeds 5] [--searchers NAME,NAME] [--micro] [--set FIELD=VALUE]
-        [--searcher-set FIELD=VALUE] [--plugin FILE.py] [--out benchmarks/results]
+        [--searcher-set FIELD=VALUE] [--estimator-set FIELD=VALUE] [--plugin FILE.py] [--out benchmarks/results]
         [--sweep-dir DIR] [--address HOST:PORT | --cpus N | --inline]
 
 A thin wrapper over the sweep specs ``configs/sweeps/table1.yaml`` (and
@@ -62,7 +62,9 @@ size. ``--micro`` adds microscopic-mode rows (episodes walking the grid from the
 macroscopic rows beside them); with ``--recorded`` it also states how many distinct
 failures any walk could find in the budget (:mod:`fadejax.core.walks`), the bound of a
 microscopic searcher's ``distinct`` column. ``--searcher-set FIELD=VALUE`` sets a field of
-every chosen row's searcher, for sweeps. ``--plugin FILE.py`` imports a module of your
+every chosen row's searcher, for sweeps; ``--estimator-set FIELD=VALUE`` scores every row
+with the report's model set so (on an existing ``--sweep-dir``, a rescoring of its runs: the
+report's settings are no part of the sweep's spec). ``--plugin FILE.py`` imports a module of your
 own that registers searchers (:func:`fadejax.searchers.register`); each one it registers
 gets a row named by its kind (``docs/benchmark-your-searcher.md``).
 
@@ -91,6 +93,7 @@ sys.path.insert(0, str(ROOT))
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
+import pydantic  # noqa: E402
 import yaml  # noqa: E402
 from scipy import stats  # noqa: E402
 
@@ -109,6 +112,7 @@ from fadejax.sweeps.runner import MANIFEST, log_path  # noqa: E402
 from fadejax.core.walks import distinct_failure_bound, first_failure_moves  # noqa: E402
 from fadejax.searchers.plugins import PluginError, import_plugins  # noqa: E402
 from fadejax.searchers.frozen import FrozenGreedy  # noqa: E402
+from fadejax.searchers.posterior import PosteriorConfig  # noqa: E402
 from fadejax.engine.build import build_task  # noqa: E402
 
 SPECS = {"macro": ROOT / "configs" / "sweeps" / "table1.yaml", "micro": ROOT / "configs" / "sweeps" / "table1_micro.yaml"}
@@ -183,14 +187,17 @@ def bound_run(name: str, order: np.ndarray, table: np.ndarray, seed: int, iterat
     return Run(name, seed, rows, cells, fails, np.cumsum(fails.reshape(iterations, batch).sum(axis=1)), None, float("nan"))
 
 
-def report_recall(run: Run, truth: np.ndarray, sizes: tuple[int, ...], num_samples: int, upto: int | None = None) -> tuple[float, float]:
-    """Recall@10 and Spearman (over visited cells) of the report's ranking of the first ``upto`` queries."""
+def report_recall(run: Run, truth: np.ndarray, sizes: tuple[int, ...], num_samples: int, upto: int | None = None,
+                  estimator: PosteriorConfig | None = None) -> tuple[float, float]:
+    """Recall@10 and Spearman (over visited cells) of the report's ranking of the first ``upto``
+    queries (``estimator``: the report's model settings; default the report's own)."""
     q = slice(0, upto)
     drawn = None if run.drawn is None else run.drawn[q]
-    return estimates.report_recall(run.samples[q], run.cells[q], run.failed[q], truth, sizes, num_samples, drawn=drawn)
+    return estimates.report_recall(run.samples[q], run.cells[q], run.failed[q], truth, sizes, num_samples, drawn=drawn, config=estimator)
 
 
-def score(run: Run, truth: np.ndarray, sizes: tuple[int, ...], num_samples: int, budget: int, curve_points: int) -> None:
+def score(run: Run, truth: np.ndarray, sizes: tuple[int, ...], num_samples: int, budget: int, curve_points: int,
+          estimator: PosteriorConfig | None = None) -> None:
     v = run.values
     v["count"] = float(run.failed.sum())
     v["distinct"] = float(metrics.distinct_failing_pairs(run.samples, run.cells, run.failed, truth.size))
@@ -202,14 +209,14 @@ def score(run: Run, truth: np.ndarray, sizes: tuple[int, ...], num_samples: int,
         v["own@10"] = metrics.recall_at_k(run.estimate, truth, min(10, truth.size))
     if run.name.startswith("ceiling") or run.name in BOUNDS:
         return
-    v["recall@10"], v["spearman"] = report_recall(run, truth, sizes, num_samples)
-    est = estimates.cell_estimates(run.samples, run.cells, run.failed, num_samples, sizes, drawn=run.drawn)
+    v["recall@10"], v["spearman"] = report_recall(run, truth, sizes, num_samples, estimator=estimator)
+    est = estimates.cell_estimates(run.samples, run.cells, run.failed, num_samples, sizes, drawn=run.drawn, config=estimator)
     lower, upper = np.full(truth.size, np.nan), np.full(truth.size, np.nan)
     lower[est.cells], upper[est.cells] = est.lower, est.upper
     run.report_top = est.cells[est.ranked(min(10, truth.size))]
     v["coverage"] = metrics.interval_coverage(lower, upper, truth, min(10, truth.size))
     marks = np.unique(np.linspace(budget / curve_points, budget, curve_points).astype(int))
-    run.recall_curve = [(int(m), report_recall(run, truth, sizes, num_samples, int(m))[0]) for m in marks]
+    run.recall_curve = [(int(m), report_recall(run, truth, sizes, num_samples, int(m), estimator)[0]) for m in marks]
     v["q@0.9"] = metrics.queries_to_level(run.recall_curve, 0.9)
 
 
@@ -339,6 +346,9 @@ def main() -> None:
                         help="override a config field, as for fadejax discover (e.g. micro.max_steps=12)")
     parser.add_argument("--searcher-set", dest="searcher_overrides", action="append", default=[], metavar="FIELD=VALUE",
                         help="set a field of every chosen row's searcher (e.g. discount=0.7), for sweeps")
+    parser.add_argument("--estimator-set", dest="estimator_overrides", action="append", default=[], metavar="FIELD=VALUE",
+                        help="score with the report's model set so (a field of the posterior searcher's config, e.g. "
+                             "interaction_prior_std=0.5); the runs are not re-run, so on an existing --sweep-dir this rescores them")
     parser.add_argument("--plugin", action="append", default=[], metavar="FILE.py",
                         help="import this module of yours first; each searcher it registers gets a row (repeatable)")
     parser.add_argument("--curve-points", type=int, default=40, help="points on the recall@10-vs-queries curve (q@0.9 is read off them)")
@@ -364,6 +374,7 @@ def main() -> None:
         if unknown:
             parser.error(f"unknown searchers {sorted(unknown)}; choose from {known}")
     specs = {mode: spec for mode, spec in specs.items() if spec["vary"]["searcher"]}
+    estimator = estimator_config(args.estimator_overrides, parser)
     config, task, truth, stats_, args.prefix = build(args, base)
     sizes = task.space.sizes
     budget = args.iterations * args.num_envs
@@ -379,7 +390,7 @@ def main() -> None:
 
     for group in runs.values():
         for run in group:
-            score(run, truth, sizes, task.num_samples, budget, args.curve_points)
+            score(run, truth, sizes, task.num_samples, budget, args.curve_points, estimator)
     stats_["margin"] = metrics.top_k_margin(truth, task.num_samples, min(10, truth.size))
     stats_["num_samples"] = task.num_samples
     stats_["deterministic"] = bool(task.deterministic)
@@ -402,10 +413,37 @@ def main() -> None:
             else f"{config.name} ({config.task} audit, {task.space.num_actions} actions, {task.num_samples} held-out samples)")
     if args.recorded:
         what += f", replayed from the recording {Path(args.recorded).name}"
+    if estimator is not None:
+        what += ", scored with the report's model set to " + ", ".join(args.estimator_overrides)
     write_outputs(runs, Path(args.out), budget, args.seeds, stats_, what, args.prefix)
     if failed:
         print(f"\n{len(failed)} point(s) failed and are missing from the table:\n  " + "\n  ".join(failed), file=sys.stderr)
         raise SystemExit(1)
+
+
+#: the settings of the report's model (the posterior searcher's priors; its other fields choose queries)
+REPORT_MODEL_FIELDS = ("sample_prior_std", "axis_prior_std", "cell_prior_std", "bias_prior_std", "interaction_prior_std")
+
+
+def estimator_config(overrides: list[str], parser: argparse.ArgumentParser) -> PosteriorConfig | None:
+    """The report's model settings from ``--estimator-set FIELD=VALUE`` items (``None``: the report's own);
+    a malformed item, unknown field or invalid value ends the command with one line naming it."""
+    if not overrides:
+        return None
+    fields = {}
+    for item in overrides:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            parser.error(f"--estimator-set {item!r}: expected FIELD=VALUE")
+        fields[name.strip()] = yaml.safe_load(value)
+    unknown = sorted(set(fields) - set(REPORT_MODEL_FIELDS))
+    if unknown:
+        parser.error(f"--estimator-set: unknown field(s) {unknown}; the report's model has {list(REPORT_MODEL_FIELDS)}")
+    try:
+        return PosteriorConfig(**fields)
+    except pydantic.ValidationError as error:
+        problem = error.errors()[0]
+        parser.error(f"--estimator-set {'.'.join(str(x) for x in problem['loc'])}: {problem['msg']}")
 
 
 def write_outputs(runs: dict[str, list[Run]], out: Path, budget: int, seeds: int, truth_stats: dict, what: str, prefix: str) -> None:

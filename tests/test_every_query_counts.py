@@ -90,7 +90,8 @@ def test_reach_difference_tells_apart_only_what_the_seeds_separate():
     assert math.isnan(metrics.reach_difference([100.0], [200.0, 300.0]))  # one seed: no test
 
 
-def test_table1_says_which_targets_the_default_row_misses_and_why():
+def _table1():
+    """benchmarks/table1.py as a module."""
     import importlib.util
     from pathlib import Path
 
@@ -98,6 +99,49 @@ def test_table1_says_which_targets_the_default_row_misses_and_why():
     table1 = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = table1  # (its dataclasses look their module up)
     spec.loader.exec_module(table1)
+    return table1
+
+
+def test_table1_rescores_runs_with_the_report_model_set_otherwise(capsys):
+    """``--estimator-set`` scores the same runs with other settings of the report's model, and
+    a wrong field or value is refused in one line."""
+    import argparse
+
+    from fadejax.analysis import estimates
+    from fadejax.searchers.posterior import PosteriorConfig
+
+    table1 = _table1()
+    parser = argparse.ArgumentParser(prog="table1.py")
+    assert table1.estimator_config([], parser) is None
+    assert table1.estimator_config(["interaction_prior_std=0", "cell_prior_std=2"], parser) == PosteriorConfig(interaction_prior_std=0.0, cell_prior_std=2.0)
+    for item, says in (("interaction_prior=1", "unknown field(s) ['interaction_prior']"), ("cell_prior_std=-1", "cell_prior_std: Input should be greater than 0"),
+                       ("cell_prior_std", "expected FIELD=VALUE")):
+        with pytest.raises(SystemExit):
+            table1.estimator_config([item], parser)
+        assert says in capsys.readouterr().err
+    # a run whose find queries ask only the samples that fail (the model's view of the rest is its prior)
+    rng = np.random.default_rng(0)
+    sizes, n = (4, 3), 60
+    table = rng.random((n, 12)) < np.linspace(0.1, 0.8, 12)[None, :]
+    samples, cells = np.nonzero(table)
+    drawn_s, drawn_c = rng.integers(0, n, 200), rng.integers(0, 12, 200)
+    run = table1.Run("x", 0, np.concatenate([samples, drawn_s]), np.concatenate([cells, drawn_c]), np.concatenate([np.ones(samples.size, bool), table[drawn_s, drawn_c]]),
+                     np.zeros(1), None, 0.0, drawn=np.concatenate([np.zeros(samples.size, bool), np.ones(200, bool)]))
+    truth = table.mean(axis=0)
+    scored = []
+    for estimator in (None, PosteriorConfig(interaction_prior_std=0.0, sample_prior_std=0.3)):
+        table1.score(run, truth, sizes, n, run.samples.size, 4, estimator)
+        est = estimates.cell_estimates(run.samples, run.cells, run.failed, n, sizes, drawn=run.drawn, config=estimator)
+        scored.append(est.rate)
+        lower, upper = np.full(12, np.nan), np.full(12, np.nan)
+        lower[est.cells], upper[est.cells] = est.lower, est.upper
+        assert run.values["coverage"] == metrics.interval_coverage(lower, upper, truth, 10)
+        assert run.values["recall@10"] == estimates.report_recall(run.samples, run.cells, run.failed, truth, sizes, n, drawn=run.drawn, config=estimator)[0]
+    assert np.abs(scored[0] - scored[1]).max() > 0.01  # the two settings score this run differently
+
+
+def test_table1_says_which_targets_the_default_row_misses_and_why():
+    table1 = _table1()
 
     def runs_of(name, reached):
         return [table1.Run(name, seed, *([np.zeros(0)] * 4), None, 0.0, values={"q@0.9": q}) for seed, q in enumerate(reached)]

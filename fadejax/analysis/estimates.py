@@ -231,17 +231,18 @@ def top_estimated_cells(samples: np.ndarray, actions: np.ndarray, failed: np.nda
 
 
 def report_recall(samples: np.ndarray, actions: np.ndarray, failed: np.ndarray, truth: np.ndarray, sizes: tuple[int, ...],
-                  num_samples: int, k: int = 10, drawn: np.ndarray | None = None) -> tuple[float, float]:
+                  num_samples: int, k: int = 10, drawn: np.ndarray | None = None, config: PosteriorConfig | None = None) -> tuple[float, float]:
     """How well the report would rank the worst cells after these ``Q`` queries (``samples``,
     ``actions`` ``(Q,)`` int, ``failed`` ``(Q,)`` bool), against the true per-cell failure
     rates ``truth`` ``(num_actions,)``: ``(recall@k, Spearman over the visited cells)``.
 
     Recall@k is the share of the report's ``k`` top cells (by :func:`cell_estimates`) that
     are truly top-``k`` (ties with the ``k``-th worst count); Spearman is ``nan`` with fewer
-    than three visited cells or a constant ranking."""
+    than three visited cells or a constant ranking. ``config``: the model's settings (default
+    the report's own, :class:`PosteriorConfig`'s defaults)."""
     from fadejax.analysis import metrics  # scipy and POT: only for those who score
 
-    est = cell_estimates(samples, actions, failed, num_samples, sizes, drawn=drawn)
+    est = cell_estimates(samples, actions, failed, num_samples, sizes, drawn=drawn, config=config)
     recall = metrics.recall_at_k(est.dense(truth.size), truth, min(k, truth.size))
     rho = metrics.spearman(est.rate, truth[est.cells]) if est.cells.size > 2 else float("nan")
     return recall, rho
