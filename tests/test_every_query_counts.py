@@ -339,6 +339,27 @@ def test_a_runs_records_say_which_queries_were_drawn(tmp_path):
     assert drawn is not None and drawn.shape == (4 * 64,)
     assert drawn.reshape(4, 64)[:, :16].all() and not drawn.reshape(4, 64)[:, 16:].any()  # the identify quarter
     assert summary.top_cells[0]["checked"] and "drawn at random" in summary.render()
+    # after 256 queries the top cells' intervals overlap: the lines say which ranks each allows
+    unsettled = [row for row in summary.top_cells if row["ranks"][1] > row["ranks"][0]]
+    assert unsettled and f"ranks {unsettled[0]['ranks'][0]}-{unsettled[0]['ranks'][1]}" in summary.render()
     micro = load_config("configs/digits_micro.yaml", ["recording=recordings/digits.npz", "run.iterations=4", "run.num_envs=16"])
     discover(micro, tmp_path / "micro", progress=False)
     assert query_drawn(records_path(tmp_path / "micro")) is None  # a walk's samples are not draws for its cells
+
+
+def test_rank_ranges_follow_the_intervals():
+    """A cell could be outranked by every cell whose interval reaches its own, and is certainly
+    outranked by every cell whose interval lies wholly above it."""
+    from fadejax.analysis.estimates import CellEstimates
+    from fadejax.stages.report import _mode_rows
+
+    est = CellEstimates(np.arange(6), rate=np.array([0.9, 0.6, 0.58, 0.2, 0.4, 0.4]), lower=np.array([0.85, 0.5, 0.55, 0.1, 0.4, 0.4]),
+                        upper=np.array([0.95, 0.65, 0.62, 0.3, 0.4, 0.4]))
+    lowest, highest = est.rank_ranges()
+    # cells 1 and 2 overlap (ranks 2-3); cells 4 and 5 are known exactly and tie (ranks 4-5)
+    assert lowest.tolist() == [1, 2, 2, 6, 4, 4] and highest.tolist() == [1, 3, 3, 6, 5, 5]
+    mode = {"rank": 2, "cell": 1, "concepts": {"rotation": 20}, "failure_rate": 0.7, "visits": 10, "estimate": 0.6,
+            "interval": [0.5, 0.65], "ranks": [2, 3], "true_rate": None, "minimal": {"text": "rotation=20"}}
+    assert "2 <span class='interval' title='the ranks its 95% interval allows'>(2–3)</span>" in _mode_rows([mode], 0, show_ranks=True)
+    assert "(2–3)" not in _mode_rows([mode], 0)  # a policy's ranking: its own ranks only
+    assert "(2–2)" not in _mode_rows([{**mode, "ranks": [2, 2]}], 0, show_ranks=True)  # a settled place shows no range

@@ -64,6 +64,17 @@ class CellEstimates:
         """Positions (into ``cells``) of the ``k`` highest estimated rates, best first (ties: lower cell)."""
         return np.lexsort((self.cells, -self.rate))[:k]
 
+    def rank_ranges(self) -> tuple[np.ndarray, np.ndarray]:
+        """The ranks (1 = worst) each cell could hold given the 95% intervals, ``(lowest, highest)``
+        ``(K,)`` int each: above a cell certainly are the cells whose lower bound exceeds its upper
+        bound, and possibly also those whose upper bound reaches its lower bound. A range wider
+        than one rank says the queries have not settled the cell's place in the ranking (each
+        interval on its own; not a simultaneous statement)."""
+        k = self.cells.size
+        certainly_above = k - np.searchsorted(np.sort(self.lower), self.upper, side="right")
+        possibly_at_or_above = k - np.searchsorted(np.sort(self.upper), self.lower, side="left")  # itself included
+        return (1 + certainly_above).astype(np.int64), np.maximum(possibly_at_or_above, 1 + certainly_above).astype(np.int64)
+
     def dense(self, num_actions: int) -> np.ndarray:
         """The estimated rate of every action, ``(num_actions,)``; unvisited cells get ``-inf``."""
         out = np.full(num_actions, -np.inf)
@@ -215,7 +226,8 @@ def top_estimated_cells(samples: np.ndarray, actions: np.ndarray, failed: np.nda
                         k: int, drawn: np.ndarray | None = None) -> list[dict]:
     """The ``k`` cells with the highest estimated failure rate over all ``num_samples`` held-out
     samples (:func:`cell_estimates` of ``Q`` queries), worst first: ``[{"cell", "estimate",
-    "interval", "samples_asked", "samples_failed", "samples_drawn", "checked"}]``, the
+    "interval", "ranks", "samples_asked", "samples_failed", "samples_drawn", "checked"}]``
+    (``ranks``: the lowest and highest rank its interval allows, :meth:`CellEstimates.rank_ranges`), the
     sample counts over *distinct* samples (a re-asked pair counts once; it failed if it failed
     when last asked); ``samples_drawn`` of them uniform draws, ``checked`` whether the
     estimate was checked on such draws (``drawn`` ``(Q,)``; see the module docstring)."""
@@ -225,8 +237,9 @@ def top_estimated_cells(samples: np.ndarray, actions: np.ndarray, failed: np.nda
     last_failed = np.asarray(failed, bool)[::-1][last]
     asked = np.bincount(np.searchsorted(est.cells, pairs // num_samples), minlength=est.cells.size)
     failing = np.bincount(np.searchsorted(est.cells, pairs // num_samples), last_failed.astype(np.int64), est.cells.size).astype(np.int64)
+    lowest, highest = est.rank_ranges()
     return [{"cell": int(est.cells[i]), "estimate": float(est.rate[i]), "interval": [float(est.lower[i]), float(est.upper[i])],
-             "samples_asked": int(asked[i]), "samples_failed": int(failing[i]), "samples_drawn": int(est.drawn[i]),
+             "ranks": [int(lowest[i]), int(highest[i])], "samples_asked": int(asked[i]), "samples_failed": int(failing[i]), "samples_drawn": int(est.drawn[i]),
              "checked": est.checked} for i in est.ranked(k)]
 
 

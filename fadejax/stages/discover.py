@@ -145,14 +145,17 @@ class RunSummary:
         lines = [
             f"run {self.run_dir}: {self.iterations} iterations, {self.queries} queries, "
             f"{self.failures} failures ({100 * self.failures / max(self.queries, 1):.1f}%)",
-            "top failure cells (estimated failure rate over every held-out sample, 95% interval; distinct samples asked):",
+            "top failure cells (estimated failure rate over every held-out sample, 95% interval; distinct samples asked;"
+            " the ranks its interval allows where it allows more than one):",
         ]
         for row in self.top_cells:
             concepts = ", ".join(f"{k}={format_value(v)}" for k, v in row["concepts"].items())
             lo, hi = row["interval"]
             drawn = f", {row['samples_drawn']} drawn at random" if row.get("samples_drawn") else ""
+            first, last = row.get("ranks", (0, 0))
+            ranks = f"  ranks {first}-{last}" if last > first else ""
             lines.append(f"  cell {row['cell']:>7}  {concepts:<45} {row['estimate']:6.1%} [{lo:.1%}, {hi:.1%}]"
-                         f"  ({row['samples_failed']}/{row['samples_asked']} failed{drawn})")
+                         f"  ({row['samples_failed']}/{row['samples_asked']} failed{drawn}){ranks}")
         if self.top_cells and not self.top_cells[0].get("checked", False):
             lines.append("  (model-based estimates: this searcher asked no uniformly drawn samples to check them on; "
                          "see fadejax.analysis.estimates)")

@@ -236,19 +236,23 @@ pre{background:#f6f6f6;padding:.6rem;max-height:12rem;overflow:auto}
 """
 
 
-def _mode_rows(modes: list[dict[str, Any]], offset: int) -> str:
-    """Table rows of ranked modes; checkboxes numbered from ``offset`` (the export's index)."""
+def _mode_rows(modes: list[dict[str, Any]], offset: int, show_ranks: bool = False) -> str:
+    """Table rows of ranked modes; checkboxes numbered from ``offset`` (the export's index);
+    ``show_ranks``: beside each rank, the ranks of the estimated ranking its interval allows
+    (for modes ranked by the estimate)."""
     rows = []
     for i, m in enumerate(modes):
         concepts = ", ".join(f"{k}={format_value(v)}" for k, v in m["concepts"].items())
         observed = "—" if m["failure_rate"] is None else f"{m['failure_rate']:.1%}"
         score = "—" if m.get("mean_score") is None else f"{m['mean_score']:.3f}"
         true_rate = "—" if m["true_rate"] is None else f"{m['true_rate']:.1%}"
+        first, last = (m.get("ranks") or (0, 0)) if show_ranks else (0, 0)  # (summaries written before ranks: none)
+        ranks = f" <span class='interval' title='the ranks its 95% interval allows'>({first}–{last})</span>" if last > first else ""
         estimate = ("—" if m.get("estimate") is None
                     else f"{m['estimate']:.1%} <span class='interval'>[{m['interval'][0]:.1%}, {m['interval'][1]:.1%}]</span>")
         rows.append(
             f"<tr><td><input type='checkbox' class='mode' data-index='{offset + i}' aria-label='fade mode {m['cell']}'></td>"
-            f"<td>{m['rank']}</td><td>{m['cell']}</td><td>{html.escape(concepts)}</td><td>{estimate}</td><td>{observed}</td>"
+            f"<td>{m['rank']}{ranks}</td><td>{m['cell']}</td><td>{html.escape(concepts)}</td><td>{estimate}</td><td>{observed}</td>"
             f"<td>{m['visits']}</td><td>{score}</td><td>{true_rate}</td><td>{html.escape(m['minimal']['text'])}</td></tr>"
         )
     return "".join(rows)
@@ -305,7 +309,7 @@ def render(summary: RunSummaryData, plotly_js: str) -> str:
                 f"<table id='bias'><thead><tr><th>cell</th><th>images by attribute</th><th>ratio</th></tr></thead><tbody>{rows}</tbody></table>")
     header = ("<thead><tr><th>fade</th><th>#</th><th>cell</th><th>concepts</th><th title='failure rate on the whole held-out set estimated from the records (shrinkage model), 95% interval'>estimated rate [95%]</th><th>observed rate</th><th>visits</th>"
               "<th>mean Q</th><th>true rate</th><th>minimal description</th></tr></thead>")
-    observed_rows = _mode_rows(data["modes"], 0)
+    observed_rows = _mode_rows(data["modes"], 0, show_ranks=True)
     policy_rows = _mode_rows(data["policy_modes"], len(data["modes"]))
     policy_table = "" if not data["policy_modes"] else f"""
 <h3>By the policy (highest mean Q over the held-out samples)</h3>

@@ -317,6 +317,8 @@ def load_summary(run_dir: str | Path, *, keep: list[int] | None = None, fixed: d
             "failure_rate": fails / visits if visits else None, "visits": visits, "failures": fails, "minimal": minimal,
             "estimate": None if j is None else float(estimates.rate[j]),
             "interval": None if j is None else [float(estimates.lower[j]), float(estimates.upper[j])],
+            # the ranks of the estimated ranking that the cell's 95% interval allows
+            "ranks": None if j is None else [int(rank_lowest[j]), int(rank_highest[j])],
         }
 
     # Modes are ranked by the shrinkage estimate (fadejax.analysis.estimates), not by raw observed
@@ -326,6 +328,7 @@ def load_summary(run_dir: str | Path, *, keep: list[int] | None = None, fixed: d
         raise SummarizeError(f"the records name samples outside the audit's {task.num_samples} held-out samples")
     estimates = cell_estimates(*queried, task.num_samples, space.sizes, drawn=query_drawn(records_path(run_dir)))
     where_estimated = {int(c): i for i, c in enumerate(estimates.cells)}
+    rank_lowest, rank_highest = estimates.rank_ranges()
     ranked = estimates.cells[estimates.ranked(top)]
     modes = [describe_mode(rank, int(c)) for rank, c in enumerate(ranked, 1)]
     policy_modes = []
