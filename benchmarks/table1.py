@@ -64,7 +64,7 @@ failures any walk could find in the budget (:mod:`fadejax.core.walks`), the boun
 microscopic searcher's ``distinct`` column. ``--searcher-set FIELD=VALUE`` sets a field of
 every chosen row's searcher, for sweeps; ``--estimator-set FIELD=VALUE`` scores every row
 with the report's model set so (on an existing ``--sweep-dir``, a rescoring of its runs: the
-report's settings are no part of the sweep's spec). ``--plugin FILE.py`` imports a module of your
+report's settings are no part of the sweep's spec), into files named after the settings. ``--plugin FILE.py`` imports a module of your
 own that registers searchers (:func:`fadejax.searchers.register`); each one it registers
 gets a row named by its kind (``docs/benchmark-your-searcher.md``).
 
@@ -81,6 +81,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -376,6 +377,8 @@ def main() -> None:
     specs = {mode: spec for mode, spec in specs.items() if spec["vary"]["searcher"]}
     estimator = estimator_config(args.estimator_overrides, parser)
     config, task, truth, stats_, args.prefix = build(args, base)
+    if estimator is not None:  # its own files: a rescoring never overwrites the table of the report's own model
+        args.prefix += "_estimator_" + "_".join(re.sub(r"[^A-Za-z0-9.]+", "-", item) for item in args.estimator_overrides)
     sizes = task.space.sizes
     budget = args.iterations * args.num_envs
     print(f"budget: {budget} queries per run, {args.seeds} seeds")

@@ -137,6 +137,7 @@ def test_table1_rescores_runs_with_the_report_model_set_otherwise(capsys):
         lower[est.cells], upper[est.cells] = est.lower, est.upper
         assert run.values["coverage"] == metrics.interval_coverage(lower, upper, truth, 10)
         assert run.values["recall@10"] == estimates.report_recall(run.samples, run.cells, run.failed, truth, sizes, n, drawn=run.drawn, config=estimator)[0]
+        assert run.recall_curve[-1] == (run.samples.size, run.values["recall@10"])  # the curve is scored with it too
     assert np.abs(scored[0] - scored[1]).max() > 0.01  # the two settings score this run differently
 
 
@@ -363,3 +364,14 @@ def test_rank_ranges_follow_the_intervals():
     assert "2 <span class='interval' title='the ranks its 95% interval allows'>(2–3)</span>" in _mode_rows([mode], 0, show_ranks=True)
     assert "(2–3)" not in _mode_rows([mode], 0)  # a policy's ranking: its own ranks only
     assert "(2–2)" not in _mode_rows([{**mode, "ranks": [2, 2]}], 0, show_ranks=True)  # a settled place shows no range
+    from pathlib import Path
+
+    from fadejax.stages.discover import RunSummary
+
+    rows = [{"cell": c, "concepts": {"rotation": c}, "estimate": 0.5, "interval": [0.4, 0.6], "samples_failed": 1, "samples_asked": 2,
+             "ranks": r, "checked": True} for c, r in ((7, [1, 1]), (8, [2, 4]))]
+    lines = RunSummary(Path("run"), 1, 2, 1, rows, 1.0).render().splitlines()
+    assert lines[-2].endswith("(1/2 failed)") and lines[-1].endswith("(1/2 failed)  ranks 2-4")
+    # an undefined bound allows every rank
+    est = CellEstimates(np.arange(3), rate=np.array([0.5, 0.5, 0.3]), lower=np.array([0.4, np.nan, 0.2]), upper=np.array([0.6, np.nan, 0.35]))
+    assert [r.tolist() for r in est.rank_ranges()] == [[1, 1, 2], [2, 3, 3]]

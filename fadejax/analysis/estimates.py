@@ -71,8 +71,10 @@ class CellEstimates:
         than one rank says the queries have not settled the cell's place in the ranking (each
         interval on its own; not a simultaneous statement)."""
         k = self.cells.size
-        certainly_above = k - np.searchsorted(np.sort(self.lower), self.upper, side="right")
-        possibly_at_or_above = k - np.searchsorted(np.sort(self.upper), self.lower, side="left")  # itself included
+        lower = np.nan_to_num(self.lower, nan=0.0)  # an undefined bound allows any rate
+        upper = np.nan_to_num(self.upper, nan=1.0)
+        certainly_above = k - np.searchsorted(np.sort(lower), upper, side="right")
+        possibly_at_or_above = k - np.searchsorted(np.sort(upper), lower, side="left")  # itself included
         return (1 + certainly_above).astype(np.int64), np.maximum(possibly_at_or_above, 1 + certainly_above).astype(np.int64)
 
     def dense(self, num_actions: int) -> np.ndarray:

@@ -337,6 +337,7 @@ def load_summary(run_dir: str | Path, *, keep: list[int] | None = None, fixed: d
         for rank, (cell, score) in enumerate(zip(best, scores), 1):
             mode = describe_mode(rank, int(cell))
             mode["mean_score"] = float(score)
+            mode["ranks"] = None  # its rank is the policy's; the estimate's range would read as this one's
             policy_modes.append(mode)
     for mode in modes + policy_modes:
         mode["true_rate"] = mode["minimal"]["rate"]  # re-evaluated on every held-out sample
