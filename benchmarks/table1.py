@@ -378,7 +378,7 @@ def main() -> None:
     estimator = estimator_config(args.estimator_overrides, parser)
     config, task, truth, stats_, args.prefix = build(args, base)
     if estimator is not None:  # its own files: a rescoring never overwrites the table of the report's own model
-        args.prefix += "_estimator_" + "_".join(re.sub(r"[^A-Za-z0-9.]+", "-", item) for item in args.estimator_overrides)
+        args.prefix += "_estimator_" + "_".join(re.sub(r"[^A-Za-z0-9._]+", "-", item) for item in args.estimator_overrides)
     sizes = task.space.sizes
     budget = args.iterations * args.num_envs
     print(f"budget: {budget} queries per run, {args.seeds} seeds")
