@@ -210,14 +210,16 @@ def score(run: Run, truth: np.ndarray, sizes: tuple[int, ...], num_samples: int,
         v["own@10"] = metrics.recall_at_k(run.estimate, truth, min(10, truth.size))
     if run.name.startswith("ceiling") or run.name in BOUNDS:
         return
-    v["recall@10"], v["spearman"] = report_recall(run, truth, sizes, num_samples, estimator=estimator)
+    # the full run's estimate, fitted once: its recall, coverage, top 10 and the curve's last point
     est = estimates.cell_estimates(run.samples, run.cells, run.failed, num_samples, sizes, drawn=run.drawn, config=estimator)
+    v["recall@10"], v["spearman"] = estimates.ranking_quality(est, truth, 10)
     lower, upper = np.full(truth.size, np.nan), np.full(truth.size, np.nan)
     lower[est.cells], upper[est.cells] = est.lower, est.upper
     run.report_top = est.cells[est.ranked(min(10, truth.size))]
     v["coverage"] = metrics.interval_coverage(lower, upper, truth, min(10, truth.size))
     marks = np.unique(np.linspace(budget / curve_points, budget, curve_points).astype(int))
-    run.recall_curve = [(int(m), report_recall(run, truth, sizes, num_samples, int(m), estimator)[0]) for m in marks]
+    run.recall_curve = [(int(m), v["recall@10"] if m >= run.samples.size else report_recall(run, truth, sizes, num_samples, int(m), estimator)[0])
+                        for m in marks]
     v["q@0.9"] = metrics.queries_to_level(run.recall_curve, 0.9)
 
 

@@ -163,7 +163,7 @@ def cell_estimates(samples: np.ndarray, actions: np.ndarray, failed: np.ndarray,
         lower = np.clip(rate(score - half) - spread, 0.0, 1.0)
         upper = np.clip(rate(score + half) + spread, 0.0, 1.0)
         return CellEstimates(cells, rate(score), lower, upper, drawn_count, False)
-    # the design-based check: residuals of the drawn pairs, shrunk per cell (module docstring)
+    # the design-based check: residuals of the drawn pairs, pooled by axis value, then per cell (module docstring)
     residual = pair_mean[check] - _sigmoid(pair_base[check] + score[pair_cell[check]])
     bias, bias_var = _structured_bias(residual, pair_cell[check], cells, sizes)
     unasked = np.where(complete, 0, num_samples - np.bincount(pair_cell, minlength=cells.size))
@@ -255,9 +255,14 @@ def report_recall(samples: np.ndarray, actions: np.ndarray, failed: np.ndarray, 
     are truly top-``k`` (ties with the ``k``-th worst count); Spearman is ``nan`` with fewer
     than three visited cells or a constant ranking. ``config``: the model's settings (default
     the report's own, :class:`PosteriorConfig`'s defaults)."""
+    return ranking_quality(cell_estimates(samples, actions, failed, num_samples, sizes, drawn=drawn, config=config), truth, k)
+
+
+def ranking_quality(est: CellEstimates, truth: np.ndarray, k: int = 10) -> tuple[float, float]:
+    """:func:`report_recall`'s ``(recall@k, Spearman over the visited cells)`` of estimates
+    already made, against the true rates ``truth`` ``(num_actions,)``."""
     from fadejax.analysis import metrics  # scipy and POT: only for those who score
 
-    est = cell_estimates(samples, actions, failed, num_samples, sizes, drawn=drawn, config=config)
     recall = metrics.recall_at_k(est.dense(truth.size), truth, min(k, truth.size))
     rho = metrics.spearman(est.rate, truth[est.cells]) if est.cells.size > 2 else float("nan")
     return recall, rho
