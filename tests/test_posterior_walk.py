@@ -14,7 +14,7 @@ from fadejax.searchers import Transition
 from fadejax.searchers.base import Walk
 from fadejax.searchers.posterior_walk import PosteriorWalk, PosteriorWalkConfig
 from fadejax.core.spaces import Axis, ConceptSpace, MicroSpace
-from fadejax.core.walks import distinct_failure_bound, first_failure_moves, neighbour_table
+from fadejax.core.walks import crossing_failure_bound, distinct_failure_bound, first_failure_moves, neighbour_table
 
 GRID = (4, 3, 3)
 
@@ -145,6 +145,67 @@ def _micro_run(searcher, recording, iterations=30):
     return np.stack(failures)
 
 
+def _micro_outcomes(searcher, recording, iterations=80, num_envs=16) -> dict[str, np.ndarray]:
+    """Every query's ``sample, cell, step, failed, reused, done`` of a micro run, ``(iterations, num_envs)`` each."""
+    axes = [{"name": name, "values": [0.0, 0.1, 0.2, 0.3, 0.4]} for name in ("rotation", "darkness", "blur")]
+    config = parse_config({"mode": "micro", "space": {"axes": axes},
+                           "micro": {"start": [0, 0, 0], "max_steps": 10}, "searcher": searcher,
+                           "run": {"iterations": iterations, "num_envs": num_envs}})
+    discovery = build_discovery(config, RecordedTask(recording, config.concept_space()))
+    state, rows = discovery.init(0), []
+    for _ in range(iterations):
+        state, outcome, _ = discovery.step(state)
+        rows.append({k: np.asarray(outcome[k]) for k in ("sample", "cell", "step", "failed", "reused", "done")})
+    return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
+
+
+def test_walks_cross_pairs_they_know_without_a_query():
+    recording = _synthetic_recording()
+    crossing = _micro_outcomes({"kind": "posterior_walk"}, recording)
+    stepping = _micro_outcomes({"kind": "posterior_walk", "skip_known_moves": False}, recording)
+    # every move is a query when crossing is off: an episode's steps go 1, 2, 3, ... query by query
+    after = np.where(stepping["done"][:-1], 0, stepping["step"][:-1])  # moves made before each environment's next query
+    np.testing.assert_array_equal(stepping["step"][1:], after + 1)
+    # crossing: moves made without a query in between
+    after = np.where(crossing["done"][:-1], 0, crossing["step"][:-1])
+    assert np.all(crossing["step"][1:] >= after + 1) and np.any(crossing["step"][1:] > after + 1)
+    # what still re-asks is a new pair that two environments of one batch land on
+    same_batch = np.zeros_like(crossing["reused"])
+    for t in range(same_batch.shape[0]):
+        pairs = crossing["sample"][t].astype(np.int64) * 1000 + crossing["cell"][t]
+        _, first = np.unique(pairs, return_index=True)
+        same_batch[t] = ~np.isin(np.arange(pairs.size), first)
+    assert np.all(crossing["reused"] == same_batch)
+    assert crossing["reused"].mean() < 0.5 * stepping["reused"].mean()
+    assert stepping["reused"].mean() > 0.05  # the comparison above can fail
+    # and the walks find at least as many distinct failures with the queries they no longer re-ask
+    distinct = [len({(s, c) for s, c, f in zip(r["sample"].ravel(), r["cell"].ravel(), r["failed"].ravel()) if f}) for r in (crossing, stepping)]
+    assert distinct[0] >= distinct[1]
+
+
+def test_a_walk_that_would_end_on_a_known_answer_ends_without_a_query():
+    recording = _synthetic_recording(num_samples=8)
+    axes = [{"name": name, "values": [0.0, 0.1, 0.2, 0.3, 0.4]} for name in ("rotation", "darkness", "blur")]
+    config = parse_config({"mode": "micro", "space": {"axes": axes}, "micro": {"start": [0, 0, 0], "max_steps": 10},
+                           "searcher": {"kind": "posterior_walk"}, "run": {"iterations": 4, "num_envs": 4}})
+    discovery = build_discovery(config, RecordedTask(recording, config.concept_space()))
+    state = discovery.init(0)
+    # samples 0-3 answered everywhere, failing on the start cell and every cell one move from it:
+    # any walk on them ends at its first move on a known failure; samples 4-7 never asked
+    cells = np.stack(np.unravel_index(np.arange(125), (5, 5, 5)), axis=-1)
+    known = np.zeros((8, 125), bool)
+    known[:4] = True
+    failed = known & (cells.sum(axis=-1) <= 1)[None, :]
+    state = state.replace(sample=jnp.arange(4, dtype=jnp.int32),
+                          answers=state.answers.replace(known=jnp.asarray(known), failed=jnp.asarray(failed)))
+    _, pending = discovery.propose(state)
+    sample = np.asarray(pending["sample"])
+    # every episode ended without a query and began again on an unasked sample, one per environment
+    assert set(sample.tolist()) == {4, 5, 6, 7}
+    assert not np.asarray(pending["known"]).any()
+    np.testing.assert_array_equal(np.asarray(pending["steps"]), 1)
+
+
 def _random_walk_failure_rate(failed: np.ndarray, grid, start, max_steps: int, episodes: int = 4000, seed: int = 0) -> float:
     """Failures per query of uniformly random moves (episodes end at a failure or ``max_steps``)."""
     rng, table = np.random.default_rng(seed), neighbour_table(grid)
@@ -194,6 +255,20 @@ def test_the_distinct_failure_bound_takes_the_cheapest_pairs_first():
     assert distinct_failure_bound(moves, 5) == 2
     assert distinct_failure_bound(moves, 6) == 3  # 1 + 2 + 3
     assert distinct_failure_bound(moves, 1000) == 4
+
+
+def test_the_crossing_bound_charges_each_failure_once_and_each_sample_its_way_in():
+    # sample 0: failures 1 and 3 moves out (no way in to pay: the first is next to the start);
+    # sample 1: failures 2 and 10 moves out (one non-failing cell on the way to the nearer)
+    moves = np.array([[1, 3, -1], [2, -1, 10]])
+    assert crossing_failure_bound(moves, 0) == 0
+    assert crossing_failure_bound(moves, 1) == 1
+    assert crossing_failure_bound(moves, 2) == 2  # sample 0 whole, the cheaper per failure
+    assert crossing_failure_bound(moves, 4) == 3  # 2 + 2 * (2 / 3) = 3.33, rounded down
+    assert crossing_failure_bound(moves, 5) == 4
+    assert crossing_failure_bound(moves, 1000) == 4
+    assert crossing_failure_bound(np.full((2, 3), -1), 10) == 0
+    assert all(crossing_failure_bound(moves, b) >= distinct_failure_bound(moves, b) for b in range(20))
 
 
 def test_it_is_the_micro_default_and_refuses_macro_mode():

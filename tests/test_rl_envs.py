@@ -107,7 +107,8 @@ def test_gymnax_own_log_wrapper_reads_the_micro_episodes_as_purejaxrl_loops_do()
 def test_the_engine_and_the_environment_answer_the_same_actions_alike_step_by_step(config_name, name, searcher):
     """The recorded audit in fadejax's own loop, and the JAX environment fed the loop's actions."""
     data = read_config_data(ROOT / "configs" / config_name, [f"recording={ROOT / 'recordings/digits.npz'}", "run.num_envs=16"])
-    config = parse_config({**data, "searcher": {"kind": searcher}})
+    # one query per move, as the environment steps (the walker's crossing of known pairs off)
+    config = parse_config({**data, "searcher": {"kind": searcher, **({"skip_known_moves": False} if searcher == "posterior_walk" else {})}})
 
     discovery = build_discovery(config, build_task(config, progress=False))
     state = discovery.init(0)

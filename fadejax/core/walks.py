@@ -12,7 +12,10 @@ exhaustive table this gives:
 * :func:`distinct_failure_bound` — the most distinct failing pairs any walker, even one
   that knew the table, can find with a budget of queries: the cheapest pairs first, one
   episode each. It is what bounds a microscopic searcher's ``distinct`` column, as the
-  worst cell bounds a macroscopic searcher's failure count.
+  worst cell bounds a macroscopic searcher's failure count, where every move is a query.
+* :func:`crossing_failure_bound` — the same for walkers that cross pairs the run already
+  answered without a query (``posterior_walk``'s ``skip_known_moves``): a failing pair then
+  costs one query, plus, once per sample, the cells on the way to its nearest failure.
 """
 
 from __future__ import annotations
@@ -79,3 +82,29 @@ def distinct_failure_bound(moves: np.ndarray, budget: int) -> int:
     pair, cheapest first (``moves`` from :func:`first_failure_moves`)."""
     costs = np.sort(moves[moves > 0].ravel())
     return int(np.searchsorted(np.cumsum(costs), budget, side="right"))
+
+
+def crossing_failure_bound(moves: np.ndarray, budget: int) -> int:
+    """Most distinct failing pairs ``budget`` queries can find when a walk crosses pairs
+    answered earlier in the run without a query (``moves`` ``(N, cells)`` from
+    :func:`first_failure_moves`).
+
+    Every cell a walk passes through was asked once in the run, so on sample ``i`` the first
+    failure found costs at least ``e_i = min_c moves[i, c] - 1`` queries of non-failing cells
+    before it, and every failing pair found costs its own query: finding ``n_i`` of sample
+    ``i``'s ``F_i`` reachable failures costs at least ``e_i + n_i``. The most failures within
+    the budget is at most the optimum of that knapsack with samples taken fractionally
+    (greedily by ``F_i / (e_i + F_i)``), which this returns, rounded down."""
+    reach = moves > 0
+    count = reach.sum(axis=1)
+    used = count > 0
+    entry = np.where(reach, moves, np.iinfo(moves.dtype).max).min(axis=1)[used] - 1
+    count = count[used]
+    order = np.argsort(-count / (entry + count), kind="stable")
+    cost, gain = (entry + count)[order].astype(np.float64), count[order].astype(np.float64)
+    spent = np.cumsum(cost)
+    whole = int(np.searchsorted(spent, budget, side="right"))  # samples taken whole
+    found = gain[:whole].sum()
+    if whole < gain.size:  # the next sample, in part
+        found += gain[whole] * (budget - (spent[whole - 1] if whole else 0.0)) / cost[whole]
+    return int(np.floor(found + 1e-9))

@@ -112,6 +112,8 @@ class Discovery:
                       and task.num_samples * task.space.num_actions <= MAX_ANSWERED_PAIRS)
         #: records say which queries' samples were uniform draws (macroscopic mode, searchers that mark them)
         self.marks_drawn = mode == "macro" and searcher.marks_drawn
+        #: walks cross cells whose pair was answered without a failure, without a query (see _walk)
+        self.skip_known = mode == "micro" and self.reuse and searcher.skips_known_moves
         self._field_template: dict[str, Any] | None = None  # the task's record fields, as the model last gave them
         self._init = None  # jitted on first use
         self._take_rows = jax.jit(_take_rows)  # one dispatch each way for the fresh queries (at most eight shapes)
@@ -168,7 +170,7 @@ class Discovery:
             iteration=jnp.int32(0),
             queries=jnp.int32(0),
             failures=jnp.int32(0),
-            sample=self.searcher.select_samples(searcher_state, k_samples, b),
+            sample=self.searcher.restart_samples(searcher_state, k_samples, jnp.zeros(b, jnp.int32), jnp.ones(b, bool)),
             cell=jnp.asarray(start, jnp.int32),
             steps=jnp.zeros((b,), jnp.int32),
         )
@@ -201,20 +203,71 @@ class Discovery:
         return jax.lax.with_sharding_constraint(tree, sharding) if self.sharded else tree
 
     # -- the three jitted steps ---------------------------------------------------------
-    def _propose(self, state: LoopState) -> tuple[jax.Array, dict[str, jax.Array]]:
+    def _move(self, state: LoopState, sample: jax.Array, cell: jax.Array, steps: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """Each environment's next move on ``sample`` ``(B,)`` from ``cell`` ``(B, axes)`` after
+        ``steps`` ``(B,)`` moves: ``(observation (B, D), move (B,), the cell it lands on (B, axes))``."""
+        obs = self.observe(sample, cell, steps)
+        if self.searcher.acts_on_samples:  # a planner: it also wants the rows, cells and steps
+            action = self.searcher.act(state.searcher, obs, key, sample=sample, cell=cell, steps=steps)
+        else:
+            action = self.searcher.act(state.searcher, obs, key)
+        return obs, action, self.micro.move(cell, action)
+
+    def _walk(self, state: LoopState, key: jax.Array, passable: Answers | None) -> tuple[jax.Array, ...]:
+        """Microscopic mode: each environment's query, ``(sample, obs, move, cell, steps)``
+        (``(B,)``, ``(B, D)``, ``(B,)``, ``(B, axes)``, ``(B,)``; ``steps``: the moves its
+        episode made before this one).
+
+        Where the searcher skips known moves and ``passable`` (the run's answers) is given,
+        a move landing on a pair answered before is made without a query: onto a pair that
+        did not fail, with moves left after it, the walk goes on from there; onto a known
+        failure, or as the episode's last move, the episode ends there (it would end on an
+        answer already known) and the environment starts a new one at once, on a sample
+        from the searcher's ``restart_samples``. At most ``4 * max_steps`` such moves an
+        iteration (each a call of ``act``); an environment still on a known pair then asks it
+        (served from the answers, as any re-ask)."""
+        sample, cell, steps = state.sample, state.cell, state.steps
+        obs, action, landing = self._move(state, sample, cell, steps, key)
+        if passable is None or not self.skip_known:
+            return sample, obs, action, landing, steps
+        start = self.micro.start_cells(self.num_envs)
+        k_restart = jax.random.fold_in(key, 0x5EED)
+
+        def known(sample: jax.Array, landing: jax.Array) -> jax.Array:
+            return passable.known[sample, self.task.space.action_of(landing)]
+
+        def body(carry):
+            i, sample, steps, obs, action, landing = carry
+            through = known(sample, landing)
+            failed = passable.failed[sample, self.task.space.action_of(landing)]
+            ends = through & (failed | (steps + 1 >= self.max_steps))
+            sample = self.searcher.restart_samples(state.searcher, jax.random.fold_in(k_restart, i), sample, ends)
+            here = jnp.where(ends[:, None], start, landing)
+            steps = jnp.where(ends, 0, steps + 1)
+            o, a, c = self._move(state, sample, here, steps, jax.random.fold_in(key, i))
+            return (i + 1, sample, jnp.where(through, steps, carry[2]), jnp.where(through[:, None], o, obs),
+                    jnp.where(through, a, action), jnp.where(through[:, None], c, landing))
+
+        def more(carry):
+            return (carry[0] <= 4 * self.max_steps) & jnp.any(known(carry[1], carry[5]))
+
+        _, sample, steps, obs, action, landing = jax.lax.while_loop(more, body, (jnp.int32(1), sample, steps, obs, action, landing))
+        return sample, obs, action, landing, steps
+
+    def _propose(self, state: LoopState, passable: Answers | None = None) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """The next iteration's queries: ``(the task's prepared inputs, pending)``.
+        ``passable``: the answers a microscopic walk may cross without a query (default the
+        run's answers; see :meth:`_walk`)."""
+        if passable is None and self.reuse:
+            passable = state.answers
         key, k_select, k_act, k_perturb, k_update, k_reset = jax.random.split(state.key, 6)
         if self.mode == "macro":
             sample, action, obs, drawn = self.searcher.choose(state.searcher, k_select, k_act, self.num_envs,
                                                               lambda rows: self.observe(rows, state.cell))
             cell = self.task.space.cell_of(action)
         else:
-            sample = state.sample
-            obs = self.observe(sample, state.cell, state.steps)
-            if self.searcher.acts_on_samples:  # a planner: it also wants the rows, cells and steps
-                action = self.searcher.act(state.searcher, obs, k_act, sample=sample, cell=state.cell, steps=state.steps)
-            else:
-                action = self.searcher.act(state.searcher, obs, k_act)
-            cell = self.micro.move(state.cell, action)
+            sample, obs, action, cell, steps = self._walk(state, k_act, passable)
+            state = state.replace(steps=steps)
             drawn = None  # a walk's cells depend on its sample: none is a draw for the cell it asks
         values = self.task.space.values_of_cell(cell)
         inputs = self.task.prepare(sample, values, k_perturb)
@@ -244,7 +297,8 @@ class Discovery:
                               searcher=self.searcher.mark_pending(state.searcher, pending["sample"], flat))
         if self.reuse:
             ahead = ahead.replace(answers=ahead.answers.replace(known=ahead.answers.known.at[pending["sample"], flat].set(True)))
-        return self._propose(ahead)
+        # the pairs in flight are not answered yet: a walk asks them (served) rather than crossing them
+        return self._propose(ahead, state.answers if self.reuse else None)
 
     def _served(self, answers: Answers, pending: dict[str, jax.Array], core: dict[str, jax.Array]) -> dict[str, jax.Array]:
         """``core`` with every re-asked query's answer taken from the run's answers (a pair
@@ -287,8 +341,7 @@ class Discovery:
         steps = pending["steps"]
         if self.mode == "micro":
             done = outcome["done"]
-            fresh = self.searcher.select_samples(searcher_state, pending["k_reset"], self.num_envs)
-            sample = jnp.where(done, fresh, sample)
+            sample = self.searcher.restart_samples(searcher_state, pending["k_reset"], sample, done)
             cell = jnp.where(done[:, None], self.micro.start_cells(self.num_envs), cell)
             steps = jnp.where(done, 0, steps)
         n_fail = jnp.sum(failed.astype(jnp.int32))

@@ -99,6 +99,12 @@ class Searcher:
     #: mode also ``cell=`` ``(B, num_axes)`` (the current cells' value indices) and
     #: ``steps=`` ``(B,)`` (moves made so far in each episode).
     acts_on_samples: bool = False
+    #: Microscopic mode on a deterministic audit: True for searchers that want a move onto a
+    #: cell whose (sample, cell) pair the run has already answered, without failing, to be
+    #: made without a query (the walk goes on from there in the same iteration, its steps
+    #: counted; :meth:`fadejax.engine.loop.Discovery._propose`), so no query slot re-asks a
+    #: known pair on the way to new ones. ``act`` is then called again for the next move.
+    skips_known_moves: bool = False
     #: False for searchers whose ``init`` needs concrete values on the host (e.g. to seed a
     #: host-side optimiser); the loop then runs it op by op instead of as one compiled program.
     traceable_init: bool = True
@@ -130,6 +136,12 @@ class Searcher:
     def select_samples(self, state: SearcherState, key: jax.Array, batch: int) -> jax.Array:
         """Dataset rows for new episodes, ``(batch,)`` int32; uniform by default."""
         return jax.random.randint(key, (batch,), 0, self.num_samples, dtype=jnp.int32)
+
+    def restart_samples(self, state: SearcherState, key: jax.Array, sample: jax.Array, restart: jax.Array) -> jax.Array:
+        """Microscopic mode: each environment's sample after some episodes end, ``(B,)`` int32:
+        a new one (:meth:`select_samples`) where ``restart`` ``(B,)`` bool, ``sample`` ``(B,)``
+        elsewhere. A searcher may choose the new ones jointly, e.g. apart from the kept ones."""
+        return jnp.where(restart, self.select_samples(state, key, sample.shape[0]), sample)
 
     def act(self, state: SearcherState, obs: jax.Array, key: jax.Array) -> jax.Array:
         raise NotImplementedError

@@ -22,7 +22,13 @@ environment draws its model once when its episode starts (``Transition.done`` ma
 ends) and keeps that draw for the whole walk, so the walk does not dither between
 targets. With ``fresh_pairs`` (default) a (sample, cell) pair already asked counts as its
 known answer: no new failure there, and the walk ends there if it failed before (on a
-deterministic audit asking again only repeats it), so walks aim at failures not yet found.
+deterministic audit asking again only repeats it), so walks aim at failures not yet found. On a deterministic audit a move onto a pair
+already answered is then made without a query (``skip_known_moves``,
+:meth:`fadejax.engine.loop.Discovery._walk`): the walk crosses a known pair that did not
+fail, and an episode that would end on a known answer (a known failure, or its last move)
+ends without a query and the environment starts the next one at once. Every query it pays
+for then asks a pair not answered before, unless environments of one batch land on the same
+new pair.
 
 ``identify_fraction`` of the environments (by index) instead walk to the reachable cell
 whose membership of the ``top_k`` worst is least settled (as the macroscopic searcher's
@@ -44,7 +50,7 @@ import numpy as np
 import pydantic
 
 from fadejax.searchers.base import Transition
-from fadejax.searchers.posterior import PosteriorConfig, PosteriorSampling, PosteriorState
+from fadejax.searchers.posterior import PosteriorConfig, PosteriorSampling, PosteriorState, _nth_true
 from fadejax.core.walks import neighbour_table
 
 
@@ -55,6 +61,10 @@ class PosteriorWalkConfig(PosteriorConfig):
     discount: float = pydantic.Field(0.9, gt=0.0, le=1.0)
     identify_fraction: float = pydantic.Field(0.2, ge=0.0, le=1.0)
     fresh_pairs: bool | Literal["auto"] = "auto"
+    #: with fresh pairs, a move onto a pair already answered costs no query: the engine makes
+    #: it and the walk goes on (or, on a known failure or as the last move, the next episode
+    #: starts) in the same iteration; false: every move is a query, as in the paper's micro mode
+    skip_known_moves: bool = True
     #: two Newton sweeps per batch: one sweep (the macroscopic default) found no more failures
     #: here (1,796 +/- 49 distinct failing pairs against 1,828 +/- 26, benchmarks/RESULTS.md)
     sweeps: pydantic.PositiveInt = 2
@@ -107,12 +117,46 @@ class PosteriorWalk(PosteriorSampling):
             raise ValueError(f"posterior_walk updates on one query per environment: got {done.shape[0]} queries for {state.episode.shape[0]} environments")
         return state.replace(episode=state.episode + done.astype(jnp.int32)), metrics
 
+    @property
+    def skips_known_moves(self) -> bool:
+        # a pair asked before is no news to the walk: crossing it should cost no query
+        return bool(self.config.skip_known_moves and self.fresh_pairs and self.track_pairs)
+
+    def restart_samples(self, state: PosteriorWalkState, key: jax.Array, sample: jax.Array, restart: jax.Array) -> jax.Array:
+        """New samples where ``restart`` ``(B,)``: as :meth:`select_samples` (the likeliest to fail
+        of ``sample_candidates`` uniform draws under a posterior draw of ``u``), but with known
+        moves skipped each one apart from every other environment's. Walks of one sample
+        aim at the same new failures, so two at once would land on the same pair in one batch
+        (one of them a re-ask). An environment whose candidates are all taken gets a
+        uniformly drawn free sample; with none free, its best candidate. ``(B,)`` int32."""
+        if not self.skips_known_moves:
+            return super().restart_samples(state, key, sample, restart)
+        c, batch, n = self.config, sample.shape[0], self.num_samples
+        k_cand, k_noise, k_free = jax.random.split(key, 3)
+        cand = jax.random.randint(k_cand, (batch, c.sample_candidates), 0, n, dtype=jnp.int32)
+        draw = state.u[cand] + c.posterior_scale * jax.random.normal(k_noise, cand.shape) / jnp.sqrt(state.prec_u[cand])
+        kept = jnp.zeros(n, bool).at[jnp.where(restart, n, sample)].set(True, mode="drop")  # walked on
+        draw = jnp.where(kept[cand], -jnp.inf, draw)
+        pick = jnp.take_along_axis(cand, jnp.argmax(draw, axis=-1)[:, None], axis=-1)[:, 0]
+        valid = restart & jnp.isfinite(jnp.max(draw, axis=-1))
+        same = (pick[:, None] == pick[None, :]) & valid[:, None] & valid[None, :]
+        first = valid & (jnp.argmax(same, axis=1) == jnp.arange(batch))  # the first environment with its pick keeps it
+        taken = kept.at[jnp.where(first, pick, n)].set(True, mode="drop")
+        rest = restart & ~first
+        order = jax.random.permutation(k_free, n)  # the others take the free samples in a random order
+        nth = _nth_true(jnp.broadcast_to(~taken[order], (batch, n)), jnp.cumsum(rest) - 1)
+        other = jnp.where(nth >= 0, order[jnp.maximum(nth, 0)], pick)
+        return jnp.where(first, pick, jnp.where(rest, other, sample)).astype(jnp.int32)
+
     # -- planning -------------------------------------------------------------------------
     def _episode_draws(self, state: PosteriorWalkState, sample: jax.Array) -> jax.Array:
         """Each environment's posterior draw of ``logit P(fail | its sample, c)``, ``(B, cells)``,
-        fixed for the episode (keyed by environment and episode number)."""
+        fixed for the episode (keyed by environment, episode number and sample)."""
         batch = sample.shape[0]
-        keys = jax.vmap(lambda e, n: jax.random.fold_in(jax.random.fold_in(state.walk_key, e), n))(jnp.arange(batch), state.episode[:batch])
+        # the sample too: an episode the engine ends and restarts without a query (skip_known_moves)
+        # is not counted in ``episode``, and its next walk, on another sample, needs a draw of its own
+        keys = jax.vmap(lambda e, n, s: jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(state.walk_key, e), n), s))(
+            jnp.arange(batch), state.episode[:batch], sample)
         scale = self.config.posterior_scale
 
         def one(key, s):
