@@ -2,6 +2,7 @@
 
 import math
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +14,8 @@ from fadejax.core.perturbations import draws_per_query
 from fadejax.engine.recording import replay
 from fadejax.engine.checkpoints import build_discovery
 from fadejax.engine.store.record_fields import records_path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _recorded(overrides=()):
@@ -46,6 +49,21 @@ def test_audits_that_draw_per_query_keep_asking_pairs_again():
     task.deterministic = False  # as an audit with noise would say
     again = build_discovery(load_config("configs/digits.yaml", ["recording=recordings/digits.npz"]), task)
     assert not again.searcher.fresh_pairs
+
+
+def test_the_micro_default_asks_no_pair_twice_and_resumes_exactly_after_an_interruption(tmp_path):
+    sys.path.insert(0, str(ROOT / "tests"))
+    from resume_check import assert_resumes_exactly
+    from fadejax.engine.store.records import read_columns
+
+    config = load_config("configs/digits_micro.yaml", ["recording=recordings/digits.npz", "run.iterations=12",
+                                                       "run.num_envs=64", "run.checkpoint_every=4"])
+    assert config.searcher["kind"] == "posterior_walk"
+    # stopped after 6 iterations, its last checkpoint dropped (as a kill -9 after iteration 4), resumed
+    assert_resumes_exactly(config, tmp_path, None, stop_after=6)
+    columns, _ = read_columns(records_path(tmp_path / "cut"), {"sample": "int64", "cell": "int64", "reused": "bool"})
+    assert columns["sample"].size == 12 * 64
+    assert metrics.reasked_share(columns["sample"], columns["cell"], 125) == 0.0 and not columns["reused"].any()
 
 
 def test_reasked_share_and_distinct_failing_pairs():
