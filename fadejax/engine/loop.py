@@ -114,6 +114,7 @@ class Discovery:
         self.marks_drawn = mode == "macro" and searcher.marks_drawn
         #: walks cross cells whose pair was answered without a failure, without a query (see _walk)
         self.skip_known = mode == "micro" and self.reuse and searcher.skips_known_moves
+        searcher.crossing = self.skip_known  # the searcher plans (and picks samples) for what the engine does
         self._field_template: dict[str, Any] | None = None  # the task's record fields, as the model last gave them
         self._init = None  # jitted on first use
         self._take_rows = jax.jit(_take_rows)  # one dispatch each way for the fresh queries (at most eight shapes)
@@ -241,7 +242,7 @@ class Discovery:
             through = known(sample, landing)
             failed = passable.failed[sample, self.task.space.action_of(landing)]
             ends = through & (failed | (steps + 1 >= self.max_steps))
-            sample = self.searcher.restart_samples(state.searcher, jax.random.fold_in(k_restart, i), sample, ends)
+            sample = self.searcher.restart_samples(state.searcher, jax.random.fold_in(k_restart, i), sample, ends, leave_current=True)
             here = jnp.where(ends[:, None], start, landing)
             steps = jnp.where(ends, 0, steps + 1)
             o, a, c = self._move(state, sample, here, steps, jax.random.fold_in(key, i))

@@ -100,11 +100,14 @@ class Searcher:
     #: ``steps=`` ``(B,)`` (moves made so far in each episode).
     acts_on_samples: bool = False
     #: Microscopic mode on a deterministic audit: True for searchers that want a move onto a
-    #: cell whose (sample, cell) pair the run has already answered, without failing, to be
-    #: made without a query (the walk goes on from there in the same iteration, its steps
-    #: counted; :meth:`fadejax.engine.loop.Discovery._propose`), so no query slot re-asks a
-    #: known pair on the way to new ones. ``act`` is then called again for the next move.
+    #: (sample, cell) pair the run has already answered to cost no query: onto a pair that did
+    #: not fail, with moves left, the walk goes on from there in the same iteration (``act`` is
+    #: called again); onto a known failure, or as the episode's last move, the episode ends
+    #: there and the next starts at once (:meth:`fadejax.engine.loop.Discovery._walk`).
     skips_known_moves: bool = False
+    #: Set by the engine: whether it crosses known pairs for this searcher (it does where the
+    #: searcher asks for it and the run keeps its answers: a deterministic audit, one device).
+    crossing: bool = False
     #: False for searchers whose ``init`` needs concrete values on the host (e.g. to seed a
     #: host-side optimiser); the loop then runs it op by op instead of as one compiled program.
     traceable_init: bool = True
@@ -137,10 +140,13 @@ class Searcher:
         """Dataset rows for new episodes, ``(batch,)`` int32; uniform by default."""
         return jax.random.randint(key, (batch,), 0, self.num_samples, dtype=jnp.int32)
 
-    def restart_samples(self, state: SearcherState, key: jax.Array, sample: jax.Array, restart: jax.Array) -> jax.Array:
+    def restart_samples(self, state: SearcherState, key: jax.Array, sample: jax.Array, restart: jax.Array,
+                        leave_current: bool = False) -> jax.Array:
         """Microscopic mode: each environment's sample after some episodes end, ``(B,)`` int32:
         a new one (:meth:`select_samples`) where ``restart`` ``(B,)`` bool, ``sample`` ``(B,)``
-        elsewhere. A searcher may choose the new ones jointly, e.g. apart from the kept ones."""
+        elsewhere. A searcher may choose the new ones jointly, e.g. apart from the kept ones;
+        ``leave_current``: the episodes ended without a query (the engine crossing known pairs),
+        so a restart should not pick its environment's sample again."""
         return jnp.where(restart, self.select_samples(state, key, sample.shape[0]), sample)
 
     def act(self, state: SearcherState, obs: jax.Array, key: jax.Array) -> jax.Array:

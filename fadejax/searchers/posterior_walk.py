@@ -26,9 +26,11 @@ deterministic audit asking again only repeats it), so walks aim at failures not 
 already answered is then made without a query (``skip_known_moves``,
 :meth:`fadejax.engine.loop.Discovery._walk`): the walk crosses a known pair that did not
 fail, and an episode that would end on a known answer (a known failure, or its last move)
-ends without a query and the environment starts the next one at once. Every query it pays
-for then asks a pair not answered before, unless environments of one batch land on the same
-new pair.
+ends without a query and the environment starts the next one at once, on a sample no other
+environment walks. The plan then discounts queries, not moves (a crossed cell costs none).
+Every query asks a pair not answered before, except where environments outnumber the
+samples, or where a walk finds nothing new within ``4 * max_steps`` crossed moves of an
+iteration (most of what it can reach asked), which then re-asks (served from the answers).
 
 ``identify_fraction`` of the environments (by index) instead walk to the reachable cell
 whose membership of the ``top_k`` worst is least settled (as the macroscopic searcher's
@@ -119,23 +121,34 @@ class PosteriorWalk(PosteriorSampling):
 
     @property
     def skips_known_moves(self) -> bool:
-        # a pair asked before is no news to the walk: crossing it should cost no query
+        # a pair asked before is no news to the walk: crossing it should cost no query (the
+        # engine says whether it does: ``crossing``)
         return bool(self.config.skip_known_moves and self.fresh_pairs and self.track_pairs)
 
-    def restart_samples(self, state: PosteriorWalkState, key: jax.Array, sample: jax.Array, restart: jax.Array) -> jax.Array:
-        """New samples where ``restart`` ``(B,)``: as :meth:`select_samples` (the likeliest to fail
-        of ``sample_candidates`` uniform draws under a posterior draw of ``u``), but with known
-        moves skipped each one apart from every other environment's. Walks of one sample
-        aim at the same new failures, so two at once would land on the same pair in one batch
-        (one of them a re-ask). An environment whose candidates are all taken gets a
-        uniformly drawn free sample; with none free, its best candidate. ``(B,)`` int32."""
-        if not self.skips_known_moves:
+    def restart_samples(self, state: PosteriorWalkState, key: jax.Array, sample: jax.Array, restart: jax.Array,
+                        leave_current: bool = False) -> jax.Array:
+        """New samples where ``restart`` ``(B,)``, ``sample`` elsewhere; ``(B,)`` int32.
+
+        As :meth:`select_samples` (the likeliest to fail of ``sample_candidates`` uniform
+        draws under a posterior draw of ``u``), but where the engine crosses known pairs each
+        new sample is one no other environment walks now (nor, with ``leave_current``, the one
+        it leaves): walks of one sample aim at the same new failures, so two at once would land
+        on the same pair in one batch. An
+        environment whose candidates are all taken, or that draws one another restarting
+        environment drew first, gets a uniformly drawn free sample; with none free (more
+        environments than samples), one of its candidates."""
+        if not self.crossing:
             return super().restart_samples(state, key, sample, restart)
         c, batch, n = self.config, sample.shape[0], self.num_samples
         k_cand, k_noise, k_free = jax.random.split(key, 3)
         cand = jax.random.randint(k_cand, (batch, c.sample_candidates), 0, n, dtype=jnp.int32)
         draw = state.u[cand] + c.posterior_scale * jax.random.normal(k_noise, cand.shape) / jnp.sqrt(state.prec_u[cand])
-        kept = jnp.zeros(n, bool).at[jnp.where(restart, n, sample)].set(True, mode="drop")  # walked on
+        # the samples walked on now; with ``leave_current`` the ending episodes' too: ended without
+        # a query, a restart on the same sample would plan the same walk again (the draw and the
+        # known answers unchanged). After an episode that asked (and found a failure), its sample
+        # may be walked again: it is often the likeliest to fail still (measured: 7-9% more
+        # distinct failures than leaving it every time, benchmarks/RESULTS.md).
+        kept = jnp.zeros(n, bool).at[sample if leave_current else jnp.where(restart, n, sample)].set(True, mode="drop")
         draw = jnp.where(kept[cand], -jnp.inf, draw)
         pick = jnp.take_along_axis(cand, jnp.argmax(draw, axis=-1)[:, None], axis=-1)[:, 0]
         valid = restart & jnp.isfinite(jnp.max(draw, axis=-1))
@@ -151,12 +164,13 @@ class PosteriorWalk(PosteriorSampling):
     # -- planning -------------------------------------------------------------------------
     def _episode_draws(self, state: PosteriorWalkState, sample: jax.Array) -> jax.Array:
         """Each environment's posterior draw of ``logit P(fail | its sample, c)``, ``(B, cells)``,
-        fixed for the episode (keyed by environment, episode number and sample)."""
+        fixed for the episode (keyed by environment and episode number, and by sample where
+        the engine crosses known pairs)."""
         batch = sample.shape[0]
-        # the sample too: an episode the engine ends and restarts without a query (skip_known_moves)
-        # is not counted in ``episode``, and its next walk, on another sample, needs a draw of its own
-        keys = jax.vmap(lambda e, n, s: jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(state.walk_key, e), n), s))(
-            jnp.arange(batch), state.episode[:batch], sample)
+        keys = jax.vmap(lambda e, n: jax.random.fold_in(jax.random.fold_in(state.walk_key, e), n))(jnp.arange(batch), state.episode[:batch])
+        if self.crossing:  # an episode the engine ends and restarts without a query is not counted
+            # in ``episode``: its next walk, on another sample, needs a draw of its own
+            keys = jax.vmap(jax.random.fold_in)(keys, sample)
         scale = self.config.posterior_scale
 
         def one(key, s):
@@ -172,18 +186,21 @@ class PosteriorWalk(PosteriorSampling):
         """Posterior-mean ``logit P(fail | sample, c)``, ``(B, cells)``."""
         return state.bias + state.u[sample][:, None] + self._cell_scores(state.w, state.v)[None, :]
 
-    def _plan(self, new: jax.Array, end: jax.Array, cell: jax.Array, left: jax.Array) -> jax.Array:
+    def _plan(self, new: jax.Array, end: jax.Array, cell: jax.Array, left: jax.Array, free: jax.Array | None = None) -> jax.Array:
         """Value of each move, ``(B, moves)``: ``new(c') + (1 - end(c')) * discount * V_{left-1}(c')``
         for ``c'`` each move's neighbour of ``cell`` ``(B,)``, ``left`` ``(B,)`` moves left.
 
         ``new`` ``(B, cells)``: probability that asking the cell finds a failure not yet
         known; ``end``: probability that it ends the episode (any failure, known or not).
-        Unasked pairs have ``new = end = p``; asked ones ``new = 0`` and ``end`` their answer."""
+        Unasked pairs have ``new = end = p``; asked ones ``new = 0`` and ``end`` their answer.
+        ``free`` ``(B, cells)`` bool: cells a walk crosses without a query, not discounted
+        (the discount prices queries, and crossing one costs none)."""
         gamma = self.config.discount
         nbr = self._neighbours  # (C, M)
+        gamma = jnp.full_like(new, gamma) if free is None else jnp.where(free, 1.0, gamma)
 
         def backup(value):  # (B, C) -> (B, C, M): the bracket for every cell and move
-            return new[:, nbr] + (1.0 - end[:, nbr]) * gamma * value[:, nbr]
+            return new[:, nbr] + (1.0 - end[:, nbr]) * gamma[:, nbr] * value[:, nbr]
 
         def body(k, carry):
             value, chosen = carry  # value = V_k
@@ -194,7 +211,7 @@ class PosteriorWalk(PosteriorSampling):
         _, v_left = jax.lax.fori_loop(0, self.max_steps, body, (zeros, zeros))  # V_{left-1} per env
         step = nbr[cell]  # (B, M)
         at = lambda x: jnp.take_along_axis(x, step, axis=-1)  # noqa: E731
-        return at(new) + (1.0 - at(end)) * gamma * at(v_left)
+        return at(new) + (1.0 - at(end)) * at(gamma) * at(v_left)
 
     def act(self, state: PosteriorWalkState, obs: jax.Array, key: jax.Array, sample: jax.Array | None = None,
             cell: jax.Array | None = None, steps: jax.Array | None = None) -> jax.Array:
@@ -213,7 +230,9 @@ class PosteriorWalk(PosteriorSampling):
             asked = state.asked[sample]
             new = jnp.where(asked, 0.0, p)
             end = jnp.where(asked, state.failed_pairs[sample].astype(p.dtype), p)
-        values = self._plan(new, end, index, left)
+        # where the engine crosses known pairs, a walk's cost is its queries, not its moves
+        free = state.asked[sample] & ~state.failed_pairs[sample] if self.crossing else None
+        values = self._plan(new, end, index, left, free)
         ties = 1e-6 * jax.random.uniform(key, values.shape)  # no bias towards move 0 when nothing is expected
         return jnp.argmax(values + ties, axis=-1).astype(jnp.int32)
 
