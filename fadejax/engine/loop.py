@@ -18,7 +18,9 @@ donates the old state's buffers (the replay buffer is updated in place, not copi
 a state passed to it must not be used again; ``propose`` leaves the state alone for the
 same reason. In macroscopic mode every episode is one step; in
 microscopic mode each environment walks the concept grid from the start cell until
-the model fails or ``max_steps`` moves are made.
+the model fails or ``max_steps`` moves are made; for a searcher that asks for it
+(``skips_known_moves``) on a deterministic audit, moves onto pairs the run already answered
+cost no query (:meth:`Discovery._walk`).
 
 On several devices (``devices``), a 1-D :class:`jax.sharding.Mesh` with a ``data`` axis
 splits the ``B`` environments, their perturbed images and the replay buffer's storage
