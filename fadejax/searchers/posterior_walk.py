@@ -22,15 +22,17 @@ environment draws its model once when its episode starts (``Transition.done`` ma
 ends) and keeps that draw for the whole walk, so the walk does not dither between
 targets. With ``fresh_pairs`` (default) a (sample, cell) pair already asked counts as its
 known answer: no new failure there, and the walk ends there if it failed before (on a
-deterministic audit asking again only repeats it), so walks aim at failures not yet found. On a deterministic audit a move onto a pair
-already answered is then made without a query (``skip_known_moves``,
-:meth:`fadejax.engine.loop.Discovery._walk`): the walk crosses a known pair that did not
-fail, and an episode that would end on a known answer (a known failure, or its last move)
-ends without a query and the environment starts the next one at once, on a sample no other
-environment walks. The plan then discounts queries, not moves (a crossed cell costs none).
-Every query asks a pair not answered before, except where environments outnumber the
-samples, or where a walk finds nothing new within ``4 * max_steps`` crossed moves of an
-iteration (most of what it can reach asked), which then re-asks (served from the answers).
+deterministic audit asking again only repeats it), so walks aim at failures not yet found.
+
+On a deterministic audit a move onto a pair already answered is then made without a query
+(``skip_known_moves``, :meth:`fadejax.engine.loop.Discovery._walk`): the walk crosses a
+known pair that did not fail, and an episode that would end on a known answer (a known
+failure, or its last move) ends without a query and the environment starts the next one at
+once, on a sample no other environment walks. The plan then discounts queries, not moves (a
+crossed cell costs none). Every query asks a pair not answered before, except where
+environments outnumber the samples, or where a walk finds nothing new within
+``4 * max_steps`` crossed moves of an iteration (most of what it can reach asked), which
+then re-asks (served from the answers).
 
 ``identify_fraction`` of the environments (by index) instead walk to the reachable cell
 whose membership of the ``top_k`` worst is least settled (as the macroscopic searcher's
@@ -133,10 +135,9 @@ class PosteriorWalk(PosteriorSampling):
         draws under a posterior draw of ``u``), but where the engine crosses known pairs each
         new sample is one no other environment walks now (nor, with ``leave_current``, the one
         it leaves): walks of one sample aim at the same new failures, so two at once would land
-        on the same pair in one batch. An
-        environment whose candidates are all taken, or that draws one another restarting
-        environment drew first, gets a uniformly drawn free sample; with none free (more
-        environments than samples), one of its candidates."""
+        on the same pair in one batch. An environment whose candidates are all taken, or whose
+        pick another restarting environment took first, gets a uniformly drawn free sample;
+        with none free (more environments than samples), one of its candidates."""
         if not self.crossing:
             return super().restart_samples(state, key, sample, restart)
         c, batch, n = self.config, sample.shape[0], self.num_samples
