@@ -95,18 +95,35 @@ def _fade(monkeypatch, knobbed, out, plan, start, restructure_round=restructure,
     return ledger, launch.calls
 
 
+def _own_worst_rate(knobbed: str, tmp_path: Path) -> float:
+    """The true worst failure rate over the config's cells of the knobbed model with its
+    darkness knob off: the embedded CNN's own failures on these digits."""
+    from fadejax.engine.build import build_task
+    from fadejax.engine.ground_truth import failure_landscape
+
+    state = load_file(knobbed)
+    state["dark_threshold"] = torch.tensor(0.0)
+    path = tmp_path / "own.safetensors"
+    save_file(state, str(path))
+    return float(failure_landscape(build_task(parse_config(_config(str(path))), progress=False)).max())
+
+
 def test_the_target_stops_the_fade_and_the_final_model_loads_as_a_file_model(tmp_path, monkeypatch, knobbed, round_zero):
     """Round 0 is a finished discovery given with --from: read, never written."""
     listing = {p: p.stat().st_mtime_ns for p in round_zero.rglob("*")}
-    # the fixed model fails only where the embedded CNN itself does: 46-56% of the digits at
-    # darkness 0.7, depending on the CPU that trained it; the target sits above that
-    ledger, calls = _fade(monkeypatch, knobbed, tmp_path / "fade", lambda r, n: {"dark_threshold": 0.0}, round_zero, target=0.75, rounds=3)
+    # the fixed model fails only where the embedded CNN itself does: 46-78% of the digits at
+    # darkness 0.7, depending on the CPU that trained it; the target sits halfway between that
+    # and the knobbed model's (nearly) 100%
+    target = round((_own_worst_rate(knobbed, tmp_path) + 1.0) / 2, 3)
+    ledger, calls = _fade(monkeypatch, knobbed, tmp_path / "fade", lambda r, n: {"dark_threshold": 0.0}, round_zero, target=target, rounds=3)
     assert {p: p.stat().st_mtime_ns for p in round_zero.rglob("*")} == listing and not (tmp_path / "fade" / "round-0").exists()
     assert ledger["rounds"][0]["run"] == str(round_zero)
     assert ledger["stopped"]["reason"] == "target" and ledger["stopped"]["round"] == 1 and len(calls) == 1
     first, second = ledger["rounds"]
-    assert first["worst"]["estimate"] > 0.9 and first["truth"]["worst"] == 1.0  # darkness >= 0.4: every digit fails
-    assert second["worst"]["estimate"] <= 0.75 and second["truth"]["worst"] < 0.75
+    # darkness >= 0.4: every digit is answered as the class after the CNN's answer, which is wrong
+    # unless the CNN misread the dark digit as the class before its own (1-2 of 120, per CPU)
+    assert first["worst"]["estimate"] > 0.9 and first["truth"]["worst"] >= 0.95
+    assert second["worst"]["estimate"] <= target and second["truth"]["worst"] < target
     final = yaml.safe_load((tmp_path / "fade" / "final.yaml").read_text())
     assert final["model"]["source"] == "file" and final["model"]["weights"] == str((tmp_path / "fade" / "model.safetensors").resolve())
     assert float(load_file(final["model"]["weights"])["dark_threshold"]) == 0.0
