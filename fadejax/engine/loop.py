@@ -206,11 +206,15 @@ class Discovery:
         return jax.lax.with_sharding_constraint(tree, sharding) if self.sharded else tree
 
     # -- the three jitted steps ---------------------------------------------------------
-    def _move(self, state: LoopState, sample: jax.Array, cell: jax.Array, steps: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    def _move(self, state: LoopState, sample: jax.Array, cell: jax.Array, steps: jax.Array, key: jax.Array,
+              plan: Any = None) -> tuple[jax.Array, jax.Array, jax.Array]:
         """Each environment's next move on ``sample`` ``(B,)`` from ``cell`` ``(B, axes)`` after
-        ``steps`` ``(B,)`` moves: ``(observation (B, D), move (B,), the cell it lands on (B, axes))``."""
+        ``steps`` ``(B,)`` moves: ``(observation (B, D), move (B,), the cell it lands on (B, axes))``;
+        from the searcher's ``plan`` of these samples' walks where given (``plan_walks``)."""
         obs = self.observe(sample, cell, steps)
-        if self.searcher.acts_on_samples:  # a planner: it also wants the rows, cells and steps
+        if plan is not None:
+            action = self.searcher.planned_move(state.searcher, plan, obs, key, sample=sample, cell=cell, steps=steps)
+        elif self.searcher.acts_on_samples:  # a planner: it also wants the rows, cells and steps
             action = self.searcher.act(state.searcher, obs, key, sample=sample, cell=cell, steps=steps)
         else:
             action = self.searcher.act(state.searcher, obs, key)
@@ -227,12 +231,14 @@ class Discovery:
         failure, or as the episode's last move, the episode ends there (it would end on an
         answer already known) and the environment starts a new one at once, on a sample
         from the searcher's ``restart_samples``. At most ``4 * max_steps`` such moves an
-        iteration (each a call of ``act``); an environment still on a known pair then asks it
-        (served from the answers, as any re-ask)."""
+        iteration; an environment still on a known pair then asks it (served from the
+        answers, as any re-ask). A searcher that plans its walks (``plan_walks``) plans once,
+        and again only after a restart; otherwise each move is a call of ``act``."""
         sample, cell, steps = state.sample, state.cell, state.steps
-        obs, action, landing = self._move(state, sample, cell, steps, key)
         if passable is None or not self.skip_known:
-            return sample, obs, action, landing, steps
+            return (sample, *self._move(state, sample, cell, steps, key), steps)
+        plan = self.searcher.plan_walks(state.searcher, sample)
+        obs, action, landing = self._move(state, sample, cell, steps, key, plan)
         start = self.micro.start_cells(self.num_envs)
         k_restart = jax.random.fold_in(key, 0x5EED)
 
@@ -240,21 +246,24 @@ class Discovery:
             return passable.known[sample, self.task.space.action_of(landing)]
 
         def body(carry):
-            i, sample, steps, obs, action, landing = carry
+            i, sample, steps, obs, action, landing, plan = carry
             through = known(sample, landing)
             failed = passable.failed[sample, self.task.space.action_of(landing)]
             ends = through & (failed | (steps + 1 >= self.max_steps))
             sample = self.searcher.restart_samples(state.searcher, jax.random.fold_in(k_restart, i), sample, ends, leave_current=True)
+            if plan is not None:  # new samples, new walks to plan
+                plan = jax.lax.cond(jnp.any(ends), lambda: self.searcher.plan_walks(state.searcher, sample), lambda: plan)
             here = jnp.where(ends[:, None], start, landing)
             steps = jnp.where(ends, 0, steps + 1)
-            o, a, c = self._move(state, sample, here, steps, jax.random.fold_in(key, i))
+            o, a, c = self._move(state, sample, here, steps, jax.random.fold_in(key, i), plan)
             return (i + 1, sample, jnp.where(through, steps, carry[2]), jnp.where(through[:, None], o, obs),
-                    jnp.where(through, a, action), jnp.where(through[:, None], c, landing))
+                    jnp.where(through, a, action), jnp.where(through[:, None], c, landing), plan)
 
         def more(carry):
             return (carry[0] <= 4 * self.max_steps) & jnp.any(known(carry[1], carry[5]))
 
-        _, sample, steps, obs, action, landing = jax.lax.while_loop(more, body, (jnp.int32(1), sample, steps, obs, action, landing))
+        carry = jax.lax.while_loop(more, body, (jnp.int32(1), sample, steps, obs, action, landing, plan))
+        _, sample, steps, obs, action, landing, _ = carry
         return sample, obs, action, landing, steps
 
     def _propose(self, state: LoopState, passable: Answers | None = None) -> tuple[jax.Array, dict[str, jax.Array]]:

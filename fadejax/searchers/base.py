@@ -149,6 +149,20 @@ class Searcher:
         so a restart should not pick its environment's sample again."""
         return jnp.where(restart, self.select_samples(state, key, sample.shape[0]), sample)
 
+    def plan_walks(self, state: SearcherState, sample: jax.Array) -> Any:
+        """Microscopic mode, optional: what ``act`` computes for walks of ``sample`` ``(B,)``
+        that does not depend on where they are (a pytree), so that the engine, crossing known
+        pairs (:attr:`skips_known_moves`), takes several moves of a walk without computing it
+        again; :meth:`planned_move` then gives each move. ``None`` (the default): the engine
+        calls ``act`` for every move."""
+        return None
+
+    def planned_move(self, state: SearcherState, plan: Any, obs: jax.Array, key: jax.Array, sample: jax.Array,
+                     cell: jax.Array, steps: jax.Array) -> jax.Array:
+        """``act(state, obs, key, sample=sample, cell=cell, steps=steps)`` from ``plan``
+        (:meth:`plan_walks` of these samples), ``(B,)`` int32."""
+        raise NotImplementedError
+
     def act(self, state: SearcherState, obs: jax.Array, key: jax.Array) -> jax.Array:
         raise NotImplementedError
 

@@ -187,6 +187,26 @@ class PosteriorWalk(PosteriorSampling):
         """Posterior-mean ``logit P(fail | sample, c)``, ``(B, cells)``."""
         return state.bias + state.u[sample][:, None] + self._cell_scores(state.w, state.v)[None, :]
 
+    def _value_tables(self, new: jax.Array, end: jax.Array, free: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+        """The discount of a step onto each cell ``(B, cells)`` and the values ``V_k`` of every
+        cell for ``k = 0 .. max_steps - 1`` moves left, ``(max_steps, B, cells)`` (see :meth:`_plan`)."""
+        nbr = self._neighbours  # (C, M)
+        gamma = jnp.full_like(new, self.config.discount) if free is None else jnp.where(free, 1.0, self.config.discount)
+
+        def backup(value, _):  # V_k -> V_{k+1}: the best bracket over the moves from every cell
+            return jnp.max(new[:, nbr] + (1.0 - end[:, nbr]) * gamma[:, nbr] * value[:, nbr], axis=-1), value
+
+        _, values = jax.lax.scan(backup, jnp.zeros_like(new), None, length=self.max_steps)
+        return gamma, values
+
+    def _move_values(self, new: jax.Array, end: jax.Array, gamma: jax.Array, values: jax.Array, cell: jax.Array, left: jax.Array) -> jax.Array:
+        """Value of each move from ``cell`` ``(B,)`` with ``left`` ``(B,)`` moves left, ``(B, moves)``,
+        from :meth:`_value_tables`."""
+        step = self._neighbours[cell]  # (B, M)
+        at = lambda x: jnp.take_along_axis(x, step, axis=-1)  # noqa: E731
+        v_left = values[left - 1, jnp.arange(cell.shape[0])]  # (B, C): V_{left-1} per environment
+        return at(new) + (1.0 - at(end)) * at(gamma) * at(v_left)
+
     def _plan(self, new: jax.Array, end: jax.Array, cell: jax.Array, left: jax.Array, free: jax.Array | None = None) -> jax.Array:
         """Value of each move, ``(B, moves)``: ``new(c') + (1 - end(c')) * discount * V_{left-1}(c')``
         for ``c'`` each move's neighbour of ``cell`` ``(B,)``, ``left`` ``(B,)`` moves left.
@@ -196,29 +216,14 @@ class PosteriorWalk(PosteriorSampling):
         Unasked pairs have ``new = end = p``; asked ones ``new = 0`` and ``end`` their answer.
         ``free`` ``(B, cells)`` bool: cells a walk crosses without a query, not discounted
         (the discount prices queries, and crossing one costs none)."""
-        gamma = self.config.discount
-        nbr = self._neighbours  # (C, M)
-        gamma = jnp.full_like(new, gamma) if free is None else jnp.where(free, 1.0, gamma)
+        gamma, values = self._value_tables(new, end, free)
+        return self._move_values(new, end, gamma, values, cell, left)
 
-        def backup(value):  # (B, C) -> (B, C, M): the bracket for every cell and move
-            return new[:, nbr] + (1.0 - end[:, nbr]) * gamma[:, nbr] * value[:, nbr]
-
-        def body(k, carry):
-            value, chosen = carry  # value = V_k
-            chosen = jnp.where((left - 1 == k)[:, None], value, chosen)
-            return jnp.max(backup(value), axis=-1), chosen
-
-        zeros = jnp.zeros_like(new)
-        _, v_left = jax.lax.fori_loop(0, self.max_steps, body, (zeros, zeros))  # V_{left-1} per env
-        step = nbr[cell]  # (B, M)
-        at = lambda x: jnp.take_along_axis(x, step, axis=-1)  # noqa: E731
-        return at(new) + (1.0 - at(end)) * at(gamma) * at(v_left)
-
-    def act(self, state: PosteriorWalkState, obs: jax.Array, key: jax.Array, sample: jax.Array | None = None,
-            cell: jax.Array | None = None, steps: jax.Array | None = None) -> jax.Array:
-        batch = obs.shape[0]
-        sample = jnp.zeros(batch, jnp.int32) if sample is None else sample
-        index, left = self._position(obs, cell, steps)
+    def plan_walks(self, state: PosteriorWalkState, sample: jax.Array) -> dict[str, jax.Array]:
+        """Everything :meth:`act` computes for walks of ``sample`` ``(B,)`` that does not depend
+        on where they are: each environment's ``new``, ``end`` and step discount ``(B, cells)``
+        and its values for every number of moves left ``(max_steps, B, cells)``."""
+        batch = sample.shape[0]
         p = jax.nn.sigmoid(self._episode_draws(state, sample))
         n_id = self._num_identify(batch)
         if n_id:
@@ -233,9 +238,21 @@ class PosteriorWalk(PosteriorSampling):
             end = jnp.where(asked, state.failed_pairs[sample].astype(p.dtype), p)
         # where the engine crosses known pairs, a walk's cost is its queries, not its moves
         free = state.asked[sample] & ~state.failed_pairs[sample] if self.crossing else None
-        values = self._plan(new, end, index, left, free)
+        gamma, values = self._value_tables(new, end, free)
+        return {"new": new, "end": end, "gamma": gamma, "values": values}
+
+    def planned_move(self, state: PosteriorWalkState, plan: dict[str, jax.Array], obs: jax.Array, key: jax.Array,
+                     sample: jax.Array, cell: jax.Array, steps: jax.Array) -> jax.Array:
+        """:meth:`act`'s move from the walks' ``plan`` (:meth:`plan_walks` of these samples)."""
+        index, left = self._position(obs, cell, steps)
+        values = self._move_values(plan["new"], plan["end"], plan["gamma"], plan["values"], index, left)
         ties = 1e-6 * jax.random.uniform(key, values.shape)  # no bias towards move 0 when nothing is expected
         return jnp.argmax(values + ties, axis=-1).astype(jnp.int32)
+
+    def act(self, state: PosteriorWalkState, obs: jax.Array, key: jax.Array, sample: jax.Array | None = None,
+            cell: jax.Array | None = None, steps: jax.Array | None = None) -> jax.Array:
+        sample = jnp.zeros(obs.shape[0], jnp.int32) if sample is None else sample
+        return self.planned_move(state, self.plan_walks(state, sample), obs, key, sample, cell, steps)
 
     def _position(self, obs: jax.Array, cell: jax.Array | None, steps: jax.Array | None) -> tuple[jax.Array, jax.Array]:
         """Current cell index ``(B,)`` and moves left ``(B,)``; from the observation's tail
