@@ -145,31 +145,28 @@ def _synthetic_recording(grid=(5, 5, 5), num_samples=60, seed=0):
                      observations=rng.normal(size=(num_samples, 4)).astype(np.float32), meta=meta)
 
 
-def _micro_run(searcher, recording, iterations=30):
+def _micro_discovery(searcher, recording, iterations, num_envs):
+    """The loop of a micro run on ``recording`` (a 5 x 5 x 5 grid from its corner, 10 moves)."""
     axes = [{"name": name, "values": [0.0, 0.1, 0.2, 0.3, 0.4]} for name in ("rotation", "darkness", "blur")]  # only the grid matters
     config = parse_config({"mode": "micro", "space": {"axes": axes},
                            "micro": {"start": [0, 0, 0], "max_steps": 10}, "searcher": searcher,
-                           "run": {"iterations": iterations, "num_envs": 64}})
-    discovery = build_discovery(config, RecordedTask(recording, config.concept_space()))
-    state, failures = discovery.init(0), []
-    for _ in range(iterations):
-        state, outcome, _ = discovery.step(state)
-        failures.append(np.asarray(outcome["failed"]))
-    return np.stack(failures)
+                           "run": {"iterations": iterations, "num_envs": num_envs}})
+    return build_discovery(config, RecordedTask(recording, config.concept_space()))
 
 
 def _micro_outcomes(searcher, recording, iterations=80, num_envs=16) -> dict[str, np.ndarray]:
     """Every query's ``sample, cell, step, failed, reused, done`` of a micro run, ``(iterations, num_envs)`` each."""
-    axes = [{"name": name, "values": [0.0, 0.1, 0.2, 0.3, 0.4]} for name in ("rotation", "darkness", "blur")]
-    config = parse_config({"mode": "micro", "space": {"axes": axes},
-                           "micro": {"start": [0, 0, 0], "max_steps": 10}, "searcher": searcher,
-                           "run": {"iterations": iterations, "num_envs": num_envs}})
-    discovery = build_discovery(config, RecordedTask(recording, config.concept_space()))
+    discovery = _micro_discovery(searcher, recording, iterations, num_envs)
     state, rows = discovery.init(0), []
     for _ in range(iterations):
         state, outcome, _ = discovery.step(state)
         rows.append({k: np.asarray(outcome[k]) for k in ("sample", "cell", "step", "failed", "reused", "done")})
     return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
+
+
+def _micro_run(searcher, recording, iterations=30):
+    """Every query's failure of a micro run of 64 environments, ``(iterations, 64)``."""
+    return _micro_outcomes(searcher, recording, iterations, num_envs=64)["failed"]
 
 
 def test_walks_cross_pairs_they_know_without_a_query():
@@ -195,11 +192,7 @@ def test_walks_cross_pairs_they_know_without_a_query():
 def test_a_fused_run_of_crossing_walks_makes_the_stepped_loops_queries():
     from fadejax.engine.fused import run_fused
 
-    recording = _synthetic_recording()
-    axes = [{"name": name, "values": [0.0, 0.1, 0.2, 0.3, 0.4]} for name in ("rotation", "darkness", "blur")]
-    config = parse_config({"mode": "micro", "space": {"axes": axes}, "micro": {"start": [0, 0, 0], "max_steps": 10},
-                           "searcher": {"kind": "posterior_walk"}, "run": {"iterations": 12, "num_envs": 16}})
-    discovery = build_discovery(config, RecordedTask(recording, config.concept_space()))
+    discovery = _micro_discovery({"kind": "posterior_walk"}, _synthetic_recording(), iterations=12, num_envs=16)
     assert discovery.skip_known and discovery.searcher.crossing
     fused = run_fused(discovery, [0, 1], 12, keep_queries=True)  # the walks' while-loops under vmap
     for seed in (0, 1):
@@ -214,11 +207,7 @@ def test_a_fused_run_of_crossing_walks_makes_the_stepped_loops_queries():
 
 
 def test_a_walk_that_would_end_on_a_known_answer_ends_without_a_query():
-    recording = _synthetic_recording(num_samples=8)
-    axes = [{"name": name, "values": [0.0, 0.1, 0.2, 0.3, 0.4]} for name in ("rotation", "darkness", "blur")]
-    config = parse_config({"mode": "micro", "space": {"axes": axes}, "micro": {"start": [0, 0, 0], "max_steps": 10},
-                           "searcher": {"kind": "posterior_walk"}, "run": {"iterations": 4, "num_envs": 4}})
-    discovery = build_discovery(config, RecordedTask(recording, config.concept_space()))
+    discovery = _micro_discovery({"kind": "posterior_walk"}, _synthetic_recording(num_samples=8), iterations=4, num_envs=4)
     state = discovery.init(0)
     # samples 0-3 answered everywhere, failing on the start cell and every cell one move from it:
     # any walk on them ends at its first move on a known failure; samples 4-7 never asked

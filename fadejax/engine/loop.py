@@ -247,9 +247,9 @@ class Discovery:
 
         def body(carry):
             i, sample, steps, obs, action, landing, plan = carry
-            through = known(sample, landing)
-            failed = passable.failed[sample, self.task.space.action_of(landing)]
-            ends = through & (failed | (steps + 1 >= self.max_steps))
+            flat = self.task.space.action_of(landing)
+            through = passable.known[sample, flat]
+            ends = through & (passable.failed[sample, flat] | (steps + 1 >= self.max_steps))
             sample = self.searcher.restart_samples(state.searcher, jax.random.fold_in(k_restart, i), sample, ends, leave_current=True)
             if plan is not None:  # new samples, new walks to plan
                 plan = jax.lax.cond(jnp.any(ends), lambda: self.searcher.plan_walks(state.searcher, sample), lambda: plan)

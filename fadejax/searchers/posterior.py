@@ -379,15 +379,20 @@ class PosteriorSampling(Searcher):
     def _num_identify(self, batch: int) -> int:
         return int(round(self.config.identify_fraction * batch)) if self.dense else 0
 
+    def _candidate_draws(self, state: PosteriorState, k_cand: jax.Array, k_noise: jax.Array, batch: int) -> tuple[jax.Array, jax.Array]:
+        """``sample_candidates`` uniformly drawn samples per environment and a posterior draw of
+        each one's ``u`` (scaled by ``posterior_scale``): ``(candidates, draws)``, ``(batch, K)`` each."""
+        c = self.config
+        cand = materialize(jax.random.randint(k_cand, (batch, c.sample_candidates), 0, self.num_samples, dtype=jnp.int32))
+        noise = materialize(jax.random.normal(k_noise, cand.shape))  # (materialize: see act)
+        return cand, state.u[cand] + c.posterior_scale * noise / jnp.sqrt(state.prec_u[cand])
+
     def select_samples(self, state: PosteriorState, key: jax.Array, batch: int) -> jax.Array:
         """Find environments: the likeliest-to-fail of ``sample_candidates`` uniform draws under
         each environment's own posterior sample of ``u``. Identify environments: a sample not
         yet asked under the environment's identify cell (uniform among those)."""
-        c = self.config
         k_cand, k_noise, k_fresh = jax.random.split(key, 3)
-        cand = materialize(jax.random.randint(k_cand, (batch, c.sample_candidates), 0, self.num_samples, dtype=jnp.int32))
-        noise = materialize(jax.random.normal(k_noise, cand.shape))  # (materialize: see act)
-        draw = state.u[cand] + c.posterior_scale * noise / jnp.sqrt(state.prec_u[cand])
+        cand, draw = self._candidate_draws(state, k_cand, k_noise, batch)
         chosen = jnp.take_along_axis(cand, jnp.argmax(draw, axis=-1)[:, None], axis=-1)[:, 0]
         n_id = self._num_identify(batch)
         if n_id == 0:

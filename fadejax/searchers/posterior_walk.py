@@ -140,10 +140,9 @@ class PosteriorWalk(PosteriorSampling):
         with none free (more environments than samples), one of its candidates."""
         if not self.crossing:
             return super().restart_samples(state, key, sample, restart)
-        c, batch, n = self.config, sample.shape[0], self.num_samples
+        batch, n = sample.shape[0], self.num_samples
         k_cand, k_noise, k_free = jax.random.split(key, 3)
-        cand = jax.random.randint(k_cand, (batch, c.sample_candidates), 0, n, dtype=jnp.int32)
-        draw = state.u[cand] + c.posterior_scale * jax.random.normal(k_noise, cand.shape) / jnp.sqrt(state.prec_u[cand])
+        cand, draw = self._candidate_draws(state, k_cand, k_noise, batch)
         # the samples walked on now; with ``leave_current`` the ending episodes' too: ended without
         # a query, a restart on the same sample would plan the same walk again (the draw and the
         # known answers unchanged). After an episode that asked (and found a failure), its sample
