@@ -182,6 +182,10 @@ def test_table1_says_which_targets_the_default_row_misses_and_why():
     assert "re-asked pairs 0% on this deterministic audit: 0.0%: met" in text
     assert "recall@10 ≥ 0.95: 0.92: **not met** (the 4th worst cell truly fails on 0.600 of the 100 samples and the next lower on 0.590, 1 sample(s) apart" in text
     assert "coverage ≥ 0.9: 0.95: met" in text
+    # half the seeds at 0.9 and half at 1.0 average to 0.95 (a hair below it in floating point): met
+    aggregate[table1.DEFAULT_ROW]["recall@10"] = (metrics.mean_ci([1.0, 1.0, 1.0, 0.9, 0.9, 0.9, 0.9, 1.0, 0.9, 0.9, 1.0, 1.0, 1.0, 0.9, 1.0, 0.9, 0.9, 1.0, 1.0, 0.9])[0], 0.02)
+    assert "recall@10 ≥ 0.95: 0.95: met" in "\n".join(table1.target_lines(runs, aggregate, reach, reach_cell, stats))
+    aggregate[table1.DEFAULT_ROW]["recall@10"] = (0.92, 0.05)
     assert "960 (3/3) seeds: **not met**; at or below it: cem 640 (2/3) seeds, Mann-Whitney p = " in text
     reach["cem"] = (1280.0, 3, 3)
     assert "960 (3/3) seeds: met; the closest, cem 1280 (3/3) seeds, Mann-Whitney p = " in "\n".join(
@@ -356,7 +360,9 @@ def test_a_runs_records_say_which_queries_were_drawn(tmp_path):
     summary = discover(config, tmp_path / "run", progress=False)
     drawn = query_drawn(records_path(tmp_path / "run"))
     assert drawn is not None and drawn.shape == (4 * 64,)
-    assert drawn.reshape(4, 64)[:, :16].all() and not drawn.reshape(4, 64)[:, 16:].any()  # the identify quarter
+    # the identify quarter's completing half (environments 8-15) draws uniformly; its settling half (0-7)
+    # takes the samples the model is least sure of, and the find environments its likeliest failures
+    assert drawn.reshape(4, 64)[:, 8:16].all() and not drawn.reshape(4, 64)[:, :8].any() and not drawn.reshape(4, 64)[:, 16:].any()
     assert summary.top_cells[0]["checked"] and "drawn at random" in summary.render()
     # after 256 queries the top cells' intervals overlap: the lines say which ranks each allows
     unsettled = [row for row in summary.top_cells if row["ranks"][1] > row["ranks"][0]]

@@ -164,7 +164,7 @@ def test_environments_sharing_an_identify_cell_get_distinct_fresh_samples_unifor
     state = s.init(jax.random.PRNGKey(0)).replace(asked=jnp.asarray(asked))
     cells = jnp.asarray([4, 4, 4, 9, 9, 9, 17], jnp.int32)  # equal cells next to each other, as _identify_cells gives them
     fresh = jax.jit(s._fresh_samples)
-    picks = np.stack([np.asarray(fresh(state, k, cells)) for k in jax.random.split(jax.random.PRNGKey(1), 2000)])
+    picks = np.stack([np.asarray(fresh(state.asked, k, cells)) for k in jax.random.split(jax.random.PRNGKey(1), 2000)])
     for row in picks:
         assert len(set(row[:3])) == 3 and not asked[row[:3], 4].any()
         assert sorted(row[3:5]) == [10, 11] and row[5] == -1  # the third environment of cell 9 finds none left
@@ -172,6 +172,42 @@ def test_environments_sharing_an_identify_cell_get_distinct_fresh_samples_unifor
         counts = np.bincount(picks[:, env], minlength=12)[list(options)]
         np.testing.assert_allclose(counts / 2000, 1 / len(options), atol=0.035)  # each environment's pick: uniform over the fresh
     np.testing.assert_allclose(np.mean(picks[:, 3] == 10), 0.5, atol=0.05)
+
+
+def test_settling_environments_take_the_fresh_samples_the_model_is_least_sure_of():
+    s = _searcher(num_samples=12, num_envs=16, interaction_prior_std=0.0)
+    # sample i's failure log-odds under every cell: u_i, so p(1 - p) falls as |u_i| grows
+    u = jnp.asarray([4.0, -0.1, 3.0, 0.2, -4.0, 0.5, -2.0, 1.0, 6.0, -0.8, 2.5, -6.0])
+    asked = np.zeros((12, 25), bool)
+    asked[1, 4] = True  # cell 4's surest-unsure sample is taken already
+    asked[:, 9] = True
+    asked[11, 9] = False  # cell 9: one fresh sample left for its two environments
+    state = s.init(jax.random.PRNGKey(0)).replace(u=u, asked=jnp.asarray(asked))
+    cells = jnp.asarray([4, 4, 4, 9, 9, 17], jnp.int32)
+    picks = np.asarray(jax.jit(s._uncertain_samples)(state, state.asked, jax.random.PRNGKey(3), cells))
+    np.testing.assert_array_equal(picks, [3, 5, 9, 11, -1, 1])  # by |u| among the fresh: 0.2, 0.5, 0.8 under cell 4
+
+
+def test_the_joint_choice_marks_only_the_completing_identify_environments_as_drawn():
+    """With ``settle_samples: uncertain`` the settling half's samples are chosen by the model,
+    so only the completing half's (uniform draws) feed the report's design-based check; every
+    pair of the batch is fresh and distinct."""
+    p = _synthetic(seed=2)
+    for settle in ("uncertain", "uniform"):
+        s = _searcher(num_samples=40, num_envs=32, iterations=20, identify_fraction=0.5, fresh_pairs=True, settle_samples=settle)
+        state = s.init(jax.random.PRNGKey(0))
+        choose, update = jax.jit(s.choose, static_argnums=(3, 4)), jax.jit(s.update)
+        rng = np.random.default_rng(0)
+        asked = np.zeros((40, 25), bool)
+        for i in range(12):
+            chosen = choose(state, jax.random.PRNGKey(2 * i), jax.random.PRNGKey(2 * i + 1), 32, lambda idx: jnp.zeros((idx.shape[0], 1)))
+            sample, cell, drawn = (np.asarray(x) for x in (chosen.sample, chosen.action, chosen.drawn))
+            assert not asked[sample, cell].any() and len(set(zip(sample, cell))) == 32
+            asked[sample, cell] = True
+            # environments 0-7 settle, 8-15 complete the top k, 16-31 find
+            assert not drawn[16:].any() and drawn[8:16].all()
+            assert drawn[:8].all() == (settle == "uniform") and drawn[:8].any() == (settle == "uniform")
+            state, _ = update(state, _transition(sample, cell, rng.random(32) < p[sample, cell]), jax.random.PRNGKey(99))
 
 
 def _play(searcher, p, iterations, seed=0):

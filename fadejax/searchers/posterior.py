@@ -31,7 +31,9 @@ Each batch of ``B`` environments splits in two (environments keep their role by 
   environments are spread over the cells whose membership of the ``k`` worst is least
   settled (distance from the top-``k`` boundary in units of what is still unknown about the
   cell, see :meth:`PosteriorSampling._identify_cells`), each on a sample not yet asked under
-  its cell. The held-out set is finite, so a cell asked on every sample is known exactly
+  its cell. Without re-asks half of them *complete* the current top ``k`` on uniformly drawn
+  samples (the draws the report's intervals are checked on), and half *settle* the
+  boundary on the samples whose answer the model is least sure of (``settle_samples``). The held-out set is finite, so a cell asked on every sample is known exactly
   (:mod:`fadejax.analysis.estimates` uses that); the (sample, cell) pairs asked so far are kept as an
   ``(N, A)`` bitmap while ``N * A <= max_pairs_tracked``.
 
@@ -81,6 +83,10 @@ class PosteriorConfig(SearcherConfig):
     max_pairs_tracked: pydantic.PositiveInt = 1 << 22  # (N, A) bools kept in the state and its checkpoints
     #: never re-ask an answered (sample, cell) pair: ``auto`` where the audit is deterministic
     fresh_pairs: bool | Literal["auto"] = "auto"
+    #: the fresh samples the identify environments settling the top-k boundary take: ``uncertain``,
+    #: those whose answer the model is least sure of (the completing half always draws uniformly,
+    #: for the report's design-based check); ``uniform``, uniform draws as the completing half
+    settle_samples: Literal["uniform", "uncertain"] = "uncertain"
 
 
 @flax.struct.dataclass
@@ -142,6 +148,18 @@ def _uniform_true(key: jax.Array, mask: jax.Array) -> jax.Array:
     count = jnp.sum(mask, axis=-1)
     rank = jnp.floor(jax.random.uniform(key, (mask.shape[0],)) * count).astype(jnp.int32)
     return _nth_true(mask, jnp.minimum(rank, jnp.maximum(count - 1, 0)))
+
+
+def _next_fresh(asked: jax.Array, cells: jax.Array, ordered: jax.Array) -> jax.Array:
+    """Environments asking ``cells`` ``(I,)`` (equal cells next to each other), each cell's
+    samples in the order it takes them ``ordered`` ``(I, N)`` (the same order on rows of one
+    cell): the first environment of a run of equal cells takes its cell's first sample not
+    yet ``asked`` ``(N, A)``, the next the second, and so on; ``-1`` past the last. ``(I,)`` int32."""
+    position = jnp.arange(cells.shape[0])
+    starts = jnp.concatenate([jnp.ones(1, bool), cells[1:] != cells[:-1]])
+    occurrence = position - jax.lax.cummax(jnp.where(starts, position, 0))  # 0, 1, ... along each run
+    pick = _nth_true(~asked[ordered, cells[:, None]], occurrence)
+    return jnp.where(pick >= 0, jnp.take_along_axis(ordered, jnp.maximum(pick, 0)[:, None], axis=1)[:, 0], -1).astype(jnp.int32)
 
 
 def _newton_step(grad: jax.Array, hess: jax.Array) -> jax.Array:
@@ -429,9 +447,20 @@ class PosteriorSampling(Searcher):
         k_id, k_u, k_w, k_v = jax.random.split(k_select, 4)
         n, cells_n = self.num_samples, self.num_cells
         asked = state.asked
-        id_cells = self._identify_cells(state, n_id) if n_id else jnp.zeros(0, jnp.int32)
+        uniform = jnp.ones(n_id, bool)  # identify environments whose sample is a uniform draw
+        if n_id and self.config.settle_samples == "uncertain":
+            # the completing environments draw uniformly first; the settling ones then take the
+            # fresh samples the model is least sure of (never a pair a completing one took)
+            settle_cells, top_cells = self._identify_halves(state, n_id)
+            top_samples = self._fresh_samples(state.asked, k_id, top_cells)
+            asked = asked.at[jnp.where(top_samples >= 0, top_samples, n), top_cells].set(True, mode="drop")
+            id_cells = jnp.concatenate([settle_cells, top_cells])
+            id_samples = jnp.concatenate([self._uncertain_samples(state, asked, k_id, settle_cells), top_samples])
+            uniform = jnp.arange(n_id) >= settle_cells.shape[0]
+        elif n_id:
+            id_cells = self._identify_cells(state, n_id)
+            id_samples = self._fresh_samples(state.asked, k_id, id_cells)
         if n_id:
-            id_samples = self._fresh_samples(state, k_id, id_cells)
             placed = id_samples >= 0
             asked = asked.at[jnp.where(placed, id_samples, n), id_cells].set(True, mode="drop")
         scale = self.config.posterior_scale
@@ -454,18 +483,13 @@ class PosteriorSampling(Searcher):
         spare = batch - n_id + jnp.arange(n_id)
         sample = jnp.concatenate([jnp.where(placed, id_samples, find_sample[spare]), find_sample[: batch - n_id]])
         action = jnp.concatenate([jnp.where(placed, id_cells, find_cell[spare]), find_cell[: batch - n_id]])
-        return Choice(sample, action, observe(sample), jnp.concatenate([placed, jnp.zeros(batch - n_id, bool)]))
+        return Choice(sample, action, observe(sample), jnp.concatenate([placed & uniform, jnp.zeros(batch - n_id, bool)]))
 
-    def _fresh_samples(self, state: PosteriorState, key: jax.Array, cells: jax.Array) -> jax.Array:
+    def _fresh_samples(self, asked: jax.Array, key: jax.Array, cells: jax.Array) -> jax.Array:
         """For identify cells ``(I,)`` (equal cells next to each other, as :meth:`_identify_cells`
-        returns them), a uniformly drawn sample not yet asked under each, distinct among the
-        environments sharing a cell; ``-1`` where the cell has too few fresh samples. ``(I,)`` int32."""
-        count = cells.shape[0]
-        position = jnp.arange(count)
-        # runs of equal cells: the first index of each environment's run
-        starts = jnp.concatenate([jnp.ones(1, bool), cells[1:] != cells[:-1]])
-        first = jax.lax.cummax(jnp.where(starts, position, 0))
-        occurrence = position - first  # 0 for the run's first environment, 1 for the next, ...
+        returns them), a uniformly drawn sample not yet ``asked`` ``(N, A)`` under each, distinct
+        among the environments sharing a cell; ``-1`` where the cell has too few fresh samples.
+        ``(I,)`` int32."""
         # One uniformly random order of the samples per cell, shared by the environments of
         # the cell, each of which takes the next fresh sample in it. The orders come from one
         # uniform score per sample, shifted (mod 1) by one uniform per cell: under each cell the
@@ -480,10 +504,24 @@ class PosteriorSampling(Searcher):
         # order starts at the first sample below them
         wrapped = jnp.sum(base[None, :] >= 1.0 - shift[:, None], axis=1)  # (I,)
         rotation = (wrapped[:, None] + jnp.arange(self.num_samples)[None, :]) % self.num_samples  # (I, N) positions in by_base
-        ordered = by_base[rotation]  # (I, N): each cell's samples in its order
-        fresh = ~state.asked[ordered, cells[:, None]]  # (I, N)
-        pick = _nth_true(fresh, occurrence)
-        return jnp.where(pick >= 0, jnp.take_along_axis(ordered, jnp.maximum(pick, 0)[:, None], axis=1)[:, 0], -1).astype(jnp.int32)
+        return _next_fresh(asked, cells, by_base[rotation])
+
+    def _uncertain_samples(self, state: PosteriorState, asked: jax.Array, key: jax.Array, cells: jax.Array) -> jax.Array:
+        """For identify cells ``(I,)`` (equal cells next to each other), the samples not yet
+        ``asked`` ``(N, A)`` whose answer under the cell the model is least sure of, largest
+        posterior-mean ``p (1 - p)`` first (ties broken at random), distinct among the
+        environments sharing a cell; ``-1`` where none is left. ``(I,)`` int32.
+
+        The cell's unknown failure count is the sum of its unasked samples' answers; under the
+        model each contributes ``p (1 - p)`` to its variance, so these are the answers that
+        move the cell's place against the top-``k`` boundary most."""
+        eta = state.bias + state.u[None, :] + self._cell_scores(state.w, state.v)[cells][:, None]  # (I, N)
+        if self.interactions:
+            eta = eta + jnp.sum(state.z[:, self._axis_columns(cells)], axis=-1).T
+        p = _sigmoid(eta)
+        # a tie-break shared by the environments of a cell, so their orders agree
+        jitter = jax.vmap(lambda c: jax.random.uniform(jax.random.fold_in(key, c), (self.num_samples,)))(cells)
+        return _next_fresh(asked, cells, jnp.argsort(-(p * (1.0 - p) + 1e-4 * jitter), axis=1))
 
     def _draw_w(self, state: PosteriorState, key: jax.Array, batch: int) -> jax.Array:
         noise = jax.random.normal(key, (batch,) + state.w.shape)
@@ -521,7 +559,22 @@ class PosteriorSampling(Searcher):
         its posterior standard deviation times the share of the held-out set not yet asked
         under it (the set is finite: a cell asked on every sample is settled). The
         ``count`` environments are spread over the most ambiguous cells, the most ambiguous
-        getting the most. Only ``eligible`` cells ``(cells,) bool`` are ranked and asked, if given."""
+        getting the most. Only ``eligible`` cells ``(cells,) bool`` are ranked and asked, if given.
+
+        Without re-asks (fresh pairs), half of them complete the current top ``k`` instead
+        (:meth:`_identify_halves`); sorted, so environments sharing a cell sit together."""
+        if not (self.fresh_pairs and self.track_pairs):
+            order, ambiguous, _, _ = self._boundary_order(state, eligible)
+            # env j -> the ambiguous cell at rank floor((j / count)^2 * m): denser at the top of the list
+            ranks = jnp.floor(jnp.square(jnp.arange(count) / count) * ambiguous).astype(jnp.int32)
+            return order[ranks].astype(jnp.int32)
+        settle, top = self._identify_halves(state, count, eligible)
+        return jnp.sort(jnp.concatenate([settle, top])).astype(jnp.int32)
+
+    def _boundary_order(self, state: PosteriorState, eligible: jax.Array | None) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+        """The cells, most ambiguous about their top-``k`` membership first (see
+        :meth:`_identify_cells`), ``(A,)``; how many are ambiguous (within two units), ``()``;
+        the posterior-mean cell scores ``(A,)`` and each cell's share of samples asked ``(A,)``."""
         k = min(self.config.top_k, self.num_cells - 1)
         mean = self._cell_scores(state.w, state.v)  # (A,)
         if eligible is not None:
@@ -533,17 +586,18 @@ class PosteriorSampling(Searcher):
         z = jnp.abs(mean - boundary) / unknown
         if eligible is not None:
             z = jnp.where(eligible, z, jnp.inf)
-        order = jnp.argsort(z)  # most ambiguous first
-        ambiguous = jnp.clip(jnp.sum(z < 2.0), 1, self.num_cells)
-        if not (self.fresh_pairs and self.track_pairs):
-            # env j -> the ambiguous cell at rank floor((j / count)^2 * m): denser at the top of the list
-            ranks = jnp.floor(jnp.square(jnp.arange(count) / count) * ambiguous).astype(jnp.int32)
-            return order[ranks].astype(jnp.int32)
-        # Without re-asks, a cell asked on every sample is known exactly, and the report's
-        # interval of a cell holds its true rate only as far as the model predicts the samples
-        # never asked there (which the find environments skip: the easy ones). So half the
-        # environments complete the current top k, the least covered first, and half settle
-        # the boundary as above. Sorted: environments sharing a cell sit together.
+        return jnp.argsort(z), jnp.clip(jnp.sum(z < 2.0), 1, self.num_cells), mean, coverage
+
+    def _identify_halves(self, state: PosteriorState, count: int, eligible: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+        """With fresh pairs, the identify environments' cells in two sorted halves: those that
+        *settle* the top-``k`` boundary (``count - count // 2``, spread over the most ambiguous
+        cells as :meth:`_identify_cells` says) and those that *complete* the current top ``k``
+        (``count // 2``, the least covered first). Why both: without re-asks, a cell asked on
+        every sample is known exactly, and the report's interval of a cell holds its true rate
+        only as far as the model predicts the samples never asked there (which the find
+        environments skip: the easy ones). ``((count - count // 2,), (count // 2,))`` int32."""
+        k = min(self.config.top_k, self.num_cells - 1)
+        order, ambiguous, mean, coverage = self._boundary_order(state, eligible)
         settle = count - count // 2
         ranks = jnp.floor(jnp.square(jnp.arange(settle) / settle) * ambiguous).astype(jnp.int32)
         top = jax.lax.top_k(mean, k)[1]
@@ -551,7 +605,7 @@ class PosteriorSampling(Searcher):
         top = top[jnp.argsort(-left)]  # least covered first
         open_cells = jnp.clip(jnp.sum(left > 0), 1, k)
         spread = jnp.floor(jnp.arange(count // 2) / max(count // 2, 1) * open_cells).astype(jnp.int32)
-        return jnp.sort(jnp.concatenate([order[ranks], top[spread]])).astype(jnp.int32)
+        return jnp.sort(order[ranks]).astype(jnp.int32), jnp.sort(top[spread]).astype(jnp.int32)
 
     def _cell_variance(self, state: PosteriorState) -> jax.Array:
         """Diagonal-Laplace variance of each cell's score ``sum_j w_j + v``, ``(A,)``."""
