@@ -186,6 +186,13 @@ def test_settling_environments_take_the_fresh_samples_the_model_is_least_sure_of
     cells = jnp.asarray([4, 4, 4, 9, 9, 17], jnp.int32)
     picks = np.asarray(jax.jit(s._uncertain_samples)(state, state.asked, jax.random.PRNGKey(3), cells))
     np.testing.assert_array_equal(picks, [3, 5, 9, 11, -1, 1])  # by |u| among the fresh: 0.2, 0.5, 0.8 under cell 4
+    # a crowded cell: its first 16 environments take the 16 least sure samples, the rest distinct other fresh ones
+    s = _searcher(num_samples=40, num_envs=64, interaction_prior_std=0.0)
+    u = jnp.asarray(np.random.default_rng(0).permutation(40) - 19.3) / 4.0  # no two equally sure
+    state = s.init(jax.random.PRNGKey(0)).replace(u=u)
+    picks = np.asarray(jax.jit(s._uncertain_samples)(state, state.asked, jax.random.PRNGKey(3), jnp.full(20, 6, jnp.int32)))
+    np.testing.assert_array_equal(picks[:16], np.argsort(np.abs(np.asarray(u)), kind="stable")[:16])
+    assert len(set(picks)) == 20 and (picks >= 0).all()
 
 
 def test_the_joint_choice_marks_only_the_completing_identify_environments_as_drawn():

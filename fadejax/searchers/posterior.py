@@ -150,15 +150,23 @@ def _uniform_true(key: jax.Array, mask: jax.Array) -> jax.Array:
     return _nth_true(mask, jnp.minimum(rank, jnp.maximum(count - 1, 0)))
 
 
-def _next_fresh(asked: jax.Array, cells: jax.Array, ordered: jax.Array) -> jax.Array:
-    """Environments asking ``cells`` ``(I,)`` (equal cells next to each other), each cell's
-    samples in the order it takes them ``ordered`` ``(I, N)`` (the same order on rows of one
-    cell): the first environment of a run of equal cells takes its cell's first sample not
-    yet ``asked`` ``(N, A)``, the next the second, and so on; ``-1`` past the last. ``(I,)`` int32."""
+def _run_positions(cells: jax.Array) -> jax.Array:
+    """For ``cells`` ``(I,)`` with equal cells next to each other, each entry's position in its
+    run of equal cells: 0, 1, ... ``(I,)`` int32."""
     position = jnp.arange(cells.shape[0])
     starts = jnp.concatenate([jnp.ones(1, bool), cells[1:] != cells[:-1]])
-    occurrence = position - jax.lax.cummax(jnp.where(starts, position, 0))  # 0, 1, ... along each run
-    pick = _nth_true(~asked[ordered, cells[:, None]], occurrence)
+    return (position - jax.lax.cummax(jnp.where(starts, position, 0))).astype(jnp.int32)
+
+
+def _next_fresh(asked: jax.Array, cells: jax.Array, ordered: jax.Array, skip: int = 0) -> jax.Array:
+    """Environments asking ``cells`` ``(I,)`` (equal cells next to each other), each cell's
+    samples in the order it takes them ``ordered`` ``(I, N)`` (the same order on rows of one
+    cell): the ``skip``-th environment of a run of equal cells takes its cell's first sample
+    not yet ``asked`` ``(N, A)``, the next the second, and so on; ``-1`` past the last and for
+    the run's first ``skip``. ``(I,)`` int32."""
+    rank = _run_positions(cells) - skip
+    pick = _nth_true(~asked[ordered, cells[:, None]], jnp.maximum(rank, 0))
+    pick = jnp.where(rank >= 0, pick, -1)
     return jnp.where(pick >= 0, jnp.take_along_axis(ordered, jnp.maximum(pick, 0)[:, None], axis=1)[:, 0], -1).astype(jnp.int32)
 
 
@@ -485,32 +493,43 @@ class PosteriorSampling(Searcher):
         action = jnp.concatenate([jnp.where(placed, id_cells, find_cell[spare]), find_cell[: batch - n_id]])
         return Choice(sample, action, observe(sample), jnp.concatenate([placed & uniform, jnp.zeros(batch - n_id, bool)]))
 
-    def _fresh_samples(self, asked: jax.Array, key: jax.Array, cells: jax.Array) -> jax.Array:
+    def _fresh_samples(self, asked: jax.Array, key: jax.Array, cells: jax.Array, skip: int = 0) -> jax.Array:
         """For identify cells ``(I,)`` (equal cells next to each other, as :meth:`_identify_cells`
         returns them), a uniformly drawn sample not yet ``asked`` ``(N, A)`` under each, distinct
-        among the environments sharing a cell; ``-1`` where the cell has too few fresh samples.
-        ``(I,)`` int32."""
+        among the environments sharing a cell; ``-1`` where the cell has too few fresh samples,
+        and for the first ``skip`` environments of each cell. ``(I,)`` int32."""
         # One uniformly random order of the samples per cell, shared by the environments of
         # the cell, each of which takes the next fresh sample in it. The orders come from one
         # uniform score per sample, shifted (mod 1) by one uniform per cell: under each cell the
         # shifted scores are independent uniforms, so its order is uniformly random, and it is
         # the samples by descending score, a rotation of one order (N + I draws and one sort of
         # N, where a vector of draws and a sort per cell cost I times as much).
-        k_base, k_shift = jax.random.split(key)
-        base = jax.random.uniform(k_base, (self.num_samples,))
-        shift = jax.vmap(lambda c: jax.random.uniform(jax.random.fold_in(k_shift, c), ()))(cells)  # (I,)
+        base, shift = self._cell_uniforms(key, cells)
         by_base = jnp.argsort(-base)  # samples, highest score first
         # under cell c the samples with base >= 1 - shift_c wrap round to the lowest scores: its
         # order starts at the first sample below them
         wrapped = jnp.sum(base[None, :] >= 1.0 - shift[:, None], axis=1)  # (I,)
         rotation = (wrapped[:, None] + jnp.arange(self.num_samples)[None, :]) % self.num_samples  # (I, N) positions in by_base
-        return _next_fresh(asked, cells, by_base[rotation])
+        return _next_fresh(asked, cells, by_base[rotation], skip)
+
+    def _cell_uniforms(self, key: jax.Array, cells: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """One uniform per sample ``(N,)`` and one per cell of ``cells`` ``(I,)`` (the same for
+        equal cells): ``(base + shift) mod 1`` are independent uniforms under each cell."""
+        k_base, k_shift = jax.random.split(key)
+        base = jax.random.uniform(k_base, (self.num_samples,))
+        return base, jax.vmap(lambda c: jax.random.uniform(jax.random.fold_in(k_shift, c), ()))(cells)
+
+    #: a cell's settling environments beyond this many take uniformly drawn fresh samples (a
+    #: sort of every row's samples costs a CPU several times a top-k of its first few)
+    _most_uncertain = 16
 
     def _uncertain_samples(self, state: PosteriorState, asked: jax.Array, key: jax.Array, cells: jax.Array) -> jax.Array:
         """For identify cells ``(I,)`` (equal cells next to each other), the samples not yet
         ``asked`` ``(N, A)`` whose answer under the cell the model is least sure of, largest
         posterior-mean ``p (1 - p)`` first (ties broken at random), distinct among the
-        environments sharing a cell; ``-1`` where none is left. ``(I,)`` int32.
+        environments sharing a cell; ``-1`` where none is left. ``(I,)`` int32. A cell's
+        environments past the first :attr:`_most_uncertain` take uniformly drawn fresh samples
+        among the rest.
 
         The cell's unknown failure count is the sum of its unasked samples' answers; under the
         model each contributes ``p (1 - p)`` to its variance, so these are the answers that
@@ -519,9 +538,20 @@ class PosteriorSampling(Searcher):
         if self.interactions:
             eta = eta + jnp.sum(state.z[:, self._axis_columns(cells)], axis=-1).T
         p = _sigmoid(eta)
-        # a tie-break shared by the environments of a cell, so their orders agree
-        jitter = jax.vmap(lambda c: jax.random.uniform(jax.random.fold_in(key, c), (self.num_samples,)))(cells)
-        return _next_fresh(asked, cells, jnp.argsort(-(p * (1.0 - p) + 1e-4 * jitter), axis=1))
+        k_tie, k_rest = jax.random.split(key)
+        base, shift = self._cell_uniforms(k_tie, cells)  # a tie-break shared by a cell's environments
+        fresh = ~asked[:, cells].T  # (I, N)
+        score = jnp.where(fresh, p * (1.0 - p) + 1e-4 * ((base[None, :] + shift[:, None]) % 1.0), -1.0)
+        most = min(self._most_uncertain, self.num_samples)
+        best, order = jax.lax.top_k(score, most)  # (I, most): each row's least certain fresh samples
+        rank = _run_positions(cells)
+        at = jnp.minimum(rank, most - 1)[:, None]
+        pick = jnp.where(jnp.take_along_axis(best, at, axis=1)[:, 0] >= 0.0, jnp.take_along_axis(order, at, axis=1)[:, 0], -1)
+        # the cell's first `most` are taken (by its first environments) or none is fresh: the rest draw among the others
+        taken = asked.at[jnp.where(best >= 0.0, order, self.num_samples), cells[:, None]].set(True, mode="drop")
+        rest = jax.lax.cond(jnp.any(rank >= most), lambda: self._fresh_samples(taken, k_rest, cells, skip=most),
+                            lambda: jnp.full(cells.shape, -1, jnp.int32))  # (no crowded cell: no second pass)
+        return jnp.where(rank < most, pick, rest).astype(jnp.int32)
 
     def _draw_w(self, state: PosteriorState, key: jax.Array, batch: int) -> jax.Array:
         noise = jax.random.normal(key, (batch,) + state.w.shape)
