@@ -33,9 +33,10 @@ Each batch of ``B`` environments splits in two (environments keep their role by 
   cell, see :meth:`PosteriorSampling._identify_cells`), each on a sample not yet asked under
   its cell. Without re-asks half of them *complete* the current top ``k`` on uniformly drawn
   samples (the draws the report's intervals are checked on), and half *settle* the
-  boundary on the samples whose answer the model is least sure of (``settle_samples``). The held-out set is finite, so a cell asked on every sample is known exactly
-  (:mod:`fadejax.analysis.estimates` uses that); the (sample, cell) pairs asked so far are kept as an
-  ``(N, A)`` bitmap while ``N * A <= max_pairs_tracked``.
+  boundary on the samples whose answer the model is least sure of (``settle_samples``).
+  The held-out set is finite, so a cell asked on every sample is known exactly
+  (:mod:`fadejax.analysis.estimates` uses that); the (sample, cell) pairs asked so far are
+  kept as an ``(N, A)`` bitmap while ``N * A <= max_pairs_tracked``.
 
 ``action_scores`` is the posterior-mean log-odds that a query on a typical sample fails
 (``b + mean(u) + sum_j w_j + v``), so eq. 10's landscape and the ranked modes follow the
