@@ -177,6 +177,7 @@ def test_environments_sharing_an_identify_cell_get_distinct_fresh_samples_unifor
 def test_settling_environments_take_the_fresh_samples_the_model_is_least_sure_of():
     s = _searcher(num_samples=12, num_envs=16, interaction_prior_std=0.0)
     # sample i's failure log-odds under every cell: u_i, so p(1 - p) falls as |u_i| grows
+    # (the interactions' part is checked in the joint choice's test below)
     u = jnp.asarray([4.0, -0.1, 3.0, 0.2, -4.0, 0.5, -2.0, 1.0, 6.0, -0.8, 2.5, -6.0])
     asked = np.zeros((12, 25), bool)
     asked[1, 4] = True  # cell 4's surest-unsure sample is taken already
@@ -195,26 +196,69 @@ def test_settling_environments_take_the_fresh_samples_the_model_is_least_sure_of
     assert len(set(picks)) == 20 and (picks >= 0).all()
 
 
+def _logits(s, state):
+    """The fitted model's failure log-odds of every (sample, cell), ``(N, A)``."""
+    eta = state.bias + state.u[:, None] + s._cell_scores(state.w, state.v)[None, :]
+    return np.asarray(eta + s._sample_cell_terms(state.z) if s.interactions else eta)
+
+
 def test_the_joint_choice_marks_only_the_completing_identify_environments_as_drawn():
-    """With ``settle_samples: uncertain`` the settling half's samples are chosen by the model,
-    so only the completing half's (uniform draws) feed the report's design-based check; every
+    """With ``settle_samples: uncertain`` the settling half takes, per cell, the fresh samples
+    the fitted model is least sure of, after the completing half's uniform draws (a top 3 small
+    enough that the halves share cells); only the completing half is marked drawn, and every
     pair of the batch is fresh and distinct."""
-    p = _synthetic(seed=2)
+    p = _synthetic(seed=2, num_samples=120)
     for settle in ("uncertain", "uniform"):
-        s = _searcher(num_samples=40, num_envs=32, iterations=20, identify_fraction=0.5, fresh_pairs=True, settle_samples=settle)
+        s = _searcher(num_samples=120, num_envs=32, iterations=20, identify_fraction=0.5, fresh_pairs=True, settle_samples=settle, top_k=3)
+        assert s.interactions
         state = s.init(jax.random.PRNGKey(0))
         choose, update = jax.jit(s.choose, static_argnums=(3, 4)), jax.jit(s.update)
         rng = np.random.default_rng(0)
-        asked = np.zeros((40, 25), bool)
-        for i in range(12):
+        asked = np.zeros((120, 25), bool)
+        shared = 0
+        for i in range(8):  # (the top cells keep fresh samples throughout: every identify environment placed)
             chosen = choose(state, jax.random.PRNGKey(2 * i), jax.random.PRNGKey(2 * i + 1), 32, lambda idx: jnp.zeros((idx.shape[0], 1)))
             sample, cell, drawn = (np.asarray(x) for x in (chosen.sample, chosen.action, chosen.drawn))
             assert not asked[sample, cell].any() and len(set(zip(sample, cell))) == 32
-            asked[sample, cell] = True
             # environments 0-7 settle, 8-15 complete the top k, 16-31 find
             assert not drawn[16:].any() and drawn[8:16].all()
             assert drawn[:8].all() == (settle == "uniform") and drawn[:8].any() == (settle == "uniform")
+            if settle == "uncertain":
+                q = 1.0 / (1.0 + np.exp(-_logits(s, state)))
+                sure = q * (1.0 - q)
+                for c in np.unique(cell[:8]):
+                    free = ~asked[:, c]
+                    free[sample[8:16][cell[8:16] == c]] = False  # the completing half drew first
+                    shared += int((cell[8:16] == c).any())
+                    takes = sample[:8][cell[:8] == c]
+                    best = np.sort(np.where(free, sure[:, c], -1.0))[::-1][: takes.size]
+                    np.testing.assert_allclose(np.sort(sure[takes, c])[::-1], best, atol=2e-4)  # up to the tie-break
+            asked[sample, cell] = True
             state, _ = update(state, _transition(sample, cell, rng.random(32) < p[sample, cell]), jax.random.PRNGKey(99))
+        assert settle == "uniform" or shared > 0  # the halves did share cells
+
+
+def test_a_lone_identify_environment_is_a_uniform_draw():
+    s = _searcher(num_samples=40, num_envs=4, identify_fraction=0.25, fresh_pairs=True)
+    chosen = jax.jit(s.choose, static_argnums=(3, 4))(s.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1), jax.random.PRNGKey(2), 4,
+                                                      lambda idx: jnp.zeros((idx.shape[0], 1)))
+    np.testing.assert_array_equal(np.asarray(chosen.drawn), [True, False, False, False])
+
+
+@pytest.mark.parametrize("settle", ["uncertain", "uniform"])
+def test_identify_environments_left_without_a_fresh_sample_take_fresh_find_pairs(settle):
+    """Identify environments whose cell has been asked on every sample take the find ranking's
+    next pairs; with exactly as many fresh pairs left as the batch, none re-asks."""
+    s = _searcher(num_samples=30, num_envs=16, identify_fraction=0.5, fresh_pairs=True, settle_samples=settle)
+    asked = np.ones((30, 25), bool)
+    asked[np.arange(16) % 30, 20 + np.arange(16) % 5] = False  # 16 fresh pairs, all in cells 20-24
+    state = s.init(jax.random.PRNGKey(0)).replace(asked=jnp.asarray(asked), w=-jnp.arange(10, dtype=jnp.float32))
+    cells = np.asarray(s._identify_cells(state, 8))
+    assert (cells < 20).sum() >= 2  # the completing half asks the top cells, which have no fresh sample
+    chosen = jax.jit(s.choose, static_argnums=(3, 4))(state, jax.random.PRNGKey(1), jax.random.PRNGKey(2), 16,
+                                                      lambda idx: jnp.zeros((idx.shape[0], 1)))
+    sample, cell = np.asarray(chosen.sample), np.asarray(chosen.action)
+    assert not asked[sample, cell].any() and len(set(zip(sample, cell))) == 16
 
 
 def _play(searcher, p, iterations, seed=0):

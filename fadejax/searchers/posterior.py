@@ -84,9 +84,10 @@ class PosteriorConfig(SearcherConfig):
     max_pairs_tracked: pydantic.PositiveInt = 1 << 22  # (N, A) bools kept in the state and its checkpoints
     #: never re-ask an answered (sample, cell) pair: ``auto`` where the audit is deterministic
     fresh_pairs: bool | Literal["auto"] = "auto"
-    #: the fresh samples the identify environments settling the top-k boundary take: ``uncertain``,
-    #: those whose answer the model is least sure of (the completing half always draws uniformly,
-    #: for the report's design-based check); ``uniform``, uniform draws as the completing half
+    #: the fresh samples the identify environments settling the top-k boundary take (where pairs
+    #: are fresh and tracked): ``uncertain``, those whose answer the model is least sure of (the
+    #: completing half always draws uniformly, for the report's design-based check); ``uniform``,
+    #: uniform draws as the completing half. Macroscopic only (``posterior_walk`` ignores it)
     settle_samples: Literal["uniform", "uncertain"] = "uncertain"
 
 
@@ -440,15 +441,18 @@ class PosteriorSampling(Searcher):
         chosen jointly, all distinct and none asked before (while any is left):
 
         * identify environments: their cells as :meth:`_identify_cells` ranks them, each on a
-          uniformly drawn sample not yet asked under its cell (environments sharing a cell get
-          different samples);
+          sample not yet asked under its cell (environments sharing a cell get different
+          samples): a uniform draw, except that with ``settle_samples: uncertain`` the half
+          settling the top-``k`` boundary takes the samples the model is least sure of
+          (:meth:`_uncertain_samples`), after the completing half has drawn;
         * find environments: one posterior draw of ``u_i + s_a`` over the whole ``(N, A)`` grid
           (Thompson sampling for a batch), and the ``B - n_id`` pairs it rates likeliest to fail
-          among those not yet asked: the model's best guesses at failures not yet found.
+          among those not yet asked: the model's best guesses at failures not yet found; an
+          identify environment whose cell has no fresh sample left takes the next of these.
 
-        Otherwise samples first, then cells (:meth:`Searcher.choose`). Either way the
-        identify environments' samples are uniform draws (``drawn``); the find environments'
-        are not."""
+        Otherwise samples first, then cells (:meth:`Searcher.choose`), and every identify
+        environment's sample is a uniform draw. ``drawn`` marks the identify environments
+        whose sample is a uniform draw; the find environments' never are."""
         n_id = self._num_identify(batch)
         if not (self.fresh_pairs and self.track_pairs):
             chosen = super().choose(state, k_select, k_act, batch, observe)
@@ -459,12 +463,14 @@ class PosteriorSampling(Searcher):
         uniform = jnp.ones(n_id, bool)  # identify environments whose sample is a uniform draw
         if n_id and self.config.settle_samples == "uncertain":
             # the completing environments draw uniformly first; the settling ones then take the
-            # fresh samples the model is least sure of (never a pair a completing one took)
-            settle_cells, top_cells = self._identify_halves(state, n_id)
-            top_samples = self._fresh_samples(state.asked, k_id, top_cells)
+            # fresh samples the model is least sure of (never a pair a completing one took). An
+            # odd environment completes: a lone identify environment is then still a uniform draw.
+            settle_cells, top_cells = self._identify_halves(state, n_id, settle=n_id // 2)
+            k_top, k_settle = jax.random.split(k_id)
+            top_samples = self._fresh_samples(state.asked, k_top, top_cells)
             asked = asked.at[jnp.where(top_samples >= 0, top_samples, n), top_cells].set(True, mode="drop")
             id_cells = jnp.concatenate([settle_cells, top_cells])
-            id_samples = jnp.concatenate([self._uncertain_samples(state, asked, k_id, settle_cells), top_samples])
+            id_samples = jnp.concatenate([self._uncertain_samples(state, asked, k_settle, settle_cells), top_samples])
             uniform = jnp.arange(n_id) >= settle_cells.shape[0]
         elif n_id:
             id_cells = self._identify_cells(state, n_id)
@@ -488,8 +494,10 @@ class PosteriorSampling(Searcher):
         find_sample, find_cell = (best // cells_n).astype(jnp.int32), (best % cells_n).astype(jnp.int32)
         if n_id == 0:
             return Choice(find_sample, find_cell, observe(find_sample), jnp.zeros(batch, bool))
-        # an identify environment whose cell has no fresh sample left takes a find pair instead
-        spare = batch - n_id + jnp.arange(n_id)
+        # an identify environment whose cell has no fresh sample left takes the next find pair
+        # (counted over the unplaced ones only: by position, a late one could reach past the
+        # fresh pairs while fresh ones were left)
+        spare = batch - n_id + jnp.cumsum(~placed) - 1
         sample = jnp.concatenate([jnp.where(placed, id_samples, find_sample[spare]), find_sample[: batch - n_id]])
         action = jnp.concatenate([jnp.where(placed, id_cells, find_cell[spare]), find_cell[: batch - n_id]])
         return Choice(sample, action, observe(sample), jnp.concatenate([placed & uniform, jnp.zeros(batch - n_id, bool)]))
@@ -527,7 +535,7 @@ class PosteriorSampling(Searcher):
     def _uncertain_samples(self, state: PosteriorState, asked: jax.Array, key: jax.Array, cells: jax.Array) -> jax.Array:
         """For identify cells ``(I,)`` (equal cells next to each other), the samples not yet
         ``asked`` ``(N, A)`` whose answer under the cell the model is least sure of, largest
-        posterior-mean ``p (1 - p)`` first (ties broken at random), distinct among the
+        ``p (1 - p)`` first, ``p`` at the fitted (posterior-mean) logit (ties broken at random), distinct among the
         environments sharing a cell; ``-1`` where none is left. ``(I,)`` int32. A cell's
         environments past the first :attr:`_most_uncertain` take uniformly drawn fresh samples
         among the rest.
@@ -550,8 +558,10 @@ class PosteriorSampling(Searcher):
         pick = jnp.where(jnp.take_along_axis(best, at, axis=1)[:, 0] >= 0.0, jnp.take_along_axis(order, at, axis=1)[:, 0], -1)
         # the cell's first `most` are taken (by its first environments) or none is fresh: the rest draw among the others
         taken = asked.at[jnp.where(best >= 0.0, order, self.num_samples), cells[:, None]].set(True, mode="drop")
+        # no crowded cell: no second pass (under a vmap over seeds, as the fused loop runs, the
+        # cond becomes a select and the pass runs every batch)
         rest = jax.lax.cond(jnp.any(rank >= most), lambda: self._fresh_samples(taken, k_rest, cells, skip=most),
-                            lambda: jnp.full(cells.shape, -1, jnp.int32))  # (no crowded cell: no second pass)
+                            lambda: jnp.full(cells.shape, -1, jnp.int32))
         return jnp.where(rank < most, pick, rest).astype(jnp.int32)
 
     def _draw_w(self, state: PosteriorState, key: jax.Array, batch: int) -> jax.Array:
@@ -619,23 +629,25 @@ class PosteriorSampling(Searcher):
             z = jnp.where(eligible, z, jnp.inf)
         return jnp.argsort(z), jnp.clip(jnp.sum(z < 2.0), 1, self.num_cells), mean, coverage
 
-    def _identify_halves(self, state: PosteriorState, count: int, eligible: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+    def _identify_halves(self, state: PosteriorState, count: int, eligible: jax.Array | None = None,
+                         settle: int | None = None) -> tuple[jax.Array, jax.Array]:
         """With fresh pairs, the identify environments' cells in two sorted halves: those that
-        *settle* the top-``k`` boundary (``count - count // 2``, spread over the most ambiguous
-        cells as :meth:`_identify_cells` says) and those that *complete* the current top ``k``
-        (``count // 2``, the least covered first). Why both: without re-asks, a cell asked on
+        *settle* the top-``k`` boundary (``settle`` of them, default ``count - count // 2``,
+        spread over the most ambiguous cells as :meth:`_identify_cells` says) and those that
+        *complete* the current top ``k`` (the rest, the least covered first). Why both: without re-asks, a cell asked on
         every sample is known exactly, and the report's interval of a cell holds its true rate
         only as far as the model predicts the samples never asked there (which the find
-        environments skip: the easy ones). ``((count - count // 2,), (count // 2,))`` int32."""
+        environments skip: the easy ones). ``((settle,), (count - settle,))`` int32."""
         k = min(self.config.top_k, self.num_cells - 1)
         order, ambiguous, mean, coverage = self._boundary_order(state, eligible)
-        settle = count - count // 2
-        ranks = jnp.floor(jnp.square(jnp.arange(settle) / settle) * ambiguous).astype(jnp.int32)
+        settle = count - count // 2 if settle is None else settle
+        complete = count - settle
+        ranks = jnp.floor(jnp.square(jnp.arange(settle) / max(settle, 1)) * ambiguous).astype(jnp.int32)
         top = jax.lax.top_k(mean, k)[1]
         left = 1.0 - coverage[top]
         top = top[jnp.argsort(-left)]  # least covered first
         open_cells = jnp.clip(jnp.sum(left > 0), 1, k)
-        spread = jnp.floor(jnp.arange(count // 2) / max(count // 2, 1) * open_cells).astype(jnp.int32)
+        spread = jnp.floor(jnp.arange(complete) / max(complete, 1) * open_cells).astype(jnp.int32)
         return jnp.sort(order[ranks]).astype(jnp.int32), jnp.sort(top[spread]).astype(jnp.int32)
 
     def _cell_variance(self, state: PosteriorState) -> jax.Array:
