@@ -535,10 +535,10 @@ class PosteriorSampling(Searcher):
     def _uncertain_samples(self, state: PosteriorState, asked: jax.Array, key: jax.Array, cells: jax.Array) -> jax.Array:
         """For identify cells ``(I,)`` (equal cells next to each other), the samples not yet
         ``asked`` ``(N, A)`` whose answer under the cell the model is least sure of, largest
-        ``p (1 - p)`` first, ``p`` at the fitted (posterior-mean) logit (ties broken at random), distinct among the
-        environments sharing a cell; ``-1`` where none is left. ``(I,)`` int32. A cell's
-        environments past the first :attr:`_most_uncertain` take uniformly drawn fresh samples
-        among the rest.
+        ``p (1 - p)`` first, ``p`` at the fitted (posterior-mean) logit (ties broken at random),
+        distinct among the environments sharing a cell; ``-1`` where none is left. ``(I,)``
+        int32. A cell's environments past the first :attr:`_most_uncertain` take uniformly
+        drawn fresh samples among the rest.
 
         The cell's unknown failure count is the sum of its unasked samples' answers; under the
         model each contributes ``p (1 - p)`` to its variance, so these are the answers that
@@ -634,10 +634,11 @@ class PosteriorSampling(Searcher):
         """With fresh pairs, the identify environments' cells in two sorted halves: those that
         *settle* the top-``k`` boundary (``settle`` of them, default ``count - count // 2``,
         spread over the most ambiguous cells as :meth:`_identify_cells` says) and those that
-        *complete* the current top ``k`` (the rest, the least covered first). Why both: without re-asks, a cell asked on
-        every sample is known exactly, and the report's interval of a cell holds its true rate
-        only as far as the model predicts the samples never asked there (which the find
-        environments skip: the easy ones). ``((settle,), (count - settle,))`` int32."""
+        *complete* the current top ``k`` (the rest, the least covered first). Why both: without
+        re-asks, a cell asked on every sample is known exactly, and the report's interval of a
+        cell holds its true rate only as far as the model predicts the samples never asked
+        there (which the find environments skip: the easy ones). ``((settle,), (count -
+        settle,))`` int32."""
         k = min(self.config.top_k, self.num_cells - 1)
         order, ambiguous, mean, coverage = self._boundary_order(state, eligible)
         settle = count - count // 2 if settle is None else settle
