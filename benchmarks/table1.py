@@ -640,7 +640,11 @@ def target_lines(runs: dict[str, list[Run]], aggregate: dict, reach: dict, reach
 
         ahead = [o for o in others if reach[o][0] <= reach[default][0] and reach[o][2]]
         head = f"* queries to recall@10 ≥ 0.9 fewer than every baseline's: {reach_cell(default)} seeds: "
-        if not ahead:
+        if not reach[default][1]:  # no seed got there: nothing to compare by Mann-Whitney
+            reached = [o for o in others if reach[o][1]]
+            lines.append(head + "**not met**: no seed got there" + (f"; {', '.join(f'{o} {reach_cell(o)}' for o in reached)} did"
+                                                                    if reached else ", nor any other row's"))
+        elif not ahead:
             closest = min((o for o in others if reach[o][2]), key=lambda o: (reach[o][0], -reach[o][1]), default=None)
             lines.append(head + "met" + (f"; the closest, {versus(closest)}" if closest else ""))
         else:

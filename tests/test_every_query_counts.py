@@ -218,7 +218,7 @@ def test_table1_judges_the_microscopic_default_against_walks_only():
     reach = {table1.DEFAULT_ROW: (320.0, 2, 2), walk: (1120.0, 2, 2), dqn: (math.inf, 0, 2)}
     truth = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
     stats = {"margin": metrics.top_k_margin(truth, 100, k=3), "num_samples": 100, "deterministic": True, "crossing_bound": 11256}
-    reach_cell = lambda name: f"{reach[name][0]:.0f} ({reach[name][1]}/{reach[name][2]})"  # noqa: E731
+    reach_cell = lambda name: (f"{reach[name][0]:.0f}" if math.isfinite(reach[name][0]) else "> 12800") + f" ({reach[name][1]}/{reach[name][2]})"  # noqa: E731
     text = "\n".join(table1.target_lines(runs, aggregate, reach, reach_cell, stats, default=walk))
     assert f"Targets of the microscopic default row ({walk})" in text
     assert "3600, 0.32 of the 11256 crossing walks could find" in text and "additive-known" not in text
@@ -226,6 +226,10 @@ def test_table1_judges_the_microscopic_default_against_walks_only():
     assert f"the next, {dqn}, 250 ± 30: met" in text
     assert "1120 (2/2) seeds: met" in text
     assert "recall@10 ≥ 0.95: 0.90: **not met**" in text and "coverage ≥ 0.9: 0.93: met" in text
+    # where no seed of the walk gets there, the line says so rather than comparing medians of "never"
+    reach[walk] = (math.inf, 0, 2)
+    assert "> 12800 (0/2) seeds: **not met**: no seed got there, nor any other row's" in "\n".join(
+        table1.target_lines(runs, aggregate, reach, reach_cell, stats, default=walk))
     # and the macroscopic default is judged without the walks
     macro = "\n".join(table1.target_lines(runs, aggregate, reach, reach_cell, stats))
     assert "above every other" not in macro and "9000 / 9700" in macro
