@@ -230,6 +230,14 @@ def test_table1_judges_the_microscopic_default_against_walks_only():
     reach[walk] = (math.inf, 0, 2)
     assert "> 12800 (0/2) seeds: **not met**: no seed got there, nor any other row's" in "\n".join(
         table1.target_lines(runs, aggregate, reach, reach_cell, stats, default=walk))
+    reach[dqn] = (12800.0, 1, 2)  # a peer that got there where the walk did not
+    assert "**not met**: no seed got there; micro: dqn (paper) 12800 (1/2) did" in "\n".join(
+        table1.target_lines(runs, aggregate, reach, reach_cell, stats, default=walk))
+    # the walk there on one seed of two (median: never): a peer that never got there is not ahead of it
+    reach[walk], reach[dqn] = (math.inf, 1, 2), (math.inf, 0, 2)
+    assert "> 12800 (1/2) seeds: met" in "\n".join(table1.target_lines(runs, aggregate, reach, reach_cell, stats, default=walk))
+    # no sample fails within reach: no bound line, and no division by it
+    assert "crossing walks" not in "\n".join(table1.target_lines(runs, aggregate, reach, reach_cell, {**stats, "crossing_bound": 0}, default=walk))
     # and the macroscopic default is judged without the walks
     macro = "\n".join(table1.target_lines(runs, aggregate, reach, reach_cell, stats))
     assert "above every other" not in macro and "9000 / 9700" in macro

@@ -133,6 +133,9 @@ def test_each_sample_walks_to_where_it_breaks():
     move = walker.act(state, jnp.zeros((4, 1)), jax.random.PRNGKey(0), sample=sample, cell=jnp.zeros((4, 3), jnp.int32),
                       steps=jnp.zeros(4, jnp.int32))
     np.testing.assert_array_equal(np.asarray(move), [1, 3, 1, 3])  # axis 0 up for the even samples, axis 1 up for the odd
+    # the identify walks' posterior mean tells the two kinds of sample apart too
+    mean = np.asarray(walker._mean_logits(state, jnp.arange(2, dtype=jnp.int32)))
+    assert mean[0, a] > mean[0, b] + 1.0 and mean[1, b] > mean[1, a] + 1.0
 
 
 def test_episode_draws_change_when_an_episode_ends():

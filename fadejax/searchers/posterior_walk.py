@@ -183,7 +183,7 @@ class PosteriorWalk(PosteriorSampling):
             v = state.v + scale * jax.random.normal(k_v, state.v.shape) / jnp.sqrt(state.prec_v)
             logits = state.bias + u + self._cell_scores(w, v)
             if self.interactions:  # this sample's own breaks (sum_j z_s[j, c_j]), drawn as the rest
-                z = state.z[s] + scale * jax.random.normal(jax.random.fold_in(k_w, 1), state.z.shape[1:]) / jnp.sqrt(state.prec_z[s])
+                z = state.z[s] + scale * jax.random.normal(jax.random.fold_in(key, 3), state.z.shape[1:]) / jnp.sqrt(state.prec_z[s])
                 logits = logits + self._sample_cell_terms(z[None, :])[0]
             return logits
 
@@ -280,8 +280,8 @@ class PosteriorWalk(PosteriorSampling):
 
     # -- what the searcher believes ----------------------------------------------------------
     def action_scores(self, state: PosteriorWalkState, obs: jax.Array) -> jax.Array:
-        """Planned value of each move on the posterior mean for a typical sample, ``(B, moves)``
-        (position read from the observation)."""
+        """Planned value of each move on the posterior mean for a typical sample (``u = 0``, no
+        interactions), ``(B, moves)`` (position read from the observation)."""
         index, left = self._position(obs, None, None)
         p = jnp.broadcast_to(jax.nn.sigmoid(self._base(state) + self._cell_scores(state.w, state.v)), (obs.shape[0], self.num_cells))
         return self._plan(p, p, index, left)
