@@ -2,7 +2,7 @@
 distant failing region by epsilon-exploration, this searcher plans towards it.
 
 It keeps exactly :mod:`fadejax.searchers.posterior`'s Bayesian logistic model of every
-query (``logit P(fail | sample i, cell c) = b + u_i + sum_j (w_j[c_j] + z_i[j, c_j]) + v_c``,
+query (``logit P(fail | i, c) = b + u_i + sum_j (w_j[c_j] + z_i[j, c_j]) + v_c``, with
 the sample x axis-value interactions ``z`` where the model fits them); in
 microscopic mode every cell an episode passes through is an ordinary query, so each step
 teaches the model about its cell. To choose a move, an environment plans on its own
@@ -23,9 +23,10 @@ environment draws its model once when its episode starts (``Transition.done`` ma
 ends) and keeps that draw for the whole walk, so the walk does not dither between
 targets. The draw includes the sample's own interactions, so a walk heads for where *its*
 sample breaks (this digit under rotation, that one under darkness) rather than where the
-average sample does. With ``fresh_pairs`` (default) a (sample, cell) pair already asked counts as its
-known answer: no new failure there, and the walk ends there if it failed before (on a
-deterministic audit asking again only repeats it), so walks aim at failures not yet found.
+average sample does. With ``fresh_pairs`` (default) a (sample, cell) pair already asked
+counts as its known answer: no new failure there, and the walk ends there if it failed
+before (on a deterministic audit asking again only repeats it), so walks aim at failures
+not yet found.
 
 On a deterministic audit a move onto a pair already answered is then made without a query
 (``skip_known_moves``, :meth:`fadejax.engine.loop.Discovery._walk`): the walk crosses a
