@@ -172,6 +172,14 @@ def _next_fresh(asked: jax.Array, cells: jax.Array, ordered: jax.Array, skip: in
     return jnp.where(pick >= 0, jnp.take_along_axis(ordered, jnp.maximum(pick, 0)[:, None], axis=1)[:, 0], -1).astype(jnp.int32)
 
 
+def _spread_over_ambiguous(order: jax.Array, ambiguous: jax.Array, count: int) -> jax.Array:
+    """``count`` environments over the ``ambiguous`` first cells of ``order`` (most ambiguous
+    first): environment j takes the cell at rank ``floor((j / count)^2 * ambiguous)``, so the
+    top of the list gets the most. ``(count,)`` int32."""
+    ranks = jnp.floor(jnp.square(jnp.arange(count) / max(count, 1)) * ambiguous).astype(jnp.int32)
+    return order[ranks].astype(jnp.int32)
+
+
 def _newton_step(grad: jax.Array, hess: jax.Array) -> jax.Array:
     # A clipped Newton step: the logistic likelihood is concave, but a full step from a
     # far-off start can overshoot on the first sweep.
@@ -606,9 +614,7 @@ class PosteriorSampling(Searcher):
         (:meth:`_identify_halves`); sorted, so environments sharing a cell sit together."""
         if not (self.fresh_pairs and self.track_pairs):
             order, ambiguous, _, _ = self._boundary_order(state, eligible)
-            # env j -> the ambiguous cell at rank floor((j / count)^2 * m): denser at the top of the list
-            ranks = jnp.floor(jnp.square(jnp.arange(count) / count) * ambiguous).astype(jnp.int32)
-            return order[ranks].astype(jnp.int32)
+            return _spread_over_ambiguous(order, ambiguous, count)
         settle, top = self._identify_halves(state, count, eligible)
         return jnp.sort(jnp.concatenate([settle, top])).astype(jnp.int32)
 
@@ -643,13 +649,12 @@ class PosteriorSampling(Searcher):
         order, ambiguous, mean, coverage = self._boundary_order(state, eligible)
         settle = count - count // 2 if settle is None else settle
         complete = count - settle
-        ranks = jnp.floor(jnp.square(jnp.arange(settle) / max(settle, 1)) * ambiguous).astype(jnp.int32)
         top = jax.lax.top_k(mean, k)[1]
         left = 1.0 - coverage[top]
         top = top[jnp.argsort(-left)]  # least covered first
         open_cells = jnp.clip(jnp.sum(left > 0), 1, k)
         spread = jnp.floor(jnp.arange(complete) / max(complete, 1) * open_cells).astype(jnp.int32)
-        return jnp.sort(order[ranks]).astype(jnp.int32), jnp.sort(top[spread]).astype(jnp.int32)
+        return jnp.sort(_spread_over_ambiguous(order, ambiguous, settle)), jnp.sort(top[spread]).astype(jnp.int32)
 
     def _cell_variance(self, state: PosteriorState) -> jax.Array:
         """Diagonal-Laplace variance of each cell's score ``sum_j w_j + v``, ``(A,)``."""
