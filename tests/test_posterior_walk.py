@@ -138,6 +138,24 @@ def test_each_sample_walks_to_where_it_breaks():
     assert mean[0, a] > mean[0, b] + 1.0 and mean[1, b] > mean[1, a] + 1.0
 
 
+@pytest.mark.parametrize("side_weight, routes_around", [(0.5, True), (1.0, False)])
+def test_identify_walks_route_around_likely_failures_to_reach_their_cell(side_weight, routes_around):
+    # the identify cell (2,0,0) lies behind (1,0,0), where every sample fails: the straight
+    # way ends there, a detour over the safe cells (axis 1 or 2 up first) reaches the cell.
+    # Valuing a failure on the way as much as the cell itself (weight 1) takes the straight way
+    walker = _walker(num_envs=2000, identify_fraction=1.0, fresh_pairs=False, posterior_scale=1e-3, max_steps=4, capacity=2000,
+                     identify_side_weight=side_weight)
+    blocker, target = int(np.ravel_multi_index((1, 0, 0), GRID)), int(np.ravel_multi_index((2, 0, 0), GRID))
+    rng = np.random.default_rng(3)
+    samples, cells = rng.integers(0, 10, 2000), rng.choice([blocker, 0, 3, 4, 12, 13, 9, 10], 2000)
+    state = _fit(walker, samples, cells, cells == blocker)
+    walker._identify_cells = lambda state, count: jnp.full(count, target, jnp.int32)
+    move = walker.act(state, jnp.zeros((4, 1)), jax.random.PRNGKey(0), sample=jnp.arange(4, dtype=jnp.int32),
+                      cell=jnp.zeros((4, 3), jnp.int32), steps=jnp.zeros(4, jnp.int32))
+    detour = np.isin(np.asarray(move), [3, 5])  # axis 1 or axis 2 up
+    assert detour.all() if routes_around else not detour.any()
+
+
 def test_episode_draws_change_when_an_episode_ends():
     walker = _walker(num_envs=2)
     state = walker.init(jax.random.PRNGKey(0))

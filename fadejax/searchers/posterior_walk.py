@@ -41,7 +41,11 @@ then re-asks (served from the answers).
 ``identify_fraction`` of the environments (by index) instead walk to the reachable cell
 whose membership of the ``top_k`` worst is least settled (as the macroscopic searcher's
 identify environments, restricted to cells within ``max_steps`` moves of the start), so the
-report's ranking of the reachable cells settles too. Plans cost ``O(B * cells * moves *
+report's ranking of the reachable cells settles too. Their plan values reaching that cell at
+1 and a new failure on the way at ``identify_side_weight`` (0.5), so they route around
+likely failures: a walk ends at its first failure, and one that rushes through the cell's
+hard neighbours brings only the easy samples there (the report's estimate of the cell then
+misses low). Plans cost ``O(B * cells * moves *
 max_steps)`` per step; above ``max_cell_effects`` cells the searcher refuses to build.
 Microscopic only.
 """
@@ -68,6 +72,11 @@ class PosteriorWalkConfig(PosteriorConfig):
     kind: Literal["posterior_walk"] = "posterior_walk"  # type: ignore[assignment]
     discount: float = pydantic.Field(0.9, gt=0.0, le=1.0)
     identify_fraction: float = pydantic.Field(0.2, ge=0.0, le=1.0)
+    #: what an identify walk's plan values a new failure on the way at, against 1 for asking its
+    #: cell: 1 plans it as a find walk that also counts the cell; below 1 it routes around
+    #: likely failures to reach the cell, so hard samples get there too (0.5: interval coverage
+    #: 0.91 -> 0.99 on the embedded default's micro runs, benchmarks/RESULTS.md)
+    identify_side_weight: float = pydantic.Field(0.5, ge=0.0, le=1.0)
     fresh_pairs: bool | Literal["auto"] = "auto"
     #: with fresh pairs, a move onto a pair already answered costs no query: the engine makes
     #: it and the walk goes on (or, on a known failure or as the last move, the next episode
@@ -240,11 +249,15 @@ class PosteriorWalk(PosteriorSampling):
             target = jnp.zeros(batch, jnp.int32).at[:n_id].set(self._identify_cells(state, n_id))
             at_target = jnp.arange(self.num_cells)[None, :] == target[:, None]
             mean = jax.nn.sigmoid(self._mean_logits(state, sample))
-            p = jnp.where((jnp.arange(batch) < n_id)[:, None], jnp.where(at_target, 1.0, mean), p)
-        new, end = p, p
+            identify = (jnp.arange(batch) < n_id)[:, None]
+            side = self.config.identify_side_weight
+            new, end = jnp.where(identify, jnp.where(at_target, 1.0, side * mean), p), jnp.where(identify, jnp.where(at_target, 1.0, mean), p)
+            p = end
+        else:
+            new, end = p, p
         if self.track_pairs and self.fresh_pairs:  # a known answer is no news, and a known failure ends the walk
             asked = state.asked[sample]
-            new = jnp.where(asked, 0.0, p)
+            new = jnp.where(asked, 0.0, new)
             end = jnp.where(asked, state.failed_pairs[sample].astype(p.dtype), p)
         # where the engine crosses known pairs, a walk's cost is its queries, not its moves
         free = state.asked[sample] & ~state.failed_pairs[sample] if self.crossing else None
