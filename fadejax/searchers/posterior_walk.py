@@ -45,9 +45,8 @@ report's ranking of the reachable cells settles too. Their plan values reaching 
 1 and a new failure on the way at ``identify_side_weight`` (0.5), so they route around
 likely failures: a walk ends at its first failure, and one that rushes through the cell's
 hard neighbours brings only the easy samples there (the report's estimate of the cell then
-misses low). Plans cost ``O(B * cells * moves *
-max_steps)`` per step; above ``max_cell_effects`` cells the searcher refuses to build.
-Microscopic only.
+misses low). Plans cost ``O(B * cells * moves * max_steps)`` per step; above
+``max_cell_effects`` cells the searcher refuses to build. Microscopic only.
 """
 
 from __future__ import annotations
@@ -250,11 +249,13 @@ class PosteriorWalk(PosteriorSampling):
             at_target = jnp.arange(self.num_cells)[None, :] == target[:, None]
             mean = jax.nn.sigmoid(self._mean_logits(state, sample))
             identify = (jnp.arange(batch) < n_id)[:, None]
-            side = self.config.identify_side_weight
-            new, end = jnp.where(identify, jnp.where(at_target, 1.0, side * mean), p), jnp.where(identify, jnp.where(at_target, 1.0, mean), p)
-            p = end
+            # an identify walk's failure on the way is worth identify_side_weight (news, but it
+            # ends the walk short of the cell); asking the cell is worth 1 whatever it answers
+            p = jnp.where(identify, jnp.where(at_target, 1.0, mean), p)
+            new = jnp.where(identify & ~at_target, self.config.identify_side_weight * p, p)
         else:
-            new, end = p, p
+            new = p
+        end = p
         if self.track_pairs and self.fresh_pairs:  # a known answer is no news, and a known failure ends the walk
             asked = state.asked[sample]
             new = jnp.where(asked, 0.0, new)
